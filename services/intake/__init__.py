@@ -1,0 +1,1 @@
+"""Intake: verifies authorities' signed requests, normalises them, and hands them to legal review."""

@@ -1,0 +1,74 @@
+"""Intake's handlers: verify, deduplicate, normalise, emit."""
+from __future__ import annotations
+
+import logging
+
+from warden.authorities import find_authority
+from warden.contract.envelope import EventRejected, now
+from warden.contract.events import LegalRequest, RequestReceived, RequestStatus, StatusReason
+from warden.runtime.service import Context
+from warden.signing import signed_bytes, verify
+
+from intake.rules import case_id_for, fingerprint, normalise_suspect
+
+log = logging.getLogger(__name__)
+RECEIVED = "warden.legal.request.received.v1"
+STATUS = "warden.legal.request.status.v1"
+
+
+async def receive_request(ctx: Context, request: LegalRequest) -> None:
+    authority = await find_authority(ctx.conn, request.authority_id)
+    if authority is None:
+        raise EventRejected("unknown_authority", f"authority {request.authority_id!r} is not registered")
+    if authority.status != "active":
+        raise EventRejected("revoked_authority", f"authority {request.authority_id!r} is revoked")
+    assert ctx.envelope is not None
+    if not verify(signed_bytes(ctx.envelope.data), request.signature, authority.public_key):
+        raise EventRejected("bad_signature",
+                            f"signature does not verify with the registered key of {request.authority_id!r}")
+    normalised = request.model_copy(update={"suspect": normalise_suspect(request.suspect)})
+
+    case_id = case_id_for(request.authority_id, request.request_id)
+    content = fingerprint(ctx.envelope.data)
+    received_at = now()
+    stored = await ctx.conn.fetchrow(
+        """INSERT INTO submissions (authority_id, request_id, fingerprint, case_id, received_at)
+           VALUES ($1, $2, $3, $4, $5) ON CONFLICT (authority_id, request_id) DO NOTHING RETURNING case_id""",
+        request.authority_id, request.request_id, content, case_id, received_at)
+    if stored is None:
+        await _refuse_or_ignore_replay(ctx, request, content)
+        return
+    ctx.emit("legal.requests.received", RECEIVED,
+             RequestReceived(case_id=case_id, received_at=received_at, request=normalised))
+    ctx.emit("legal.requests.status", STATUS, RequestStatus(
+        request_id=request.request_id, authority_id=request.authority_id, case_id=case_id,
+        status="received", at=received_at))
+    log.info("request received", extra={"case_id": case_id, "authority_id": request.authority_id})
+
+
+async def _refuse_or_ignore_replay(ctx: Context, request: LegalRequest, content: str) -> None:
+    earlier = await ctx.conn.fetchrow(
+        "SELECT fingerprint, case_id FROM submissions WHERE authority_id = $1 AND request_id = $2",
+        request.authority_id, request.request_id)
+    if earlier["fingerprint"] == content:
+        log.info("identical request resubmitted, ignored", extra={"case_id": str(earlier["case_id"])})
+        return
+    ctx.emit("legal.requests.status", STATUS, RequestStatus(
+        request_id=request.request_id, authority_id=request.authority_id, case_id=str(earlier["case_id"]),
+        status="invalid", at=now(), reasons=[StatusReason(
+            code="conflicting_resubmission",
+            message="request_id already used for a request with different content; use a new request_id")]))
+    log.info("conflicting resubmission refused", extra={"case_id": str(earlier["case_id"])})
+
+
+async def report_invalid_request(ctx: Context, rejection: EventRejected) -> None:
+    """Tell the authority its request is invalid, when the event says who sent which request."""
+    data = ctx.envelope.data if ctx.envelope else {}
+    authority_id, request_id = data.get("authority_id"), data.get("request_id")
+    if not (isinstance(authority_id, str) and isinstance(request_id, str) and authority_id and request_id):
+        return
+    if len(authority_id) > 128 or len(request_id) > 128:
+        return
+    ctx.emit("legal.requests.status", STATUS, RequestStatus(
+        request_id=request_id, authority_id=authority_id, status="invalid", at=now(),
+        reasons=[StatusReason(code=rejection.reason, message=rejection.error)]))

@@ -1,0 +1,1 @@
+"""Warden's shared kit: the event contract, the Kafka/Postgres runtime and the CLI."""

@@ -1,0 +1,18 @@
+"""`warden`: run the stack, manage authorities, act as an authority."""
+import click
+
+from warden.cli.authority import authority
+from warden.cli.requests import keygen, submit
+from warden.cli.stack import service, up
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Warden: lawful-request and search-safety back office."""
+
+
+for command in (up, service, authority, keygen, submit):
+    cli.add_command(command)
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,145 @@
+"""`warden up` (the whole system on the embedded default) and `warden service NAME`."""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import click
+
+from warden.cli.common import STACK_DIR, STACK_FILE
+from warden.embedded import EmbeddedKafka, EmbeddedPostgres, free_port
+from warden.runtime import kafka
+from warden.runtime.runner import SERVICE_MODULES, available_services, run_service
+
+
+@click.command()
+@click.argument("name", type=click.Choice(list(SERVICE_MODULES)))
+def service(name: str) -> None:
+    """Run one service in the foreground (what a container runs)."""
+    if name not in available_services():
+        raise click.ClickException(f"service {name!r} is not implemented in this build")
+    run_service(name)
+
+
+class ServiceProcess:
+    def __init__(self, name: str, env: dict[str, str], log_dir: Path):
+        self.name = name
+        self.port = free_port()
+        self.env = dict(env, WARDEN_HTTP_PORT=str(self.port), WARDEN_HTTP_HOST="127.0.0.1")
+        self.log_path = log_dir / f"{name}.log"
+        self.process: subprocess.Popen | None = None
+        self.restarts = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen([sys.executable, "-m", "warden.cli.main", "service", self.name],
+                                        env=self.env, stdout=log, stderr=subprocess.STDOUT)
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.url + "/readyz", timeout=1) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def stop(self, timeout: float = 20) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@click.command()
+@click.option("--only", multiple=True, type=click.Choice(list(SERVICE_MODULES)),
+              help="start only these services (repeatable); default: every implemented one")
+def up(only: tuple[str, ...]) -> None:
+    """Start broker, database and every service in the foreground; Ctrl-C stops all."""
+    STACK_DIR.mkdir(parents=True, exist_ok=True)
+    log_dir = STACK_DIR / "logs"
+    log_dir.mkdir(exist_ok=True)
+    broker = database = None
+    stopping = False
+
+    def request_stop(*_):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    services: list[ServiceProcess] = []
+    try:
+        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        if not bootstrap:
+            broker = EmbeddedKafka(port=free_port(9092), log_file=log_dir / "kafka.log").start()
+            bootstrap = broker.bootstrap
+        database_url = os.environ.get("DATABASE_URL")
+        if not database_url:
+            database = EmbeddedPostgres(STACK_DIR / "postgres").start()
+            database_url = database.url
+        created = asyncio.run(kafka.create_topics(bootstrap))
+        click.echo(f"kafka   {bootstrap} ({len(created)} topics created)")
+        click.echo(f"postgres {database_url}")
+        env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=bootstrap, DATABASE_URL=database_url)
+        names = [n for n in available_services() if not only or n in only]
+        services = [ServiceProcess(n, env, log_dir) for n in names]
+        for svc in services:
+            svc.start()
+        _write_stack(bootstrap, database_url, services)
+        _wait_ready(services, lambda: stopping)
+        click.echo(f"stack handle: {STACK_FILE}; logs: {log_dir}/; Ctrl-C stops everything")
+        while not stopping:
+            for svc in services:
+                if svc.process.poll() is not None:
+                    svc.restarts += 1
+                    click.echo(f"{svc.name} exited with {svc.process.returncode}; restarting", err=True)
+                    svc.start()
+                    _write_stack(bootstrap, database_url, services)
+            time.sleep(0.5)
+    finally:
+        click.echo("stopping...")
+        for svc in services:
+            if svc.process and svc.process.poll() is None:
+                svc.process.send_signal(signal.SIGTERM)
+        for svc in services:
+            svc.stop()
+        if broker:
+            broker.stop()
+        if database:
+            database.stop()
+        STACK_FILE.unlink(missing_ok=True)
+        click.echo("stopped")
+
+
+def _write_stack(bootstrap: str, database_url: str, services: list[ServiceProcess]) -> None:
+    STACK_FILE.write_text(json.dumps({
+        "kafka_bootstrap_servers": bootstrap,
+        "database_url": database_url,
+        "services": {s.name: {"pid": s.process.pid, "url": s.url} for s in services},
+    }, indent=2))
+
+
+def _wait_ready(services: list[ServiceProcess], stopping, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    pending = {s.name: s for s in services}
+    while pending and time.monotonic() < deadline and not stopping():
+        for name, svc in list(pending.items()):
+            if svc.ready():
+                click.echo(f"{name:<13} ready  {svc.url}")
+                del pending[name]
+        time.sleep(0.3)
+    for name, svc in pending.items():
+        click.echo(f"{name:<13} NOT ready after {timeout:.0f}s; see {svc.log_path}", err=True)

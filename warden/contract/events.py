@@ -1,0 +1,318 @@
+"""Pydantic models of every event payload (`data`) in the contract.
+
+Consumers ignore fields they do not know (producers may add fields, DESIGN.md),
+so every model is lenient about extras; the listed fields are never renamed.
+"""
+from __future__ import annotations
+
+from datetime import date
+from enum import Enum
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+ShortText = Field(min_length=1, max_length=256)
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+# --- legal requests -----------------------------------------------------------------
+
+class InstrumentType(str, Enum):
+    court_order = "court_order"
+    search_warrant = "search_warrant"
+    production_order = "production_order"
+    subpoena = "subpoena"
+    emergency_request = "emergency_request"
+    preservation_request = "preservation_request"
+
+
+class OffenseCategory(str, Enum):
+    terrorism = "terrorism"
+    child_sexual_abuse = "child_sexual_abuse"
+    drug_trafficking = "drug_trafficking"
+    human_trafficking = "human_trafficking"
+    weapons_trafficking = "weapons_trafficking"
+    fraud = "fraud"
+    illegal_goods = "illegal_goods"
+    cybercrime = "cybercrime"
+    violent_crime = "violent_crime"
+    extortion = "extortion"
+    money_laundering = "money_laundering"
+    hate_speech = "hate_speech"
+    defamation = "defamation"
+    extremism_speech = "extremism_speech"
+    other = "other"
+
+
+class Instrument(Payload):
+    type: InstrumentType
+    reference: str = ShortText
+    issued_by: str = ShortText
+    issued_at: AwareDatetime
+    expires_at: AwareDatetime | None = None
+
+
+class Suspect(Payload):
+    account_id: str | None = Field(default=None, min_length=1, max_length=128)
+    username: str | None = Field(default=None, min_length=1, max_length=64)
+    phone_number: str | None = Field(default=None, min_length=3, max_length=32)
+
+    @model_validator(mode="after")
+    def _names_someone(self) -> Suspect:
+        if not (self.account_id or self.username or self.phone_number):
+            raise ValueError("suspect needs at least one of account_id, username, phone_number")
+        return self
+
+
+class Offense(Payload):
+    category: OffenseCategory
+    statute: str = Field(min_length=1, max_length=512)
+    description: str = Field(min_length=1, max_length=4000)
+
+
+class Period(Payload):
+    start: AwareDatetime
+    end: AwareDatetime
+
+
+class LegalRequest(Payload):
+    """`warden.legal.request.submitted.v1`: a request as the authority signed it."""
+
+    request_id: str = Field(min_length=1, max_length=128)
+    authority_id: str = Field(min_length=1, max_length=128)
+    instrument: Instrument
+    suspect: Suspect
+    offense: Offense
+    # Any string is accepted here; policy refuses what may not be granted, by name.
+    data_categories: list[str] = Field(min_length=1, max_length=16)
+    period: Period
+    emergency: bool = False
+    emergency_justification: str | None = Field(default=None, max_length=4000)
+    nondisclosure_until: date | None = None
+    signature: str = Field(min_length=1, max_length=200)
+    # Names an earlier preservation request this one extends (LAW.md, Art. 11 / § 2703(f)).
+    extends_request_id: str | None = Field(default=None, max_length=128)
+
+
+class RequestReceived(Payload):
+    case_id: str
+    received_at: AwareDatetime
+    request: LegalRequest
+
+
+class PolicyRuleResult(Payload):
+    rule: str
+    outcome: Literal["passed", "failed", "flagged"]
+    message: str = ""
+
+
+class RequestApproved(Payload):
+    case_id: str
+    request_id: str
+    authority_id: str
+    suspect: Suspect
+    kind: Literal["disclosure", "preservation"]
+    data_categories: list[str]
+    period: Period
+    hold_until: AwareDatetime | None = None
+    nondisclosure_until: date | None = None
+    policy_rules: list[PolicyRuleResult]
+    decided_by: list[str]
+
+
+class RejectionReason(Payload):
+    code: str
+    rule: str
+    message: str
+
+
+class RequestRejected(Payload):
+    case_id: str
+    request_id: str
+    authority_id: str
+    reasons: list[RejectionReason]
+    decided_by: list[str]
+
+
+class RequestStatusValue(str, Enum):
+    received = "received"
+    invalid = "invalid"
+    pending_review = "pending_review"
+    approved = "approved"
+    rejected = "rejected"
+    disclosed = "disclosed"
+    no_data = "no_data"
+    preserved = "preserved"
+
+
+class StatusReason(Payload):
+    code: str
+    message: str = ""
+
+
+class RequestStatus(Payload):
+    request_id: str
+    authority_id: str
+    case_id: str | None = None
+    status: RequestStatusValue
+    reasons: list[StatusReason] = []
+    at: AwareDatetime
+
+
+class RedactedView(Payload):
+    phone_numbers: list[str] = []
+    ip_address_count: int = 0
+
+
+class DisclosureIssued(Payload):
+    case_id: str
+    request_id: str
+    authority_id: str
+    account_id: str
+    period: Period
+    generated_at: AwareDatetime
+    redacted: RedactedView
+    sealed: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    signature: str
+
+
+class NoticeDue(Payload):
+    case_id: str
+    account_id: str
+    due_at: AwareDatetime
+
+
+# --- registry and subscriber feed ---------------------------------------------------
+
+class AuthorityKind(str, Enum):
+    court = "court"
+    prosecutor = "prosecutor"
+    police = "police"
+
+
+class AuthorityRegistered(Payload):
+    authority_id: str = Field(min_length=1, max_length=128)
+    name: str = Field(min_length=1, max_length=256)
+    country: str = Field(pattern=r"^[A-Z]{2}$")
+    kind: AuthorityKind
+    public_key: str = Field(min_length=40, max_length=64)
+    status: Literal["active", "revoked"]
+    updated_at: AwareDatetime
+
+
+class SubscriberAccountUpdated(Payload):
+    account_id: str = Field(min_length=1, max_length=128)
+    username: str | None = Field(default=None, max_length=64)
+    phone_number: str | None = Field(default=None, max_length=32)
+    country: str | None = Field(default=None, max_length=2)
+    updated_at: AwareDatetime
+
+
+class SubscriberSessionObserved(Payload):
+    account_id: str = Field(min_length=1, max_length=128)
+    ip: str = Field(min_length=2, max_length=45)
+    observed_at: AwareDatetime
+
+
+# --- moderation ---------------------------------------------------------------------
+
+class ReportReason(str, Enum):
+    illegal_goods = "illegal_goods"
+    drugs = "drugs"
+    weapons = "weapons"
+    child_abuse = "child_abuse"
+    terrorism = "terrorism"
+    scam = "scam"
+    violence = "violence"
+    spam = "spam"
+    copyright = "copyright"
+    other = "other"
+
+
+class ReportedContent(Payload):
+    kind: Literal["channel", "group", "bot", "message", "user"]
+    id: str = Field(min_length=1, max_length=256)
+    owner_account_id: str | None = Field(default=None, max_length=128)
+    title: str | None = Field(default=None, max_length=512)
+    text: str | None = Field(default=None, max_length=8000)
+
+
+class ReportSubmitted(Payload):
+    report_id: str = Field(min_length=1, max_length=128)
+    reporter_id: str = Field(min_length=1, max_length=128)
+    reported_at: AwareDatetime
+    surface: Literal["search", "chat", "channel"]
+    content: ReportedContent
+    reason: ReportReason
+    comment: str | None = Field(default=None, max_length=2000)
+
+
+class AppealSubmitted(Payload):
+    appeal_id: str = Field(min_length=1, max_length=128)
+    content_id: str = Field(min_length=1, max_length=256)
+    account_id: str = Field(min_length=1, max_length=128)
+    statement: str = Field(max_length=4000)
+    submitted_at: AwareDatetime
+
+
+class ContentDelisted(Payload):
+    content_id: str
+    decision_id: str
+    category: str
+    delisted_at: AwareDatetime
+
+
+class ContentRelisted(Payload):
+    content_id: str
+    decision_id: str
+    relisted_at: AwareDatetime
+
+
+class ModerationDecision(Payload):
+    """A DSA Art. 17 statement of reasons."""
+
+    decision_id: str
+    content_id: str
+    action: str
+    ground: str
+    category: str
+    automated_detection: bool
+    automated_decision: Literal["FULLY", "PARTIALLY", "NOT_AUTOMATED"]
+    facts: str
+    appealable_until: AwareDatetime
+    territorial_scope: list[str] = []
+
+
+class ViolationConfirmed(Payload):
+    account_id: str
+    content_id: str
+    category: str
+    decided_at: AwareDatetime
+
+
+EVENT_MODELS: dict[str, type[Payload]] = {
+    "warden.legal.request.submitted.v1": LegalRequest,
+    "warden.legal.request.received.v1": RequestReceived,
+    "warden.legal.request.approved.v1": RequestApproved,
+    "warden.legal.request.rejected.v1": RequestRejected,
+    "warden.legal.request.status.v1": RequestStatus,
+    "warden.legal.disclosure.issued.v1": DisclosureIssued,
+    "warden.legal.notice.due.v1": NoticeDue,
+    "warden.legal.authority.registered.v1": AuthorityRegistered,
+    "warden.subscriber.account.updated.v1": SubscriberAccountUpdated,
+    "warden.subscriber.session.observed.v1": SubscriberSessionObserved,
+    "warden.moderation.report.submitted.v1": ReportSubmitted,
+    "warden.moderation.appeal.submitted.v1": AppealSubmitted,
+    "warden.search.content.delisted.v1": ContentDelisted,
+    "warden.search.content.relisted.v1": ContentRelisted,
+    "warden.moderation.decision.v1": ModerationDecision,
+    "warden.moderation.violation.confirmed.v1": ViolationConfirmed,
+}
+
+
+def model_for(event_type: str) -> type[Payload]:
+    return EVENT_MODELS[event_type]

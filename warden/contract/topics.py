@@ -1,0 +1,99 @@
+"""The topic registry: every topic of the contract, declared once.
+
+Each topic has a single writer (the `producer`), a key taken from the event data,
+and the event types it may carry. Inbound topics come from outside Warden and
+also accept CloudEvents in Kafka binary mode.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+DLQ_SUFFIX = ".dlq"
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    key: str  # dotted path into the event data
+    event_types: tuple[str, ...]
+    producer: str  # "external", "operators" or a service name
+    description: str
+    partitions: int = 4
+    compacted: bool = False
+    retention_ms: int = 7 * 24 * 3600 * 1000
+    consumers: tuple[str, ...] = field(default=())
+
+    @property
+    def inbound(self) -> bool:
+        return self.producer in ("external", "operators")
+
+    @property
+    def dlq(self) -> str:
+        return self.name + DLQ_SUFFIX
+
+    def key_of(self, data: dict[str, Any]) -> str | None:
+        value: Any = data
+        for part in self.key.split("."):
+            if not isinstance(value, dict):
+                return None
+            value = value.get(part)
+        return None if value is None else str(value)
+
+
+TOPICS: dict[str, Topic] = {
+    t.name: t
+    for t in [
+        Topic("legal.requests.submitted", "authority_id", ("warden.legal.request.submitted.v1",),
+              "external", "Signed legal requests published by authorities' gateways.",
+              consumers=("intake",)),
+        Topic("legal.authorities", "authority_id", ("warden.legal.authority.registered.v1",),
+              "operators", "Registry of recognised authorities and their keys (compacted).",
+              partitions=1, compacted=True, retention_ms=-1,
+              consumers=("intake", "legal-review", "disclosure")),
+        Topic("platform.subscribers", "account_id",
+              ("warden.subscriber.account.updated.v1", "warden.subscriber.session.observed.v1"),
+              "external", "The platform's subscriber feed: account updates and observed IP sessions.",
+              consumers=("disclosure",)),
+        Topic("moderation.reports.submitted", "content.id", ("warden.moderation.report.submitted.v1",),
+              "external", "User reports of content found in search, chats and channels.",
+              consumers=("moderation",)),
+        Topic("moderation.appeals.submitted", "content_id", ("warden.moderation.appeal.submitted.v1",),
+              "external", "Owners' appeals against moderation decisions.",
+              consumers=("moderation",)),
+        Topic("legal.requests.received", "case_id", ("warden.legal.request.received.v1",),
+              "intake", "Verified requests with normalised suspect identifiers.",
+              consumers=("legal-review",)),
+        Topic("legal.requests.decided", "case_id",
+              ("warden.legal.request.approved.v1", "warden.legal.request.rejected.v1"),
+              "legal-review", "Approval and rejection decisions with the policy rules that fired.",
+              consumers=("disclosure",)),
+        Topic("legal.disclosures.issued", "authority_id", ("warden.legal.disclosure.issued.v1",),
+              "disclosure", "Sealed, signed, hashed disclosure packages (redacted view in clear)."),
+        Topic("legal.requests.status", "authority_id", ("warden.legal.request.status.v1",),
+              "intake, legal-review, disclosure", "Status of each request as the authority sees it."),
+        Topic("legal.notices.due", "account_id", ("warden.legal.notice.due.v1",),
+              "disclosure", "User notices due after a disclosure, never before nondisclosure_until."),
+        Topic("search.delistings", "content_id",
+              ("warden.search.content.delisted.v1", "warden.search.content.relisted.v1"),
+              "moderation", "Content taken out of, or put back into, public search."),
+        Topic("moderation.decisions", "content_id", ("warden.moderation.decision.v1",),
+              "moderation", "DSA Art. 17 statements of reasons for every restriction."),
+        Topic("moderation.violations", "account_id", ("warden.moderation.violation.confirmed.v1",),
+              "moderation", "Human-confirmed violations by an account.",
+              consumers=("legal-review",)),
+    ]
+}
+
+INBOUND_TOPICS = tuple(t.name for t in TOPICS.values() if t.inbound)
+
+
+def topic(name: str) -> Topic:
+    return TOPICS[name]
+
+
+def all_topic_names() -> list[str]:
+    """Every topic Warden needs, DLQs included (a DLQ per consumed topic)."""
+    names = list(TOPICS)
+    names += [t.dlq for t in TOPICS.values() if t.consumers]
+    return names

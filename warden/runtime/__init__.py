@@ -1,0 +1,1 @@
+"""The runtime every Warden service stands on: consumer loop, inbox, outbox, DLQ, health, metrics."""

@@ -1,0 +1,255 @@
+"""The consumer loop: batch, inbox, handler, DLQ, outbox, commit, in that order.
+
+One Postgres transaction per polled batch holds, for every event, its inbox row,
+the handler's state changes (inside a savepoint) and its outgoing events. Offsets
+are committed only after that transaction commits, so a crash at any instant
+leads to redelivery, and the inbox turns redelivery into a no-op.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+from aiokafka.structs import ConsumerRecord
+from pydantic import ValidationError
+
+from warden.contract.envelope import Envelope, EventRejected, decode
+from warden.contract.events import model_for
+from warden.contract.topics import TOPICS
+from warden.runtime import metrics
+from warden.runtime.database import is_transient
+from warden.runtime.outbox import OutboxRow, write_rows
+from warden.runtime.service import Context, Service
+
+log = logging.getLogger(__name__)
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """Field paths and messages only: pydantic's default text would echo the input."""
+    parts = [
+        f"{'.'.join(str(p) for p in err['loc']) or 'data'}: {err['msg']}"
+        for err in exc.errors(include_input=False, include_url=False)
+    ]
+    return "; ".join(parts)[:500]
+
+
+@dataclass
+class Decoded:
+    record: ConsumerRecord
+    envelope: Envelope | None = None
+    payload: object | None = None
+    rejection: EventRejected | None = None
+
+    @property
+    def inbox_key(self) -> tuple[str, str]:
+        if self.envelope is not None:
+            return self.envelope.source, self.envelope.id
+        r = self.record
+        return f"kafka:{r.topic}/{r.partition}", str(r.offset)
+
+
+def decode_record(record: ConsumerRecord) -> Decoded:
+    topic = TOPICS[record.topic]
+    decoded = Decoded(record)
+    try:
+        envelope = decode(record.value, record.headers, allow_binary=topic.inbound)
+        decoded.envelope = envelope
+        if envelope.type not in topic.event_types:
+            raise EventRejected("unknown_type", f"{record.topic} does not carry events of this type")
+        try:
+            decoded.payload = model_for(envelope.type).model_validate(envelope.data)
+        except ValidationError as exc:
+            raise EventRejected("invalid_data", describe_validation_error(exc)) from None
+    except EventRejected as rejection:
+        decoded.rejection = rejection
+    return decoded
+
+
+def dlq_row(service: str, record: ConsumerRecord, rejection: EventRejected) -> OutboxRow:
+    """The original bytes, unchanged, with the reason in `dlq.*` headers (DESIGN.md)."""
+    headers = [(k, v) for k, v in (record.headers or ()) if not k.startswith("dlq.")]
+    headers += [
+        ("dlq.reason", rejection.reason.encode()),
+        ("dlq.error", rejection.error.encode()[:1000]),
+        ("dlq.service", service.encode()),
+        ("dlq.topic", record.topic.encode()),
+        ("dlq.partition", str(record.partition).encode()),
+        ("dlq.offset", str(record.offset).encode()),
+    ]
+    return OutboxRow(TOPICS[record.topic].dlq, record.key, record.value or b"", headers)
+
+
+class _GroupMembership(ConsumerRebalanceListener):
+    def __init__(self) -> None:
+        self.joined = False
+
+    async def on_partitions_revoked(self, revoked):  # noqa: D401 - aiokafka callback
+        pass
+
+    async def on_partitions_assigned(self, assigned):
+        self.joined = True
+
+
+class ConsumerLoop:
+    def __init__(self, service: Service, pool: asyncpg.Pool, consumer: AIOKafkaConsumer, *,
+                 batch_max_records: int, poll_timeout_ms: int, retry_initial_s: float, retry_max_s: float,
+                 on_committed: asyncio.Event | None = None):
+        self.service = service
+        self.pool = pool
+        self.consumer = consumer
+        self.batch_max_records = batch_max_records
+        self.poll_timeout_ms = poll_timeout_ms
+        self.retry_initial_s = retry_initial_s
+        self.retry_max_s = retry_max_s
+        self.on_committed = on_committed
+        self.membership = _GroupMembership()
+        self.database_ok = True
+
+    def subscribe(self) -> None:
+        self.consumer.subscribe([s.topic for s in self.service.subscriptions], listener=self.membership)
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            try:
+                batch = await self.consumer.getmany(timeout_ms=self.poll_timeout_ms,
+                                                    max_records=self.batch_max_records)
+            except KafkaError as exc:
+                metrics.TRANSIENT_ERRORS.labels(self.service.name, "kafka").inc()
+                log.warning("poll failed, retrying", extra={"error_type": type(exc).__name__})
+                await asyncio.sleep(self.retry_initial_s)
+                continue
+            if not batch:
+                continue
+            records = [r for partition_records in batch.values() for r in partition_records]
+            if not await self.process_until_done(records, stopping):
+                return  # stopping while the database is down: uncommitted, redelivered later
+            await self.commit(batch)
+            if self.on_committed is not None:
+                self.on_committed.set()
+
+    async def process_until_done(self, records: list[ConsumerRecord], stopping: asyncio.Event) -> bool:
+        delay = self.retry_initial_s
+        while True:
+            try:
+                await self.process(records)
+                self.database_ok = True
+                return True
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                self.database_ok = False
+                metrics.TRANSIENT_ERRORS.labels(self.service.name, "database").inc()
+                log.warning("batch failed on a transient error, retrying",
+                            extra={"error_type": type(exc).__name__, "delay_s": delay, "events": len(records)})
+                if stopping.is_set():
+                    return False
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.retry_max_s)
+
+    async def process(self, records: list[ConsumerRecord]) -> None:
+        started = time.perf_counter()
+        items = [decode_record(r) for r in records]
+        outcomes: list[tuple[str, str]] = []
+        outgoing: list[OutboxRow] = []
+        async with self.pool.acquire() as conn, conn.transaction():
+            seen = await self._already_processed(conn, [i.inbox_key for i in items])
+            fresh: list[Decoded] = []
+            for item in items:
+                if item.inbox_key in seen:
+                    outcomes.append((item.record.topic, "duplicate"))
+                    continue
+                seen.add(item.inbox_key)
+                fresh.append(item)
+                outcome = await self._handle(conn, item, outgoing)
+                outcomes.append((item.record.topic, outcome))
+            await conn.executemany(
+                "INSERT INTO inbox (source, event_id, topic) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                [(*i.inbox_key, i.record.topic) for i in fresh])
+            await write_rows(conn, outgoing)
+        # Metrics only after commit: a rolled-back batch will be counted when it is retried.
+        per_event = (time.perf_counter() - started) / max(len(records), 1)
+        for topic, outcome in outcomes:
+            metrics.EVENTS_CONSUMED.labels(self.service.name, topic, outcome).inc()
+            metrics.PROCESSING_SECONDS.labels(self.service.name, topic).observe(per_event)
+        for row in outgoing:
+            if row.topic.endswith(".dlq"):
+                reason = dict(row.headers).get("dlq.reason", b"").decode()
+                metrics.DLQ_EVENTS.labels(self.service.name, row.topic[:-4], reason).inc()
+            else:
+                metrics.EVENTS_EMITTED.labels(self.service.name, row.topic, row.event_type).inc()
+
+    async def _already_processed(self, conn: asyncpg.Connection, keys: list[tuple[str, str]]) -> set:
+        rows = await conn.fetch(
+            "SELECT source, event_id FROM inbox i JOIN unnest($1::text[], $2::text[]) AS k(source, event_id)"
+            " USING (source, event_id)", [k[0] for k in keys], [k[1] for k in keys])
+        return {(r["source"], r["event_id"]) for r in rows}
+
+    async def _handle(self, conn: asyncpg.Connection, item: Decoded, outgoing: list[OutboxRow]) -> str:
+        record = item.record
+        subscription = self.service.subscription(record.topic)
+        rejection = item.rejection
+        if rejection is None:
+            ctx = self._context(conn, item)
+            try:
+                async with conn.transaction():
+                    await subscription.handle(ctx, item.payload)
+                outgoing.extend(ctx.outgoing)
+                return "processed"
+            except EventRejected as exc:
+                rejection = exc
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                # A handler bug must not block the partition: park the event, keep the evidence.
+                log.error("handler failed", extra={
+                    "topic": record.topic, "partition": record.partition, "offset": record.offset,
+                    "error_type": type(exc).__name__, "where": _where(exc)})
+                rejection = EventRejected("handler_error", f"{type(exc).__name__} in {_where(exc)}")
+        log.info("event dead-lettered", extra={
+            "topic": record.topic, "partition": record.partition, "offset": record.offset,
+            "reason": rejection.reason, "error": rejection.error})
+        if subscription.on_rejected is not None:
+            ctx = self._context(conn, item)
+            try:
+                async with conn.transaction():
+                    await subscription.on_rejected(ctx, rejection)
+                outgoing.extend(ctx.outgoing)
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                log.error("rejection hook failed", extra={"error_type": type(exc).__name__, "where": _where(exc)})
+        outgoing.append(dlq_row(self.service.name, record, rejection))
+        return "dead_lettered"
+
+    def _context(self, conn: asyncpg.Connection, item: Decoded) -> Context:
+        r = item.record
+        return Context(self.service.name, conn, item.envelope, r.topic, r.partition, r.offset, r.key, r.value)
+
+    async def commit(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
+        try:
+            await self.consumer.commit(offsets)
+        except KafkaError as exc:
+            # Safe to go on: the next commit covers these offsets, and redelivery is deduplicated.
+            metrics.TRANSIENT_ERRORS.labels(self.service.name, "kafka").inc()
+            log.warning("offset commit failed", extra={"error_type": type(exc).__name__})
+        for tp, records in batch.items():
+            highwater = self.consumer.highwater(tp)
+            if highwater is not None:
+                metrics.CONSUMER_LAG.labels(self.service.name, tp.topic, str(tp.partition)).set(
+                    max(highwater - records[-1].offset - 1, 0))
+
+
+def _where(exc: BaseException) -> str:
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return "unknown"
+    code = tb.tb_frame.f_code
+    return f"{code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno} ({code.co_name})"

@@ -1,0 +1,90 @@
+"""Postgres access: a pool bound to the service's schema, migrations, transient-error rules."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+
+log = logging.getLogger(__name__)
+_MIGRATION_FILE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+
+# Failures that pass by themselves: retry with backoff, never dead-letter.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,  # includes ConnectionError
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, crash shutdown
+    asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, TRANSIENT_ERRORS)
+
+
+@dataclass(frozen=True)
+class MigrationSet:
+    """SQL files `NNN_name.sql` applied in order, once, recorded under `component`."""
+
+    component: str
+    folder: Path
+
+    def files(self) -> list[tuple[int, Path]]:
+        found = []
+        for path in sorted(self.folder.glob("*.sql")):
+            match = _MIGRATION_FILE.match(path.name)
+            if not match:
+                raise ValueError(f"migration file {path} must be named NNN_snake_case.sql")
+            found.append((int(match.group(1)), path))
+        return found
+
+
+RUNTIME_MIGRATIONS = MigrationSet("runtime", Path(__file__).parent / "sql")
+
+
+async def create_pool(database_url: str, schema: str, size: int) -> asyncpg.Pool:
+    return await asyncpg.create_pool(
+        database_url, min_size=1, max_size=size, timeout=10, command_timeout=30,
+        server_settings={"search_path": schema, "application_name": f"warden-{schema}"},
+    )
+
+
+async def migrate(database_url: str, schema: str, sets: list[MigrationSet]) -> list[str]:
+    """Create the schema and apply pending migrations; safe when replicas start together."""
+    conn = await asyncpg.connect(database_url, timeout=10)
+    applied: list[str] = []
+    try:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"warden-migrate-{schema}")
+            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            await conn.execute(f'SET LOCAL search_path TO "{schema}"')
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " component text NOT NULL, version int NOT NULL, name text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (component, version))"
+            )
+            for migration_set in sets:
+                done = {r["version"] for r in await conn.fetch(
+                    "SELECT version FROM schema_migrations WHERE component = $1", migration_set.component)}
+                for version, path in migration_set.files():
+                    if version in done:
+                        continue
+                    await conn.execute(path.read_text())
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (component, version, name) VALUES ($1, $2, $3)",
+                        migration_set.component, version, path.name)
+                    applied.append(f"{migration_set.component}/{path.name}")
+    finally:
+        await conn.close()
+    if applied:
+        log.info("migrations applied", extra={"schema": schema, "migrations": applied})
+    return applied

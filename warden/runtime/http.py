@@ -1,0 +1,42 @@
+"""The HTTP face of every service: /metrics, /healthz, /readyz, plus the service's own API."""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+
+import uvicorn
+from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+
+def build_app(service: str, readiness: Callable[[], dict[str, bool]]) -> FastAPI:
+    app = FastAPI(title=f"Warden {service}", version="1")
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        """The process is alive."""
+        return {"status": "ok", "service": service}
+
+    @app.get("/readyz", tags=["operations"])
+    async def readyz() -> JSONResponse:
+        """Ready when the consumer group is joined and the database answers."""
+        checks = readiness()
+        ready = all(checks.values())
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+    @app.get("/metrics", tags=["operations"])
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+class _Server(uvicorn.Server):
+    def capture_signals(self):  # the runner owns SIGTERM/SIGINT and stops us via should_exit
+        return contextlib.nullcontext()
+
+
+def build_server(app: FastAPI, host: str, port: int) -> uvicorn.Server:
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="off")
+    return _Server(config)

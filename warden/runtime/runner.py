@@ -1,0 +1,162 @@
+"""Runs one service: migrate, connect, consume, relay, serve HTTP; drain on SIGTERM."""
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import signal
+
+import asyncpg
+
+from warden.runtime import kafka, metrics
+from warden.runtime.consumer import ConsumerLoop
+from warden.runtime.database import RUNTIME_MIGRATIONS, create_pool, is_transient, migrate
+from warden.runtime.http import build_app, build_server
+from warden.runtime.logs import configure_logging
+from warden.runtime.outbox import OutboxRelay
+from warden.runtime.service import Service
+from warden.runtime.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Where each service declares itself; `warden service NAME` and `warden up` start them from here.
+SERVICE_MODULES = {
+    "intake": "intake.service",
+    "legal-review": "legal_review.service",
+    "disclosure": "disclosure.service",
+    "moderation": "moderation.service",
+}
+
+
+def load_service(name: str) -> Service:
+    if name not in SERVICE_MODULES:
+        raise KeyError(name)
+    return importlib.import_module(SERVICE_MODULES[name]).SERVICE
+
+
+def available_services() -> list[str]:
+    names = []
+    for name, module in SERVICE_MODULES.items():
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError:
+            continue
+        names.append(name)
+    return names
+
+
+class Runtime:
+    """A running service: its pool, Kafka clients, consumer loop, outbox relay and HTTP server."""
+
+    def __init__(self, service: Service, settings: Settings):
+        self.service = service
+        self.settings = settings
+        self.stopping = asyncio.Event()
+        self.pool: asyncpg.Pool | None = None
+        self.producer = kafka.producer(settings.kafka_bootstrap_servers)
+        self.consumer = kafka.consumer(settings.kafka_bootstrap_servers, settings.group_id(service.name))
+        self.relay: OutboxRelay | None = None
+        self.loop: ConsumerLoop | None = None
+        self.database_ok = False
+        self.http_port: int | None = None
+
+    def readiness(self) -> dict[str, bool]:
+        return {
+            "consumer_group_joined": bool(self.loop and self.loop.membership.joined),
+            "database": self.database_ok and bool(self.loop and self.loop.database_ok),
+            "kafka_producer": bool(self.relay and self.relay.healthy),
+        }
+
+    async def connect_database(self) -> None:
+        delay = self.settings.retry_initial_s
+        while True:
+            try:
+                await migrate(self.settings.database_url, self.service.schema,
+                              [RUNTIME_MIGRATIONS, *self.service.migrations])
+                self.pool = await create_pool(self.settings.database_url, self.service.schema,
+                                              self.settings.db_pool_size)
+                self.database_ok = True
+                return
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                log.warning("database not reachable, retrying", extra={"error_type": type(exc).__name__})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.settings.retry_max_s)
+
+    async def run(self) -> None:
+        s = self.settings
+        app = build_app(self.service.name, self.readiness)
+        if self.service.routes is not None:
+            self.service.routes(app, self)
+        server = build_server(app, s.http_host, s.http_port)
+        http_task = asyncio.create_task(server.serve(), name="http")
+        await self.connect_database()
+        assert self.pool is not None
+        await kafka.start_with_retry(self.producer, "producer")
+        self.relay = OutboxRelay(self.service.name, self.pool, self.producer, batch_size=s.outbox_batch_size,
+                                 retry_initial_s=s.retry_initial_s, retry_max_s=s.retry_max_s)
+        self.loop = ConsumerLoop(self.service, self.pool, self.consumer, batch_max_records=s.batch_max_records,
+                                 poll_timeout_ms=s.poll_timeout_ms, retry_initial_s=s.retry_initial_s,
+                                 retry_max_s=s.retry_max_s, on_committed=self.relay.wakeup)
+        self.loop.subscribe()
+        await kafka.start_with_retry(self.consumer, "consumer")
+        log.info("service started", extra={"group_id": s.group_id(self.service.name)})
+        tasks = [asyncio.create_task(self.loop.run(self.stopping), name="consumer"),
+                 asyncio.create_task(self._watch_database(), name="db-health")]
+        if s.outbox_relay:
+            tasks.append(asyncio.create_task(self.relay.run(self.stopping), name="outbox"))
+        tasks += [asyncio.create_task(job(self), name=job.__name__) for job in self.service.background]
+        try:
+            await self._until_stopped_or_failed(tasks)
+        finally:
+            self.stopping.set()
+            self.relay.wakeup.set()
+            await asyncio.wait(tasks, timeout=15)
+            for task in tasks:
+                task.cancel()
+            await self.consumer.stop()  # leaves the group: partitions move on at once
+            await self.producer.stop()
+            await self.pool.close()
+            server.should_exit = True
+            await asyncio.wait([http_task], timeout=5)
+            log.info("service stopped")
+
+    async def _until_stopped_or_failed(self, tasks: list[asyncio.Task]) -> None:
+        stop_waiter = asyncio.create_task(self.stopping.wait())
+        done, _ = await asyncio.wait([stop_waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        stop_waiter.cancel()
+        for task in done:
+            if task is not stop_waiter and task.exception() is not None:
+                raise task.exception()
+
+    async def _watch_database(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                async with self.pool.acquire(timeout=2) as conn:
+                    await conn.fetchval("SELECT 1", timeout=2)
+                self.database_ok = True
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                self.database_ok = False
+            metrics.READY.labels(self.service.name).set(int(all(self.readiness().values())))
+            try:
+                await asyncio.wait_for(self.stopping.wait(), timeout=2)
+            except asyncio.TimeoutError:
+                pass
+
+
+def run_service(name: str, settings: Settings | None = None) -> None:
+    settings = settings or Settings()
+    configure_logging(name, settings.log_level)
+    service = load_service(name)
+    asyncio.run(_main(service, settings))
+
+
+async def _main(service: Service, settings: Settings) -> None:
+    runtime = Runtime(service, settings)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, runtime.stopping.set)
+    await runtime.run()

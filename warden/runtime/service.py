@@ -1,0 +1,70 @@
+"""How a service declares itself: its schema, migrations, subscriptions and HTTP routes.
+
+A service module builds one `Service`; the runtime does the rest (see runner.py).
+"""
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from fastapi import FastAPI
+from pydantic import BaseModel
+
+from warden.contract.envelope import Envelope, EventRejected
+from warden.runtime.database import MigrationSet
+from warden.runtime.outbox import OutboxRow, event_row
+
+
+@dataclass
+class Context:
+    """What a handler gets besides its event: the open transaction and an `emit`."""
+
+    service: str
+    conn: asyncpg.Connection
+    envelope: Envelope | None
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    raw_value: bytes | None
+    outgoing: list[OutboxRow] = field(default_factory=list)
+
+    def emit(self, topic: str, event_type: str, data: BaseModel | dict[str, Any]) -> None:
+        """Queue an event; it reaches the outbox in this event's transaction, or not at all."""
+        self.outgoing.append(event_row(self.service, topic, event_type, data))
+
+
+Handler = Callable[[Context, Any], Awaitable[None]]
+RejectionHook = Callable[[Context, EventRejected], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """One consumed topic and the handler for it.
+
+    `on_rejected` lets a service say something about an event bound for the DLQ
+    (intake tells the authority its request was invalid); it runs in the same
+    transaction as the DLQ write.
+    """
+
+    topic: str
+    handle: Handler
+    on_rejected: RejectionHook | None = None
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    schema: str
+    subscriptions: list[Subscription]
+    migrations: list[MigrationSet]
+    routes: Callable[[FastAPI, Any], None] | None = None
+    background: list[Callable[[Any], Awaitable[None]]] = field(default_factory=list)
+
+    def subscription(self, topic: str) -> Subscription:
+        for sub in self.subscriptions:
+            if sub.topic == topic:
+                return sub
+        raise KeyError(topic)

@@ -1,0 +1,38 @@
+"""Configuration from the environment (pydantic-settings).
+
+Every setting reads `WARDEN_<NAME>`; the two connection strings also accept the
+conventional `KAFKA_BOOTSTRAP_SERVERS` and `DATABASE_URL` as they are.
+"""
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WARDEN_", extra="ignore")
+
+    kafka_bootstrap_servers: str = Field(
+        default="localhost:9092",
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "WARDEN_KAFKA_BOOTSTRAP_SERVERS"),
+    )
+    database_url: str = Field(
+        default="postgresql://postgres@localhost:5432/postgres",
+        validation_alias=AliasChoices("DATABASE_URL", "WARDEN_DATABASE_URL"),
+    )
+    http_host: str = "0.0.0.0"
+    http_port: int = 8080
+    log_level: str = "INFO"
+    # Kafka consumer tuning
+    batch_max_records: int = 500
+    poll_timeout_ms: int = 200
+    # Run the outbox relay in this process (turn off to run consumers and relay apart).
+    outbox_relay: bool = True
+    outbox_batch_size: int = 500
+    # Backoff for transient failures (database or broker down), in seconds
+    retry_initial_s: float = 0.2
+    retry_max_s: float = 5.0
+    db_pool_size: int = 4
+
+    def group_id(self, service: str) -> str:
+        return f"warden-{service}"
