@@ -34,5 +34,8 @@ class Settings(BaseSettings):
     retry_max_s: float = 5.0
     db_pool_size: int = 4
 
+    # Consumer groups are "<prefix>-<service>"; tests give each run its own prefix.
+    group_prefix: str = "warden"
+
     def group_id(self, service: str) -> str:
-        return f"warden-{service}"
+        return f"{self.group_prefix}-{service}"

@@ -1,0 +1,38 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test test-fast bench chaos lint compose-up asyncapi clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (set PYTHON=/path/to/python3.11)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip==25.3
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+run: $(STAMP)  ## the whole system on the embedded broker and Postgres, in the foreground
+	$(BIN)/warden up
+
+test: $(STAMP)  ## the whole test suite (unit, integration, e2e) on the real embedded broker and Postgres
+	$(BIN)/pytest -m "not slow"
+
+test-fast: $(STAMP)  ## unit tests only
+	$(BIN)/pytest tests/unit
+
+chaos: $(STAMP)  ## long fault-injection runs
+	$(BIN)/pytest -m slow tests/chaos
+
+bench: $(STAMP)  ## benchmarks (never part of `make test`)
+	$(BIN)/python -m bench
+
+asyncapi: $(STAMP)  ## regenerate docs/asyncapi.yaml from the contract models
+	$(BIN)/python -m warden.contract.asyncapi > docs/asyncapi.yaml
+
+compose-up:  ## production-like stack on Docker (needs a Docker engine)
+	docker compose -f deploy/compose/docker-compose.yml up -d
+
+clean:
+	rm -rf $(VENV) .warden .pytest_cache

@@ -1,0 +1,1 @@
+"""Warden legal-review service."""

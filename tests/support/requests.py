@@ -1,0 +1,48 @@
+"""Builders of realistic signed legal requests and registered authorities for tests."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from warden.contract.events import AuthorityRegistered
+from warden.signing import generate_keypair, sign, signed_bytes
+
+from tests.support.kafka import produce_event
+
+
+def new_authority(kind: str = "court", country: str = "FR", status: str = "active") -> dict[str, Any]:
+    keys = generate_keypair()
+    return {"authority_id": f"auth-{uuid.uuid4().hex[:10]}", "name": "Test court", "country": country,
+            "kind": kind, "status": status, "public_key": keys["public_key"], "private_key": keys["private_key"]}
+
+
+async def register_authority(bootstrap: str, authority: dict[str, Any]) -> None:
+    record = AuthorityRegistered.model_validate(dict(authority, updated_at=datetime.now(timezone.utc)))
+    await produce_event(bootstrap, "legal.authorities", "warden.legal.authority.registered.v1",
+                        record.model_dump(mode="json"), source="/warden/cli")
+
+
+def request_data(authority: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+    now = datetime.now(timezone.utc)
+    data: dict[str, Any] = {
+        "request_id": f"REQ-{uuid.uuid4().hex[:10]}",
+        "authority_id": authority["authority_id"],
+        "instrument": {"type": "court_order", "reference": "RG 26/0001", "issued_by": "Investigating judge",
+                       "issued_at": (now - timedelta(days=2)).isoformat(),
+                       "expires_at": (now + timedelta(days=60)).isoformat()},
+        "suspect": {"username": "@Dealer_42", "phone_number": "+33 6 12 34 56 78"},
+        "offense": {"category": "drug_trafficking", "statute": "Code penal 222-37",
+                    "description": "Sale of narcotics through a public channel"},
+        "data_categories": ["ip_addresses", "phone_number"],
+        "period": {"start": (now - timedelta(days=90)).isoformat(), "end": (now - timedelta(days=1)).isoformat()},
+        "emergency": False,
+        "nondisclosure_until": None,
+    }
+    data.update(overrides)
+    return data
+
+
+def signed(data: dict[str, Any], private_key: str) -> dict[str, Any]:
+    body = {k: v for k, v in data.items() if k != "signature"}
+    return dict(body, signature=sign(signed_bytes(body), private_key))
