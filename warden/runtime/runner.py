@@ -148,15 +148,24 @@ class Runtime:
 
 
 def run_service(name: str, settings: Settings | None = None) -> None:
+    """Run a service until SIGTERM/SIGINT.
+
+    A service module exposes either `SERVICE` (run by `Runtime`) or, when it runs on
+    another engine (faust), `async def serve(settings, stopping)` honouring `stopping`.
+    """
     settings = settings or Settings()
     configure_logging(name, settings.log_level)
-    service = load_service(name)
-    asyncio.run(_main(service, settings))
+    module = importlib.import_module(SERVICE_MODULES[name])
+    if hasattr(module, "SERVICE"):
+        runtime = Runtime(module.SERVICE, settings)
+        asyncio.run(_until_signalled(runtime.stopping, runtime.run))
+    else:
+        stopping = asyncio.Event()
+        asyncio.run(_until_signalled(stopping, lambda: module.serve(settings, stopping)))
 
 
-async def _main(service: Service, settings: Settings) -> None:
-    runtime = Runtime(service, settings)
+async def _until_signalled(stopping: asyncio.Event, main) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, runtime.stopping.set)
-    await runtime.run()
+        loop.add_signal_handler(sig, stopping.set)
+    await main()
