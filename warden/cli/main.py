@@ -2,8 +2,11 @@
 import click
 
 from warden.cli.authority import authority
+from warden.cli.disclosure import disclosure, seed
+from warden.cli.legal import audit, transparency
 from warden.cli.requests import keygen, submit
 from warden.cli.stack import service, up
+from warden.cli.topics import topics
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -11,7 +14,7 @@ def cli() -> None:
     """Warden: lawful-request and search-safety back office."""
 
 
-for command in (up, service, authority, keygen, submit):
+for command in (up, service, authority, keygen, submit, topics, disclosure, seed, audit, transparency):
     cli.add_command(command)
 
 if __name__ == "__main__":

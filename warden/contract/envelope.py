@@ -99,6 +99,9 @@ def decode(value: bytes | None, headers: list[tuple[str, bytes]] | tuple, *, all
     event_time = attributes.get("time")
     if not isinstance(event_time, datetime):
         raise EventRejected("invalid_envelope", "required attribute 'time' is missing")
+    content_type = attributes.get("datacontenttype")
+    if content_type not in (None, DATA_CONTENT_TYPE):
+        raise EventRejected("invalid_envelope", f"datacontenttype must be {DATA_CONTENT_TYPE}")
     data = event.get_data()
     if isinstance(data, (bytes, str)):
         try:
@@ -107,9 +110,6 @@ def decode(value: bytes | None, headers: list[tuple[str, bytes]] | tuple, *, all
             raise EventRejected("undecodable", "data is not JSON") from None
     if not isinstance(data, dict):
         raise EventRejected("invalid_data", "data must be a JSON object")
-    content_type = attributes.get("datacontenttype")
-    if content_type not in (None, DATA_CONTENT_TYPE):
-        raise EventRejected("invalid_envelope", f"datacontenttype must be {DATA_CONTENT_TYPE}")
     return Envelope(
         id=str(attributes["id"]), source=str(attributes["source"]), type=str(attributes["type"]),
         time=event_time, data=data, binary_mode=binary,

@@ -95,6 +95,8 @@ class LegalRequest(Payload):
     signature: str = Field(min_length=1, max_length=200)
     # Names an earlier preservation request this one extends (LAW.md, Art. 11 / § 2703(f)).
     extends_request_id: str | None = Field(default=None, max_length=128)
+    # A judicial order naming an earlier emergency request it confirms (Regulation (EU) 2023/1543 Art. 4(5), 48 h).
+    confirms_request_id: str | None = Field(default=None, max_length=128)
 
 
 class RequestReceived(Payload):

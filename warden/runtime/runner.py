@@ -156,15 +156,17 @@ def run_service(name: str, settings: Settings | None = None) -> None:
     settings = settings or Settings()
     configure_logging(name, settings.log_level)
     module = importlib.import_module(SERVICE_MODULES[name])
+    asyncio.run(_serve_until_signalled(module, settings))
+
+
+async def _serve_until_signalled(module, settings: Settings) -> None:
+    # Kafka clients bind to the running loop: build everything inside it.
     if hasattr(module, "SERVICE"):
         runtime = Runtime(module.SERVICE, settings)
-        asyncio.run(_until_signalled(runtime.stopping, runtime.run))
+        stopping, main = runtime.stopping, runtime.run
     else:
         stopping = asyncio.Event()
-        asyncio.run(_until_signalled(stopping, lambda: module.serve(settings, stopping)))
-
-
-async def _until_signalled(stopping: asyncio.Event, main) -> None:
+        main = lambda: module.serve(settings, stopping)  # noqa: E731
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)

@@ -1,0 +1,101 @@
+"""Background jobs: retention, due user notices, metrics. Each survives restarts:
+its whole state is in the database, and each step is one short transaction."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from warden.contract.envelope import now
+from warden.contract.events import NoticeDue
+from warden.runtime import metrics as runtime_metrics
+from warden.runtime.database import is_transient
+from warden.runtime.outbox import event_row, write_rows
+
+from disclosure import metrics, store
+from disclosure.keys import platform_private_key, public_key_of
+from disclosure.settings import DisclosureSettings
+from disclosure.subscribers import retention_cutoff
+
+log = logging.getLogger(__name__)
+NOTICE = "warden.legal.notice.due.v1"
+
+
+async def every(runtime, interval_s: float, step: Callable[[], Awaitable[None]], name: str) -> None:
+    """Run `step` now and then every `interval_s` until the service stops; retry transient failures."""
+    while not runtime.stopping.is_set():
+        try:
+            await step()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            runtime_metrics.TRANSIENT_ERRORS.labels(runtime.service.name, name).inc()
+            log.warning("job step failed, retrying", extra={"job": name, "error_type": type(exc).__name__})
+        try:
+            await asyncio.wait_for(runtime.stopping.wait(), timeout=interval_s)
+        except asyncio.TimeoutError:
+            pass
+
+
+async def purge_expired_data(runtime) -> None:
+    """Sessions and superseded identifiers past retention go, unless the account is held."""
+    settings = DisclosureSettings()
+
+    async def step() -> None:
+        moment = now()
+        cutoff = retention_cutoff(moment, settings.retention_days)
+        total = 0
+        while not runtime.stopping.is_set():
+            async with runtime.pool.acquire() as conn, conn.transaction():
+                purged = await store.purge_sessions(conn, cutoff, moment, settings.retention_batch_size)
+            total += purged
+            if purged < settings.retention_batch_size:
+                break
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            identifiers = await store.purge_superseded_identifiers(conn, cutoff, moment)
+        metrics.SESSIONS_PURGED.set(total)
+        if total or identifiers:
+            log.info("retention purge", extra={"sessions": total, "identifier_changes": identifiers,
+                                               "cutoff": cutoff.isoformat()})
+
+    await every(runtime, settings.retention_interval_s, step, "retention")
+
+
+async def emit_due_notices(runtime) -> None:
+    """Notices whose nondisclosure period has passed, through the outbox, once each."""
+    settings = DisclosureSettings()
+    async with runtime.pool.acquire() as conn:
+        # Fail fast on a bad configured key: a crash with a clear log beats dead-lettered approvals.
+        key = await platform_private_key(conn, settings)
+    try:
+        log.info("platform disclosure key", extra={"public_key": public_key_of(key)})
+    except ValueError as exc:
+        raise RuntimeError(f"WARDEN_DISCLOSURE_PRIVATE_KEY is not usable: {exc}") from None
+
+    async def step() -> None:
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            due = await store.take_due_notices(conn, now())
+            rows = [event_row(runtime.service.name, "legal.notices.due", NOTICE,
+                              NoticeDue(case_id=r["case_id"], account_id=r["account_id"], due_at=r["due_at"]))
+                    for r in due]
+            await write_rows(conn, rows)
+        if rows:
+            runtime_metrics.EVENTS_EMITTED.labels(runtime.service.name, "legal.notices.due", NOTICE).inc(len(rows))
+            runtime.relay.wakeup.set()
+            log.info("user notices due", extra={"notices": len(rows)})
+
+    await every(runtime, settings.notice_interval_s, step, "notices")
+
+
+async def refresh_metrics(runtime) -> None:
+    settings = DisclosureSettings()
+
+    async def step() -> None:
+        async with runtime.pool.acquire() as conn:
+            row = await store.counts(conn, now())
+        metrics.PACKAGES_ISSUED.set(row["packages"])
+        metrics.NO_DATA.set(row["no_data"])
+        metrics.HOLDS_ACTIVE.set(row["holds_active"])
+        metrics.NOTICES_PENDING.set(row["notices_pending"])
+
+    await every(runtime, settings.metrics_interval_s, step, "metrics")

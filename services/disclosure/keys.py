@@ -1,0 +1,26 @@
+"""The platform's disclosure key: configured, or generated once for the embedded default."""
+from __future__ import annotations
+
+import asyncpg
+from nacl.signing import SigningKey
+
+from warden.signing import b64, decode_key, generate_keypair
+
+from disclosure.settings import DisclosureSettings
+
+
+def public_key_of(private_key: str) -> str:
+    return b64(bytes(SigningKey(decode_key(private_key)).verify_key))
+
+
+async def platform_private_key(conn: asyncpg.Connection, settings: DisclosureSettings) -> str:
+    """WARDEN_DISCLOSURE_PRIVATE_KEY when set; else the key kept in `platform_key`."""
+    if settings.disclosure_private_key is not None:
+        return settings.disclosure_private_key.get_secret_value().strip()
+    stored = await conn.fetchval("SELECT private_key FROM platform_key")
+    if stored is not None:
+        return stored
+    keys = generate_keypair()
+    await conn.execute("INSERT INTO platform_key (private_key, public_key) VALUES ($1, $2)"
+                       " ON CONFLICT DO NOTHING", keys["private_key"], keys["public_key"])
+    return await conn.fetchval("SELECT private_key FROM platform_key")

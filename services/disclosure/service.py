@@ -1,0 +1,40 @@
+"""Disclosure, as the runtime runs it: what it consumes, the one handler for each, its jobs.
+
+Consumes platform.subscribers (the subscriber store), legal.requests.decided
+(approvals act) and legal.authorities (keys to seal to). Emits
+legal.disclosures.issued, legal.requests.status and legal.notices.due.
+"""
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from warden.authorities import AUTHORITY_MIGRATIONS, AUTHORITY_REGISTRY
+from warden.runtime.database import MigrationSet
+from warden.runtime.service import Service, Subscription
+
+from disclosure.handlers import act_on_decision, record_subscriber_event
+from disclosure.jobs import emit_due_notices, purge_expired_data, refresh_metrics
+from disclosure.keys import platform_private_key, public_key_of
+from disclosure.settings import DisclosureSettings
+
+
+def routes(app: FastAPI, runtime) -> None:
+    @app.get("/platform-key", tags=["disclosure"])
+    async def platform_key() -> dict[str, str]:
+        """The public half of the key that signs disclosure packages (for `warden disclosure open`)."""
+        async with runtime.pool.acquire() as conn:
+            return {"public_key": public_key_of(await platform_private_key(conn, DisclosureSettings()))}
+
+
+SERVICE = Service(
+    name="disclosure",
+    schema="disclosure",
+    subscriptions=[
+        Subscription("platform.subscribers", record_subscriber_event),
+        Subscription("legal.requests.decided", act_on_decision),
+        AUTHORITY_REGISTRY,
+    ],
+    migrations=[AUTHORITY_MIGRATIONS, MigrationSet("disclosure", Path(__file__).parent / "migrations")],
+    routes=routes,
+    background=[purge_expired_data, emit_due_notices, refresh_metrics],
+)

@@ -1,0 +1,114 @@
+"""The subscriber store's domain rules: pure functions, no I/O.
+
+Identifiers (phone numbers, usernames) are kept as change points: from
+`changed_at` the account held the value (None: none) until its next change
+point. Intervals are derived here, so the store never depends on event order.
+"""
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+
+import phonenumbers
+
+from warden.contract.envelope import EventRejected
+
+
+@dataclass(frozen=True)
+class Change:
+    """`account_id` held `value` (None: nothing) from `changed_at` on."""
+
+    account_id: str
+    changed_at: datetime
+    value: str | None
+
+
+@dataclass(frozen=True)
+class Held:
+    """`account_id` held `value` over [start, end); end None: still holds it."""
+
+    account_id: str
+    value: str
+    start: datetime
+    end: datetime | None
+
+    def overlaps(self, start: datetime, end: datetime) -> bool:
+        """True when any instant of [self.start, self.end) lies in [start, end]."""
+        return self.start <= end and (self.end is None or self.end > start)
+
+
+def held_intervals(changes: Iterable[Change]) -> list[Held]:
+    """Per account, consecutive change points with the same value merge into one interval."""
+    by_account: dict[str, list[Change]] = {}
+    for change in changes:
+        by_account.setdefault(change.account_id, []).append(change)
+    intervals: list[Held] = []
+    for account_id, points in by_account.items():
+        points.sort(key=lambda c: c.changed_at)
+        current: Change | None = None
+        for point in points:
+            if current is not None and point.value == current.value:
+                continue
+            if current is not None and current.value is not None:
+                intervals.append(Held(account_id, current.value, current.changed_at, point.changed_at))
+            current = point
+        if current is not None and current.value is not None:
+            intervals.append(Held(account_id, current.value, current.changed_at, None))
+    return intervals
+
+
+def normalise_phone_number(raw: str) -> str:
+    """E.164, or EventRejected (the message names no number)."""
+    try:
+        number = phonenumbers.parse(raw, None)
+    except phonenumbers.NumberParseException:
+        raise EventRejected("invalid_data", "phone_number is not an international number (+CC...)") from None
+    if not phonenumbers.is_possible_number(number):
+        raise EventRejected("invalid_data", "phone_number is not a possible E.164 number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalise_username(raw: str) -> str | None:
+    """As intake normalises a suspect's username: no leading @, casefolded; None when empty."""
+    username = raw.strip().lstrip("@").casefold()
+    return username or None
+
+
+def normalise_ip(raw: str) -> str:
+    try:
+        return str(ipaddress.ip_address(raw.strip()))
+    except ValueError:
+        raise EventRejected("invalid_data", "ip is not an IPv4 or IPv6 address") from None
+
+
+def resolve_account(candidates: dict[str, set[str]]) -> tuple[str | None, str]:
+    """The one account every given identifier points to, or None with a reason code.
+
+    `candidates` maps each identifier the decision names (account_id, username,
+    phone_number) to the accounts it designates. Identifiers that disagree designate
+    nobody: disclosing on a guess would disclose someone else's data.
+    """
+    if not candidates:
+        return None, "suspect_not_found"
+    common: set[str] | None = None
+    for accounts in candidates.values():
+        common = set(accounts) if common is None else common & accounts
+    if not common:
+        return None, "suspect_not_found"
+    if len(common) > 1:
+        return None, "suspect_ambiguous"
+    return next(iter(common)), ""
+
+
+def notice_due_at(disclosed_at: datetime, nondisclosure_until: date | None) -> datetime:
+    """At once, or the first instant after `nondisclosure_until` (UTC) has passed."""
+    if nondisclosure_until is None:
+        return disclosed_at
+    lifted = datetime.combine(nondisclosure_until + timedelta(days=1), time.min, tzinfo=timezone.utc)
+    return max(disclosed_at, lifted)
+
+
+def retention_cutoff(now: datetime, retention_days: int) -> datetime:
+    return now - timedelta(days=retention_days)

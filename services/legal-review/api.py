@@ -1,0 +1,259 @@
+"""The human review API: list and read cases, decide them, and the transparency report.
+
+Bearer tokens map to reviewers and roles (`reviewer`, `supervisor`), configured by
+WARDEN_REVIEW_TOKENS (JSON: {"token": {"reviewer": "alice", "role": "reviewer"}}) or
+WARDEN_REVIEW_TOKENS_FILE (a JSON or YAML file of the same shape).
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query
+from fastapi.responses import PlainTextResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, TypeAdapter
+
+from warden.contract.envelope import now
+from warden.contract.events import LegalRequest, Period, PolicyRuleResult, RejectionReason
+from warden.runtime import metrics
+from warden.runtime.outbox import write_rows
+
+from legal_review import cases
+from legal_review.review import DecisionRequest, Reviewer, ReviewRefused, Role, Vote, judge_vote
+from legal_review.rules import RuleResult
+from legal_review.transparency import build_report, report_csv, report_json
+
+log = logging.getLogger(__name__)
+TOKENS_ENV, TOKENS_FILE_ENV = "WARDEN_REVIEW_TOKENS", "WARDEN_REVIEW_TOKENS_FILE"
+
+
+class TokenHolder(BaseModel):
+    reviewer: str
+    role: Role
+
+
+def load_tokens() -> dict[str, Reviewer]:
+    raw: Any = {}
+    if os.environ.get(TOKENS_ENV):
+        raw = json.loads(os.environ[TOKENS_ENV])
+    elif os.environ.get(TOKENS_FILE_ENV):
+        raw = yaml.safe_load(Path(os.environ[TOKENS_FILE_ENV]).read_text()) or {}
+    holders = TypeAdapter(dict[str, TokenHolder]).validate_python(raw)
+    return {token: Reviewer(h.reviewer, h.role) for token, h in holders.items() if token}
+
+
+# --- response models (the OpenAPI document is generated from these) ----------------------
+
+class CaseSummary(BaseModel):
+    case_id: str
+    request_id: str
+    authority_id: str
+    country: str | None
+    status: Literal["pending_review", "approved", "rejected"]
+    kind: Literal["disclosure", "preservation"]
+    emergency: bool
+    flags: list[str]
+    received_at: datetime
+    deadline: datetime
+    overdue: bool
+    approvals_required: int
+    supervisor_required: bool
+
+
+class ReviewView(BaseModel):
+    reviewer: str
+    role: str
+    action: str
+    reason: str
+    data_categories: list[str] | None
+    period: Period | None
+    at: datetime
+
+
+class ViolationView(BaseModel):
+    content_id: str
+    category: str
+    decided_at: datetime
+
+
+class CaseDetail(CaseSummary):
+    request: LegalRequest
+    rules: list[RuleResult]
+    granted_categories: list[str]
+    period: Period | None
+    hold_until: datetime | None
+    confirmation_due: datetime | None
+    confirmed_by: str | None
+    policy_version: str
+    decided_by: list[str]
+    decided_at: datetime | None
+    reviews: list[ReviewView]
+    violations: list[ViolationView]
+
+
+class DecisionResponse(BaseModel):
+    case: CaseDetail
+    closed: bool
+    message: str
+
+
+class Problem(BaseModel):
+    detail: str
+
+
+def _summary(case: cases.Case, at: datetime) -> dict[str, Any]:
+    return dict(case_id=case.case_id, request_id=case.request_id, authority_id=case.authority_id,
+                country=case.country, status=case.status, kind=case.kind, emergency=case.emergency,
+                flags=case.flags, received_at=case.received_at, deadline=case.deadline,
+                overdue=case.status == "pending_review" and case.deadline < at,
+                approvals_required=case.approvals_required, supervisor_required=case.supervisor_required)
+
+
+async def _detail(conn, case: cases.Case) -> CaseDetail:
+    reviews = [ReviewView(reviewer=r["reviewer"], role=r["role"], action=r["action"], reason=r["reason"],
+                          data_categories=r["data_categories"], at=r["at"],
+                          period=Period(start=r["period_start"], end=r["period_end"]) if r["period_start"] else None)
+               for r in await cases.reviews_of(conn, case.case_id)]
+    violations = [ViolationView(**dict(v)) for v in await cases.violations_of(conn, case.suspect_account_id)]
+    return CaseDetail(
+        **_summary(case, now()), request=case.request, rules=case.results,
+        granted_categories=case.granted_categories, period=case.period, hold_until=case.hold_until,
+        confirmation_due=case.confirmation_due, confirmed_by=case.confirmed_by, policy_version=case.policy_version,
+        decided_by=case.decided_by, decided_at=case.decided_at, reviews=reviews, violations=violations)
+
+
+AUTH_ERRORS = {401: {"model": Problem, "description": "missing or unknown bearer token"}}
+
+
+def review_routes(app: FastAPI, runtime) -> None:
+    """Mount the review API on the service's app (Service.routes)."""
+    tokens = load_tokens()
+    if not tokens:
+        log.warning("no review tokens configured: the review API refuses every request",
+                    extra={"configure": f"{TOKENS_ENV} or {TOKENS_FILE_ENV}"})
+    bearer = HTTPBearer(auto_error=False, description="A reviewer's token (WARDEN_REVIEW_TOKENS)")
+
+    async def reviewer_of(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Reviewer:
+        if credentials is not None and credentials.scheme.lower() == "bearer":
+            presented = credentials.credentials.encode()
+            for token, reviewer in tokens.items():
+                if hmac.compare_digest(presented, token.encode()):
+                    return reviewer
+        raise HTTPException(401, "missing or unknown bearer token", headers={"WWW-Authenticate": "Bearer"})
+
+    def pool():
+        if runtime.pool is None:
+            raise HTTPException(503, "the database is not connected yet")
+        return runtime.pool
+
+    router = APIRouter(prefix="/review", tags=["review"], responses=AUTH_ERRORS)
+
+    @router.get("/cases", response_model=list[CaseSummary])
+    async def list_cases(
+        reviewer: Reviewer = Depends(reviewer_of),
+        status: Literal["pending_review", "approved", "rejected"] | None = Query(
+            "pending_review", description="only cases in this status (omit with status= for all)"),
+        overdue: bool | None = Query(None, description="only cases past (true) or within (false) their deadline"),
+        due_before: datetime | None = Query(None, description="only cases whose deadline is before this time"),
+        limit: int = Query(100, ge=1, le=1000),
+    ) -> list[CaseSummary]:
+        """Cases by status, emergencies first, then by deadline."""
+        at = now()
+        conditions, args = [], []
+        if status:
+            args.append(status)
+            conditions.append(f"status = ${len(args)}")
+        if overdue is not None:
+            args.append(at)
+            conditions.append(f"deadline {'<' if overdue else '>='} ${len(args)}")
+        if due_before is not None:
+            args.append(due_before)
+            conditions.append(f"deadline < ${len(args)}")
+        where = (" WHERE " + " AND ".join(conditions)) if conditions else ""
+        args.append(limit)
+        async with pool().acquire() as conn:
+            rows = await conn.fetch(f"SELECT * FROM cases{where} ORDER BY emergency DESC, deadline"
+                                    f" LIMIT ${len(args)}", *args)
+        return [CaseSummary(**_summary(cases._case(r), at)) for r in rows]
+
+    @router.get("/cases/{case_id}", response_model=CaseDetail, responses={404: {"model": Problem}})
+    async def read_case(case_id: uuid.UUID, reviewer: Reviewer = Depends(reviewer_of)) -> CaseDetail:
+        """A case: the request, every rule's result, flags, reviews so far and the suspect's confirmed violations."""
+        async with pool().acquire() as conn:
+            case = await cases.load_case(conn, str(case_id))
+            if case is None:
+                raise HTTPException(404, "no such case")
+            return await _detail(conn, case)
+
+    @router.post("/cases/{case_id}/decisions", response_model=DecisionResponse, responses={
+        403: {"model": Problem, "description": "wrong role, or a second decision by the same reviewer"},
+        404: {"model": Problem}, 409: {"model": Problem, "description": "the case is already closed"},
+        422: {"model": Problem, "description": "invalid decision (e.g. narrowing that widens)"}})
+    async def decide_case(case_id: uuid.UUID, decision: DecisionRequest,
+                          reviewer: Reviewer = Depends(reviewer_of)) -> DecisionResponse:
+        """Approve, reject or narrow a case, with a written reason.
+
+        One rejection closes a case. Flagged cases need approvals from two distinct reviewers
+        (one for emergencies), and a supervisor among them when a human-rights or high-risk
+        flag is set. The final decision goes out on `legal.requests.decided` and
+        `legal.requests.status`.
+        """
+        at = now()
+        async with pool().acquire() as conn:
+            async with conn.transaction():
+                case = await cases.load_case(conn, str(case_id), for_update=True)
+                if case is None:
+                    raise HTTPException(404, "no such case")
+                prior = [Vote(r["reviewer"], r["role"], r["action"]) for r in await cases.reviews_of(conn, case.case_id)]
+                try:
+                    result = judge_vote(case, prior, reviewer, decision)
+                except ReviewRefused as refused:
+                    raise HTTPException(refused.status, f"{refused.code}: {refused.message}") from None
+                await cases.record_review(conn, case, reviewer.name, reviewer.role, decision.action, decision.reason,
+                                          decision.data_categories, decision.period, at)
+                if decision.action == "narrow":
+                    await cases.narrow_scope(conn, case, result.categories, result.period)
+                rows = []
+                if result.final == "approved":
+                    rows = await cases.approve(conn, case, result.approvers, at, [PolicyRuleResult(
+                        rule="review.human", outcome="passed",
+                        message=f"approved by {len(result.approvers)} reviewer(s)")])
+                elif result.final == "rejected":
+                    rows = await cases.reject(conn, case, [RejectionReason(
+                        code="rejected_by_reviewer", rule="review.human", message=decision.reason)],
+                        [reviewer.name], at)
+                await write_rows(conn, rows)
+                detail = await _detail(conn, case)
+        for row in rows:
+            metrics.EVENTS_EMITTED.labels("legal-review", row.topic, row.event_type).inc()
+        if rows and runtime.relay is not None:
+            runtime.relay.wakeup.set()
+        log.info("review recorded", extra={"case_id": case.case_id, "action": decision.action,
+                                          "closed": result.final or "open"})
+        waiting = case.approvals_required - len(result.approvers)
+        message = f"case {result.final}" if result.final else f"approval recorded; {waiting} more needed"
+        return DecisionResponse(case=detail, closed=result.final is not None, message=message)
+
+    @router.get("/transparency", responses={422: {"model": Problem}})
+    async def transparency(quarter: str = Query(..., examples=["2024Q3"]),
+                           format: Literal["json", "csv"] = "json",
+                           reviewer: Reviewer = Depends(reviewer_of)):
+        """The quarterly transparency report per country (see docs/legal-review.md for each column)."""
+        async with pool().acquire() as conn:
+            try:
+                report = await build_report(conn, quarter)
+            except ValueError as exc:
+                raise HTTPException(422, str(exc)) from None
+        if format == "csv":
+            return PlainTextResponse(report_csv(report), media_type="text/csv")
+        return report_json(report)
+
+    app.include_router(router)

@@ -1,0 +1,125 @@
+"""Hash-chained audit log: every case state change, each entry sealing the one before.
+
+An entry's hash is the SHA-256 of the RFC 8785 canonical JSON of the entry (seq,
+case_id, action, actor, at, detail, prev_hash). Changing, removing or reordering any
+entry breaks the chain from there on; `verify_chain` names the first broken entry.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import asyncpg
+
+from warden.signing import canonical
+
+GENESIS = "0" * 64
+_APPEND_LOCK = "warden-legal-review-audit"
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    seq: int
+    case_id: str | None
+    action: str
+    actor: str
+    at: datetime
+    detail: dict[str, Any]
+    prev_hash: str
+    hash: str = ""
+
+
+def entry_hash(entry: AuditEntry) -> str:
+    document = {
+        "seq": entry.seq,
+        "case_id": entry.case_id,
+        "action": entry.action,
+        "actor": entry.actor,
+        "at": entry.at.astimezone(timezone.utc).isoformat(),
+        "detail": entry.detail,
+        "prev_hash": entry.prev_hash,
+    }
+    return hashlib.sha256(canonical(document)).hexdigest()
+
+
+@dataclass(frozen=True)
+class Break:
+    seq: int
+    case_id: str | None
+    problem: str
+
+
+def check_entry(entry: AuditEntry, expected_seq: int, expected_prev: str) -> Break | None:
+    """One link of the chain: in sequence, pointing at the previous hash, and unaltered."""
+    if entry.seq != expected_seq:
+        return Break(entry.seq, entry.case_id,
+                     f"sequence gap: expected entry {expected_seq}, found {entry.seq} (entries removed)")
+    if entry.prev_hash != expected_prev:
+        return Break(entry.seq, entry.case_id, "prev_hash does not match the previous entry's hash")
+    if entry_hash(entry) != entry.hash:
+        return Break(entry.seq, entry.case_id, "hash does not match the entry's content (entry altered)")
+    return None
+
+
+def first_break(entries: Iterable[AuditEntry]) -> tuple[int, Break | None]:
+    """Walk the chain in order: (entries checked, the first broken entry or None)."""
+    expected_prev, expected_seq, count = GENESIS, 1, 0
+    for entry in entries:
+        count += 1
+        broken = check_entry(entry, expected_seq, expected_prev)
+        if broken:
+            return count, broken
+        expected_prev, expected_seq = entry.hash, entry.seq + 1
+    return count, None
+
+
+async def append(conn: asyncpg.Connection, case_id: str | None, action: str, actor: str, at: datetime,
+                 detail: dict[str, Any]) -> AuditEntry:
+    """Append in the caller's transaction; the advisory lock serialises writers until it commits."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", _APPEND_LOCK)
+    last = await conn.fetchrow("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+    # Round-trip through JSON so the hash is over exactly what jsonb will give back.
+    detail = json.loads(json.dumps(detail, default=str))
+    entry = AuditEntry(seq=(last["seq"] + 1) if last else 1, case_id=case_id, action=action, actor=actor,
+                       at=at, detail=detail, prev_hash=last["hash"] if last else GENESIS)
+    entry = AuditEntry(**{**entry.__dict__, "hash": entry_hash(entry)})
+    await conn.execute(
+        "INSERT INTO audit_log (seq, case_id, action, actor, at, detail, prev_hash, hash)"
+        " VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8)",
+        entry.seq, entry.case_id, entry.action, entry.actor, entry.at, json.dumps(entry.detail),
+        entry.prev_hash, entry.hash)
+    return entry
+
+
+def _entry(row: asyncpg.Record) -> AuditEntry:
+    return AuditEntry(seq=row["seq"], case_id=str(row["case_id"]) if row["case_id"] else None,
+                      action=row["action"], actor=row["actor"], at=row["at"], detail=json.loads(row["detail"]),
+                      prev_hash=row["prev_hash"], hash=row["hash"])
+
+
+async def read_chain(conn: asyncpg.Connection, schema: str = "legal_review") -> AsyncIterator[AuditEntry]:
+    """The whole chain in order, from one read-only snapshot."""
+    async with conn.transaction(readonly=True, isolation="repeatable_read"):
+        async for row in conn.cursor(f'SELECT * FROM "{schema}".audit_log ORDER BY seq', prefetch=1000):
+            yield _entry(row)
+
+
+async def case_entries(conn: asyncpg.Connection, case_id: str) -> list[AuditEntry]:
+    rows = await conn.fetch("SELECT * FROM audit_log WHERE case_id = $1 ORDER BY seq", case_id)
+    return [_entry(r) for r in rows]
+
+
+async def verify_chain(conn: asyncpg.Connection, schema: str = "legal_review") -> tuple[int, Break | None]:
+    """Check the whole chain in one snapshot, streaming it: (entries checked, first break or None)."""
+    expected_prev, expected_seq, count = GENESIS, 1, 0
+    async for entry in read_chain(conn, schema):
+        count += 1
+        broken = check_entry(entry, expected_seq, expected_prev)
+        if broken:
+            return count, broken
+        expected_prev, expected_seq = entry.hash, entry.seq + 1
+    return count, None

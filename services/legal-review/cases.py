@@ -1,0 +1,246 @@
+"""Cases in the `legal_review` schema: open, decide, and the events each transition emits.
+
+Every function here runs inside the caller's transaction (the consumer's batch or an
+API request) and returns the outbox rows to write in it; every state change is also
+appended to the audit chain in that same transaction.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from warden.contract.events import (
+    AuthorityRegistered, LegalRequest, Period, PolicyRuleResult, RejectionReason, RequestApproved,
+    RequestReceived, RequestRejected, RequestStatus, StatusReason,
+)
+from warden.runtime.outbox import OutboxRow, event_row
+
+from legal_review import audit
+from legal_review.rules import Assessment, EarlierHold, RuleResult, suspect_key
+
+SERVICE = "legal-review"
+APPROVED = "warden.legal.request.approved.v1"
+REJECTED = "warden.legal.request.rejected.v1"
+STATUS = "warden.legal.request.status.v1"
+DECIDED_TOPIC = "legal.requests.decided"
+STATUS_TOPIC = "legal.requests.status"
+MACHINE = "policy"
+
+
+@dataclass
+class Case:
+    case_id: str
+    request_id: str
+    authority_id: str
+    country: str | None
+    received_at: datetime
+    deadline: datetime
+    emergency: bool
+    kind: str
+    status: str
+    flags: list[str]
+    request: LegalRequest
+    results: list[RuleResult]
+    granted_categories: list[str]
+    period: Period | None
+    hold_until: datetime | None
+    extensions: int
+    approvals_required: int
+    supervisor_required: bool
+    confirmation_due: datetime | None
+    confirmed_by: str | None
+    policy_version: str
+    decided_at: datetime | None
+    decided_by: list[str]
+    suspect_account_id: str | None
+
+    @property
+    def closed(self) -> bool:
+        return self.status != "pending_review"
+
+
+def _case(row: asyncpg.Record) -> Case:
+    assessment = json.loads(row["assessment"])
+    period = (Period(start=row["period_start"], end=row["period_end"])
+              if row["period_start"] and row["period_end"] else None)
+    return Case(
+        case_id=str(row["case_id"]), request_id=row["request_id"], authority_id=row["authority_id"],
+        country=row["country"], received_at=row["received_at"], deadline=row["deadline"],
+        emergency=row["emergency"], kind=row["kind"], status=row["status"], flags=list(row["flags"]),
+        request=LegalRequest.model_validate(json.loads(row["request"])),
+        results=[RuleResult.model_validate(r) for r in assessment["results"]],
+        granted_categories=list(row["granted_categories"]), period=period, hold_until=row["hold_until"],
+        extensions=row["extensions"], approvals_required=row["approvals_required"],
+        supervisor_required=row["supervisor_required"], confirmation_due=row["confirmation_due"],
+        confirmed_by=str(row["confirmed_by"]) if row["confirmed_by"] else None,
+        policy_version=row["policy_version"], decided_at=row["decided_at"], decided_by=list(row["decided_by"]),
+        suspect_account_id=row["suspect_account_id"])
+
+
+async def load_case(conn: asyncpg.Connection, case_id: str, *, for_update: bool = False) -> Case | None:
+    row = await conn.fetchrow("SELECT * FROM cases WHERE case_id = $1" + (" FOR UPDATE" if for_update else ""),
+                              case_id)
+    return _case(row) if row else None
+
+
+async def find_earlier_hold(conn: asyncpg.Connection, authority_id: str, request_id: str) -> EarlierHold | None:
+    row = await conn.fetchrow(
+        "SELECT case_id, kind, status, hold_until, extensions FROM cases WHERE authority_id = $1 AND request_id = $2",
+        authority_id, request_id)
+    if row is None:
+        return None
+    return EarlierHold(case_id=str(row["case_id"]), kind=row["kind"], status=row["status"],
+                       hold_until=row["hold_until"], extensions=row["extensions"])
+
+
+async def open_case(conn: asyncpg.Connection, received: RequestReceived, assessment: Assessment,
+                    authority: AuthorityRegistered | None) -> Case | None:
+    """Record the case as the machine assessed it; None when the case is already known."""
+    request = received.request
+    period = assessment.period
+    row = await conn.fetchrow(
+        """INSERT INTO cases (case_id, request_id, authority_id, country, received_at, deadline, emergency, kind,
+               status, flags, request, assessment, suspect_key, suspect_account_id, granted_categories,
+               period_start, period_end, hold_until, approvals_required, supervisor_required, confirmation_due,
+               policy_version)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12::jsonb, $13, $14, $15, $16, $17, $18,
+                   $19, $20, $21, $22)
+           ON CONFLICT DO NOTHING RETURNING *""",
+        received.case_id, request.request_id, request.authority_id, authority.country if authority else None,
+        received.received_at, assessment.deadline, assessment.emergency, assessment.kind, "pending_review",
+        assessment.flags, request.model_dump_json(), assessment.model_dump_json(), suspect_key(request),
+        request.suspect.account_id, assessment.granted_categories,
+        period.start if period else None, period.end if period else None, assessment.hold_until,
+        assessment.approvals_required, assessment.supervisor_required, assessment.confirmation_due,
+        assessment.policy_version)
+    if row is None:
+        return None
+    await audit.append(conn, received.case_id, "case.opened", MACHINE, received.received_at, {
+        "request_id": request.request_id, "authority_id": request.authority_id,
+        "policy_version": assessment.policy_version, "assessment": assessment.outcome, "flags": assessment.flags,
+        "rules": {r.rule: f"{r.outcome}:{r.code}" for r in assessment.results},
+    })
+    return _case(row)
+
+
+def machine_actor(case: Case) -> str:
+    return f"{MACHINE}/{case.policy_version}"
+
+
+async def approve(conn: asyncpg.Connection, case: Case, decided_by: list[str], at: datetime,
+                  extra_rules: list[PolicyRuleResult] = ()) -> list[OutboxRow]:
+    """Close the case as approved with its current scope; emit the decision and the status."""
+    assert case.period is not None, "an approvable case has a granted period"
+    await _close(conn, case, "approved", decided_by, at)
+    rules = [PolicyRuleResult(rule=r.rule, outcome=r.outcome, message=r.message) for r in case.results]
+    event = RequestApproved(
+        case_id=case.case_id, request_id=case.request_id, authority_id=case.authority_id,
+        suspect=case.request.suspect, kind=case.kind, data_categories=case.granted_categories,
+        period=case.period, hold_until=case.hold_until, nondisclosure_until=case.request.nondisclosure_until,
+        policy_rules=[*rules, *extra_rules], decided_by=decided_by)
+    await _record_decision(conn, case, "approved", decided_by, event.model_dump(mode="json"), at)
+    refused = [c for c in case.request.data_categories if c not in case.granted_categories]
+    reasons = [StatusReason(code="category_refused", message=f"{c[:64]} is not granted") for c in refused]
+    if case.request.period != case.period:
+        reasons.append(StatusReason(code="period_narrowed", message=f"granted {case.period.start.isoformat()} .. "
+                                                                     f"{case.period.end.isoformat()}"))
+    rows = [event_row(SERVICE, DECIDED_TOPIC, APPROVED, event), status_row(case, "approved", reasons, at)]
+    if case.kind == "preservation" and case.request.extends_request_id:
+        await _extend_earlier_hold(conn, case, at)
+    return rows
+
+
+async def reject(conn: asyncpg.Connection, case: Case, reasons: list[RejectionReason], decided_by: list[str],
+                 at: datetime) -> list[OutboxRow]:
+    await _close(conn, case, "rejected", decided_by, at)
+    event = RequestRejected(case_id=case.case_id, request_id=case.request_id, authority_id=case.authority_id,
+                            reasons=reasons, decided_by=decided_by)
+    await _record_decision(conn, case, "rejected", decided_by, event.model_dump(mode="json"), at)
+    status_reasons = [StatusReason(code=r.code, message=r.message) for r in reasons]
+    return [event_row(SERVICE, DECIDED_TOPIC, REJECTED, event), status_row(case, "rejected", status_reasons, at)]
+
+
+def status_row(case: Case, status: str, reasons: list[StatusReason], at: datetime) -> OutboxRow:
+    return event_row(SERVICE, STATUS_TOPIC, STATUS, RequestStatus(
+        request_id=case.request_id, authority_id=case.authority_id, case_id=case.case_id, status=status,
+        reasons=reasons, at=at))
+
+
+async def _close(conn: asyncpg.Connection, case: Case, status: str, decided_by: list[str], at: datetime) -> None:
+    await conn.execute(
+        "UPDATE cases SET status = $2, decided_by = $3, decided_at = $4, updated_at = $4 WHERE case_id = $1",
+        case.case_id, status, decided_by, at)
+    case.status, case.decided_by, case.decided_at = status, decided_by, at
+
+
+async def _record_decision(conn: asyncpg.Connection, case: Case, outcome: str, decided_by: list[str],
+                           event: dict[str, Any], at: datetime) -> None:
+    await conn.execute(
+        "INSERT INTO decisions (case_id, outcome, decided_by, event, decided_at) VALUES ($1, $2, $3, $4::jsonb, $5)",
+        case.case_id, outcome, decided_by, json.dumps(event), at)
+    await audit.append(conn, case.case_id, "case.decided", ",".join(decided_by), at, {
+        "outcome": outcome, "data_categories": case.granted_categories if outcome == "approved" else [],
+        "period": case.period.model_dump(mode="json") if case.period and outcome == "approved" else None,
+        "hold_until": case.hold_until.isoformat() if case.hold_until and outcome == "approved" else None,
+    })
+
+
+async def _extend_earlier_hold(conn: asyncpg.Connection, case: Case, at: datetime) -> None:
+    earlier = await conn.fetchrow(
+        "UPDATE cases SET extensions = extensions + 1, updated_at = $3"
+        " WHERE authority_id = $1 AND request_id = $2 RETURNING case_id, extensions",
+        case.authority_id, case.request.extends_request_id, at)
+    if earlier is not None:
+        await audit.append(conn, str(earlier["case_id"]), "hold.extended", machine_actor(case), at, {
+            "by_case": case.case_id, "extensions": earlier["extensions"],
+            "hold_until": case.hold_until.isoformat() if case.hold_until else None})
+
+
+async def confirm_emergency(conn: asyncpg.Connection, country: str | None, emergency_request_id: str,
+                            confirming_case_id: str, at: datetime) -> list[str]:
+    """Mark the emergency case(s) a judicial order names as confirmed (same country)."""
+    rows = await conn.fetch(
+        """UPDATE cases SET confirmed_by = $3, flags = array_remove(flags, 'confirmation_missing'), updated_at = $4
+           WHERE request_id = $1 AND country IS NOT DISTINCT FROM $2 AND emergency
+             AND confirmation_due IS NOT NULL AND confirmed_by IS NULL
+           RETURNING case_id""",
+        emergency_request_id, country, confirming_case_id, at)
+    for row in rows:
+        await audit.append(conn, str(row["case_id"]), "case.confirmed", MACHINE, at,
+                           {"confirming_case": confirming_case_id})
+    return [str(r["case_id"]) for r in rows]
+
+
+async def record_review(conn: asyncpg.Connection, case: Case, reviewer: str, role: str, action: str, reason: str,
+                        data_categories: list[str] | None, period: Period | None, at: datetime) -> None:
+    await conn.execute(
+        """INSERT INTO reviews (case_id, reviewer, role, action, reason, data_categories, period_start, period_end, at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
+        case.case_id, reviewer, role, action, reason, data_categories,
+        period.start if period else None, period.end if period else None, at)
+    await audit.append(conn, case.case_id, "case.reviewed", reviewer, at, {
+        "role": role, "action": action, "reason": reason, "data_categories": data_categories,
+        "period": period.model_dump(mode="json") if period else None})
+
+
+async def narrow_scope(conn: asyncpg.Connection, case: Case, categories: list[str], period: Period) -> None:
+    await conn.execute(
+        "UPDATE cases SET granted_categories = $2, period_start = $3, period_end = $4, updated_at = now()"
+        " WHERE case_id = $1", case.case_id, categories, period.start, period.end)
+    case.granted_categories, case.period = categories, period
+
+
+async def reviews_of(conn: asyncpg.Connection, case_id: str) -> list[asyncpg.Record]:
+    return await conn.fetch("SELECT * FROM reviews WHERE case_id = $1 ORDER BY id", case_id)
+
+
+async def violations_of(conn: asyncpg.Connection, account_id: str | None) -> list[asyncpg.Record]:
+    if not account_id:
+        return []
+    return await conn.fetch(
+        "SELECT content_id, category, decided_at FROM violations WHERE account_id = $1 ORDER BY decided_at DESC",
+        account_id)

@@ -1,0 +1,77 @@
+"""Background work: overdue-case metrics and unconfirmed emergencies (Art. 4(5), 48 h)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+from prometheus_client import Gauge
+
+from warden.contract.envelope import now
+
+from legal_review import audit
+from legal_review.cases import MACHINE
+
+log = logging.getLogger(__name__)
+CONFIRMATION_MISSING = "confirmation_missing"
+SWEEP_INTERVAL_ENV = "WARDEN_LEGAL_SWEEP_INTERVAL_S"
+
+CASES_OVERDUE = Gauge("warden_legal_cases_overdue", "Cases awaiting review past their deadline", ["priority"])
+CASES_PENDING = Gauge("warden_legal_cases_pending_review", "Cases awaiting human review", ["priority"])
+EMERGENCIES_UNCONFIRMED = Gauge(
+    "warden_legal_emergencies_unconfirmed",
+    "Non-judicial emergency cases past the 48 h confirmation window without a confirming judicial order")
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    overdue: dict[str, int]
+    pending: dict[str, int]
+    unconfirmed: int
+    newly_flagged: list[str]
+
+
+async def sweep(conn: asyncpg.Connection, at: datetime) -> SweepResult:
+    """Flag emergencies whose confirming order is late, and count what is overdue. In the caller's transaction."""
+    flagged = await conn.fetch(
+        """UPDATE cases SET flags = array_append(flags, $2), updated_at = $1
+           WHERE confirmation_due < $1 AND confirmed_by IS NULL AND NOT ($2 = ANY(flags))
+           RETURNING case_id""", at, CONFIRMATION_MISSING)
+    for row in flagged:
+        await audit.append(conn, str(row["case_id"]), "case.flagged", MACHINE, at,
+                           {"flag": CONFIRMATION_MISSING, "reason": "no confirming judicial order within the window"})
+    counts = await conn.fetch(
+        """SELECT CASE WHEN emergency THEN 'emergency' ELSE 'standard' END AS priority,
+                  count(*) AS pending, count(*) FILTER (WHERE deadline < $1) AS overdue
+           FROM cases WHERE status = 'pending_review' GROUP BY 1""", at)
+    unconfirmed = await conn.fetchval("SELECT count(*) FROM cases WHERE $1 = ANY(flags)", CONFIRMATION_MISSING)
+    by_priority = {r["priority"]: r for r in counts}
+    return SweepResult(
+        overdue={p: by_priority[p]["overdue"] if p in by_priority else 0 for p in ("emergency", "standard")},
+        pending={p: by_priority[p]["pending"] if p in by_priority else 0 for p in ("emergency", "standard")},
+        unconfirmed=unconfirmed, newly_flagged=[str(r["case_id"]) for r in flagged])
+
+
+async def watch_deadlines(runtime) -> None:
+    """Every WARDEN_LEGAL_SWEEP_INTERVAL_S seconds (default 30): sweep and publish the gauges."""
+    interval = float(os.environ.get(SWEEP_INTERVAL_ENV, "30"))
+    while not runtime.stopping.is_set():
+        try:
+            async with runtime.pool.acquire() as conn, conn.transaction():
+                result = await sweep(conn, now())
+            for priority, count in result.overdue.items():
+                CASES_OVERDUE.labels(priority).set(count)
+            for priority, count in result.pending.items():
+                CASES_PENDING.labels(priority).set(count)
+            EMERGENCIES_UNCONFIRMED.set(result.unconfirmed)
+            for case_id in result.newly_flagged:
+                log.warning("emergency case lacks a confirming order", extra={"case_id": case_id})
+        except Exception as exc:  # a failed sweep is retried next round; it must not stop the service
+            log.warning("deadline sweep failed", extra={"error_type": type(exc).__name__})
+        try:
+            await asyncio.wait_for(runtime.stopping.wait(), timeout=interval)
+        except asyncio.TimeoutError:
+            pass

@@ -1,0 +1,402 @@
+"""The legal analysis: pure rule functions over a request and what is known about it.
+
+Each rule has a stable id (listed, described and sourced in policy.yaml), looks at the
+`Facts` and the `Policy`, and answers passed, failed (a hard rule: the request is
+rejected) or flagged (a human must decide). `assess` runs every rule and derives the
+outcome, the granted scope (narrowed categories and period, or a hold) and the deadline.
+No I/O here: handlers gather the facts, these functions decide.
+"""
+from __future__ import annotations
+
+import calendar
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from warden.contract.events import AuthorityRegistered, InstrumentType, LegalRequest, Period
+from warden.signing import canonical
+
+from legal_review.policy import Policy
+
+Outcome = Literal["passed", "failed", "flagged"]
+CaseStatus = Literal["approved", "rejected", "pending_review"]
+
+
+@dataclass(frozen=True)
+class EarlierHold:
+    """The case an extension request names (same authority, its `request_id`)."""
+
+    case_id: str
+    kind: str
+    status: str
+    hold_until: datetime | None
+    extensions: int
+
+
+@dataclass(frozen=True)
+class Facts:
+    request: LegalRequest
+    received_at: datetime
+    authority: AuthorityRegistered | None
+    earlier_hold: EarlierHold | None = None
+
+
+class RuleResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    rule: str
+    outcome: Outcome
+    code: str
+    message: str
+    flag: str | None = None
+
+
+class Assessment(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    policy_version: str
+    outcome: CaseStatus
+    results: list[RuleResult]
+    flags: list[str]
+    kind: Literal["disclosure", "preservation"]
+    emergency: bool
+    granted_categories: list[str]
+    refused_categories: list[str]
+    period: Period | None
+    hold_until: datetime | None
+    deadline: datetime
+    approvals_required: int
+    supervisor_required: bool
+    confirmation_due: datetime | None
+
+    @property
+    def failed(self) -> list[RuleResult]:
+        return [r for r in self.results if r.outcome == "failed"]
+
+    @property
+    def flagged(self) -> list[RuleResult]:
+        return [r for r in self.results if r.outcome == "flagged"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: Outcome
+    code: str
+    message: str
+    flag: str | None = None
+
+
+def passed(code: str, message: str) -> Verdict:
+    return Verdict("passed", code, message)
+
+
+def failed(code: str, message: str) -> Verdict:
+    return Verdict("failed", code, message)
+
+
+def flagged(code: str, message: str, flag: str) -> Verdict:
+    return Verdict("flagged", code, message, flag)
+
+
+RuleFunction = Callable[[Facts, Policy], RuleResult]
+RULES: dict[str, RuleFunction] = {}
+
+
+def rule(rule_id: str) -> Callable[[Callable[[Facts, Policy], Verdict]], RuleFunction]:
+    """Register a rule under its stable id; the id names it in every decision."""
+    def register(fn: Callable[[Facts, Policy], Verdict]) -> RuleFunction:
+        def run(facts: Facts, policy: Policy) -> RuleResult:
+            v = fn(facts, policy)
+            return RuleResult(rule=rule_id, outcome=v.outcome, code=v.code, message=v.message, flag=v.flag)
+        run.__name__ = fn.__name__
+        run.__doc__ = fn.__doc__
+        RULES[rule_id] = run
+        return run
+    return register
+
+
+def check_policy(policy: Policy) -> None:
+    """A policy must name every rule the engine has, and only those: no safeguard dropped silently."""
+    listed = {r.id for r in policy.rules}
+    unknown, missing = listed - RULES.keys(), RULES.keys() - listed
+    if unknown or missing:
+        raise ValueError(f"policy {policy.version}: unknown rules {sorted(unknown)}, missing rules {sorted(missing)}")
+
+
+# --- facts derived from the request -----------------------------------------------------
+
+def is_emergency(request: LegalRequest) -> bool:
+    return request.emergency or request.instrument.type == InstrumentType.emergency_request
+
+
+def is_preservation(request: LegalRequest) -> bool:
+    return request.instrument.type == InstrumentType.preservation_request
+
+
+def split_categories(request: LegalRequest, policy: Policy) -> tuple[list[str], list[str]]:
+    """(granted, refused), each in request order, without duplicates."""
+    granted: list[str] = []
+    refused: list[str] = []
+    for category in request.data_categories:
+        target = granted if category in policy.data.grantable else refused
+        if category not in target:
+            target.append(category)
+    return granted, refused
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    month_index = moment.month - 1 + months
+    year, month = moment.year + month_index // 12, month_index % 12 + 1
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
+
+
+def retention_window(received_at: datetime, policy: Policy) -> tuple[datetime, datetime]:
+    return received_at - timedelta(days=policy.period.retention_days), received_at
+
+
+def granted_period(request: LegalRequest, received_at: datetime, policy: Policy) -> Period | None:
+    """The requested period narrowed to the retention window; None when nothing is left."""
+    oldest, newest = retention_window(received_at, policy)
+    start, end = max(request.period.start, oldest), min(request.period.end, newest)
+    return Period(start=start, end=end) if start < end else None
+
+
+def hold_terms(country: str | None, policy: Policy):
+    return policy.preservation.eu if policy.is_eu(country) else policy.preservation.other
+
+
+def hold_until(facts: Facts, policy: Policy) -> datetime | None:
+    if not is_preservation(facts.request):
+        return None
+    terms = hold_terms(facts.authority.country if facts.authority else None, policy)
+    earlier = facts.earlier_hold
+    if facts.request.extends_request_id and earlier and earlier.hold_until:
+        return earlier.hold_until + timedelta(days=terms.extension_days)
+    return facts.received_at + timedelta(days=terms.hold_days)
+
+
+def suspect_key(request: LegalRequest) -> str:
+    """Counts distinct users in reports without keeping who they are."""
+    return hashlib.sha256(canonical(request.suspect.model_dump(mode="json"))).hexdigest()
+
+
+def _short(text: str, limit: int = 64) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+# --- the rules --------------------------------------------------------------------------
+
+@rule("authority.registered")
+def authority_registered(facts: Facts, policy: Policy) -> Verdict:
+    """The authority is registered and active."""
+    authority = facts.authority
+    if authority is None:
+        return flagged("authority_unknown", "the authority is not in legal review's registry copy yet", "authority_unknown")
+    if authority.status != "active":
+        return failed("authority_revoked", "the authority's registration is revoked")
+    return passed("authority_active", f"registered {authority.kind.value} in {authority.country}")
+
+
+@rule("instrument.judicial")
+def instrument_judicial(facts: Facts, policy: Policy) -> Verdict:
+    """A subpoena is not a judicial order."""
+    kind = facts.request.instrument.type.value
+    if kind in policy.non_judicial_instruments:
+        return failed("not_judicial_order", f"a {kind} is not a judicial order; the platform requires one")
+    return passed("judicial_instrument", f"{kind} is accepted")
+
+
+@rule("authority.competent")
+def authority_competent(facts: Facts, policy: Policy) -> Verdict:
+    """The authority's kind may issue this instrument in its jurisdiction."""
+    authority = facts.authority
+    instrument = facts.request.instrument.type.value
+    if authority is None:
+        return flagged("issuer_unverifiable", "the authority's kind is unknown", "authority_unknown")
+    eu = policy.is_eu(authority.country)
+    for grant in policy.issuers:
+        where_ok = grant.where == "any" or (grant.where == "eu") == eu
+        if authority.kind.value in grant.kinds and instrument in grant.instruments and where_ok:
+            return passed("issuer_competent", f"a {authority.kind.value} may issue a {instrument} ({grant.source})")
+    return failed("issuer_not_competent",
+                  f"a {authority.kind.value} in {authority.country} may not issue a {instrument}")
+
+
+@rule("instrument.issued")
+def instrument_issued(facts: Facts, policy: Policy) -> Verdict:
+    """issued_at is not in the future."""
+    skew = timedelta(minutes=policy.instrument.clock_skew_minutes)
+    if facts.request.instrument.issued_at > facts.received_at + skew:
+        return failed("issued_in_future", "the instrument's issued_at is after the request was received")
+    return passed("issued", "the instrument was issued before the request")
+
+
+@rule("instrument.in_force")
+def instrument_in_force(facts: Facts, policy: Policy) -> Verdict:
+    """The instrument has not expired."""
+    expires_at = facts.request.instrument.expires_at
+    if expires_at is not None and expires_at <= facts.received_at:
+        return failed("instrument_expired", "the instrument had expired when the request was received")
+    return passed("in_force", "the instrument is in force")
+
+
+@rule("offense.criminal_tos")
+def offense_criminal_tos(facts: Facts, policy: Policy) -> Verdict:
+    """The offense is a criminal category the terms of service prohibit."""
+    category = facts.request.offense.category.value
+    if category in policy.offenses.criminal or category in policy.offenses.speech:
+        return passed("criminal_offense", f"{category} is a criminal offense the terms of service prohibit")
+    if category in policy.offenses.needs_review:
+        return flagged("offense_unlisted", f"whether {category} is covered needs a human", "offense_review")
+    return failed("offense_not_covered", f"{category} is not an offense the policy covers")
+
+
+@rule("offense.speech_review")
+def offense_speech_review(facts: Facts, policy: Policy) -> Verdict:
+    """Speech offenses go to human review with a human-rights flag."""
+    category = facts.request.offense.category.value
+    if category in policy.offenses.speech:
+        return flagged("speech_offense", f"{category} is a speech offense: human-rights review", "human_rights")
+    return passed("not_speech", "not a speech offense")
+
+
+@rule("data.grantable")
+def data_grantable(facts: Facts, policy: Policy) -> Verdict:
+    """Only grantable categories are granted; the rest is refused by name."""
+    granted, refused = split_categories(facts.request, policy)
+    refused_text = ", ".join(_short(c) for c in refused)
+    if not granted:
+        return failed("nothing_grantable", f"none of the requested categories can be disclosed: {refused_text}")
+    if refused:
+        return passed("categories_narrowed", f"granted {', '.join(granted)}; refused {refused_text}")
+    return passed("categories_granted", f"granted {', '.join(granted)}")
+
+
+@rule("period.well_formed")
+def period_well_formed(facts: Facts, policy: Policy) -> Verdict:
+    """start < end, and the period does not start after receipt."""
+    period = facts.request.period
+    if period.start >= period.end:
+        return failed("period_malformed", "the period's start is not before its end")
+    if period.start > facts.received_at:
+        return failed("period_in_future", "the period starts after the request was received")
+    return passed("period_ok", "the period is well-formed")
+
+
+@rule("period.max_length")
+def period_max_length(facts: Facts, policy: Policy) -> Verdict:
+    """At most `max_months` months."""
+    period, months = facts.request.period, policy.period.max_months
+    if period.end > add_months(period.start, months):
+        return failed("period_too_long", f"the period is longer than {months} months")
+    return passed("period_within_limit", f"the period is at most {months} months")
+
+
+@rule("period.retention")
+def period_retention(facts: Facts, policy: Policy) -> Verdict:
+    """Narrowed to the retention window."""
+    request = facts.request
+    if request.period.start >= request.period.end:
+        return passed("period_not_applicable", "see period.well_formed")
+    granted = granted_period(request, facts.received_at, policy)
+    if granted is None:
+        return failed("period_outside_retention",
+                      f"no part of the period is within the {policy.period.retention_days}-day retention window")
+    if granted.start != request.period.start or granted.end != request.period.end:
+        return passed("period_narrowed",
+                      f"narrowed to {granted.start.isoformat()} .. {granted.end.isoformat()} (retention window)")
+    return passed("period_in_retention", "the period is within the retention window")
+
+
+@rule("jurisdiction.high_risk")
+def jurisdiction_high_risk(facts: Facts, policy: Policy) -> Verdict:
+    """High-risk jurisdictions need two reviewers."""
+    if facts.authority is None:
+        return flagged("jurisdiction_unknown", "the authority's country is unknown", "authority_unknown")
+    country = facts.authority.country
+    if country in policy.jurisdictions.high_risk:
+        return flagged("high_risk_jurisdiction", f"{country} is a high-risk jurisdiction: two reviewers",
+                       "high_risk_jurisdiction")
+    return passed("jurisdiction_ok", f"{country} is not listed as high-risk")
+
+
+@rule("emergency.justified")
+def emergency_justified(facts: Facts, policy: Policy) -> Verdict:
+    """An emergency carries a justification and is decided first by a human."""
+    request = facts.request
+    if not is_emergency(request):
+        return passed("not_emergency", "not an emergency request")
+    if not (request.emergency_justification or "").strip():
+        return failed("emergency_unjustified", "an emergency request must state the danger to life or of serious injury")
+    return flagged("emergency", f"emergency: decide within {policy.deadlines.emergency_hours} h; one reviewer may approve",
+                   "emergency")
+
+
+@rule("preservation.hold")
+def preservation_hold(facts: Facts, policy: Policy) -> Verdict:
+    """Preservation is a hold, 60 days EU / 90 days otherwise, extendable once."""
+    request = facts.request
+    if not is_preservation(request):
+        return passed("not_preservation", "not a preservation request")
+    terms = hold_terms(facts.authority.country if facts.authority else None, policy)
+    if not request.extends_request_id:
+        return passed("hold_granted", f"hold of {terms.hold_days} days, no data disclosed")
+    earlier = facts.earlier_hold
+    if earlier is None:
+        return failed("extension_target_unknown", "the request to extend is not known for this authority")
+    if earlier.kind != "preservation" or earlier.status != "approved" or earlier.hold_until is None:
+        return failed("extension_target_not_held", "the request to extend is not an approved preservation hold")
+    if earlier.extensions >= policy.preservation.max_extensions:
+        return failed("extension_exhausted",
+                      f"the hold was already extended {earlier.extensions} time(s); the limit is "
+                      f"{policy.preservation.max_extensions}")
+    if earlier.hold_until <= facts.received_at:
+        return failed("extension_target_expired", "the hold to extend has already ended")
+    return passed("hold_extended", f"hold extended by {terms.extension_days} days")
+
+
+# --- the assessment ---------------------------------------------------------------------
+
+def assess(facts: Facts, policy: Policy) -> Assessment:
+    results = [RULES[spec.id](facts, policy) for spec in policy.rules]
+    failures = [r for r in results if r.outcome == "failed"]
+    flags = sorted({r.flag for r in results if r.outcome == "flagged" and r.flag})
+    outcome: CaseStatus = "rejected" if failures else ("pending_review" if flags else "approved")
+    request = facts.request
+    emergency = is_emergency(request)
+    granted, refused = split_categories(request, policy)
+    hours = policy.deadlines.emergency_hours if emergency else policy.deadlines.standard_hours
+    approvals = 0
+    if outcome == "pending_review":
+        single = all(f in policy.review.single_reviewer_flags for f in flags)
+        approvals = 1 if single else policy.review.approvals_required
+    needs_confirmation = emergency and (
+        facts.authority is None or facts.authority.kind.value not in policy.emergency.confirmation_exempt_kinds)
+    return Assessment(
+        policy_version=policy.version,
+        outcome=outcome,
+        results=results,
+        flags=flags,
+        kind="preservation" if is_preservation(request) else "disclosure",
+        emergency=emergency,
+        granted_categories=granted,
+        refused_categories=refused,
+        period=granted_period(request, facts.received_at, policy),
+        hold_until=hold_until(facts, policy) if outcome != "rejected" else None,
+        deadline=facts.received_at + timedelta(hours=hours),
+        approvals_required=approvals,
+        supervisor_required=any(f in policy.review.supervisor_flags for f in flags),
+        confirmation_due=(facts.received_at + timedelta(hours=policy.emergency.confirmation_hours)
+                          if needs_confirmation else None),
+    )
+
+
+def may_confirm_emergency(confirming: Assessment, authority: AuthorityRegistered | None, policy: Policy) -> bool:
+    """A judicial order that names an emergency request confirms it (Art. 4(5), 48 h)."""
+    return (confirming.outcome != "rejected" and authority is not None
+            and authority.kind.value in policy.emergency.confirming_kinds)

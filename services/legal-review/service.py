@@ -1,0 +1,30 @@
+"""Legal review, as the runtime runs it: what it consumes, the handler for each, its API and jobs.
+
+Consumes  legal.requests.received  -> review_request   (emits legal.requests.decided, legal.requests.status)
+          legal.authorities        -> the shared authority registry projection
+          moderation.violations    -> record_violation
+HTTP      /review/...              -> the human review API (api.py)
+Jobs      watch_deadlines          -> overdue metrics, unconfirmed emergencies
+"""
+from pathlib import Path
+
+from warden.authorities import AUTHORITY_MIGRATIONS, AUTHORITY_REGISTRY
+from warden.runtime.database import MigrationSet
+from warden.runtime.service import Service, Subscription
+
+from legal_review.api import review_routes
+from legal_review.handlers import record_violation, review_request
+from legal_review.jobs import watch_deadlines
+
+SERVICE = Service(
+    name="legal-review",
+    schema="legal_review",
+    subscriptions=[
+        Subscription("legal.requests.received", review_request),
+        AUTHORITY_REGISTRY,
+        Subscription("moderation.violations", record_violation),
+    ],
+    migrations=[AUTHORITY_MIGRATIONS, MigrationSet("legal_review", Path(__file__).parent / "migrations")],
+    routes=review_routes,
+    background=[watch_deadlines],
+)

@@ -1,0 +1,145 @@
+"""Nothing lost, nothing twice: inbox dedupe, outbox across a kill -9, retries while Postgres is down."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import asyncpg
+import pytest
+
+from tests.support.kafka import produce_event, read_topic, wait_for_events
+from tests.support.requests import new_authority, register_authority, request_data, signed
+from tests.support.stack import running, service_settings
+from warden.embedded import EmbeddedPostgres, free_port
+
+TOPIC = "legal.requests.submitted"
+SUBMITTED = "warden.legal.request.submitted.v1"
+
+
+def about(request_id):
+    return lambda e: e["data"].get("request_id") == request_id or \
+        e["data"].get("request", {}).get("request_id") == request_id
+
+
+async def count_events(bootstrap, topic, request_id) -> int:
+    import json
+    n = 0
+    for record in await read_topic(bootstrap, topic):
+        try:
+            if about(request_id)(json.loads(record.value)):
+                n += 1
+        except ValueError:
+            pass
+    return n
+
+
+async def test_same_event_delivered_twice_has_one_effect(bootstrap, database_url):
+    authority = new_authority()
+    await register_authority(bootstrap, authority)
+    data = signed(request_data(authority), authority["private_key"])
+    async with running("intake", service_settings(bootstrap, database_url)):
+        event = await produce_event(bootstrap, TOPIC, SUBMITTED, data)
+        await produce_event(bootstrap, TOPIC, SUBMITTED, data, event_id=event["id"])  # a redelivery
+        await wait_for_events(bootstrap, "legal.requests.received", about(data["request_id"]), settle=1.5)
+        # a resend with a new CloudEvent id but identical content is also a no-op
+        await produce_event(bootstrap, TOPIC, SUBMITTED, data)
+        await asyncio.sleep(1.5)
+        conn = await asyncpg.connect(database_url)
+        inbox = await conn.fetchval("SELECT count(*) FROM intake.inbox WHERE event_id = $1", event["id"])
+        await conn.close()
+    assert inbox == 1
+    assert await count_events(bootstrap, "legal.requests.received", data["request_id"]) == 1
+    assert await count_events(bootstrap, "legal.requests.status", data["request_id"]) == 1
+
+
+async def test_changed_content_under_the_same_request_id_is_refused_as_a_conflict(bootstrap, database_url):
+    authority = new_authority()
+    await register_authority(bootstrap, authority)
+    first = signed(request_data(authority), authority["private_key"])
+    changed = signed(dict(first, data_categories=["ip_addresses"]), authority["private_key"])
+    async with running("intake", service_settings(bootstrap, database_url)):
+        await produce_event(bootstrap, TOPIC, SUBMITTED, first)
+        await produce_event(bootstrap, TOPIC, SUBMITTED, changed)
+        statuses = await wait_for_events(bootstrap, "legal.requests.status", about(first["request_id"]), count=2)
+    assert [s["data"]["status"] for s in statuses] == ["received", "invalid"]
+    assert statuses[1]["data"]["reasons"][0]["code"] == "conflicting_resubmission"
+    assert await count_events(bootstrap, "legal.requests.received", first["request_id"]) == 1
+
+
+def start_intake(bootstrap: str, database_url: str, group_prefix: str, relay: bool) -> subprocess.Popen:
+    env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=bootstrap, DATABASE_URL=database_url,
+               WARDEN_HTTP_PORT=str(free_port()), WARDEN_HTTP_HOST="127.0.0.1",
+               WARDEN_GROUP_PREFIX=group_prefix, WARDEN_OUTBOX_RELAY=str(relay).lower())
+    return subprocess.Popen([sys.executable, "-m", "warden.cli.main", "service", "intake"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+async def test_kill_between_database_commit_and_kafka_send_loses_nothing(bootstrap, database_url):
+    authority = new_authority()
+    await register_authority(bootstrap, authority)
+    data = signed(request_data(authority), authority["private_key"])
+    group = f"kill-{os.getpid()}-{time.monotonic_ns()}"
+    # First life: the relay is off, so the events stay committed in the outbox, unsent.
+    process = start_intake(bootstrap, database_url, group, relay=False)
+    try:
+        await produce_event(bootstrap, TOPIC, SUBMITTED, data)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                conn = await asyncpg.connect(database_url)
+                try:
+                    pending = await conn.fetchval(
+                        "SELECT count(*) FROM intake.outbox WHERE topic = 'legal.requests.received'")
+                finally:
+                    await conn.close()
+            except (asyncpg.UndefinedTableError, OSError):
+                pending = 0
+            if pending:
+                break
+            assert time.monotonic() < deadline, "the service never committed the request"
+            await asyncio.sleep(0.1)
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+        assert await count_events(bootstrap, "legal.requests.received", data["request_id"]) == 0
+        # Second life: same group and database; the relay sends what the first life committed.
+        process = start_intake(bootstrap, database_url, group, relay=True)
+        await wait_for_events(bootstrap, "legal.requests.received", about(data["request_id"]), timeout=30, settle=2)
+    finally:
+        process.terminate()
+        process.wait(30)
+    assert await count_events(bootstrap, "legal.requests.received", data["request_id"]) == 1
+    assert await count_events(bootstrap, "legal.requests.status", data["request_id"]) == 1
+
+
+@pytest.fixture
+def own_postgres(tmp_path):
+    server = EmbeddedPostgres(tmp_path / "pg").start()
+    yield server
+    server.stop()
+
+
+async def test_postgres_outage_is_retried_not_dead_lettered(bootstrap, own_postgres):
+    authority = new_authority()
+    await register_authority(bootstrap, authority)
+    data = signed(request_data(authority), authority["private_key"])
+    async with running("intake", service_settings(bootstrap, own_postgres.url)) as runtime:
+        await asyncio.to_thread(own_postgres.pause)
+        await produce_event(bootstrap, TOPIC, SUBMITTED, data)
+        deadline = time.monotonic() + 15
+        while runtime.readiness()["database"]:
+            assert time.monotonic() < deadline, "service still reports ready with the database down"
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(2)
+        assert await count_events(bootstrap, "legal.requests.received", data["request_id"]) == 0
+        await asyncio.to_thread(own_postgres.resume)
+        await wait_for_events(bootstrap, "legal.requests.received", about(data["request_id"]), timeout=30)
+        while not runtime.readiness()["database"]:
+            assert time.monotonic() < deadline + 30, "service did not become ready again"
+            await asyncio.sleep(0.2)
+    dead = [r for r in await read_topic(bootstrap, f"{TOPIC}.dlq") if data["request_id"].encode() in (r.value or b"")]
+    assert dead == []
+    assert await count_events(bootstrap, "legal.requests.received", data["request_id"]) == 1

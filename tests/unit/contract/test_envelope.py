@@ -1,0 +1,58 @@
+"""Decoding CloudEvents from Kafka records, and the reason codes of what cannot be decoded."""
+import json
+
+import pytest
+
+from warden.contract.envelope import MAX_EVENT_BYTES, EventRejected, decode, encode_structured, new_event
+
+
+def structured(**overrides) -> bytes:
+    event = new_event("t.v1", "/src", {"a": 1})
+    event.update(overrides)
+    return json.dumps({k: v for k, v in event.items() if v is not None}).encode()
+
+
+BINARY_HEADERS = [("ce_specversion", b"1.0"), ("ce_id", b"e-1"), ("ce_source", b"/gw"), ("ce_type", b"t.v1"),
+                  ("ce_time", b"2026-01-01T00:00:00Z"), ("content-type", b"application/json")]
+
+
+def test_structured_round_trip():
+    value, headers = encode_structured(new_event("t.v1", "/src", {"a": 1}, event_id="e-1"))
+    assert dict(headers)["content-type"] == b"application/cloudevents+json"
+    envelope = decode(value, headers, allow_binary=False)
+    assert (envelope.id, envelope.source, envelope.type, envelope.data) == ("e-1", "/src", "t.v1", {"a": 1})
+    assert not envelope.binary_mode
+
+
+def test_binary_mode_is_read_on_inbound_topics():
+    envelope = decode(b'{"a": 2}', BINARY_HEADERS, allow_binary=True)
+    assert envelope.binary_mode and envelope.id == "e-1" and envelope.data == {"a": 2}
+
+
+@pytest.mark.parametrize("value, headers, allow_binary, reason", [
+    (b"\xff\xfe garbage", [], False, "undecodable"),
+    (b"[1, 2]", [], False, "undecodable"),
+    (b'{"truncated": ', [], False, "undecodable"),
+    (None, [], False, "undecodable"),
+    (structured(id=None), [], False, "invalid_envelope"),
+    (structured(time=None), [], False, "invalid_envelope"),
+    (structured(specversion="0.3"), [], False, "invalid_envelope"),
+    (structured(time="yesterday"), [], False, "invalid_envelope"),
+    (structured(data=[1]), [], False, "invalid_data"),
+    (structured(datacontenttype="text/plain", data="x"), [], False, "invalid_envelope"),
+    (b'{"a": 2}', BINARY_HEADERS, False, "unsupported_mode"),
+    (b'{"a": 2}', [h for h in BINARY_HEADERS if h[0] != "ce_id"], True, "invalid_envelope"),
+    (b"x" * (MAX_EVENT_BYTES + 1), [], False, "oversized"),
+])
+def test_rejections_name_their_reason(value, headers, allow_binary, reason):
+    with pytest.raises(EventRejected) as caught:
+        decode(value, headers, allow_binary=allow_binary)
+    assert caught.value.reason == reason
+    assert caught.value.error
+
+
+def test_deeply_nested_json_is_rejected_not_crashing():
+    deep = b'{"a":' * 100_000 + b"1" + b"}" * 100_000
+    with pytest.raises(EventRejected) as caught:
+        decode(deep[:MAX_EVENT_BYTES], [], allow_binary=False)
+    assert caught.value.reason == "undecodable"

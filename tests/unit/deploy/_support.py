@@ -1,0 +1,73 @@
+"""What the deployment tests share: paths, the env var names services read, schema loading."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import AliasChoices
+
+from warden.runtime.runner import SERVICE_MODULES
+from warden.runtime.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[3]
+DEPLOY = ROOT / "deploy"
+SCHEMAS = ROOT / "tests" / "schemas"
+
+# Variables a service reads on top of Settings, as each service documents them.
+SERVICE_VARS: dict[str, set[str]] = {
+    "intake": set(),
+    "legal-review": {"WARDEN_POLICY_FILE", "WARDEN_REVIEW_TOKENS"},
+    "disclosure": {"WARDEN_DISCLOSURE_PRIVATE_KEY", "WARDEN_RETENTION_DAYS"},
+    "moderation": {"WARDEN_MODERATION_TOKENS"},
+}
+
+
+def settings_env_names() -> set[str]:
+    """Every environment variable Settings reads, derived from the model itself."""
+    prefix = Settings.model_config.get("env_prefix", "")
+    names: set[str] = set()
+    for field_name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices):
+            names |= {choice.upper() for choice in alias.choices if isinstance(choice, str)}
+        elif isinstance(alias, str):
+            names.add(alias.upper())
+        else:
+            names.add(f"{prefix}{field_name}".upper())
+    return names
+
+
+def service_source_reads(service: str, var: str) -> bool | None:
+    """Whether the service's code mentions the variable (or its field name); None if not built yet."""
+    package = ROOT / "services" / service
+    if not (package / "service.py").exists():
+        return None
+    stem = var.removeprefix("WARDEN_")
+    pattern = re.compile(re.escape(stem), re.IGNORECASE)
+    return any(pattern.search(path.read_text()) for path in package.rglob("*.py"))
+
+
+def allowed_env(service: str) -> set[str]:
+    return settings_env_names() | SERVICE_VARS[service]
+
+
+def load_crd_schema(filename: str, version: str) -> dict:
+    crd = yaml.safe_load((SCHEMAS / filename).read_text())
+    for entry in crd["spec"]["versions"]:
+        if entry["name"] == version and entry.get("served", True):
+            return entry["schema"]["openAPIV3Schema"]
+    raise AssertionError(f"{filename} serves no version {version}")
+
+
+def kustomize(overlay: str) -> list[dict]:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed: cannot run `kubectl kustomize` (install kubectl 1.32+)")
+    result = subprocess.run([kubectl, "kustomize", str(DEPLOY / "k8s" / "overlays" / overlay)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"kubectl kustomize {overlay} failed:\n{result.stderr}"
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]

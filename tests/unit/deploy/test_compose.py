@@ -1,0 +1,161 @@
+"""deploy/compose/docker-compose.yml: valid Compose, the services configured only by what they read."""
+from __future__ import annotations
+
+import copy
+import json
+import re
+
+import jsonschema
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from warden.cli.main import cli
+from warden.contract.topics import TOPICS
+from warden.runtime.runner import SERVICE_MODULES
+
+from tests.unit.deploy._support import DEPLOY, SCHEMAS, SERVICE_VARS, allowed_env, service_source_reads
+
+COMPOSE_DIR = DEPLOY / "compose"
+SECRET_VARS = {"DATABASE_URL", "WARDEN_REVIEW_TOKENS", "WARDEN_DISCLOSURE_PRIVATE_KEY", "WARDEN_MODERATION_TOKENS"}
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load((COMPOSE_DIR / "docker-compose.yml").read_text())
+
+
+@pytest.fixture(scope="module")
+def validator() -> jsonschema.Validator:
+    schema = json.loads((SCHEMAS / "compose-spec.json").read_text())
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
+
+
+def warden_services(compose: dict) -> dict[str, dict]:
+    """Compose services that run a Warden service (`service NAME`)."""
+    return {name: svc for name, svc in compose["services"].items()
+            if svc.get("command", [None])[0] == "service"}
+
+
+def test_compose_file_validates_against_the_compose_specification(compose, validator):
+    errors = sorted(validator.iter_errors(compose), key=lambda e: list(e.absolute_path))
+    assert not errors, "\n".join(f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors)
+
+
+def test_the_schema_check_catches_a_malformed_compose_file(compose, validator):
+    broken = copy.deepcopy(compose)
+    broken["services"]["intake"]["depends_on"]["postgres"]["condition"] = "service_started_maybe"
+    broken["services"]["kafka"]["healthcheck"]["retries"] = "twelve"
+    assert len(list(validator.iter_errors(broken))) >= 2
+
+
+def test_every_service_runs_from_the_image_with_health_checks(compose):
+    services = warden_services(compose)
+    assert set(services) == set(SERVICE_MODULES), "compose must run exactly the services the runner knows"
+    for name, svc in services.items():
+        assert svc["command"] == ["service", name]
+        assert svc["image"] == compose["services"]["kafka-topics"]["image"]
+        assert "/readyz" in " ".join(svc["healthcheck"]["test"])
+        port = svc["environment"]["WARDEN_HTTP_PORT"]
+        assert f":{port}/readyz" in " ".join(svc["healthcheck"]["test"])
+        assert any(str(p).endswith(f":{port}") for p in svc["ports"])
+        assert svc["depends_on"]["kafka-topics"]["condition"] == "service_completed_successfully"
+        assert svc["depends_on"]["postgres"]["condition"] == "service_healthy"
+        assert svc["read_only"] is True and svc["cap_drop"] == ["ALL"]
+    for name in ("kafka", "postgres", "prometheus", "grafana"):
+        assert "healthcheck" in compose["services"][name], f"{name} has no health check"
+
+
+def test_services_are_configured_only_by_variables_they_read(compose):
+    for name, svc in warden_services(compose).items():
+        names = set(svc["environment"])
+        unknown = names - allowed_env(name)
+        assert not unknown, f"{name} is given {sorted(unknown)}, which neither Settings nor {name} reads"
+        for var in names & SERVICE_VARS[name]:
+            reads = service_source_reads(name, var)
+            assert reads is not False, f"services/{name} does not read {var}, yet compose sets it"
+
+
+def test_secrets_come_from_the_environment_never_from_the_file(compose):
+    for name, svc in warden_services(compose).items():
+        for var, value in svc["environment"].items():
+            if var in SECRET_VARS:
+                assert re.search(r"\$\{[A-Z_]+:\?", str(value)), f"{name}.{var} must be `${{VAR:?...}}`, not a literal"
+    example = (COMPOSE_DIR / ".env.example").read_text()
+    for line in example.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            assert value == "", f".env.example must not carry a value for {key}"
+
+
+def test_the_topic_job_creates_every_topic_and_dlq_with_its_settings(compose):
+    job = compose["services"]["kafka-topics"]
+    assert job["command"][:2] == ["topics", "create"]
+    assert job["depends_on"]["kafka"]["condition"] == "service_healthy"
+    assert job["environment"]["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+    # what the job would create, without a broker: the same options given to `topics plan`
+    result = CliRunner().invoke(cli, ["topics", "plan", *job["command"][2:]])
+    assert result.exit_code == 0, result.output
+    planned = {entry["name"]: entry for entry in map(json.loads, result.output.splitlines())}
+    expected = set(TOPICS) | {f"{t.name}.dlq" for t in TOPICS.values() if t.consumers}
+    assert set(planned) == expected
+    for name, topic in TOPICS.items():
+        entry = planned[name]
+        assert entry["partitions"] == topic.partitions
+        assert entry["configs"]["retention.ms"] == str(topic.retention_ms)
+        assert (entry["configs"].get("cleanup.policy") == "compact") == topic.compacted
+        assert entry["replication_factor"] == 1  # one broker in compose
+
+
+def test_kafka_runs_in_kraft_mode_on_a_named_volume(compose):
+    kafka = compose["services"]["kafka"]
+    env = kafka["environment"]
+    assert kafka["image"].startswith("apache/kafka:")
+    assert "controller" in env["KAFKA_PROCESS_ROLES"] and "broker" in env["KAFKA_PROCESS_ROLES"]
+    assert not any("ZOOKEEPER" in key for key in env)
+    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false", "topics come from the topic job only"
+    assert "PLAINTEXT://kafka:9092" in env["KAFKA_ADVERTISED_LISTENERS"]
+
+
+def test_images_are_pinned_and_state_lives_in_named_volumes(compose):
+    for name, svc in compose["services"].items():
+        image = re.sub(r"\$\{[A-Z_]+:-([^}]+)\}", r"\1", svc["image"])
+        assert re.search(r":v?\d+\.\d+(\.\d+)?(-[a-z0-9]+)?$", image), f"{name}: image {image!r} is not pinned"
+    declared = set(compose["volumes"])
+    for name, path in {"kafka": "/var/lib/kafka/data", "postgres": "/var/lib/postgresql/data",
+                       "prometheus": "/prometheus", "grafana": "/var/lib/grafana"}.items():
+        mounts = {m.split(":")[1]: m.split(":")[0] for m in compose["services"][name]["volumes"]}
+        assert mounts.get(path) in declared, f"{name} keeps {path} outside a named volume"
+
+
+def test_bind_mounted_files_exist(compose):
+    for name, svc in compose["services"].items():
+        for mount in svc.get("volumes", []):
+            source = mount.split(":")[0]
+            if source.startswith("."):
+                assert (COMPOSE_DIR / source).exists(), f"{name} mounts {source}, which does not exist"
+
+
+def test_prometheus_scrapes_every_service(compose):
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    job = next(j for j in config["scrape_configs"] if j["job_name"] == "warden")
+    targets = {t for group in job["static_configs"] for t in group["targets"]}
+    labelled = {group["labels"]["warden_service"] for group in job["static_configs"]}
+    expected = {f"{name}:{svc['environment']['WARDEN_HTTP_PORT']}" for name, svc in warden_services(compose).items()}
+    assert targets == expected
+    assert labelled == set(SERVICE_MODULES)
+
+
+def test_grafana_is_provisioned_with_the_datasource_and_dashboards(compose):
+    grafana = compose["services"]["grafana"]
+    mounts = {m.split(":")[1]: m.split(":")[0] for m in grafana["volumes"]}
+    provider = yaml.safe_load((DEPLOY / "grafana" / "provisioning" / "dashboards" / "warden.yml").read_text())
+    dashboards_in_container = provider["providers"][0]["options"]["path"]
+    assert (COMPOSE_DIR / mounts[dashboards_in_container] / "warden.json").exists()
+    assert (COMPOSE_DIR / mounts["/etc/grafana/provisioning"] / "datasources" / "prometheus.yml").exists()
+    datasource = yaml.safe_load((DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text())
+    assert datasource["datasources"][0]["url"] == "http://prometheus:9090"
+    home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert home.startswith(dashboards_in_container + "/")

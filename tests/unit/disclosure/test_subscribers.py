@@ -1,0 +1,48 @@
+"""The subscriber store's pure rules: intervals, resolution, notices, masking."""
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+
+from disclosure.package import mask_phone_number
+from disclosure.subscribers import Change, Held, held_intervals, normalise_ip, notice_due_at, resolve_account
+from warden.contract.envelope import EventRejected
+
+T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
+
+
+def at(days: int) -> datetime:
+    return T0 + timedelta(days=days)
+
+
+def test_change_points_become_intervals_whatever_their_order():
+    changes = [Change("a", at(10), "+2"), Change("a", at(0), "+1"), Change("a", at(5), "+1"),
+               Change("a", at(20), None), Change("a", at(30), "+3")]
+    assert held_intervals(changes) == [
+        Held("a", "+1", at(0), at(10)), Held("a", "+2", at(10), at(20)), Held("a", "+3", at(30), None)]
+
+
+def test_resolution_needs_every_identifier_to_agree():
+    assert resolve_account({"account_id": {"a"}, "phone_number": {"a", "b"}}) == ("a", "")
+    assert resolve_account({"phone_number": {"a", "b"}}) == (None, "suspect_ambiguous")
+    assert resolve_account({"account_id": {"a"}, "username": {"b"}}) == (None, "suspect_not_found")
+    assert resolve_account({"account_id": set()}) == (None, "suspect_not_found")
+
+
+def test_notice_is_due_at_once_or_after_the_nondisclosure_date():
+    assert notice_due_at(at(0), None) == at(0)
+    assert notice_due_at(at(0), date(2025, 3, 1)) == datetime(2025, 3, 2, tzinfo=timezone.utc)
+    assert notice_due_at(at(100), date(2025, 3, 1)) == at(100)
+
+
+def test_masked_numbers_keep_country_code_and_last_three_digits():
+    assert mask_phone_number("+33612345002") == "+33******002"
+    assert mask_phone_number("+447700900123") == "+44*******123"
+
+
+def test_ips_are_normalised_and_nonsense_refused_without_echoing_it():
+    assert normalise_ip("2001:DB8:0::1") == "2001:db8::1"
+    with pytest.raises(EventRejected) as caught:
+        normalise_ip("10.0.0.999")
+    assert "999" not in caught.value.error
