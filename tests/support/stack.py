@@ -38,3 +38,29 @@ async def running(name: str, settings: Settings, ready_timeout: float = 30) -> A
     finally:
         runtime.stopping.set()
         await asyncio.wait_for(task, timeout=60)
+
+
+async def wait_for_authority(database_url: str, schema: str, authority_id: str, timeout: float = 30) -> None:
+    """Block until the service's registry projection knows the authority.
+
+    A fresh consumer group reads `legal.authorities` and the request topic side by
+    side; a test registering an authority right before its request must wait for
+    the projection, as an operator registers authorities long before they submit.
+    """
+    import asyncpg
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            conn = await asyncpg.connect(database_url)
+            try:
+                if await conn.fetchval(f'SELECT 1 FROM "{schema}".authorities WHERE authority_id = $1',
+                                       authority_id):
+                    return
+            finally:
+                await conn.close()
+        except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{schema} never learned authority {authority_id}")
+        await asyncio.sleep(0.1)

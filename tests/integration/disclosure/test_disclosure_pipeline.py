@@ -62,6 +62,19 @@ async def approve(bootstrap: str, authority: dict, suspect: dict, **overrides) -
     return data
 
 
+async def stored(database_url: str, account_id: str, sessions: int = 0) -> None:
+    """The feed and the decisions come on different topics: wait until the feed is in."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        async def probe():
+            return await conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM disclosure.accounts WHERE account_id = $1)"
+                " AND (SELECT count(*) FROM disclosure.sessions WHERE account_id = $1) >= $2", account_id, sessions)
+        await wait_until(probe)
+    finally:
+        await conn.close()
+
+
 def of_case(case_id: str):
     return lambda e: e["data"].get("case_id") == case_id
 
@@ -93,6 +106,8 @@ async def test_approval_gives_one_sealed_package_only_the_authority_opens(
     await session(bootstrap, other, others_ip, ago(5))
 
     async with running("disclosure", service_settings(bootstrap, database_url)):
+        await stored(database_url, suspect, sessions=4)
+        await stored(database_url, other, sessions=1)
         decision = await approve(bootstrap, authority, {"phone_number": new_phone_})
         case_id = decision["case_id"]
         [issued] = await wait_for_events(bootstrap, "legal.disclosures.issued", of_case(case_id))
@@ -186,6 +201,8 @@ async def test_preservation_hold_keeps_old_sessions_from_retention(bootstrap, da
     await account(bootstrap, held, new_phone(), ago(800))
     await account(bootstrap, free, new_phone(), ago(800))
     async with running("disclosure", service_settings(bootstrap, database_url)):
+        await stored(database_url, held)
+        await stored(database_url, free)
         decision = await approve(bootstrap, authority, {"account_id": held}, kind="preservation",
                                  period={"start": ago(800), "end": ago(0)}, hold_until=NOW + timedelta(days=90))
         [status] = await wait_for_events(bootstrap, "legal.requests.status", of_case(decision["case_id"]))
@@ -221,6 +238,7 @@ async def test_notice_waits_for_the_nondisclosure_date_and_survives_a_restart(bo
     await account(bootstrap, suspect, new_phone(), ago(100))
     settings = service_settings(bootstrap, database_url)
     async with running("disclosure", settings):
+        await stored(database_url, suspect)
         decision = await approve(bootstrap, authority, {"account_id": suspect},
                                  nondisclosure_until=date.today().isoformat())
         case_id = decision["case_id"]
@@ -236,8 +254,7 @@ async def test_notice_waits_for_the_nondisclosure_date_and_survives_a_restart(bo
                            case_id)
     finally:
         await conn.close()
-    async with running("disclosure", service_settings(bootstrap, database_url, http_port=settings.http_port + 1
-                                                      if False else service_settings(bootstrap, database_url).http_port,
-                                                      group_prefix=settings.group_prefix)):
+    # Same consumer group: the restarted service resumes where it left off.
+    async with running("disclosure", service_settings(bootstrap, database_url, group_prefix=settings.group_prefix)):
         [notice] = await wait_for_events(bootstrap, "legal.notices.due", of_case(case_id), settle=2.0)
     assert notice["data"]["account_id"] == suspect

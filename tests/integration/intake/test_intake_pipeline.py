@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from tests.support.kafka import produce_event, wait_for_events, wait_for_records
 from tests.support.requests import new_authority, register_authority, request_data, signed
-from tests.support.stack import running, service_settings
+from tests.support.stack import running, service_settings, wait_for_authority
 
 SUBMITTED = "warden.legal.request.submitted.v1"
 
@@ -17,6 +17,7 @@ async def test_signed_request_is_received_with_normalised_suspect(bootstrap, dat
     await register_authority(bootstrap, authority)
     data = signed(request_data(authority), authority["private_key"])
     async with running("intake", service_settings(bootstrap, database_url)):
+        await wait_for_authority(database_url, "intake", authority["authority_id"])
         await produce_event(bootstrap, "legal.requests.submitted", SUBMITTED, data)
         [received] = await wait_for_events(bootstrap, "legal.requests.received",
                                            lambda e: e["data"]["request"]["request_id"] == data["request_id"])
@@ -33,6 +34,7 @@ async def test_bad_signature_goes_to_dlq_and_invalid_status_only(bootstrap, data
     await register_authority(bootstrap, authority)
     data = signed(request_data(authority), impostor["private_key"])
     async with running("intake", service_settings(bootstrap, database_url)):
+        await wait_for_authority(database_url, "intake", authority["authority_id"])
         await produce_event(bootstrap, "legal.requests.submitted", SUBMITTED, data)
         [status] = await wait_for_events(bootstrap, "legal.requests.status", status_of(data["request_id"]))
         [dead] = await wait_for_records(bootstrap, "legal.requests.submitted.dlq",

@@ -6,7 +6,7 @@ import uuid
 
 from tests.support.kafka import produce_event, produce_raw, wait_for_events, wait_for_records
 from tests.support.requests import new_authority, register_authority, request_data, signed
-from tests.support.stack import running, service_settings
+from tests.support.stack import running, service_settings, wait_for_authority
 from warden.contract.envelope import MAX_EVENT_BYTES, encode_structured, new_event
 
 TOPIC = "legal.requests.submitted"
@@ -37,6 +37,7 @@ async def test_each_class_of_bad_input_is_dead_lettered_with_its_reason(bootstra
         "bad_signature": envelope_bytes(dict(good_before, request_id="tampered-" + uuid.uuid4().hex[:6])),
     }
     async with running("intake", service_settings(bootstrap, database_url)):
+        await wait_for_authority(database_url, "intake", authority["authority_id"])
         await produce_event(bootstrap, TOPIC, SUBMITTED, good_before)
         sent = {}
         for reason, value in bad_inputs.items():
@@ -77,6 +78,7 @@ async def test_binary_mode_requests_are_accepted(bootstrap, database_url):
                ("ce_type", SUBMITTED.encode()), ("ce_time", b"2026-11-01T10:00:00Z"),
                ("content-type", b"application/json")]
     async with running("intake", service_settings(bootstrap, database_url)):
+        await wait_for_authority(database_url, "intake", authority["authority_id"])
         await produce_raw(bootstrap, TOPIC, json.dumps(data).encode(), key=data["authority_id"].encode(),
                           headers=headers)
         [received] = await wait_for_events(
@@ -90,6 +92,7 @@ async def test_invalid_status_tells_the_authority_why(bootstrap, database_url):
     await register_authority(bootstrap, authority)
     data = signed(request_data(authority, data_categories=[]), authority["private_key"])
     async with running("intake", service_settings(bootstrap, database_url)):
+        await wait_for_authority(database_url, "intake", authority["authority_id"])
         value, headers = encode_structured(new_event(SUBMITTED, "/tests", data))
         await produce_raw(bootstrap, TOPIC, value, headers=headers)
         [status] = await wait_for_events(bootstrap, "legal.requests.status",

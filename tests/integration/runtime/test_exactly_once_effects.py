@@ -13,7 +13,7 @@ import pytest
 
 from tests.support.kafka import produce_event, read_topic, wait_for_events
 from tests.support.requests import new_authority, register_authority, request_data, signed
-from tests.support.stack import running, service_settings
+from tests.support.stack import running, service_settings, wait_for_authority
 from warden.embedded import EmbeddedPostgres, free_port
 
 TOPIC = "legal.requests.submitted"
@@ -42,6 +42,7 @@ async def test_same_event_delivered_twice_has_one_effect(bootstrap, database_url
     await register_authority(bootstrap, authority)
     data = signed(request_data(authority), authority["private_key"])
     async with running("intake", service_settings(bootstrap, database_url)):
+        await wait_for_authority(database_url, "intake", authority["authority_id"])
         event = await produce_event(bootstrap, TOPIC, SUBMITTED, data)
         await produce_event(bootstrap, TOPIC, SUBMITTED, data, event_id=event["id"])  # a redelivery
         await wait_for_events(bootstrap, "legal.requests.received", about(data["request_id"]), settle=1.5)
@@ -62,6 +63,7 @@ async def test_changed_content_under_the_same_request_id_is_refused_as_a_conflic
     first = signed(request_data(authority), authority["private_key"])
     changed = signed(dict(first, data_categories=["ip_addresses"]), authority["private_key"])
     async with running("intake", service_settings(bootstrap, database_url)):
+        await wait_for_authority(database_url, "intake", authority["authority_id"])
         await produce_event(bootstrap, TOPIC, SUBMITTED, first)
         await produce_event(bootstrap, TOPIC, SUBMITTED, changed)
         statuses = await wait_for_events(bootstrap, "legal.requests.status", about(first["request_id"]), count=2)
@@ -86,6 +88,7 @@ async def test_kill_between_database_commit_and_kafka_send_loses_nothing(bootstr
     # First life: the relay is off, so the events stay committed in the outbox, unsent.
     process = start_intake(bootstrap, database_url, group, relay=False)
     try:
+        await wait_for_authority(database_url, "intake", authority["authority_id"], timeout=60)
         await produce_event(bootstrap, TOPIC, SUBMITTED, data)
         deadline = time.monotonic() + 30
         while True:
@@ -127,6 +130,7 @@ async def test_postgres_outage_is_retried_not_dead_lettered(bootstrap, own_postg
     await register_authority(bootstrap, authority)
     data = signed(request_data(authority), authority["private_key"])
     async with running("intake", service_settings(bootstrap, own_postgres.url)) as runtime:
+        await wait_for_authority(own_postgres.url, "intake", authority["authority_id"])
         await asyncio.to_thread(own_postgres.pause)
         await produce_event(bootstrap, TOPIC, SUBMITTED, data)
         deadline = time.monotonic() + 15
