@@ -76,6 +76,10 @@ def test_submitted_request_reaches_received_and_forged_one_only_the_dlq(stack):
     assert len(dead) == 1
     assert not [e for e in events(bootstrap, "legal.requests.received")
                 if e["data"]["request"]["request_id"] == forged["request_id"]]
+    logs = "".join(p.read_text() for p in (up.home / "logs").glob("*.log"))
+    assert "request received" in logs  # the logs do say what happened...
+    for personal in ("+33612345678", "+33 6 12 34 56 78", "dealer_42", "Dealer_42"):
+        assert personal not in logs  # ...without personal data
 
 
 def test_cli_errors_say_what_to_do(stack):

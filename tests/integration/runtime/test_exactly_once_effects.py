@@ -147,3 +147,25 @@ async def test_postgres_outage_is_retried_not_dead_lettered(bootstrap, own_postg
     dead = [r for r in await read_topic(bootstrap, f"{TOPIC}.dlq") if data["request_id"].encode() in (r.value or b"")]
     assert dead == []
     assert await count_events(bootstrap, "legal.requests.received", data["request_id"]) == 1
+
+
+async def test_sigterm_finishes_and_exits_cleanly(bootstrap, database_url):
+    authority = new_authority()
+    await register_authority(bootstrap, authority)
+    data = signed(request_data(authority), authority["private_key"])
+    group = f"term-{os.getpid()}-{time.monotonic_ns()}"
+    process = start_intake(bootstrap, database_url, group, relay=True)
+    try:
+        await wait_for_authority(database_url, "intake", authority["authority_id"], timeout=60)
+        await produce_event(bootstrap, TOPIC, SUBMITTED, data)
+        await wait_for_events(bootstrap, "legal.requests.received", about(data["request_id"]), timeout=30)
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(process.wait, 45) == 0
+        conn = await asyncpg.connect(database_url)
+        try:
+            assert await conn.fetchval("SELECT count(*) FROM intake.outbox") == 0  # drained
+        finally:
+            await conn.close()
+    finally:
+        if process.poll() is None:
+            process.kill()

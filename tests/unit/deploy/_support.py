@@ -1,6 +1,7 @@
 """What the deployment tests share: paths, the env var names services read, schema loading."""
 from __future__ import annotations
 
+import importlib
 import re
 import shutil
 import subprocess
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 from pydantic import AliasChoices
+from pydantic_settings import BaseSettings
 
 from warden.runtime.runner import SERVICE_MODULES
 from warden.runtime.settings import Settings
@@ -17,20 +19,22 @@ ROOT = Path(__file__).resolve().parents[3]
 DEPLOY = ROOT / "deploy"
 SCHEMAS = ROOT / "tests" / "schemas"
 
-# Variables a service reads on top of Settings, as each service documents them.
+# Variables a service reads on top of Settings (and of its own settings model, if it
+# has one: services/<name>/settings.py), as each service documents them.
 SERVICE_VARS: dict[str, set[str]] = {
     "intake": set(),
-    "legal-review": {"WARDEN_POLICY_FILE", "WARDEN_REVIEW_TOKENS"},
+    "legal-review": {"WARDEN_POLICY_FILE", "WARDEN_REVIEW_TOKENS", "WARDEN_REVIEW_TOKENS_FILE",
+                     "WARDEN_LEGAL_SWEEP_INTERVAL_S"},
     "disclosure": {"WARDEN_DISCLOSURE_PRIVATE_KEY", "WARDEN_RETENTION_DAYS"},
     "moderation": {"WARDEN_MODERATION_TOKENS"},
 }
 
 
-def settings_env_names() -> set[str]:
-    """Every environment variable Settings reads, derived from the model itself."""
-    prefix = Settings.model_config.get("env_prefix", "")
+def model_env_names(model: type[BaseSettings]) -> set[str]:
+    """Every environment variable a pydantic-settings model reads, derived from the model."""
+    prefix = model.model_config.get("env_prefix", "")
     names: set[str] = set()
-    for field_name, field in Settings.model_fields.items():
+    for field_name, field in model.model_fields.items():
         alias = field.validation_alias
         if isinstance(alias, AliasChoices):
             names |= {choice.upper() for choice in alias.choices if isinstance(choice, str)}
@@ -39,6 +43,23 @@ def settings_env_names() -> set[str]:
         else:
             names.add(f"{prefix}{field_name}".upper())
     return names
+
+
+def settings_env_names() -> set[str]:
+    """What the runtime's Settings reads (every service)."""
+    return model_env_names(Settings)
+
+
+def service_settings_models(service: str) -> list[type[BaseSettings]]:
+    """Settings models a service declares in its own `settings` module, if it has one."""
+    package = SERVICE_MODULES[service].rsplit(".", 1)[0]
+    try:
+        module = importlib.import_module(f"{package}.settings")
+    except ModuleNotFoundError:
+        return []
+    return [obj for obj in vars(module).values()
+            if isinstance(obj, type) and issubclass(obj, BaseSettings) and obj is not BaseSettings
+            and obj.__module__ == module.__name__]
 
 
 def service_source_reads(service: str, var: str) -> bool | None:
@@ -52,7 +73,10 @@ def service_source_reads(service: str, var: str) -> bool | None:
 
 
 def allowed_env(service: str) -> set[str]:
-    return settings_env_names() | SERVICE_VARS[service]
+    names = settings_env_names() | SERVICE_VARS[service]
+    for model in service_settings_models(service):
+        names |= model_env_names(model)
+    return names
 
 
 def load_crd_schema(filename: str, version: str) -> dict:

@@ -78,6 +78,12 @@ def test_services_are_configured_only_by_variables_they_read(compose):
             assert reads is not False, f"services/{name} does not read {var}, yet compose sets it"
 
 
+def test_the_env_check_refuses_what_no_service_reads():
+    assert "WARDEN_NOT_A_SETTING" not in allowed_env("intake")
+    assert "WARDEN_REVIEW_TOKENS" not in allowed_env("intake"), "a service must not get another's secrets"
+    assert {"KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "WARDEN_HTTP_PORT"} <= allowed_env("intake")
+
+
 def test_secrets_come_from_the_environment_never_from_the_file(compose):
     for name, svc in warden_services(compose).items():
         for var, value in svc["environment"].items():

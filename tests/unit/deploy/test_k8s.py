@@ -179,6 +179,8 @@ def test_services_pdbs_hpa_and_monitor_select_the_pods(built):
             f"no PodDisruptionBudget for {name}"
     (hpa,) = of_kind(docs, "HorizontalPodAutoscaler")
     assert hpa["spec"]["scaleTargetRef"]["name"] == "warden-moderation" and "warden-moderation" in pods
+    (scaled,) = [d for d in of_kind(docs, "Deployment") if d["metadata"]["name"] == "warden-moderation"]
+    assert "replicas" not in scaled["spec"], "each `kubectl apply` would reset what the autoscaler decided"
     partitions = TOPICS["moderation.reports.submitted"].partitions
     assert hpa["spec"]["maxReplicas"] <= partitions, "replicas beyond the partitions would sit idle"
     (monitor,) = of_kind(docs, "ServiceMonitor")
