@@ -26,7 +26,7 @@ from warden.contract.events import LegalRequest, Period, PolicyRuleResult, Rejec
 from warden.runtime import metrics
 from warden.runtime.outbox import write_rows
 
-from legal_review import cases
+from legal_review import audit, cases
 from legal_review.review import DecisionRequest, Reviewer, ReviewRefused, Role, Vote, judge_vote
 from legal_review.rules import RuleResult
 from legal_review.transparency import build_report, report_csv, report_json
@@ -182,7 +182,7 @@ def review_routes(app: FastAPI, runtime) -> None:
         async with pool().acquire() as conn:
             rows = await conn.fetch(f"SELECT * FROM cases{where} ORDER BY emergency DESC, deadline"
                                     f" LIMIT ${len(args)}", *args)
-        return [CaseSummary(**_summary(cases._case(r), at)) for r in rows]
+        return [CaseSummary(**_summary(cases.case_from_row(r), at)) for r in rows]
 
     @router.get("/cases/{case_id}", response_model=CaseDetail, responses={404: {"model": Problem}})
     async def read_case(case_id: uuid.UUID, reviewer: Reviewer = Depends(reviewer_of)) -> CaseDetail:
@@ -209,6 +209,7 @@ def review_routes(app: FastAPI, runtime) -> None:
         at = now()
         async with pool().acquire() as conn:
             async with conn.transaction():
+                await audit.lock_chain(conn)
                 case = await cases.load_case(conn, str(case_id), for_update=True)
                 if case is None:
                     raise HTTPException(404, "no such case")

@@ -77,10 +77,16 @@ def first_break(entries: Iterable[AuditEntry]) -> tuple[int, Break | None]:
     return count, None
 
 
+async def lock_chain(conn: asyncpg.Connection) -> None:
+    """Take the append lock for the rest of the transaction (re-entrant). Transactions that lock
+    existing case rows take it first, so chain and row locks are always taken in the same order."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", _APPEND_LOCK)
+
+
 async def append(conn: asyncpg.Connection, case_id: str | None, action: str, actor: str, at: datetime,
                  detail: dict[str, Any]) -> AuditEntry:
     """Append in the caller's transaction; the advisory lock serialises writers until it commits."""
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", _APPEND_LOCK)
+    await lock_chain(conn)
     last = await conn.fetchrow("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
     # Round-trip through JSON so the hash is over exactly what jsonb will give back.
     detail = json.loads(json.dumps(detail, default=str))

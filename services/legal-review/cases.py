@@ -63,7 +63,7 @@ class Case:
         return self.status != "pending_review"
 
 
-def _case(row: asyncpg.Record) -> Case:
+def case_from_row(row: asyncpg.Record) -> Case:
     assessment = json.loads(row["assessment"])
     period = (Period(start=row["period_start"], end=row["period_end"])
               if row["period_start"] and row["period_end"] else None)
@@ -84,7 +84,7 @@ def _case(row: asyncpg.Record) -> Case:
 async def load_case(conn: asyncpg.Connection, case_id: str, *, for_update: bool = False) -> Case | None:
     row = await conn.fetchrow("SELECT * FROM cases WHERE case_id = $1" + (" FOR UPDATE" if for_update else ""),
                               case_id)
-    return _case(row) if row else None
+    return case_from_row(row) if row else None
 
 
 async def find_earlier_hold(conn: asyncpg.Connection, authority_id: str, request_id: str) -> EarlierHold | None:
@@ -124,7 +124,7 @@ async def open_case(conn: asyncpg.Connection, received: RequestReceived, assessm
         "policy_version": assessment.policy_version, "assessment": assessment.outcome, "flags": assessment.flags,
         "rules": {r.rule: f"{r.outcome}:{r.code}" for r in assessment.results},
     })
-    return _case(row)
+    return case_from_row(row)
 
 
 def machine_actor(case: Case) -> str:

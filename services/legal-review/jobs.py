@@ -36,6 +36,7 @@ class SweepResult:
 
 async def sweep(conn: asyncpg.Connection, at: datetime) -> SweepResult:
     """Flag emergencies whose confirming order is late, and count what is overdue. In the caller's transaction."""
+    await audit.lock_chain(conn)
     flagged = await conn.fetch(
         """UPDATE cases SET flags = array_append(flags, $2), updated_at = $1
            WHERE confirmation_due < $1 AND confirmed_by IS NULL AND NOT ($2 = ANY(flags))

@@ -1,6 +1,7 @@
 """The policy file (policy.yaml) as pydantic models, and where to find it."""
 from __future__ import annotations
 
+import logging
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+log = logging.getLogger(__name__)
 DEFAULT_POLICY_FILE = Path(__file__).parent / "policy.yaml"
 POLICY_FILE_ENV = "WARDEN_POLICY_FILE"
 
@@ -132,7 +134,23 @@ def _load(path: Path, mtime: float) -> Policy:
     return policy
 
 
+_last_good: dict[Path, Policy] = {}
+
+
 def current_policy() -> Policy:
-    """The policy in force: WARDEN_POLICY_FILE, else the shipped default (re-read when the file changes)."""
+    """The policy in force: WARDEN_POLICY_FILE, else the shipped default (re-read when the file changes).
+
+    A file that stops parsing after the service started keeps the last good policy in force
+    (and says so in the log) rather than dead-lettering every request; at startup it is fatal.
+    """
     path = policy_path()
-    return _load(path, path.stat().st_mtime)
+    try:
+        policy = _load(path, path.stat().st_mtime)
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        if path not in _last_good:
+            raise
+        log.error("policy file invalid, keeping the last good policy",
+                  extra={"version": _last_good[path].version, "error_type": type(exc).__name__})
+        return _last_good[path]
+    _last_good[path] = policy
+    return policy

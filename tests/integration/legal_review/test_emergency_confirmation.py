@@ -42,8 +42,10 @@ async def test_unconfirmed_emergency_is_flagged_after_48_hours(bootstrap, databa
     finally:
         await conn.close()
     assert str(confirmed_by) == order["case_id"]
-    assert early.newly_flagged == [] and early.overdue == {"emergency": 2, "standard": 0}
-    assert late.newly_flagged == [unconfirmed["case_id"]] and late.unconfirmed == 1
-    assert again.newly_flagged == []
+    # Topics are shared: the service also sees other tests' requests, so look at ours only.
+    ours = {confirmed["case_id"], unconfirmed["case_id"]}
+    assert not ours & set(early.newly_flagged) and early.overdue["emergency"] >= 2
+    assert ours & set(late.newly_flagged) == {unconfirmed["case_id"]} and late.unconfirmed >= 1
+    assert not ours & set(again.newly_flagged)
     assert "confirmation_missing" in flags
     assert chain[1] is None

@@ -50,7 +50,9 @@ async def test_received_requests_are_approved_rejected_or_queued(bootstrap, data
     try:
         rows = {str(r["case_id"]): r for r in await conn.fetch(
             "SELECT case_id, status, flags, approvals_required FROM legal_review.cases")}
-        actions = [r["action"] for r in await conn.fetch("SELECT action FROM legal_review.audit_log ORDER BY seq")]
+        actions = [r["action"] for r in await conn.fetch(
+            "SELECT action FROM legal_review.audit_log WHERE case_id = ANY($1::uuid[]) ORDER BY seq",
+            [e["case_id"] for e in (valid, subpoena, speech)])]
     finally:
         await conn.close()
     assert rows[speech["case_id"]]["status"] == "pending_review"

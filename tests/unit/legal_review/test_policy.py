@@ -39,3 +39,22 @@ def test_policy_file_is_configurable(tmp_path, monkeypatch):
     monkeypatch.setenv("WARDEN_POLICY_FILE", str(path))
     policy = current_policy()
     assert (policy.version, policy.period.max_months) == ("test-1", 6)
+
+
+def test_a_broken_edit_keeps_the_last_good_policy(tmp_path, monkeypatch):
+    path = tmp_path / "policy.yaml"
+    path.write_text(DEFAULT_POLICY_FILE.read_text())
+    monkeypatch.setenv("WARDEN_POLICY_FILE", str(path))
+    good = current_policy()
+    path.write_text("version: [broken")
+    import os
+    os.utime(path, (1, 1))  # a new mtime forces a re-read
+    assert current_policy() == good
+
+
+def test_a_broken_policy_at_startup_is_fatal(tmp_path, monkeypatch):
+    path = tmp_path / "policy.yaml"
+    path.write_text("version: '1'\nrules: []\n")
+    monkeypatch.setenv("WARDEN_POLICY_FILE", str(path))
+    with pytest.raises(ValueError):
+        current_policy()
