@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import json
 
 import psutil
@@ -102,3 +103,60 @@ def test_ctrl_c_stops_everything(tmp_path):
     assert not (up.home / "stack.json").exists()
     assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
     assert "stopped" in up.log.read_text()
+
+
+def test_approved_request_ends_in_a_sealed_package_only_the_court_can_open(stack):
+    """submit → intake → legal review (auto-approved) → disclosure → `warden disclosure open`."""
+    from datetime import datetime, timedelta, timezone
+
+    from tests.support.kafka import produce_event
+
+    up, info = stack
+    bootstrap = info["kafka_bootstrap_servers"]
+    keys = json.loads(up.warden("keygen").stdout)
+    (up.workdir / "lyon.key").write_text(json.dumps(keys))
+    up.warden("authority", "add", "fr-tj-lyon", "--country", "FR", "--kind", "court",
+              "--public-key", keys["public_key"])
+    for schema in ("intake", "legal_review", "disclosure"):
+        asyncio.run(wait_for_authority(info["database_url"], schema, "fr-tj-lyon"))
+
+    now = datetime.now(timezone.utc)
+    account = f"acct-{now.timestamp():.0f}"
+    username, phone = f"seller_{now.timestamp():.0f}", "+33698765432"
+
+    async def feed() -> None:
+        await produce_event(bootstrap, "platform.subscribers", "warden.subscriber.account.updated.v1", {
+            "account_id": account, "username": username, "phone_number": phone, "country": "FR",
+            "updated_at": (now - timedelta(days=200)).isoformat()})
+        for days, ip in ((30, "203.0.113.7"), (20, "203.0.113.7"), (10, "198.51.100.23"), (400, "192.0.2.99")):
+            await produce_event(bootstrap, "platform.subscribers", "warden.subscriber.session.observed.v1", {
+                "account_id": account, "ip": ip, "observed_at": (now - timedelta(days=days)).isoformat()})
+
+    asyncio.run(feed())
+    time.sleep(3)  # the subscriber feed is asynchronous too
+    request = request_data({"authority_id": "fr-tj-lyon"}, suspect={"username": "@" + username.upper()})
+    (up.workdir / "lyon-request.json").write_text(json.dumps(request))
+    up.warden("submit", "lyon-request.json", "--key", "lyon.key")
+
+    issued = wait_until(lambda: [e for e in events(bootstrap, "legal.disclosures.issued")
+                                 if e["data"]["request_id"] == request["request_id"]], timeout=60)
+    assert len(issued) == 1
+    data = issued[0]["data"]
+    assert data["redacted"] == {"phone_numbers": ["+33******432"], "ip_address_count": 2}
+    assert phone not in json.dumps(issued[0]) and "203.0.113.7" not in json.dumps(issued[0])
+    statuses = [e["data"]["status"] for e in events(bootstrap, "legal.requests.status")
+                if e.get("data", {}).get("request_id") == request["request_id"]]
+    assert statuses == ["received", "approved", "disclosed"]
+
+    (up.workdir / "issued.json").write_text(json.dumps(issued[0]))
+    (up.workdir / "platform.pub").write_text(up.warden("disclosure", "platform-key").stdout.strip())
+    opened = up.warden("disclosure", "open", "issued.json", "--key", "lyon.key", "--platform-key", "platform.pub")
+    package = json.loads(opened.stdout)
+    assert package["account_id"] == account
+    assert {ip["ip"] for ip in package["ip_addresses"]} == {"203.0.113.7", "198.51.100.23"}  # not the 400-day-old one
+    assert [p["phone_number"] for p in package["phone_numbers"]] == [phone]
+    stranger = json.loads(up.warden("keygen").stdout)
+    (up.workdir / "stranger.key").write_text(json.dumps(stranger))
+    refused = up.warden("disclosure", "open", "issued.json", "--key", "stranger.key",
+                        "--platform-key", "platform.pub", check=False)
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
