@@ -1,1 +1,1 @@
-"""Warden moderation service."""
+"""Moderation: scores user reports per content item, delists from search, queues for humans, takes appeals."""

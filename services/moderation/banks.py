@@ -1,0 +1,107 @@
+"""Automated detection: banks of known-bad content behind a pluggable scorer interface.
+
+`Scorer.detect(content)` returns the matches; the default `BankScorer` is
+rule-based (exact, normalised, keyword and regex matches from banks.yaml).
+Another scorer (a classifier, a hash-matching service) plugs in by implementing
+`detect` and being passed to the service.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import yaml
+
+from warden.contract.events import ReportedContent
+
+_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"})
+_NOT_WORD = re.compile(r"[^\w]+", re.UNICODE)
+
+
+def normalise(text: str) -> str:
+    """Case, accents, look-alike characters, leetspeak, punctuation and spacing folded away."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    stripped = "".join(c for c in unicodedata.normalize("NFD", folded) if not unicodedata.combining(c))
+    words = _NOT_WORD.sub(" ", stripped.replace("_", " "))
+    return " ".join(word.translate(_LEET) if any(ch.isalpha() for ch in word) else word
+                    for word in words.split())
+
+
+@dataclass(frozen=True)
+class Detection:
+    bank_id: str
+    category: str     # a report reason: child_abuse, terrorism, drugs...
+    high_severity: bool
+    weight: float
+    how: str          # exact | normalised | keyword:<lang> | regex:<lang>
+
+
+@dataclass(frozen=True)
+class Bank:
+    id: str
+    category: str
+    high_severity: bool
+    weight: float = 1.0
+    exact: frozenset[str] = frozenset()
+    normalised: frozenset[str] = frozenset()
+    keywords: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    patterns: dict[str, tuple[re.Pattern, ...]] = field(default_factory=dict)
+
+    def match(self, texts: list[str]) -> Detection | None:
+        for text in texts:
+            if text in self.exact:
+                return self._found("exact")
+        folded = [normalise(t) for t in texts]
+        for text in folded:
+            if text in self.normalised:
+                return self._found("normalised")
+        for lang, words in self.keywords.items():
+            for text in folded:
+                if any(f" {w} " in f" {text} " for w in words):
+                    return self._found(f"keyword:{lang}")
+        for lang, patterns in self.patterns.items():
+            for text in folded:
+                if any(p.search(text) for p in patterns):
+                    return self._found(f"regex:{lang}")
+        return None
+
+    def _found(self, how: str) -> Detection:
+        return Detection(self.id, self.category, self.high_severity, self.weight, how)
+
+
+def parse_banks(document: dict) -> list[Bank]:
+    banks = []
+    for entry in document.get("banks", []):
+        banks.append(Bank(
+            id=entry["id"], category=entry["category"], high_severity=entry.get("severity") == "high",
+            weight=float(entry.get("weight", 1.0)),
+            exact=frozenset(entry.get("exact", [])),
+            normalised=frozenset(normalise(t) for t in entry.get("normalised", [])),
+            keywords={lang: tuple(normalise(w) for w in words) for lang, words in entry.get("keywords", {}).items()},
+            patterns={lang: tuple(re.compile(p) for p in pats) for lang, pats in entry.get("regex", {}).items()},
+        ))
+    return banks
+
+
+def load_banks(path: Path) -> list[Bank]:
+    return parse_banks(yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {})
+
+
+class Scorer(Protocol):
+    def detect(self, content: ReportedContent) -> list[Detection]: ...
+
+
+class BankScorer:
+    """The rule-based default: every bank that matches the title or the text."""
+
+    def __init__(self, banks: list[Bank]):
+        self.banks = banks
+
+    def detect(self, content: ReportedContent) -> list[Detection]:
+        texts = [t for t in (content.title, content.text) if t]
+        if not texts:
+            return []
+        return [d for d in (bank.match(texts) for bank in self.banks) if d is not None]

@@ -1,0 +1,59 @@
+"""Moderation settings from the environment (`WARDEN_MODERATION_*`); defaults documented in docs/moderation.md."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# DSA Art. 17 territorial scope: delisting applies to public search in the EEA by default.
+EEA = ["AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU", "IE", "IS", "IT",
+       "LI", "LT", "LU", "LV", "MT", "NL", "NO", "PL", "PT", "RO", "SE", "SI", "SK"]
+
+# How bad a report's reason is, before the reporter's weight (score = sum of weight x severity).
+DEFAULT_SEVERITY = {
+    "child_abuse": 10.0, "terrorism": 10.0, "weapons": 4.0, "drugs": 4.0, "illegal_goods": 3.0,
+    "violence": 3.0, "scam": 2.0, "copyright": 1.0, "spam": 1.0, "other": 1.0,
+}
+
+
+class Moderator(BaseModel):
+    name: str
+    roles: list[str]
+
+
+class ModerationConfig(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WARDEN_MODERATION_", extra="ignore")
+
+    window_hours: float = 24.0
+    review_threshold: float = 5.0
+    delist_threshold: float = 12.0
+    severity: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_SEVERITY))
+    # Reporter trust: neutral 1.0, moved by moderators' outcomes, kept inside [min, max].
+    trust_neutral: float = 1.0
+    trust_uphold_step: float = 0.2
+    trust_reject_step: float = 0.3
+    trust_min: float = 0.1
+    trust_max: float = 2.0
+    # DSA Art. 22: trusted flaggers (organisation reporter ids) weigh more and go first.
+    trusted_flaggers: list[str] = []
+    trusted_flagger_weight: float = 2.5
+    # DSA Art. 23: misuse = many manifestly unfounded reports, by count and share, in a window.
+    misuse_window_days: float = 30.0
+    misuse_min_unfounded: int = 5
+    misuse_min_share: float = 0.7
+    misuse_suspension_days: float = 14.0
+    territorial_scope: list[str] = Field(default_factory=lambda: list(EEA))
+    banks_file: Path = Path(__file__).parent / "banks.yaml"
+    # {"<bearer token>": {"name": "alice", "roles": ["moderator", "appeals"]}}
+    tokens: dict[str, Moderator] = {}
+    # Faust keeps table state here (memory store; directory still required by faust).
+    datadir: Path = Path(".warden/moderation")
+    replication_factor: int = 1   # of faust's internal topics (repartition, changelog); 3 in production
+    session_timeout_s: float = 6.0  # faust group session; Tansu forms a new group in about half of it
+
+    @field_validator("tokens", mode="before")
+    @classmethod
+    def _tokens_from_json(cls, value):
+        return json.loads(value) if isinstance(value, str) else value

@@ -1,0 +1,167 @@
+"""One consumed event, one Postgres transaction: inbox, effects, outbox rows, DLQ.
+
+The faust agents (streams.py) hand each event here. Effects never live only in
+faust: the delisting, the statement of reasons and their outbox rows commit
+together, and the inbox (CloudEvent source + id) makes a redelivered event a no-op.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+
+import asyncpg
+from aiokafka.structs import ConsumerRecord
+
+from warden.contract.envelope import EventRejected, now
+from warden.runtime import metrics as shared
+from warden.runtime.consumer import Decoded, decode_record, dlq_row
+from warden.runtime.database import is_transient
+from warden.runtime.outbox import OutboxRow, write_rows
+
+from moderation import handlers, scoring
+from moderation.banks import Scorer
+from moderation.config import ModerationConfig
+from moderation.handlers import Effects
+from moderation.scoring import Reports
+
+log = logging.getLogger(__name__)
+SERVICE = "moderation"
+
+
+def as_record(message, topic: str | None = None) -> ConsumerRecord:
+    """A faust message as the shared decoder and DLQ builder expect it (optionally under its contract topic)."""
+    headers = message.headers or []
+    if isinstance(headers, Mapping):
+        headers = list(headers.items())
+    key, value = message.key, message.value
+    return ConsumerRecord(topic or message.topic, message.partition, message.offset, message.timestamp or 0, 0,
+                          key.encode() if isinstance(key, str) else key,
+                          value.encode() if isinstance(value, str) else value,
+                          None, 0, 0, tuple(headers))
+
+
+class Engine:
+    def __init__(self, pool: asyncpg.Pool, cfg: ModerationConfig, scorer: Scorer, wakeup: asyncio.Event,
+                 stopping: asyncio.Event, retry_initial_s: float = 0.2, retry_max_s: float = 5.0):
+        self.pool, self.cfg, self.scorer = pool, cfg, scorer
+        self.wakeup, self.stopping = wakeup, stopping
+        self.retry_initial_s, self.retry_max_s = retry_initial_s, retry_max_s
+        self.database_ok = True
+
+    async def _retrying(self, work):
+        """Transient database failures are retried with backoff; the event is never skipped."""
+        delay = self.retry_initial_s
+        while True:
+            try:
+                result = await work()
+                self.database_ok = True
+                return result
+            except Exception as exc:
+                if not is_transient(exc) or self.stopping.is_set():
+                    raise
+                self.database_ok = False
+                shared.TRANSIENT_ERRORS.labels(SERVICE, "database").inc()
+                log.warning("database failed, retrying", extra={"error_type": type(exc).__name__, "delay_s": delay})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.retry_max_s)
+
+    async def dead_letter(self, item: Decoded) -> None:
+        assert item.rejection is not None
+        await self._retrying(lambda: self._commit(item, [dlq_row(SERVICE, item.record, item.rejection)], Effects()))
+        log.info("event dead-lettered", extra={"topic": item.record.topic, "partition": item.record.partition,
+                                               "offset": item.record.offset, "reason": item.rejection.reason})
+
+    async def score(self, item: Decoded, reports: Reports) -> Reports:
+        """Fold one valid report into its item's window; returns the window to store in the faust table."""
+        async def work() -> Reports:
+            effects = Effects()
+            async with self.pool.acquire() as conn, conn.transaction():
+                if await self._seen(conn, item):
+                    return await self._replayed(conn, item, reports)
+                try:
+                    async with conn.transaction():
+                        updated = await handlers.score_report(conn, item.payload, reports, scorer=self.scorer,
+                                                              cfg=self.cfg, now=now(), effects=effects)
+                except Exception as exc:
+                    if is_transient(exc):
+                        raise
+                    log.error("report handler failed", extra={"error_type": type(exc).__name__})
+                    effects = Effects([dlq_row(SERVICE, item.record,
+                                               EventRejected("handler_error", type(exc).__name__))])
+                    updated = reports
+                await self._finish(conn, item, effects)
+            self._after(item, effects)
+            return updated
+        return await self._retrying(work)
+
+    async def appeal(self, item: Decoded) -> None:
+        async def work() -> None:
+            effects = Effects()
+            async with self.pool.acquire() as conn, conn.transaction():
+                if await self._seen(conn, item):
+                    return
+                status = await handlers.receive_appeal(conn, item.payload, now=now())
+                effects.after_commit.append(lambda: handlers.metrics.APPEALS.labels(status).inc())
+                await self._finish(conn, item, effects)
+            self._after(item, effects)
+        await self._retrying(work)
+
+    async def _seen(self, conn: asyncpg.Connection, item: Decoded) -> bool:
+        return bool(await conn.fetchval("SELECT true FROM inbox WHERE source = $1 AND event_id = $2", *item.inbox_key))
+
+    async def _replayed(self, conn: asyncpg.Connection, item: Decoded, reports: Reports) -> Reports:
+        """A redelivered report: put it back into the window if the table lost it (crash after commit)."""
+        row = await conn.fetchrow("""SELECT r.contribution, r.reported_at, c.cleared_at FROM reports r
+                                     JOIN content c USING (content_id) WHERE reporter_id = $1 AND report_id = $2""",
+                                  item.payload.reporter_id, item.payload.report_id)
+        if row is None or row["contribution"] == 0:
+            return reports
+        start = scoring.window_start(now(), row["cleared_at"], self.cfg)
+        return scoring.add_report(reports, item.payload.reporter_id, row["contribution"], row["reported_at"], start)
+
+    async def _commit(self, item: Decoded, rows: list[OutboxRow], effects: Effects) -> None:
+        effects.rows.extend(rows)
+        async with self.pool.acquire() as conn, conn.transaction():
+            if await self._seen(conn, item):
+                return
+            await self._finish(conn, item, effects)
+        self._after(item, effects)
+
+    async def _finish(self, conn: asyncpg.Connection, item: Decoded, effects: Effects) -> None:
+        await conn.execute("INSERT INTO inbox (source, event_id, topic) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                           *item.inbox_key, item.record.topic)
+        await write_rows(conn, effects.rows)
+
+    def _after(self, item: Decoded, effects: Effects) -> None:
+        """Metrics only once committed, then wake the relay."""
+        dead = any(r.topic.endswith(".dlq") for r in effects.rows)
+        shared.EVENTS_CONSUMED.labels(SERVICE, item.record.topic, "dead_lettered" if dead else "processed").inc()
+        for row in effects.rows:
+            if row.topic.endswith(".dlq"):
+                reason = dict(row.headers).get("dlq.reason", b"").decode()
+                shared.DLQ_EVENTS.labels(SERVICE, row.topic[:-4], reason).inc()
+            else:
+                shared.EVENTS_EMITTED.labels(SERVICE, row.topic, row.event_type).inc()
+        for hook in effects.after_commit:
+            hook()
+        if effects.rows:
+            self.wakeup.set()
+
+    async def run_in_transaction(self, action):
+        """For the HTTP API: `action(conn, effects)` in one transaction, outbox rows included."""
+        effects = Effects()
+        async with self.pool.acquire() as conn, conn.transaction():
+            result = await action(conn, effects)
+            await write_rows(conn, effects.rows)
+        for row in effects.rows:
+            shared.EVENTS_EMITTED.labels(SERVICE, row.topic, row.event_type).inc()
+        for hook in effects.after_commit:
+            hook()
+        if effects.rows:
+            self.wakeup.set()
+        return result
+
+
+def decode(message, topic: str | None = None) -> Decoded:
+    return decode_record(as_record(message, topic))

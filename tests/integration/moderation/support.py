@@ -1,0 +1,96 @@
+"""Running the moderation service (a faust app inside `serve`) for a test, and building its events."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import uuid
+from datetime import datetime, timezone
+
+import httpx
+
+from moderation.config import ModerationConfig
+from moderation.service import serve
+from tests.support.kafka import produce_event
+
+REPORT, APPEAL = "warden.moderation.report.submitted.v1", "warden.moderation.appeal.submitted.v1"
+TOKENS = {"mod-token": {"name": "maria", "roles": ["moderator"]},
+          "appeal-token": {"name": "alex", "roles": ["moderator", "appeals"]},
+          "viewer-token": {"name": "victor", "roles": []}}
+
+
+def config(tmp_path, **overrides) -> ModerationConfig:
+    values = dict(datadir=tmp_path / "faust", session_timeout_s=2.0, tokens=TOKENS,
+                  trusted_flaggers=["org-hotline"])
+    values.update(overrides)
+    return ModerationConfig(**values)
+
+
+@contextlib.asynccontextmanager
+async def running_moderation(settings, cfg: ModerationConfig, ready_timeout: float = 30):
+    stopping = asyncio.Event()
+    task = asyncio.create_task(serve(settings, stopping, cfg))
+    client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.http_port}", timeout=10)
+    deadline = time.monotonic() + ready_timeout
+    try:
+        while True:
+            if task.done():
+                task.result()
+            try:
+                if (await client.get("/readyz")).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError("moderation not ready")
+            await asyncio.sleep(0.1)
+        yield client
+    finally:
+        await client.aclose()
+        stopping.set()
+        await asyncio.wait_for(task, timeout=60)
+
+
+def content(**overrides) -> dict:
+    item = {"kind": "channel", "id": f"chan-{uuid.uuid4().hex[:10]}", "owner_account_id": f"acc-{uuid.uuid4().hex[:8]}",
+            "title": "Weekend hiking group", "text": None}
+    item.update(overrides)
+    return item
+
+
+async def report(bootstrap: str, item: dict, reporter: str, reason: str = "drugs") -> dict:
+    data = {"report_id": uuid.uuid4().hex, "reporter_id": reporter, "reported_at": datetime.now(timezone.utc).isoformat(),
+            "surface": "search", "content": item, "reason": reason, "comment": None}
+    return await produce_event(bootstrap, "moderation.reports.submitted", REPORT, data)
+
+
+async def appeal(bootstrap: str, content_id: str, account_id: str, submitted_at: datetime | None = None) -> str:
+    appeal_id = uuid.uuid4().hex
+    await produce_event(bootstrap, "moderation.appeals.submitted", APPEAL, {
+        "appeal_id": appeal_id, "content_id": content_id, "account_id": account_id, "statement": "It is a hiking club",
+        "submitted_at": (submitted_at or datetime.now(timezone.utc)).isoformat()})
+    return appeal_id
+
+
+def about(content_id: str):
+    return lambda e: e["data"].get("content_id") == content_id
+
+
+def auth(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def until(probe, timeout: float = 20.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.2)
+
+
+def dumps(value) -> str:
+    return json.dumps(value, default=str)

@@ -1,0 +1,50 @@
+"""Banks of known-bad content and the default rule-based scorer."""
+import pytest
+
+from moderation.banks import BankScorer, load_banks, normalise, parse_banks
+from moderation.config import ModerationConfig
+from warden.contract.events import ReportedContent
+
+SCORER = BankScorer(load_banks(ModerationConfig().banks_file))
+
+
+def item(title=None, text=None):
+    return ReportedContent(kind="channel", id="c1", title=title, text=text)
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("Achetér  COCAÏNE!!", "acheter cocaine"),
+    ("C0CA1NE 4 sale", "cocaine 4 sale"),      # leetspeak in words, numbers kept
+    ("known_abuse-sample 0002", "known abuse sample 0002"),
+    ("Купить   КОКАИН", "купить кокаин"),
+])
+def test_normalise(raw, expected):
+    assert normalise(raw) == expected
+
+
+@pytest.mark.parametrize("title, text, bank, how, high", [
+    ("KNOWN-ABUSE-SAMPLE-0001", None, "known-abuse-material", "exact", True),
+    ("Known abuse sample 0002 !", None, "known-abuse-material", "normalised", True),
+    (None, "KNOWN-TERROR-SAMPLE-0001", "known-terrorist-content", "exact", True),
+    ("Best C0CAINE for s4le", None, "drugs-for-sale", "keyword:en", False),
+    (None, "Kokain kaufen, schnell", "drugs-for-sale", "keyword:de", False),
+    ("купить кокаин", None, "drugs-for-sale", "keyword:ru", False),
+    ("Order AK-47 today", None, "weapons-for-sale", "regex:en", False),
+])
+def test_default_banks_match(title, text, bank, how, high):
+    [found] = SCORER.detect(item(title, text))
+    assert (found.bank_id, found.how, found.high_severity) == (bank, how, high)
+
+
+@pytest.mark.parametrize("title, text", [
+    ("Weekend hiking group", None), (None, None), ("cocaine", None),  # a word alone is not a sale
+    ("known abuse sample 00021", None),                               # normalised match is whole-text
+])
+def test_innocent_content_matches_nothing(title, text):
+    assert SCORER.detect(item(title, text)) == []
+
+
+def test_banks_are_configurable():
+    banks = parse_banks({"banks": [{"id": "b", "category": "scam", "keywords": {"it": ["vinci subito"]}}]})
+    [found] = BankScorer(banks).detect(item("VINCI  subito!"))
+    assert (found.category, found.high_severity, found.how) == ("scam", False, "keyword:it")
