@@ -7,15 +7,12 @@ topics are shared, so tests match the events they look for by their own ids.
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 
 import asyncpg
 import pytest
 
 from warden.embedded import EmbeddedKafka, EmbeddedPostgres
-
-os.environ.setdefault("XDG_RUNTIME_DIR", f"/tmp/runtime-{os.getuid()}")
 from warden.runtime.kafka import create_topics
 
 

