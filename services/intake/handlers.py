@@ -1,6 +1,7 @@
 """Intake's handlers: verify, deduplicate, normalise, emit."""
 from __future__ import annotations
 
+import json
 import logging
 
 from warden.authorities import find_authority
@@ -63,7 +64,7 @@ async def _refuse_or_ignore_replay(ctx: Context, request: LegalRequest, content:
 
 async def report_invalid_request(ctx: Context, rejection: EventRejected) -> None:
     """Tell the authority its request is invalid, when the event says who sent which request."""
-    data = ctx.envelope.data if ctx.envelope else {}
+    data = ctx.envelope.data if ctx.envelope else attributable_data(ctx.raw_value, ctx.binary_mode)
     authority_id, request_id = data.get("authority_id"), data.get("request_id")
     if not (isinstance(authority_id, str) and isinstance(request_id, str) and authority_id and request_id):
         return
@@ -72,3 +73,20 @@ async def report_invalid_request(ctx: Context, rejection: EventRejected) -> None
     ctx.emit("legal.requests.status", STATUS, RequestStatus(
         request_id=request_id, authority_id=authority_id, status="invalid", at=now(),
         reasons=[StatusReason(code=rejection.reason, message=rejection.error)]))
+
+
+def attributable_data(raw: bytes | None, binary_mode: bool) -> dict:
+    """Best effort to name the sender of an event that failed before decoding (oversized, bad envelope).
+
+    Bounded: events past this size are not worth parsing just to attribute them.
+    """
+    if not raw or len(raw) > 1024 * 1024:
+        return {}
+    try:
+        parsed = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return {}
+    if not isinstance(parsed, dict):
+        return {}
+    data = parsed if binary_mode else parsed.get("data")
+    return data if isinstance(data, dict) else {}

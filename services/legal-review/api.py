@@ -22,12 +22,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, TypeAdapter
 
 from warden.contract.envelope import now
-from warden.contract.events import LegalRequest, Period, PolicyRuleResult, RejectionReason
-from warden.runtime import metrics
-from warden.runtime.outbox import write_rows
+from warden.contract.events import LegalRequest, Period
 
-from legal_review import audit, cases
-from legal_review.review import DecisionRequest, Reviewer, ReviewRefused, Role, Vote, judge_vote
+from legal_review import cases
+from legal_review import decide
+from legal_review.review import DecisionRequest, Reviewer, ReviewRefused, Role
 from legal_review.rules import RuleResult
 from legal_review.transparency import build_report, report_csv, report_json
 
@@ -109,7 +108,16 @@ class Problem(BaseModel):
     detail: str
 
 
-def _summary(case: cases.Case, at: datetime) -> dict[str, Any]:
+class ValidationProblem(BaseModel):
+    """FastAPI's own 422: the request does not match the schema (field paths and messages)."""
+    detail: list[dict[str, Any]]
+
+
+# A 422 is either ours (a refused decision, a bad quarter) or FastAPI's request validation.
+UNPROCESSABLE = Problem | ValidationProblem
+
+
+def case_summary(case: cases.Case, at: datetime) -> dict[str, Any]:
     return dict(case_id=case.case_id, request_id=case.request_id, authority_id=case.authority_id,
                 country=case.country, status=case.status, kind=case.kind, emergency=case.emergency,
                 flags=case.flags, received_at=case.received_at, deadline=case.deadline,
@@ -117,20 +125,25 @@ def _summary(case: cases.Case, at: datetime) -> dict[str, Any]:
                 approvals_required=case.approvals_required, supervisor_required=case.supervisor_required)
 
 
-async def _detail(conn, case: cases.Case) -> CaseDetail:
+async def case_detail(conn, case: cases.Case) -> CaseDetail:
     reviews = [ReviewView(reviewer=r["reviewer"], role=r["role"], action=r["action"], reason=r["reason"],
                           data_categories=r["data_categories"], at=r["at"],
                           period=Period(start=r["period_start"], end=r["period_end"]) if r["period_start"] else None)
                for r in await cases.reviews_of(conn, case.case_id)]
     violations = [ViolationView(**dict(v)) for v in await cases.violations_of(conn, case.suspect_account_id)]
     return CaseDetail(
-        **_summary(case, now()), request=case.request, rules=case.results,
+        **case_summary(case, now()), request=case.request, rules=case.results,
         granted_categories=case.granted_categories, period=case.period, hold_until=case.hold_until,
         confirmation_due=case.confirmation_due, confirmed_by=case.confirmed_by, policy_version=case.policy_version,
         decided_by=case.decided_by, decided_at=case.decided_at, reviews=reviews, violations=violations)
 
 
 AUTH_ERRORS = {401: {"model": Problem, "description": "missing or unknown bearer token"}}
+
+
+def relay_wakeup(runtime):
+    """The outbox relay's wake-up event, once the runtime has started it."""
+    return runtime.relay.wakeup if runtime.relay is not None else None
 
 
 def review_routes(app: FastAPI, runtime) -> None:
@@ -167,22 +180,10 @@ def review_routes(app: FastAPI, runtime) -> None:
     ) -> list[CaseSummary]:
         """Cases by status, emergencies first, then by deadline."""
         at = now()
-        conditions, args = [], []
-        if status:
-            args.append(status)
-            conditions.append(f"status = ${len(args)}")
-        if overdue is not None:
-            args.append(at)
-            conditions.append(f"deadline {'<' if overdue else '>='} ${len(args)}")
-        if due_before is not None:
-            args.append(due_before)
-            conditions.append(f"deadline < ${len(args)}")
-        where = (" WHERE " + " AND ".join(conditions)) if conditions else ""
-        args.append(limit)
         async with pool().acquire() as conn:
-            rows = await conn.fetch(f"SELECT * FROM cases{where} ORDER BY emergency DESC, deadline"
-                                    f" LIMIT ${len(args)}", *args)
-        return [CaseSummary(**_summary(cases.case_from_row(r), at)) for r in rows]
+            found = await cases.find_cases(conn, at, status=status, overdue=overdue, due_before=due_before,
+                                           limit=limit)
+        return [CaseSummary(**case_summary(c, at)) for c in found]
 
     @router.get("/cases/{case_id}", response_model=CaseDetail, responses={404: {"model": Problem}})
     async def read_case(case_id: uuid.UUID, reviewer: Reviewer = Depends(reviewer_of)) -> CaseDetail:
@@ -191,12 +192,12 @@ def review_routes(app: FastAPI, runtime) -> None:
             case = await cases.load_case(conn, str(case_id))
             if case is None:
                 raise HTTPException(404, "no such case")
-            return await _detail(conn, case)
+            return await case_detail(conn, case)
 
     @router.post("/cases/{case_id}/decisions", response_model=DecisionResponse, responses={
         403: {"model": Problem, "description": "wrong role, or a second decision by the same reviewer"},
         404: {"model": Problem}, 409: {"model": Problem, "description": "the case is already closed"},
-        422: {"model": Problem, "description": "invalid decision (e.g. narrowing that widens)"}})
+        422: {"model": UNPROCESSABLE, "description": "invalid decision (e.g. narrowing that widens)"}})
     async def decide_case(case_id: uuid.UUID, decision: DecisionRequest,
                           reviewer: Reviewer = Depends(reviewer_of)) -> DecisionResponse:
         """Approve, reject or narrow a case, with a written reason.
@@ -206,45 +207,21 @@ def review_routes(app: FastAPI, runtime) -> None:
         flag is set. The final decision goes out on `legal.requests.decided` and
         `legal.requests.status`.
         """
-        at = now()
+        try:
+            decided = await decide.decide_case(pool(), str(case_id), reviewer, decision, now(), relay_wakeup(runtime))
+        except decide.CaseNotFound:
+            raise HTTPException(404, "no such case") from None
+        except ReviewRefused as refused:
+            raise HTTPException(refused.status, f"{refused.code}: {refused.message}") from None
         async with pool().acquire() as conn:
-            async with conn.transaction():
-                await audit.lock_chain(conn)
-                case = await cases.load_case(conn, str(case_id), for_update=True)
-                if case is None:
-                    raise HTTPException(404, "no such case")
-                prior = [Vote(r["reviewer"], r["role"], r["action"]) for r in await cases.reviews_of(conn, case.case_id)]
-                try:
-                    result = judge_vote(case, prior, reviewer, decision)
-                except ReviewRefused as refused:
-                    raise HTTPException(refused.status, f"{refused.code}: {refused.message}") from None
-                await cases.record_review(conn, case, reviewer.name, reviewer.role, decision.action, decision.reason,
-                                          decision.data_categories, decision.period, at)
-                if decision.action == "narrow":
-                    await cases.narrow_scope(conn, case, result.categories, result.period)
-                rows = []
-                if result.final == "approved":
-                    rows = await cases.approve(conn, case, result.approvers, at, [PolicyRuleResult(
-                        rule="review.human", outcome="passed",
-                        message=f"approved by {len(result.approvers)} reviewer(s)")])
-                elif result.final == "rejected":
-                    rows = await cases.reject(conn, case, [RejectionReason(
-                        code="rejected_by_reviewer", rule="review.human", message=decision.reason)],
-                        [reviewer.name], at)
-                await write_rows(conn, rows)
-                detail = await _detail(conn, case)
-        for row in rows:
-            metrics.EVENTS_EMITTED.labels("legal-review", row.topic, row.event_type).inc()
-        if rows and runtime.relay is not None:
-            runtime.relay.wakeup.set()
-        log.info("review recorded", extra={"case_id": case.case_id, "action": decision.action,
-                                          "closed": result.final or "open"})
-        waiting = case.approvals_required - len(result.approvers)
-        message = f"case {result.final}" if result.final else f"approval recorded; {waiting} more needed"
-        return DecisionResponse(case=detail, closed=result.final is not None, message=message)
+            detail = await case_detail(conn, decided.case)
+        return DecisionResponse(case=detail, closed=decided.closed, message=decided.message)
 
-    @router.get("/transparency", responses={422: {"model": Problem}})
-    async def transparency(quarter: str = Query(..., examples=["2024Q3"]),
+    @router.get("/transparency", responses={
+        200: {"description": "the report (JSON, or CSV with format=csv)",
+              "content": {"text/csv": {"schema": {"type": "string"}}}},
+        422: {"model": UNPROCESSABLE}})
+    async def transparency(quarter: str = Query(..., examples=["2024Q3"], pattern=r"^[0-9]{4}Q[1-4]$"),
                            format: Literal["json", "csv"] = "json",
                            reviewer: Reviewer = Depends(reviewer_of)):
         """The quarterly transparency report per country (see docs/legal-review.md for each column)."""

@@ -87,6 +87,25 @@ async def load_case(conn: asyncpg.Connection, case_id: str, *, for_update: bool 
     return case_from_row(row) if row else None
 
 
+async def find_cases(conn: asyncpg.Connection, at: datetime, *, status: str | None = "pending_review",
+                     overdue: bool | None = None, due_before: datetime | None = None, limit: int = 100) -> list[Case]:
+    """Cases by status, emergencies first, then by deadline (the review queue's order)."""
+    conditions, args = [], []
+    if status:
+        args.append(status)
+        conditions.append(f"status = ${len(args)}")
+    if overdue is not None:
+        args.append(at)
+        conditions.append(f"deadline {'<' if overdue else '>='} ${len(args)}")
+    if due_before is not None:
+        args.append(due_before)
+        conditions.append(f"deadline < ${len(args)}")
+    where = (" WHERE " + " AND ".join(conditions)) if conditions else ""
+    args.append(limit)
+    rows = await conn.fetch(f"SELECT * FROM cases{where} ORDER BY emergency DESC, deadline LIMIT ${len(args)}", *args)
+    return [case_from_row(r) for r in rows]
+
+
 async def find_earlier_hold(conn: asyncpg.Connection, authority_id: str, request_id: str) -> EarlierHold | None:
     row = await conn.fetchrow(
         "SELECT case_id, kind, status, hold_until, extensions FROM cases WHERE authority_id = $1 AND request_id = $2",

@@ -4,6 +4,7 @@ Consumes  legal.requests.received  -> review_request   (emits legal.requests.dec
           legal.authorities        -> the shared authority registry projection
           moderation.violations    -> record_violation
 HTTP      /review/...              -> the human review API (api.py)
+          /console/...             -> the reviewers' web console (console/routes.py)
 Jobs      watch_deadlines          -> overdue metrics, unconfirmed emergencies
 """
 from pathlib import Path
@@ -13,11 +14,18 @@ from warden.runtime.database import MigrationSet
 from warden.runtime.service import Service, Subscription
 
 from legal_review.api import review_routes
+from legal_review.console.routes import console_routes
 from legal_review.handlers import record_violation, review_request
 from legal_review.jobs import watch_deadlines
 from legal_review.policy import current_policy
 
 current_policy()  # a broken policy file stops the service at startup, not request by request
+
+
+def routes(app, runtime) -> None:
+    review_routes(app, runtime)
+    console_routes(app, runtime)
+
 
 SERVICE = Service(
     name="legal-review",
@@ -28,6 +36,6 @@ SERVICE = Service(
         Subscription("moderation.violations", record_violation),
     ],
     migrations=[AUTHORITY_MIGRATIONS, MigrationSet("legal_review", Path(__file__).parent / "migrations")],
-    routes=review_routes,
+    routes=routes,
     background=[watch_deadlines],
 )

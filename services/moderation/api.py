@@ -23,6 +23,17 @@ from moderation.engine import Engine
 _bearer = HTTPBearer(auto_error=False)
 
 
+class Problem(BaseModel):
+    detail: str
+
+
+# Documented so clients (and schemathesis) know every status the API answers with.
+ERRORS = {401: {"model": Problem, "description": "missing or unknown bearer token"},
+          403: {"model": Problem, "description": "the token lacks the role"},
+          404: {"model": Problem, "description": "no such content or appeal"},
+          409: {"model": Problem, "description": "the state does not allow this decision"}}
+
+
 class ContentDecision(BaseModel):
     action: Literal["delist", "keep", "restore"]
     category: ReportReason | None = None
@@ -45,7 +56,7 @@ def add_routes(app: FastAPI, engine: Engine, cfg: ModerationConfig) -> None:
             return who
         return check
 
-    @app.get("/moderation/queue", tags=["moderation"])
+    @app.get("/moderation/queue", tags=["moderation"], responses=ERRORS)
     async def queue(limit: int = 100, who: Moderator = Depends(moderator("moderator"))) -> list[dict]:
         """Items waiting for a human, first the urgent, then trusted flaggers', then by score."""
         async with engine.pool.acquire() as conn:
@@ -55,7 +66,7 @@ def add_routes(app: FastAPI, engine: Engine, cfg: ModerationConfig) -> None:
                    ORDER BY q.priority DESC, q.queued_at LIMIT $1""", min(max(limit, 1), 1000))
         return [dict(r) for r in rows]
 
-    @app.post("/moderation/content/{content_id}/decisions", tags=["moderation"])
+    @app.post("/moderation/content/{content_id}/decisions", tags=["moderation"], responses=ERRORS)
     async def decide_content(content_id: str, body: ContentDecision,
                              who: Moderator = Depends(moderator("moderator"))) -> dict:
         category = body.category.value if body.category else None
@@ -63,7 +74,7 @@ def add_routes(app: FastAPI, engine: Engine, cfg: ModerationConfig) -> None:
             conn, content_id, body.action, who.name, category=category, note=body.note, now=now(), cfg=cfg,
             effects=effects)))
 
-    @app.get("/moderation/appeals/{appeal_id}", tags=["moderation"])
+    @app.get("/moderation/appeals/{appeal_id}", tags=["moderation"], responses=ERRORS)
     async def appeal(appeal_id: str, who: Moderator = Depends(moderator("appeals"))) -> dict:
         async with engine.pool.acquire() as conn:
             row = await conn.fetchrow("SELECT * FROM appeals WHERE appeal_id = $1", appeal_id)
@@ -71,7 +82,7 @@ def add_routes(app: FastAPI, engine: Engine, cfg: ModerationConfig) -> None:
             raise HTTPException(404, "no such appeal")
         return dict(row)
 
-    @app.post("/moderation/appeals/{appeal_id}/decisions", tags=["moderation"])
+    @app.post("/moderation/appeals/{appeal_id}/decisions", tags=["moderation"], responses=ERRORS)
     async def decide_appeal(appeal_id: str, body: AppealDecision,
                             who: Moderator = Depends(moderator("appeals"))) -> dict:
         return await _answer(engine.run_in_transaction(lambda conn, effects: handlers.decide_appeal(

@@ -54,6 +54,8 @@ async def serve(settings: Settings, stopping: asyncio.Event, cfg: ModerationConf
                         retry_initial_s=settings.retry_initial_s, retry_max_s=settings.retry_max_s)
     engine = Engine(pool, cfg, scorer, relay.wakeup, stopping, settings.retry_initial_s, settings.retry_max_s)
     add_routes(http, engine, cfg)
+    from moderation.console.routes import add_console  # the moderators' web pages (/console)
+    add_console(http, engine, cfg)
     stream_app = build_stream_app(settings, cfg, engine)
     tasks = [asyncio.create_task(_watch(pool, state, stopping, readiness), name="watch")]
     if settings.outbox_relay:

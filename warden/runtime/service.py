@@ -29,7 +29,13 @@ class Context:
     offset: int
     key: bytes | None
     raw_value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
     outgoing: list[OutboxRow] = field(default_factory=list)
+
+    @property
+    def binary_mode(self) -> bool:
+        """The record carries its CloudEvent attributes in `ce_*` headers."""
+        return any(name.lower().startswith("ce_") for name, _ in self.headers)
 
     def emit(self, topic: str, event_type: str, data: BaseModel | dict[str, Any]) -> None:
         """Queue an event; it reaches the outbox in this event's transaction, or not at all."""

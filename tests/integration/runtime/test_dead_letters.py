@@ -100,3 +100,17 @@ async def test_invalid_status_tells_the_authority_why(bootstrap, database_url):
     assert status["data"]["status"] == "invalid"
     assert status["data"]["reasons"][0]["code"] == "invalid_data"
     assert "data_categories" in status["data"]["reasons"][0]["message"]
+
+
+async def test_oversized_request_is_still_attributed_to_its_authority(bootstrap, database_url):
+    authority = new_authority()
+    await register_authority(bootstrap, authority)
+    data = signed(request_data(authority, offense={"category": "fraud", "statute": "s",
+                                                   "description": "d" * MAX_EVENT_BYTES}), authority["private_key"])
+    async with running("intake", service_settings(bootstrap, database_url)):
+        await wait_for_authority(database_url, "intake", authority["authority_id"])
+        await produce_raw(bootstrap, TOPIC, envelope_bytes(data), key=authority["authority_id"].encode())
+        [status] = await wait_for_events(bootstrap, "legal.requests.status",
+                                         lambda e: e["data"]["request_id"] == data["request_id"])
+    assert status["data"]["status"] == "invalid"
+    assert status["data"]["reasons"][0]["code"] == "oversized"

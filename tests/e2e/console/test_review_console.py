@@ -1,0 +1,177 @@
+"""Reviewers in a real browser: sign in, open a pending case, decide; the decision reaches the topics."""
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import httpx
+
+from warden.signing import generate_keypair
+
+from tests.integration.legal_review.support import publish_received, received, registered, status_of
+from tests.support.kafka import produce_event, wait_for_events
+from tests.support.requests import new_authority
+from tests.support.stack import running, service_settings
+
+TOKENS = {"tok-alice-7f3": {"reviewer": "alice", "role": "reviewer"},
+          "tok-bob-91c": {"reviewer": "bob", "role": "reviewer"}}
+SUBSCRIBERS = "platform.subscribers"
+
+
+def of_case(case_id: str):
+    return lambda e: e["data"].get("case_id") == case_id
+
+
+async def sign_in(browser, base: str, token: str, screenshot=None):
+    context = await browser.new_context(viewport={"width": 1366, "height": 900})
+    page = await context.new_page()
+    await page.goto(f"{base}/console/")  # not signed in: sent to the sign-in form
+    assert "/console/signin" in page.url
+    if screenshot:
+        await screenshot(page, "signin")
+    await page.get_by_label("Your access token").fill(token)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url(f"{base}/console/")
+    return page
+
+
+async def test_reviewer_approves_a_pending_case_and_the_disclosure_is_issued(
+        browser, screenshot, bootstrap, database_url, monkeypatch):
+    monkeypatch.setenv("WARDEN_REVIEW_TOKENS", json.dumps(TOKENS))
+    monkeypatch.setenv("WARDEN_DISCLOSURE_PRIVATE_KEY", generate_keypair()["private_key"])
+    now = datetime.now(timezone.utc)
+    court = new_authority("court", "FR")
+    # A judicial emergency order: flagged `emergency`, one reviewer decides.
+    event = received(court, emergency=True, emergency_justification="Credible threat to a child's life tonight")
+    case_id, account_id = event["case_id"], event["request"]["suspect"]["account_id"]
+    await produce_event(bootstrap, SUBSCRIBERS, "warden.subscriber.account.updated.v1", {
+        "account_id": account_id, "username": None, "phone_number": "+33612345678", "country": "FR",
+        "updated_at": (now - timedelta(days=30)).isoformat()})
+    await produce_event(bootstrap, SUBSCRIBERS, "warden.subscriber.session.observed.v1", {
+        "account_id": account_id, "ip": "198.51.100.23", "observed_at": (now - timedelta(days=3)).isoformat()})
+    review_settings = service_settings(bootstrap, database_url)
+    async with running("legal-review", review_settings), \
+            running("disclosure", service_settings(bootstrap, database_url)):
+        await registered(bootstrap, database_url, court)
+        await publish_received(bootstrap, event)
+        await status_of(bootstrap, case_id, "pending_review")
+        base = f"http://127.0.0.1:{review_settings.http_port}"
+
+        page = await sign_in(browser, base, "tok-alice-7f3", screenshot)
+        row = page.locator(f'tr[data-case-id="{case_id}"]')
+        assert "emergency" in await row.inner_text()
+        await screenshot(page, "queue")
+        await row.get_by_role("link").click()
+        await page.wait_for_url(f"{base}/console/cases/{case_id}")
+        assert await page.locator("#case-status").inner_text() == "pending review"
+        assert await page.locator("#rules tbody tr").count() >= 14  # every policy rule, with its result
+        assert "emergency.justified" in await page.locator("#rules").inner_text()
+        assert "case.opened" in await page.locator("#audit").inner_text()
+        await screenshot(page, "case")
+
+        await page.get_by_label("Reason (required, kept in the audit trail)").fill(
+            "Imminent threat; the order is judicial and specific")
+        await page.get_by_role("button", name="Approve", exact=True).click()
+        await page.wait_for_url(re.compile(r".*done=approved$"))
+        assert await page.locator("#case-status").inner_text() == "approved"
+        assert "alice" in await page.locator("#reviews").inner_text()
+        assert "case.decided" in await page.locator("#audit").inner_text()
+        await screenshot(page, "approved")
+
+        [decision] = await wait_for_events(bootstrap, "legal.requests.decided", of_case(case_id))
+        assert decision["type"] == "warden.legal.request.approved.v1"
+        assert decision["data"]["decided_by"] == ["alice"]
+        [issued] = await wait_for_events(bootstrap, "legal.disclosures.issued", of_case(case_id), timeout=30)
+        assert issued["data"]["account_id"] == account_id
+        assert not [u for u in await _urls_seen(page) if account_id in u or "+33612345678" in u]
+
+
+async def _urls_seen(page) -> list[str]:
+    return [page.url] + [await a.get_attribute("href") or "" for a in await page.locator("a").all()]
+
+
+async def test_a_two_reviewer_case_needs_a_second_reviewer(browser, screenshot, bootstrap, database_url, monkeypatch):
+    monkeypatch.setenv("WARDEN_REVIEW_TOKENS", json.dumps(TOKENS))
+    court = new_authority("court", "FR")
+    # An unlisted offense: a human decides, and it takes two reviewers.
+    event = received(court, offense={"category": "other", "statute": "Art. 1", "description": "Unlisted offense"})
+    case_id = event["case_id"]
+    settings = service_settings(bootstrap, database_url)
+    async with running("legal-review", settings):
+        await registered(bootstrap, database_url, court)
+        await publish_received(bootstrap, event)
+        await status_of(bootstrap, case_id, "pending_review")
+        base = f"http://127.0.0.1:{settings.http_port}"
+
+        alice = await sign_in(browser, base, "tok-alice-7f3")
+        await alice.goto(f"{base}/console/cases/{case_id}")
+        await alice.get_by_label("Reason (required, kept in the audit trail)").fill("Offense is serious enough")
+        await alice.get_by_role("button", name="Approve", exact=True).click()
+        await alice.wait_for_url(re.compile(r".*done=recorded$"))
+        assert await alice.locator("#case-status").inner_text() == "pending review"
+        assert "alice approved first; 1 more approval(s) needed" in await alice.locator("#waiting").inner_text()
+        await screenshot(alice, "first-approval")
+        # The same reviewer cannot be the second one.
+        await alice.get_by_label("Reason (required, kept in the audit trail)").fill("Approving again")
+        await alice.get_by_role("button", name="Approve", exact=True).click()
+        assert "another reviewer" in await alice.locator("#error").inner_text()
+        assert await alice.locator("#case-status").inner_text() == "pending review"
+        await screenshot(alice, "same-reviewer-refused")
+        queue = await alice.goto(f"{base}/console/")
+        assert queue.ok and "first: alice" in await alice.locator(f'tr[data-case-id="{case_id}"]').inner_text()
+
+        bob = await sign_in(browser, base, "tok-bob-91c")
+        await bob.goto(f"{base}/console/cases/{case_id}")
+        assert "alice approved first" in await bob.locator("#waiting").inner_text()
+        await bob.get_by_label("Reason (required, kept in the audit trail)").fill("Agree with alice")
+        await bob.get_by_role("button", name="Approve", exact=True).click()
+        await bob.wait_for_url(re.compile(r".*done=approved$"))
+        assert await bob.locator("#case-status").inner_text() == "approved"
+        await screenshot(bob, "second-approval")
+        [decision] = await wait_for_events(bootstrap, "legal.requests.decided", of_case(case_id))
+        assert decision["data"]["decided_by"] == ["alice", "bob"]
+
+
+async def test_bad_token_shows_a_sign_in_error_and_forms_need_their_csrf_token(
+        browser, screenshot, bootstrap, database_url, monkeypatch):
+    monkeypatch.setenv("WARDEN_REVIEW_TOKENS", json.dumps(TOKENS))
+    court = new_authority("court", "FR")
+    event = received(court, offense={"category": "other", "statute": "Art. 1", "description": "Unlisted offense"})
+    settings = service_settings(bootstrap, database_url)
+    async with running("legal-review", settings):
+        base = f"http://127.0.0.1:{settings.http_port}"
+        context = await browser.new_context(viewport={"width": 1366, "height": 900})
+        page = await context.new_page()
+        await page.goto(f"{base}/console/signin")
+        await page.get_by_label("Your access token").fill("tok-mallory")
+        async with page.expect_response(f"{base}/console/signin") as answer:
+            await page.get_by_role("button", name="Sign in").click()
+        assert (await answer.value).status == 401
+        assert "not valid" in await page.get_by_role("alert").inner_text()
+        assert await page.get_by_label("Your access token").is_visible()
+        await screenshot(page, "bad-token")
+        cookie = next(c for c in await context.cookies() if c["name"] == "warden_review_session")
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+
+        await registered(bootstrap, database_url, court)
+        await publish_received(bootstrap, event)
+        await status_of(bootstrap, event["case_id"], "pending_review")
+        async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+            form = (await http.get("/console/signin")).text
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+            assert (await http.post("/console/signin", data={"token": "tok-alice-7f3"})).status_code == 403
+            signed = await http.post("/console/signin", data={"token": "tok-alice-7f3", "csrf_token": csrf})
+            assert signed.status_code == 303
+            page_html = (await http.get(f"/console/cases/{event['case_id']}")).text
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', page_html).group(1)
+            url = f"/console/cases/{event['case_id']}/decisions"
+            for forged in ({}, {"csrf_token": "x" + csrf[1:]}):
+                refused = await http.post(url, data={"action": "reject", "reason": "forged request", **forged})
+                assert refused.status_code == 403 and "Nothing was changed" in refused.text
+            unknown = await http.get(f"/console/cases/{uuid.uuid4()}")
+            assert unknown.status_code == 404
+            still = await http.get(f"/review/cases/{event['case_id']}",
+                                   headers={"Authorization": "Bearer tok-alice-7f3"})
+            assert still.json()["status"] == "pending_review" and still.json()["reviews"] == []
