@@ -160,3 +160,30 @@ def test_approved_request_ends_in_a_sealed_package_only_the_court_can_open(stack
     refused = up.warden("disclosure", "open", "issued.json", "--key", "stranger.key",
                         "--platform-key", "platform.pub", check=False)
     assert refused.returncode != 0 and "Traceback" not in refused.stderr
+
+
+def test_development_tokens_open_the_review_and_moderation_apis(stack):
+    import urllib.error
+    import urllib.request
+
+    up, info = stack
+    stack_file = up.home / "stack.json"
+    assert stack_file.stat().st_mode & 0o077 == 0  # tokens are for the operator only
+    tokens = json.loads(stack_file.read_text())["development_tokens"]
+    reviewer = next(t for t, v in tokens["legal-review"].items() if v["role"] == "reviewer")
+    moderator = next(iter(tokens["moderation"]))
+
+    def get(url: str, token: str | None) -> int:
+        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return response.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    review_url = info["services"]["legal-review"]["url"] + "/review/cases"
+    queue_url = info["services"]["moderation"]["url"] + "/moderation/queue"
+    assert get(review_url, reviewer) == 200
+    assert get(review_url, None) == 401
+    assert get(queue_url, moderator) == 200
+    assert get(queue_url, reviewer) == 401

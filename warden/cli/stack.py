@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -94,12 +95,14 @@ def up(only: tuple[str, ...]) -> None:
         click.echo(f"kafka   {bootstrap} ({len(created)} topics created)")
         click.echo(f"postgres {database_url}")
         env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=bootstrap, DATABASE_URL=database_url)
+        tokens = _development_tokens(env)
         names = [n for n in available_services() if not only or n in only]
         services = [ServiceProcess(n, env, log_dir) for n in names]
         for svc in services:
             svc.start()
-        _write_stack(bootstrap, database_url, services)
+        _write_stack(bootstrap, database_url, services, tokens)
         _wait_ready(services, lambda: stopping)
+        _print_consoles(services, tokens)
         click.echo(f"stack handle: {STACK_FILE}; logs: {log_dir}/; Ctrl-C stops everything")
         while not stopping:
             for svc in services:
@@ -107,7 +110,7 @@ def up(only: tuple[str, ...]) -> None:
                     svc.restarts += 1
                     click.echo(f"{svc.name} exited with {svc.process.returncode}; restarting", err=True)
                     svc.start()
-                    _write_stack(bootstrap, database_url, services)
+                    _write_stack(bootstrap, database_url, services, tokens)
             time.sleep(0.5)
     finally:
         click.echo("stopping...")
@@ -124,12 +127,42 @@ def up(only: tuple[str, ...]) -> None:
         click.echo("stopped")
 
 
-def _write_stack(bootstrap: str, database_url: str, services: list[ServiceProcess]) -> None:
+def _development_tokens(env: dict[str, str]) -> dict[str, dict]:
+    """Sign-in tokens for the consoles and APIs when the operator configured none.
+
+    Fresh random tokens every `warden up`, kept only in the environment of the
+    services and in stack.json (mode 0600): the embedded stack is a workstation tool.
+    """
+    tokens: dict[str, dict] = {}
+    if not (env.get("WARDEN_REVIEW_TOKENS") or env.get("WARDEN_REVIEW_TOKENS_FILE")):
+        review = {secrets.token_urlsafe(18): {"reviewer": name, "role": role}
+                  for name, role in (("alice", "reviewer"), ("bob", "reviewer"), ("carol", "supervisor"))}
+        env["WARDEN_REVIEW_TOKENS"] = json.dumps(review)
+        tokens["legal-review"] = review
+    if not env.get("WARDEN_MODERATION_TOKENS"):
+        moderation = {secrets.token_urlsafe(18): {"name": "maria", "roles": ["moderator", "appeals"]}}
+        env["WARDEN_MODERATION_TOKENS"] = json.dumps(moderation)
+        tokens["moderation"] = moderation
+    return tokens
+
+
+def _write_stack(bootstrap: str, database_url: str, services: list[ServiceProcess],
+                 tokens: dict[str, dict]) -> None:
+    STACK_FILE.touch(mode=0o600)
+    STACK_FILE.chmod(0o600)  # it may hold development tokens
     STACK_FILE.write_text(json.dumps({
         "kafka_bootstrap_servers": bootstrap,
         "database_url": database_url,
         "services": {s.name: {"pid": s.process.pid, "url": s.url} for s in services},
+        "development_tokens": tokens,
     }, indent=2))
+
+
+def _print_consoles(services: list[ServiceProcess], tokens: dict[str, dict]) -> None:
+    for svc in services:
+        if svc.name in tokens:
+            who = ", ".join(f"{(v.get('reviewer') or v.get('name'))}" for v in tokens[svc.name].values())
+            click.echo(f"{svc.name} console: {svc.url}/console (sign-in tokens for {who} in {STACK_FILE})")
 
 
 def _wait_ready(services: list[ServiceProcess], stopping, timeout: float = 60) -> None:
