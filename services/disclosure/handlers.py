@@ -10,15 +10,14 @@ from warden.contract.events import (
     DisclosureIssued, NoticeDue, RequestApproved, RequestRejected, RequestStatus, StatusReason,
     SubscriberAccountUpdated, SubscriberSessionObserved,
 )
+from warden.identifiers import normalise_phone_number, normalise_username
 from warden.runtime.service import Context
 
 from disclosure import store
 from disclosure.keys import platform_private_key
 from disclosure.package import Session, build_package, is_empty, redact, seal_for_authority
 from disclosure.settings import DisclosureSettings
-from disclosure.subscribers import (
-    normalise_ip, normalise_phone_number, normalise_username, notice_due_at, resolve_account,
-)
+from disclosure.subscribers import normalise_ip, notice_due_at, resolve_account
 
 log = logging.getLogger(__name__)
 STATUS = "warden.legal.request.status.v1"

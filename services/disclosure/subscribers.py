@@ -11,8 +11,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 
-import phonenumbers
-
 from warden.contract.envelope import EventRejected
 
 
@@ -57,23 +55,6 @@ def held_intervals(changes: Iterable[Change]) -> list[Held]:
         if current is not None and current.value is not None:
             intervals.append(Held(account_id, current.value, current.changed_at, None))
     return intervals
-
-
-def normalise_phone_number(raw: str) -> str:
-    """E.164, or EventRejected (the message names no number)."""
-    try:
-        number = phonenumbers.parse(raw, None)
-    except phonenumbers.NumberParseException:
-        raise EventRejected("invalid_data", "phone_number is not an international number (+CC...)") from None
-    if not phonenumbers.is_possible_number(number):
-        raise EventRejected("invalid_data", "phone_number is not a possible E.164 number")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
-def normalise_username(raw: str) -> str | None:
-    """As intake normalises a suspect's username: no leading @, casefolded; None when empty."""
-    username = raw.strip().lstrip("@").casefold()
-    return username or None
 
 
 def normalise_ip(raw: str) -> str:
