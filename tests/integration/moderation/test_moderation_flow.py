@@ -130,3 +130,24 @@ async def test_abusive_reporter_is_warned_then_suspended_and_then_changes_nothin
     assert steps == ["warn", "suspend"]
     assert await fetchval(database_url, "SELECT suspended FROM reports WHERE content_id = $1", later["id"]) is True
     assert await fetchval(database_url, "SELECT count(*) FROM queue WHERE content_id = $1", later["id"]) == 0
+
+
+async def test_one_ordinary_report_delists_nothing_and_a_rejected_report_lowers_trust(bootstrap, database_url,
+                                                                                       tmp_path):
+    item = content()
+    reporter = f"lone-{item['id']}"
+    async with running_moderation(service_settings(bootstrap, database_url), config(tmp_path)) as api:
+        await report(bootstrap, item, reporter, "child_abuse")  # severe reason, but one ordinary reporter
+
+        async def queued():
+            answer = (await api.get("/moderation/queue", headers=auth("mod-token"))).json()
+            return [i for i in answer if i["content_id"] == item["id"]] or None
+        await until(queued)
+        kept = await api.post(f"/moderation/content/{item['id']}/decisions", json={"action": "keep"},
+                              headers=auth("mod-token"))
+        assert kept.status_code == 200, kept.text
+        trust = await until(lambda: fetchval(
+            database_url, "SELECT trust FROM reporters WHERE reporter_id = $1 AND trust < 1.0", reporter))
+    assert trust < 1.0
+    assert await fetchval(database_url, "SELECT state FROM content WHERE content_id = $1", item["id"]) == "listed"
+    assert not await wait_for_events(bootstrap, "search.delistings", about(item["id"]), count=0)
