@@ -1,7 +1,10 @@
 """The consumer loop: batch, inbox, handler, DLQ, outbox, commit, in that order.
 
 One Postgres transaction per polled batch holds, for every event, its inbox row,
-the handler's state changes (inside a savepoint) and its outgoing events. Offsets
+the handler's state changes and its outgoing events. Handlers first run back to
+back under one savepoint for the whole batch (the optimistic pass: no per-event
+round trips); if any handler fails, that savepoint is rolled back and the batch
+is replayed with a savepoint per event, so only the failing event is dead-lettered. Offsets
 are committed only after that transaction commits, so a crash at any instant
 leads to redelivery, and the inbox turns redelivery into a no-op.
 """
@@ -82,6 +85,10 @@ def dlq_row(service: str, record: ConsumerRecord, rejection: EventRejected) -> O
         ("dlq.offset", str(record.offset).encode()),
     ]
     return OutboxRow(TOPICS[record.topic].dlq, record.key, record.value or b"", headers)
+
+
+class _Replay(Exception):
+    """A handler failed in the optimistic pass: roll the batch back and replay it event by event."""
 
 
 class _GroupMembership(ConsumerRebalanceListener):
@@ -165,8 +172,13 @@ class ConsumerLoop:
                     continue
                 seen.add(item.inbox_key)
                 fresh.append(item)
-                outcome = await self._handle(conn, item, outgoing)
-                outcomes.append((item.record.topic, outcome))
+            try:
+                async with conn.transaction():  # one savepoint for the batch
+                    handled = [await self._handle(conn, item, outgoing, isolated=False) for item in fresh]
+            except _Replay:
+                outgoing.clear()
+                handled = [await self._handle(conn, item, outgoing, isolated=True) for item in fresh]
+            outcomes += [(item.record.topic, outcome) for item, outcome in zip(fresh, handled)]
             await conn.executemany(
                 "INSERT INTO inbox (source, event_id, topic) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
                 [(*i.inbox_key, i.record.topic) for i in fresh])
@@ -189,22 +201,31 @@ class ConsumerLoop:
             " USING (source, event_id)", [k[0] for k in keys], [k[1] for k in keys])
         return {(r["source"], r["event_id"]) for r in rows}
 
-    async def _handle(self, conn: asyncpg.Connection, item: Decoded, outgoing: list[OutboxRow]) -> str:
+    async def _handle(self, conn: asyncpg.Connection, item: Decoded, outgoing: list[OutboxRow], *,
+                      isolated: bool = True) -> str:
+        """Run one event's handler; `isolated=False` (optimistic pass): no savepoint, any failure -> _Replay."""
         record = item.record
         subscription = self.service.subscription(record.topic)
         rejection = item.rejection
         if rejection is None:
             ctx = self._context(conn, item)
             try:
-                async with conn.transaction():
+                if isolated:
+                    async with conn.transaction():
+                        await subscription.handle(ctx, item.payload)
+                else:
                     await subscription.handle(ctx, item.payload)
                 outgoing.extend(ctx.outgoing)
                 return "processed"
             except EventRejected as exc:
+                if not isolated:
+                    raise _Replay() from None
                 rejection = exc
             except Exception as exc:
                 if is_transient(exc):
                     raise
+                if not isolated:
+                    raise _Replay() from None
                 # A handler bug must not block the partition: park the event, keep the evidence.
                 log.error("handler failed", extra={
                     "topic": record.topic, "partition": record.partition, "offset": record.offset,
@@ -216,19 +237,25 @@ class ConsumerLoop:
         if subscription.on_rejected is not None:
             ctx = self._context(conn, item)
             try:
-                async with conn.transaction():
+                if isolated:
+                    async with conn.transaction():
+                        await subscription.on_rejected(ctx, rejection)
+                else:
                     await subscription.on_rejected(ctx, rejection)
                 outgoing.extend(ctx.outgoing)
             except Exception as exc:
                 if is_transient(exc):
                     raise
+                if not isolated:
+                    raise _Replay() from None
                 log.error("rejection hook failed", extra={"error_type": type(exc).__name__, "where": _where(exc)})
         outgoing.append(dlq_row(self.service.name, record, rejection))
         return "dead_lettered"
 
     def _context(self, conn: asyncpg.Connection, item: Decoded) -> Context:
         r = item.record
-        return Context(self.service.name, conn, item.envelope, r.topic, r.partition, r.offset, r.key, r.value)
+        return Context(self.service.name, conn, item.envelope, r.topic, r.partition, r.offset, r.key, r.value,
+                       tuple(r.headers or ()))
 
     async def commit(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import uvicorn
 from fastapi import FastAPI, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 
@@ -18,14 +18,15 @@ def build_app(service: str, readiness: Callable[[], dict[str, bool]]) -> FastAPI
         """The process is alive."""
         return {"status": "ok", "service": service}
 
-    @app.get("/readyz", tags=["operations"])
+    @app.get("/readyz", tags=["operations"], responses={503: {"description": "not ready: see `checks`"}})
     async def readyz() -> JSONResponse:
         """Ready when the consumer group is joined and the database answers."""
         checks = readiness()
         ready = all(checks.values())
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
-    @app.get("/metrics", tags=["operations"])
+    # Documented as text/plain (the Prometheus exposition format), as it is served.
+    @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

@@ -61,6 +61,7 @@ class OutboxRelay:
         self.retry_max_s = retry_max_s
         self.wakeup = asyncio.Event()
         self.healthy = True
+        self._backlog_counted_at = 0.0
 
     async def run(self, stopping: asyncio.Event) -> None:
         delay = self.retry_initial_s
@@ -104,6 +105,17 @@ class OutboxRelay:
                 await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
                 for r in rows:
                     metrics.OUTBOX_PUBLISHED.labels(self.service, r["topic"]).inc()
-            backlog = await conn.fetchval("SELECT count(*) FROM outbox") - len(rows)
-            metrics.OUTBOX_BACKLOG.labels(self.service).set(max(backlog, 0))
+            await self._gauge_backlog(conn, len(rows))
             return len(rows)
+
+    async def _gauge_backlog(self, conn: asyncpg.Connection, taken: int) -> None:
+        """A short batch took every unlocked row: nothing is waiting, no count needed. A full
+        batch means a backlog: count it, at most once a second (count(*) scans the table)."""
+        if taken < self.batch_size:
+            metrics.OUTBOX_BACKLOG.labels(self.service).set(0)
+            return
+        now = asyncio.get_running_loop().time()
+        if now - self._backlog_counted_at >= 1.0:
+            self._backlog_counted_at = now
+            backlog = await conn.fetchval("SELECT count(*) FROM outbox") - taken
+            metrics.OUTBOX_BACKLOG.labels(self.service).set(max(backlog, 0))

@@ -1,0 +1,224 @@
+"""Section 3: legal pipeline latency, submitted -> legal.disclosures.issued, at fixed offered rates.
+
+intake, legal-review and disclosure run as subprocesses (`warden service NAME`)
+on one fresh database. An authority is registered and a few suspects are put in
+the subscriber store through `platform.subscribers`, as in production. Then, for
+each rate, signed auto-approvable requests (a court order for IP addresses and
+phone number) are offered open-loop at that rate for `duration` seconds, and
+each request's latency is the time from handing it to the producer to reading
+its `legal.disclosures.issued` event. Requests are signed before the clock starts.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from warden.contract.envelope import encode_structured, new_event
+from warden.runtime import kafka
+from warden.signing import generate_keypair, sign, signed_bytes
+
+from bench.loads import produce_all
+from bench.stack import ServiceProcess, Stack
+from bench.stats import rate, summary_ms
+
+SERVICES = ("intake", "legal-review", "disclosure")
+SCHEMAS = ("intake", "legal_review", "disclosure")
+SUSPECTS = 20
+SESSIONS_PER_SUSPECT = 30
+
+
+def authority(run_id: str) -> dict:
+    keys = generate_keypair()
+    return {"authority_id": f"bench-court-{run_id}", "name": "Bench court", "country": "FR", "kind": "court",
+            "status": "active", "public_key": keys["public_key"], "private_key": keys["private_key"]}
+
+
+def suspect(run_id: str, n: int) -> dict:
+    return {"account_id": f"bench-{run_id}-acct-{n}", "username": f"bench_{run_id}_user_{n}",
+            "phone_number": f"+3361{n:07d}"}
+
+
+def request_event(auth: dict, who: dict, n: int, run_id: str) -> tuple[str, bytes, bytes, list]:
+    now = datetime.now(timezone.utc)
+    data = {
+        "request_id": f"BENCH-{run_id}-{n}-{uuid.uuid4().hex[:6]}", "authority_id": auth["authority_id"],
+        "instrument": {"type": "court_order", "reference": f"RG 26/{n:05d}", "issued_by": "Investigating judge",
+                       "issued_at": (now - timedelta(days=2)).isoformat(),
+                       "expires_at": (now + timedelta(days=60)).isoformat()},
+        "suspect": {"username": "@" + who["username"], "phone_number": who["phone_number"]},
+        "offense": {"category": "drug_trafficking", "statute": "Code penal 222-37",
+                    "description": "Sale of narcotics through a public channel"},
+        "data_categories": ["ip_addresses", "phone_number"],
+        "period": {"start": (now - timedelta(days=90)).isoformat(), "end": (now - timedelta(days=1)).isoformat()},
+        "emergency": False, "nondisclosure_until": None,
+    }
+    data["signature"] = sign(signed_bytes(data), auth["private_key"])
+    value, headers = encode_structured(new_event("warden.legal.request.submitted.v1", "/bench/gateway", data))
+    return data["request_id"], auth["authority_id"].encode(), value, headers
+
+
+async def _until(probe, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not await probe():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.2)
+
+
+async def _prepare(stack: Stack, database_url: str, run_id: str) -> dict:
+    auth = authority(run_id)
+    now = datetime.now(timezone.utc)
+    registered = {k: v for k, v in auth.items() if k != "private_key"} | {"updated_at": now.isoformat()}
+    records = [(auth["authority_id"].encode(), *encode_structured(new_event(
+        "warden.legal.authority.registered.v1", "/warden/cli", registered)))]
+    await produce_all(stack.bootstrap, "legal.authorities", records)
+    feed = []
+    for n in range(SUSPECTS):
+        who = suspect(run_id, n)
+        feed.append(("warden.subscriber.account.updated.v1", who["account_id"], {
+            "account_id": who["account_id"], "username": who["username"], "phone_number": who["phone_number"],
+            "country": "FR", "updated_at": (now - timedelta(days=200)).isoformat()}))
+        for s in range(SESSIONS_PER_SUSPECT):
+            feed.append(("warden.subscriber.session.observed.v1", who["account_id"], {
+                "account_id": who["account_id"], "ip": f"203.0.{n}.{s + 1}",
+                "observed_at": (now - timedelta(days=2 + s * 2, minutes=n)).isoformat()}))
+    await produce_all(stack.bootstrap, "platform.subscribers", [
+        (key.encode(), *encode_structured(new_event(t, "/bench/platform", data))) for t, key, data in feed])
+    conn = await asyncpg.connect(database_url)
+    try:
+        async def known() -> bool:
+            for schema in SCHEMAS:
+                try:
+                    if not await conn.fetchval(f"SELECT 1 FROM {schema}.authorities WHERE authority_id = $1",
+                                               auth["authority_id"]):
+                        return False
+                except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError):
+                    return False
+            return True
+
+        async def stored() -> bool:
+            return await conn.fetchval("SELECT count(*) FROM disclosure.sessions WHERE account_id LIKE $1",
+                                       f"bench-{run_id}-acct-%") >= SUSPECTS * SESSIONS_PER_SUSPECT
+        await _until(known, 60, "the authority projections")
+        await _until(stored, 60, "the subscriber store")
+    finally:
+        await conn.close()
+    return auth
+
+
+class IssuedWatcher:
+    """Reads legal.disclosures.issued from its end; notes when each request's package arrives."""
+
+    def __init__(self, bootstrap: str):
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                         fetch_max_wait_ms=50)
+        self.arrived: dict[str, float] = {}
+        self.task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        await self.consumer.start()
+        parts = self.consumer.partitions_for_topic("legal.disclosures.issued")
+        if not parts:
+            await self.consumer._client.force_metadata_update()
+            parts = self.consumer.partitions_for_topic("legal.disclosures.issued")
+        tps = [TopicPartition("legal.disclosures.issued", p) for p in parts]
+        self.consumer.assign(tps)
+        await self.consumer.seek_to_end(*tps)
+        for tp in tps:
+            await self.consumer.position(tp)
+        self.task = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        while True:
+            batch = await self.consumer.getmany(timeout_ms=100)
+            at = time.perf_counter()
+            for records in batch.values():
+                for r in records:
+                    try:
+                        self.arrived.setdefault(json.loads(r.value)["data"]["request_id"], at)
+                    except (ValueError, KeyError, TypeError):
+                        pass
+
+    async def stop(self) -> None:
+        if self.task:
+            self.task.cancel()
+        await self.consumer.stop()
+
+
+async def offer(bootstrap: str, events: list[tuple[str, bytes, bytes, list]], per_s: float,
+                watcher: IssuedWatcher, drain_s: float) -> dict:
+    producer = kafka.producer(bootstrap)
+    await producer.start()
+    sent: dict[str, float] = {}
+    futures = []
+    try:
+        start = time.perf_counter()
+        for i, (request_id, key, value, headers) in enumerate(events):
+            due = start + i / per_s
+            delay = due - time.perf_counter()
+            if delay > 0.002:
+                await asyncio.sleep(delay)
+            sent[request_id] = time.perf_counter()
+            futures.append(await producer.send("legal.requests.submitted", value, key=key, headers=headers))
+        offered_s = time.perf_counter() - start
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    deadline = time.perf_counter() + drain_s
+    while time.perf_counter() < deadline and not all(r in watcher.arrived for r in sent):
+        await asyncio.sleep(0.05)
+    latencies = [watcher.arrived[r] - t for r, t in sent.items() if r in watcher.arrived]
+    done = [watcher.arrived[r] for r in sent if r in watcher.arrived]
+    span = (max(done) - start) if done else 0.0
+    return {"target_per_s": per_s, "offered_per_s": rate(len(sent), offered_s), "sent": len(sent),
+            "issued": len(done), "held_per_s": rate(len(done), span), **summary_ms(latencies)}
+
+
+async def run(stack: Stack, rates: list[float], duration: float, logs: Path, profile: Path | None = None,
+              label: str = "legal") -> dict:
+    run_id = f"{stack.run_id}{label[-1]}"
+    database_url = await stack.new_database(label)
+    procs = [ServiceProcess(name, stack.bootstrap, database_url, f"bench-{run_id}", logs) for name in SERVICES]
+    results: dict = {"steps": [], "peak_rss_mb": {}}
+    watcher = IssuedWatcher(stack.bootstrap)
+    try:
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.wait_ready()
+        auth = await _prepare(stack, database_url, run_id)
+        await watcher.start()
+        n = 0
+
+        def make(count: int) -> list:
+            nonlocal n
+            out = [request_event(auth, suspect(run_id, (n + i) % SUSPECTS), n + i, run_id) for i in range(count)]
+            n += count
+            return out
+        await offer(stack.bootstrap, make(20), 10, watcher, 60)  # warm-up: caches, prepared statements, JIT-free paths
+        for per_s in rates:
+            events = make(int(per_s * duration))
+            for p in procs:
+                p.reset_peak()
+                if profile is not None:
+                    p.profile(profile / f"{p.name}-{int(per_s)}.svg", seconds=duration)
+            step = await offer(stack.bootstrap, events, per_s, watcher, drain_s=max(30.0, duration))
+            step["peak_rss_mb"] = {p.name: round(p.peak_rss / 2**20, 1) for p in procs}
+            results["steps"].append(step)
+            for name, mb in step["peak_rss_mb"].items():
+                results["peak_rss_mb"][name] = max(results["peak_rss_mb"].get(name, 0), mb)
+            print(f"  legal @ {per_s:g}/s: {step}", flush=True)
+            await asyncio.sleep(2)
+    finally:
+        await watcher.stop()
+        for p in procs:
+            p.stop()
+    await stack.drop_database(database_url)
+    return results

@@ -1,0 +1,94 @@
+"""The markdown table of a run (and, given one, of an earlier run beside it)."""
+from __future__ import annotations
+
+from typing import Any
+
+
+def _get(results: dict | None, *path: Any) -> Any:
+    node: Any = results
+    for key in path:
+        if node is None:
+            return None
+        if isinstance(key, int):
+            node = node[key] if isinstance(node, list) and len(node) > key else None
+        else:
+            node = node.get(key) if isinstance(node, dict) else None
+    return node
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:,.3f}".rstrip("0").rstrip(".") if abs(value) < 10 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def rows(results: dict) -> list[tuple[str, tuple, str, Any]]:
+    """(metric, path into the results, target, check) for every figure of the table."""
+    out: list[tuple[str, tuple, str, Any]] = [
+        ("echo baseline, events/s", ("echo", "events_per_s"), "", None),
+        ("moderation, reports/s (1 worker)", ("moderation", "reports_per_s"), "", None),
+        ("moderation / echo", ("moderation", "ratio_to_echo"), ">= 0.5", lambda v: v >= 0.5),
+        ("moderation, decisions emitted", ("moderation", "decisions"), "", None),
+    ]
+    for i, step in enumerate(_get(results, "legal", "steps") or []):
+        r = step["target_per_s"]
+        target = "< 250" if r == 200 else ""
+        out += [
+            (f"legal @ {r:g}/s offered: held, req/s", ("legal", "steps", i, "held_per_s"), "", None),
+            (f"legal @ {r:g}/s: issued / sent", ("legal", "steps", i, "issued_of_sent"), "", None),
+            (f"legal @ {r:g}/s: p50 ms", ("legal", "steps", i, "p50_ms"), "", None),
+            (f"legal @ {r:g}/s: p95 ms", ("legal", "steps", i, "p95_ms"), "", None),
+            (f"legal @ {r:g}/s: p99 ms", ("legal", "steps", i, "p99_ms"), target,
+             (lambda v: v < 250) if r == 200 else None),
+        ]
+    for size in ("small", "large"):
+        n = _get(results, "store", size, "sessions")
+        name = f"{n / 1e6:g} M sessions" if n else size
+        out += [
+            (f"package build, {name}: p50 ms", ("store", size, "build", "p50_ms"), "", None),
+            (f"package build, {name}: p99 ms", ("store", size, "build", "p99_ms"), "", None),
+            (f"store queries only, {name}: p99 ms", ("store", size, "query", "p99_ms"), "", None),
+        ]
+    out += [
+        ("package build p50 ratio large/small", ("store", "build_p50_ratio"), "< 2", lambda v: v < 2),
+        ("package build p99 ratio large/small", ("store", "build_p99_ratio"), "< 2", lambda v: v < 2),
+    ]
+    for name in sorted(_get(results, "memory_peak_rss_mb") or {}):
+        out.append((f"peak RSS {name}, MB", ("memory_peak_rss_mb", name), "", None))
+    return out
+
+
+def _annotate(results: dict) -> dict:
+    for step in _get(results, "legal", "steps") or []:
+        step.setdefault("issued_of_sent", f"{step['issued']:,} / {step['sent']:,}")
+    return results
+
+
+def markdown(results: dict, baseline: dict | None = None) -> str:
+    _annotate(results)
+    if baseline:
+        _annotate(baseline)
+    head = f"| figure | target | {results.get('label') or 'this run'} |"
+    rule = "|---|---|---|"
+    if baseline:
+        head += f" {baseline.get('label') or 'baseline'} |"
+        rule += "---|"
+    lines = [f"# Warden bench ({results.get('started_at', '')})", "",
+             f"Machine: {results['machine']}; options: {results['options']}; wall {results.get('wall_s')} s.", "",
+             head, rule]
+    for metric, path, target, check in rows(results):
+        value = _get(results, *path)
+        if value is None and _get(baseline, *path) is None:
+            continue  # a section this run (and the baseline) left out
+        verdict = ""
+        if check is not None and isinstance(value, (int, float)):
+            verdict = " ✓" if check(value) else " ✗"
+        line = f"| {metric} | {target} | {_fmt(value)}{verdict} |"
+        if baseline:
+            line += f" {_fmt(_get(baseline, *path))} |"
+        lines.append(line)
+    return "\n".join(lines) + "\n"

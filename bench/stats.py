@@ -1,0 +1,37 @@
+"""Small, pure helpers for the figures: percentiles and rates."""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The q-th percentile (0..100) by the nearest-rank method; None for no values.
+
+    Nearest rank never invents a value that was not measured: p99 of 100 samples is
+    the 99th smallest, so a single slow outlier shows at p99 of fewer than 100 samples.
+    """
+    if not values:
+        return None
+    if not 0 <= q <= 100:
+        raise ValueError("q must be within 0..100")
+    ordered = sorted(values)
+    rank = max(math.ceil(q / 100 * len(ordered)), 1)
+    return ordered[rank - 1]
+
+
+def summary_ms(seconds: Sequence[float]) -> dict[str, float | None]:
+    """p50/p95/p99/max of durations given in seconds, in milliseconds."""
+    def ms(v: float | None) -> float | None:
+        return None if v is None else round(v * 1000, 2)
+    return {"p50_ms": ms(percentile(seconds, 50)), "p95_ms": ms(percentile(seconds, 95)),
+            "p99_ms": ms(percentile(seconds, 99)), "max_ms": ms(max(seconds) if seconds else None),
+            "samples": len(seconds)}
+
+
+def rate(count: int, seconds: float) -> float:
+    return round(count / seconds, 1) if seconds > 0 else 0.0
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a and b else None

@@ -1,0 +1,139 @@
+"""Section 4: subscriber-store scaling, disclosure package build time with 1 M and 10 M sessions.
+
+The store is bulk-loaded straight into the disclosure schema (set-based INSERT
+... SELECT generate_series, the server-side equivalent of COPY; the Kafka feed
+would take hours for 10 M), then vacuumed and analysed as autovacuum would. Each
+sample runs the service's real path, `disclosure.handlers.act_on_decision`, for
+an approval naming a random loaded account by username and phone number: resolve
+the suspect, read its phone history and its sessions in the period, build, hash,
+sign and seal the package, write the case, package and notice rows. The
+transaction is rolled back, so every sample sees the same store.
+"""
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import asyncpg
+
+from warden.contract.events import RequestApproved
+from warden.runtime.database import RUNTIME_MIGRATIONS, create_pool, migrate
+from warden.runtime.service import Context
+from warden.signing import generate_keypair
+
+from bench.stack import Stack
+from bench.stats import ratio, summary_ms
+
+SESSIONS_PER_ACCOUNT = 100  # a year of sessions: about two a week
+HORIZON_DAYS = 360
+
+
+async def load(conn: asyncpg.Connection, first: int, last: int, chunk: int = 1_000_000) -> float:
+    """Sessions number `first` .. `last - 1`: session g is the (g % N)th of account g / N (N per account)."""
+    started = time.perf_counter()
+    step = HORIZON_DAYS * 86400 / SESSIONS_PER_ACCOUNT
+    for lo in range(first, last, chunk):
+        hi = min(lo + chunk, last)
+        await conn.execute(
+            "INSERT INTO sessions (account_id, observed_at, ip)"
+            " SELECT 'acct-' || (g / $3), now() - make_interval(secs => (g % $3) * $4 + (g / $3) % 86400),"
+            "        '10.0.0.0'::inet + (g % 16000000)"
+            " FROM generate_series($1::bigint, $2::bigint - 1) g", lo, hi, SESSIONS_PER_ACCOUNT, step,
+            timeout=3600)
+    await conn.execute("VACUUM (ANALYZE) sessions", timeout=3600)
+    return time.perf_counter() - started
+
+
+async def load_accounts(conn: asyncpg.Connection, first: int, last: int) -> None:
+    ts = datetime.now(timezone.utc) - timedelta(days=HORIZON_DAYS + 30)
+    await conn.execute(
+        "INSERT INTO accounts (account_id, username, country, updated_at)"
+        " SELECT 'acct-' || g, 'user_' || g, 'FR', $3 FROM generate_series($1::bigint, $2::bigint - 1) g",
+        first, last, ts, timeout=3600)
+    await conn.execute(
+        "INSERT INTO phone_changes (account_id, changed_at, phone_number)"
+        " SELECT 'acct-' || g, $3, '+336' || lpad(g::text, 8, '0') FROM generate_series($1::bigint, $2::bigint - 1) g",
+        first, last, ts, timeout=3600)
+    await conn.execute(
+        "INSERT INTO username_changes (account_id, changed_at, username)"
+        " SELECT 'acct-' || g, $3, 'user_' || g FROM generate_series($1::bigint, $2::bigint - 1) g",
+        first, last, ts, timeout=3600)
+    await conn.execute("ANALYZE accounts; ANALYZE phone_changes; ANALYZE username_changes", timeout=3600)
+
+
+def decision(authority_id: str, account: int) -> RequestApproved:
+    now = datetime.now(timezone.utc)
+    return RequestApproved.model_validate({
+        "case_id": f"case-{uuid.uuid4().hex}", "request_id": f"REQ-{uuid.uuid4().hex[:10]}",
+        "authority_id": authority_id,
+        "suspect": {"username": f"user_{account}", "phone_number": f"+336{account:08d}"},
+        "kind": "disclosure", "data_categories": ["ip_addresses", "phone_number"],
+        "period": {"start": (now - timedelta(days=90)).isoformat(), "end": (now - timedelta(days=1)).isoformat()},
+        "policy_rules": [], "decided_by": ["machine"]})
+
+
+async def measure(pool: asyncpg.Pool, authority_id: str, accounts: int, samples: int) -> dict:
+    from disclosure import store
+    from disclosure.handlers import act_on_decision
+
+    rng = random.Random(11)
+    builds, queries, ips = [], [], 0
+    async with pool.acquire() as conn:
+        for i in range(samples + 10):
+            d = decision(authority_id, rng.randrange(accounts))
+            account_id = "acct-" + d.suspect.username.split("_")[1]
+            tx = conn.transaction()
+            await tx.start()
+            try:
+                ctx = Context("disclosure", conn, None, "legal.requests.decided", 0, 0, None, None)
+                started = time.perf_counter()
+                await act_on_decision(ctx, d)
+                built = time.perf_counter() - started
+                started = time.perf_counter()
+                await store.phone_changes_of(conn, account_id)
+                found = await store.sessions_of(conn, account_id, d.period.start, d.period.end)
+                queried = time.perf_counter() - started
+            finally:
+                await tx.rollback()
+            if not any(r.topic == "legal.disclosures.issued" for r in ctx.outgoing):
+                raise RuntimeError("the sample did not issue a package: the load is not what the bench expects")
+            if i >= 10:  # the first ten warm the caches and prepared statements
+                builds.append(built)
+                queries.append(queried)
+                ips += len(found)
+    return {"build": summary_ms(builds), "query": summary_ms(queries),
+            "sessions_per_package": round(ips / max(samples, 1), 1)}
+
+
+async def run(stack: Stack, scale: float, samples: int, label: str = "store") -> dict:
+    from disclosure.service import SERVICE
+
+    small, large = int(1_000_000 * scale), int(10_000_000 * scale)
+    database_url = await stack.new_database(label)
+    await migrate(database_url, SERVICE.schema, [RUNTIME_MIGRATIONS, *SERVICE.migrations])
+    pool = await create_pool(database_url, SERVICE.schema, 2)
+    out: dict = {"sessions_per_account": SESSIONS_PER_ACCOUNT}
+    try:
+        keys = generate_keypair()
+        authority_id = "bench-court"
+        async with pool.acquire() as conn:
+            await conn.execute(
+                "INSERT INTO authorities (authority_id, name, country, kind, public_key, status, updated_at)"
+                " VALUES ($1, 'Bench court', 'FR', 'court', $2, 'active', now())", authority_id, keys["public_key"])
+            for name, sessions, before in (("small", small, 0), ("large", large, small)):
+                accounts = sessions // SESSIONS_PER_ACCOUNT
+                await load_accounts(conn, before // SESSIONS_PER_ACCOUNT, accounts)
+                seconds = await load(conn, before, sessions)  # the large store is the small one plus 9x more
+                size = await conn.fetchval("SELECT pg_total_relation_size('sessions')")
+                figures = await measure(pool, authority_id, accounts, samples)
+                out[name] = {"sessions": sessions, "accounts": accounts, "load_s": round(seconds, 1),
+                             "load_rows_per_s": round((sessions - before) / seconds), "sessions_mb": round(size / 2**20), **figures}
+                print(f"  store {name}: {out[name]}", flush=True)
+        out["build_p50_ratio"] = ratio(out["large"]["build"]["p50_ms"], out["small"]["build"]["p50_ms"])
+        out["build_p99_ratio"] = ratio(out["large"]["build"]["p99_ms"], out["small"]["build"]["p99_ms"])
+    finally:
+        await pool.close()
+    await stack.drop_database(database_url)
+    return out
