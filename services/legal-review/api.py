@@ -138,7 +138,8 @@ async def case_detail(conn, case: cases.Case) -> CaseDetail:
         decided_by=case.decided_by, decided_at=case.decided_at, reviews=reviews, violations=violations)
 
 
-AUTH_ERRORS = {401: {"model": Problem, "description": "missing or unknown bearer token"}}
+AUTH_ERRORS = {401: {"model": Problem, "description": "missing or unknown bearer token"},
+               503: {"model": Problem, "description": "the database is unreachable: retry later"}}
 
 
 def relay_wakeup(runtime):

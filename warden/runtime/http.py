@@ -9,6 +9,8 @@ from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from warden.runtime.database import TRANSIENT_ERRORS
+
 
 def build_app(service: str, readiness: Callable[[], dict[str, bool]]) -> FastAPI:
     app = FastAPI(title=f"Warden {service}", version="1")
@@ -30,6 +32,13 @@ def build_app(service: str, readiness: Callable[[], dict[str, bool]]) -> FastAPI
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    async def database_unavailable(request, exc):
+        # The database away (stopped, restarting) is not a server bug: say so, and when to retry.
+        return JSONResponse({"detail": "the database is unreachable; retry later"}, status_code=503,
+                            headers={"Retry-After": "5"})
+
+    for transient in TRANSIENT_ERRORS:
+        app.add_exception_handler(transient, database_unavailable)
     return app
 
 
