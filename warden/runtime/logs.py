@@ -3,8 +3,36 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 
 from pythonjsonlogger.json import JsonFormatter
+
+# Client libraries log connection chatter at INFO, and repeat the same error many
+# times a second while the broker is away: warnings only, and each distinct
+# message at most once per interval.
+CLIENT_LOGGERS = ("aiokafka", "kafka", "faust", "mode", "asyncio", "uvicorn.access")
+
+
+class RepeatFilter(logging.Filter):
+    """Lets a client library's (logger, message template) through at most once per `interval_s`.
+
+    Installed on the handler: filters on a parent logger do not see its children's records.
+    """
+
+    def __init__(self, interval_s: float = 10.0):
+        super().__init__()
+        self.interval_s = interval_s
+        self.last_seen: dict[tuple[str, str], float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(CLIENT_LOGGERS):
+            return True
+        key = (record.name, str(record.msg))
+        now = time.monotonic()
+        if now - self.last_seen.get(key, -self.interval_s) < self.interval_s:
+            return False
+        self.last_seen[key] = now
+        return True
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:
@@ -14,9 +42,9 @@ def configure_logging(service: str, level: str = "INFO") -> None:
         rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
         static_fields={"service": service},
     ))
+    handler.addFilter(RepeatFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # Client libraries log connection chatter at INFO; warnings are enough.
-    for noisy in ("aiokafka", "kafka", "asyncio", "uvicorn.access"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    for name in CLIENT_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
