@@ -52,6 +52,9 @@ class ModerationConfig(BaseSettings):
     datadir: Path = Path(".warden/moderation")
     replication_factor: int = 1   # of faust's internal topics (repartition, changelog); 3 in production
     session_timeout_s: float = 6.0  # faust group session; Tansu forms a new group in about half of it
+    # Reports are scored in batches: up to `batch_size` per Postgres transaction, waiting at most `batch_wait_s`.
+    batch_size: int = Field(500, ge=1)
+    batch_wait_s: float = Field(0.05, gt=0)
 
     @field_validator("tokens", mode="before")
     @classmethod

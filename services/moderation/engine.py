@@ -1,14 +1,16 @@
-"""One consumed event, one Postgres transaction: inbox, effects, outbox rows, DLQ.
+"""Consumed events to Postgres transactions: inbox, effects, outbox rows, DLQ.
 
-The faust agents (streams.py) hand each event here. Effects never live only in
-faust: the delisting, the statement of reasons and their outbox rows commit
-together, and the inbox (CloudEvent source + id) makes a redelivered event a no-op.
+The faust agents (streams.py) hand events here: reports a batch at a time
+(`score_batch`: one transaction, set-based writes, replayed event by event when a
+handler fails), appeals one by one. Effects never live only in faust: the
+delisting, the statement of reasons and their outbox rows commit together, and
+the inbox (CloudEvent source + id) makes a redelivered event a no-op.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import asyncpg
 from aiokafka.structs import ConsumerRecord
@@ -27,6 +29,10 @@ from moderation.scoring import Reports
 
 log = logging.getLogger(__name__)
 SERVICE = "moderation"
+
+
+class _Replay(Exception):
+    """A handler failed in a batch's optimistic pass: roll the batch back and replay it event by event."""
 
 
 def as_record(message, topic: str | None = None) -> ConsumerRecord:
@@ -95,6 +101,79 @@ class Engine:
             return updated
         return await self._retrying(work)
 
+    async def score_batch(self, items: list[Decoded], window: Callable[[str], Reports]) -> dict[str, Reports]:
+        """Fold valid reports, in order, into their items' windows in ONE transaction.
+
+        `window(content_id)` reads an item's window from the faust table; the windows to
+        store back (after this returns, i.e. after the commit) are returned. One inbox
+        lookup, the reporter, content and report rows set-based, then each report's
+        scoring; inbox rows and outbox rows in one statement each. If any handler fails,
+        the transaction is rolled back and the batch replayed through `score`, one
+        transaction and one savepoint per event, so only the failing event is
+        dead-lettered. Transient database errors retry the whole batch.
+        """
+        async def work() -> dict[str, Reports]:
+            windows: dict[str, Reports] = {}
+            effects = Effects()
+            at = now()
+            async with self.pool.acquire() as conn, conn.transaction():
+                seen = await self._seen_many(conn, items)
+                fresh = []  # not in the inbox yet; of an event repeated inside the batch, the first
+                for item in items:
+                    if item.inbox_key not in seen:
+                        seen.add(item.inbox_key)
+                        fresh.append(item)
+                first = {id(i) for i in fresh}
+                try:
+                    recorded = await handlers.record_reports(conn, [i.payload for i in fresh], cfg=self.cfg, now=at)
+                    index = 0
+                    for item in items:
+                        content_id = item.payload.content.id
+                        if content_id not in windows:
+                            windows[content_id] = window(content_id)
+                        if id(item) not in first:  # redelivered: put back what the table may have lost
+                            windows[content_id] = await self._replayed(conn, item, windows[content_id])
+                            continue
+                        windows[content_id] = await handlers.fold_report(
+                            conn, recorded, index, item.payload, windows[content_id], scorer=self.scorer,
+                            cfg=self.cfg, now=at, effects=effects)
+                        index += 1
+                    await conn.execute(
+                        "INSERT INTO inbox (source, event_id, topic)"
+                        " SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING",
+                        [i.inbox_key[0] for i in fresh], [i.inbox_key[1] for i in fresh],
+                        [i.record.topic for i in fresh])
+                    await write_rows(conn, effects.rows)
+                except Exception as exc:
+                    if is_transient(exc):
+                        raise
+                    log.warning("report batch replayed event by event", extra={"error_type": type(exc).__name__,
+                                                                               "events": len(items)})
+                    raise _Replay from exc
+            self._after_batch(fresh, effects)
+            return windows
+        try:
+            return await self._retrying(work)
+        except _Replay:
+            return await self._one_by_one(items, window)
+
+    async def _one_by_one(self, items: list[Decoded], window: Callable[[str], Reports]) -> dict[str, Reports]:
+        """The batch as it was before batching: each report its own transaction, a handler failure dead-lettered."""
+        windows: dict[str, Reports] = {}
+        for item in items:
+            content_id = item.payload.content.id
+            current = windows[content_id] if content_id in windows else window(content_id)
+            try:
+                windows[content_id] = await self.score(item, current)
+            except Exception as exc:
+                if self.stopping.is_set():
+                    raise
+                # Not the handler (that is dead-lettered) but the inbox/outbox write itself: as when one
+                # event crashed the faust agent, the event is skipped and the batch goes on.
+                log.error("report not processed", extra={"error_type": type(exc).__name__})
+                windows[content_id] = current
+        return windows
+
     async def appeal(self, item: Decoded) -> None:
         async def work() -> None:
             effects = Effects()
@@ -109,6 +188,12 @@ class Engine:
 
     async def _seen(self, conn: asyncpg.Connection, item: Decoded) -> bool:
         return bool(await conn.fetchval("SELECT true FROM inbox WHERE source = $1 AND event_id = $2", *item.inbox_key))
+
+    async def _seen_many(self, conn: asyncpg.Connection, items: list[Decoded]) -> set[tuple[str, str]]:
+        rows = await conn.fetch(
+            "SELECT source, event_id FROM inbox i JOIN unnest($1::text[], $2::text[]) AS k(source, event_id)"
+            " USING (source, event_id)", [i.inbox_key[0] for i in items], [i.inbox_key[1] for i in items])
+        return {(r["source"], r["event_id"]) for r in rows}
 
     async def _replayed(self, conn: asyncpg.Connection, item: Decoded, reports: Reports) -> Reports:
         """A redelivered report: put it back into the window if the table lost it (crash after commit)."""
@@ -143,6 +228,17 @@ class Engine:
                 shared.DLQ_EVENTS.labels(SERVICE, row.topic[:-4], reason).inc()
             else:
                 shared.EVENTS_EMITTED.labels(SERVICE, row.topic, row.event_type).inc()
+        for hook in effects.after_commit:
+            hook()
+        if effects.rows:
+            self.wakeup.set()
+
+    def _after_batch(self, items: list[Decoded], effects: Effects) -> None:
+        """`_after` for a committed batch (no report is dead-lettered on the batch path)."""
+        for item in items:
+            shared.EVENTS_CONSUMED.labels(SERVICE, item.record.topic, "processed").inc()
+        for row in effects.rows:
+            shared.EVENTS_EMITTED.labels(SERVICE, row.topic, row.event_type).inc()
         for hook in effects.after_commit:
             hook()
         if effects.rows:

@@ -69,8 +69,97 @@ async def score_report(conn: asyncpg.Connection, report: ReportSubmitted, report
            ON CONFLICT DO NOTHING RETURNING true""",
         report.report_id, report.reporter_id, content.id, reason, report.surface, reported_at, value, trusted,
         suspended)
-    if not inserted or suspended:
-        outcome = "suspended_reporter" if suspended else "duplicate"
+    recorded = _Recorded(bool(inserted), suspended, trusted, value, reported_at)
+    return await _fold(conn, report, reports, dict(item), recorded, scorer=scorer, cfg=cfg, now=now, effects=effects)
+
+
+@dataclass
+class _Recorded:
+    """How one report was written: new or not, and what it weighs."""
+    inserted: bool
+    suspended: bool
+    trusted: bool
+    value: float
+    reported_at: datetime
+
+
+@dataclass
+class ReportBatch:
+    """A batch of reports written set-based (reporters, content rows, report rows: one statement each).
+
+    `fold_report` then does, report by report in order, what `score_report` does after its writes; the
+    content rows are kept here so a delisting earlier in the batch is seen by the later reports.
+    """
+    items: dict[str, dict]
+    recorded: list[_Recorded]
+
+
+async def record_reports(conn: asyncpg.Connection, batch: list[ReportSubmitted], *, cfg: ModerationConfig,
+                         now: datetime) -> ReportBatch:
+    """The writes of `score_report` for a whole batch, in three statements."""
+    if not batch:
+        return ReportBatch({}, [])
+    reporter_ids = sorted({r.reporter_id for r in batch})  # sorted: row locks in one order
+    reporters = {r["reporter_id"]: r for r in await conn.fetch(
+        """INSERT INTO reporters (reporter_id, trust) SELECT unnest($1::text[]), $2
+           ON CONFLICT (reporter_id) DO UPDATE SET reporter_id = EXCLUDED.reporter_id
+           RETURNING reporter_id, trust, warned_at, suspended_until""", reporter_ids, cfg.trust_neutral)}
+    # Per item: kind of its first report, owner of its last report naming one (what upserts in order leave).
+    kinds: dict[str, str] = {}
+    owners: dict[str, str | None] = {}
+    for report in batch:
+        kinds.setdefault(report.content.id, report.content.kind)
+        if report.content.owner_account_id is not None:
+            owners[report.content.id] = report.content.owner_account_id
+        owners.setdefault(report.content.id, None)
+    content_ids = sorted(kinds)
+    items = {r["content_id"]: dict(r) for r in await conn.fetch(
+        """INSERT INTO content (content_id, kind, owner_account_id, first_reported_at)
+           SELECT u.content_id, u.kind, u.owner, $4 FROM unnest($1::text[], $2::text[], $3::text[])
+               AS u(content_id, kind, owner)
+           ON CONFLICT (content_id) DO UPDATE SET owner_account_id = coalesce(EXCLUDED.owner_account_id,
+               content.owner_account_id), updated_at = now()
+           RETURNING content_id, state, cleared_at, first_reported_at""",
+        content_ids, [kinds[c] for c in content_ids], [owners[c] for c in content_ids], now)}
+    recorded = []
+    for report in batch:
+        reporter = reporters[report.reporter_id]
+        suspended = reporter["suspended_until"] is not None and reporter["suspended_until"] > now
+        trusted = report.reporter_id in cfg.trusted_flaggers
+        weight = scoring.reporter_weight(reporter["trust"], trusted, cfg)
+        value = 0.0 if suspended else scoring.contribution(report.reason.value, weight, cfg)
+        recorded.append(_Recorded(False, suspended, trusted, value, min(report.reported_at, now)))
+    new = {(r["reporter_id"], r["report_id"]) for r in await conn.fetch(
+        """INSERT INTO reports (report_id, reporter_id, content_id, reason, surface, reported_at, contribution,
+                                trusted, suspended)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
+                                $7::float8[], $8::bool[], $9::bool[])
+           ON CONFLICT DO NOTHING RETURNING reporter_id, report_id""",
+        [r.report_id for r in batch], [r.reporter_id for r in batch], [r.content.id for r in batch],
+        [r.reason.value for r in batch], [r.surface for r in batch], [x.reported_at for x in recorded],
+        [x.value for x in recorded], [x.trusted for x in recorded], [x.suspended for x in recorded])}
+    for report, x in zip(batch, recorded):
+        key = (report.reporter_id, report.report_id)
+        x.inserted = key in new
+        new.discard(key)  # the same report twice in one batch: the second is a duplicate, as one by one
+    return ReportBatch(items, recorded)
+
+
+async def fold_report(conn: asyncpg.Connection, batch: ReportBatch, index: int, report: ReportSubmitted,
+                      reports: Reports, *, scorer: Scorer, cfg: ModerationConfig, now: datetime,
+                      effects: Effects) -> Reports:
+    """`score_report` after its writes, for the `index`-th report of a recorded batch."""
+    return await _fold(conn, report, reports, batch.items[report.content.id], batch.recorded[index],
+                       scorer=scorer, cfg=cfg, now=now, effects=effects)
+
+
+async def _fold(conn: asyncpg.Connection, report: ReportSubmitted, reports: Reports, item: dict, x: _Recorded, *,
+                scorer: Scorer, cfg: ModerationConfig, now: datetime, effects: Effects) -> Reports:
+    """Fold a recorded report into the item's window and act on the score (`item` is updated when delisted)."""
+    content, reason = report.content, report.reason.value
+    trusted, value, reported_at = x.trusted, x.value, x.reported_at
+    if not x.inserted or x.suspended:
+        outcome = "suspended_reporter" if x.suspended else "duplicate"
         effects.after_commit.append(lambda: metrics.REPORTS.labels(reason, outcome).inc())
         return reports
     start = scoring.window_start(now, item["cleared_at"], cfg)
@@ -99,10 +188,12 @@ async def score_report(conn: asyncpg.Connection, report: ReportSubmitted, report
                      f"{cfg.delist_threshold:g}).")
         await delist(conn, content.id, category, facts=facts, automated_detection=bool(detections), human=None,
                      first_reported_at=item["first_reported_at"], now=now, cfg=cfg, effects=effects)
+        item["state"] = "delisted"
         await _enqueue(conn, content.id, QueueRank(True, trusted, score), category, automated)
+        log.info("content delisted", extra={"content_id": content.id, "score": score})
     elif action is Action.review or trusted:
         await _enqueue(conn, content.id, rank, category, automated)
-    log.info("report scored", extra={"content_id": content.id, "score": score, "action": action.value})
+    log.debug("report scored", extra={"content_id": content.id, "score": score, "action": action.value})
     return reports
 
 

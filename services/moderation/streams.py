@@ -1,4 +1,4 @@
-"""The faust app: reports repartitioned by content id into a windowed table, appeals as they come.
+"""The faust app: reports repartitioned by content id into a windowed table, in batches; appeals as they come.
 
 Built per process by `build_stream_app` (faust binds agents to one app object);
 the app id is the service's consumer group, and its internal topics (the
@@ -7,8 +7,10 @@ repartition topic and the table's changelog) are named after it.
 from __future__ import annotations
 
 import asyncio
+import weakref
 
 import faust
+from faust.streams import _current_event as current_event  # read by Table.partition_for_key
 
 from warden.runtime.settings import Settings
 
@@ -48,12 +50,31 @@ def build_stream_app(settings: Settings, cfg: ModerationConfig, engine: Engine) 
                 return ""
             return item.payload.content.id
 
-        async for event in stream.group_by(content_key, name="content", topic=by_content).events():
-            if not event.key:
-                continue  # dead-lettered above
-            item = decode(event.message, REPORTS)
-            content_id = item.payload.content.id
-            windows[content_id] = await engine.score(item, dict(windows[content_id]))
+        grouped = stream.group_by(content_key, name="content", topic=by_content)
+        # take_events acks a batch's events only when the loop asks for the next batch, i.e. after the commit.
+        async for batch in grouped.take_events(cfg.batch_size, within=cfg.batch_wait_s):
+            events = [event for event in batch if event.key]  # without a key: dead-lettered above
+            if not events:
+                continue
+            items = [decode(event.message, REPORTS) for event in events]
+            try:
+                updated = await engine.score_batch(items, lambda content_id: dict(windows[content_id]))
+            except BaseException:
+                # Not committed (stopping during a database outage, or cancelled): take_events would still ack
+                # these events as the generator closes; one more reference keeps their offsets uncommitted.
+                for event in batch:
+                    event.message.incref()
+                raise
+            last = {item.payload.content.id: event for event, item in zip(events, items)}
+            for content_id, reports in updated.items():
+                # A table write sends its changelog to the partition of the task's current event, which
+                # take_events does not set in the agent's task: set it (only the task-local variable; the
+                # stream's own `current_event` belongs to take_events' background buffer) to the item's event.
+                token = current_event.set(weakref.ref(last[content_id]))
+                try:
+                    windows[content_id] = reports
+                finally:
+                    current_event.reset(token)
 
     @app.agent(appeals, name=f"{app_id}.receive-appeals")
     async def receive_appeals(stream):
