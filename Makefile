@@ -31,6 +31,9 @@ bench: $(STAMP)  ## benchmarks (never part of `make test`)
 asyncapi: $(STAMP)  ## regenerate docs/asyncapi.yaml from the contract models
 	$(BIN)/python -m warden.contract.asyncapi > docs/asyncapi.yaml
 
+lint: $(STAMP)  ## static checks (ruff)
+	$(BIN)/ruff check warden services tests bench
+
 compose-up:  ## production-like stack on Docker (needs a Docker engine)
 	docker compose -f deploy/compose/docker-compose.yml up -d
 

@@ -7,13 +7,13 @@ topics are shared, so tests match the events they look for by their own ids.
 from __future__ import annotations
 
 import asyncio
-import uuid
 
-import asyncpg
 import pytest
 
 from warden.embedded import EmbeddedKafka, EmbeddedPostgres
 from warden.runtime.kafka import create_topics
+
+from tests.support.database import new_database
 
 
 @pytest.fixture(scope="session")
@@ -39,14 +39,4 @@ def postgres(tmp_path_factory):
 @pytest.fixture
 def database_url(postgres) -> str:
     """A new, empty database on the session's server."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-
-    async def create() -> None:
-        conn = await asyncpg.connect(postgres.url)
-        try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
-
-    asyncio.run(create())
-    return postgres.server.get_uri(name)
+    return new_database(postgres)

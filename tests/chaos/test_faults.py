@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from tests.chaos.harness import Ledger, Load, Reviewers, outbox_backlog, read_books, settle
+from tests.chaos.harness import Ledger, Load, Reviewers, outbox_backlog, settle
 
 pytestmark = pytest.mark.slow
 

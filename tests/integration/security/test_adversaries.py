@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from warden.cli.main import cli
+from tests.support.database import new_database
 from tests.support.kafka import produce_event, wait_for_events
 from tests.support.processes import ServiceProcess, moderation_available
 from tests.support.requests import new_authority, register_authority, request_data, signed
@@ -51,14 +52,7 @@ def seeded_strings() -> list[str]:
 
 @pytest.fixture(scope="module")
 def pipeline(bootstrap, postgres, tmp_path_factory):
-    name = f"adv_{uuid.uuid4().hex[:10]}"
-
-    async def create() -> None:
-        conn = await asyncpg.connect(postgres.url)
-        await conn.execute(f'CREATE DATABASE "{name}"')
-        await conn.close()
-    asyncio.run(create())
-    database_url = postgres.server.get_uri(name)
+    database_url = new_database(postgres, "adv")
     root = tmp_path_factory.mktemp("adversaries")
     extra = {"WARDEN_REVIEW_TOKENS": json.dumps(REVIEW_TOKENS), "WARDEN_MODERATION_TOKENS": json.dumps(MODERATION_TOKENS),
              "WARDEN_MODERATION_DATADIR": str(root / "faust"), "WARDEN_MODERATION_SESSION_TIMEOUT_S": "2.0"}

@@ -9,14 +9,13 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import uuid
 
-import asyncpg
 import pytest
 import schemathesis
 from schemathesis import checks
 from hypothesis import HealthCheck, Phase, given, settings
 
+from tests.support.database import new_database
 from tests.support.processes import moderation_available
 from tests.support.stack import running, service_settings
 
@@ -76,19 +75,6 @@ class ServiceThread:
         self._thread.join(60)
 
 
-def new_database(postgres) -> str:
-    name = f"st_{uuid.uuid4().hex[:12]}"
-
-    async def create() -> None:
-        conn = await asyncpg.connect(postgres.url)
-        try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
-    asyncio.run(create())
-    return postgres.server.get_uri(name)
-
-
 # No 5xx, responses (status, content type, body, headers) as documented, auth not ignored. Positive-data
 # acceptance is left out: rules across fields (a narrowing needs categories or a period) are not in the schema.
 CHECKS = [checks.not_a_server_error, checks.status_code_conformance, checks.content_type_conformance,
@@ -102,7 +88,7 @@ APIS = ["legal-review", "disclosure"] + (["moderation"] if moderation_available(
 def service(request, bootstrap, postgres, tmp_path_factory):
     monkeypatch = pytest.MonkeyPatch()
     monkeypatch.setenv("WARDEN_REVIEW_TOKENS", json.dumps(REVIEW_TOKENS))
-    thread = ServiceThread(request.param, bootstrap, new_database(postgres), tmp_path_factory.mktemp("st")).start()
+    thread = ServiceThread(request.param, bootstrap, new_database(postgres, "st"), tmp_path_factory.mktemp("st")).start()
     yield thread
     thread.stop()
     monkeypatch.undo()
