@@ -19,6 +19,7 @@ AUTHORITY_MIGRATIONS = MigrationSet("authorities", Path(__file__).parent / "sql"
 
 async def record_authority(ctx: Context, authority: AuthorityRegistered) -> None:
     """Upsert, ignoring updates older than what is known (compaction may replay)."""
+    ctx.cache.pop(("authority", authority.authority_id), None)  # see authority_of
     await ctx.conn.execute(
         """INSERT INTO authorities (authority_id, name, country, kind, public_key, status, updated_at)
            VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -33,6 +34,14 @@ async def record_authority(ctx: Context, authority: AuthorityRegistered) -> None
 async def find_authority(conn: asyncpg.Connection, authority_id: str) -> AuthorityRegistered | None:
     row = await conn.fetchrow("SELECT * FROM authorities WHERE authority_id = $1", authority_id)
     return AuthorityRegistered.model_validate(dict(row)) if row else None
+
+
+async def authority_of(ctx: Context, authority_id: str) -> AuthorityRegistered | None:
+    """find_authority, read once per consumer batch (Context.cache); record_authority drops the entry."""
+    key = ("authority", authority_id)
+    if key not in ctx.cache:
+        ctx.cache[key] = await find_authority(ctx.conn, authority_id)
+    return ctx.cache[key]
 
 
 AUTHORITY_REGISTRY = Subscription("legal.authorities", record_authority)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from warden.authorities import find_authority
+from warden.authorities import authority_of
 from warden.contract.envelope import EventRejected, now
 from warden.contract.events import (
     DisclosureIssued, NoticeDue, RequestApproved, RequestRejected, RequestStatus, StatusReason,
@@ -52,49 +52,67 @@ async def record_subscriber_event(ctx: Context, event: SubscriberAccountUpdated 
 
 # --- decisions -----------------------------------------------------------------------
 
+def settings(ctx: Context) -> DisclosureSettings:
+    """Read from the environment once per batch (pydantic-settings is not free)."""
+    cached = ctx.cache.get("disclosure.settings")
+    if cached is None:
+        cached = ctx.cache["disclosure.settings"] = DisclosureSettings()
+    return cached
+
+
+async def platform_key(ctx: Context) -> str:
+    """The platform's private key, read once per batch."""
+    key = ctx.cache.get("disclosure.platform_key")
+    if key is None:
+        key = ctx.cache["disclosure.platform_key"] = await platform_private_key(ctx.conn, settings(ctx))
+    return key
+
+
 async def act_on_decision(ctx: Context, decision: RequestApproved | RequestRejected) -> None:
     """Approvals act, once per case; rejections were already told to the authority."""
     if not isinstance(decision, RequestApproved):
         return
-    if await ctx.conn.fetchval("SELECT 1 FROM cases WHERE case_id = $1", decision.case_id):
+    lookup = await lookup_suspect(ctx, decision)
+    if lookup.acted:
         log.info("decision for a case already acted on, ignored", extra={"case_id": decision.case_id})
         return
-    account_id, reason = await resolve_suspect(ctx, decision)
+    account_id, reason = resolve_account(lookup.candidates)
     if account_id is None:
         await close_without_data(ctx, decision, reason)
     elif decision.kind == "preservation":
         await place_hold(ctx, decision, account_id)
     else:
-        await disclose(ctx, decision, account_id)
+        await disclose(ctx, decision, account_id, lookup)
 
 
-async def resolve_suspect(ctx: Context, decision: RequestApproved) -> tuple[str | None, str]:
-    suspect, start, end = decision.suspect, decision.period.start, decision.period.end
-    candidates: dict[str, set[str]] = {}
-    if suspect.account_id:
-        candidates["account_id"] = await store.accounts_known(ctx.conn, suspect.account_id.strip())
+async def lookup_suspect(ctx: Context, decision: RequestApproved) -> store.SuspectLookup:
+    """The suspect's identifiers, normalised, looked up in the store (with the case's state)."""
+    suspect = decision.suspect
+    account_id = suspect.account_id.strip() if suspect.account_id else None
+    number = name = None
+    unusable: set[str] = set()  # given, but designating nobody once normalised
     if suspect.phone_number:
         try:
             number = normalise_phone_number(suspect.phone_number)
         except EventRejected:
-            candidates["phone_number"] = set()
-        else:
-            candidates["phone_number"] = await store.accounts_holding(ctx.conn, "phone_number", number, start, end)
+            unusable.add("phone_number")
     if suspect.username:
         name = normalise_username(suspect.username)
-        candidates["username"] = (await store.accounts_holding(ctx.conn, "username", name, start, end)
-                                  if name else set())
-    return resolve_account(candidates)
+        if not name:
+            unusable.add("username")
+    lookup = await store.lookup_suspect(ctx.conn, decision.case_id, account_id, number, name,
+                                        decision.period.start, decision.period.end)
+    lookup.candidates.update({identifier: set() for identifier in unusable})
+    return lookup
 
 
-async def record_case(ctx: Context, decision: RequestApproved, outcome: str, at: datetime,
-                      reason: str | None = None) -> None:
-    inserted = await ctx.conn.fetchval(
-        "INSERT INTO cases (case_id, request_id, authority_id, kind, outcome, reason, decided_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (case_id) DO NOTHING RETURNING true",
-        decision.case_id, decision.request_id, decision.authority_id, decision.kind, outcome, reason, at)
-    if not inserted:  # another replica got here first: its effects stand, ours roll back
-        raise RuntimeError("case already recorded")
+def case_row(decision: RequestApproved, outcome: str, at: datetime, reason: str | None = None) -> tuple:
+    return (decision.case_id, decision.request_id, decision.authority_id, decision.kind, outcome, reason, at)
+
+
+def already_recorded() -> RuntimeError:
+    # Another replica got here first: its effects stand, ours roll back.
+    return RuntimeError("case already recorded")
 
 
 def status(decision: RequestApproved, value: str, at: datetime, reasons: list[StatusReason] = ()) -> RequestStatus:
@@ -104,7 +122,8 @@ def status(decision: RequestApproved, value: str, at: datetime, reasons: list[St
 
 async def close_without_data(ctx: Context, decision: RequestApproved, reason: str) -> None:
     at = now()
-    await record_case(ctx, decision, "no_data", at, reason)
+    if not await store.record_case(ctx.conn, case_row(decision, "no_data", at, reason)):
+        raise already_recorded()
     ctx.emit("legal.requests.status", STATUS,
              status(decision, "no_data", at, [StatusReason(code=reason, message=NOT_FOUND[reason])]))
     log.info("case closed without data", extra={"case_id": decision.case_id, "reason": reason})
@@ -112,51 +131,37 @@ async def close_without_data(ctx: Context, decision: RequestApproved, reason: st
 
 async def place_hold(ctx: Context, decision: RequestApproved, account_id: str) -> None:
     at = now()
-    hold_until = decision.hold_until or at + timedelta(days=DisclosureSettings().default_hold_days)
-    await record_case(ctx, decision, "preserved", at)
-    await ctx.conn.execute(
-        "INSERT INTO holds (case_id, account_id, hold_until, placed_at) VALUES ($1, $2, $3, $4)",
-        decision.case_id, account_id, hold_until, at)
+    hold_until = decision.hold_until or at + timedelta(days=settings(ctx).default_hold_days)
+    if not await store.record_hold(ctx.conn, case_row(decision, "preserved", at), account_id, hold_until):
+        raise already_recorded()
     ctx.emit("legal.requests.status", STATUS, status(
         decision, "preserved", at, [StatusReason(code="hold_placed", message=f"held until {hold_until.isoformat()}")]))
     log.info("preservation hold placed", extra={"case_id": decision.case_id, "hold_until": hold_until.isoformat()})
 
 
-async def disclose(ctx: Context, decision: RequestApproved, account_id: str) -> None:
+async def disclose(ctx: Context, decision: RequestApproved, account_id: str, lookup: store.SuspectLookup) -> None:
     at = now()
-    start, end = decision.period.start, decision.period.end
-    package = build_package(decision, account_id, await store.phone_changes_of(ctx.conn, account_id),
-                            await store.sessions_of(ctx.conn, account_id, start, end), at)
+    package = build_package(decision, account_id, lookup.phone_changes, lookup.sessions, at)
     if is_empty(package):
         await close_without_data(ctx, decision, "no_data_in_period")
         return
-    authority = await find_authority(ctx.conn, decision.authority_id)
+    authority = await authority_of(ctx, decision.authority_id)
     if authority is None or authority.status != "active":
         # Nothing can be sealed to it; the DLQ keeps the approval for a replay once registered.
         raise EventRejected("unknown_authority", f"authority {decision.authority_id!r} is not an active registered one")
-    sealed = seal_for_authority(package, authority.public_key,
-                                await platform_private_key(ctx.conn, DisclosureSettings()))
-    await record_case(ctx, decision, "disclosed", at)
-    await ctx.conn.execute(
-        "INSERT INTO packages (case_id, authority_id, account_id, generated_at, sealed, sha256, signature)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        decision.case_id, decision.authority_id, account_id, at, sealed.sealed, sealed.sha256, sealed.signature)
+    sealed = seal_for_authority(package, authority.public_key, await platform_key(ctx))
+    # The user notice: due now, emitted with the package; later, the notice job emits it (the row is durable).
+    due_at = notice_due_at(at, decision.nondisclosure_until)
+    emitted_at = at if due_at <= at else None
+    if not await store.record_disclosure(ctx.conn, case_row(decision, "disclosed", at), account_id, sealed.sealed,
+                                         sealed.sha256, sealed.signature, due_at, emitted_at):
+        raise already_recorded()
     ctx.emit("legal.disclosures.issued", ISSUED, DisclosureIssued(
         case_id=decision.case_id, request_id=decision.request_id, authority_id=decision.authority_id,
         account_id=account_id, period=decision.period, generated_at=at, redacted=redact(package),
         sealed=sealed.sealed, sha256=sealed.sha256, signature=sealed.signature))
     ctx.emit("legal.requests.status", STATUS, status(decision, "disclosed", at))
-    await schedule_notice(ctx, decision, account_id, at)
-    log.info("disclosure package issued", extra={"case_id": decision.case_id, "sha256": sealed.sha256})
-
-
-async def schedule_notice(ctx: Context, decision: RequestApproved, account_id: str, at: datetime) -> None:
-    """Due now: emitted with the package. Later: the notice job emits it (the row is durable)."""
-    due_at = notice_due_at(at, decision.nondisclosure_until)
-    emitted_at = at if due_at <= at else None
-    await ctx.conn.execute(
-        "INSERT INTO notices (case_id, account_id, due_at, emitted_at) VALUES ($1, $2, $3, $4)",
-        decision.case_id, account_id, due_at, emitted_at)
     if emitted_at is not None:
         ctx.emit("legal.notices.due", NOTICE, NoticeDue(case_id=decision.case_id, account_id=account_id,
                                                          due_at=due_at))
+    log.info("disclosure package issued", extra={"case_id": decision.case_id, "sha256": sealed.sha256})

@@ -10,16 +10,17 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Iterable
+from functools import lru_cache
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 import phonenumbers
-from nacl.public import SealedBox
-from nacl.signing import VerifyKey
+from nacl.public import PublicKey, SealedBox
+from nacl.signing import SigningKey, VerifyKey
 
 from warden.contract.events import RedactedView, RequestApproved
-from warden.signing import canonical, decode_key, sign
+from warden.signing import b64, canonical, decode_key
 
 from disclosure.subscribers import Change, held_intervals
 
@@ -112,8 +113,18 @@ def seal_for_authority(package: dict[str, Any], authority_public_key: str, platf
                        ) -> SealedPackage:
     """Hash, sign and seal the package's RFC 8785 bytes; only the authority can open it."""
     body = canonical(package)
-    recipient = VerifyKey(decode_key(authority_public_key)).to_curve25519_public_key()
     return SealedPackage(
-        sealed=base64.b64encode(SealedBox(recipient).encrypt(body)).decode(),
+        sealed=base64.b64encode(SealedBox(_sealing_key(authority_public_key)).encrypt(body)).decode(),
         sha256=hashlib.sha256(body).hexdigest(),
-        signature=sign(body, platform_private_key))
+        signature=b64(_signing_key(platform_private_key).sign(body).signature))
+
+
+# Deriving a key object costs more than using it; both are pure functions of the key text.
+@lru_cache(maxsize=64)
+def _sealing_key(authority_public_key: str) -> PublicKey:
+    return VerifyKey(decode_key(authority_public_key)).to_curve25519_public_key()
+
+
+@lru_cache(maxsize=4)
+def _signing_key(platform_private_key: str) -> SigningKey:
+    return SigningKey(decode_key(platform_private_key))

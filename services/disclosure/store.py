@@ -2,9 +2,12 @@
 
 Writers take lists and send one statement per list (unnest), so a caller holding a
 batch pays one round trip for it; the consumer loop calls them per event today.
+What a decision needs is read in one statement (`lookup_suspect`)
+and its effects written in one (`record_disclosure`, `record_hold`, `record_case`).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
@@ -61,9 +64,10 @@ SELECT DISTINCT account_id FROM (
   SELECT account_id, {column} AS value, changed_at,
          lead(changed_at) OVER (PARTITION BY account_id ORDER BY changed_at) AS until
   FROM {table}
-  WHERE account_id IN (SELECT account_id FROM {table} WHERE {column} = $1)
+  WHERE account_id IN (SELECT account_id FROM {table} WHERE {column} = {value})
 ) held
-WHERE value = $1 AND changed_at <= $3 AND (until IS NULL OR until > $2)"""
+WHERE value = {value} AND changed_at <= {end} AND (until IS NULL OR until > {start})"""
+_COLUMNS = {"phone_number": ("phone_changes", "phone_number"), "username": ("username_changes", "username")}
 
 
 async def accounts_known(conn: asyncpg.Connection, account_id: str) -> set[str]:
@@ -76,10 +80,61 @@ async def accounts_known(conn: asyncpg.Connection, account_id: str) -> set[str]:
 async def accounts_holding(conn: asyncpg.Connection, kind: str, value: str, start: datetime, end: datetime
                            ) -> set[str]:
     """Accounts that held this phone number or username at some instant of [start, end]."""
-    table, column = {"phone_number": ("phone_changes", "phone_number"),
-                     "username": ("username_changes", "username")}[kind]
-    rows = await conn.fetch(_HELD_DURING.format(table=table, column=column), value, start, end)
+    table, column = _COLUMNS[kind]
+    rows = await conn.fetch(_HELD_DURING.format(table=table, column=column, value="$1", start="$2", end="$3"),
+                            value, start, end)
     return {r["account_id"] for r in rows}
+
+
+@dataclass
+class SuspectLookup:
+    acted: bool  # the case is already acted on
+    candidates: dict[str, set[str]]  # identifier given -> the accounts it designates during the period
+    phone_changes: list[Change]  # of every designated account (build_package keeps the resolved one's)
+    sessions: list[Session]  # of every designated account, in the period
+
+
+# What act_on_decision needs, in one round trip: whether the case is already acted on, the
+# accounts the suspect's identifiers designate (the queries of accounts_known / accounts_holding;
+# a null identifier designates nobody), and the phone history and sessions in the period of each
+# designated account, so the resolved one's are at hand (phone_changes_of, sessions_of).
+_LOOKUP_SUSPECT = """
+WITH by_phone AS (""" + _HELD_DURING.format(table="phone_changes", column="phone_number", value="$3", start="$5",
+                                           end="$6") + """),
+by_username AS (""" + _HELD_DURING.format(table="username_changes", column="username", value="$4", start="$5",
+                                          end="$6") + """),
+known AS (
+  SELECT $2::text AS account_id
+  WHERE EXISTS (SELECT 1 FROM accounts WHERE account_id = $2) OR EXISTS (SELECT 1 FROM sessions WHERE account_id = $2)),
+designated AS (
+  SELECT account_id FROM by_phone UNION SELECT account_id FROM by_username UNION SELECT account_id FROM known)
+SELECT 'acted' AS kind, case_id AS account_id, NULL::timestamptz AS at, NULL::text AS value FROM cases WHERE case_id = $1
+UNION ALL SELECT 'account_id', account_id, NULL, NULL FROM known
+UNION ALL SELECT 'phone_number', account_id, NULL, NULL FROM by_phone
+UNION ALL SELECT 'username', account_id, NULL, NULL FROM by_username
+UNION ALL SELECT 'phone_change', d.account_id, p.changed_at, p.phone_number
+  FROM designated d, LATERAL (SELECT changed_at, phone_number FROM phone_changes
+                              WHERE account_id = d.account_id) p
+UNION ALL SELECT 'session', d.account_id, s.observed_at, host(s.ip)
+  FROM designated d, LATERAL (SELECT observed_at, ip FROM sessions
+                              WHERE account_id = d.account_id AND observed_at >= $5 AND observed_at <= $6) s"""
+
+
+async def lookup_suspect(conn: asyncpg.Connection, case_id: str, account_id: str | None, phone_number: str | None,
+                         username: str | None, start: datetime, end: datetime) -> SuspectLookup:
+    rows = await conn.fetch(_LOOKUP_SUSPECT, case_id, account_id, phone_number, username, start, end)
+    given = {"account_id": account_id, "phone_number": phone_number, "username": username}
+    lookup = SuspectLookup(False, {kind: set() for kind, value in given.items() if value is not None}, [], [])
+    for kind, account, at, value in rows:
+        if kind == "session":
+            lookup.sessions.append(Session(account, value, at))
+        elif kind == "phone_change":
+            lookup.phone_changes.append(Change(account, at, value))
+        elif kind == "acted":
+            lookup.acted = True
+        else:
+            lookup.candidates[kind].add(account)
+    return lookup
 
 
 async def phone_changes_of(conn: asyncpg.Connection, account_id: str) -> list[Change]:
@@ -94,6 +149,37 @@ async def sessions_of(conn: asyncpg.Connection, account_id: str, start: datetime
         "SELECT observed_at, host(ip) AS ip FROM sessions"
         " WHERE account_id = $1 AND observed_at >= $2 AND observed_at <= $3", account_id, start, end)
     return [Session(account_id, r["ip"], r["observed_at"]) for r in rows]
+
+
+# --- writing a decision's effects -----------------------------------------------------
+
+_CASE = ("INSERT INTO cases (case_id, request_id, authority_id, kind, outcome, reason, decided_at)"
+         " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (case_id) DO NOTHING RETURNING case_id")
+
+
+async def record_case(conn: asyncpg.Connection, case: tuple) -> bool:
+    """`case`: (case_id, request_id, authority_id, kind, outcome, reason, decided_at); False if already there."""
+    return await conn.fetchval(_CASE, *case) is not None
+
+
+async def record_hold(conn: asyncpg.Connection, case: tuple, account_id: str, hold_until: datetime) -> bool:
+    """The case and its hold, in one statement; False (and nothing written) if the case is already there."""
+    return await conn.fetchval(
+        f"WITH c AS ({_CASE}) INSERT INTO holds (case_id, account_id, hold_until, placed_at)"
+        " SELECT case_id, $8, $9, $7 FROM c RETURNING true", *case, account_id, hold_until) is not None
+
+
+async def record_disclosure(conn: asyncpg.Connection, case: tuple, account_id: str, sealed: str, sha256: str,
+                            signature: str, due_at: datetime, emitted_at: datetime | None) -> bool:
+    """The case, its package and its notice, in one statement; False (and nothing written) if the case is
+    already there. generated_at = decided_at."""
+    return await conn.fetchval(
+        f"WITH c AS ({_CASE}),"
+        " p AS (INSERT INTO packages (case_id, authority_id, account_id, generated_at, sealed, sha256, signature)"
+        "       SELECT case_id, $3, $8, $7, $9, $10, $11 FROM c)"
+        " INSERT INTO notices (case_id, account_id, due_at, emitted_at)"
+        " SELECT case_id, $8, $12, $13 FROM c RETURNING true",
+        *case, account_id, sealed, sha256, signature, due_at, emitted_at) is not None
 
 
 # --- retention ----------------------------------------------------------------------

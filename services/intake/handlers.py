@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import logging
 
-from warden.authorities import find_authority
+from warden.authorities import authority_of
 from warden.contract.envelope import EventRejected, now
 from warden.contract.events import LegalRequest, RequestReceived, RequestStatus, StatusReason
 from warden.runtime.service import Context
@@ -18,7 +18,7 @@ STATUS = "warden.legal.request.status.v1"
 
 
 async def receive_request(ctx: Context, request: LegalRequest) -> None:
-    authority = await find_authority(ctx.conn, request.authority_id)
+    authority = await authority_of(ctx, request.authority_id)
     if authority is None:
         raise EventRejected("unknown_authority", f"authority {request.authority_id!r} is not registered")
     if authority.status != "active":

@@ -83,22 +83,61 @@ async def lock_chain(conn: asyncpg.Connection) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", _APPEND_LOCK)
 
 
+class Chain:
+    """The chain's tail as seen by a transaction that holds the append lock.
+
+    The first `next_entry` takes the lock and reads the tail; while the lock is held nobody
+    else appends, so later entries chain on without asking again. Keep one per transaction
+    (or per consumer savepoint: Context.cache) and never past a rollback of the savepoint it
+    learnt the tail in; `appended` only after the entry's INSERT succeeded.
+    """
+
+    def __init__(self) -> None:
+        self.seq: int | None = None
+        self.hash = GENESIS
+
+    async def next_entry(self, conn: asyncpg.Connection, case_id: str | None, action: str, actor: str,
+                         at: datetime, detail: dict[str, Any], after: AuditEntry | None = None) -> AuditEntry:
+        """The entry that would come next (after `after`, itself not yet appended, when given); the caller
+        inserts it (COLUMNS, entry_values) in the same statement as `after`, then calls `appended`."""
+        if self.seq is None:
+            await lock_chain(conn)
+            last = await conn.fetchrow("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+            self.seq, self.hash = (last["seq"], last["hash"]) if last else (0, GENESIS)
+        # Round-trip through JSON so the hash is over exactly what jsonb will give back.
+        detail = json.loads(json.dumps(detail, default=str))
+        seq, prev_hash = (after.seq, after.hash) if after is not None else (self.seq, self.hash)
+        entry = AuditEntry(seq=seq + 1, case_id=case_id, action=action, actor=actor,
+                           at=at, detail=detail, prev_hash=prev_hash)
+        return AuditEntry(**{**entry.__dict__, "hash": entry_hash(entry)})
+
+    def appended(self, entry: AuditEntry) -> None:
+        self.seq, self.hash = entry.seq, entry.hash
+
+
+COLUMNS = "seq, case_id, action, actor, at, detail, prev_hash, hash"
+
+
+def entry_values(entry: AuditEntry) -> tuple:
+    """The values of COLUMNS, in order (detail as JSON text: cast it with ::jsonb)."""
+    return (entry.seq, entry.case_id, entry.action, entry.actor, entry.at, json.dumps(entry.detail),
+            entry.prev_hash, entry.hash)
+
+
 async def append(conn: asyncpg.Connection, case_id: str | None, action: str, actor: str, at: datetime,
-                 detail: dict[str, Any]) -> AuditEntry:
+                 detail: dict[str, Any], chain: Chain | None = None) -> AuditEntry:
     """Append in the caller's transaction; the advisory lock serialises writers until it commits."""
-    await lock_chain(conn)
-    last = await conn.fetchrow("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-    # Round-trip through JSON so the hash is over exactly what jsonb will give back.
-    detail = json.loads(json.dumps(detail, default=str))
-    entry = AuditEntry(seq=(last["seq"] + 1) if last else 1, case_id=case_id, action=action, actor=actor,
-                       at=at, detail=detail, prev_hash=last["hash"] if last else GENESIS)
-    entry = AuditEntry(**{**entry.__dict__, "hash": entry_hash(entry)})
-    await conn.execute(
-        "INSERT INTO audit_log (seq, case_id, action, actor, at, detail, prev_hash, hash)"
-        " VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8)",
-        entry.seq, entry.case_id, entry.action, entry.actor, entry.at, json.dumps(entry.detail),
-        entry.prev_hash, entry.hash)
+    chain = chain or Chain()
+    entry = await chain.next_entry(conn, case_id, action, actor, at, detail)
+    await conn.execute(f"INSERT INTO audit_log ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8)",
+                       *entry_values(entry))
+    chain.appended(entry)
     return entry
+
+
+def batch_chain(cache: dict) -> Chain:
+    """The Chain of a consumer savepoint (Context.cache)."""
+    return cache.setdefault(("legal_review.audit", "chain"), Chain())
 
 
 def _entry(row: asyncpg.Record) -> AuditEntry:

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
-
+from datetime import datetime, timezone
 import asyncpg
 
 from warden.contract.events import (
@@ -116,71 +114,159 @@ async def find_earlier_hold(conn: asyncpg.Connection, authority_id: str, request
                        hold_until=row["hold_until"], extensions=row["extensions"])
 
 
-async def open_case(conn: asyncpg.Connection, received: RequestReceived, assessment: Assessment,
-                    authority: AuthorityRegistered | None) -> Case | None:
-    """Record the case as the machine assessed it; None when the case is already known."""
-    request = received.request
-    period = assessment.period
-    row = await conn.fetchrow(
-        """INSERT INTO cases (case_id, request_id, authority_id, country, received_at, deadline, emergency, kind,
-               status, flags, request, assessment, suspect_key, suspect_account_id, granted_categories,
+def _utc(at: datetime | None) -> datetime | None:
+    """As a timestamptz column gives it back."""
+    return at.astimezone(timezone.utc) if at is not None else None
+
+
+def new_case(received: RequestReceived, assessment: Assessment, authority: AuthorityRegistered | None) -> Case:
+    """The case exactly as open_case stores it (what case_from_row would read back)."""
+    request, period = received.request, assessment.period
+    return Case(
+        case_id=received.case_id, request_id=request.request_id, authority_id=request.authority_id,
+        country=authority.country if authority else None, received_at=_utc(received.received_at),
+        deadline=_utc(assessment.deadline), emergency=assessment.emergency, kind=assessment.kind,
+        status="pending_review", flags=list(assessment.flags), request=request, results=list(assessment.results),
+        granted_categories=list(assessment.granted_categories),
+        period=Period(start=_utc(period.start), end=_utc(period.end)) if period else None,
+        hold_until=_utc(assessment.hold_until), extensions=0, approvals_required=assessment.approvals_required,
+        supervisor_required=assessment.supervisor_required, confirmation_due=_utc(assessment.confirmation_due),
+        confirmed_by=None, policy_version=assessment.policy_version, decided_at=None, decided_by=[],
+        suspect_account_id=request.suspect.account_id)
+
+
+_INSERT_CASE = """INSERT INTO cases (case_id, request_id, authority_id, country, received_at, deadline, emergency,
+               kind, status, flags, request, assessment, suspect_key, suspect_account_id, granted_categories,
                period_start, period_end, hold_until, approvals_required, supervisor_required, confirmation_due,
-               policy_version)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12::jsonb, $13, $14, $15, $16, $17, $18,
-                   $19, $20, $21, $22)
-           ON CONFLICT DO NOTHING RETURNING *""",
-        received.case_id, request.request_id, request.authority_id, authority.country if authority else None,
-        received.received_at, assessment.deadline, assessment.emergency, assessment.kind, "pending_review",
-        assessment.flags, request.model_dump_json(), assessment.model_dump_json(), suspect_key(request),
-        request.suspect.account_id, assessment.granted_categories,
-        period.start if period else None, period.end if period else None, assessment.hold_until,
-        assessment.approvals_required, assessment.supervisor_required, assessment.confirmation_due,
-        assessment.policy_version)
-    if row is None:
-        return None
-    await audit.append(conn, received.case_id, "case.opened", MACHINE, received.received_at, {
+               policy_version, decided_by, decided_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12::jsonb, $13, $14, $15, $16, $17, $18,
+                     $19, $20, $21, $22, $23, $24, coalesce($24, now()))
+             ON CONFLICT DO NOTHING RETURNING case_id"""
+
+
+def _case_values(received: RequestReceived, assessment: Assessment, authority: AuthorityRegistered | None,
+                 status: str, decided_by: list[str], decided_at: datetime | None) -> tuple:
+    """$1..$24 of _INSERT_CASE."""
+    request, period = received.request, assessment.period
+    return (received.case_id, request.request_id, request.authority_id, authority.country if authority else None,
+            received.received_at, assessment.deadline, assessment.emergency, assessment.kind, status,
+            assessment.flags, request.model_dump_json(), assessment.model_dump_json(), suspect_key(request),
+            request.suspect.account_id, assessment.granted_categories,
+            period.start if period else None, period.end if period else None, assessment.hold_until,
+            assessment.approvals_required, assessment.supervisor_required, assessment.confirmation_due,
+            assessment.policy_version, decided_by, decided_at)
+
+
+async def _opened_entry(conn: asyncpg.Connection, received: RequestReceived, assessment: Assessment,
+                        chain: audit.Chain) -> audit.AuditEntry:
+    request = received.request
+    return await chain.next_entry(conn, received.case_id, "case.opened", MACHINE, received.received_at, {
         "request_id": request.request_id, "authority_id": request.authority_id,
         "policy_version": assessment.policy_version, "assessment": assessment.outcome, "flags": assessment.flags,
         "rules": {r.rule: f"{r.outcome}:{r.code}" for r in assessment.results},
     })
-    return case_from_row(row)
+
+
+async def open_case(conn: asyncpg.Connection, received: RequestReceived, assessment: Assessment,
+                    authority: AuthorityRegistered | None, chain: audit.Chain | None = None) -> Case | None:
+    """Record the case as the machine assessed it, and its audit entry, in one statement; None when the
+    case is already known (then no entry either)."""
+    chain = chain or audit.Chain()
+    entry = await _opened_entry(conn, received, assessment, chain)
+    seq = await conn.fetchval(
+        f"""WITH opened AS ({_INSERT_CASE})
+           INSERT INTO audit_log ({audit.COLUMNS})
+           SELECT $25, $26, $27, $28, $29, $30::jsonb, $31, $32 FROM opened RETURNING seq""",
+        *_case_values(received, assessment, authority, "pending_review", [], None), *audit.entry_values(entry))
+    if seq is None:
+        return None
+    chain.appended(entry)
+    return new_case(received, assessment, authority)
+
+
+async def open_decided(conn: asyncpg.Connection, received: RequestReceived, assessment: Assessment,
+                       authority: AuthorityRegistered | None, chain: audit.Chain | None = None
+                       ) -> tuple[Case | None, list[OutboxRow]]:
+    """A case the machine decides at once (approved or rejected): open_case then approve/reject, in one
+    statement (the case, its opened entry, the decision, its decided entry). (None, []) when the case is
+    already known."""
+    assert assessment.outcome in ("approved", "rejected"), assessment.outcome
+    chain = chain or audit.Chain()
+    case = new_case(received, assessment, authority)
+    at, outcome, decided_by = received.received_at, assessment.outcome, [machine_actor(case)]
+    if outcome == "approved":
+        event, rows = _approval(case, decided_by, at)
+    else:
+        event, rows = _rejection(case, [RejectionReason(code=r.code, rule=r.rule, message=r.message)
+                                        for r in assessment.failed], decided_by, at)
+    opened = await _opened_entry(conn, received, assessment, chain)
+    decided = await _decided_entry(conn, case, outcome, decided_by, at, chain, after=opened)
+    seq = await conn.fetchval(
+        f"""WITH opened AS ({_INSERT_CASE}),
+           opened_entry AS (
+             INSERT INTO audit_log ({audit.COLUMNS})
+             SELECT $25, $26, $27, $28, $29, $30::jsonb, $31, $32 FROM opened),
+           decision AS (
+             INSERT INTO decisions (case_id, outcome, decided_by, event, decided_at)
+             SELECT case_id, $9, $23, $33::jsonb, $24 FROM opened)
+           INSERT INTO audit_log ({audit.COLUMNS})
+           SELECT $34, $35, $36, $37, $38, $39::jsonb, $40, $41 FROM opened RETURNING seq""",
+        *_case_values(received, assessment, authority, outcome, decided_by, at), *audit.entry_values(opened),
+        event.model_dump_json(), *audit.entry_values(decided))
+    if seq is None:
+        return None, []
+    chain.appended(decided)
+    case.status, case.decided_by, case.decided_at = outcome, decided_by, _utc(at)
+    if outcome == "approved" and case.kind == "preservation" and case.request.extends_request_id:
+        await _extend_earlier_hold(conn, case, at, chain)
+    return case, rows
 
 
 def machine_actor(case: Case) -> str:
     return f"{MACHINE}/{case.policy_version}"
 
 
-async def approve(conn: asyncpg.Connection, case: Case, decided_by: list[str], at: datetime,
-                  extra_rules: list[PolicyRuleResult] = ()) -> list[OutboxRow]:
-    """Close the case as approved with its current scope; emit the decision and the status."""
+def _approval(case: Case, decided_by: list[str], at: datetime, extra_rules: list[PolicyRuleResult] = ()
+              ) -> tuple[RequestApproved, list[OutboxRow]]:
+    """The approval of `case` as it stands, and the rows to emit for it."""
     assert case.period is not None, "an approvable case has a granted period"
-    await _close(conn, case, "approved", decided_by, at)
     rules = [PolicyRuleResult(rule=r.rule, outcome=r.outcome, message=r.message) for r in case.results]
     event = RequestApproved(
         case_id=case.case_id, request_id=case.request_id, authority_id=case.authority_id,
         suspect=case.request.suspect, kind=case.kind, data_categories=case.granted_categories,
         period=case.period, hold_until=case.hold_until, nondisclosure_until=case.request.nondisclosure_until,
         policy_rules=[*rules, *extra_rules], decided_by=decided_by)
-    await _record_decision(conn, case, "approved", decided_by, event.model_dump(mode="json"), at)
     refused = [c for c in case.request.data_categories if c not in case.granted_categories]
     reasons = [StatusReason(code="category_refused", message=f"{c[:64]} is not granted") for c in refused]
     if case.request.period != case.period:
         reasons.append(StatusReason(code="period_narrowed", message=f"granted {case.period.start.isoformat()} .. "
                                                                      f"{case.period.end.isoformat()}"))
-    rows = [event_row(SERVICE, DECIDED_TOPIC, APPROVED, event), status_row(case, "approved", reasons, at)]
+    return event, [event_row(SERVICE, DECIDED_TOPIC, APPROVED, event), status_row(case, "approved", reasons, at)]
+
+
+def _rejection(case: Case, reasons: list[RejectionReason], decided_by: list[str], at: datetime
+               ) -> tuple[RequestRejected, list[OutboxRow]]:
+    event = RequestRejected(case_id=case.case_id, request_id=case.request_id, authority_id=case.authority_id,
+                            reasons=reasons, decided_by=decided_by)
+    status_reasons = [StatusReason(code=r.code, message=r.message) for r in reasons]
+    return event, [event_row(SERVICE, DECIDED_TOPIC, REJECTED, event), status_row(case, "rejected", status_reasons, at)]
+
+
+async def approve(conn: asyncpg.Connection, case: Case, decided_by: list[str], at: datetime,
+                  extra_rules: list[PolicyRuleResult] = (), chain: audit.Chain | None = None) -> list[OutboxRow]:
+    """Close the case as approved with its current scope; emit the decision and the status."""
+    event, rows = _approval(case, decided_by, at, extra_rules)
+    await _decide(conn, case, "approved", decided_by, event.model_dump_json(), at, chain or audit.Chain())
     if case.kind == "preservation" and case.request.extends_request_id:
-        await _extend_earlier_hold(conn, case, at)
+        await _extend_earlier_hold(conn, case, at, chain)
     return rows
 
 
 async def reject(conn: asyncpg.Connection, case: Case, reasons: list[RejectionReason], decided_by: list[str],
-                 at: datetime) -> list[OutboxRow]:
-    await _close(conn, case, "rejected", decided_by, at)
-    event = RequestRejected(case_id=case.case_id, request_id=case.request_id, authority_id=case.authority_id,
-                            reasons=reasons, decided_by=decided_by)
-    await _record_decision(conn, case, "rejected", decided_by, event.model_dump(mode="json"), at)
-    status_reasons = [StatusReason(code=r.code, message=r.message) for r in reasons]
-    return [event_row(SERVICE, DECIDED_TOPIC, REJECTED, event), status_row(case, "rejected", status_reasons, at)]
+                 at: datetime, chain: audit.Chain | None = None) -> list[OutboxRow]:
+    event, rows = _rejection(case, reasons, decided_by, at)
+    await _decide(conn, case, "rejected", decided_by, event.model_dump_json(), at, chain or audit.Chain())
+    return rows
 
 
 def status_row(case: Case, status: str, reasons: list[StatusReason], at: datetime) -> OutboxRow:
@@ -189,26 +275,37 @@ def status_row(case: Case, status: str, reasons: list[StatusReason], at: datetim
         reasons=reasons, at=at))
 
 
-async def _close(conn: asyncpg.Connection, case: Case, status: str, decided_by: list[str], at: datetime) -> None:
-    await conn.execute(
-        "UPDATE cases SET status = $2, decided_by = $3, decided_at = $4, updated_at = $4 WHERE case_id = $1",
-        case.case_id, status, decided_by, at)
-    case.status, case.decided_by, case.decided_at = status, decided_by, at
-
-
-async def _record_decision(conn: asyncpg.Connection, case: Case, outcome: str, decided_by: list[str],
-                           event: dict[str, Any], at: datetime) -> None:
-    await conn.execute(
-        "INSERT INTO decisions (case_id, outcome, decided_by, event, decided_at) VALUES ($1, $2, $3, $4::jsonb, $5)",
-        case.case_id, outcome, decided_by, json.dumps(event), at)
-    await audit.append(conn, case.case_id, "case.decided", ",".join(decided_by), at, {
+async def _decided_entry(conn: asyncpg.Connection, case: Case, outcome: str, decided_by: list[str], at: datetime,
+                         chain: audit.Chain, after: audit.AuditEntry | None = None) -> audit.AuditEntry:
+    return await chain.next_entry(conn, case.case_id, "case.decided", ",".join(decided_by), at, {
         "outcome": outcome, "data_categories": case.granted_categories if outcome == "approved" else [],
         "period": case.period.model_dump(mode="json") if case.period and outcome == "approved" else None,
         "hold_until": case.hold_until.isoformat() if case.hold_until and outcome == "approved" else None,
-    })
+    }, after=after)
 
 
-async def _extend_earlier_hold(conn: asyncpg.Connection, case: Case, at: datetime) -> None:
+async def _decide(conn: asyncpg.Connection, case: Case, outcome: str, decided_by: list[str], event_json: str,
+                  at: datetime, chain: audit.Chain) -> None:
+    """Close the case, record the decision and its audit entry: one statement."""
+    entry = await _decided_entry(conn, case, outcome, decided_by, at, chain)
+    seq = await conn.fetchval(
+        f"""WITH closed AS (
+             UPDATE cases SET status = $2, decided_by = $3, decided_at = $4, updated_at = $4 WHERE case_id = $1
+             RETURNING case_id),
+           decided AS (
+             INSERT INTO decisions (case_id, outcome, decided_by, event, decided_at)
+             SELECT case_id, $2, $3, $5::jsonb, $4 FROM closed)
+           INSERT INTO audit_log ({audit.COLUMNS})
+           SELECT $6, $7, $8, $9, $10, $11::jsonb, $12, $13 FROM closed RETURNING seq""",
+        case.case_id, outcome, decided_by, at, event_json, *audit.entry_values(entry))
+    if seq is None:
+        raise LookupError(f"case {case.case_id} does not exist")
+    chain.appended(entry)
+    case.status, case.decided_by, case.decided_at = outcome, decided_by, at
+
+
+async def _extend_earlier_hold(conn: asyncpg.Connection, case: Case, at: datetime,
+                               chain: audit.Chain | None = None) -> None:
     earlier = await conn.fetchrow(
         "UPDATE cases SET extensions = extensions + 1, updated_at = $3"
         " WHERE authority_id = $1 AND request_id = $2 RETURNING case_id, extensions",
@@ -216,11 +313,11 @@ async def _extend_earlier_hold(conn: asyncpg.Connection, case: Case, at: datetim
     if earlier is not None:
         await audit.append(conn, str(earlier["case_id"]), "hold.extended", machine_actor(case), at, {
             "by_case": case.case_id, "extensions": earlier["extensions"],
-            "hold_until": case.hold_until.isoformat() if case.hold_until else None})
+            "hold_until": case.hold_until.isoformat() if case.hold_until else None}, chain)
 
 
 async def confirm_emergency(conn: asyncpg.Connection, country: str | None, emergency_request_id: str,
-                            confirming_case_id: str, at: datetime) -> list[str]:
+                            confirming_case_id: str, at: datetime, chain: audit.Chain | None = None) -> list[str]:
     """Mark the emergency case(s) a judicial order names as confirmed (same country)."""
     rows = await conn.fetch(
         """UPDATE cases SET confirmed_by = $3, flags = array_remove(flags, 'confirmation_missing'), updated_at = $4
@@ -230,7 +327,7 @@ async def confirm_emergency(conn: asyncpg.Connection, country: str | None, emerg
         emergency_request_id, country, confirming_case_id, at)
     for row in rows:
         await audit.append(conn, str(row["case_id"]), "case.confirmed", MACHINE, at,
-                           {"confirming_case": confirming_case_id})
+                           {"confirming_case": confirming_case_id}, chain)
     return [str(r["case_id"]) for r in rows]
 
 

@@ -2,9 +2,10 @@
 
 One Postgres transaction per polled batch holds, for every event, its inbox row,
 the handler's state changes and its outgoing events. Handlers first run back to
-back under one savepoint for the whole batch (the optimistic pass: no per-event
-round trips); if any handler fails, that savepoint is rolled back and the batch
-is replayed with a savepoint per event, so only the failing event is dead-lettered. Offsets
+back in that transaction (the optimistic pass: no savepoints, no per-event round
+trips); if any handler fails, the transaction is rolled back and the batch is
+replayed in a new one with a savepoint per event, so only the failing event is
+dead-lettered. Offsets
 are committed only after that transaction commits, so a crash at any instant
 leads to redelivery, and the inbox turns redelivery into a no-op.
 """
@@ -88,7 +89,7 @@ def dlq_row(service: str, record: ConsumerRecord, rejection: EventRejected) -> O
 
 
 class _Replay(Exception):
-    """A handler failed in the optimistic pass: roll the batch back and replay it event by event."""
+    """A handler failed in the optimistic pass: roll the batch's transaction back and replay it event by event."""
 
 
 class _GroupMembership(ConsumerRebalanceListener):
@@ -161,28 +162,10 @@ class ConsumerLoop:
     async def process(self, records: list[ConsumerRecord]) -> None:
         started = time.perf_counter()
         items = [decode_record(r) for r in records]
-        outcomes: list[tuple[str, str]] = []
-        outgoing: list[OutboxRow] = []
-        async with self.pool.acquire() as conn, conn.transaction():
-            seen = await self._already_processed(conn, [i.inbox_key for i in items])
-            fresh: list[Decoded] = []
-            for item in items:
-                if item.inbox_key in seen:
-                    outcomes.append((item.record.topic, "duplicate"))
-                    continue
-                seen.add(item.inbox_key)
-                fresh.append(item)
-            try:
-                async with conn.transaction():  # one savepoint for the batch
-                    handled = [await self._handle(conn, item, outgoing, isolated=False) for item in fresh]
-            except _Replay:
-                outgoing.clear()
-                handled = [await self._handle(conn, item, outgoing, isolated=True) for item in fresh]
-            outcomes += [(item.record.topic, outcome) for item, outcome in zip(fresh, handled)]
-            await conn.executemany(
-                "INSERT INTO inbox (source, event_id, topic) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                [(*i.inbox_key, i.record.topic) for i in fresh])
-            await write_rows(conn, outgoing)
+        try:
+            outcomes, outgoing = await self._process(items, isolated=False)
+        except _Replay:  # that transaction is rolled back: again, in a new one, a savepoint per event
+            outcomes, outgoing = await self._process(items, isolated=True)
         # Metrics only after commit: a rolled-back batch will be counted when it is retried.
         per_event = (time.perf_counter() - started) / max(len(records), 1)
         for topic, outcome in outcomes:
@@ -195,6 +178,29 @@ class ConsumerLoop:
             else:
                 metrics.EVENTS_EMITTED.labels(self.service.name, row.topic, row.event_type).inc()
 
+    async def _process(self, items: list[Decoded], *, isolated: bool
+                       ) -> tuple[list[tuple[str, str]], list[OutboxRow]]:
+        """One transaction: inbox check, handlers, inbox rows, outbox rows, commit."""
+        outcomes: list[tuple[str, str]] = []
+        outgoing: list[OutboxRow] = []
+        async with self.pool.acquire() as conn, conn.transaction():
+            seen = await self._already_processed(conn, [i.inbox_key for i in items])
+            fresh: list[Decoded] = []
+            for item in items:
+                if item.inbox_key in seen:
+                    outcomes.append((item.record.topic, "duplicate"))
+                    continue
+                seen.add(item.inbox_key)
+                fresh.append(item)
+            cache = None if isolated else {}  # the optimistic pass's Context.cache: lives as long as its transaction
+            handled = [await self._handle(conn, item, outgoing, isolated=isolated, cache=cache) for item in fresh]
+            outcomes += [(item.record.topic, outcome) for item, outcome in zip(fresh, handled)]
+            await conn.executemany(
+                "INSERT INTO inbox (source, event_id, topic) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                [(*i.inbox_key, i.record.topic) for i in fresh])
+            await write_rows(conn, outgoing)
+        return outcomes, outgoing
+
     async def _already_processed(self, conn: asyncpg.Connection, keys: list[tuple[str, str]]) -> set:
         rows = await conn.fetch(
             "SELECT source, event_id FROM inbox i JOIN unnest($1::text[], $2::text[]) AS k(source, event_id)"
@@ -202,13 +208,16 @@ class ConsumerLoop:
         return {(r["source"], r["event_id"]) for r in rows}
 
     async def _handle(self, conn: asyncpg.Connection, item: Decoded, outgoing: list[OutboxRow], *,
-                      isolated: bool = True) -> str:
-        """Run one event's handler; `isolated=False` (optimistic pass): no savepoint, any failure -> _Replay."""
+                      isolated: bool = True, cache: dict | None = None) -> str:
+        """Run one event's handler; `isolated=False` (optimistic pass): no savepoint, any failure -> _Replay.
+
+        `cache`: the optimistic pass's Context.cache, shared by the batch; isolated (None), each handler
+        and rejection hook call gets its own, so nothing learnt in a rolled-back savepoint is reused."""
         record = item.record
         subscription = self.service.subscription(record.topic)
         rejection = item.rejection
         if rejection is None:
-            ctx = self._context(conn, item)
+            ctx = self._context(conn, item, cache)
             try:
                 if isolated:
                     async with conn.transaction():
@@ -235,7 +244,7 @@ class ConsumerLoop:
             "topic": record.topic, "partition": record.partition, "offset": record.offset,
             "reason": rejection.reason, "error": rejection.error})
         if subscription.on_rejected is not None:
-            ctx = self._context(conn, item)
+            ctx = self._context(conn, item, cache)
             try:
                 if isolated:
                     async with conn.transaction():
@@ -252,10 +261,10 @@ class ConsumerLoop:
         outgoing.append(dlq_row(self.service.name, record, rejection))
         return "dead_lettered"
 
-    def _context(self, conn: asyncpg.Connection, item: Decoded) -> Context:
+    def _context(self, conn: asyncpg.Connection, item: Decoded, cache: dict | None) -> Context:
         r = item.record
         return Context(self.service.name, conn, item.envelope, r.topic, r.partition, r.offset, r.key, r.value,
-                       tuple(r.headers or ()))
+                       tuple(r.headers or ()), cache={} if cache is None else cache)
 
     async def commit(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}

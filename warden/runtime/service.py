@@ -31,6 +31,11 @@ class Context:
     raw_value: bytes | None
     headers: tuple[tuple[str, bytes], ...] = ()
     outgoing: list[OutboxRow] = field(default_factory=list)
+    # What handlers learnt and may reuse (an authority, a key, the audit chain's tail): shared by
+    # the whole batch in the consumer's optimistic pass (one transaction, no savepoints), one per
+    # handler call when replaying with a savepoint per event; discarded with what it was learnt in.
+    # Only cache what stays true until then, and drop an entry when a handler changes what it caches.
+    cache: dict[Any, Any] = field(default_factory=dict)
 
     @property
     def binary_mode(self) -> bool:
