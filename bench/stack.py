@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -25,6 +24,7 @@ import asyncpg
 import psutil
 
 from warden.embedded import EmbeddedKafka, EmbeddedPostgres, free_port
+from warden.processes import stop_process
 from warden.runtime.kafka import create_topics
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -173,10 +173,4 @@ class ServiceProcess:
             except subprocess.TimeoutExpired:
                 p.kill()
         self._sampling = False
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout)

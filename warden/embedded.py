@@ -7,6 +7,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from warden.processes import stop_process
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +65,7 @@ class EmbeddedKafka:
         return self
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout=10)
 
 
 class EmbeddedPostgres:

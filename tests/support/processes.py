@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 
 from warden.embedded import EmbeddedKafka, free_port, wait_for_port
+from warden.processes import stop_process
 from tests.support.tcp_proxy import CuttableProxy
 
 ALL_SERVICES = ("intake", "legal-review", "disclosure", "moderation")
@@ -67,14 +68,7 @@ class ServiceProcess:
         self.kills += 1
 
     def terminate(self, timeout: float = 45) -> int | None:
-        if not self.alive():
-            return self.process.returncode if self.process else None
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait(10)
+        return stop_process(self.process, timeout)
 
     def readyz(self) -> int | None:
         """/readyz status code, or None when nothing answers."""

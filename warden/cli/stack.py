@@ -16,6 +16,7 @@ import click
 
 from warden.cli.common import STACK_DIR, STACK_FILE
 from warden.embedded import EmbeddedKafka, EmbeddedPostgres, free_port
+from warden.processes import stop_process
 from warden.runtime import kafka
 from warden.runtime.runner import SERVICE_MODULES, available_services, run_service
 
@@ -55,13 +56,7 @@ class ServiceProcess:
             return False
 
     def stop(self, timeout: float = 20) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout)
 
 
 @click.command()
