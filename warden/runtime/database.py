@@ -51,10 +51,22 @@ class MigrationSet:
 RUNTIME_MIGRATIONS = MigrationSet("runtime", Path(__file__).parent / "sql")
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Pool release without asyncpg's reset query (advisory unlock all, CLOSE ALL, UNLISTEN *, RESET ALL).
+
+    That query is one more round trip on every release (each consumer batch, each relay pass).
+    It resets nothing here: no Warden code keeps session state on a pooled connection (checked
+    2026-11-22 over warden/ and services/: no SET / SET SESSION, LISTEN, session-level advisory
+    locks (only pg_advisory_xact_lock), PREPARE / DECLARE ... WITH HOLD or temp tables; search_path
+    is a startup parameter). asyncpg still rolls back an open transaction and drops listeners
+    before calling this. Whoever adds session state must restore it or bring the reset back."""
+
+
 async def create_pool(database_url: str, schema: str, size: int) -> asyncpg.Pool:
     return await asyncpg.create_pool(
         database_url, min_size=1, max_size=size, timeout=10, command_timeout=30,
         server_settings={"search_path": schema, "application_name": f"warden-{schema}"},
+        reset=_keep_session,
     )
 
 
