@@ -65,16 +65,27 @@ def check_entry(entry: AuditEntry, expected_seq: int, expected_prev: str) -> Bre
     return None
 
 
+class ChainWalk:
+    """Checks entries one by one in chain order; `checked` counts them."""
+
+    def __init__(self) -> None:
+        self.expected_prev, self.expected_seq, self.checked = GENESIS, 1, 0
+
+    def step(self, entry: AuditEntry) -> Break | None:
+        self.checked += 1
+        broken = check_entry(entry, self.expected_seq, self.expected_prev)
+        if broken is None:
+            self.expected_prev, self.expected_seq = entry.hash, entry.seq + 1
+        return broken
+
+
 def first_break(entries: Iterable[AuditEntry]) -> tuple[int, Break | None]:
     """Walk the chain in order: (entries checked, the first broken entry or None)."""
-    expected_prev, expected_seq, count = GENESIS, 1, 0
+    walk = ChainWalk()
     for entry in entries:
-        count += 1
-        broken = check_entry(entry, expected_seq, expected_prev)
-        if broken:
-            return count, broken
-        expected_prev, expected_seq = entry.hash, entry.seq + 1
-    return count, None
+        if broken := walk.step(entry):
+            return walk.checked, broken
+    return walk.checked, None
 
 
 async def lock_chain(conn: asyncpg.Connection) -> None:
@@ -160,11 +171,8 @@ async def case_entries(conn: asyncpg.Connection, case_id: str) -> list[AuditEntr
 
 async def verify_chain(conn: asyncpg.Connection, schema: str = "legal_review") -> tuple[int, Break | None]:
     """Check the whole chain in one snapshot, streaming it: (entries checked, first break or None)."""
-    expected_prev, expected_seq, count = GENESIS, 1, 0
+    walk = ChainWalk()
     async for entry in read_chain(conn, schema):
-        count += 1
-        broken = check_entry(entry, expected_seq, expected_prev)
-        if broken:
-            return count, broken
-        expected_prev, expected_seq = entry.hash, entry.seq + 1
-    return count, None
+        if broken := walk.step(entry):
+            return walk.checked, broken
+    return walk.checked, None

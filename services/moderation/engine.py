@@ -222,23 +222,16 @@ class Engine:
         """Metrics only once committed, then wake the relay."""
         dead = any(r.topic.endswith(".dlq") for r in effects.rows)
         shared.EVENTS_CONSUMED.labels(SERVICE, item.record.topic, "dead_lettered" if dead else "processed").inc()
-        for row in effects.rows:
-            if row.topic.endswith(".dlq"):
-                reason = dict(row.headers).get("dlq.reason", b"").decode()
-                shared.DLQ_EVENTS.labels(SERVICE, row.topic[:-4], reason).inc()
-            else:
-                shared.EVENTS_EMITTED.labels(SERVICE, row.topic, row.event_type).inc()
-        for hook in effects.after_commit:
-            hook()
-        if effects.rows:
-            self.wakeup.set()
+        self._committed(effects)
 
     def _after_batch(self, items: list[Decoded], effects: Effects) -> None:
         """`_after` for a committed batch (no report is dead-lettered on the batch path)."""
         for item in items:
             shared.EVENTS_CONSUMED.labels(SERVICE, item.record.topic, "processed").inc()
-        for row in effects.rows:
-            shared.EVENTS_EMITTED.labels(SERVICE, row.topic, row.event_type).inc()
+        self._committed(effects)
+
+    def _committed(self, effects: Effects) -> None:
+        shared.count_outgoing(SERVICE, effects.rows)
         for hook in effects.after_commit:
             hook()
         if effects.rows:
@@ -250,12 +243,7 @@ class Engine:
         async with self.pool.acquire() as conn, conn.transaction():
             result = await action(conn, effects)
             await write_rows(conn, effects.rows)
-        for row in effects.rows:
-            shared.EVENTS_EMITTED.labels(SERVICE, row.topic, row.event_type).inc()
-        for hook in effects.after_commit:
-            hook()
-        if effects.rows:
-            self.wakeup.set()
+        self._committed(effects)
         return result
 
 

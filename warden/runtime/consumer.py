@@ -171,12 +171,7 @@ class ConsumerLoop:
         for topic, outcome in outcomes:
             metrics.EVENTS_CONSUMED.labels(self.service.name, topic, outcome).inc()
             metrics.PROCESSING_SECONDS.labels(self.service.name, topic).observe(per_event)
-        for row in outgoing:
-            if row.topic.endswith(".dlq"):
-                reason = dict(row.headers).get("dlq.reason", b"").decode()
-                metrics.DLQ_EVENTS.labels(self.service.name, row.topic[:-4], reason).inc()
-            else:
-                metrics.EVENTS_EMITTED.labels(self.service.name, row.topic, row.event_type).inc()
+        metrics.count_outgoing(self.service.name, outgoing)
 
     async def _process(self, items: list[Decoded], *, isolated: bool
                        ) -> tuple[list[tuple[str, str]], list[OutboxRow]]:

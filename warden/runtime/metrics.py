@@ -35,3 +35,13 @@ TRANSIENT_ERRORS = Counter(
     ["service", "component"],
 )
 READY = Gauge("warden_ready", "1 when the service is ready (group joined, database reachable)", ["service"])
+
+
+def count_outgoing(service: str, rows) -> None:
+    """Count committed outbox rows: dead letters by reason, events by topic and type."""
+    for row in rows:
+        if row.topic.endswith(".dlq"):
+            reason = dict(row.headers).get("dlq.reason", b"").decode()
+            DLQ_EVENTS.labels(service, row.topic[:-4], reason).inc()
+        else:
+            EVENTS_EMITTED.labels(service, row.topic, row.event_type).inc()
