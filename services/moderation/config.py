@@ -55,6 +55,8 @@ class ModerationConfig(BaseSettings):
     # Reports are scored in batches: up to `batch_size` per Postgres transaction, waiting at most `batch_wait_s`.
     batch_size: int = Field(500, ge=1)
     batch_wait_s: float = Field(0.05, gt=0)
+    # How often a partition that faust stopped delivering is looked for (streams.py `catch_up`).
+    catch_up_interval_s: float = Field(5.0, gt=0)
 
     @field_validator("tokens", mode="before")
     @classmethod

@@ -21,7 +21,7 @@ from warden.runtime.consumer import Decoded, decode_record, dlq_row
 from warden.runtime.database import is_transient
 from warden.runtime.outbox import OutboxRow, write_rows
 
-from moderation import handlers, scoring
+from moderation import continuity, handlers, scoring
 from moderation.banks import Scorer
 from moderation.config import ModerationConfig
 from moderation.handlers import Effects
@@ -55,7 +55,7 @@ class Engine:
         self.retry_initial_s, self.retry_max_s = retry_initial_s, retry_max_s
         self.database_ok = True
 
-    async def _retrying(self, work):
+    async def retrying(self, work):
         """Transient database failures are retried with backoff; the event is never skipped."""
         delay = self.retry_initial_s
         while True:
@@ -74,7 +74,7 @@ class Engine:
 
     async def dead_letter(self, item: Decoded) -> None:
         assert item.rejection is not None
-        await self._retrying(lambda: self._commit(item, [dlq_row(SERVICE, item.record, item.rejection)], Effects()))
+        await self.retrying(lambda: self._commit(item, [dlq_row(SERVICE, item.record, item.rejection)], Effects()))
         log.info("event dead-lettered", extra={"topic": item.record.topic, "partition": item.record.partition,
                                                "offset": item.record.offset, "reason": item.rejection.reason})
 
@@ -99,9 +99,10 @@ class Engine:
                 await self._finish(conn, item, effects)
             self._after(item, effects)
             return updated
-        return await self._retrying(work)
+        return await self.retrying(work)
 
-    async def score_batch(self, items: list[Decoded], window: Callable[[str], Reports]) -> dict[str, Reports]:
+    async def score_batch(self, items: list[Decoded], window: Callable[[str], Reports],
+                          progress: dict[continuity.Partition, int] | None = None) -> dict[str, Reports]:
         """Fold valid reports, in order, into their items' windows in ONE transaction.
 
         `window(content_id)` reads an item's window from the faust table; the windows to
@@ -110,7 +111,8 @@ class Engine:
         scoring; inbox rows and outbox rows in one statement each. If any handler fails,
         the transaction is rolled back and the batch replayed through `score`, one
         transaction and one savepoint per event, so only the failing event is
-        dead-lettered. Transient database errors retry the whole batch.
+        dead-lettered. Transient database errors retry the whole batch. `progress`
+        (continuity.py: where the batch leaves each input partition) commits with it.
         """
         async def work() -> dict[str, Reports]:
             windows: dict[str, Reports] = {}
@@ -144,6 +146,7 @@ class Engine:
                         [i.inbox_key[0] for i in fresh], [i.inbox_key[1] for i in fresh],
                         [i.record.topic for i in fresh])
                     await write_rows(conn, effects.rows)
+                    await continuity.save_progress(conn, progress or {})
                 except Exception as exc:
                     if is_transient(exc):
                         raise
@@ -153,9 +156,26 @@ class Engine:
             self._after_batch(fresh, effects)
             return windows
         try:
-            return await self._retrying(work)
+            return await self.retrying(work)
         except _Replay:
-            return await self._one_by_one(items, window)
+            windows = await self._one_by_one(items, window)
+            await self.record_progress(progress or {})
+            return windows
+
+    async def expected_offsets(self, partitions: list[continuity.Partition]) -> dict[continuity.Partition, int]:
+        """Where moderation's handling of each input partition has reached (continuity.py)."""
+        async def work():
+            async with self.pool.acquire() as conn:
+                return await continuity.load_progress(conn, partitions)
+        return await self.retrying(work)
+
+    async def record_progress(self, progress: dict[continuity.Partition, int]) -> None:
+        """For events handled in their own transactions (appeals, dead letters, a replayed batch): after them."""
+        async def work():
+            async with self.pool.acquire() as conn:
+                await continuity.save_progress(conn, progress)
+        if progress:
+            await self.retrying(work)
 
     async def _one_by_one(self, items: list[Decoded], window: Callable[[str], Reports]) -> dict[str, Reports]:
         """The batch as it was before batching: each report its own transaction, a handler failure dead-lettered."""
@@ -184,7 +204,7 @@ class Engine:
                 effects.after_commit.append(lambda: handlers.metrics.APPEALS.labels(status).inc())
                 await self._finish(conn, item, effects)
             self._after(item, effects)
-        await self._retrying(work)
+        await self.retrying(work)
 
     async def _seen(self, conn: asyncpg.Connection, item: Decoded) -> bool:
         return bool(await conn.fetchval("SELECT true FROM inbox WHERE source = $1 AND event_id = $2", *item.inbox_key))

@@ -21,6 +21,7 @@ from moderation import metrics
 from moderation.api import add_routes
 from moderation.banks import BankScorer, Scorer, load_banks
 from moderation.config import ModerationConfig
+from moderation.continuity import GapReader
 from moderation.engine import Engine
 from moderation.streams import build_stream_app, is_ready
 
@@ -56,7 +57,8 @@ async def serve(settings: Settings, stopping: asyncio.Event, cfg: ModerationConf
     add_routes(http, engine, cfg)
     from moderation.console.routes import add_console  # the moderators' web pages (/console)
     add_console(http, engine, cfg)
-    stream_app = build_stream_app(settings, cfg, engine)
+    gaps = GapReader(settings.kafka_bootstrap_servers, stopping, settings.retry_initial_s, settings.retry_max_s)
+    stream_app = build_stream_app(settings, cfg, engine, gaps)
     tasks = [asyncio.create_task(_watch(pool, state, stopping, readiness), name="watch")]
     if settings.outbox_relay:
         tasks.append(asyncio.create_task(relay.run(stopping), name="outbox"))
@@ -72,6 +74,7 @@ async def serve(settings: Settings, stopping: asyncio.Event, cfg: ModerationConf
     finally:
         stopping.set()
         await stream_app.stop()
+        await gaps.close()
         relay.wakeup.set()
         await asyncio.wait(tasks, timeout=15)
         for task in tasks:

@@ -34,7 +34,7 @@ class Stack:
         self.authority = new_authority("court", "FR")
         asyncio.run(create_topics(self.bootstrap))
         asyncio.run(register_authority(self.bootstrap, self.authority))
-        prefix = f"chaos-{uuid.uuid4().hex[:6]}"
+        self.group_prefix = prefix = f"chaos-{uuid.uuid4().hex[:6]}"
         extra = {"WARDEN_REVIEW_TOKENS": json.dumps(REVIEW_TOKENS),
                  "WARDEN_MODERATION_TOKENS": json.dumps(MODERATION_TOKENS),
                  "WARDEN_MODERATION_DATADIR": str(root / "faust"),

@@ -317,3 +317,40 @@ async def outbox_backlog(database_url: str, services: list[str]) -> dict[str, in
 def write_summary(path: Path, summary: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
+
+
+async def trace_lost_reports(bootstrap: str, group_prefix: str, lost: list[str]) -> dict[str, Any]:
+    """Where each lost report is on the two faust hops, and the group's committed offsets there.
+
+    Says which hop dropped it: on the source topic but not repartitioned (the group_by
+    hop), or repartitioned below the committed offset and never stored (the agent hop).
+    """
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    group = f"{group_prefix}-moderation"
+    topics = {"source": "moderation.reports.submitted", "repartition": f"{group}-reports-by-content"}
+    trace: dict[str, Any] = {report_id: {} for report_id in lost}
+    for hop, topic in topics.items():
+        for record in await read_topic(bootstrap, topic):
+            try:
+                report_id = json.loads(record.value)["data"]["report_id"]
+            except (ValueError, KeyError, TypeError):
+                continue
+            if report_id in trace:
+                trace[report_id].setdefault(hop, []).append([record.partition, record.offset])
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets([TopicPartition(t, p) for t in topics.values() for p in range(4)])
+    finally:
+        await consumer.stop()
+    return {"reports": trace,
+            "committed": {f"{tp.topic}[{tp.partition}]": meta.offset for tp, meta in committed.items()},
+            "end_offsets": {f"{tp.topic}[{tp.partition}]": offset for tp, offset in ends.items()}}

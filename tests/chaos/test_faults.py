@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from tests.chaos.harness import Ledger, Load, Reviewers, outbox_backlog, settle
+from tests.chaos.harness import Ledger, Load, Reviewers, outbox_backlog, settle, trace_lost_reports
 
 pytestmark = pytest.mark.slow
 
@@ -60,6 +60,9 @@ async def run_scenario(stack, name: str, ledger: Ledger, load: Load, fault) -> d
                   lost=len(problems["lost"]), duplicated=len(problems["duplicated"]),
                   redelivered=books.redelivered, outbox_after=backlog,
                   final_statuses=_final_counts(books, ledger))
+    lost_reports = [key[1] for kind, key in problems["lost"] if kind == "report"]
+    if lost_reports:
+        result["lost_reports_trace"] = await trace_lost_reports(stack.bootstrap, stack.group_prefix, lost_reports)
     stack.summary["scenarios"][name] = result
     assert problems == {"lost": [], "duplicated": []}, problems
     assert sum(backlog.values()) == 0, backlog
