@@ -117,28 +117,43 @@ class ConsumerLoop:
         self.on_committed = on_committed
         self.membership = _GroupMembership()
         self.database_ok = True
+        self._commit_in_flight: asyncio.Task | None = None
 
     def subscribe(self) -> None:
         self.consumer.subscribe([s.topic for s in self.service.subscriptions], listener=self.membership)
 
     async def run(self, stopping: asyncio.Event) -> None:
-        while not stopping.is_set():
-            try:
-                batch = await self.consumer.getmany(timeout_ms=self.poll_timeout_ms,
-                                                    max_records=self.batch_max_records)
-            except KafkaError as exc:
-                metrics.TRANSIENT_ERRORS.labels(self.service.name, "kafka").inc()
-                log.warning("poll failed, retrying", extra={"error_type": type(exc).__name__})
-                await asyncio.sleep(self.retry_initial_s)
-                continue
-            if not batch:
-                continue
-            records = [r for partition_records in batch.values() for r in partition_records]
-            if not await self.process_until_done(records, stopping):
-                return  # stopping while the database is down: uncommitted, redelivered later
-            await self.commit(batch)
-            if self.on_committed is not None:
-                self.on_committed.set()
+        try:
+            while not stopping.is_set():
+                try:
+                    batch = await self.consumer.getmany(timeout_ms=self.poll_timeout_ms,
+                                                        max_records=self.batch_max_records)
+                except KafkaError as exc:
+                    metrics.TRANSIENT_ERRORS.labels(self.service.name, "kafka").inc()
+                    log.warning("poll failed, retrying", extra={"error_type": type(exc).__name__})
+                    await asyncio.sleep(self.retry_initial_s)
+                    continue
+                if not batch:
+                    continue
+                records = [r for partition_records in batch.values() for r in partition_records]
+                if not await self.process_until_done(records, stopping):
+                    return  # stopping while the database is down: uncommitted, redelivered later
+                if self.on_committed is not None:
+                    self.on_committed.set()  # the outbox rows are visible now, whatever the offset commit does
+                await self.commit_behind(batch)
+        finally:
+            if self._commit_in_flight is not None:
+                await self._commit_in_flight
+
+    async def commit_behind(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        """Commit the batch's offsets while the next batch is fetched and processed.
+
+        Its transaction has committed, so the offsets only decide what a restart
+        redelivers, and the inbox drops a redelivery: the commit's round trip need not
+        hold the next batch back. One commit is in flight at a time, so they land in order."""
+        if self._commit_in_flight is not None:
+            await self._commit_in_flight
+        self._commit_in_flight = asyncio.create_task(self.commit(batch), name="offset-commit")
 
     async def process_until_done(self, records: list[ConsumerRecord], stopping: asyncio.Event) -> bool:
         delay = self.retry_initial_s

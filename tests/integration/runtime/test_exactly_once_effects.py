@@ -169,3 +169,32 @@ async def test_sigterm_finishes_and_exits_cleanly(bootstrap, database_url):
     finally:
         if process.poll() is None:
             process.kill()
+
+
+async def test_a_stopped_service_has_committed_the_offsets_of_everything_it_handled(bootstrap, database_url):
+    """Offsets are committed behind the next batch; stopping waits for the last commit, so a
+    restart does not redeliver what was handled."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    authority = new_authority()
+    await register_authority(bootstrap, authority)
+    requests = [signed(request_data(authority), authority["private_key"]) for _ in range(5)]
+    settings = service_settings(bootstrap, database_url)
+    async with running("intake", settings):
+        await wait_for_authority(database_url, "intake", authority["authority_id"])
+        for data in requests:
+            await produce_event(bootstrap, TOPIC, SUBMITTED, data)
+        for data in requests:
+            await wait_for_events(bootstrap, "legal.requests.received", about(data["request_id"]))
+        reader = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+        await reader.start()
+        partitions = [TopicPartition(TOPIC, p) for p in reader.partitions_for_topic(TOPIC)]
+        ends = await reader.end_offsets(partitions)
+        await reader.stop()
+    group = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=settings.group_id("intake"))
+    await group.start()
+    try:
+        committed = {tp: await group.committed(tp) for tp in partitions if ends[tp]}
+    finally:
+        await group.stop()
+    assert committed == {tp: end for tp, end in ends.items() if end}
