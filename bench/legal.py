@@ -152,6 +152,55 @@ class IssuedWatcher:
         await self.consumer.stop()
 
 
+HOPS = (("intake", "legal.requests.submitted", "legal.requests.received"),
+        ("legal-review", "legal.requests.received", "legal.requests.decided"),
+        ("disclosure", "legal.requests.decided", "legal.disclosures.issued"))
+
+
+def _request_id(event: dict) -> str | None:
+    data = event.get("data") or {}
+    return data.get("request_id") or (data.get("request") or {}).get("request_id")
+
+
+async def _timestamps(bootstrap: str, topic: str, wanted: set[str]) -> dict[str, int]:
+    """request id -> the record timestamp (ms; CreateTime: when the producer, i.e. the relay, sent it)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        found: dict[str, int] = {}
+        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for r in records:
+                    try:
+                        request_id = _request_id(json.loads(r.value))
+                    except (ValueError, TypeError, AttributeError):
+                        continue
+                    if request_id in wanted:
+                        found.setdefault(request_id, r.timestamp)
+        return found
+    finally:
+        await consumer.stop()
+
+
+async def hop_breakdown(bootstrap: str, request_ids: set[str]) -> dict[str, dict]:
+    """Where the time goes: per service, from the record it consumed to the record it produced.
+
+    Each hop is consume (incl. the broker's fetch wait) + transaction + outbox relay,
+    measured between record timestamps, so the reader's own fetch wait is not in it."""
+    topics = {t for _, src, dst in HOPS for t in (src, dst)}
+    stamps = {t: await _timestamps(bootstrap, t, request_ids) for t in topics}
+    out = {}
+    for service, src, dst in HOPS:
+        spans = [(stamps[dst][r] - stamps[src][r]) / 1000 for r in request_ids
+                 if r in stamps[src] and r in stamps[dst]]
+        out[service] = summary_ms(spans)
+    return out
+
+
 async def offer(bootstrap: str, events: list[tuple[str, bytes, bytes, list]], per_s: float,
                 watcher: IssuedWatcher, drain_s: float) -> dict:
     producer = kafka.producer(bootstrap)
@@ -210,6 +259,7 @@ async def run(stack: Stack, rates: list[float], duration: float, logs: Path, pro
                 if profile is not None:
                     p.profile(profile / f"{p.name}-{int(per_s)}.svg", seconds=duration)
             step = await offer(stack.bootstrap, events, per_s, watcher, drain_s=max(30.0, duration))
+            step["hops"] = await hop_breakdown(stack.bootstrap, {e[0] for e in events})
             step["peak_rss_mb"] = {p.name: round(p.peak_rss / 2**20, 1) for p in procs}
             results["steps"].append(step)
             for name, mb in step["peak_rss_mb"].items():

@@ -45,6 +45,9 @@ def rows(results: dict) -> list[tuple[str, tuple, str, Any]]:
             (f"legal @ {r:g}/s: p99 ms", ("legal", "steps", i, "p99_ms"), target,
              (lambda v: v < 250) if r == 200 else None),
         ]
+        for service in step.get("hops") or {}:
+            out += [(f"legal @ {r:g}/s: {service} hop p50 / p99 ms", ("legal", "steps", i, "hops", service,
+                                                                       "p50_p99"), "", None)]
     for size in ("small", "large"):
         n = _get(results, "store", size, "sessions")
         name = f"{n / 1e6:g} M sessions" if n else size
@@ -65,6 +68,8 @@ def rows(results: dict) -> list[tuple[str, tuple, str, Any]]:
 def _annotate(results: dict) -> dict:
     for step in _get(results, "legal", "steps") or []:
         step.setdefault("issued_of_sent", f"{step['issued']:,} / {step['sent']:,}")
+        for hop in (step.get("hops") or {}).values():
+            hop.setdefault("p50_p99", f"{_fmt(hop['p50_ms'])} / {_fmt(hop['p99_ms'])}")
     return results
 
 

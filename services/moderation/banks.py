@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
@@ -50,11 +51,12 @@ class Bank:
     keywords: dict[str, tuple[str, ...]] = field(default_factory=dict)
     patterns: dict[str, tuple[re.Pattern, ...]] = field(default_factory=dict)
 
-    def match(self, texts: list[str]) -> Detection | None:
+    def match(self, texts: list[str] | tuple[str, ...], folded: list[str] | None = None) -> Detection | None:
+        """`folded`: the texts already `normalise`d (a scorer with many banks folds them once)."""
         for text in texts:
             if text in self.exact:
                 return self._found("exact")
-        folded = [normalise(t) for t in texts]
+        folded = folded if folded is not None else [normalise(t) for t in texts]
         for text in folded:
             if text in self.normalised:
                 return self._found("normalised")
@@ -95,13 +97,19 @@ class Scorer(Protocol):
 
 
 class BankScorer:
-    """The rule-based default: every bank that matches the title or the text."""
+    """The rule-based default: every bank that matches the title or the text.
 
-    def __init__(self, banks: list[Bank]):
+    An item is reported again and again with the same title and text, so the
+    answers for the last `cache_size` distinct (title, text) pairs are kept."""
+
+    def __init__(self, banks: list[Bank], cache_size: int = 4096):
         self.banks = banks
+        self._detect_texts = lru_cache(maxsize=cache_size)(self._match_all)
 
     def detect(self, content: ReportedContent) -> list[Detection]:
-        texts = [t for t in (content.title, content.text) if t]
-        if not texts:
-            return []
-        return [d for d in (bank.match(texts) for bank in self.banks) if d is not None]
+        texts = tuple(t for t in (content.title, content.text) if t)
+        return list(self._detect_texts(texts)) if texts else []
+
+    def _match_all(self, texts: tuple[str, ...]) -> tuple[Detection, ...]:
+        folded = [normalise(t) for t in texts]
+        return tuple(d for d in (bank.match(texts, folded) for bank in self.banks) if d is not None)

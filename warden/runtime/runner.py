@@ -54,7 +54,8 @@ class Runtime:
         self.stopping = asyncio.Event()
         self.pool: asyncpg.Pool | None = None
         self.producer = kafka.producer(settings.kafka_bootstrap_servers)
-        self.consumer = kafka.consumer(settings.kafka_bootstrap_servers, settings.group_id(service.name))
+        self.consumer = kafka.consumer(settings.kafka_bootstrap_servers, settings.group_id(service.name),
+                                       fetch_max_wait_ms=settings.fetch_max_wait_ms)
         self.relay: OutboxRelay | None = None
         self.loop: ConsumerLoop | None = None
         self.database_ok = False
@@ -156,7 +157,15 @@ def run_service(name: str, settings: Settings | None = None) -> None:
     settings = settings or Settings()
     configure_logging(name, settings.log_level)
     module = importlib.import_module(SERVICE_MODULES[name])
-    asyncio.run(_serve_until_signalled(module, settings))
+    with asyncio.Runner(loop_factory=_loop_factory(settings)) as runner:
+        runner.run(_serve_until_signalled(module, settings))
+
+
+def _loop_factory(settings: Settings):
+    if settings.event_loop == "uvloop":
+        import uvloop
+        return uvloop.new_event_loop
+    return None  # asyncio's default loop
 
 
 async def _serve_until_signalled(module, settings: Settings) -> None:

@@ -5,6 +5,8 @@ conventional `KAFKA_BOOTSTRAP_SERVERS` and `DATABASE_URL` as they are.
 """
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -26,6 +28,8 @@ class Settings(BaseSettings):
     # Kafka consumer tuning
     batch_max_records: int = 500
     poll_timeout_ms: int = 200
+    # How long the broker may hold a fetch that finds nothing new (see warden/runtime/kafka.py).
+    fetch_max_wait_ms: int = 50
     # Run the outbox relay in this process (turn off to run consumers and relay apart).
     outbox_relay: bool = True
     outbox_batch_size: int = 500
@@ -33,6 +37,8 @@ class Settings(BaseSettings):
     retry_initial_s: float = 0.2
     retry_max_s: float = 5.0
     db_pool_size: int = 4
+    # The services' event loop: uvloop (libuv), or asyncio's own (`asyncio`) to rule it out.
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
 
     # Consumer groups are "<prefix>-<service>"; tests give each run its own prefix.
     group_prefix: str = "warden"
