@@ -15,6 +15,7 @@ from warden.runtime import metrics as shared
 from warden.runtime.database import RUNTIME_MIGRATIONS, MigrationSet, create_pool, is_transient, migrate
 from warden.runtime.http import build_app, build_server
 from warden.runtime.outbox import OutboxRelay
+from warden.runtime.runner import close_within
 from warden.runtime.settings import Settings
 
 from moderation import metrics
@@ -73,14 +74,14 @@ async def serve(settings: Settings, stopping: asyncio.Event, cfg: ModerationConf
                 raise task.exception()
     finally:
         stopping.set()
-        await stream_app.stop()
-        await gaps.close()
+        await close_within("faust app", stream_app.stop(), timeout=15)
+        await close_within("gap reader", gaps.close())
         relay.wakeup.set()
         await asyncio.wait(tasks, timeout=15)
         for task in tasks:
             task.cancel()
-        await producer.stop()
-        await pool.close()
+        await close_within("producer", producer.stop())
+        await close_within("database pool", pool.close(), on_timeout=pool.terminate)
         server.should_exit = True
         await asyncio.wait([http_task], timeout=5)
         log.info("service stopped")

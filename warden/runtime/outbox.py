@@ -80,6 +80,8 @@ class OutboxRelay:
                     log.exception("outbox relay failed", extra={"error_type": type(exc).__name__})
                 metrics.TRANSIENT_ERRORS.labels(self.service, "outbox").inc()
                 self.healthy = False
+                if stopping.is_set():
+                    return  # what is left stays in the outbox for the next start
                 log.warning("outbox relay retrying", extra={"error_type": type(exc).__name__, "delay_s": delay})
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.retry_max_s)

@@ -5,6 +5,7 @@ import asyncio
 import importlib
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 
@@ -116,9 +117,9 @@ class Runtime:
             await asyncio.wait(tasks, timeout=15)
             for task in tasks:
                 task.cancel()
-            await self.consumer.stop()  # leaves the group: partitions move on at once
-            await self.producer.stop()
-            await self.pool.close()
+            await close_within("consumer", self.consumer.stop())  # leaves the group: partitions move on at once
+            await close_within("producer", self.producer.stop())
+            await close_within("database pool", self.pool.close(), on_timeout=self.pool.terminate)
             server.should_exit = True
             await asyncio.wait([http_task], timeout=5)
             log.info("service stopped")
@@ -146,6 +147,18 @@ class Runtime:
                 await asyncio.wait_for(self.stopping.wait(), timeout=2)
             except asyncio.TimeoutError:
                 pass
+
+
+async def close_within(what: str, closing: Awaitable, timeout: float = 5.0,
+                       on_timeout: Callable[[], None] | None = None) -> None:
+    """Shutdown must end within the orchestrator's grace period: a client that can no longer
+    reach its server (broker or database gone) gets `timeout` s, then it is left behind."""
+    try:
+        await asyncio.wait_for(closing, timeout)
+    except (Exception, asyncio.CancelledError) as exc:  # a client's own cancelled task surfaces here
+        log.warning("client did not close cleanly", extra={"client": what, "error_type": type(exc).__name__})
+        if on_timeout is not None:
+            on_timeout()
 
 
 def run_service(name: str, settings: Settings | None = None) -> None:
