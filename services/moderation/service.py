@@ -74,10 +74,10 @@ async def serve(settings: Settings, stopping: asyncio.Event, cfg: ModerationConf
                 raise task.exception()
     finally:
         stopping.set()
-        await close_within("faust app", stream_app.stop(), timeout=15)
+        await close_within("faust app", stream_app.stop(), timeout=10)
         await close_within("gap reader", gaps.close())
         relay.wakeup.set()
-        await asyncio.wait(tasks, timeout=15)
+        await asyncio.wait(tasks, timeout=10)
         for task in tasks:
             task.cancel()
         await close_within("producer", producer.stop())
