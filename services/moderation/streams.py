@@ -154,6 +154,7 @@ def build_stream_app(settings: Settings, cfg: ModerationConfig, engine: Engine, 
                 elif behind.get(partition) != place:
                     behind[partition] = place  # give faust one interval to deliver it
                 else:
+                    end = min(end, place + 10 * cfg.batch_size)  # a long backlog: a chunk per tick
                     await catch_up_by_topic[partition[0]](await gaps.read(partition, [(place, end - 1)]))
                     await engine.record_progress({partition: end})
                     behind.pop(partition, None)
