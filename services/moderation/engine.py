@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 import asyncpg
-from aiokafka.structs import ConsumerRecord
 
 from warden.contract.envelope import EventRejected, now
 from warden.runtime import metrics as shared
-from warden.runtime.consumer import Decoded, decode_record, dlq_row
+from warden.runtime.consumer import Decoded, dlq_row
 from warden.runtime.database import is_transient
 from warden.runtime.outbox import OutboxRow, write_rows
 
@@ -33,18 +32,6 @@ SERVICE = "moderation"
 
 class _Replay(Exception):
     """A handler failed in a batch's optimistic pass: roll the batch back and replay it event by event."""
-
-
-def as_record(message, topic: str | None = None) -> ConsumerRecord:
-    """A faust message as the shared decoder and DLQ builder expect it (optionally under its contract topic)."""
-    headers = message.headers or []
-    if isinstance(headers, Mapping):
-        headers = list(headers.items())
-    key, value = message.key, message.value
-    return ConsumerRecord(topic or message.topic, message.partition, message.offset, message.timestamp or 0, 0,
-                          key.encode() if isinstance(key, str) else key,
-                          value.encode() if isinstance(value, str) else value,
-                          None, 0, 0, tuple(headers))
 
 
 class Engine:
@@ -265,7 +252,3 @@ class Engine:
             await write_rows(conn, effects.rows)
         self._committed(effects)
         return result
-
-
-def decode(message, topic: str | None = None) -> Decoded:
-    return decode_record(as_record(message, topic))

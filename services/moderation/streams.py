@@ -21,7 +21,7 @@ import asyncio
 import dataclasses
 import logging
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 import faust
 from aiokafka.partitioner import murmur2
@@ -34,7 +34,7 @@ from warden.runtime.settings import Settings
 
 from moderation.config import ModerationConfig
 from moderation.continuity import GapReader, Partition, missing_ranges, next_offsets
-from moderation.engine import Engine, as_record
+from moderation.engine import Engine
 
 log = logging.getLogger(__name__)
 REPORTS, APPEALS = "moderation.reports.submitted", "moderation.appeals.submitted"
@@ -44,6 +44,18 @@ PARTITIONS = TOPICS[REPORTS].partitions
 def home_partition(content_id: str) -> int:
     """The partition the default Kafka partitioner gives a content id (Java clients and aiokafka alike)."""
     return (murmur2(content_id.encode()) & 0x7FFFFFFF) % PARTITIONS
+
+
+def as_record(message) -> ConsumerRecord:
+    """A faust message as the shared decoder, the DLQ builder and continuity.py expect it."""
+    headers = message.headers or []
+    if isinstance(headers, Mapping):
+        headers = list(headers.items())
+    key, value = message.key, message.value
+    return ConsumerRecord(message.topic, message.partition, message.offset, message.timestamp or 0, 0,
+                          key.encode() if isinstance(key, str) else key,
+                          value.encode() if isinstance(value, str) else value,
+                          None, 0, 0, tuple(headers))
 
 
 def build_stream_app(settings: Settings, cfg: ModerationConfig, engine: Engine, gaps: GapReader) -> faust.App:
