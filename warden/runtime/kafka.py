@@ -15,9 +15,12 @@ log = logging.getLogger(__name__)
 
 def producer(bootstrap: str) -> AIOKafkaProducer:
     # Idempotence is off: Tansu lacks InitProducerId, and the outbox + inbox give
-    # effectively-once without it (DESIGN.md).
+    # effectively-once without it (DESIGN.md). max_batch_size 1 MiB (aiokafka's default is
+    # 16 KiB): a relay pass sends all its rows at once, and a partition batch that fills up
+    # made the rest wait for it, so one pass of disclosure packages (a few KiB each, all to
+    # the authority's partition) took ~5 produce requests instead of one (docs/performance.md).
     return AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False,
-                            linger_ms=5, max_request_size=2 * 1024 * 1024)
+                            linger_ms=5, max_batch_size=1024 * 1024, max_request_size=2 * 1024 * 1024)
 
 
 def consumer(bootstrap: str, group_id: str | None, **overrides) -> AIOKafkaConsumer:
