@@ -81,7 +81,7 @@ async def serve(settings: Settings, stopping: asyncio.Event, cfg: ModerationConf
         for task in tasks:
             task.cancel()
         await close_within("producer", producer.stop())
-        await close_within("database pool", pool.close(), on_timeout=pool.terminate)
+        await close_within("database pool", pool.close(), if_not_closed=pool.terminate)
         server.should_exit = True
         await asyncio.wait([http_task], timeout=5)
         log.info("service stopped")

@@ -119,7 +119,7 @@ class Runtime:
                 task.cancel()
             await close_within("consumer", self.consumer.stop())  # leaves the group: partitions move on at once
             await close_within("producer", self.producer.stop())
-            await close_within("database pool", self.pool.close(), on_timeout=self.pool.terminate)
+            await close_within("database pool", self.pool.close(), if_not_closed=self.pool.terminate)
             server.should_exit = True
             await asyncio.wait([http_task], timeout=5)
             log.info("service stopped")
@@ -150,15 +150,16 @@ class Runtime:
 
 
 async def close_within(what: str, closing: Awaitable, timeout: float = 5.0,
-                       on_timeout: Callable[[], None] | None = None) -> None:
+                       if_not_closed: Callable[[], None] | None = None) -> None:
     """Shutdown must end within the orchestrator's grace period: a client that can no longer
-    reach its server (broker or database gone) gets `timeout` s, then it is left behind."""
+    reach its server (broker or database gone) gets `timeout` s, then it is left behind.
+    `if_not_closed` runs when it timed out or failed (a pool is terminated instead)."""
     try:
         await asyncio.wait_for(closing, timeout)
     except (Exception, asyncio.CancelledError) as exc:  # a client's own cancelled task surfaces here
         log.warning("client did not close cleanly", extra={"client": what, "error_type": type(exc).__name__})
-        if on_timeout is not None:
-            on_timeout()
+        if if_not_closed is not None:
+            if_not_closed()
 
 
 def run_service(name: str, settings: Settings | None = None) -> None:
