@@ -21,12 +21,12 @@ from pathlib import Path
 
 import psutil
 
-from bench import echo, legal, moderation, store
+from bench import broker, echo, legal, moderation, store
 from bench.report import markdown
 from bench.stack import ROOT, Stack
 from bench.stats import ratio
 
-SECTIONS = ("echo", "moderation", "legal", "store")
+SECTIONS = ("echo", "moderation", "legal", "store", "broker")
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -35,6 +35,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections: " + ", ".join(SECTIONS))
     p.add_argument("--duration", type=float, default=60, help="seconds per legal rate step (default 60)")
     p.add_argument("--rates", default="50,200,500", help="legal offered rates, requests/s")
+    p.add_argument("--send-tick-ms", type=float, default=legal.SEND_TICK_S * 1000,
+                   help="the legal load generator produces once per tick (latency still counts from each "
+                        "request's schedule); 0: one produce per request")
     p.add_argument("--reports", type=int, default=50_000, help="reports through moderation (and echo events)")
     p.add_argument("--sessions-scale", type=float, default=1.0, help="1.0: 1 M and 10 M sessions; 0.1: 100 k and 1 M")
     p.add_argument("--samples", type=int, default=200, help="package builds measured per store size")
@@ -60,7 +63,7 @@ async def main(args: argparse.Namespace) -> dict:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
                     "load_avg_at_start": [round(x, 2) for x in os.getloadavg()], **stack.describe()},
-        "options": {"duration_s": args.duration, "rates": args.rates, "reports": args.reports,
+        "options": {"duration_s": args.duration, "rates": args.rates, "send_tick_ms": args.send_tick_ms, "reports": args.reports,
                     "sessions_scale": args.sessions_scale, "samples": args.samples},
     }
     try:
@@ -79,10 +82,15 @@ async def main(args: argparse.Namespace) -> dict:
         if "legal" in only:
             print("legal pipeline latency...", flush=True)
             rates = [float(r) for r in args.rates.split(",") if r.strip()]
-            results["legal"] = await legal.run(stack, rates, args.duration, logs, profile_dir)
+            results["legal"] = await legal.run(stack, rates, args.duration, logs, profile_dir,
+                                               send_tick_s=args.send_tick_ms / 1000)
         if "store" in only:
             print("subscriber-store scaling...", flush=True)
             results["store"] = await store.run(stack, args.sessions_scale, args.samples)
+        if "broker" in only:
+            print("broker cost against stored batches...", flush=True)
+            results["broker"] = await broker.run(stack)
+            print(f"  {results['broker']}", flush=True)
         memory = {}
         if "moderation" in results:
             memory["moderation"] = results["moderation"]["peak_rss_mb"]

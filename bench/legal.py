@@ -5,8 +5,18 @@ on one fresh database. An authority is registered and a few suspects are put in
 the subscriber store through `platform.subscribers`, as in production. Then, for
 each rate, signed auto-approvable requests (a court order for IP addresses and
 phone number) are offered open-loop at that rate for `duration` seconds, and
-each request's latency is the time from handing it to the producer to reading
-its `legal.disclosures.issued` event. Requests are signed before the clock starts.
+each request's latency is the time from its scheduled moment to reading its
+`legal.disclosures.issued` event. Requests are signed before the clock starts.
+
+The generator hands requests to its producer in ticks (`send_tick_s`, 20 ms by
+default), a produce request per tick, as a gateway publishing for many
+authorities would. Latency counts from each request's schedule, not from its
+hand-off, so the wait for the tick is inside the figures and a generator that
+falls behind shows as latency (no coordinated omission). The tick matters
+because the embedded broker's fetch cost grows with the number of record
+batches a partition holds (docs/performance.md, "The embedded broker"): a
+generator writing one batch per request would slow the broker down for
+reasons that are not Warden's.
 """
 from __future__ import annotations
 
@@ -24,6 +34,8 @@ from warden.contract.envelope import encode_structured, new_event
 from warden.runtime import kafka
 from warden.signing import generate_keypair, sign, signed_bytes
 
+from bench import cpu
+from bench.cpu import this_process
 from bench.loads import produce_all
 from bench.stack import ServiceProcess, Stack
 from bench.stats import rate, summary_ms
@@ -32,6 +44,8 @@ SERVICES = ("intake", "legal-review", "disclosure")
 SCHEMAS = ("intake", "legal_review", "disclosure")
 SUSPECTS = 20
 SESSIONS_PER_SUSPECT = 30
+SEND_TICK_S = 0.020
+CPU_WINDOW_S = 10.0
 
 
 def authority(run_id: str) -> dict:
@@ -202,10 +216,10 @@ async def hop_breakdown(bootstrap: str, request_ids: set[str]) -> dict[str, dict
 
 
 async def offer(bootstrap: str, events: list[tuple[str, bytes, bytes, list]], per_s: float,
-                watcher: IssuedWatcher, drain_s: float) -> dict:
+                watcher: IssuedWatcher, drain_s: float, send_tick_s: float = SEND_TICK_S) -> dict:
     producer = kafka.producer(bootstrap)
     await producer.start()
-    sent: dict[str, float] = {}
+    sent: dict[str, float] = {}  # request id -> its scheduled moment
     futures = []
     try:
         start = time.perf_counter()
@@ -213,8 +227,8 @@ async def offer(bootstrap: str, events: list[tuple[str, bytes, bytes, list]], pe
             due = start + i / per_s
             delay = due - time.perf_counter()
             if delay > 0.002:
-                await asyncio.sleep(delay)
-            sent[request_id] = time.perf_counter()
+                await asyncio.sleep(delay + send_tick_s)  # wakes for this one and all due within the tick
+            sent[request_id] = due
             futures.append(await producer.send("legal.requests.submitted", value, key=key, headers=headers))
         offered_s = time.perf_counter() - start
         await asyncio.gather(*futures)
@@ -231,7 +245,7 @@ async def offer(bootstrap: str, events: list[tuple[str, bytes, bytes, list]], pe
 
 
 async def run(stack: Stack, rates: list[float], duration: float, logs: Path, profile: Path | None = None,
-              label: str = "legal") -> dict:
+              label: str = "legal", send_tick_s: float = SEND_TICK_S) -> dict:
     run_id = f"{stack.run_id}{label[-1]}"
     database_url = await stack.new_database(label)
     procs = [ServiceProcess(name, stack.bootstrap, database_url, f"bench-{run_id}", logs) for name in SERVICES]
@@ -258,7 +272,15 @@ async def run(stack: Stack, rates: list[float], duration: float, logs: Path, pro
                 p.reset_peak()
                 if profile is not None:
                     p.profile(profile / f"{p.name}-{int(per_s)}.svg", seconds=duration)
-            step = await offer(stack.bootstrap, events, per_s, watcher, drain_s=max(30.0, duration))
+            groups = lambda: {**stack.server_pids(), **{p.name: [p.process.pid] for p in procs},  # noqa: E731
+                              "load generator": this_process()}
+            window = min(CPU_WINDOW_S, duration / 2)
+            first = asyncio.create_task(cpu.measure(groups, window))
+            last = asyncio.create_task(cpu.measure(groups, window, delay=duration - window))
+            step = await offer(stack.bootstrap, events, per_s, watcher, drain_s=max(30.0, duration),
+                               send_tick_s=send_tick_s)
+            step["cpu_first_s"], step["cpu_last_s"] = await first, await last
+            step["cpu_window_s"] = window
             step["hops"] = await hop_breakdown(stack.bootstrap, {e[0] for e in events})
             step["peak_rss_mb"] = {p.name: round(p.peak_rss / 2**20, 1) for p in procs}
             results["steps"].append(step)

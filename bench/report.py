@@ -45,6 +45,9 @@ def rows(results: dict) -> list[tuple[str, tuple, str, Any]]:
             (f"legal @ {r:g}/s: p99 ms", ("legal", "steps", i, "p99_ms"), target,
              (lambda v: v < 250) if r == 200 else None),
         ]
+        if step.get("cpu_first_s"):
+            out += [(f"legal @ {r:g}/s: CPU % of one core, first → last {step['cpu_window_s']:g} s",
+                     ("legal", "steps", i, "cpu_drift"), "", None)]
         for service in step.get("hops") or {}:
             out += [(f"legal @ {r:g}/s: {service} hop p50 / p99 ms", ("legal", "steps", i, "hops", service,
                                                                        "p50_p99"), "", None)]
@@ -60,14 +63,30 @@ def rows(results: dict) -> list[tuple[str, tuple, str, Any]]:
         ("package build p50 ratio large/small", ("store", "build_p50_ratio"), "< 2", lambda v: v < 2),
         ("package build p99 ratio large/small", ("store", "build_p99_ratio"), "< 2", lambda v: v < 2),
     ]
+    for per_batch in (1, 10):
+        shape = f"records_per_batch_{per_batch}"
+        out.append((f"broker CPU % of one core, first → last 10th, 200 records/s, {per_batch} per batch",
+                    ("broker", shape, "cpu_drift"), "", None))
     for name in sorted(_get(results, "memory_peak_rss_mb") or {}):
         out.append((f"peak RSS {name}, MB", ("memory_peak_rss_mb", name), "", None))
     return out
 
 
+def cpu_drift(first: dict[str, float], last: dict[str, float]) -> str:
+    """'broker 30 → 53 · postgres 37 → 44 · …', the busiest at the end first."""
+    names = sorted(set(first) | set(last), key=lambda n: -last.get(n, 0))
+    return " · ".join(f"{n} {_fmt(first.get(n))} → {_fmt(last.get(n))}" for n in names)
+
+
 def _annotate(results: dict) -> dict:
+    for shape in (_get(results, "broker") or {}).values():
+        if isinstance(shape, dict):
+            shape.setdefault("cpu_drift", f"{_fmt(shape['broker_cpu_first_pct'])} → "
+                                          f"{_fmt(shape['broker_cpu_last_pct'])} ({shape['batches']:,} batches)")
     for step in _get(results, "legal", "steps") or []:
         step.setdefault("issued_of_sent", f"{step['issued']:,} / {step['sent']:,}")
+        if step.get("cpu_first_s"):
+            step.setdefault("cpu_drift", cpu_drift(step["cpu_first_s"], step["cpu_last_s"]))
         for hop in (step.get("hops") or {}).values():
             hop.setdefault("p50_p99", f"{_fmt(hop['p50_ms'])} / {_fmt(hop['p99_ms'])}")
     return results

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import psutil
 
+from bench.cpu import with_children
 from warden.embedded import EmbeddedKafka, EmbeddedPostgres, free_port
 from warden.processes import stop_process
 from warden.runtime.kafka import create_topics
@@ -67,6 +68,15 @@ class Stack:
         if self.postgres:
             self.postgres.stop()
             shutil.rmtree(self.workdir / "postgres", ignore_errors=True)  # the 10 M store is 1.4 GB
+
+    def server_pids(self) -> dict[str, list[int]]:
+        """The embedded broker's and Postgres's processes (none for an external stack)."""
+        out: dict[str, list[int]] = {}
+        if self.broker and self.broker.process:
+            out["broker"] = [self.broker.process.pid]
+        if self.postgres and self.postgres.server:
+            out["postgres"] = with_children(self.postgres.server.get_pid())
+        return out
 
     def describe(self) -> dict:
         return {"kafka": "embedded Tansu" if self.broker else "external",
