@@ -47,4 +47,4 @@ async def run(bootstrap: str, run_id: str, events: int, batch: int = 500) -> dic
         await consumer.stop()
         await producer.stop()
     return {"events": seen, "seconds": round(elapsed, 3), "events_per_s": rate(seen, elapsed),
-            "partitions": partitions, "preload_events_per_s": rate(events, produce_s)}
+            "partitions": partitions, "preload_events_per_s": rate(events, produce_s), "topic": source}
