@@ -44,6 +44,7 @@ async def record_session(ctx: Context, session: SubscriberSessionObserved) -> No
 
 
 async def record_subscriber_event(ctx: Context, event: SubscriberAccountUpdated | SubscriberSessionObserved) -> None:
+    forget_lookups(ctx)
     if isinstance(event, SubscriberSessionObserved):
         await record_session(ctx, event)
     else:
@@ -85,12 +86,12 @@ async def act_on_decision(ctx: Context, decision: RequestApproved | RequestRejec
         await disclose(ctx, decision, account_id, lookup)
 
 
-async def lookup_suspect(ctx: Context, decision: RequestApproved) -> store.SuspectLookup:
-    """The suspect's identifiers, normalised, looked up in the store (with the case's state)."""
+def suspect_of(decision: RequestApproved) -> tuple[store.Suspect, set[str]]:
+    """The suspect's identifiers, normalised, and those given that designate nobody once normalised."""
     suspect = decision.suspect
     account_id = suspect.account_id.strip() if suspect.account_id else None
     number = name = None
-    unusable: set[str] = set()  # given, but designating nobody once normalised
+    unusable: set[str] = set()
     if suspect.phone_number:
         try:
             number = normalise_phone_number(suspect.phone_number)
@@ -100,8 +101,39 @@ async def lookup_suspect(ctx: Context, decision: RequestApproved) -> store.Suspe
         name = normalise_username(suspect.username)
         if not name:
             unusable.add("username")
-    lookup = await store.lookup_suspect(ctx.conn, decision.case_id, account_id, number, name,
-                                        decision.period.start, decision.period.end)
+    return store.Suspect(decision.case_id, account_id, number, name, decision.period.start,
+                         decision.period.end), unusable
+
+
+def _prefetched(case_id: str) -> tuple[str, str]:
+    return ("disclosure.lookup", case_id)
+
+
+async def look_up_suspects(ctx: Context, decisions: list[RequestApproved | RequestRejected]) -> None:
+    """Subscription.prefetch: every approval's lookup of the batch in one statement."""
+    approvals = [d for d in decisions if isinstance(d, RequestApproved)]
+    suspects = [suspect_of(d) for d in approvals]
+    if not suspects:
+        return
+    lookups = await store.lookup_suspects(ctx.conn, [suspect for suspect, _ in suspects])
+    for (suspect, unusable), lookup in zip(suspects, lookups):
+        lookup.candidates.update({identifier: set() for identifier in unusable})
+        ctx.cache[_prefetched(suspect.case_id)] = lookup
+
+
+def forget_lookups(ctx: Context) -> None:
+    """The store changed: lookups read before it are stale."""
+    for key in [k for k in ctx.cache if isinstance(k, tuple) and k[0] == "disclosure.lookup"]:
+        del ctx.cache[key]
+
+
+async def lookup_suspect(ctx: Context, decision: RequestApproved) -> store.SuspectLookup:
+    """The batch's prefetched lookup for this case (used once), or the store's answer now."""
+    lookup = ctx.cache.pop(_prefetched(decision.case_id), None)
+    if lookup is not None:
+        return lookup
+    suspect, unusable = suspect_of(decision)
+    lookup = await store.lookup_suspect(ctx.conn, suspect)
     lookup.candidates.update({identifier: set() for identifier in unusable})
     return lookup
 

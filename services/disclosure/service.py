@@ -12,7 +12,7 @@ from warden.authorities import AUTHORITY_MIGRATIONS, AUTHORITY_REGISTRY
 from warden.runtime.database import MigrationSet
 from warden.runtime.service import Service, Subscription
 
-from disclosure.handlers import act_on_decision, record_subscriber_event
+from disclosure.handlers import act_on_decision, look_up_suspects, record_subscriber_event
 from disclosure.jobs import emit_due_notices, purge_expired_data, refresh_metrics
 from disclosure.keys import platform_private_key, public_key_of
 from disclosure.settings import DisclosureSettings
@@ -31,7 +31,7 @@ SERVICE = Service(
     schema="disclosure",
     subscriptions=[
         Subscription("platform.subscribers", record_subscriber_event),
-        Subscription("legal.requests.decided", act_on_decision),
+        Subscription("legal.requests.decided", act_on_decision, prefetch=look_up_suspects),
         AUTHORITY_REGISTRY,
     ],
     migrations=[AUTHORITY_MIGRATIONS, MigrationSet("disclosure", Path(__file__).parent / "migrations")],

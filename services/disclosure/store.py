@@ -98,17 +98,20 @@ class SuspectLookup:
 # accounts the suspect's identifiers designate (the queries of accounts_known / accounts_holding;
 # a null identifier designates nobody), and the phone history and sessions in the period of each
 # designated account, so the resolved one's are at hand (phone_changes_of, sessions_of).
-_LOOKUP_SUSPECT = """
-WITH by_phone AS (""" + _HELD_DURING.format(table="phone_changes", column="phone_number", value="$3", start="$5",
-                                           end="$6") + """),
-by_username AS (""" + _HELD_DURING.format(table="username_changes", column="username", value="$4", start="$5",
-                                          end="$6") + """),
+def _lookup_sql(case_id: str, account_id: str, phone_number: str, username: str, start: str, end: str) -> str:
+    return """
+WITH by_phone AS (""" + _HELD_DURING.format(table="phone_changes", column="phone_number", value=phone_number,
+                                           start=start, end=end) + """),
+by_username AS (""" + _HELD_DURING.format(table="username_changes", column="username", value=username,
+                                          start=start, end=end) + f"""),
 known AS (
-  SELECT $2::text AS account_id
-  WHERE EXISTS (SELECT 1 FROM accounts WHERE account_id = $2) OR EXISTS (SELECT 1 FROM sessions WHERE account_id = $2)),
+  SELECT {account_id}::text AS account_id
+  WHERE EXISTS (SELECT 1 FROM accounts WHERE account_id = {account_id})
+     OR EXISTS (SELECT 1 FROM sessions WHERE account_id = {account_id})),
 designated AS (
   SELECT account_id FROM by_phone UNION SELECT account_id FROM by_username UNION SELECT account_id FROM known)
-SELECT 'acted' AS kind, case_id AS account_id, NULL::timestamptz AS at, NULL::text AS value FROM cases WHERE case_id = $1
+SELECT 'acted' AS kind, case_id AS account_id, NULL::timestamptz AS at, NULL::text AS value
+  FROM cases WHERE case_id = {case_id}
 UNION ALL SELECT 'account_id', account_id, NULL, NULL FROM known
 UNION ALL SELECT 'phone_number', account_id, NULL, NULL FROM by_phone
 UNION ALL SELECT 'username', account_id, NULL, NULL FROM by_username
@@ -117,13 +120,32 @@ UNION ALL SELECT 'phone_change', d.account_id, p.changed_at, p.phone_number
                               WHERE account_id = d.account_id) p
 UNION ALL SELECT 'session', d.account_id, s.observed_at, host(s.ip)
   FROM designated d, LATERAL (SELECT observed_at, ip FROM sessions
-                              WHERE account_id = d.account_id AND observed_at >= $5 AND observed_at <= $6) s"""
+                              WHERE account_id = d.account_id AND observed_at >= {start} AND observed_at <= {end}) s"""
 
 
-async def lookup_suspect(conn: asyncpg.Connection, case_id: str, account_id: str | None, phone_number: str | None,
-                         username: str | None, start: datetime, end: datetime) -> SuspectLookup:
-    rows = await conn.fetch(_LOOKUP_SUSPECT, case_id, account_id, phone_number, username, start, end)
-    given = {"account_id": account_id, "phone_number": phone_number, "username": username}
+_LOOKUP_SUSPECT = _lookup_sql("$1", "$2", "$3", "$4", "$5", "$6")
+# The same for a batch of suspects: each one's rows tagged with its place in the batch.
+_LOOKUP_SUSPECTS = (
+    "SELECT q.n, r.kind, r.account_id, r.at, r.value"
+    " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[])"
+    " WITH ORDINALITY AS q(case_id, account_id, phone_number, username, period_start, period_end, n),"
+    " LATERAL (" + _lookup_sql("q.case_id", "q.account_id", "q.phone_number", "q.username", "q.period_start",
+                               "q.period_end") + ") r")
+
+
+@dataclass(frozen=True)
+class Suspect:
+    """A lookup's inputs: the case, the suspect's normalised identifiers (None: not given), the period."""
+    case_id: str
+    account_id: str | None
+    phone_number: str | None
+    username: str | None
+    start: datetime
+    end: datetime
+
+
+def _fold(suspect: Suspect, rows) -> SuspectLookup:
+    given = {"account_id": suspect.account_id, "phone_number": suspect.phone_number, "username": suspect.username}
     lookup = SuspectLookup(False, {kind: set() for kind, value in given.items() if value is not None}, [], [])
     for kind, account, at, value in rows:
         if kind == "session":
@@ -135,6 +157,23 @@ async def lookup_suspect(conn: asyncpg.Connection, case_id: str, account_id: str
         else:
             lookup.candidates[kind].add(account)
     return lookup
+
+
+async def lookup_suspect(conn: asyncpg.Connection, suspect: Suspect) -> SuspectLookup:
+    rows = await conn.fetch(_LOOKUP_SUSPECT, suspect.case_id, suspect.account_id, suspect.phone_number,
+                            suspect.username, suspect.start, suspect.end)
+    return _fold(suspect, [tuple(r) for r in rows])
+
+
+async def lookup_suspects(conn: asyncpg.Connection, suspects: list[Suspect]) -> list[SuspectLookup]:
+    """lookup_suspect for each of `suspects`, in one round trip; same order."""
+    columns = list(zip(*((s.case_id, s.account_id, s.phone_number, s.username, s.start, s.end)
+                         for s in suspects))) or [[]] * 6
+    rows = await conn.fetch(_LOOKUP_SUSPECTS, *(list(c) for c in columns))
+    by_place: dict[int, list[tuple]] = {}
+    for n, *row in rows:
+        by_place.setdefault(n, []).append(tuple(row))
+    return [_fold(suspect, by_place.get(place, [])) for place, suspect in enumerate(suspects, start=1)]
 
 
 async def phone_changes_of(conn: asyncpg.Connection, account_id: str) -> list[Change]:

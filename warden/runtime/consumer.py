@@ -203,6 +203,8 @@ class ConsumerLoop:
                 seen.add(item.inbox_key)
                 fresh.append(item)
             cache = None if isolated else {}  # the optimistic pass's Context.cache: lives as long as its transaction
+            if not isolated:
+                await self._prefetch(conn, fresh, cache)
             handled = [await self._handle(conn, item, outgoing, isolated=isolated, cache=cache) for item in fresh]
             outcomes += [(item.record.topic, outcome) for item, outcome in zip(fresh, handled)]
             await conn.executemany(
@@ -210,6 +212,26 @@ class ConsumerLoop:
                 [(*i.inbox_key, i.record.topic) for i in fresh])
             await write_rows(conn, outgoing)
         return outcomes, outgoing
+
+    async def _prefetch(self, conn: asyncpg.Connection, fresh: list[Decoded], cache: dict) -> None:
+        """Each subscription's set-based read for the batch (Subscription.prefetch), into the shared cache."""
+        by_topic: dict[str, list[Decoded]] = {}
+        for item in fresh:
+            if item.rejection is None:
+                by_topic.setdefault(item.record.topic, []).append(item)
+        for topic, items in by_topic.items():
+            prefetch = self.service.subscription(topic).prefetch
+            if prefetch is None:
+                continue
+            try:
+                await prefetch(self._context(conn, items[0], cache), [i.payload for i in items])
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                # Correct either way (handlers read for themselves in the replay), but slower: say so.
+                log.warning("prefetch failed, batch replayed event by event", extra={
+                    "topic": topic, "error_type": type(exc).__name__, "where": _where(exc)})
+                raise _Replay() from None
 
     async def _already_processed(self, conn: asyncpg.Connection, keys: list[tuple[str, str]]) -> set:
         rows = await conn.fetch(

@@ -49,6 +49,7 @@ class Context:
 
 Handler = Callable[[Context, Any], Awaitable[None]]
 RejectionHook = Callable[[Context, EventRejected], Awaitable[None]]
+Prefetch = Callable[[Context, list[Any]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -58,11 +59,21 @@ class Subscription:
     `on_rejected` lets a service say something about an event bound for the DLQ
     (intake tells the authority its request was invalid); it runs in the same
     transaction as the DLQ write.
+
+    `prefetch` reads, for a whole batch at once, what its handlers would each
+    read (one set-based query instead of one per event) into `Context.cache`.
+    It runs in the consumer's optimistic pass only, in the batch's transaction
+    before the handlers, with the valid new events of this topic in offset
+    order. Handlers must work without it (the per-event replay does not call
+    it), take an entry out of the cache when they use it, and drop entries that
+    their own writes make stale. Whatever it raises fails the batch as a
+    handler would: it is replayed event by event.
     """
 
     topic: str
     handle: Handler
     on_rejected: RejectionHook | None = None
+    prefetch: Prefetch | None = None
 
 
 @dataclass(frozen=True)
