@@ -2,8 +2,9 @@
 
 Writers take lists and send one statement per list (unnest), so a caller holding a
 batch pays one round trip for it; the consumer loop calls them per event today.
-What a decision needs is read in one statement (`lookup_suspect`)
-and its effects written in one (`record_disclosure`, `record_hold`, `record_case`).
+What a decision needs is read in one statement (`lookup_suspect`; `lookup_suspects` for a
+whole batch of decisions, the consumer's prefetch) and its effects written in one
+(`record_disclosure`, `record_hold`, `record_case`).
 """
 from __future__ import annotations
 
