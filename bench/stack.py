@@ -62,6 +62,13 @@ class Stack:
         asyncio.run(create_topics(self.bootstrap))
         return self
 
+    def fresh_broker(self) -> None:
+        """Replace the embedded broker by an empty one (new port), with every contract topic."""
+        self.broker.stop()
+        self.broker = EmbeddedKafka(log_file=self.workdir / "kafka.log").start()
+        self.bootstrap = self.broker.bootstrap
+        asyncio.run(create_topics(self.bootstrap))
+
     def stop(self) -> None:
         if self.broker:
             self.broker.stop()
