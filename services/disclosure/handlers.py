@@ -86,8 +86,8 @@ async def act_on_decision(ctx: Context, decision: RequestApproved | RequestRejec
         await disclose(ctx, decision, account_id, lookup)
 
 
-def suspect_of(decision: RequestApproved) -> tuple[store.Suspect, set[str]]:
-    """The suspect's identifiers, normalised, and those given that designate nobody once normalised."""
+def suspect_of(decision: RequestApproved) -> store.Suspect:
+    """What the store is asked: the suspect's identifiers, normalised, over the decision's period."""
     suspect = decision.suspect
     account_id = suspect.account_id.strip() if suspect.account_id else None
     number = name = None
@@ -102,7 +102,7 @@ def suspect_of(decision: RequestApproved) -> tuple[store.Suspect, set[str]]:
         if not name:
             unusable.add("username")
     return store.Suspect(decision.case_id, account_id, number, name, decision.period.start,
-                         decision.period.end), unusable
+                         decision.period.end, frozenset(unusable))
 
 
 def _prefetched(case_id: str) -> tuple[str, str]:
@@ -111,13 +111,10 @@ def _prefetched(case_id: str) -> tuple[str, str]:
 
 async def look_up_suspects(ctx: Context, decisions: list[RequestApproved | RequestRejected]) -> None:
     """Subscription.prefetch: every approval's lookup of the batch in one statement."""
-    approvals = [d for d in decisions if isinstance(d, RequestApproved)]
-    suspects = [suspect_of(d) for d in approvals]
+    suspects = [suspect_of(d) for d in decisions if isinstance(d, RequestApproved)]
     if not suspects:
         return
-    lookups = await store.lookup_suspects(ctx.conn, [suspect for suspect, _ in suspects])
-    for (suspect, unusable), lookup in zip(suspects, lookups):
-        lookup.candidates.update({identifier: set() for identifier in unusable})
+    for suspect, lookup in zip(suspects, await store.lookup_suspects(ctx.conn, suspects)):
         ctx.cache[_prefetched(suspect.case_id)] = lookup
 
 
@@ -130,12 +127,7 @@ def forget_lookups(ctx: Context) -> None:
 async def lookup_suspect(ctx: Context, decision: RequestApproved) -> store.SuspectLookup:
     """The batch's prefetched lookup for this case (used once), or the store's answer now."""
     lookup = ctx.cache.pop(_prefetched(decision.case_id), None)
-    if lookup is not None:
-        return lookup
-    suspect, unusable = suspect_of(decision)
-    lookup = await store.lookup_suspect(ctx.conn, suspect)
-    lookup.candidates.update({identifier: set() for identifier in unusable})
-    return lookup
+    return lookup if lookup is not None else await store.lookup_suspect(ctx.conn, suspect_of(decision))
 
 
 def case_row(decision: RequestApproved, outcome: str, at: datetime, reason: str | None = None) -> tuple:

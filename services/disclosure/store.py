@@ -136,18 +136,23 @@ _LOOKUP_SUSPECTS = (
 
 @dataclass(frozen=True)
 class Suspect:
-    """A lookup's inputs: the case, the suspect's normalised identifiers (None: not given), the period."""
+    """A lookup's inputs: the case, the suspect's normalised identifiers (None: not given), the period.
+
+    `unusable`: identifiers given that designate nobody once normalised (they still count as given).
+    """
     case_id: str
     account_id: str | None
     phone_number: str | None
     username: str | None
     start: datetime
     end: datetime
+    unusable: frozenset[str] = frozenset()
 
 
 def _fold(suspect: Suspect, rows) -> SuspectLookup:
     given = {"account_id": suspect.account_id, "phone_number": suspect.phone_number, "username": suspect.username}
-    lookup = SuspectLookup(False, {kind: set() for kind, value in given.items() if value is not None}, [], [])
+    candidates = {kind: set() for kind, value in given.items() if value is not None or kind in suspect.unusable}
+    lookup = SuspectLookup(False, candidates, [], [])
     for kind, account, at, value in rows:
         if kind == "session":
             lookup.sessions.append(Session(account, value, at))

@@ -27,8 +27,8 @@ def account_update(account_id: str, phone: str | None, at: datetime, username: s
                                     updated_at=at)
 
 
-def suspect(case_id: str | None = None, account_id=None, phone=None, username=None) -> store.Suspect:
-    return store.Suspect(case_id or str(uuid.uuid4()), account_id, phone, username, START, END)
+def suspect(case_id: str | None = None, account_id=None, phone=None, username=None, unusable=()) -> store.Suspect:
+    return store.Suspect(case_id or str(uuid.uuid4()), account_id, phone, username, START, END, frozenset(unusable))
 
 
 def approval(phone: str) -> RequestApproved:
@@ -83,6 +83,7 @@ async def test_one_statement_for_the_batch_answers_as_one_lookup_per_suspect(dat
                 suspect(phone="+33699999999"),  # nobody
                 suspect(case_id=acted_case, phone="+33611000001"),  # already acted on
                 suspect(account_id=ids["alice"]),  # by account id only
+                suspect(phone="+33611000001", unusable={"username"}),  # a username that normalised to nothing
             ]
             batched = await store.lookup_suspects(conn, suspects)
             one_by_one = [await store.lookup_suspect(conn, s) for s in suspects]
@@ -91,7 +92,7 @@ async def test_one_statement_for_the_batch_answers_as_one_lookup_per_suspect(dat
         await pool.close()
 
     assert [comparable(b) for b in batched] == [comparable(o) for o in one_by_one]
-    by_phone, by_username, bob, ambiguous, nobody, acted, by_id = batched
+    by_phone, by_username, bob, ambiguous, nobody, acted, by_id, with_unusable = batched
     assert by_phone.candidates == {"phone_number": {ids["alice"]}}
     assert len([s for s in by_phone.sessions if s.account_id == ids["alice"]]) == 12  # not the one before the period
     assert by_username.candidates == {"username": {ids["alice"]}}
@@ -101,6 +102,7 @@ async def test_one_statement_for_the_batch_answers_as_one_lookup_per_suspect(dat
     assert nobody.candidates == {"phone_number": set()} and not nobody.sessions
     assert acted.acted and not by_phone.acted
     assert by_id.candidates == {"account_id": {ids["alice"]}}
+    assert with_unusable.candidates == {"phone_number": {ids["alice"]}, "username": set()}  # given: counts
 
 
 async def test_a_subscriber_event_later_in_the_batch_drops_the_prefetched_lookups(database_url):
