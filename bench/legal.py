@@ -31,6 +31,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from warden.contract.envelope import encode_structured, new_event
+from warden.contract.topics import TOPICS
 from warden.runtime import kafka
 from warden.signing import generate_keypair, sign, signed_bytes
 
@@ -125,6 +126,25 @@ async def _prepare(stack: Stack, database_url: str, run_id: str) -> dict:
     finally:
         await conn.close()
     return auth
+
+
+async def start_at_the_end(bootstrap: str, group_prefix: str) -> None:
+    """Commit the step's new consumer groups at the end of their topics.
+
+    On a shared broker the topics hold earlier steps' and other runs' events, which a new group
+    would otherwise read from the start (Warden's groups begin at the earliest offset). Everything
+    a step needs (its authority, its suspects, its requests) is published after this.
+    """
+    for service in SERVICES:
+        topics = [t.name for t in TOPICS.values() if service in t.consumers]
+        consumer = kafka.consumer(bootstrap, f"{group_prefix}-{service}")
+        await consumer.start()
+        try:
+            partitions = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()]
+            consumer.assign(partitions)
+            await consumer.commit(await consumer.end_offsets(partitions))
+        finally:
+            await consumer.stop()
 
 
 class IssuedWatcher:
@@ -268,6 +288,8 @@ async def _one_step(stack: Stack, per_s: float, duration: float, logs: Path, pro
                     send_tick_s: float) -> dict:
     run_id = f"{stack.run_id}{label[-1]}"
     database_url = await stack.new_database(label)
+    if not stack.embedded:
+        await start_at_the_end(stack.bootstrap, f"bench-{run_id}")
     procs = [ServiceProcess(name, stack.bootstrap, database_url, f"bench-{run_id}", logs) for name in SERVICES]
     watcher = IssuedWatcher(stack.bootstrap)
     try:
