@@ -172,10 +172,16 @@ async def lookup_suspect(conn: asyncpg.Connection, suspect: Suspect) -> SuspectL
 
 
 async def lookup_suspects(conn: asyncpg.Connection, suspects: list[Suspect]) -> list[SuspectLookup]:
-    """lookup_suspect for each of `suspects`, in one round trip; same order."""
+    """lookup_suspect for each of `suspects`, in one statement; same order."""
     columns = list(zip(*((s.case_id, s.account_id, s.phone_number, s.username, s.start, s.end)
                          for s in suspects))) or [[]] * 6
+    # Left to itself Postgres plans this statement anew for each batch (a custom plan per set of
+    # arrays: ~0.6 ms, more than running it, measured with pg_stat_statements); one generic plan
+    # serves every batch size. Only for this statement: the rest of the transaction plans as usual.
+    # (If the statement fails, the transaction is rolled back, and the setting with it.)
+    await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
     rows = await conn.fetch(_LOOKUP_SUSPECTS, *(list(c) for c in columns))
+    await conn.execute("SET LOCAL plan_cache_mode = auto")
     by_place: dict[int, list[tuple]] = {}
     for n, *row in rows:
         by_place.setdefault(n, []).append(tuple(row))
