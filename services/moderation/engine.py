@@ -16,7 +16,7 @@ import asyncpg
 
 from warden.contract.envelope import EventRejected, now
 from warden.runtime import metrics as shared
-from warden.runtime.consumer import Decoded, dlq_row
+from warden.runtime.consumer import Decoded, dlq_row, record_in_inbox
 from warden.runtime.database import is_transient
 from warden.runtime.outbox import OutboxRow, write_rows
 
@@ -127,11 +127,7 @@ class Engine:
                             conn, recorded, index, item.payload, windows[content_id], scorer=self.scorer,
                             cfg=self.cfg, now=at, effects=effects)
                         index += 1
-                    await conn.execute(
-                        "INSERT INTO inbox (source, event_id, topic)"
-                        " SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING",
-                        [i.inbox_key[0] for i in fresh], [i.inbox_key[1] for i in fresh],
-                        [i.record.topic for i in fresh])
+                    await record_in_inbox(conn, fresh)
                     await write_rows(conn, effects.rows)
                     await continuity.save_progress(conn, progress or {})
                 except Exception as exc:
@@ -221,8 +217,7 @@ class Engine:
         self._after(item, effects)
 
     async def _finish(self, conn: asyncpg.Connection, item: Decoded, effects: Effects) -> None:
-        await conn.execute("INSERT INTO inbox (source, event_id, topic) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                           *item.inbox_key, item.record.topic)
+        await record_in_inbox(conn, [item])
         await write_rows(conn, effects.rows)
 
     def _after(self, item: Decoded, effects: Effects) -> None:

@@ -74,6 +74,14 @@ def decode_record(record: ConsumerRecord) -> Decoded:
     return decoded
 
 
+async def record_in_inbox(conn: asyncpg.Connection, items: list[Decoded]) -> None:
+    """Mark events handled (or dead-lettered), in one statement for the batch."""
+    await conn.execute(
+        "INSERT INTO inbox (source, event_id, topic)"
+        " SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING",
+        [i.inbox_key[0] for i in items], [i.inbox_key[1] for i in items], [i.record.topic for i in items])
+
+
 def dlq_row(service: str, record: ConsumerRecord, rejection: EventRejected) -> OutboxRow:
     """The original bytes, unchanged, with the reason in `dlq.*` headers (DESIGN.md)."""
     headers = [(k, v) for k, v in (record.headers or ()) if not k.startswith("dlq.")]
@@ -207,9 +215,7 @@ class ConsumerLoop:
                 await self._prefetch(conn, fresh, cache)
             handled = [await self._handle(conn, item, outgoing, isolated=isolated, cache=cache) for item in fresh]
             outcomes += [(item.record.topic, outcome) for item, outcome in zip(fresh, handled)]
-            await conn.executemany(
-                "INSERT INTO inbox (source, event_id, topic) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                [(*i.inbox_key, i.record.topic) for i in fresh])
+            await record_in_inbox(conn, fresh)
             await write_rows(conn, outgoing)
         return outcomes, outgoing
 
