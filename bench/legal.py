@@ -276,7 +276,8 @@ async def run(stack: Stack, rates: list[float], duration: float, logs: Path, pro
     for i, per_s in enumerate(rates):
         if stack.embedded:
             await asyncio.to_thread(stack.fresh_broker)
-        step = await _one_step(stack, per_s, duration, logs, profile, f"{label}{i}", send_tick_s)
+        step = await _one_step(stack, per_s, duration, logs, profile, f"{label}{i}", f"{stack.run_id}s{i}",
+                               send_tick_s)
         results["steps"].append(step)
         for name, mb in step["peak_rss_mb"].items():
             results["peak_rss_mb"][name] = max(results["peak_rss_mb"].get(name, 0), mb)
@@ -285,8 +286,7 @@ async def run(stack: Stack, rates: list[float], duration: float, logs: Path, pro
 
 
 async def _one_step(stack: Stack, per_s: float, duration: float, logs: Path, profile: Path | None, label: str,
-                    send_tick_s: float) -> dict:
-    run_id = f"{stack.run_id}{label[-1]}"
+                    run_id: str, send_tick_s: float) -> dict:
     database_url = await stack.new_database(label)
     if not stack.embedded:
         await start_at_the_end(stack.bootstrap, f"bench-{run_id}")
