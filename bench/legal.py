@@ -39,7 +39,7 @@ from bench import cpu
 from bench.cpu import this_process
 from bench.loads import produce_all
 from bench.stack import ServiceProcess, Stack
-from bench.stats import rate, summary_ms
+from bench.stats import p99_by_window, rate, summary_ms
 
 SERVICES = ("intake", "legal-review", "disclosure")
 SCHEMAS = ("intake", "legal_review", "disclosure")
@@ -47,7 +47,9 @@ SUSPECTS = 20
 SESSIONS_PER_SUSPECT = 30
 SEND_TICK_S = 0.020
 CPU_WINDOW_S = 10.0
+LATENCY_WINDOW_S = 10.0  # p99 per slice of the schedule: does latency grow as a step goes on?
 
+ISSUED = "legal.disclosures.issued"
 
 def authority(run_id: str) -> dict:
     keys = generate_keypair()
@@ -158,11 +160,11 @@ class IssuedWatcher:
 
     async def start(self) -> None:
         await self.consumer.start()
-        parts = self.consumer.partitions_for_topic("legal.disclosures.issued")
+        parts = self.consumer.partitions_for_topic(ISSUED)
         if not parts:
             await self.consumer._client.force_metadata_update()
-            parts = self.consumer.partitions_for_topic("legal.disclosures.issued")
-        tps = [TopicPartition("legal.disclosures.issued", p) for p in parts]
+            parts = self.consumer.partitions_for_topic(ISSUED)
+        tps = [TopicPartition(ISSUED, p) for p in parts]
         self.consumer.assign(tps)
         await self.consumer.seek_to_end(*tps)
         for tp in tps:
@@ -188,7 +190,7 @@ class IssuedWatcher:
 
 HOPS = (("intake", "legal.requests.submitted", "legal.requests.received"),
         ("legal-review", "legal.requests.received", "legal.requests.decided"),
-        ("disclosure", "legal.requests.decided", "legal.disclosures.issued"))
+        ("disclosure", "legal.requests.decided", ISSUED))
 
 
 def _request_id(event: dict) -> str | None:
@@ -220,29 +222,38 @@ async def _timestamps(bootstrap: str, topic: str, wanted: set[str]) -> dict[str,
         await consumer.stop()
 
 
-async def hop_breakdown(bootstrap: str, request_ids: set[str]) -> dict[str, dict]:
-    """Where the time goes: per service, from the record it consumed to the record it produced.
+async def stamped_figures(bootstrap: str, scheduled_at: dict[str, float]) -> dict:
+    """What the record timestamps say, with no reader's fetch wait in it.
 
-    Each hop is consume (incl. the broker's fetch wait) + transaction + outbox relay,
-    measured between record timestamps, so the reader's own fetch wait is not in it."""
+    `hops`: per service, from the record it consumed to the record it produced (consume,
+    incl. the broker's fetch wait, + transaction + outbox relay). `to_issued_record`: from
+    each request's scheduled moment (`scheduled_at`, wall-clock seconds) to its package's
+    record, i.e. when disclosure's relay produced it. The headline figures are when a
+    reader saw it: that adds one fetch wait, up to 50 ms on Tansu, which parks a fetch
+    for its whole wait even when data arrives (docs/performance.md)."""
     topics = {t for _, src, dst in HOPS for t in (src, dst)}
-    stamps = {t: await _timestamps(bootstrap, t, request_ids) for t in topics}
-    out = {}
+    stamps = {t: await _timestamps(bootstrap, t, set(scheduled_at)) for t in topics}
+    hops = {}
     for service, src, dst in HOPS:
-        spans = [(stamps[dst][r] - stamps[src][r]) / 1000 for r in request_ids
+        spans = [(stamps[dst][r] - stamps[src][r]) / 1000 for r in scheduled_at
                  if r in stamps[src] and r in stamps[dst]]
-        out[service] = summary_ms(spans)
-    return out
+        hops[service] = summary_ms(spans)
+    issued = stamps[ISSUED]
+    return {"hops": hops,
+            "to_issued_record": summary_ms([issued[r] / 1000 - t for r, t in scheduled_at.items() if r in issued])}
 
 
 async def offer(bootstrap: str, events: list[tuple[str, bytes, bytes, list]], per_s: float,
-                watcher: IssuedWatcher, drain_s: float, send_tick_s: float = SEND_TICK_S) -> dict:
+                watcher: IssuedWatcher, drain_s: float, send_tick_s: float = SEND_TICK_S
+                ) -> tuple[dict, dict[str, float]]:
+    """The figures as a reader saw the packages arrive, and each request's scheduled moment (wall clock)."""
     producer = kafka.producer(bootstrap)
     await producer.start()
     sent: dict[str, float] = {}  # request id -> its scheduled moment
     futures = []
     try:
         start = time.perf_counter()
+        wall_clock_of = time.time() - start  # + a perf_counter moment: that moment as record timestamps give it
         for i, (request_id, key, value, headers) in enumerate(events):
             due = start + i / per_s
             delay = due - time.perf_counter()
@@ -260,8 +271,11 @@ async def offer(bootstrap: str, events: list[tuple[str, bytes, bytes, list]], pe
     latencies = [watcher.arrived[r] - t for r, t in sent.items() if r in watcher.arrived]
     done = [watcher.arrived[r] for r in sent if r in watcher.arrived]
     span = (max(done) - start) if done else 0.0
+    by_schedule = [(t - start, watcher.arrived[r] - t) for r, t in sent.items() if r in watcher.arrived]
     return {"target_per_s": per_s, "offered_per_s": rate(len(sent), offered_s), "sent": len(sent),
-            "issued": len(done), "held_per_s": rate(len(done), span), **summary_ms(latencies)}
+            "issued": len(done), "held_per_s": rate(len(done), span), **summary_ms(latencies),
+            "p99_ms_by_window": p99_by_window(by_schedule, LATENCY_WINDOW_S), "latency_window_s": LATENCY_WINDOW_S
+            }, {r: t + wall_clock_of for r, t in sent.items()}
 
 
 async def run(stack: Stack, rates: list[float], duration: float, logs: Path, profile: Path | None = None,
@@ -312,11 +326,11 @@ async def _one_step(stack: Stack, per_s: float, duration: float, logs: Path, pro
         window = min(CPU_WINDOW_S, duration / 2)
         first = asyncio.create_task(cpu.measure(groups, window))
         last = asyncio.create_task(cpu.measure(groups, window, delay=duration - window))
-        step = await offer(stack.bootstrap, events, per_s, watcher, drain_s=max(30.0, duration),
-                           send_tick_s=send_tick_s)
+        step, scheduled_at = await offer(stack.bootstrap, events, per_s, watcher, drain_s=max(30.0, duration),
+                                         send_tick_s=send_tick_s)
         step["cpu_first_s"], step["cpu_last_s"] = await first, await last
         step["cpu_window_s"] = window
-        step["hops"] = await hop_breakdown(stack.bootstrap, {e[0] for e in events})
+        step.update(await stamped_figures(stack.bootstrap, scheduled_at))
         step["peak_rss_mb"] = {p.name: round(p.peak_rss / 2**20, 1) for p in procs}
     finally:
         await watcher.stop()

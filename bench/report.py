@@ -47,6 +47,12 @@ def rows(results: dict) -> list[tuple[str, tuple, str, Any]]:
             (f"legal @ {r:g}/s: p99 ms", ("legal", "steps", i, "p99_ms"), target,
              (lambda v: v < 250) if r == 200 else None),
         ]
+        if step.get("to_issued_record"):
+            out += [(f"legal @ {r:g}/s: to the package's record, no reader's wait: p50 / p99 ms",
+                     ("legal", "steps", i, "to_issued_record", "p50_p99"), "", None)]
+        if step.get("p99_ms_by_window"):
+            out += [(f"legal @ {r:g}/s: p99 ms of each {step['latency_window_s']:g} s, by schedule",
+                     ("legal", "steps", i, "p99_windows"), "", None)]
         if step.get("cpu_first_s"):
             out += [(f"legal @ {r:g}/s: CPU % of one core, first → last {step['cpu_window_s']:g} s",
                      ("legal", "steps", i, "cpu_drift"), "", None)]
@@ -87,10 +93,13 @@ def _annotate(results: dict) -> dict:
                                           f"{_fmt(shape['broker_cpu_last_pct'])} ({shape['batches']:,} batches)")
     for step in _get(results, "legal", "steps") or []:
         step.setdefault("issued_of_sent", f"{step['issued']:,} / {step['sent']:,}")
+        if step.get("p99_ms_by_window"):
+            step.setdefault("p99_windows", " · ".join(_fmt(v) for v in step["p99_ms_by_window"]))
         if step.get("cpu_first_s"):
             step.setdefault("cpu_drift", cpu_drift(step["cpu_first_s"], step["cpu_last_s"]))
-        for hop in (step.get("hops") or {}).values():
-            hop.setdefault("p50_p99", f"{_fmt(hop['p50_ms'])} / {_fmt(hop['p99_ms'])}")
+        for span in [*(step.get("hops") or {}).values(), step.get("to_issued_record")]:
+            if span:
+                span.setdefault("p50_p99", f"{_fmt(span['p50_ms'])} / {_fmt(span['p99_ms'])}")
     return results
 
 

@@ -35,3 +35,21 @@ def rate(count: int, seconds: float) -> float:
 
 def ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 3) if a and b else None
+
+
+def p99_by_window(samples: Sequence[tuple[float, float]], window_s: float) -> list[float | None]:
+    """p99 in ms of each `window_s` slice of a run, by when each sample was scheduled.
+
+    `samples`: (scheduled moment in seconds from the run's start, duration in seconds).
+    A target met over the first windows and missed over the last shows something that
+    grows as the run goes on, which one figure over the whole run hides.
+    """
+    if window_s <= 0:
+        raise ValueError("window_s must be positive")
+    windows: list[list[float]] = []
+    for at, duration in samples:
+        index = max(int(at // window_s), 0)
+        while len(windows) <= index:
+            windows.append([])
+        windows[index].append(duration)
+    return [None if not w else round(percentile(w, 99) * 1000, 2) for w in windows]

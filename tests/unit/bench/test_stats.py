@@ -2,7 +2,7 @@
 import pytest
 
 from bench.report import markdown
-from bench.stats import percentile, ratio, summary_ms
+from bench.stats import p99_by_window, percentile, ratio, summary_ms
 
 
 def test_nearest_rank_percentiles():
@@ -26,3 +26,23 @@ def test_ratio_and_markdown_verdicts():
     table = markdown({"machine": {}, "options": {}, "echo": {"events_per_s": 1000.0},
                       "moderation": {"reports_per_s": 400.0, "ratio_to_echo": 0.4}})
     assert "| moderation / echo | >= 0.5 | 0.4 ✗ |" in table
+
+
+def test_p99_by_window_slices_a_run_by_schedule():
+    # 0-10 s fast, 10-20 s slow, 20-30 s nothing scheduled, then one sample
+    fast = [(i / 10, 0.100) for i in range(100)]
+    slow = [(10 + i / 10, 0.300) for i in range(99)] + [(19.9, 0.900)]
+    assert p99_by_window(fast + slow + [(31.0, 0.050)], 10) == [100.0, 300.0, None, 50.0]
+    assert p99_by_window([], 10) == []
+    with pytest.raises(ValueError):
+        p99_by_window(fast, 0)
+
+
+def test_the_report_shows_a_legal_step_window_by_window_and_without_the_reader():
+    step = {"target_per_s": 200.0, "held_per_s": 199.0, "sent": 12000, "issued": 12000, "p50_ms": 150.0,
+            "p95_ms": 200.0, "p99_ms": 260.0, "p99_ms_by_window": [120.0, 180.0, None, 310.0],
+            "latency_window_s": 10.0, "to_issued_record": {"p50_ms": 120.0, "p99_ms": 230.0}}
+    table = markdown({"machine": {}, "options": {}, "legal": {"steps": [step]}})
+    assert "| legal @ 200/s: p99 ms of each 10 s, by schedule |  | 120 · 180 · – · 310 |" in table
+    assert "| legal @ 200/s: p99 ms | < 250 | 260 ✗ |" in table
+    assert "| legal @ 200/s: to the package's record, no reader's wait: p50 / p99 ms |  | 120 / 230 |" in table
