@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from typing import Any
 
 import rfc8785
@@ -10,8 +11,39 @@ from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
 
+# JSON numbers are IEEE doubles in RFC 8785: integers beyond this are not exact there.
+_EXACT_INTEGERS = 2**53 - 1
+
+
 def canonical(document: Any) -> bytes:
+    """RFC 8785 canonical JSON of `document`.
+
+    rfc8785 serialises in pure Python (~120 µs for a disclosure package). For the
+    documents Warden signs and hashes (ASCII keys, strings, exact integers, booleans,
+    nulls: no floats) the standard library's C encoder writes the very same bytes:
+    the same escapes (two-character ones, else lowercase \\u00xx for controls, nothing
+    else escaped), and ASCII keys sort the same by code point as by UTF-16 unit. Any
+    other document goes to rfc8785. tests/unit/test_signing.py checks both agree.
+    """
+    if _plain(document):
+        try:
+            return json.dumps(document, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+        except UnicodeEncodeError:  # a lone surrogate: rfc8785 says what is wrong with it
+            pass
     return rfc8785.dumps(document)
+
+
+def _plain(value: Any) -> bool:
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return -_EXACT_INTEGERS <= value <= _EXACT_INTEGERS
+    if kind is dict:
+        return all(type(k) is str and k.isascii() and _plain(v) for k, v in value.items())
+    if kind is list:
+        return all(_plain(v) for v in value)
+    return False
 
 
 def signed_bytes(request_data: dict[str, Any]) -> bytes:
