@@ -74,12 +74,29 @@ def decode_record(record: ConsumerRecord) -> Decoded:
     return decoded
 
 
+_INBOX_INSERT = ("INSERT INTO inbox (source, event_id, topic)"
+                 " SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING")
+
+
 async def record_in_inbox(conn: asyncpg.Connection, items: list[Decoded]) -> None:
     """Mark events handled (or dead-lettered), in one statement for the batch."""
-    await conn.execute(
-        "INSERT INTO inbox (source, event_id, topic)"
-        " SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING",
-        [i.inbox_key[0] for i in items], [i.inbox_key[1] for i in items], [i.record.topic for i in items])
+    await conn.execute(_INBOX_INSERT, *_inbox_columns(items))
+
+
+async def claim_in_inbox(conn: asyncpg.Connection, items: list[Decoded]) -> set[tuple[str, str]]:
+    """Record a batch's events in the inbox before handling them, in the batch's transaction.
+
+    Returns the keys this transaction claimed; the others were handled before. A
+    consumer handling the same events at the same time (a rebalance) holds their rows:
+    this insert waits for its transaction, then claims nothing it committed, so an
+    event's effects commit once. Rolled back with the batch, the claim goes too.
+    """
+    rows = await conn.fetch(_INBOX_INSERT + " RETURNING source, event_id", *_inbox_columns(items))
+    return {(r["source"], r["event_id"]) for r in rows}
+
+
+def _inbox_columns(items: list[Decoded]) -> tuple[list[str], list[str], list[str]]:
+    return [i.inbox_key[0] for i in items], [i.inbox_key[1] for i in items], [i.record.topic for i in items]
 
 
 def dlq_row(service: str, record: ConsumerRecord, rejection: EventRejected) -> OutboxRow:
@@ -198,24 +215,23 @@ class ConsumerLoop:
 
     async def _process(self, items: list[Decoded], *, isolated: bool
                        ) -> tuple[list[tuple[str, str]], list[OutboxRow]]:
-        """One transaction: inbox check, handlers, inbox rows, outbox rows, commit."""
+        """One transaction: inbox claim, handlers, outbox rows, commit."""
         outcomes: list[tuple[str, str]] = []
         outgoing: list[OutboxRow] = []
         async with self.pool.acquire() as conn, conn.transaction():
-            seen = await self._already_processed(conn, [i.inbox_key for i in items])
+            claimed = await claim_in_inbox(conn, items)
             fresh: list[Decoded] = []
             for item in items:
-                if item.inbox_key in seen:
+                if item.inbox_key not in claimed:
                     outcomes.append((item.record.topic, "duplicate"))
                     continue
-                seen.add(item.inbox_key)
+                claimed.discard(item.inbox_key)  # a second copy later in the batch is a duplicate
                 fresh.append(item)
             cache = None if isolated else {}  # the optimistic pass's Context.cache: lives as long as its transaction
             if not isolated:
                 await self._prefetch(conn, fresh, cache)
             handled = [await self._handle(conn, item, outgoing, isolated=isolated, cache=cache) for item in fresh]
             outcomes += [(item.record.topic, outcome) for item, outcome in zip(fresh, handled)]
-            await record_in_inbox(conn, fresh)
             await write_rows(conn, outgoing)
         return outcomes, outgoing
 
@@ -238,12 +254,6 @@ class ConsumerLoop:
                 log.warning("prefetch failed, batch replayed event by event", extra={
                     "topic": topic, "error_type": type(exc).__name__, "where": _where(exc)})
                 raise _Replay() from None
-
-    async def _already_processed(self, conn: asyncpg.Connection, keys: list[tuple[str, str]]) -> set:
-        rows = await conn.fetch(
-            "SELECT source, event_id FROM inbox i JOIN unnest($1::text[], $2::text[]) AS k(source, event_id)"
-            " USING (source, event_id)", [k[0] for k in keys], [k[1] for k in keys])
-        return {(r["source"], r["event_id"]) for r in rows}
 
     async def _handle(self, conn: asyncpg.Connection, item: Decoded, outgoing: list[OutboxRow], *,
                       isolated: bool = True, cache: dict | None = None) -> str:
