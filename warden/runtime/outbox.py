@@ -49,7 +49,7 @@ async def write_rows(conn: asyncpg.Connection, rows: list[OutboxRow]) -> None:
 
 
 class OutboxRelay:
-    """Publishes outbox rows in id order; their deletion commits only after the broker acknowledged."""
+    """Publishes outbox rows in id order; deletes them only after the broker acknowledged."""
 
     def __init__(self, service: str, pool: asyncpg.Pool, producer: AIOKafkaProducer, *,
                  batch_size: int, retry_initial_s: float, retry_max_s: float):
@@ -96,15 +96,13 @@ class OutboxRelay:
                 pass
 
     async def publish_batch(self) -> int:
-        # The rows are deleted as they are taken, in a transaction that commits only once the broker
-        # has acknowledged them all: a failed send or a crash rolls the delete back and leaves them
-        # for the next pass. Until then they stay locked, so another relay skips them.
+        # Two statements, not one `DELETE ... WHERE id IN (SELECT ... SKIP LOCKED) RETURNING`: that
+        # one slowed down with every dead row the outbox held (docs/performance.md, fourth session).
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
-                "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)"
-                " RETURNING id, topic, key, value, header_names, header_values", self.batch_size)
+                "SELECT id, topic, key, value, header_names, header_values FROM outbox"
+                " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED", self.batch_size)
             if rows:
-                rows = sorted(rows, key=lambda r: r["id"])  # DELETE ... RETURNING promises no order
                 futures = [
                     await self.producer.send(
                         r["topic"], r["value"], key=r["key"],
@@ -112,6 +110,7 @@ class OutboxRelay:
                     for r in rows
                 ]
                 await asyncio.gather(*futures)
+                await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
                 for r in rows:
                     metrics.OUTBOX_PUBLISHED.labels(self.service, r["topic"]).inc()
             await self._gauge_backlog(conn, len(rows))
@@ -126,5 +125,5 @@ class OutboxRelay:
         now = asyncio.get_running_loop().time()
         if now - self._backlog_counted_at >= 1.0:
             self._backlog_counted_at = now
-            # This transaction's own delete hides the rows it took: what it counts is what waits.
-            metrics.OUTBOX_BACKLOG.labels(self.service).set(await conn.fetchval("SELECT count(*) FROM outbox"))
+            backlog = await conn.fetchval("SELECT count(*) FROM outbox") - taken
+            metrics.OUTBOX_BACKLOG.labels(self.service).set(max(backlog, 0))
