@@ -16,7 +16,7 @@ import asyncpg
 
 from warden.contract.envelope import EventRejected, now
 from warden.runtime import metrics as shared
-from warden.runtime.consumer import Decoded, dlq_row, record_in_inbox
+from warden.runtime.consumer import Decoded, claim_in_inbox, dlq_row
 from warden.runtime.database import is_transient
 from warden.runtime.outbox import OutboxRow, write_rows
 
@@ -70,7 +70,7 @@ class Engine:
         async def work() -> Reports:
             effects = Effects()
             async with self.pool.acquire() as conn, conn.transaction():
-                if await self._seen(conn, item):
+                if not await claim_in_inbox(conn, [item]):
                     return await self._replayed(conn, item, reports)
                 try:
                     async with conn.transaction():
@@ -83,7 +83,7 @@ class Engine:
                     effects = Effects([dlq_row(SERVICE, item.record,
                                                EventRejected("handler_error", type(exc).__name__))])
                     updated = reports
-                await self._finish(conn, item, effects)
+                await write_rows(conn, effects.rows)
             self._after(item, effects)
             return updated
         return await self.retrying(work)
@@ -93,9 +93,9 @@ class Engine:
         """Fold valid reports, in order, into their items' windows in ONE transaction.
 
         `window(content_id)` reads an item's window from the faust table; the windows to
-        store back (after this returns, i.e. after the commit) are returned. One inbox
-        lookup, the reporter, content and report rows set-based, then each report's
-        scoring; inbox rows and outbox rows in one statement each. If any handler fails,
+        store back (after this returns, i.e. after the commit) are returned. The inbox
+        claimed in one statement, the reporter, content and report rows set-based, then
+        each report's scoring; the outbox rows in one statement. If any handler fails,
         the transaction is rolled back and the batch replayed through `score`, one
         transaction and one savepoint per event, so only the failing event is
         dead-lettered. Transient database errors retry the whole batch. `progress`
@@ -106,11 +106,11 @@ class Engine:
             effects = Effects()
             at = now()
             async with self.pool.acquire() as conn, conn.transaction():
-                seen = await self._seen_many(conn, items)
+                claimed = await claim_in_inbox(conn, items)
                 fresh = []  # not in the inbox yet; of an event repeated inside the batch, the first
                 for item in items:
-                    if item.inbox_key not in seen:
-                        seen.add(item.inbox_key)
+                    if item.inbox_key in claimed:
+                        claimed.discard(item.inbox_key)
                         fresh.append(item)
                 first = {id(i) for i in fresh}
                 try:
@@ -127,7 +127,6 @@ class Engine:
                             conn, recorded, index, item.payload, windows[content_id], scorer=self.scorer,
                             cfg=self.cfg, now=at, effects=effects)
                         index += 1
-                    await record_in_inbox(conn, fresh)
                     await write_rows(conn, effects.rows)
                     await continuity.save_progress(conn, progress or {})
                 except Exception as exc:
@@ -181,22 +180,13 @@ class Engine:
         async def work() -> None:
             effects = Effects()
             async with self.pool.acquire() as conn, conn.transaction():
-                if await self._seen(conn, item):
+                if not await claim_in_inbox(conn, [item]):
                     return
                 status = await handlers.receive_appeal(conn, item.payload, now=now())
                 effects.after_commit.append(lambda: handlers.metrics.APPEALS.labels(status).inc())
-                await self._finish(conn, item, effects)
+                await write_rows(conn, effects.rows)
             self._after(item, effects)
         await self.retrying(work)
-
-    async def _seen(self, conn: asyncpg.Connection, item: Decoded) -> bool:
-        return bool(await conn.fetchval("SELECT true FROM inbox WHERE source = $1 AND event_id = $2", *item.inbox_key))
-
-    async def _seen_many(self, conn: asyncpg.Connection, items: list[Decoded]) -> set[tuple[str, str]]:
-        rows = await conn.fetch(
-            "SELECT source, event_id FROM inbox i JOIN unnest($1::text[], $2::text[]) AS k(source, event_id)"
-            " USING (source, event_id)", [i.inbox_key[0] for i in items], [i.inbox_key[1] for i in items])
-        return {(r["source"], r["event_id"]) for r in rows}
 
     async def _replayed(self, conn: asyncpg.Connection, item: Decoded, reports: Reports) -> Reports:
         """A redelivered report: put it back into the window if the table lost it (crash after commit)."""
@@ -211,14 +201,10 @@ class Engine:
     async def _commit(self, item: Decoded, rows: list[OutboxRow], effects: Effects) -> None:
         effects.rows.extend(rows)
         async with self.pool.acquire() as conn, conn.transaction():
-            if await self._seen(conn, item):
+            if not await claim_in_inbox(conn, [item]):
                 return
-            await self._finish(conn, item, effects)
+            await write_rows(conn, effects.rows)
         self._after(item, effects)
-
-    async def _finish(self, conn: asyncpg.Connection, item: Decoded, effects: Effects) -> None:
-        await record_in_inbox(conn, [item])
-        await write_rows(conn, effects.rows)
 
     def _after(self, item: Decoded, effects: Effects) -> None:
         """Metrics only once committed, then wake the relay."""

@@ -74,15 +74,6 @@ def decode_record(record: ConsumerRecord) -> Decoded:
     return decoded
 
 
-_INBOX_INSERT = ("INSERT INTO inbox (source, event_id, topic)"
-                 " SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING")
-
-
-async def record_in_inbox(conn: asyncpg.Connection, items: list[Decoded]) -> None:
-    """Mark events handled (or dead-lettered), in one statement for the batch."""
-    await conn.execute(_INBOX_INSERT, *_inbox_columns(items))
-
-
 async def claim_in_inbox(conn: asyncpg.Connection, items: list[Decoded]) -> set[tuple[str, str]]:
     """Record a batch's events in the inbox before handling them, in the batch's transaction.
 
@@ -91,12 +82,11 @@ async def claim_in_inbox(conn: asyncpg.Connection, items: list[Decoded]) -> set[
     this insert waits for its transaction, then claims nothing it committed, so an
     event's effects commit once. Rolled back with the batch, the claim goes too.
     """
-    rows = await conn.fetch(_INBOX_INSERT + " RETURNING source, event_id", *_inbox_columns(items))
+    rows = await conn.fetch(
+        "INSERT INTO inbox (source, event_id, topic) SELECT * FROM unnest($1::text[], $2::text[], $3::text[])"
+        " ON CONFLICT DO NOTHING RETURNING source, event_id",
+        [i.inbox_key[0] for i in items], [i.inbox_key[1] for i in items], [i.record.topic for i in items])
     return {(r["source"], r["event_id"]) for r in rows}
-
-
-def _inbox_columns(items: list[Decoded]) -> tuple[list[str], list[str], list[str]]:
-    return [i.inbox_key[0] for i in items], [i.inbox_key[1] for i in items], [i.record.topic for i in items]
 
 
 def dlq_row(service: str, record: ConsumerRecord, rejection: EventRejected) -> OutboxRow:
