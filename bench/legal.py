@@ -48,8 +48,8 @@ SESSIONS_PER_SUSPECT = 30
 SEND_TICK_S = 0.020
 CPU_WINDOW_S = 10.0
 LATENCY_WINDOW_S = 10.0  # p99 per slice of the schedule: does latency grow as a step goes on?
-
 ISSUED = "legal.disclosures.issued"
+
 
 def authority(run_id: str) -> dict:
     keys = generate_keypair()
