@@ -181,7 +181,7 @@ async def lookup_suspects(conn: asyncpg.Connection, suspects: list[Suspect]) -> 
     # (If the statement fails, the transaction is rolled back, and the setting with it.)
     await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
     rows = await conn.fetch(_LOOKUP_SUSPECTS, *(list(c) for c in columns))
-    await conn.execute("SET LOCAL plan_cache_mode = auto")
+    await conn.execute("SET LOCAL plan_cache_mode TO DEFAULT")  # the server's or role's own setting again
     by_place: dict[int, list[tuple]] = {}
     for n, *row in rows:
         by_place.setdefault(n, []).append(tuple(row))

@@ -131,3 +131,21 @@ async def test_a_subscriber_event_later_in_the_batch_drops_the_prefetched_lookup
     assert lookup is not prefetched and lookup.candidates == {"phone_number": {newcomer}}
     # A prefetched lookup serves its case once: a second decision for the case reads what the first wrote.
     assert first_use.candidates == {"phone_number": {newcomer}} and second_use is not first_use
+
+
+async def test_the_rest_of_the_transaction_keeps_the_configured_plan_cache_mode(database_url):
+    pool = await migrated_pool(database_url)
+    try:
+        async with pool.acquire() as conn:
+            database = await conn.fetchval("SELECT current_database()")
+            await conn.execute(f'ALTER DATABASE "{database}" SET plan_cache_mode = force_custom_plan')
+    finally:
+        await pool.close()
+    pool = await create_pool(database_url, SERVICE.schema, 1)  # new sessions pick the database's setting up
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            assert await conn.fetchval("SHOW plan_cache_mode") == "force_custom_plan"
+            await store.lookup_suspects(conn, [suspect(phone="+33611000001")])
+            assert await conn.fetchval("SHOW plan_cache_mode") == "force_custom_plan"
+    finally:
+        await pool.close()
