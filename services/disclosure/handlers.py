@@ -146,7 +146,7 @@ def status(decision: RequestApproved, value: str, at: datetime, reasons: list[St
 
 async def close_without_data(ctx: Context, decision: RequestApproved, reason: str) -> None:
     at = now()
-    if not await store.record_case(ctx.conn, case_row(decision, "no_data", at, reason)):
+    if not await store.record_case(ctx.conn, case_row(decision, "no_data", at, reason), ctx.insert_new):
         raise already_recorded()
     ctx.emit("legal.requests.status", STATUS,
              status(decision, "no_data", at, [StatusReason(code=reason, message=NOT_FOUND[reason])]))
@@ -156,7 +156,8 @@ async def close_without_data(ctx: Context, decision: RequestApproved, reason: st
 async def place_hold(ctx: Context, decision: RequestApproved, account_id: str) -> None:
     at = now()
     hold_until = decision.hold_until or at + timedelta(days=settings(ctx).default_hold_days)
-    if not await store.record_hold(ctx.conn, case_row(decision, "preserved", at), account_id, hold_until):
+    if not await store.record_hold(ctx.conn, case_row(decision, "preserved", at), account_id, hold_until,
+                                   ctx.insert_new):
         raise already_recorded()
     ctx.emit("legal.requests.status", STATUS, status(
         decision, "preserved", at, [StatusReason(code="hold_placed", message=f"held until {hold_until.isoformat()}")]))
@@ -178,7 +179,7 @@ async def disclose(ctx: Context, decision: RequestApproved, account_id: str, loo
     due_at = notice_due_at(at, decision.nondisclosure_until)
     emitted_at = at if due_at <= at else None
     if not await store.record_disclosure(ctx.conn, case_row(decision, "disclosed", at), account_id, sealed.sealed,
-                                         sealed.sha256, sealed.signature, due_at, emitted_at):
+                                         sealed.sha256, sealed.signature, due_at, emitted_at, ctx.insert_new):
         raise already_recorded()
     ctx.emit("legal.disclosures.issued", ISSUED, DisclosureIssued(
         case_id=decision.case_id, request_id=decision.request_id, authority_id=decision.authority_id,

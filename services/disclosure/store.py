@@ -4,16 +4,19 @@ Writers take lists and send one statement per list (unnest), so a caller holding
 batch pays one round trip for it; the consumer loop calls them per event today.
 What a decision needs is read in one statement (`lookup_suspect`; `lookup_suspects` for a
 whole batch of decisions, the consumer's prefetch) and its effects written in one
-(`record_disclosure`, `record_hold`, `record_case`).
+(`record_disclosure`, `record_hold`, `record_case`), which the consumer sends with the
+batch's others when given its `insert_new` (warden/runtime/inserts.py).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 import asyncpg
 
 from warden.contract.events import SubscriberAccountUpdated
+from warden.runtime.inserts import InsertNew, insert_now
 
 from disclosure.package import Session
 from disclosure.subscribers import Change
@@ -208,29 +211,33 @@ _CASE = ("INSERT INTO cases (case_id, request_id, authority_id, kind, outcome, r
          " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (case_id) DO NOTHING RETURNING case_id")
 
 
-async def record_case(conn: asyncpg.Connection, case: tuple) -> bool:
-    """`case`: (case_id, request_id, authority_id, kind, outcome, reason, decided_at); False if already there."""
-    return await conn.fetchval(_CASE, *case) is not None
+# Each writer below: False (and nothing written) if the case is already there. `insert_new`:
+# Context.insert_new, to send the statement with the consumer's batch; at once by default.
+
+async def record_case(conn: asyncpg.Connection, case: tuple, insert_new: InsertNew | None = None) -> bool:
+    """`case`: (case_id, request_id, authority_id, kind, outcome, reason, decided_at)."""
+    return await (insert_new or partial(insert_now, conn))(_CASE, *case)
 
 
-async def record_hold(conn: asyncpg.Connection, case: tuple, account_id: str, hold_until: datetime) -> bool:
-    """The case and its hold, in one statement; False (and nothing written) if the case is already there."""
-    return await conn.fetchval(
+async def record_hold(conn: asyncpg.Connection, case: tuple, account_id: str, hold_until: datetime,
+                      insert_new: InsertNew | None = None) -> bool:
+    """The case and its hold, in one statement."""
+    return await (insert_new or partial(insert_now, conn))(
         f"WITH c AS ({_CASE}) INSERT INTO holds (case_id, account_id, hold_until, placed_at)"
-        " SELECT case_id, $8, $9, $7 FROM c RETURNING true", *case, account_id, hold_until) is not None
+        " SELECT case_id, $8, $9, $7 FROM c RETURNING true", *case, account_id, hold_until)
 
 
 async def record_disclosure(conn: asyncpg.Connection, case: tuple, account_id: str, sealed: str, sha256: str,
-                            signature: str, due_at: datetime, emitted_at: datetime | None) -> bool:
-    """The case, its package and its notice, in one statement; False (and nothing written) if the case is
-    already there. generated_at = decided_at."""
-    return await conn.fetchval(
+                            signature: str, due_at: datetime, emitted_at: datetime | None,
+                            insert_new: InsertNew | None = None) -> bool:
+    """The case, its package and its notice, in one statement. generated_at = decided_at."""
+    return await (insert_new or partial(insert_now, conn))(
         f"WITH c AS ({_CASE}),"
         " p AS (INSERT INTO packages (case_id, authority_id, account_id, generated_at, sealed, sha256, signature)"
         "       SELECT case_id, $3, $8, $7, $9, $10, $11 FROM c)"
         " INSERT INTO notices (case_id, account_id, due_at, emitted_at)"
         " SELECT case_id, $8, $12, $13 FROM c RETURNING true",
-        *case, account_id, sealed, sha256, signature, due_at, emitted_at) is not None
+        *case, account_id, sealed, sha256, signature, due_at, emitted_at)
 
 
 # --- retention ----------------------------------------------------------------------

@@ -32,11 +32,11 @@ async def receive_request(ctx: Context, request: LegalRequest) -> None:
     case_id = case_id_for(request.authority_id, request.request_id)
     content = fingerprint(ctx.envelope.data)
     received_at = now()
-    stored = await ctx.conn.fetchrow(
+    stored = await ctx.insert_new(
         """INSERT INTO submissions (authority_id, request_id, fingerprint, case_id, received_at)
            VALUES ($1, $2, $3, $4, $5) ON CONFLICT (authority_id, request_id) DO NOTHING RETURNING case_id""",
         request.authority_id, request.request_id, content, case_id, received_at)
-    if stored is None:
+    if not stored:
         await _refuse_or_ignore_replay(ctx, request, content)
         return
     ctx.emit("legal.requests.received", RECEIVED,

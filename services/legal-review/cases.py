@@ -9,12 +9,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import partial
+
 import asyncpg
 
 from warden.contract.events import (
     AuthorityRegistered, LegalRequest, Period, PolicyRuleResult, RejectionReason, RequestApproved,
     RequestReceived, RequestRejected, RequestStatus, StatusReason,
 )
+from warden.runtime.inserts import InsertNew, insert_now
 from warden.runtime.outbox import OutboxRow, event_row
 
 from legal_review import audit
@@ -168,28 +171,30 @@ async def _opened_entry(conn: asyncpg.Connection, received: RequestReceived, ass
 
 
 async def open_case(conn: asyncpg.Connection, received: RequestReceived, assessment: Assessment,
-                    authority: AuthorityRegistered | None, chain: audit.Chain | None = None) -> Case | None:
+                    authority: AuthorityRegistered | None, chain: audit.Chain | None = None,
+                    insert_new: InsertNew | None = None) -> Case | None:
     """Record the case as the machine assessed it, and its audit entry, in one statement; None when the
-    case is already known (then no entry either)."""
+    case is already known (then no entry either). `insert_new`: Context.insert_new, to defer the
+    statement to the end of the consumer's batch; at once by default."""
     chain = chain or audit.Chain()
     entry = await _opened_entry(conn, received, assessment, chain)
-    seq = await conn.fetchval(
-        f"""WITH opened AS ({_INSERT_CASE})
-           INSERT INTO audit_log ({audit.COLUMNS})
-           SELECT $25, $26, $27, $28, $29, $30::jsonb, $31, $32 FROM opened RETURNING seq""",
-        *_case_values(received, assessment, authority, "pending_review", [], None), *audit.entry_values(entry))
-    if seq is None:
+    insert_new = insert_new or partial(insert_now, conn)
+    if not await insert_new(
+            f"""WITH opened AS ({_INSERT_CASE})
+               INSERT INTO audit_log ({audit.COLUMNS})
+               SELECT $25, $26, $27, $28, $29, $30::jsonb, $31, $32 FROM opened RETURNING seq""",
+            *_case_values(received, assessment, authority, "pending_review", [], None), *audit.entry_values(entry)):
         return None
     chain.appended(entry)
     return new_case(received, assessment, authority)
 
 
 async def open_decided(conn: asyncpg.Connection, received: RequestReceived, assessment: Assessment,
-                       authority: AuthorityRegistered | None, chain: audit.Chain | None = None
-                       ) -> tuple[Case | None, list[OutboxRow]]:
+                       authority: AuthorityRegistered | None, chain: audit.Chain | None = None,
+                       insert_new: InsertNew | None = None) -> tuple[Case | None, list[OutboxRow]]:
     """A case the machine decides at once (approved or rejected): open_case then approve/reject, in one
     statement (the case, its opened entry, the decision, its decided entry). (None, []) when the case is
-    already known."""
+    already known. `insert_new` as for open_case."""
     assert assessment.outcome in ("approved", "rejected"), assessment.outcome
     chain = chain or audit.Chain()
     case = new_case(received, assessment, authority)
@@ -201,19 +206,19 @@ async def open_decided(conn: asyncpg.Connection, received: RequestReceived, asse
                                         for r in assessment.failed], decided_by, at)
     opened = await _opened_entry(conn, received, assessment, chain)
     decided = await _decided_entry(conn, case, outcome, decided_by, at, chain, after=opened)
-    seq = await conn.fetchval(
-        f"""WITH opened AS ({_INSERT_CASE}),
-           opened_entry AS (
-             INSERT INTO audit_log ({audit.COLUMNS})
-             SELECT $25, $26, $27, $28, $29, $30::jsonb, $31, $32 FROM opened),
-           decision AS (
-             INSERT INTO decisions (case_id, outcome, decided_by, event, decided_at)
-             SELECT case_id, $9, $23, $33::jsonb, $24 FROM opened)
-           INSERT INTO audit_log ({audit.COLUMNS})
-           SELECT $34, $35, $36, $37, $38, $39::jsonb, $40, $41 FROM opened RETURNING seq""",
-        *_case_values(received, assessment, authority, outcome, decided_by, at), *audit.entry_values(opened),
-        event.model_dump_json(), *audit.entry_values(decided))
-    if seq is None:
+    insert_new = insert_new or partial(insert_now, conn)
+    if not await insert_new(
+            f"""WITH opened AS ({_INSERT_CASE}),
+               opened_entry AS (
+                 INSERT INTO audit_log ({audit.COLUMNS})
+                 SELECT $25, $26, $27, $28, $29, $30::jsonb, $31, $32 FROM opened),
+               decision AS (
+                 INSERT INTO decisions (case_id, outcome, decided_by, event, decided_at)
+                 SELECT case_id, $9, $23, $33::jsonb, $24 FROM opened)
+               INSERT INTO audit_log ({audit.COLUMNS})
+               SELECT $34, $35, $36, $37, $38, $39::jsonb, $40, $41 FROM opened RETURNING seq""",
+            *_case_values(received, assessment, authority, outcome, decided_by, at), *audit.entry_values(opened),
+            event.model_dump_json(), *audit.entry_values(decided)):
         return None, []
     chain.appended(decided)
     case.status, case.decided_by, case.decided_at = outcome, decided_by, _utc(at)

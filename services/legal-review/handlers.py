@@ -22,17 +22,23 @@ async def review_request(ctx: Context, received: RequestReceived) -> None:
     chain = audit.batch_chain(ctx.cache)  # the chain's tail, known once this batch holds its lock
     request = received.request
     authority = await authority_of(ctx, request.authority_id)
+    # Extensions and confirmations read and change earlier cases, maybe opened earlier in this batch:
+    # those are written first, and so is this one. Every other case is opened with the batch's inserts.
+    touches_earlier = bool(request.extends_request_id or request.confirms_request_id)
+    if touches_earlier:
+        await ctx.flush_inserts()
+    insert_new = None if touches_earlier else ctx.insert_new
     earlier = None
     if request.extends_request_id:
         earlier = await cases.find_earlier_hold(ctx.conn, request.authority_id, request.extends_request_id)
     assessment = assess(Facts(request, received.received_at, authority, earlier), policy)
     at = received.received_at
     if assessment.outcome == "pending_review":
-        case = await cases.open_case(ctx.conn, received, assessment, authority, chain)
+        case = await cases.open_case(ctx.conn, received, assessment, authority, chain, insert_new)
         reasons = [StatusReason(code=r.code, message=r.message) for r in assessment.flagged]
         rows = [cases.status_row(case, "pending_review", reasons, at)] if case else []
     else:  # approved or rejected by the machine: opened and decided in one statement
-        case, rows = await cases.open_decided(ctx.conn, received, assessment, authority, chain)
+        case, rows = await cases.open_decided(ctx.conn, received, assessment, authority, chain, insert_new)
     if case is None:
         log.info("case already known, ignored", extra={"case_id": received.case_id})
         return

@@ -2,12 +2,13 @@
 
 One Postgres transaction per polled batch holds, for every event, its inbox row,
 the handler's state changes and its outgoing events. Handlers first run back to
-back in that transaction (the optimistic pass: no savepoints, no per-event round
-trips); if any handler fails, the transaction is rolled back and the batch is
+back in that transaction (the optimistic pass: no savepoints, and their
+inserts-if-new go out together after them, see inserts.py); if any handler or
+one of those inserts fails, the transaction is rolled back and the batch is
 replayed in a new one with a savepoint per event, so only the failing event is
-dead-lettered. Offsets
-are committed only after that transaction commits, so a crash at any instant
-leads to redelivery, and the inbox turns redelivery into a no-op.
+dead-lettered. Offsets are committed only after that transaction commits, so a
+crash at any instant leads to redelivery, and the inbox turns redelivery into a
+no-op.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from warden.contract.events import model_for
 from warden.contract.topics import TOPICS
 from warden.runtime import metrics
 from warden.runtime.database import is_transient
+from warden.runtime.inserts import DeferredInserts
 from warden.runtime.outbox import OutboxRow, write_rows
 from warden.runtime.service import Context, Service
 
@@ -217,11 +219,15 @@ class ConsumerLoop:
                     continue
                 claimed.discard(item.inbox_key)  # a second copy later in the batch is a duplicate
                 fresh.append(item)
-            cache = None if isolated else {}  # the optimistic pass's Context.cache: lives as long as its transaction
+            # The optimistic pass's Context.cache and deferred inserts: they live as long as its transaction.
+            cache, deferred = (None, None) if isolated else ({}, DeferredInserts())
             if not isolated:
                 await self._prefetch(conn, fresh, cache)
-            handled = [await self._handle(conn, item, outgoing, isolated=isolated, cache=cache) for item in fresh]
+            handled = [await self._handle(conn, item, outgoing, isolated=isolated, cache=cache, deferred=deferred)
+                       for item in fresh]
             outcomes += [(item.record.topic, outcome) for item, outcome in zip(fresh, handled)]
+            if deferred:
+                await self._flush(conn, deferred)
             await write_rows(conn, outgoing)
         return outcomes, outgoing
 
@@ -245,8 +251,21 @@ class ConsumerLoop:
                     "topic": topic, "error_type": type(exc).__name__, "where": _where(exc)})
                 raise _Replay() from None
 
+    async def _flush(self, conn: asyncpg.Connection, deferred: DeferredInserts) -> None:
+        pending = len(deferred)
+        try:
+            await deferred.flush(conn)
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            # Correct either way (each insert runs at once in the replay), but slower: say so.
+            log.info("deferred inserts failed, batch replayed event by event",
+                     extra={"inserts": pending, "error_type": type(exc).__name__})
+            raise _Replay() from None
+
     async def _handle(self, conn: asyncpg.Connection, item: Decoded, outgoing: list[OutboxRow], *,
-                      isolated: bool = True, cache: dict | None = None) -> str:
+                      isolated: bool = True, cache: dict | None = None,
+                      deferred: DeferredInserts | None = None) -> str:
         """Run one event's handler; `isolated=False` (optimistic pass): no savepoint, any failure -> _Replay.
 
         `cache`: the optimistic pass's Context.cache, shared by the batch; isolated (None), each handler
@@ -255,7 +274,7 @@ class ConsumerLoop:
         subscription = self.service.subscription(record.topic)
         rejection = item.rejection
         if rejection is None:
-            ctx = self._context(conn, item, cache)
+            ctx = self._context(conn, item, cache, deferred)
             try:
                 if isolated:
                     async with conn.transaction():
@@ -282,7 +301,7 @@ class ConsumerLoop:
             "topic": record.topic, "partition": record.partition, "offset": record.offset,
             "reason": rejection.reason, "error": rejection.error})
         if subscription.on_rejected is not None:
-            ctx = self._context(conn, item, cache)
+            ctx = self._context(conn, item, cache, deferred)
             try:
                 if isolated:
                     async with conn.transaction():
@@ -299,10 +318,11 @@ class ConsumerLoop:
         outgoing.append(dlq_row(self.service.name, record, rejection))
         return "dead_lettered"
 
-    def _context(self, conn: asyncpg.Connection, item: Decoded, cache: dict | None) -> Context:
+    def _context(self, conn: asyncpg.Connection, item: Decoded, cache: dict | None,
+                 deferred: DeferredInserts | None = None) -> Context:
         r = item.record
         return Context(self.service.name, conn, item.envelope, r.topic, r.partition, r.offset, r.key, r.value,
-                       tuple(r.headers or ()), cache={} if cache is None else cache)
+                       tuple(r.headers or ()), cache={} if cache is None else cache, deferred=deferred)
 
     async def commit(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from warden.contract.envelope import Envelope, EventRejected
 from warden.runtime.database import MigrationSet
+from warden.runtime.inserts import DeferredInserts, insert_now
 from warden.runtime.outbox import OutboxRow, event_row
 
 
@@ -36,11 +37,31 @@ class Context:
     # handler call when replaying with a savepoint per event; discarded with what it was learnt in.
     # Only cache what stays true until then, and drop an entry when a handler changes what it caches.
     cache: dict[Any, Any] = field(default_factory=dict)
+    # The optimistic pass's deferred inserts, shared by the batch (insert_new); None: insert at once.
+    deferred: DeferredInserts | None = None
 
     @property
     def binary_mode(self) -> bool:
         """The record carries its CloudEvent attributes in `ce_*` headers."""
         return any(name.lower().startswith("ce_") for name, _ in self.headers)
+
+    async def insert_new(self, statement: str, *args: Any) -> bool:
+        """Run an `INSERT … ON CONFLICT DO NOTHING RETURNING …` that writes one row or none: True if it wrote.
+
+        In the consumer's optimistic pass it is deferred to the end of the batch and True is
+        assumed (warden/runtime/inserts.py); if it then writes nothing, the batch is replayed
+        event by event and this call answers truly. Until then the row is not visible: a
+        handler that reads what earlier events of its batch inserted calls `flush_inserts` first.
+        """
+        if self.deferred is None:
+            return await insert_now(self.conn, statement, *args)
+        self.deferred.add(statement, args)
+        return True
+
+    async def flush_inserts(self) -> None:
+        """Send the batch's deferred inserts now, so that the next reads see them."""
+        if self.deferred is not None:
+            await self.deferred.flush(self.conn)
 
     def emit(self, topic: str, event_type: str, data: BaseModel | dict[str, Any]) -> None:
         """Queue an event; it reaches the outbox in this event's transaction, or not at all."""
