@@ -110,11 +110,13 @@ class _Replay(Exception):
 
 
 class _GroupMembership(ConsumerRebalanceListener):
-    def __init__(self) -> None:
+    def __init__(self, loop: ConsumerLoop) -> None:
+        self.loop = loop
         self.joined = False
 
     async def on_partitions_revoked(self, revoked):  # noqa: D401 - aiokafka callback
-        pass
+        # What we handled is committed before another member takes the partitions over.
+        await self.loop.commit_handled()
 
     async def on_partitions_assigned(self, assigned):
         self.joined = True
@@ -123,7 +125,7 @@ class _GroupMembership(ConsumerRebalanceListener):
 class ConsumerLoop:
     def __init__(self, service: Service, pool: asyncpg.Pool, consumer: AIOKafkaConsumer, *,
                  batch_max_records: int, poll_timeout_ms: int, retry_initial_s: float, retry_max_s: float,
-                 on_committed: asyncio.Event | None = None):
+                 commit_interval_s: float = 0.0, on_committed: asyncio.Event | None = None):
         self.service = service
         self.pool = pool
         self.consumer = consumer
@@ -131,9 +133,12 @@ class ConsumerLoop:
         self.poll_timeout_ms = poll_timeout_ms
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
+        self.commit_interval_s = commit_interval_s
         self.on_committed = on_committed
-        self.membership = _GroupMembership()
+        self.membership = _GroupMembership(self)
         self.database_ok = True
+        self._handled: dict[TopicPartition, int] = {}  # the next offset of each partition, not yet committed
+        self._commit_started_at = float("-inf")
         self._commit_in_flight: asyncio.Task | None = None
 
     def subscribe(self) -> None:
@@ -151,26 +156,53 @@ class ConsumerLoop:
                     await asyncio.sleep(self.retry_initial_s)
                     continue
                 if not batch:
+                    await self.commit_behind()  # a quiet spell: what was handled before it
                     continue
                 records = [r for partition_records in batch.values() for r in partition_records]
                 if not await self.process_until_done(records, stopping):
                     return  # stopping while the database is down: uncommitted, redelivered later
                 if self.on_committed is not None:
                     self.on_committed.set()  # the outbox rows are visible now, whatever the offset commit does
-                await self.commit_behind(batch)
+                self.note_handled(batch)
+                await self.commit_behind()
         finally:
-            if self._commit_in_flight is not None:
-                await self._commit_in_flight
+            await self.commit_handled()
 
-    async def commit_behind(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
-        """Commit the batch's offsets while the next batch is fetched and processed.
+    def note_handled(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        """The batch's transaction has committed: its offsets may be committed."""
+        for tp, records in batch.items():
+            self._handled[tp] = records[-1].offset + 1
+            highwater = self.consumer.highwater(tp)
+            if highwater is not None:
+                metrics.CONSUMER_LAG.labels(self.service.name, tp.topic, str(tp.partition)).set(
+                    max(highwater - records[-1].offset - 1, 0))
 
-        Its transaction has committed, so the offsets only decide what a restart
+    async def commit_behind(self) -> None:
+        """Commit the handled offsets while the next batch is fetched and processed, at most once per
+        commit interval.
+
+        Their transactions have committed, so the offsets only decide what a restart
         redelivers, and the inbox drops a redelivery: the commit's round trip need not
-        hold the next batch back. One commit is in flight at a time, so they land in order."""
+        hold the next batch back, nor follow every batch (each costs the broker a request).
+        One commit is in flight at a time, so they land in order."""
+        if time.monotonic() - self._commit_started_at >= self.commit_interval_s:
+            await self._start_commit()
+
+    async def commit_handled(self) -> None:
+        """Commit every handled offset now and wait for it (stopping, or partitions revoked)."""
+        await self._start_commit()
         if self._commit_in_flight is not None:
             await self._commit_in_flight
-        self._commit_in_flight = asyncio.create_task(self.commit(batch), name="offset-commit")
+
+    async def _start_commit(self) -> None:
+        # The loop and the rebalance listener both commit: wait until none is in flight, whoever started it.
+        while self._commit_in_flight is not None and not self._commit_in_flight.done():
+            await self._commit_in_flight
+        if not self._handled:
+            return
+        offsets, self._handled = self._handled, {}
+        self._commit_started_at = time.monotonic()
+        self._commit_in_flight = asyncio.create_task(self.commit(offsets), name="offset-commit")
 
     async def process_until_done(self, records: list[ConsumerRecord], stopping: asyncio.Event) -> bool:
         delay = self.retry_initial_s
@@ -324,19 +356,13 @@ class ConsumerLoop:
         return Context(self.service.name, conn, item.envelope, r.topic, r.partition, r.offset, r.key, r.value,
                        tuple(r.headers or ()), cache={} if cache is None else cache, deferred=deferred)
 
-    async def commit(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
-        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
         try:
             await self.consumer.commit(offsets)
         except KafkaError as exc:
             # Safe to go on: the next commit covers these offsets, and redelivery is deduplicated.
             metrics.TRANSIENT_ERRORS.labels(self.service.name, "kafka").inc()
             log.warning("offset commit failed", extra={"error_type": type(exc).__name__})
-        for tp, records in batch.items():
-            highwater = self.consumer.highwater(tp)
-            if highwater is not None:
-                metrics.CONSUMER_LAG.labels(self.service.name, tp.topic, str(tp.partition)).set(
-                    max(highwater - records[-1].offset - 1, 0))
 
 
 def _where(exc: BaseException) -> str:

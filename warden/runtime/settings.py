@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     poll_timeout_ms: int = 200
     # How long the broker may hold a fetch that finds nothing new (see warden/runtime/kafka.py).
     fetch_max_wait_ms: int = 50
+    # Offsets are committed at most this often (and on stop and rebalance): they only decide what a
+    # restart redelivers, which the inbox drops. 0: after every batch.
+    commit_interval_ms: int = 200
     # Run the outbox relay in this process (turn off to run consumers and relay apart).
     outbox_relay: bool = True
     outbox_batch_size: int = 500
