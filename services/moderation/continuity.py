@@ -24,6 +24,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
+from warden.runtime.backoff import Backoff
+
 from moderation import metrics
 
 log = logging.getLogger(__name__)
@@ -86,7 +88,7 @@ class GapReader:
         self._lock = asyncio.Lock()  # one consumer, assigned and sought by one reader at a time
 
     async def read(self, partition: Partition, ranges: list[tuple[int, int]]) -> list[ConsumerRecord]:
-        delay = self.retry_initial_s
+        backoff = Backoff(self.retry_initial_s, self.retry_max_s)
         while True:
             try:
                 async with self._lock:
@@ -99,10 +101,9 @@ class GapReader:
                 if self.stopping.is_set():
                     raise
                 log.warning("reading skipped events failed, retrying",
-                            extra={"error_type": type(exc).__name__, "delay_s": delay})
+                            extra={"error_type": type(exc).__name__, "delay_s": backoff.delay_s})
                 await self.close()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.retry_max_s)
+                await backoff.wait()
 
     async def end_offsets(self, partitions: list[Partition]) -> dict[Partition, int]:
         if not partitions:

@@ -16,6 +16,7 @@ import asyncpg
 
 from warden.contract.envelope import EventRejected, now
 from warden.runtime import metrics as shared
+from warden.runtime.backoff import Backoff
 from warden.runtime.consumer import Decoded, claim_in_inbox, dlq_row
 from warden.runtime.database import is_transient
 from warden.runtime.outbox import OutboxRow, write_rows
@@ -44,7 +45,7 @@ class Engine:
 
     async def retrying(self, work):
         """Transient database failures are retried with backoff; the event is never skipped."""
-        delay = self.retry_initial_s
+        backoff = Backoff(self.retry_initial_s, self.retry_max_s)
         while True:
             try:
                 result = await work()
@@ -55,9 +56,9 @@ class Engine:
                     raise
                 self.database_ok = False
                 shared.TRANSIENT_ERRORS.labels(SERVICE, "database").inc()
-                log.warning("database failed, retrying", extra={"error_type": type(exc).__name__, "delay_s": delay})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.retry_max_s)
+                log.warning("database failed, retrying",
+                            extra={"error_type": type(exc).__name__, "delay_s": backoff.delay_s})
+                await backoff.wait()
 
     async def dead_letter(self, item: Decoded) -> None:
         assert item.rejection is not None

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from warden.runtime import kafka
 from warden.runtime import metrics as shared
-from warden.runtime.database import RUNTIME_MIGRATIONS, MigrationSet, create_pool, is_transient, migrate
+from warden.runtime.backoff import Backoff
+from warden.runtime.database import RUNTIME_MIGRATIONS, MigrationSet, is_transient, open_database
 from warden.runtime.http import build_app, build_server
 from warden.runtime.outbox import OutboxRelay
 from warden.runtime.runner import close_within
@@ -48,7 +49,8 @@ async def serve(settings: Settings, stopping: asyncio.Event, cfg: ModerationConf
     http = build_app(NAME, readiness)
     server = build_server(http, settings.http_host, settings.http_port)
     http_task = asyncio.create_task(server.serve(), name="http")
-    pool = await _connect(settings, stopping)
+    pool = await open_database(settings.database_url, SCHEMA, MIGRATIONS, settings.db_pool_size,
+                               Backoff(settings.retry_initial_s, settings.retry_max_s), stopping)
     state["db"] = True
     producer = kafka.producer(settings.kafka_bootstrap_servers)
     await kafka.start_with_retry(producer, "producer")
@@ -85,20 +87,6 @@ async def serve(settings: Settings, stopping: asyncio.Event, cfg: ModerationConf
         server.should_exit = True
         await asyncio.wait([http_task], timeout=5)
         log.info("service stopped")
-
-
-async def _connect(settings: Settings, stopping: asyncio.Event):
-    delay = settings.retry_initial_s
-    while True:
-        try:
-            await migrate(settings.database_url, SCHEMA, MIGRATIONS)
-            return await create_pool(settings.database_url, SCHEMA, settings.db_pool_size)
-        except Exception as exc:
-            if not is_transient(exc) or stopping.is_set():
-                raise
-            log.warning("database not reachable, retrying", extra={"error_type": type(exc).__name__})
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, settings.retry_max_s)
 
 
 async def _watch(pool, state: dict, stopping: asyncio.Event, readiness) -> None:

@@ -27,6 +27,7 @@ from warden.contract.envelope import Envelope, EventRejected, decode
 from warden.contract.events import model_for
 from warden.contract.topics import TOPICS
 from warden.runtime import metrics
+from warden.runtime.backoff import Backoff
 from warden.runtime.database import is_transient
 from warden.runtime.inserts import DeferredInserts
 from warden.runtime.outbox import OutboxRow, write_rows
@@ -205,7 +206,7 @@ class ConsumerLoop:
         self._commit_in_flight = asyncio.create_task(self.commit(offsets), name="offset-commit")
 
     async def process_until_done(self, records: list[ConsumerRecord], stopping: asyncio.Event) -> bool:
-        delay = self.retry_initial_s
+        backoff = Backoff(self.retry_initial_s, self.retry_max_s)
         while True:
             try:
                 await self.process(records)
@@ -217,11 +218,11 @@ class ConsumerLoop:
                 self.database_ok = False
                 metrics.TRANSIENT_ERRORS.labels(self.service.name, "database").inc()
                 log.warning("batch failed on a transient error, retrying",
-                            extra={"error_type": type(exc).__name__, "delay_s": delay, "events": len(records)})
+                            extra={"error_type": type(exc).__name__, "delay_s": backoff.delay_s,
+                                   "events": len(records)})
                 if stopping.is_set():
                     return False
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.retry_max_s)
+                await backoff.wait()
 
     async def process(self, records: list[ConsumerRecord]) -> None:
         started = time.perf_counter()

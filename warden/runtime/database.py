@@ -9,6 +9,8 @@ from pathlib import Path
 
 import asyncpg
 
+from warden.runtime.backoff import Backoff
+
 log = logging.getLogger(__name__)
 _MIGRATION_FILE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 
@@ -68,6 +70,21 @@ async def create_pool(database_url: str, schema: str, size: int) -> asyncpg.Pool
         server_settings={"search_path": schema, "application_name": f"warden-{schema}"},
         reset=_keep_session,
     )
+
+
+async def open_database(database_url: str, schema: str, sets: list[MigrationSet], pool_size: int,
+                        backoff: Backoff, stopping: asyncio.Event) -> asyncpg.Pool:
+    """Migrate `schema` and open its pool, waiting with backoff while the database is not reachable."""
+    while True:
+        try:
+            await migrate(database_url, schema, sets)
+            return await create_pool(database_url, schema, pool_size)
+        except Exception as exc:
+            if not is_transient(exc) or stopping.is_set():
+                raise
+            log.warning("database not reachable, retrying",
+                        extra={"error_type": type(exc).__name__, "delay_s": backoff.delay_s})
+            await backoff.wait()
 
 
 async def migrate(database_url: str, schema: str, sets: list[MigrationSet]) -> list[str]:

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from warden.contract.envelope import encode_structured, new_event
 from warden.contract.topics import TOPICS
 from warden.runtime import metrics
+from warden.runtime.backoff import Backoff
 from warden.runtime.database import is_transient
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ class OutboxRelay:
         self._backlog_counted_at = 0.0
 
     async def run(self, stopping: asyncio.Event) -> None:
-        delay = self.retry_initial_s
+        backoff = Backoff(self.retry_initial_s, self.retry_max_s)
         while True:
             # Cleared BEFORE the pass, not after: a commit that signals while this pass runs (its
             # rows maybe not yet visible to our SELECT) must make the next wait return at once.
@@ -74,7 +75,7 @@ class OutboxRelay:
             try:
                 sent = await self.publish_batch()
                 self.healthy = True
-                delay = self.retry_initial_s
+                backoff.reset()
             except Exception as exc:
                 if not (is_transient(exc) or isinstance(exc, KafkaError)):
                     log.exception("outbox relay failed", extra={"error_type": type(exc).__name__})
@@ -82,9 +83,9 @@ class OutboxRelay:
                 self.healthy = False
                 if stopping.is_set():
                     return  # what is left stays in the outbox for the next start
-                log.warning("outbox relay retrying", extra={"error_type": type(exc).__name__, "delay_s": delay})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.retry_max_s)
+                log.warning("outbox relay retrying",
+                            extra={"error_type": type(exc).__name__, "delay_s": backoff.delay_s})
+                await backoff.wait()
                 continue
             if sent >= self.batch_size:
                 continue  # more is waiting

@@ -11,7 +11,8 @@ import asyncpg
 
 from warden.runtime import kafka, metrics
 from warden.runtime.consumer import ConsumerLoop
-from warden.runtime.database import RUNTIME_MIGRATIONS, create_pool, is_transient, migrate
+from warden.runtime.backoff import Backoff
+from warden.runtime.database import RUNTIME_MIGRATIONS, is_transient, open_database
 from warden.runtime.http import build_app, build_server
 from warden.runtime.logs import configure_logging
 from warden.runtime.outbox import OutboxRelay
@@ -70,21 +71,11 @@ class Runtime:
         }
 
     async def connect_database(self) -> None:
-        delay = self.settings.retry_initial_s
-        while True:
-            try:
-                await migrate(self.settings.database_url, self.service.schema,
-                              [RUNTIME_MIGRATIONS, *self.service.migrations])
-                self.pool = await create_pool(self.settings.database_url, self.service.schema,
-                                              self.settings.db_pool_size)
-                self.database_ok = True
-                return
-            except Exception as exc:
-                if not is_transient(exc):
-                    raise
-                log.warning("database not reachable, retrying", extra={"error_type": type(exc).__name__})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.settings.retry_max_s)
+        s = self.settings
+        self.pool = await open_database(s.database_url, self.service.schema,
+                                        [RUNTIME_MIGRATIONS, *self.service.migrations], s.db_pool_size,
+                                        Backoff(s.retry_initial_s, s.retry_max_s), self.stopping)
+        self.database_ok = True
 
     async def run(self) -> None:
         s = self.settings
