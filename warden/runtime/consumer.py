@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import asyncpg
@@ -126,7 +127,8 @@ class _GroupMembership(ConsumerRebalanceListener):
 class ConsumerLoop:
     def __init__(self, service: Service, pool: asyncpg.Pool, consumer: AIOKafkaConsumer, *,
                  batch_max_records: int, poll_timeout_ms: int, retry_initial_s: float, retry_max_s: float,
-                 commit_interval_s: float = 0.0, on_committed: asyncio.Event | None = None):
+                 commit_interval_s: float = 0.0,
+                 on_committed: Callable[[list[int], list[OutboxRow]], None] | None = None):
         self.service = service
         self.pool = pool
         self.consumer = consumer
@@ -162,8 +164,6 @@ class ConsumerLoop:
                 records = [r for partition_records in batch.values() for r in partition_records]
                 if not await self.process_until_done(records, stopping):
                     return  # stopping while the database is down: uncommitted, redelivered later
-                if self.on_committed is not None:
-                    self.on_committed.set()  # the outbox rows are visible now, whatever the offset commit does
                 self.note_handled(batch)
                 await self.commit_behind()
         finally:
@@ -228,9 +228,11 @@ class ConsumerLoop:
         started = time.perf_counter()
         items = [decode_record(r) for r in records]
         try:
-            outcomes, outgoing = await self._process(items, isolated=False)
+            outcomes, outgoing, ids = await self._process(items, isolated=False)
         except _Replay:  # that transaction is rolled back: again, in a new one, a savepoint per event
-            outcomes, outgoing = await self._process(items, isolated=True)
+            outcomes, outgoing, ids = await self._process(items, isolated=True)
+        if self.on_committed is not None and outgoing:
+            self.on_committed(ids, outgoing)  # the outbox rows are committed: the relay may send them
         # Metrics only after commit: a rolled-back batch will be counted when it is retried.
         per_event = (time.perf_counter() - started) / max(len(records), 1)
         for topic, outcome in outcomes:
@@ -239,8 +241,8 @@ class ConsumerLoop:
         metrics.count_outgoing(self.service.name, outgoing)
 
     async def _process(self, items: list[Decoded], *, isolated: bool
-                       ) -> tuple[list[tuple[str, str]], list[OutboxRow]]:
-        """One transaction: inbox claim, handlers, outbox rows, commit."""
+                       ) -> tuple[list[tuple[str, str]], list[OutboxRow], list[int]]:
+        """One transaction: inbox claim, handlers, outbox rows, commit. (outcomes, outbox rows, their ids)"""
         outcomes: list[tuple[str, str]] = []
         outgoing: list[OutboxRow] = []
         async with self.pool.acquire() as conn, conn.transaction():
@@ -261,8 +263,8 @@ class ConsumerLoop:
             outcomes += [(item.record.topic, outcome) for item, outcome in zip(fresh, handled)]
             if deferred:
                 await self._flush(conn, deferred)
-            await write_rows(conn, outgoing)
-        return outcomes, outgoing
+            ids = await write_rows(conn, outgoing)
+        return outcomes, outgoing, ids
 
     async def _prefetch(self, conn: asyncpg.Connection, fresh: list[Decoded], cache: dict) -> None:
         """Each subscription's set-based read for the batch (Subscription.prefetch), into the shared cache."""

@@ -40,17 +40,35 @@ def event_row(service: str, topic_name: str, event_type: str, data: BaseModel | 
     return OutboxRow(topic_name, key.encode() if key is not None else None, value, headers, event_type)
 
 
-async def write_rows(conn: asyncpg.Connection, rows: list[OutboxRow]) -> None:
+async def write_rows(conn: asyncpg.Connection, rows: list[OutboxRow]) -> list[int]:
+    """Insert the rows (one round trip); their ids, in order."""
     if not rows:
-        return
-    await conn.executemany(
-        "INSERT INTO outbox (topic, key, value, header_names, header_values) VALUES ($1, $2, $3, $4, $5)",
+        return []
+    inserted = await conn.fetchmany(
+        "INSERT INTO outbox (topic, key, value, header_names, header_values) VALUES ($1, $2, $3, $4, $5)"
+        " RETURNING id",
         [(r.topic, r.key, r.value, [h[0] for h in r.headers], [h[1] for h in r.headers]) for r in rows],
     )
+    return [r["id"] for r in inserted]
 
 
 class OutboxRelay:
-    """Publishes outbox rows in id order; deletes them only after the broker acknowledged."""
+    """Publishes outbox rows; deletes them only after the broker acknowledged.
+
+    Two ways in. A *scan* takes the oldest rows with `SELECT … FOR UPDATE SKIP LOCKED` in a
+    transaction that deletes them once sent: at start, every second, whenever `wakeup` is set
+    (API requests, jobs, other engines), and after any failure until the table is drained. And
+    the consumer loop *hands over* the rows each batch has just committed (`hand_over`): those
+    are sent as they are and deleted in one autocommitted statement, with no scan (three round
+    trips fewer per batch). Per key, events still go out in the order they were committed:
+    handed rows are sent in hand-over order, and after a failure nothing handed is sent until
+    scans have sent, in id order, everything committed before. A handed row that a scan took is
+    forgotten, so one process sends each row once; another replica's scan may send a row this
+    one was handed (at least once, as ever: consumers drop the duplicate in their inbox).
+    """
+
+    # Handed rows kept at most; past that they are forgotten and scans send them (the broker is slow).
+    MAX_HANDED = 10_000
 
     def __init__(self, service: str, pool: asyncpg.Pool, producer: AIOKafkaProducer, *,
                  batch_size: int, retry_initial_s: float, retry_max_s: float):
@@ -60,9 +78,28 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
-        self.wakeup = asyncio.Event()
+        self.wakeup = asyncio.Event()  # set: scan the table now
         self.healthy = True
         self._backlog_counted_at = 0.0
+        self.handed: dict[int, OutboxRow] = {}  # committed by this process's consumer, not yet sent; in order
+        self._handed_event = asyncio.Event()
+        self._scanned: set[int] = set()  # what the last scan sent: a late hand-over of it is dropped
+        self._scanning = True  # scans only, until one finds the table drained: at start, after a failure
+        self._scan_epoch = 0  # bumped whenever scanning starts, so a scan begun before does not end it
+
+    def hand_over(self, ids: list[int], rows: list[OutboxRow]) -> None:
+        """Rows the consumer loop has just committed, in commit order."""
+        for row_id, row in zip(ids, rows):
+            if row_id not in self._scanned:
+                self.handed[row_id] = row
+        if len(self.handed) > self.MAX_HANDED:
+            self.handed.clear()
+            self._start_scanning()
+        self._handed_event.set()
+
+    def _start_scanning(self) -> None:
+        self._scanning = True
+        self._scan_epoch += 1
 
     async def run(self, stopping: asyncio.Event) -> None:
         backoff = Backoff(self.retry_initial_s, self.retry_max_s)
@@ -71,9 +108,11 @@ class OutboxRelay:
             # rows maybe not yet visible to our SELECT) must make the next wait return at once.
             # Clearing after the pass lost that signal, and the rows waited for the next commit
             # or the 1 s timeout (the last requests of every bench run took ~1.1 s).
+            scan = self._scanning or self.wakeup.is_set() or not self.handed
             self.wakeup.clear()
+            self._handed_event.clear()
             try:
-                sent = await self.publish_batch()
+                sent = await (self.publish_batch() if scan else self.publish_handed())
                 self.healthy = True
                 backoff.reset()
             except Exception as exc:
@@ -81,22 +120,33 @@ class OutboxRelay:
                     log.exception("outbox relay failed", extra={"error_type": type(exc).__name__})
                 metrics.TRANSIENT_ERRORS.labels(self.service, "outbox").inc()
                 self.healthy = False
+                self._start_scanning()  # what the pass took is still in the table: send it again, in order
                 if stopping.is_set():
                     return  # what is left stays in the outbox for the next start
                 log.warning("outbox relay retrying",
                             extra={"error_type": type(exc).__name__, "delay_s": backoff.delay_s})
                 await backoff.wait()
                 continue
-            if sent >= self.batch_size:
+            if sent >= self.batch_size or (self.handed and not self._scanning):
                 continue  # more is waiting
+            if stopping.is_set() and not scan:
+                continue  # the last pass before stopping is a scan: it takes whatever is left
             if stopping.is_set():
                 return  # drained
-            try:
-                await asyncio.wait_for(self.wakeup.wait(), timeout=1.0)
-            except asyncio.TimeoutError:
-                pass
+            await self._wait_for_work()
+
+    async def _wait_for_work(self) -> None:
+        """Until a hand-over, a `wakeup`, or a second has passed (then a scan looks for leftovers)."""
+        waits = [asyncio.ensure_future(self.wakeup.wait()), asyncio.ensure_future(self._handed_event.wait())]
+        try:
+            await asyncio.wait(waits, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
 
     async def publish_batch(self) -> int:
+        """A scan: the oldest unlocked rows, sent, then deleted in the same transaction."""
+        epoch = self._scan_epoch
         # Two statements, not one `DELETE ... WHERE id IN (SELECT ... SKIP LOCKED) RETURNING`: that
         # one slowed down with every dead row the outbox held (docs/performance.md, fourth session).
         async with self.pool.acquire() as conn, conn.transaction():
@@ -104,18 +154,35 @@ class OutboxRelay:
                 "SELECT id, topic, key, value, header_names, header_values FROM outbox"
                 " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED", self.batch_size)
             if rows:
-                futures = [
-                    await self.producer.send(
-                        r["topic"], r["value"], key=r["key"],
-                        headers=list(zip(r["header_names"], r["header_values"])))
-                    for r in rows
-                ]
-                await asyncio.gather(*futures)
-                await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
-                for r in rows:
-                    metrics.OUTBOX_PUBLISHED.labels(self.service, r["topic"]).inc()
+                await self._send([OutboxRow(r["topic"], r["key"], r["value"],
+                                            list(zip(r["header_names"], r["header_values"]))) for r in rows])
+                ids = [r["id"] for r in rows]
+                await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", ids)
+                for row_id in ids:
+                    self.handed.pop(row_id, None)
+                self._scanned = set(ids)
             await self._gauge_backlog(conn, len(rows))
-            return len(rows)
+        if len(rows) < self.batch_size and epoch == self._scan_epoch:
+            self._scanning = False  # everything committed before this scan began is out
+        return len(rows)
+
+    async def publish_handed(self) -> int:
+        """Handed rows, sent in order, then deleted: no scan, no transaction."""
+        batch = list(self.handed.items())[:self.batch_size]
+        await self._send([row for _, row in batch])
+        ids = [row_id for row_id, _ in batch]
+        for row_id in ids:
+            self.handed.pop(row_id, None)
+        async with self.pool.acquire() as conn:
+            await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", ids)
+        return len(batch)
+
+    async def _send(self, rows: list[OutboxRow]) -> None:
+        """Every row acknowledged by the broker, or an exception."""
+        futures = [await self.producer.send(r.topic, r.value, key=r.key, headers=list(r.headers)) for r in rows]
+        await asyncio.gather(*futures)
+        for r in rows:
+            metrics.OUTBOX_PUBLISHED.labels(self.service, r.topic).inc()
 
     async def _gauge_backlog(self, conn: asyncpg.Connection, taken: int) -> None:
         """A short batch took every unlocked row: nothing is waiting, no count needed. A full

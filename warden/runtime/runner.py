@@ -92,7 +92,7 @@ class Runtime:
         self.loop = ConsumerLoop(self.service, self.pool, self.consumer, batch_max_records=s.batch_max_records,
                                  poll_timeout_ms=s.poll_timeout_ms, retry_initial_s=s.retry_initial_s,
                                  retry_max_s=s.retry_max_s, commit_interval_s=s.commit_interval_ms / 1000,
-                                 on_committed=self.relay.wakeup)
+                                 on_committed=self.relay.hand_over if s.outbox_relay else None)
         self.loop.subscribe()
         await kafka.start_with_retry(self.consumer, "consumer")
         log.info("service started", extra={"group_id": s.group_id(self.service.name)})

@@ -1,0 +1,128 @@
+"""Rows the consumer hands over go out without a scan, once, and never ahead of rows committed before them."""
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from aiokafka.errors import KafkaTimeoutError
+
+from tests.support.kafka import read_topic
+from warden.runtime.database import RUNTIME_MIGRATIONS, create_pool, migrate
+from warden.runtime.kafka import producer as new_producer
+from warden.runtime.outbox import OutboxRelay, OutboxRow, write_rows
+
+TOPIC = "legal.requests.status"  # any topic of the contract; the tests find their rows by key
+
+
+class FailingOnce:
+    """The producer, except that its first send times out."""
+
+    def __init__(self, producer):
+        self.producer, self.failed = producer, False
+
+    async def send(self, *args, **kwargs):
+        if not self.failed:
+            self.failed = True
+            raise KafkaTimeoutError()
+        return await self.producer.send(*args, **kwargs)
+
+
+class Setup:
+    def __init__(self, database_url: str, bootstrap: str):
+        self.database_url, self.bootstrap = database_url, bootstrap
+        self.key = uuid.uuid4().hex.encode()
+        self.statements: list[str] = []
+
+    async def __aenter__(self):
+        schema = f"rt_handover_{uuid.uuid4().hex[:6]}"
+        await migrate(self.database_url, schema, [RUNTIME_MIGRATIONS])
+        self.pool = await create_pool(self.database_url, schema, 1)
+        async with self.pool.acquire() as conn:
+            conn.add_query_logger(lambda logged: self.statements.append(logged.query))
+        self.producer = new_producer(self.bootstrap)
+        await self.producer.start()
+        self.relay = OutboxRelay("test", self.pool, self.producer, batch_size=100, retry_initial_s=0.05,
+                                 retry_max_s=0.05)
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.producer.stop()
+        await self.pool.close()
+
+    async def commit(self, *values: bytes) -> tuple[list[int], list[OutboxRow]]:
+        """Rows committed as a consumer batch would: (ids, rows)."""
+        rows = [OutboxRow(TOPIC, self.key, v) for v in values]
+        async with self.pool.acquire() as conn, conn.transaction():
+            return await write_rows(conn, rows), rows
+
+    async def waiting(self) -> int:
+        async with self.pool.acquire() as conn:
+            return await conn.fetchval("SELECT count(*) FROM outbox")
+
+    async def published(self) -> list[bytes]:
+        return [r.value for r in await read_topic(self.bootstrap, TOPIC) if r.key == self.key]
+
+    def scans(self) -> int:
+        return sum("FOR UPDATE SKIP LOCKED" in q for q in self.statements)
+
+
+async def test_handed_rows_go_out_without_a_scan_and_leave_the_outbox(bootstrap, database_url):
+    async with Setup(database_url, bootstrap) as s:
+        await s.relay.publish_batch()  # the start's scan: nothing left from before
+        s.relay.hand_over(*await s.commit(b"1", b"2", b"3"))
+        scans_before = s.scans()
+
+        assert await s.relay.publish_handed() == 3
+
+        assert s.scans() == scans_before
+        assert await s.waiting() == 0
+        assert await s.published() == [b"1", b"2", b"3"]
+
+
+async def test_a_row_a_scan_sent_is_not_sent_again_when_handed_over(bootstrap, database_url):
+    async with Setup(database_url, bootstrap) as s:
+        early = await s.commit(b"1", b"2")
+        s.relay.hand_over(*early)  # handed, and a scan (a wakeup, the timer) comes first
+        late = await s.commit(b"3")
+        await s.relay.publish_batch()
+        s.relay.hand_over(*late)  # handed after the scan that already sent it
+
+        assert s.relay.handed == {}
+        assert await s.waiting() == 0
+        assert await s.published() == [b"1", b"2", b"3"]
+
+
+async def test_rows_the_relay_could_not_keep_go_out_before_later_ones(bootstrap, database_url):
+    async with Setup(database_url, bootstrap) as s:
+        s.relay.MAX_HANDED = 2
+        stopping = asyncio.Event()
+        await s.relay.publish_batch()  # the start's scan: nothing left from before
+        s.relay.hand_over(*await s.commit(b"1", b"2", b"3"))  # too many to keep: forgotten, left to scans
+        s.relay.hand_over(*await s.commit(b"4"))
+
+        task = asyncio.create_task(s.relay.run(stopping))
+        while await s.waiting():
+            await asyncio.sleep(0.05)
+        stopping.set()
+        s.relay.wakeup.set()
+        await asyncio.wait_for(task, 10)
+
+        assert await s.published() == [b"1", b"2", b"3", b"4"]
+
+
+async def test_after_a_failed_send_every_row_goes_out_once_and_in_order(bootstrap, database_url):
+    async with Setup(database_url, bootstrap) as s:
+        s.relay.producer = FailingOnce(s.producer)
+        stopping = asyncio.Event()
+        task = asyncio.create_task(s.relay.run(stopping))
+        s.relay.hand_over(*await s.commit(b"1", b"2"))
+        await asyncio.sleep(0.01)
+        s.relay.hand_over(*await s.commit(b"3"))
+        while await s.waiting():
+            await asyncio.sleep(0.05)
+        stopping.set()
+        s.relay.wakeup.set()
+        await asyncio.wait_for(task, 10)
+
+        assert s.relay.producer.failed
+        assert await s.published() == [b"1", b"2", b"3"]
