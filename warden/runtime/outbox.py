@@ -69,6 +69,8 @@ class OutboxRelay:
 
     # Handed rows kept at most; past that they are forgotten and scans send them (the broker is slow).
     MAX_HANDED = 10_000
+    # A scan at least this often, however busy: rows a dead replica or a previous life left behind.
+    SCAN_EVERY_S = 1.0
 
     def __init__(self, service: str, pool: asyncpg.Pool, producer: AIOKafkaProducer, *,
                  batch_size: int, retry_initial_s: float, retry_max_s: float):
@@ -86,6 +88,7 @@ class OutboxRelay:
         self._scanned: set[int] = set()  # what the last scan sent: a late hand-over of it is dropped
         self._scanning = True  # scans only, until one finds the table drained: at start, after a failure
         self._scan_epoch = 0  # bumped whenever scanning starts, so a scan begun before does not end it
+        self._scan_started_at = float("-inf")  # loop time; a second later the next pass is a scan again
 
     def hand_over(self, ids: list[int], rows: list[OutboxRow]) -> None:
         """Rows the consumer loop has just committed, in commit order."""
@@ -108,7 +111,8 @@ class OutboxRelay:
             # rows maybe not yet visible to our SELECT) must make the next wait return at once.
             # Clearing after the pass lost that signal, and the rows waited for the next commit
             # or the 1 s timeout (the last requests of every bench run took ~1.1 s).
-            scan = self._scanning or self.wakeup.is_set() or not self.handed
+            scan = (self._scanning or self.wakeup.is_set() or not self.handed
+                    or asyncio.get_running_loop().time() - self._scan_started_at >= self.SCAN_EVERY_S)
             self.wakeup.clear()
             self._handed_event.clear()
             try:
@@ -147,6 +151,7 @@ class OutboxRelay:
     async def publish_batch(self) -> int:
         """A scan: the oldest unlocked rows, sent, then deleted in the same transaction."""
         epoch = self._scan_epoch
+        self._scan_started_at = asyncio.get_running_loop().time()
         # Two statements, not one `DELETE ... WHERE id IN (SELECT ... SKIP LOCKED) RETURNING`: that
         # one slowed down with every dead row the outbox held (docs/performance.md, fourth session).
         async with self.pool.acquire() as conn, conn.transaction():

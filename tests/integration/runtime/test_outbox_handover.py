@@ -126,3 +126,25 @@ async def test_after_a_failed_send_every_row_goes_out_once_and_in_order(bootstra
 
         assert s.relay.producer.failed
         assert await s.published() == [b"1", b"2", b"3"]
+
+
+async def test_a_busy_relay_still_scans_for_rows_nobody_handed_over(bootstrap, database_url):
+    async with Setup(database_url, bootstrap) as s:
+        await s.relay.publish_batch()  # the start's scan
+        await s.commit(b"left by an earlier life")  # in the table, never handed over
+        stopping = asyncio.Event()
+        s.relay.hand_over(*await s.commit(b"busy"))
+        task = asyncio.create_task(s.relay.run(stopping))
+        try:
+            for i in range(60):  # a hand-over every 50 ms: the relay never waits a whole second
+                await asyncio.sleep(0.05)
+                s.relay.hand_over(*await s.commit(f"busy {i}".encode()))
+                if b"left by an earlier life" in await s.published():
+                    break
+        finally:
+            stopping.set()
+            s.relay.wakeup.set()
+            await asyncio.wait_for(task, 10)
+
+        assert b"left by an earlier life" in await s.published()
+        assert i < 50  # out within ~2.5 s, while hand-overs kept coming
