@@ -11,7 +11,7 @@ from warden.runtime.database import RUNTIME_MIGRATIONS, create_pool, migrate
 from warden.runtime.kafka import producer as new_producer
 from warden.runtime.outbox import OutboxRelay, OutboxRow, write_rows
 
-TOPIC = "legal.requests.status"  # any topic of the contract; the tests find their rows by key
+TOPIC = "legal.requests.status"  # any topic of the contract; the tests find their rows by key (not JSON)
 
 
 class FailingOnce:
@@ -69,27 +69,27 @@ class Setup:
 async def test_handed_rows_go_out_without_a_scan_and_leave_the_outbox(bootstrap, database_url):
     async with Setup(database_url, bootstrap) as s:
         await s.relay.publish_batch()  # the start's scan: nothing left from before
-        s.relay.hand_over(*await s.commit(b"1", b"2", b"3"))
+        s.relay.hand_over(*await s.commit(b"row 1", b"row 2", b"row 3"))
         scans_before = s.scans()
 
         assert await s.relay.publish_handed() == 3
 
         assert s.scans() == scans_before
         assert await s.waiting() == 0
-        assert await s.published() == [b"1", b"2", b"3"]
+        assert await s.published() == [b"row 1", b"row 2", b"row 3"]
 
 
 async def test_a_row_a_scan_sent_is_not_sent_again_when_handed_over(bootstrap, database_url):
     async with Setup(database_url, bootstrap) as s:
-        early = await s.commit(b"1", b"2")
+        early = await s.commit(b"row 1", b"row 2")
         s.relay.hand_over(*early)  # handed, and a scan (a wakeup, the timer) comes first
-        late = await s.commit(b"3")
+        late = await s.commit(b"row 3")
         await s.relay.publish_batch()
         s.relay.hand_over(*late)  # handed after the scan that already sent it
 
         assert s.relay.handed == {}
         assert await s.waiting() == 0
-        assert await s.published() == [b"1", b"2", b"3"]
+        assert await s.published() == [b"row 1", b"row 2", b"row 3"]
 
 
 async def test_rows_the_relay_could_not_keep_go_out_before_later_ones(bootstrap, database_url):
@@ -97,8 +97,8 @@ async def test_rows_the_relay_could_not_keep_go_out_before_later_ones(bootstrap,
         s.relay.MAX_HANDED = 2
         stopping = asyncio.Event()
         await s.relay.publish_batch()  # the start's scan: nothing left from before
-        s.relay.hand_over(*await s.commit(b"1", b"2", b"3"))  # too many to keep: forgotten, left to scans
-        s.relay.hand_over(*await s.commit(b"4"))
+        s.relay.hand_over(*await s.commit(b"row 1", b"row 2", b"row 3"))  # too many to keep: forgotten, left to scans
+        s.relay.hand_over(*await s.commit(b"row 4"))
 
         task = asyncio.create_task(s.relay.run(stopping))
         while await s.waiting():
@@ -107,7 +107,7 @@ async def test_rows_the_relay_could_not_keep_go_out_before_later_ones(bootstrap,
         s.relay.wakeup.set()
         await asyncio.wait_for(task, 10)
 
-        assert await s.published() == [b"1", b"2", b"3", b"4"]
+        assert await s.published() == [b"row 1", b"row 2", b"row 3", b"row 4"]
 
 
 async def test_after_a_failed_send_every_row_goes_out_once_and_in_order(bootstrap, database_url):
@@ -115,9 +115,9 @@ async def test_after_a_failed_send_every_row_goes_out_once_and_in_order(bootstra
         s.relay.producer = FailingOnce(s.producer)
         stopping = asyncio.Event()
         task = asyncio.create_task(s.relay.run(stopping))
-        s.relay.hand_over(*await s.commit(b"1", b"2"))
+        s.relay.hand_over(*await s.commit(b"row 1", b"row 2"))
         await asyncio.sleep(0.01)
-        s.relay.hand_over(*await s.commit(b"3"))
+        s.relay.hand_over(*await s.commit(b"row 3"))
         while await s.waiting():
             await asyncio.sleep(0.05)
         stopping.set()
@@ -125,7 +125,7 @@ async def test_after_a_failed_send_every_row_goes_out_once_and_in_order(bootstra
         await asyncio.wait_for(task, 10)
 
         assert s.relay.producer.failed
-        assert await s.published() == [b"1", b"2", b"3"]
+        assert await s.published() == [b"row 1", b"row 2", b"row 3"]
 
 
 async def test_a_busy_relay_still_scans_for_rows_nobody_handed_over(bootstrap, database_url):
