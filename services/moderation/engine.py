@@ -17,7 +17,7 @@ import asyncpg
 from warden.contract.envelope import EventRejected, now
 from warden.runtime import metrics as shared
 from warden.runtime.backoff import Backoff
-from warden.runtime.consumer import Decoded, claim_in_inbox, dlq_row
+from warden.runtime.consumer import Decoded, claim_fresh, claim_in_inbox, dlq_row
 from warden.runtime.database import is_transient
 from warden.runtime.outbox import OutboxRow, write_rows
 
@@ -107,12 +107,7 @@ class Engine:
             effects = Effects()
             at = now()
             async with self.pool.acquire() as conn, conn.transaction():
-                claimed = await claim_in_inbox(conn, items)
-                fresh = []  # not in the inbox yet; of an event repeated inside the batch, the first
-                for item in items:
-                    if item.inbox_key in claimed:
-                        claimed.discard(item.inbox_key)
-                        fresh.append(item)
+                fresh = await claim_fresh(conn, items)
                 first = {id(i) for i in fresh}
                 try:
                     recorded = await handlers.record_reports(conn, [i.payload for i in fresh], cfg=self.cfg, now=at)

@@ -93,6 +93,18 @@ async def claim_in_inbox(conn: asyncpg.Connection, items: list[Decoded]) -> set[
     return {(r["source"], r["event_id"]) for r in rows}
 
 
+async def claim_fresh(conn: asyncpg.Connection, items: list[Decoded]) -> list[Decoded]:
+    """The batch's items this transaction claimed (claim_in_inbox), in order; of an event
+    repeated inside the batch, the first copy only. The others are duplicates."""
+    claimed = await claim_in_inbox(conn, items)
+    fresh = []
+    for item in items:
+        if item.inbox_key in claimed:
+            claimed.discard(item.inbox_key)
+            fresh.append(item)
+    return fresh
+
+
 def dlq_row(service: str, record: ConsumerRecord, rejection: EventRejected) -> OutboxRow:
     """The original bytes, unchanged, with the reason in `dlq.*` headers (DESIGN.md)."""
     headers = [(k, v) for k, v in (record.headers or ()) if not k.startswith("dlq.")]
@@ -246,14 +258,9 @@ class ConsumerLoop:
         outcomes: list[tuple[str, str]] = []
         outgoing: list[OutboxRow] = []
         async with self.pool.acquire() as conn, conn.transaction():
-            claimed = await claim_in_inbox(conn, items)
-            fresh: list[Decoded] = []
-            for item in items:
-                if item.inbox_key not in claimed:
-                    outcomes.append((item.record.topic, "duplicate"))
-                    continue
-                claimed.discard(item.inbox_key)  # a second copy later in the batch is a duplicate
-                fresh.append(item)
+            fresh = await claim_fresh(conn, items)
+            claimed = {id(item) for item in fresh}
+            outcomes += [(item.record.topic, "duplicate") for item in items if id(item) not in claimed]
             # The optimistic pass's Context.cache and deferred inserts: they live as long as its transaction.
             cache, deferred = (None, None) if isolated else ({}, DeferredInserts())
             if not isolated:
