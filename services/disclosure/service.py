@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from warden.authorities import AUTHORITY_MIGRATIONS, AUTHORITY_REGISTRY
+from warden.authorities import AUTHORITY_MIGRATIONS, AUTHORITY_REGISTRY, require_registry_keys
 from warden.runtime.database import MigrationSet
 from warden.runtime.service import Service, Subscription
 
@@ -35,6 +35,7 @@ SERVICE = Service(
         AUTHORITY_REGISTRY,
     ],
     migrations=[AUTHORITY_MIGRATIONS, MigrationSet("disclosure", Path(__file__).parent / "migrations")],
+    startup_checks=[require_registry_keys],
     routes=routes,
     background=[purge_expired_data, emit_due_notices, refresh_metrics],
 )

@@ -9,7 +9,7 @@ Jobs      watch_deadlines          -> overdue metrics, unconfirmed emergencies
 """
 from pathlib import Path
 
-from warden.authorities import AUTHORITY_MIGRATIONS, AUTHORITY_REGISTRY
+from warden.authorities import AUTHORITY_MIGRATIONS, AUTHORITY_REGISTRY, require_registry_keys
 from warden.runtime.database import MigrationSet
 from warden.runtime.service import Service, Subscription
 
@@ -36,6 +36,7 @@ SERVICE = Service(
         Subscription("moderation.violations", record_violation),
     ],
     migrations=[AUTHORITY_MIGRATIONS, MigrationSet("legal_review", Path(__file__).parent / "migrations")],
+    startup_checks=[require_registry_keys],
     routes=routes,
     background=[watch_deadlines],
 )

@@ -8,6 +8,9 @@ from typing import Any
 from warden.contract.events import AuthorityRegistered
 from warden.signing import generate_keypair, sign, signed_bytes
 
+from warden.authorities import sign_record
+
+from tests.support import keys
 from tests.support.kafka import produce_event
 
 
@@ -17,10 +20,20 @@ def new_authority(kind: str = "court", country: str = "FR", status: str = "activ
             "kind": kind, "status": status, "public_key": keys["public_key"], "private_key": keys["private_key"]}
 
 
-async def register_authority(bootstrap: str, authority: dict[str, Any]) -> None:
-    record = AuthorityRegistered.model_validate(dict(authority, updated_at=datetime.now(timezone.utc)))
+def registry_record(authority: dict[str, Any], *operator_keys: str, **changes: Any) -> dict[str, Any]:
+    """The authority's registry record, signed by the given operator keys (default: the test registry key)."""
+    record = AuthorityRegistered.model_validate(dict(authority, updated_at=datetime.now(timezone.utc), **changes))
+    body = record.model_dump(mode="json", exclude={"signatures"})
+    return sign_record(body, *(operator_keys or (keys.REGISTRY["private_key"],)))
+
+
+async def register_authority(bootstrap: str, authority: dict[str, Any], *operator_keys: str,
+                             **changes: Any) -> dict[str, Any]:
+    """Publish the authority's record as an operator does (`warden authority add`); returns it."""
+    record = registry_record(authority, *operator_keys, **changes)
     await produce_event(bootstrap, "legal.authorities", "warden.legal.authority.registered.v1",
-                        record.model_dump(mode="json"), source="/warden/cli")
+                        record, source="/warden/cli")
+    return record
 
 
 def request_data(authority: dict[str, Any], **overrides: Any) -> dict[str, Any]:

@@ -196,6 +196,13 @@ class AuthorityKind(str, Enum):
     police = "police"
 
 
+class RecordSignature(Payload):
+    """An operator's signature of a registry record (warden/authorities.py says over what)."""
+
+    key_id: str = Field(pattern=r"^[0-9a-f]{16}$")
+    signature: str = Field(min_length=1, max_length=200)
+
+
 class AuthorityRegistered(Payload):
     authority_id: str = Field(min_length=1, max_length=128)
     name: str = Field(min_length=1, max_length=256)
@@ -204,6 +211,8 @@ class AuthorityRegistered(Payload):
     public_key: str = Field(min_length=40, max_length=64)
     status: Literal["active", "revoked"]
     updated_at: AwareDatetime
+    # v1.1: by operator registry keys, over the RFC 8785 form of the record without `signatures`.
+    signatures: list[RecordSignature] = Field(default=[], max_length=5)
 
 
 class SubscriberAccountUpdated(Payload):

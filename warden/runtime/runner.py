@@ -79,6 +79,8 @@ class Runtime:
 
     async def run(self) -> None:
         s = self.settings
+        for check in self.service.startup_checks:
+            check(s)
         app = build_app(self.service.name, self.readiness)
         if self.service.routes is not None:
             self.service.routes(app, self)
@@ -92,7 +94,8 @@ class Runtime:
         self.loop = ConsumerLoop(self.service, self.pool, self.consumer, batch_max_records=s.batch_max_records,
                                  poll_timeout_ms=s.poll_timeout_ms, retry_initial_s=s.retry_initial_s,
                                  retry_max_s=s.retry_max_s, commit_interval_s=s.commit_interval_ms / 1000,
-                                 on_committed=self.relay.hand_over if s.outbox_relay else None)
+                                 on_committed=self.relay.hand_over if s.outbox_relay else None,
+                                 settings=s)
         self.loop.subscribe()
         await kafka.start_with_retry(self.consumer, "consumer")
         log.info("service started", extra={"group_id": s.group_id(self.service.name)})
@@ -163,6 +166,8 @@ def run_service(name: str, settings: Settings | None = None) -> None:
     settings = settings or Settings()
     configure_logging(name, settings.log_level)
     module = importlib.import_module(SERVICE_MODULES[name])
+    for check in getattr(module, "SERVICE", None) and module.SERVICE.startup_checks or ():
+        check(settings)  # before any connection: a misconfigured service says so and stops
     with asyncio.Runner(loop_factory=_loop_factory(settings)) as runner:
         runner.run(_serve_until_signalled(module, settings))
 

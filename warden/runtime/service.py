@@ -39,6 +39,8 @@ class Context:
     cache: dict[Any, Any] = field(default_factory=dict)
     # The optimistic pass's deferred inserts, shared by the batch (insert_new); None: insert at once.
     deferred: DeferredInserts | None = None
+    # The running service's settings (warden/runtime/settings.py); None outside a runtime.
+    settings: Any = None
 
     @property
     def binary_mode(self) -> bool:
@@ -97,6 +99,10 @@ class Subscription:
     prefetch: Prefetch | None = None
 
 
+class ConfigurationError(Exception):
+    """The service cannot start as configured; the message says what to set."""
+
+
 @dataclass(frozen=True)
 class Service:
     name: str
@@ -105,6 +111,8 @@ class Service:
     migrations: list[MigrationSet]
     routes: Callable[[FastAPI, Any], None] | None = None
     background: list[Callable[[Any], Awaitable[None]]] = field(default_factory=list)
+    # Run with the settings before anything starts; each raises ConfigurationError to refuse.
+    startup_checks: list[Callable[[Any], None]] = field(default_factory=list)
 
     def subscription(self, topic: str) -> Subscription:
         for sub in self.subscriptions:

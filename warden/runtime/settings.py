@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -42,6 +42,17 @@ class Settings(BaseSettings):
     db_pool_size: int = 4
     # The services' event loop: uvloop (libuv), or asyncio's own (`asyncio`) to rule it out.
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+
+    # Trust anchors (warden/keys.py): base64 Ed25519 public keys, separated by commas or spaces.
+    # The operators' registry keys, checked on every `legal.authorities` record.
+    registry_public_keys: str = ""
+    # Distinct registry keys that must sign a new authority or a new key (revocations need one).
+    registry_quorum: int = Field(default=1, ge=1, le=5)
+    # A registry record dated further ahead than this is refused.
+    registry_max_skew_s: int = 300
+    # Legal review signs its decisions with this key; disclosure accepts decisions signed by these.
+    decision_private_key: SecretStr | None = None
+    decision_public_keys: str = ""
 
     # Consumer groups are "<prefix>-<service>"; tests give each run its own prefix.
     group_prefix: str = "warden"
