@@ -14,8 +14,8 @@ from warden.runtime.service import Context
 
 from disclosure import store
 from disclosure.keys import platform_private_key
+from disclosure.package import Session, build_package, is_empty, new_nonce, redact, seal_for_authority
 from disclosure.provenance import verify_approval, verify_signed_decision
-from disclosure.package import Session, build_package, is_empty, redact, seal_for_authority
 from disclosure.settings import DisclosureSettings
 from disclosure.subscribers import normalise_ip, notice_due_at, resolve_account
 
@@ -180,7 +180,7 @@ async def place_hold(ctx: Context, decision: RequestApproved, account_id: str) -
 
 async def disclose(ctx: Context, decision: RequestApproved, account_id: str, lookup: store.SuspectLookup) -> None:
     at = now()
-    package = build_package(decision, account_id, lookup.phone_changes, lookup.sessions, at)
+    package = build_package(decision, account_id, lookup.phone_changes, lookup.sessions, at, new_nonce())
     if is_empty(package):
         await close_without_data(ctx, decision, "no_data_in_period")
         return

@@ -182,11 +182,19 @@ class RequestStatus(Payload):
 
 
 class RedactedView(Payload):
+    """In clear, for operators: each number's country calling code only (`+33 ***`), the count of IP addresses."""
+
     phone_numbers: list[str] = []
     ip_address_count: int = 0
 
 
 class DisclosureIssued(Payload):
+    """`warden.legal.disclosure.issued.v1`: a package sealed to its authority.
+
+    `sealed`, `sha256` and `signature` are of the same bytes: the package's RFC 8785
+    form with its random `nonce` and its `padding`.
+    """
+
     case_id: str
     request_id: str
     authority_id: str
