@@ -106,9 +106,33 @@ async def claim_fresh(conn: asyncpg.Connection, items: list[Decoded]) -> list[De
     return fresh
 
 
+# A dead letter must fit the producer's limit whatever arrived (warden/runtime/kafka.py allows 2 MiB):
+# past these sizes it carries a prefix, says so, and the original is kept in `dead_letters`.
+DLQ_VALUE_LIMIT = 256 * 1024
+DLQ_KEY_LIMIT = 1024
+DLQ_HEADERS_LIMIT = 16 * 1024
+
+
+def dlq_too_large(record: ConsumerRecord) -> bool:
+    return (len(record.value or b"") > DLQ_VALUE_LIMIT or len(record.key or b"") > DLQ_KEY_LIMIT
+            or sum(len(k) + len(v or b"") for k, v in record.headers or ()) > DLQ_HEADERS_LIMIT)
+
+
 def dlq_row(service: str, record: ConsumerRecord, rejection: EventRejected) -> OutboxRow:
-    """The original bytes, unchanged, with the reason in `dlq.*` headers (DESIGN.md)."""
+    """The original bytes, unchanged, with the reason in `dlq.*` headers (DESIGN.md); a record too large
+    to publish again goes as a bounded prefix with `dlq.truncated` (the original: keep_dead_letter)."""
+    value, key = record.value or b"", record.key
     headers = [(k, v) for k, v in (record.headers or ()) if not k.startswith("dlq.")]
+    truncated = []
+    if len(value) > DLQ_VALUE_LIMIT:
+        value, truncated = value[:DLQ_VALUE_LIMIT], truncated + ["value"]
+    if key is not None and len(key) > DLQ_KEY_LIMIT:
+        key, truncated = key[:DLQ_KEY_LIMIT], truncated + ["key"]
+    if sum(len(k) + len(v or b"") for k, v in headers) > DLQ_HEADERS_LIMIT:
+        headers, truncated = [], truncated + ["headers"]
+    if truncated:
+        headers.append(("dlq.truncated", ",".join(truncated).encode()))
+        headers.append(("dlq.original_bytes", str(len(record.value or b"")).encode()))
     headers += [
         ("dlq.reason", rejection.reason.encode()),
         ("dlq.error", rejection.error.encode()[:1000]),
@@ -117,7 +141,17 @@ def dlq_row(service: str, record: ConsumerRecord, rejection: EventRejected) -> O
         ("dlq.partition", str(record.partition).encode()),
         ("dlq.offset", str(record.offset).encode()),
     ]
-    return OutboxRow(TOPICS[record.topic].dlq, record.key, record.value or b"", headers)
+    return OutboxRow(TOPICS[record.topic].dlq, key, value, headers)
+
+
+async def keep_dead_letter(conn: asyncpg.Connection, record: ConsumerRecord, reason: str) -> None:
+    """The whole original of a dead letter published truncated, for replay (in the batch's transaction)."""
+    headers = list(record.headers or ())
+    await conn.execute(
+        """INSERT INTO dead_letters (topic, partition, "offset", key, value, header_names, header_values, reason)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING""",
+        record.topic, record.partition, record.offset, record.key, record.value or b"",
+        [k for k, _ in headers], [v or b"" for _, v in headers], reason)
 
 
 class _Replay(Exception):
@@ -361,6 +395,8 @@ class ConsumerLoop:
                     raise _Replay() from None
                 log.error("rejection hook failed", extra={"error_type": type(exc).__name__, "where": _where(exc)})
         outgoing.append(dlq_row(self.service.name, record, rejection))
+        if dlq_too_large(record):
+            await keep_dead_letter(conn, record, rejection.reason)
         return "dead_lettered"
 
     def _context(self, conn: asyncpg.Connection, item: Decoded, cache: dict | None,
