@@ -13,7 +13,7 @@ from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
 
 from warden.runtime.runner import SERVICE_MODULES
-from warden.runtime.settings import Settings
+from warden.runtime.settings import KafkaSecurity, Settings
 
 ROOT = Path(__file__).resolve().parents[3]
 DEPLOY = ROOT / "deploy"
@@ -46,8 +46,8 @@ def model_env_names(model: type[BaseSettings]) -> set[str]:
 
 
 def settings_env_names() -> set[str]:
-    """What the runtime's Settings reads (every service)."""
-    return model_env_names(Settings)
+    """What the runtime's Settings reads (every service), its Kafka security settings included."""
+    return model_env_names(Settings) | model_env_names(KafkaSecurity)
 
 
 def service_settings_models(service: str) -> list[type[BaseSettings]]:

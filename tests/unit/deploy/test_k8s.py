@@ -19,6 +19,7 @@ K8S_VERSION = "1.32.0"  # the kubectl on the machine image; kubernetes-validate 
 OVERLAYS = ("dev", "prod")
 CRDS = {
     ("kafka.strimzi.io/v1", "KafkaTopic"): ("strimzi-kafkatopic-crd.yaml", "v1"),
+    ("kafka.strimzi.io/v1", "KafkaUser"): ("strimzi-kafkauser-crd.yaml", "v1"),
     ("monitoring.coreos.com/v1", "ServiceMonitor"): ("prometheus-operator-servicemonitor-crd.yaml", "v1"),
     ("monitoring.coreos.com/v1", "PrometheusRule"): ("prometheus-operator-prometheusrule-crd.yaml", "v1"),
 }
@@ -80,7 +81,7 @@ def test_every_resource_validates_offline(built):
     assert not problems, f"{overlay}: {problems}"
     kinds = {d["kind"] for d in docs}
     assert {"Deployment", "Service", "ConfigMap", "PodDisruptionBudget", "HorizontalPodAutoscaler",
-            "NetworkPolicy", "KafkaTopic", "ServiceMonitor", "PrometheusRule", "Namespace"} <= kinds
+            "NetworkPolicy", "KafkaTopic", "KafkaUser", "ServiceMonitor", "PrometheusRule", "Namespace"} <= kinds
 
 
 def test_validation_rejects_broken_resources(built):
@@ -97,6 +98,12 @@ def test_validation_rejects_broken_resources(built):
     monitor = copy.deepcopy(of_kind(docs, "ServiceMonitor")[0])
     monitor["spec"]["endpoints"][0]["interval"] = "15 seconds"
     assert validate(monitor)
+    user = copy.deepcopy(of_kind(docs, "KafkaUser")[0])
+    user["spec"]["authorization"]["acls"][0]["operations"] = ["Publish"]
+    assert validate(user)
+    user = copy.deepcopy(of_kind(docs, "KafkaUser")[0])
+    user["spec"]["authentication"]["type"] = "scram-sha-256"  # Strimzi offers only SCRAM-SHA-512
+    assert validate(user)
 
 
 def test_no_secret_is_committed(built):
@@ -224,3 +231,77 @@ def test_generated_files_are_up_to_date():
     for name, render in generate.GENERATED.items():
         path: Path = DEPLOY / "k8s" / "base" / name
         assert path.read_text() == render(), f"{path} is stale: run .venv/bin/python deploy/k8s/generate.py"
+
+
+# --- Kafka users and ACLs ------------------------------------------------------------------------
+
+def expected_acls() -> dict[str, dict[tuple[str, str], set[str]]]:
+    """Straight from the registry: a topic's producer(s) write it, its consumers read it and write
+    its DLQ, each consuming service reads its group; external feeds belong to the platform except
+    the authorities' requests (the gateway), the authority registry to the operators."""
+    acls: dict[str, dict[tuple[str, str], set[str]]] = {}
+
+    def allow(principal: str, kind: str, name: str, *ops: str) -> None:
+        acls.setdefault(principal, {}).setdefault((kind, name), set()).update(ops)
+
+    for topic in TOPICS.values():
+        if topic.producer == "external":
+            writers = ["authority-gateway" if topic.name == "legal.requests.submitted" else "platform"]
+        else:
+            writers = [w.strip() for w in topic.producer.split(",")]
+        for writer in writers:
+            allow(writer, "topic", topic.name, "Write", "Describe")
+        for consumer in topic.consumers:
+            allow(consumer, "topic", topic.name, "Read", "Describe")
+            allow(consumer, "topic", f"{topic.name}.dlq", "Write", "Describe")
+            allow(consumer, "group", f"warden-{consumer}", "Read")
+    return acls
+
+
+def test_kafka_users_follow_the_single_writer_map(built):
+    _, docs = built
+    users = {d["metadata"]["name"]: d for d in of_kind(docs, "KafkaUser")}
+    expected = expected_acls()
+    assert set(users) == set(expected)
+    assert {"intake", "legal-review", "disclosure", "moderation", "platform", "operators",
+            "authority-gateway"} <= set(users)
+    for name, user in users.items():
+        assert user["metadata"]["labels"]["strimzi.io/cluster"] == "warden"
+        assert user["spec"]["authentication"]["type"] in ("scram-sha-512", "tls")
+        assert user["spec"]["authorization"]["type"] == "simple"
+        found: dict[tuple[str, str], set[str]] = {}
+        for acl in user["spec"]["authorization"]["acls"]:
+            assert acl.get("type", "allow") == "allow" and acl["resource"].get("patternType") == "literal"
+            key = (acl["resource"]["type"], acl["resource"]["name"])
+            assert key not in found, f"{name}: {key} twice"
+            found[key] = set(acl["operations"])
+        assert found == expected[name], name
+    # single writer: every topic is writable only by the principals the registry names
+    for topic in TOPICS.values():
+        writable_by = {n for n, u in users.items() for acl in u["spec"]["authorization"]["acls"]
+                       if acl["resource"]["name"] == topic.name and "Write" in acl["operations"]}
+        assert writable_by == {p for p, acls in expected.items() if "Write" in acls.get(("topic", topic.name), ())}
+        assert len(writable_by) == len([w for w in topic.producer.split(",")]), topic.name
+
+
+def test_services_authenticate_as_their_kafka_user_over_tls(built):
+    _, docs = built
+    config = {d["metadata"]["name"]: d for d in of_kind(docs, "ConfigMap")}
+    users = {d["metadata"]["name"] for d in of_kind(docs, "KafkaUser")}
+    for deployment in of_kind(docs, "Deployment"):
+        pod = deployment["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        service = container["args"][1]
+        env = {e["name"]: e for e in container["env"]}
+        shared = {}
+        for source in container["envFrom"]:
+            shared.update(config[source["configMapRef"]["name"]]["data"])
+        assert shared["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+        assert shared["KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
+        assert env["KAFKA_SASL_USERNAME"]["value"] == service and service in users
+        assert env["KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": service, "key": "password"}
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        ca_dir, ca_file = shared["KAFKA_SSL_CAFILE"].rsplit("/", 1)
+        volume = next(v for v in pod["volumes"] if v["name"] == mounts[ca_dir])
+        assert volume["secret"]["secretName"] == "warden-cluster-ca-cert"
+        assert {"key": "ca.crt", "path": ca_file} in volume["secret"]["items"]
