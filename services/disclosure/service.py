@@ -14,7 +14,7 @@ from warden.runtime.service import Service, Subscription
 
 from disclosure.handlers import act_on_decision, look_up_suspects, record_subscriber_event
 from disclosure.jobs import emit_due_notices, purge_expired_data, refresh_metrics
-from disclosure.keys import platform_private_key, public_key_of
+from disclosure.keys import platform_private_key, public_key_of, require_platform_key
 from disclosure.settings import DisclosureSettings
 
 
@@ -37,4 +37,5 @@ SERVICE = Service(
     migrations=[AUTHORITY_MIGRATIONS, MigrationSet("disclosure", Path(__file__).parent / "migrations")],
     routes=routes,
     background=[purge_expired_data, emit_due_notices, refresh_metrics],
+    check_settings=require_platform_key,
 )

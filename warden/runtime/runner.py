@@ -51,6 +51,8 @@ class Runtime:
     """A running service: its pool, Kafka clients, consumer loop, outbox relay and HTTP server."""
 
     def __init__(self, service: Service, settings: Settings):
+        if service.check_settings is not None:
+            service.check_settings(settings)
         self.service = service
         self.settings = settings
         self.stopping = asyncio.Event()

@@ -105,6 +105,9 @@ class Service:
     migrations: list[MigrationSet]
     routes: Callable[[FastAPI, Any], None] | None = None
     background: list[Callable[[Any], Awaitable[None]]] = field(default_factory=list)
+    # Refuses settings the service cannot start with (raises ConfigurationError, saying why);
+    # runs before anything connects.
+    check_settings: Callable[[Any], None] | None = None
 
     def subscription(self, topic: str) -> Subscription:
         for sub in self.subscriptions:

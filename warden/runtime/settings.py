@@ -135,6 +135,10 @@ class Settings(BaseSettings):
     # How the Kafka clients authenticate and encrypt (KafkaSecurity above).
     kafka_security: KafkaSecurity = Field(default_factory=read_kafka_security)
 
+    # The embedded default (`warden up` with its own PostgreSQL, the tests): what a workstation may
+    # make up for itself, such as disclosure's signing key, kept in its schema. Never in production.
+    embedded_defaults: bool = False
+
     # Consumer groups are "<prefix>-<service>"; tests give each run its own prefix.
     group_prefix: str = "warden"
 
