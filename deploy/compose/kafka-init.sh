@@ -3,10 +3,10 @@
 # A SCRAM-SHA-512 user per principal and its ACLs (the topic registry's single-writer map),
 # created as the broker's super user `admin`. Idempotent: run at every `compose up`.
 set -eu
-BIN=/opt/kafka/bin
-BOOTSTRAP=kafka:9092
-ADMIN=/tmp/admin.properties
+BIN=${KAFKA_BIN:-/opt/kafka/bin}
+BOOTSTRAP=${KAFKA_BOOTSTRAP_SERVERS:-kafka:9092}
 umask 077
+ADMIN=$(mktemp)
 cat > "$ADMIN" <<EOF
 security.protocol=SASL_PLAINTEXT
 sasl.mechanism=SCRAM-SHA-512

@@ -12,6 +12,7 @@ import yaml
 from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
 
+from warden.contract.topics import TOPICS
 from warden.runtime.runner import SERVICE_MODULES
 from warden.runtime.settings import KafkaSecurity, Settings
 
@@ -95,3 +96,26 @@ def kustomize(overlay: str) -> list[dict]:
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, f"kubectl kustomize {overlay} failed:\n{result.stderr}"
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def expected_acls() -> dict[str, dict[tuple[str, str], set[str]]]:
+    """Straight from the registry: a topic's producer(s) write it, its consumers read it and write
+    its DLQ, each consuming service reads its group; external feeds belong to the platform except
+    the authorities' requests (the gateway), the authority registry to the operators."""
+    acls: dict[str, dict[tuple[str, str], set[str]]] = {}
+
+    def allow(principal: str, kind: str, name: str, *ops: str) -> None:
+        acls.setdefault(principal, {}).setdefault((kind, name), set()).update(ops)
+
+    for topic in TOPICS.values():
+        if topic.producer == "external":
+            writers = ["authority-gateway" if topic.name == "legal.requests.submitted" else "platform"]
+        else:
+            writers = [w.strip() for w in topic.producer.split(",")]
+        for writer in writers:
+            allow(writer, "topic", topic.name, "Write", "Describe")
+        for consumer in topic.consumers:
+            allow(consumer, "topic", topic.name, "Read", "Describe")
+            allow(consumer, "topic", f"{topic.name}.dlq", "Write", "Describe")
+            allow(consumer, "group", f"warden-{consumer}", "Read")
+    return acls

@@ -13,7 +13,8 @@ from warden.cli.topics import plan
 from warden.contract.topics import TOPICS, all_topic_names
 from warden.runtime.runner import SERVICE_MODULES
 
-from tests.unit.deploy._support import DEPLOY, allowed_env, kustomize, load_crd_schema, service_source_reads
+from tests.unit.deploy._support import (DEPLOY, allowed_env, expected_acls, kustomize, load_crd_schema,
+                                       service_source_reads)
 
 K8S_VERSION = "1.32.0"  # the kubectl on the machine image; kubernetes-validate carries its schemas
 OVERLAYS = ("dev", "prod")
@@ -234,29 +235,6 @@ def test_generated_files_are_up_to_date():
 
 
 # --- Kafka users and ACLs ------------------------------------------------------------------------
-
-def expected_acls() -> dict[str, dict[tuple[str, str], set[str]]]:
-    """Straight from the registry: a topic's producer(s) write it, its consumers read it and write
-    its DLQ, each consuming service reads its group; external feeds belong to the platform except
-    the authorities' requests (the gateway), the authority registry to the operators."""
-    acls: dict[str, dict[tuple[str, str], set[str]]] = {}
-
-    def allow(principal: str, kind: str, name: str, *ops: str) -> None:
-        acls.setdefault(principal, {}).setdefault((kind, name), set()).update(ops)
-
-    for topic in TOPICS.values():
-        if topic.producer == "external":
-            writers = ["authority-gateway" if topic.name == "legal.requests.submitted" else "platform"]
-        else:
-            writers = [w.strip() for w in topic.producer.split(",")]
-        for writer in writers:
-            allow(writer, "topic", topic.name, "Write", "Describe")
-        for consumer in topic.consumers:
-            allow(consumer, "topic", topic.name, "Read", "Describe")
-            allow(consumer, "topic", f"{topic.name}.dlq", "Write", "Describe")
-            allow(consumer, "group", f"warden-{consumer}", "Read")
-    return acls
-
 
 def test_kafka_users_follow_the_single_writer_map(built):
     _, docs = built
