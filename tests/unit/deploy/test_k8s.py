@@ -211,8 +211,12 @@ def test_only_warden_services_reach_kafka_and_postgres(built):
         for rule in client_rules:
             for peer in rule["from"]:
                 assert "namespaceSelector" not in peer and "ipBlock" not in peer
+                component = peer["podSelector"]["matchLabels"].get("app.kubernetes.io/component")
+                if port == 5432 and component == "database-admin":  # the job creating the services' roles
+                    assert peer["podSelector"]["matchLabels"]["app.kubernetes.io/part-of"] == "warden"
+                    continue
                 assert _selects(peer["podSelector"], service_labels)
-                assert peer["podSelector"]["matchLabels"].get("app.kubernetes.io/component") == "service"
+                assert component == "service"
 
 
 def test_the_prometheus_rule_carries_the_alert_rules(built):
@@ -283,3 +287,26 @@ def test_services_authenticate_as_their_kafka_user_over_tls(built):
         volume = next(v for v in pod["volumes"] if v["name"] == mounts[ca_dir])
         assert volume["secret"]["secretName"] == "warden-cluster-ca-cert"
         assert {"key": "ca.crt", "path": ca_file} in volume["secret"]["items"]
+
+
+def test_each_service_connects_to_postgres_as_its_own_role(built):
+    from warden.runtime.roles import SERVICE_SCHEMAS, url_variable
+
+    _, docs = built
+    (job,) = [d for d in of_kind(docs, "Job") if d["metadata"]["name"] == "warden-database-roles"]
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["database", "roles"]
+    job_env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]}
+    assert job_env["DATABASE_URL"] == {"name": "warden-database-admin", "key": "database-url"}
+    secrets = set()
+    for deployment in of_kind(docs, "Deployment"):
+        (svc,) = deployment["spec"]["template"]["spec"]["containers"]
+        name = svc["args"][1]
+        ref = next(e for e in svc["env"] if e["name"] == "DATABASE_URL")["valueFrom"]["secretKeyRef"]
+        assert ref == job_env[url_variable(name)], f"{name} does not use the role the job creates"
+        assert ref["name"] != "warden-database-admin"
+        secrets.add(ref["name"])
+    assert len(secrets) == len(SERVICE_SCHEMAS)
+    labels = job["spec"]["template"]["metadata"]["labels"]
+    postgres = next(d for d in of_kind(docs, "NetworkPolicy") if d["metadata"]["name"] == "warden-postgres-clients-only")
+    assert any(_selects(peer["podSelector"], labels) for rule in postgres["spec"]["ingress"] for peer in rule["from"])
