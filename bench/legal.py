@@ -30,6 +30,7 @@ from pathlib import Path
 import asyncpg
 from aiokafka import TopicPartition
 
+from warden.authorities import sign_record
 from warden.contract.envelope import encode_structured, new_event
 from warden.contract.topics import TOPICS
 from warden.runtime import kafka
@@ -92,7 +93,8 @@ async def _until(probe, timeout: float, what: str) -> None:
 async def _prepare(stack: Stack, database_url: str, run_id: str) -> dict:
     auth = authority(run_id)
     now = datetime.now(timezone.utc)
-    registered = {k: v for k, v in auth.items() if k != "private_key"} | {"updated_at": now.isoformat()}
+    registered = sign_record({k: v for k, v in auth.items() if k != "private_key"} | {"updated_at": now.isoformat()},
+                             stack.keys["registry"]["private_key"])
     records = [(auth["authority_id"].encode(), *encode_structured(new_event(
         "warden.legal.authority.registered.v1", "/warden/cli", registered)))]
     await produce_all(stack.bootstrap, "legal.authorities", records)

@@ -24,6 +24,7 @@ import asyncpg
 import psutil
 
 from bench.cpu import with_children
+from warden.keys import development_environment, development_keys
 from warden.embedded import EmbeddedKafka, EmbeddedPostgres, free_port
 from warden.processes import stop_process
 from warden.runtime.kafka import create_topics
@@ -60,6 +61,9 @@ class Stack:
             self.postgres = EmbeddedPostgres(data).start()
             self.database_url = self.postgres.url
         asyncio.run(create_topics(self.bootstrap))
+        # Trust anchors as `warden up` makes them; the services inherit them with the environment.
+        self.keys = development_keys(self.workdir / "keys")
+        os.environ.update(development_environment(self.keys, os.environ))
         return self
 
     def fresh_broker(self) -> None:

@@ -13,7 +13,10 @@ import pytest
 from warden.embedded import EmbeddedKafka, EmbeddedPostgres
 from warden.runtime.kafka import create_topics
 
+from tests.support import keys
 from tests.support.database import new_database
+
+keys.install()  # before any Settings() is read: every service of the run trusts the test keys
 
 
 @pytest.fixture(scope="session")

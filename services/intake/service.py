@@ -1,7 +1,7 @@
 """Intake, as the runtime runs it: what it consumes and the one handler for each."""
 from pathlib import Path
 
-from warden.authorities import AUTHORITY_MIGRATIONS, AUTHORITY_REGISTRY
+from warden.authorities import AUTHORITY_MIGRATIONS, AUTHORITY_REGISTRY, require_registry_keys
 from warden.runtime.database import MigrationSet
 from warden.runtime.service import Service, Subscription
 
@@ -15,4 +15,5 @@ SERVICE = Service(
         AUTHORITY_REGISTRY,
     ],
     migrations=[AUTHORITY_MIGRATIONS, MigrationSet("intake", Path(__file__).parent / "migrations")],
+    startup_checks=[require_registry_keys],
 )

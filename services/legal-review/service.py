@@ -9,7 +9,7 @@ Jobs      watch_deadlines          -> overdue metrics, unconfirmed emergencies
 """
 from pathlib import Path
 
-from warden.authorities import AUTHORITY_MIGRATIONS, AUTHORITY_REGISTRY
+from warden.authorities import AUTHORITY_MIGRATIONS, AUTHORITY_REGISTRY, require_registry_keys
 from warden.runtime.database import MigrationSet
 from warden.runtime.service import Service, Subscription
 
@@ -17,6 +17,7 @@ from legal_review.api import review_routes
 from legal_review.console.routes import console_routes
 from legal_review.handlers import record_violation, review_request
 from legal_review.jobs import watch_deadlines
+from legal_review.keys import require_decision_key
 from legal_review.policy import current_policy
 
 current_policy()  # a broken policy file stops the service at startup, not request by request
@@ -36,6 +37,7 @@ SERVICE = Service(
         Subscription("moderation.violations", record_violation),
     ],
     migrations=[AUTHORITY_MIGRATIONS, MigrationSet("legal_review", Path(__file__).parent / "migrations")],
+    startup_checks=[require_registry_keys, require_decision_key],
     routes=routes,
     background=[watch_deadlines],
 )

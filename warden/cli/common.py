@@ -17,6 +17,8 @@ from warden.runtime import kafka
 
 STACK_DIR = Path(os.environ.get("WARDEN_HOME", ".warden"))
 STACK_FILE = STACK_DIR / "stack.json"
+# The development keys `warden up` creates (warden/keys.py); operators' commands sign with them by default.
+KEYS_DIR = STACK_DIR / "keys"
 
 
 def read_stack() -> dict[str, Any] | None:

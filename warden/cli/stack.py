@@ -14,11 +14,13 @@ from pathlib import Path
 
 import click
 
-from warden.cli.common import STACK_DIR, STACK_FILE
+from warden.cli.common import KEYS_DIR, STACK_DIR, STACK_FILE
+from warden.keys import development_environment, development_keys
 from warden.embedded import EmbeddedKafka, EmbeddedPostgres, free_port
 from warden.processes import stop_process
 from warden.runtime import kafka
 from warden.runtime.runner import SERVICE_MODULES, available_services, run_service
+from warden.runtime.service import ConfigurationError
 
 
 @click.command()
@@ -27,7 +29,10 @@ def service(name: str) -> None:
     """Run one service in the foreground (what a container runs)."""
     if name not in available_services():
         raise click.ClickException(f"service {name!r} is not implemented in this build")
-    run_service(name)
+    try:
+        run_service(name)
+    except ConfigurationError as exc:
+        raise click.ClickException(f"{name} cannot start: {exc}") from None
 
 
 class ServiceProcess:
@@ -90,6 +95,8 @@ def up(only: tuple[str, ...]) -> None:
         click.echo(f"kafka   {bootstrap} ({len(created)} topics created)")
         click.echo(f"postgres {database_url}")
         env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=bootstrap, DATABASE_URL=database_url)
+        env.update(development_environment(development_keys(KEYS_DIR), env))
+        click.echo(f"keys    {KEYS_DIR}/ (development registry, decision and audit keys)")
         if database is not None:  # its own workstation database: disclosure may keep a generated key there
             env["WARDEN_EMBEDDED_DEFAULTS"] = "true"
         tokens = _development_tokens(env)

@@ -33,6 +33,7 @@ from warden.runtime.database import is_transient
 from warden.runtime.inserts import DeferredInserts
 from warden.runtime.outbox import OutboxRow, write_rows
 from warden.runtime.service import Context, Service
+from warden.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -140,8 +141,10 @@ class ConsumerLoop:
     def __init__(self, service: Service, pool: asyncpg.Pool, consumer: AIOKafkaConsumer, *,
                  batch_max_records: int, poll_timeout_ms: int, retry_initial_s: float, retry_max_s: float,
                  commit_interval_s: float = 0.0,
-                 on_committed: Callable[[list[int], list[OutboxRow]], None] | None = None):
+                 on_committed: Callable[[list[int], list[OutboxRow]], None] | None = None,
+                 settings: Settings | None = None):
         self.service = service
+        self.settings = settings if settings is not None else Settings()
         self.pool = pool
         self.consumer = consumer
         self.batch_max_records = batch_max_records
@@ -364,7 +367,8 @@ class ConsumerLoop:
                  deferred: DeferredInserts | None = None) -> Context:
         r = item.record
         return Context(self.service.name, conn, item.envelope, r.topic, r.partition, r.offset, r.key, r.value,
-                       tuple(r.headers or ()), cache={} if cache is None else cache, deferred=deferred)
+                       tuple(r.headers or ()), cache={} if cache is None else cache, deferred=deferred,
+                       settings=self.settings)
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
         try:

@@ -51,8 +51,6 @@ class Runtime:
     """A running service: its pool, Kafka clients, consumer loop, outbox relay and HTTP server."""
 
     def __init__(self, service: Service, settings: Settings):
-        if service.check_settings is not None:
-            service.check_settings(settings)
         self.service = service
         self.settings = settings
         self.stopping = asyncio.Event()
@@ -81,6 +79,8 @@ class Runtime:
 
     async def run(self) -> None:
         s = self.settings
+        for check in self.service.startup_checks:
+            check(s)
         app = build_app(self.service.name, self.readiness)
         if self.service.routes is not None:
             self.service.routes(app, self)
@@ -94,7 +94,8 @@ class Runtime:
         self.loop = ConsumerLoop(self.service, self.pool, self.consumer, batch_max_records=s.batch_max_records,
                                  poll_timeout_ms=s.poll_timeout_ms, retry_initial_s=s.retry_initial_s,
                                  retry_max_s=s.retry_max_s, commit_interval_s=s.commit_interval_ms / 1000,
-                                 on_committed=self.relay.hand_over if s.outbox_relay else None)
+                                 on_committed=self.relay.hand_over if s.outbox_relay else None,
+                                 settings=s)
         self.loop.subscribe()
         await kafka.start_with_retry(self.consumer, "consumer")
         log.info("service started", extra={"group_id": s.group_id(self.service.name)})
@@ -165,6 +166,8 @@ def run_service(name: str, settings: Settings | None = None) -> None:
     settings = settings or Settings()
     configure_logging(name, settings.log_level)
     module = importlib.import_module(SERVICE_MODULES[name])
+    for check in getattr(module, "SERVICE", None) and module.SERVICE.startup_checks or ():
+        check(settings)  # before any connection: a misconfigured service says so and stops
     with asyncio.Runner(loop_factory=_loop_factory(settings)) as runner:
         runner.run(_serve_until_signalled(module, settings))
 

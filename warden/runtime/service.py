@@ -16,6 +16,7 @@ from warden.contract.envelope import Envelope, EventRejected
 from warden.runtime.database import MigrationSet
 from warden.runtime.inserts import DeferredInserts, insert_now
 from warden.runtime.outbox import OutboxRow, event_row
+from warden.runtime.settings import ConfigurationError  # noqa: F401 (where service checks import it from)
 
 
 @dataclass
@@ -39,6 +40,8 @@ class Context:
     cache: dict[Any, Any] = field(default_factory=dict)
     # The optimistic pass's deferred inserts, shared by the batch (insert_new); None: insert at once.
     deferred: DeferredInserts | None = None
+    # The running service's settings (warden/runtime/settings.py); None outside a runtime.
+    settings: Any = None
 
     @property
     def binary_mode(self) -> bool:
@@ -105,9 +108,8 @@ class Service:
     migrations: list[MigrationSet]
     routes: Callable[[FastAPI, Any], None] | None = None
     background: list[Callable[[Any], Awaitable[None]]] = field(default_factory=list)
-    # Refuses settings the service cannot start with (raises ConfigurationError, saying why);
-    # runs before anything connects.
-    check_settings: Callable[[Any], None] | None = None
+    # Run with the settings before anything starts; each raises ConfigurationError to refuse.
+    startup_checks: list[Callable[[Any], None]] = field(default_factory=list)
 
     def subscription(self, topic: str) -> Subscription:
         for sub in self.subscriptions:

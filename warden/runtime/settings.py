@@ -17,7 +17,7 @@ SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 
 class ConfigurationError(Exception):
-    """A setting, or a combination of settings, a process cannot start with (the message says which)."""
+    """A process cannot start as configured; the message says which settings, never their values."""
 
 
 def _kafka(name: str) -> AliasChoices:
@@ -138,6 +138,17 @@ class Settings(BaseSettings):
     # The embedded default (`warden up` with its own PostgreSQL, the tests): what a workstation may
     # make up for itself, such as disclosure's signing key, kept in its schema. Never in production.
     embedded_defaults: bool = False
+
+    # Trust anchors (warden/keys.py): base64 Ed25519 public keys, separated by commas or spaces.
+    # The operators' registry keys, checked on every `legal.authorities` record.
+    registry_public_keys: str = ""
+    # Distinct registry keys that must sign a new authority or a new key (revocations need one).
+    registry_quorum: int = Field(default=1, ge=1, le=5)
+    # A registry record dated further ahead than this is refused.
+    registry_max_skew_s: int = 300
+    # Legal review signs its decisions with this key; disclosure accepts decisions signed by these.
+    decision_private_key: SecretStr | None = None
+    decision_public_keys: str = ""
 
     # Consumer groups are "<prefix>-<service>"; tests give each run its own prefix.
     group_prefix: str = "warden"

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from datetime import datetime, timezone
 
 import pytest
 from aiokafka.structs import ConsumerRecord
 
 from warden.contract.envelope import encode_structured, new_event
-from warden.contract.events import AuthorityRegistered
 from warden.runtime.consumer import ConsumerLoop
 from warden.runtime.database import RUNTIME_MIGRATIONS, create_pool, migrate
 
 from legal_review.audit import verify_chain
 from legal_review.service import SERVICE
 
-from tests.support.requests import new_authority
+from tests.support.requests import new_authority, registry_record
 from tests.integration.legal_review.support import received
 
 EMERGENCY = dict(instrument={"type": "emergency_request"}, emergency=True,
@@ -31,8 +29,7 @@ def record(topic: str, event_type: str, data: dict, offset: int) -> ConsumerReco
 
 
 def authority_record(authority: dict, offset: int) -> ConsumerRecord:
-    data = AuthorityRegistered.model_validate(dict(authority, updated_at=datetime.now(timezone.utc)))
-    return record("legal.authorities", "warden.legal.authority.registered.v1", data.model_dump(mode="json"), offset)
+    return record("legal.authorities", "warden.legal.authority.registered.v1", registry_record(authority), offset)
 
 
 def received_record(data: dict, offset: int) -> ConsumerRecord:

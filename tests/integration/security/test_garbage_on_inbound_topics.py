@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 from tests.integration.security.garbage import Garbage, draw_batch, garbage_for
 from tests.support.kafka import produce_event, wait_for_records
 from tests.support.processes import moderation_available
-from tests.support.requests import new_authority, register_authority, request_data, signed
+from tests.support.requests import new_authority, register_authority, registry_record, request_data, signed
 from tests.support.stack import running, service_settings, wait_for_authority
 from warden.runtime import kafka
 
@@ -93,7 +93,7 @@ def good_request() -> dict:
 
 def good_authority() -> dict:
     fresh = new_authority()
-    return {k: v for k, v in fresh.items() if k != "private_key"} | {"updated_at": now().isoformat()}
+    return registry_record({k: v for k, v in fresh.items() if k != "private_key"})
 
 
 REQUESTS = garbage_for("warden.legal.request.submitted.v1", good_request, ["request_id", "authority_id", "signature"])

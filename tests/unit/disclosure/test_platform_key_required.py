@@ -5,7 +5,7 @@ import pytest
 from click.testing import CliRunner
 
 from warden.cli.main import cli
-from warden.runtime.runner import Runtime, load_service
+from warden.runtime.runner import load_service
 from warden.runtime.settings import ConfigurationError, Settings
 from warden.signing import generate_keypair
 
@@ -23,19 +23,24 @@ def test_without_a_key_outside_the_embedded_default_disclosure_refuses_to_start_
     assert "Traceback" not in result.output
 
 
-async def test_before_connecting_to_anything():
+def run_checks(service: str, settings: Settings) -> None:
+    for check in load_service(service).startup_checks:
+        check(settings)
+
+
+def test_the_check_needs_no_connection():
     with pytest.raises(ConfigurationError, match="warden keygen"):
-        Runtime(load_service("disclosure"), Settings(kafka_bootstrap_servers="nowhere:1"))
+        run_checks("disclosure", Settings(kafka_bootstrap_servers="nowhere:1", database_url="postgresql://nowhere/x"))
 
 
-async def test_a_configured_key_or_the_embedded_default_lets_it_start(monkeypatch):
-    Runtime(load_service("disclosure"), Settings(embedded_defaults=True))
+def test_a_configured_key_or_the_embedded_default_lets_it_start(monkeypatch):
+    run_checks("disclosure", Settings(embedded_defaults=True))
     monkeypatch.setenv("WARDEN_EMBEDDED_DEFAULTS", "true")
-    Runtime(load_service("disclosure"), Settings())
+    run_checks("disclosure", Settings())
     monkeypatch.delenv("WARDEN_EMBEDDED_DEFAULTS")
     monkeypatch.setenv("WARDEN_DISCLOSURE_PRIVATE_KEY", generate_keypair()["private_key"])
-    Runtime(load_service("disclosure"), Settings())
+    run_checks("disclosure", Settings())
 
 
-async def test_other_services_need_no_key():
-    Runtime(load_service("intake"), Settings())
+def test_other_services_need_no_platform_key():
+    run_checks("intake", Settings())
