@@ -24,6 +24,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
+from warden.runtime import kafka
 from warden.runtime.backoff import Backoff
 
 from moderation import metrics
@@ -130,8 +131,8 @@ class GapReader:
 
     async def _started(self) -> AIOKafkaConsumer:
         if self._consumer is None:
-            self._consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
-                                              enable_auto_commit=False, auto_offset_reset="earliest")
+            self._consumer = kafka.consumer(self.bootstrap, None, fetch_max_wait_ms=500,
+                                            max_partition_fetch_bytes=1024 * 1024)
             await self._consumer.start()
         return self._consumer
 

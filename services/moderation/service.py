@@ -52,7 +52,7 @@ async def serve(settings: Settings, stopping: asyncio.Event, cfg: ModerationConf
     pool = await open_database(settings.database_url, SCHEMA, MIGRATIONS, settings.db_pool_size,
                                Backoff(settings.retry_initial_s, settings.retry_max_s), stopping)
     state["db"] = True
-    producer = kafka.producer(settings.kafka_bootstrap_servers)
+    producer = kafka.producer(settings.kafka_bootstrap_servers, settings.kafka_security)
     await kafka.start_with_retry(producer, "producer")
     relay = OutboxRelay(NAME, pool, producer, batch_size=settings.outbox_batch_size,
                         retry_initial_s=settings.retry_initial_s, retry_max_s=settings.retry_max_s)

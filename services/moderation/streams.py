@@ -29,6 +29,7 @@ from aiokafka.structs import ConsumerRecord
 from faust.streams import _current_event as current_event  # read by Table.partition_for_key
 
 from warden.contract.topics import TOPICS
+from warden.runtime import kafka
 from warden.runtime.consumer import Decoded, decode_record
 from warden.runtime.settings import Settings
 
@@ -58,11 +59,23 @@ def as_record(message) -> ConsumerRecord:
                           None, 0, 0, tuple(headers))
 
 
+def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
+    """The Kafka security settings every client gets (warden/runtime/kafka.py), as faust takes them."""
+    options = kafka.connection(settings.kafka_bootstrap_servers, settings.kafka_security)
+    if options["security_protocol"].startswith("SASL_"):
+        return faust.SASLCredentials(username=options["sasl_plain_username"], password=options["sasl_plain_password"],
+                                     mechanism=options["sasl_mechanism"], ssl_context=options.get("ssl_context"))
+    if "ssl_context" in options:
+        return faust.SSLCredentials(options["ssl_context"])
+    return None
+
+
 def build_stream_app(settings: Settings, cfg: ModerationConfig, engine: Engine, gaps: GapReader) -> faust.App:
     app_id = settings.group_id("moderation")
     (cfg.datadir / app_id).mkdir(parents=True, exist_ok=True)
     app = faust.App(
         app_id, broker=f"kafka://{settings.kafka_bootstrap_servers.replace(',', ';kafka://')}",
+        broker_credentials=broker_credentials(settings),
         store="memory://", datadir=str(cfg.datadir / app_id), web_enabled=False, loop=asyncio.get_running_loop(),
         topic_partitions=PARTITIONS, topic_replication_factor=cfg.replication_factor,
         consumer_auto_offset_reset="earliest", producer_acks=-1,

@@ -97,6 +97,8 @@ def up(only: tuple[str, ...]) -> None:
         env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=bootstrap, DATABASE_URL=database_url)
         env.update(development_environment(development_keys(KEYS_DIR), env))
         click.echo(f"keys    {KEYS_DIR}/ (development registry, decision and audit keys)")
+        if database is not None:  # its own workstation database: disclosure may keep a generated key there
+            env["WARDEN_EMBEDDED_DEFAULTS"] = "true"
         tokens = _development_tokens(env)
         names = [n for n in available_services() if not only or n in only]
         services = [ServiceProcess(n, env, log_dir) for n in names]

@@ -94,7 +94,11 @@ async def migrate(database_url: str, schema: str, sets: list[MigrationSet]) -> l
     try:
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"warden-migrate-{schema}")
-            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            # Not CREATE SCHEMA IF NOT EXISTS: PostgreSQL checks CREATE on the database before it looks
+            # for the schema, and a service's own role owns its schema but may not create any
+            # (warden/runtime/roles.py).
+            if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", schema):
+                await conn.execute(f'CREATE SCHEMA "{schema}"')
             await conn.execute(f'SET LOCAL search_path TO "{schema}"')
             await conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations ("

@@ -55,9 +55,9 @@ class Runtime:
         self.settings = settings
         self.stopping = asyncio.Event()
         self.pool: asyncpg.Pool | None = None
-        self.producer = kafka.producer(settings.kafka_bootstrap_servers)
+        self.producer = kafka.producer(settings.kafka_bootstrap_servers, settings.kafka_security)
         self.consumer = kafka.consumer(settings.kafka_bootstrap_servers, settings.group_id(service.name),
-                                       fetch_max_wait_ms=settings.fetch_max_wait_ms)
+                                       settings.kafka_security, fetch_max_wait_ms=settings.fetch_max_wait_ms)
         self.relay: OutboxRelay | None = None
         self.loop: ConsumerLoop | None = None
         self.database_ok = False

@@ -16,6 +16,7 @@ from warden.contract.envelope import Envelope, EventRejected
 from warden.runtime.database import MigrationSet
 from warden.runtime.inserts import DeferredInserts, insert_now
 from warden.runtime.outbox import OutboxRow, event_row
+from warden.runtime.settings import ConfigurationError  # noqa: F401 (where service checks import it from)
 
 
 @dataclass
@@ -97,10 +98,6 @@ class Subscription:
     handle: Handler
     on_rejected: RejectionHook | None = None
     prefetch: Prefetch | None = None
-
-
-class ConfigurationError(Exception):
-    """The service cannot start as configured; the message says what to set."""
 
 
 @dataclass(frozen=True)

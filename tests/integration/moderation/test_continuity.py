@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 from prometheus_client import REGISTRY
 
@@ -18,6 +18,7 @@ from moderation.service import MIGRATIONS
 from moderation.streams import PARTITIONS, REPORTS, home_partition
 from tests.integration.moderation.support import config, content, report, running_moderation, until
 from tests.support.stack import service_settings
+from warden.runtime import kafka
 from warden.runtime.database import create_pool, migrate
 
 REPORTS_PARTITIONS = [TopicPartition(REPORTS, p) for p in range(PARTITIONS)]
@@ -35,7 +36,7 @@ def content_in_each_partition(run: str) -> list[dict]:
 
 
 async def ends_of_reports(bootstrap: str) -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = kafka.consumer(bootstrap, None, auto_offset_reset="latest", fetch_max_wait_ms=500)
     await consumer.start()
     try:
         return await consumer.end_offsets(REPORTS_PARTITIONS)
@@ -56,7 +57,7 @@ async def skipped_by_faust(bootstrap: str, database_url: str, group: str, report
         await conn.executemany("INSERT INTO stream_progress (topic, partition, next_offset) VALUES ($1, $2, $3)",
                                [(tp.topic, tp.partition, offset) for tp, offset in before.items()])
     await pool.close()
-    committer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    committer = kafka.consumer(bootstrap, group, auto_offset_reset="latest", fetch_max_wait_ms=500)
     await committer.start()
     try:
         committer.assign(REPORTS_PARTITIONS)

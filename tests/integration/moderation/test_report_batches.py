@@ -13,7 +13,6 @@ import contextlib
 import uuid
 from datetime import datetime, timedelta, timezone
 
-from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
 from moderation.banks import BankScorer, load_banks
@@ -22,6 +21,7 @@ from moderation.service import MIGRATIONS
 from tests.integration.moderation.support import config, running_moderation, until
 from tests.support.stack import service_settings
 from warden.contract.envelope import encode_structured, new_event
+from warden.runtime import kafka
 from warden.runtime.consumer import decode_record
 from warden.runtime.database import create_pool, migrate
 
@@ -138,7 +138,7 @@ async def test_reports_through_faust_in_many_batches_fold_into_the_table(bootstr
     items = [f"burst-{run}-{n}" for n in range(30)]
 
     async def burst(reporter: str) -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False, acks="all")
+        producer = kafka.producer(bootstrap, linger_ms=0, max_batch_size=16384, max_request_size=1024 * 1024)
         await producer.start()
         try:
             for offset, item in enumerate(items):
