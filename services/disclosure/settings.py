@@ -11,6 +11,8 @@ class DisclosureSettings(BaseSettings):
     # Base64 raw 32-byte Ed25519 key (`warden keygen`). Unset: a key generated once and
     # kept in the service's schema (embedded default only; see docs/disclosure.md).
     disclosure_private_key: SecretStr | None = None
+    # Legal review's decision public keys (docs/deployment.md, "Keys"): only decisions they sign act.
+    decision_public_keys: str = ""
     # Sessions and superseded identifiers older than this are purged, held accounts excepted.
     retention_days: int = 365
     retention_interval_s: float = 3600.0

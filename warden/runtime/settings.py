@@ -146,9 +146,6 @@ class Settings(BaseSettings):
     registry_quorum: int = Field(default=1, ge=1, le=5)
     # A registry record dated further ahead than this is refused.
     registry_max_skew_s: int = 300
-    # Legal review signs its decisions with this key; disclosure accepts decisions signed by these.
-    decision_private_key: SecretStr | None = None
-    decision_public_keys: str = ""
 
     # Consumer groups are "<prefix>-<service>"; tests give each run its own prefix.
     group_prefix: str = "warden"

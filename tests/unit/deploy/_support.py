@@ -25,7 +25,7 @@ SCHEMAS = ROOT / "tests" / "schemas"
 SERVICE_VARS: dict[str, set[str]] = {
     "intake": set(),
     "legal-review": {"WARDEN_POLICY_FILE", "WARDEN_REVIEW_TOKENS", "WARDEN_REVIEW_TOKENS_FILE",
-                     "WARDEN_LEGAL_SWEEP_INTERVAL_S"},
+                     "WARDEN_LEGAL_SWEEP_INTERVAL_S", "WARDEN_DECISION_PRIVATE_KEY"},
     "disclosure": {"WARDEN_DISCLOSURE_PRIVATE_KEY", "WARDEN_RETENTION_DAYS"},
     "moderation": {"WARDEN_MODERATION_TOKENS"},
 }

@@ -19,7 +19,7 @@ from tests.unit.deploy._support import (DEPLOY, SCHEMAS, SERVICE_VARS, allowed_e
 
 COMPOSE_DIR = DEPLOY / "compose"
 SECRET_VARS = {"DATABASE_URL", "WARDEN_REVIEW_TOKENS", "WARDEN_DISCLOSURE_PRIVATE_KEY", "WARDEN_MODERATION_TOKENS",
-               "KAFKA_SASL_PASSWORD"}
+               "KAFKA_SASL_PASSWORD", "WARDEN_DECISION_PRIVATE_KEY"}
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,12 @@
+"""Legal review's own settings, read from `WARDEN_*` like the runtime's."""
+from __future__ import annotations
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class DecisionKeySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WARDEN_", extra="ignore")
+
+    # Signs every approval and rejection (legal_review/keys.py); never stored in the database.
+    decision_private_key: SecretStr | None = None
