@@ -33,6 +33,9 @@ OUTBOX_REFUSED = Counter(
 OUTBOX_SET_ASIDE = Gauge(
     "warden_outbox_set_aside", "Rows waiting in outbox_refused for an operator", ["service"],
 )
+INBOX_PRUNED = Counter(
+    "warden_inbox_pruned_total", "Inbox rows deleted once past the retention window", ["service"],
+)
 CONSUMER_LAG = Gauge(
     "warden_consumer_lag", "Records between the consumer position and the partition end",
     ["service", "topic", "partition"],

@@ -14,6 +14,7 @@ from warden.runtime.consumer import ConsumerLoop
 from warden.runtime.backoff import Backoff
 from warden.runtime.database import RUNTIME_MIGRATIONS, is_transient, open_database
 from warden.runtime.http import build_app, build_server
+from warden.runtime.inbox import prune_inbox
 from warden.runtime.logs import configure_logging
 from warden.runtime.outbox import OutboxRelay
 from warden.runtime.service import Service
@@ -103,6 +104,9 @@ class Runtime:
                  asyncio.create_task(self._watch_database(), name="db-health")]
         if s.outbox_relay:
             tasks.append(asyncio.create_task(self.relay.run(self.stopping), name="outbox"))
+        tasks.append(asyncio.create_task(prune_inbox(
+            self.service.name, self.pool, self.stopping, retention_days=s.inbox_retention_days,
+            interval_s=s.inbox_prune_interval_s, batch_size=s.inbox_prune_batch_size), name="inbox-pruning"))
         tasks += [asyncio.create_task(job(self), name=job.__name__) for job in self.service.background]
         try:
             await self._until_stopped_or_failed(tasks)

@@ -129,6 +129,10 @@ class Settings(BaseSettings):
     retry_initial_s: float = 0.2
     retry_max_s: float = 5.0
     db_pool_size: int = 4
+    # Inbox rows are kept this long (longer than any topic's retention), then pruned in small batches.
+    inbox_retention_days: float = 30.0
+    inbox_prune_interval_s: float = 600.0
+    inbox_prune_batch_size: int = 1000
     # The services' event loop: uvloop (libuv), or asyncio's own (`asyncio`) to rule it out.
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
 
