@@ -18,7 +18,7 @@ from warden.runtime.inbox import prune_inbox
 from warden.runtime.logs import configure_logging
 from warden.runtime.outbox import OutboxRelay
 from warden.runtime.service import Service
-from warden.runtime.settings import Settings
+from warden.runtime.settings import ConfigurationError, Settings
 
 log = logging.getLogger(__name__)
 
@@ -172,8 +172,16 @@ def run_service(name: str, settings: Settings | None = None) -> None:
     module = importlib.import_module(SERVICE_MODULES[name])
     for check in getattr(module, "SERVICE", None) and module.SERVICE.startup_checks or ():
         check(settings)  # before any connection: a misconfigured service says so and stops
-    with asyncio.Runner(loop_factory=_loop_factory(settings)) as runner:
-        runner.run(_serve_until_signalled(module, settings))
+    try:
+        with asyncio.Runner(loop_factory=_loop_factory(settings)) as runner:
+            runner.run(_serve_until_signalled(module, settings))
+    except ConfigurationError:
+        raise  # the command says what to set
+    except Exception as exc:
+        # One JSON record with the cause (the traceback in its `exc_info` field), then exit 1.
+        log.critical("service stopped on an error", exc_info=True,
+                     extra={"error_type": type(exc).__name__, "error": str(exc)[:500]})
+        raise SystemExit(1) from None
 
 
 def _loop_factory(settings: Settings):
