@@ -18,7 +18,7 @@ from warden.contract.events import ReportReason
 
 from moderation import handlers
 from moderation.config import Moderator, ModerationConfig
-from moderation.engine import Engine
+from moderation.transactions import Transactions
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -45,7 +45,7 @@ class AppealDecision(BaseModel):
     note: str | None = Field(default=None, max_length=2000)
 
 
-def add_routes(app: FastAPI, engine: Engine, cfg: ModerationConfig) -> None:
+def add_routes(app: FastAPI, engine: Transactions, cfg: ModerationConfig) -> None:
     def moderator(role: str):
         def check(credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Moderator:
             who = cfg.tokens.get(credentials.credentials) if credentials else None

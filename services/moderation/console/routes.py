@@ -23,7 +23,7 @@ from warden.contract.events import ReportReason
 
 from moderation import handlers, scoring
 from moderation.config import ModerationConfig, Moderator
-from moderation.engine import Engine
+from moderation.transactions import Transactions
 
 log = logging.getLogger(__name__)
 PREFIX = "/console"
@@ -39,7 +39,7 @@ def content_url(content_id: str) -> str:
     return f"/content/{quote(content_id, safe='')}"
 
 
-def add_console(app: FastAPI, engine: Engine, cfg: ModerationConfig) -> None:
+def add_console(app: FastAPI, engine: Transactions, cfg: ModerationConfig) -> None:
     """Mount the moderator console on the service's app, next to the API (add_routes)."""
     console: Console[Moderator] = Console(
         title="Moderation", prefix=PREFIX, cookie="warden_moderation_session",
