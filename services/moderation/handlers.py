@@ -82,7 +82,8 @@ async def delist_all(conn: asyncpg.Connection, delistings: list[Delisting], *, h
             for d in delistings]
     await conn.execute(
         """UPDATE content SET state = 'delisted', category = u.category, updated_at = now()
-           FROM unnest($1::text[], $2::text[]) AS u(content_id, category) WHERE content.content_id = u.content_id""",
+           FROM unnest($1::text[], $2::text[]) AS u(content_id, category)
+           WHERE content.content_id = ANY($1::text[]) AND content.content_id = u.content_id""",
         [d.content_id for d in delistings], [d.reason for d in delistings])
     await _record(conn, sors, human, now)
     for d, sor in zip(delistings, sors):

@@ -43,6 +43,7 @@ class Item:
     state: str
     cleared_at: datetime | None
     first_reported_at: datetime
+    new: bool  # its row was created by this call: nothing refers to it yet
     window: Reports = field(default_factory=dict)
     banks_read: Reports = field(default_factory=dict)
 
@@ -126,9 +127,9 @@ async def lock_items(conn: asyncpg.Connection, reports: list[ReportSubmitted], a
                AS u(content_id, kind, owner)
            ON CONFLICT (content_id) DO UPDATE SET owner_account_id = coalesce(EXCLUDED.owner_account_id,
                content.owner_account_id), updated_at = now()
-           RETURNING content_id, state, cleared_at, first_reported_at""",
+           RETURNING content_id, state, cleared_at, first_reported_at, xmax = 0 AS new""",
         content_ids, [kinds[c] for c in content_ids], [owners[c] for c in content_ids], at)
-    return {r["content_id"]: Item(r["state"], r["cleared_at"], r["first_reported_at"]) for r in rows}
+    return {r["content_id"]: Item(r["state"], r["cleared_at"], r["first_reported_at"], r["new"]) for r in rows}
 
 
 async def upsert_reporters(conn: asyncpg.Connection, reports: list[ReportSubmitted],
@@ -142,20 +143,26 @@ async def upsert_reporters(conn: asyncpg.Connection, reports: list[ReportSubmitt
 
 
 async def read_windows(conn: asyncpg.Connection, items: dict[str, Item], at: datetime, cfg: ModerationConfig) -> None:
-    """Each item's window as Postgres holds it: per reporter the first report recorded inside it, and bank matches."""
+    """Each item's window as Postgres holds it: per reporter the first report recorded inside it, and bank matches.
+
+    Items created by this call have neither (both refer to the content row). The others are read
+    item by item through the (content_id, …) indexes, whatever the tables' size."""
+    known = [(content_id, scoring.window_start(at, item.cleared_at, cfg))
+             for content_id, item in items.items() if not item.new]
+    if not known:
+        return
     rows = await conn.fetch(
-        """SELECT content_id, reporter_id AS who, contribution, reported_at AS at FROM (
-               SELECT DISTINCT ON (r.content_id, r.reporter_id) r.content_id, r.reporter_id, r.contribution,
-                      r.reported_at
-               FROM reports r JOIN content c USING (content_id)
-               WHERE r.content_id = ANY($1::text[]) AND NOT r.suspended
-                 AND r.reported_at >= greatest($2, c.cleared_at)
-               ORDER BY r.content_id, r.reporter_id, r.seq) AS firsts
-           UNION ALL
-           SELECT b.content_id, $3 || b.bank_id, b.contribution, b.matched_at
-           FROM bank_matches b JOIN content c USING (content_id)
-           WHERE b.content_id = ANY($1::text[]) AND b.matched_at >= greatest($2, c.cleared_at)""",
-        list(items), scoring.window_start(at, None, cfg), BANK)
+        """SELECT i.content_id, w.who, w.contribution, w.at
+           FROM unnest($1::text[], $2::timestamptz[]) AS i(content_id, start), LATERAL (
+               SELECT * FROM (SELECT DISTINCT ON (r.reporter_id) r.reporter_id AS who, r.contribution,
+                                     r.reported_at AS at
+                              FROM reports r
+                              WHERE r.content_id = i.content_id AND r.reported_at >= i.start AND NOT r.suspended
+                              ORDER BY r.reporter_id, r.seq) AS firsts
+               UNION ALL
+               SELECT $3 || b.bank_id, b.contribution, b.matched_at FROM bank_matches b
+               WHERE b.content_id = i.content_id AND b.matched_at >= i.start) AS w""",
+        [c for c, _ in known], [start for _, start in known], BANK)
     for r in rows:
         item = items[r["content_id"]]
         entry = [r["contribution"], r["at"].timestamp()]
