@@ -121,6 +121,7 @@ async def lock_items(conn: asyncpg.Connection, reports: list[ReportSubmitted], a
             owners[report.content.id] = report.content.owner_account_id
         owners.setdefault(report.content.id, None)
     content_ids = sorted(kinds)
+    # xmax = 0 only on a row this statement inserted (an updated row carries the lock it took).
     rows = await conn.fetch(
         """INSERT INTO content (content_id, kind, owner_account_id, first_reported_at)
            SELECT u.content_id, u.kind, u.owner, $4 FROM unnest($1::text[], $2::text[], $3::text[])

@@ -41,10 +41,12 @@ def record(offset: int, content_id: str, reporter: str, reason: str = "drugs", *
 
 
 def reports_of(run: str) -> list[ConsumerRecord]:
-    """An item mobbed to delisting and reported after; a reporter repeating; the same event twice; a bank match;
-    a trusted flagger; a report older than the window; garbage."""
-    mobbed, repeated, twice, banned, flagged = (f"{kind}-{run}" for kind in ("mob", "rep", "two", "ban", "flag"))
-    records = [record(0, mobbed, f"r-{run}-old", age=timedelta(hours=25))]  # outside the window: adds nothing
+    """An item mobbed to delisting and reported after; a reporter repeating; the same event twice; bank matches
+    (one that delists, one that adds to the score of later reports); a trusted flagger; a report older than the
+    window, and a reporter's first report inside it counting, not their later ones; garbage."""
+    mobbed, repeated, twice, banned, flagged, sold = (f"{kind}-{run}" for kind in ("mob", "rep", "two", "ban",
+                                                                                  "flag", "sold"))
+    records = [record(0, mobbed, f"r-{run}-old", "child_abuse", age=timedelta(hours=25))]  # outside the window
     records += [record(1 + n, mobbed, f"r-{run}-{n}") for n in range(4)]
     records += [record(5, repeated, f"r-{run}-x", "weapons"), record(6, repeated, f"r-{run}-x", "weapons")]
     records += [record(7, twice, f"r-{run}-t", event_id=f"ev-{run}"),
@@ -53,6 +55,11 @@ def reports_of(run: str) -> list[ConsumerRecord]:
                 record(10, banned, f"r-{run}-c", "spam", title="KNOWN-ABUSE-SAMPLE-0001")]
     records += [record(11, flagged, "org-hotline", "spam")]
     records.append(ConsumerRecord(REPORTS, 0, 12, 0, 0, b"k", b"{not json", None, 0, 0, ()))
+    records += [record(13, sold, f"r-{run}-s1", "spam", title="Buy cocaine here"),  # 1 + the bank's 4: review
+                record(14, sold, f"r-{run}-s2", "spam")]  # 1 more, the bank match still counts: 6
+    late = f"late-{run}"  # one reporter: outside the window, then spam, then child abuse: only the spam counts (1)
+    records += [record(15, late, f"r-{run}-l", "other", age=timedelta(hours=30)),
+                record(16, late, f"r-{run}-l", "spam", age=timedelta(hours=1)), record(17, late, f"r-{run}-l", "child_abuse")]
     return records
 
 
@@ -113,9 +120,10 @@ async def test_a_batch_leaves_what_the_same_reports_one_by_one_leave(database_ur
         "Reports from 3 distinct reporters reached a score of 12 in 24 h (delisting threshold 12)."]
     assert a["outbox"].count("moderation.decisions") == 2 and a["outbox"].count("search.delistings") == 2
     assert a["outbox"].count(REPORTS + ".dlq") == 1  # the garbage
-    assert {q[0]: q[4] for q in a["queue"]} == {f"mob-{run}": 12.0, f"ban-{run}": 11.0, f"flag-{run}": 2.5}
-    assert [b[1] for b in a["banks"]] == ["known-abuse-material"]
-    assert a["inbox"] == 12 and len(a["reports"]) == 11  # the event sent twice counts once
+    assert {q[0]: q[4] for q in a["queue"]} == {f"mob-{run}": 12.0, f"ban-{run}": 11.0, f"flag-{run}": 2.5,
+                                                 f"sold-{run}": 6.0}
+    assert sorted(b[1] for b in a["banks"]) == ["drugs-for-sale", "known-abuse-material"]
+    assert a["inbox"] == 17 and len(a["reports"]) == 16  # the event sent twice counts once
 
 
 async def test_a_failing_report_replays_the_batch_and_dead_letters_only_that_report(database_url):
@@ -131,7 +139,7 @@ async def test_a_failing_report_replays_the_batch_and_dead_letters_only_that_rep
     assert reasons == [b"handler_error", b"handler_error", b"undecodable"]  # both reports of the broken item
     assert not [r for r in found["reports"] if r[0] == broken]  # their savepoints were rolled back
     assert found["outbox"].count("search.delistings") == 2  # the rest of the batch went through
-    assert found["inbox"] == 12
+    assert found["inbox"] == 17
 
 
 async def test_a_redelivered_batch_changes_nothing(database_url):
