@@ -320,15 +320,15 @@ def write_summary(path: Path, summary: dict) -> None:
 
 
 async def trace_lost_reports(bootstrap: str, group_prefix: str, lost: list[str]) -> dict[str, Any]:
-    """Where each lost report is on the two faust hops, and the group's committed offsets there.
+    """Where each lost report is on the reports topic, and the group's committed offsets there.
 
-    Says which hop dropped it: on the source topic but not repartitioned (the group_by
-    hop), or repartitioned below the committed offset and never stored (the agent hop).
+    A lost report below its partition's committed offset was committed past without its
+    effects; above it, it was never consumed.
     """
     from aiokafka import TopicPartition
 
     group = f"{group_prefix}-moderation"
-    topics = {"source": "moderation.reports.submitted", "repartition": f"{group}-reports-by-content"}
+    topics = {"source": "moderation.reports.submitted"}
     trace: dict[str, Any] = {report_id: {} for report_id in lost}
     for hop, topic in topics.items():
         for record in await read_topic(bootstrap, topic):

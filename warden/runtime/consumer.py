@@ -6,9 +6,11 @@ back in that transaction (the optimistic pass: no savepoints, and their
 inserts-if-new go out together after them, see inserts.py); if any handler or
 one of those inserts fails, the transaction is rolled back and the batch is
 replayed in a new one with a savepoint per event, so only the failing event is
-dead-lettered. Offsets are committed only after that transaction commits, so a
-crash at any instant leads to redelivery, and the inbox turns redelivery into a
-no-op.
+dead-lettered. A subscription with a batch handler (`Subscription.handle_batch`)
+gets its topic's valid new events of the batch in one call in the optimistic pass,
+and one call per event in the replay. Offsets are committed only after that
+transaction commits, so a crash at any instant leads to redelivery, and the inbox
+turns redelivery into a no-op.
 """
 from __future__ import annotations
 
@@ -277,11 +279,13 @@ class ConsumerLoop:
         started = time.perf_counter()
         items = [decode_record(r) for r in records]
         try:
-            outcomes, outgoing, ids = await self._process(items, isolated=False)
+            outcomes, outgoing, ids, hooks = await self._process(items, isolated=False)
         except _Replay:  # that transaction is rolled back: again, in a new one, a savepoint per event
-            outcomes, outgoing, ids = await self._process(items, isolated=True)
+            outcomes, outgoing, ids, hooks = await self._process(items, isolated=True)
         if self.on_committed is not None and outgoing:
             self.on_committed(ids, outgoing)  # the outbox rows are committed: the relay may send them
+        for hook in hooks:  # Context.on_commit
+            hook()
         # Metrics only after commit: a rolled-back batch will be counted when it is retried.
         per_event = (time.perf_counter() - started) / max(len(records), 1)
         for topic, outcome in outcomes:
@@ -290,10 +294,13 @@ class ConsumerLoop:
         metrics.count_outgoing(self.service.name, outgoing)
 
     async def _process(self, items: list[Decoded], *, isolated: bool
-                       ) -> tuple[list[tuple[str, str]], list[OutboxRow], list[int]]:
-        """One transaction: inbox claim, handlers, outbox rows, commit. (outcomes, outbox rows, their ids)"""
+                       ) -> tuple[list[tuple[str, str]], list[OutboxRow], list[int], list[Callable[[], None]]]:
+        """One transaction: inbox claim, handlers, outbox rows, commit.
+
+        (outcomes, outbox rows, their ids, the handlers' on-commit hooks)"""
         outcomes: list[tuple[str, str]] = []
         outgoing: list[OutboxRow] = []
+        hooks: list[Callable[[], None]] = []
         async with self.pool.acquire() as conn, conn.transaction():
             fresh = await claim_fresh(conn, items)
             claimed = {id(item) for item in fresh}
@@ -302,13 +309,49 @@ class ConsumerLoop:
             cache, deferred = (None, None) if isolated else ({}, DeferredInserts())
             if not isolated:
                 await self._prefetch(conn, fresh, cache)
-            handled = [await self._handle(conn, item, outgoing, isolated=isolated, cache=cache, deferred=deferred)
-                       for item in fresh]
-            outcomes += [(item.record.topic, outcome) for item, outcome in zip(fresh, handled)]
+            # Optimistic pass: each batch handler's events, handed over together where its topic first appears.
+            batches = {} if isolated else self._batches(fresh)
+            handled: dict[int, str] = {}
+            for item in fresh:
+                if id(item) in handled:
+                    continue
+                group = batches.pop(item.record.topic, None) if item.rejection is None else None
+                if group:
+                    await self._handle_batch(conn, group, outgoing, hooks, cache, deferred)
+                    handled.update((id(i), "processed") for i in group)
+                else:
+                    handled[id(item)] = await self._handle(conn, item, outgoing, hooks, isolated=isolated,
+                                                           cache=cache, deferred=deferred)
+            outcomes += [(item.record.topic, handled[id(item)]) for item in fresh]
             if deferred:
                 await self._flush(conn, deferred)
             ids = await write_rows(conn, outgoing)
-        return outcomes, outgoing, ids
+        return outcomes, outgoing, ids, hooks
+
+    def _batches(self, fresh: list[Decoded]) -> dict[str, list[Decoded]]:
+        """The valid events of each topic whose subscription has a batch handler, in offset order."""
+        batches: dict[str, list[Decoded]] = {}
+        for item in fresh:
+            if item.rejection is None and self.service.subscription(item.record.topic).handle_batch is not None:
+                batches.setdefault(item.record.topic, []).append(item)
+        return batches
+
+    async def _handle_batch(self, conn: asyncpg.Connection, group: list[Decoded], outgoing: list[OutboxRow],
+                            hooks: list[Callable[[], None]], cache: dict | None,
+                            deferred: DeferredInserts | None) -> None:
+        """A batch handler's call in the optimistic pass; any failure -> _Replay (each event alone)."""
+        subscription = self.service.subscription(group[0].record.topic)
+        ctx = self._context(conn, group[0], cache, deferred)
+        try:
+            await subscription.handle_batch(ctx, [item.payload for item in group])
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            log.info("batch handler failed, batch replayed event by event", extra={
+                "topic": group[0].record.topic, "events": len(group), "error_type": type(exc).__name__})
+            raise _Replay() from None
+        outgoing.extend(ctx.outgoing)
+        hooks.extend(ctx.committed)
 
     async def _prefetch(self, conn: asyncpg.Connection, fresh: list[Decoded], cache: dict) -> None:
         """Each subscription's set-based read for the batch (Subscription.prefetch), into the shared cache."""
@@ -342,8 +385,8 @@ class ConsumerLoop:
                      extra={"inserts": pending, "error_type": type(exc).__name__})
             raise _Replay() from None
 
-    async def _handle(self, conn: asyncpg.Connection, item: Decoded, outgoing: list[OutboxRow], *,
-                      isolated: bool = True, cache: dict | None = None,
+    async def _handle(self, conn: asyncpg.Connection, item: Decoded, outgoing: list[OutboxRow],
+                      hooks: list[Callable[[], None]], *, isolated: bool = True, cache: dict | None = None,
                       deferred: DeferredInserts | None = None) -> str:
         """Run one event's handler; `isolated=False` (optimistic pass): no savepoint, any failure -> _Replay.
 
@@ -357,10 +400,11 @@ class ConsumerLoop:
             try:
                 if isolated:
                     async with conn.transaction():
-                        await subscription.handle(ctx, item.payload)
+                        await self._call_handler(subscription, ctx, item.payload)
                 else:
-                    await subscription.handle(ctx, item.payload)
+                    await self._call_handler(subscription, ctx, item.payload)
                 outgoing.extend(ctx.outgoing)
+                hooks.extend(ctx.committed)
                 return "processed"
             except EventRejected as exc:
                 if not isolated:
@@ -388,6 +432,7 @@ class ConsumerLoop:
                 else:
                     await subscription.on_rejected(ctx, rejection)
                 outgoing.extend(ctx.outgoing)
+                hooks.extend(ctx.committed)
             except Exception as exc:
                 if is_transient(exc):
                     raise
@@ -398,6 +443,13 @@ class ConsumerLoop:
         if dlq_too_large(record):
             await keep_dead_letter(conn, record, rejection.reason)
         return "dead_lettered"
+
+    @staticmethod
+    async def _call_handler(subscription, ctx: Context, payload: object) -> None:
+        if subscription.handle_batch is not None:  # the replay: a batch handler, one event at a time
+            await subscription.handle_batch(ctx, [payload])
+        else:
+            await subscription.handle(ctx, payload)
 
     def _context(self, conn: asyncpg.Connection, item: Decoded, cache: dict | None,
                  deferred: DeferredInserts | None = None) -> Context:

@@ -11,7 +11,7 @@ from pythonjsonlogger.json import JsonFormatter
 # Client libraries log connection chatter at INFO, and repeat the same error many
 # times a second while the broker is away: warnings only, and each distinct
 # message at most once per interval.
-CLIENT_LOGGERS = ("aiokafka", "kafka", "faust", "mode", "asyncio", "uvicorn.access")
+CLIENT_LOGGERS = ("aiokafka", "kafka", "asyncio", "uvicorn.access")
 
 
 class RepeatFilter(logging.Filter):

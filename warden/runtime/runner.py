@@ -162,19 +162,15 @@ async def close_within(what: str, closing: Awaitable, timeout: float = 5.0,
 
 
 def run_service(name: str, settings: Settings | None = None) -> None:
-    """Run a service until SIGTERM/SIGINT.
-
-    A service module exposes either `SERVICE` (run by `Runtime`) or, when it runs on
-    another engine (faust), `async def serve(settings, stopping)` honouring `stopping`.
-    """
+    """Run a service (its module's `SERVICE`, run by `Runtime`) until SIGTERM/SIGINT."""
     settings = settings or Settings()
     configure_logging(name, settings.log_level)
-    module = importlib.import_module(SERVICE_MODULES[name])
-    for check in getattr(module, "SERVICE", None) and module.SERVICE.startup_checks or ():
+    service = load_service(name)
+    for check in service.startup_checks:
         check(settings)  # before any connection: a misconfigured service says so and stops
     try:
         with asyncio.Runner(loop_factory=_loop_factory(settings)) as runner:
-            runner.run(_serve_until_signalled(module, settings))
+            runner.run(_serve_until_signalled(service, settings))
     except ConfigurationError:
         raise  # the command says what to set
     except Exception as exc:
@@ -191,15 +187,10 @@ def _loop_factory(settings: Settings):
     return None  # asyncio's default loop
 
 
-async def _serve_until_signalled(module, settings: Settings) -> None:
+async def _serve_until_signalled(service: Service, settings: Settings) -> None:
     # Kafka clients bind to the running loop: build everything inside it.
-    if hasattr(module, "SERVICE"):
-        runtime = Runtime(module.SERVICE, settings)
-        stopping, main = runtime.stopping, runtime.run
-    else:
-        stopping = asyncio.Event()
-        main = lambda: module.serve(settings, stopping)  # noqa: E731
+    runtime = Runtime(service, settings)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
-    await main()
+        loop.add_signal_handler(sig, runtime.stopping.set)
+    await runtime.run()

@@ -198,7 +198,7 @@ def test_garbage_on_moderation_topics_is_dead_lettered_and_good_reports_count(bo
 
     async def scenario():
         settings_ = service_settings(bootstrap, database_url)
-        async with running_moderation(settings_, config(tmp_path_factory.mktemp("fuzz-mod"))) as http:
+        async with running_moderation(settings_, config()) as http:
             async def one(topic, event_type, build):
                 async def send():
                     event = build()

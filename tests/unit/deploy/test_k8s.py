@@ -147,7 +147,7 @@ def test_deployments_are_probed_limited_and_locked_down(built):
         assert container["securityContext"]["allowPrivilegeEscalation"] is False
         assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
         writable = {m["mountPath"] for m in container["volumeMounts"]}
-        assert container["workingDir"] in writable, "the working directory must be writable (faust data, tmp files)"
+        assert container["workingDir"] in writable, "the working directory must be writable (tmp files)"
         assert pod["automountServiceAccountToken"] is False
         if overlay == "prod":
             assert container["image"].startswith("registry.example.com/warden:")

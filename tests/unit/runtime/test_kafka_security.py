@@ -150,16 +150,3 @@ def test_no_kafka_client_is_built_outside_the_runtime_kafka_module():
                  for n, line in enumerate(path.read_text().splitlines(), 1) if built.search(line)]
     assert offenders == []
 
-
-def test_moderations_stream_engine_gets_the_same_credentials(monkeypatch):
-    import faust
-
-    from moderation.streams import broker_credentials
-
-    assert broker_credentials(Settings()) is None
-    set_env(monkeypatch, security_protocol="SASL_PLAINTEXT", sasl_mechanism="SCRAM-SHA-512",
-            sasl_username="moderation", sasl_password=SECRET)
-    credentials = broker_credentials(Settings())
-    assert isinstance(credentials, faust.SASLCredentials)
-    assert (credentials.username, credentials.password, credentials.mechanism.value) == \
-        ("moderation", SECRET, "SCRAM-SHA-512")
