@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from warden.authorities import AUTHORITY_MIGRATIONS, AUTHORITY_REGISTRY, require_registry_keys
 from warden.runtime.database import MigrationSet
-from warden.runtime.service import Service, Subscription
+from warden.runtime.service import Service, ServiceContext, Subscription
 
 from disclosure.handlers import act_on_decision, look_up_suspects, record_subscriber_event
 from disclosure.jobs import emit_due_notices, purge_expired_data, refresh_metrics
@@ -19,7 +19,7 @@ from disclosure.provenance import require_decision_keys
 from disclosure.settings import DisclosureSettings
 
 
-def routes(app: FastAPI, runtime) -> None:
+def routes(app: FastAPI, runtime: ServiceContext) -> None:
     @app.get("/platform-key", tags=["disclosure"])
     async def platform_key() -> dict[str, str]:
         """The public half of the key that signs disclosure packages (for `warden disclosure open`)."""

@@ -9,9 +9,11 @@ Jobs      watch_deadlines          -> overdue metrics, unconfirmed emergencies
 """
 from pathlib import Path
 
+from fastapi import FastAPI
+
 from warden.authorities import AUTHORITY_MIGRATIONS, AUTHORITY_REGISTRY, require_registry_keys
 from warden.runtime.database import MigrationSet
-from warden.runtime.service import Service, Subscription
+from warden.runtime.service import Service, ServiceContext, Subscription
 
 from legal_review.api import review_routes
 from legal_review.console.routes import console_routes
@@ -23,7 +25,7 @@ from legal_review.policy import current_policy
 current_policy()  # a broken policy file stops the service at startup, not request by request
 
 
-def routes(app, runtime) -> None:
+def routes(app: FastAPI, runtime: ServiceContext) -> None:
     review_routes(app, runtime)
     console_routes(app, runtime)
 

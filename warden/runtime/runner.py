@@ -19,6 +19,7 @@ from warden.runtime.logs import configure_logging
 from warden.runtime.outbox import OutboxRelay
 from warden.runtime.service import Service
 from warden.runtime.settings import ConfigurationError, Settings
+from warden.runtime.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,12 @@ class Runtime:
         self.loop: ConsumerLoop | None = None
         self.database_ok = False
         self.http_port: int | None = None
+
+    def unit_of_work(self) -> UnitOfWork:
+        """A transaction whose emitted events reach the outbox, are counted and handed to the relay on commit
+        (ServiceContext); NotReady until the database is reached."""
+        hand_over = self.relay.hand_over if self.relay is not None and self.settings.outbox_relay else None
+        return UnitOfWork(self.service.name, self.pool, hand_over)
 
     def readiness(self) -> dict[str, bool]:
         return {

@@ -4,9 +4,10 @@ A service module builds one `Service`; the runtime does the rest (see runner.py)
 """
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 from fastapi import FastAPI
@@ -17,6 +18,8 @@ from warden.runtime.database import MigrationSet
 from warden.runtime.inserts import DeferredInserts, insert_now
 from warden.runtime.outbox import OutboxRow, event_row
 from warden.runtime.settings import ConfigurationError  # noqa: F401 (where service checks import it from)
+from warden.runtime.settings import Settings
+from warden.runtime.unit_of_work import UnitOfWork
 
 
 @dataclass
@@ -119,14 +122,27 @@ class Subscription:
     handle_batch: BatchHandler | None = None
 
 
+class ServiceContext(Protocol):
+    """What a service's HTTP routes and background jobs get: the running service (runner.Runtime)."""
+
+    service: Service
+    settings: Settings
+    pool: asyncpg.Pool | None  # None until the database is reached
+    stopping: asyncio.Event
+
+    def unit_of_work(self) -> UnitOfWork:
+        """`async with ctx.unit_of_work() as uow:` one transaction, its events to the outbox, the relay told
+        on commit (warden/runtime/unit_of_work.py)."""
+
+
 @dataclass(frozen=True)
 class Service:
     name: str
     schema: str
     subscriptions: list[Subscription]
     migrations: list[MigrationSet]
-    routes: Callable[[FastAPI, Any], None] | None = None
-    background: list[Callable[[Any], Awaitable[None]]] = field(default_factory=list)
+    routes: Callable[[FastAPI, ServiceContext], None] | None = None
+    background: list[Callable[[ServiceContext], Awaitable[None]]] = field(default_factory=list)
     # Run with the settings before anything starts; each raises ConfigurationError to refuse.
     startup_checks: list[Callable[[Any], None]] = field(default_factory=list)
 
