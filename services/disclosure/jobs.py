@@ -10,7 +10,6 @@ from warden.contract.envelope import now
 from warden.contract.events import NoticeDue
 from warden.runtime import metrics as runtime_metrics
 from warden.runtime.database import is_transient
-from warden.runtime.outbox import event_row
 from warden.runtime.service import ServiceContext
 
 from disclosure import metrics, store
@@ -19,7 +18,6 @@ from disclosure.settings import DisclosureSettings
 from disclosure.subscribers import retention_cutoff
 
 log = logging.getLogger(__name__)
-NOTICE = "warden.legal.notice.due.v1"
 
 
 async def every(runtime: ServiceContext, interval_s: float, step: Callable[[], Awaitable[None]], name: str) -> None:
@@ -76,9 +74,8 @@ async def emit_due_notices(runtime: ServiceContext) -> None:
     async def step() -> None:
         async with runtime.unit_of_work() as uow:
             due = await store.take_due_notices(uow.conn, now())
-            uow.add([event_row(runtime.service.name, "legal.notices.due", NOTICE,
-                               NoticeDue(case_id=r["case_id"], account_id=r["account_id"], due_at=r["due_at"]))
-                     for r in due])
+            for r in due:
+                uow.emit(NoticeDue(case_id=r["case_id"], account_id=r["account_id"], due_at=r["due_at"]))
         if due:
             log.info("user notices due", extra={"notices": len(due)})
 

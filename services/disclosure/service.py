@@ -9,6 +9,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from warden.authorities import AUTHORITY_MIGRATIONS, AUTHORITY_REGISTRY, require_registry_keys
+from warden.contract.events import DisclosureIssued, NoticeDue, RequestStatus
 from warden.runtime.database import MigrationSet
 from warden.runtime.service import Service, ServiceContext, Subscription
 
@@ -36,6 +37,7 @@ SERVICE = Service(
         AUTHORITY_REGISTRY,
     ],
     migrations=[AUTHORITY_MIGRATIONS, MigrationSet("disclosure", Path(__file__).parent / "migrations")],
+    emits=(DisclosureIssued, NoticeDue, RequestStatus),
     startup_checks=[require_registry_keys, require_decision_keys, require_platform_key],
     routes=routes,
     background=[purge_expired_data, emit_due_notices, refresh_metrics],

@@ -12,6 +12,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from warden.authorities import AUTHORITY_MIGRATIONS, AUTHORITY_REGISTRY, require_registry_keys
+from warden.contract.events import RequestApproved, RequestRejected, RequestStatus
 from warden.runtime.database import MigrationSet
 from warden.runtime.service import Service, ServiceContext, Subscription
 
@@ -39,6 +40,7 @@ SERVICE = Service(
         Subscription("moderation.violations", record_violation),
     ],
     migrations=[AUTHORITY_MIGRATIONS, MigrationSet("legal_review", Path(__file__).parent / "migrations")],
+    emits=(RequestApproved, RequestRejected, RequestStatus),
     startup_checks=[require_registry_keys, require_decision_key],
     routes=routes,
     background=[watch_deadlines],

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from warden.contract.events import ContentDelisted, ContentRelisted, ModerationDecision, ViolationConfirmed
 from warden.runtime.database import MigrationSet, is_transient
 from warden.runtime.service import Service, ServiceContext, Subscription
 
@@ -66,6 +67,7 @@ def build_service(cfg: ModerationConfig | None = None, scorer: Scorer | None = N
             Subscription(APPEALS, receive_appeal),
         ],
         migrations=MIGRATIONS,
+        emits=(ContentDelisted, ContentRelisted, ModerationDecision, ViolationConfirmed),
         routes=routes,
         background=[watch_queue],
     )

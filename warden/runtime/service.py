@@ -11,9 +11,10 @@ from typing import Any, Protocol
 
 import asyncpg
 from fastapi import FastAPI
-from pydantic import BaseModel
 
 from warden.contract.envelope import Envelope, EventRejected
+from warden.contract.events import EVENT_TYPES, Payload
+from warden.contract.topics import declaration_problems
 from warden.runtime.database import MigrationSet
 from warden.runtime.inserts import DeferredInserts, insert_now
 from warden.runtime.outbox import OutboxRow, event_row
@@ -71,9 +72,10 @@ class Context:
         if self.deferred is not None:
             await self.deferred.flush(self.conn)
 
-    def emit(self, topic: str, event_type: str, data: BaseModel | dict[str, Any]) -> None:
-        """Queue an event; it reaches the outbox in this event's transaction, or not at all."""
-        self.outgoing.append(event_row(self.service, topic, event_type, data))
+    def emit(self, event: Payload) -> None:
+        """Queue an event of the contract (its model says its type and topic); it reaches the outbox in
+        this event's transaction, or not at all."""
+        self.outgoing.append(event_row(self.service, event))
 
     def on_commit(self, hook: Callable[[], None]) -> None:
         """Run `hook` (a metric, say) once this event's transaction has committed; never if it rolls back."""
@@ -143,8 +145,20 @@ class Service:
     migrations: list[MigrationSet]
     routes: Callable[[FastAPI, ServiceContext], None] | None = None
     background: list[Callable[[ServiceContext], Awaitable[None]]] = field(default_factory=list)
+    # The contract models of the events it emits (checked against the topic registry at start).
+    emits: tuple[type[Payload], ...] = ()
     # Run with the settings before anything starts; each raises ConfigurationError to refuse.
     startup_checks: list[Callable[[Any], None]] = field(default_factory=list)
+
+    def check_contract(self, _settings: Any = None) -> None:
+        """The service's subscriptions and emitted events against the topic registry (startup check):
+        it consumes only what lists it as a consumer and emits only on topics it may write."""
+        unknown = [model.__name__ for model in self.emits if model not in EVENT_TYPES]
+        problems = [f"emits {name}, which is not an event of the contract" for name in unknown]
+        problems += declaration_problems(self.name, [s.topic for s in self.subscriptions],
+                                         [EVENT_TYPES[m] for m in self.emits if m in EVENT_TYPES])
+        if problems:
+            raise ConfigurationError(f"{self.name} does not match the topic registry: " + "; ".join(problems))
 
     def subscription(self, topic: str) -> Subscription:
         for sub in self.subscriptions:

@@ -19,7 +19,8 @@ from collections.abc import Callable
 import asyncpg
 
 from warden.runtime import metrics
-from warden.runtime.outbox import OutboxRow, write_rows
+from warden.contract.events import Payload
+from warden.runtime.outbox import OutboxRow, event_row, write_rows
 
 HandOver = Callable[[list[int], list[OutboxRow]], None]
 
@@ -29,24 +30,20 @@ class NotReady(RuntimeError):
 
 
 class UnitOfWork:
-    def __init__(self, service: str, pool: asyncpg.Pool | None, hand_over: HandOver | None = None,
-                 emitter: Callable[[object], OutboxRow] | None = None):
+    def __init__(self, service: str, pool: asyncpg.Pool | None, hand_over: HandOver | None = None):
         if pool is None:
             raise NotReady("the database is not reachable yet")
         self.service = service
         self.pool = pool
         self.hand_over = hand_over
-        self.emitter = emitter
         self.outgoing: list[OutboxRow] = []
         self.hooks: list[Callable[[], None]] = []
         self.conn: asyncpg.Connection | None = None
         self._transaction = None
 
-    def emit(self, event: object) -> None:
-        """Queue an event of the contract (topic and type follow from its model)."""
-        if self.emitter is None:
-            raise RuntimeError(f"{self.service} declares no emitter: use add() with outbox rows")
-        self.outgoing.append(self.emitter(event))
+    def emit(self, event: Payload) -> None:
+        """Queue an event of the contract (its model says its type and topic)."""
+        self.outgoing.append(event_row(self.service, event))
 
     def add(self, rows: list[OutboxRow]) -> None:
         """Queue outbox rows built elsewhere (dead letters, a handler's emitted events)."""
