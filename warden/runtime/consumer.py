@@ -152,3 +152,28 @@ class ConsumerLoop:
             # Safe to go on: the next commit covers these offsets, and redelivery is deduplicated.
             metrics.TRANSIENT_ERRORS.labels(self.service.name, "kafka").inc()
             log.warning("offset commit failed", extra={"error_type": type(exc).__name__})
+
+
+async def catch_up(loop: ConsumerLoop, reader: AIOKafkaConsumer, topics: list[str], stopping: asyncio.Event) -> int:
+    """Read `topics` from their beginning to their current end with `reader` (no consumer group) and have
+    every batch processed, before the consumer loop starts: what the other topics' events are checked
+    against (the authority registry) is then known, even to a new consumer group. The inbox drops these
+    events when the group reads them again. How many records were read."""
+    await reader.topics()  # metadata, so that partitions are known
+    partitions = [TopicPartition(t, p) for t in topics for p in sorted(reader.partitions_for_topic(t) or ())]
+    if not partitions:
+        return 0
+    reader.assign(partitions)
+    await reader.seek_to_beginning(*partitions)
+    ends = await reader.end_offsets(partitions)
+    read = 0
+    while not stopping.is_set():
+        behind = [tp for tp in partitions if await reader.position(tp) < ends[tp]]
+        if not behind:
+            break
+        batch = await reader.getmany(*behind, timeout_ms=loop.poll_timeout_ms, max_records=loop.batch_max_records)
+        records = [r for tp in behind for r in batch.get(tp, ()) if r.offset < ends[tp]]
+        if records and not await loop.process_until_done(records, stopping):
+            break
+        read += len(records)
+    return read

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 
 from warden.runtime import kafka, metrics
-from warden.runtime.consumer import ConsumerLoop
+from warden.runtime.consumer import ConsumerLoop, catch_up
 from warden.runtime.backoff import Backoff
 from warden.runtime.database import RUNTIME_MIGRATIONS, is_transient, open_database
 from warden.runtime.http import build_app, build_server
@@ -71,6 +71,21 @@ class Runtime:
         hand_over = self.relay.hand_over if self.relay is not None and self.settings.outbox_relay else None
         return UnitOfWork(self.service.name, self.pool, hand_over)
 
+    async def catch_up(self) -> None:
+        """The subscriptions marked `catch_up_first` read to their end before the consumer group starts."""
+        topics = [sub.topic for sub in self.service.subscriptions if sub.catch_up_first]
+        if not topics:
+            return
+        s = self.settings
+        reader = kafka.consumer(s.kafka_bootstrap_servers, None, s.kafka_security,
+                                fetch_max_wait_ms=s.fetch_max_wait_ms)
+        await kafka.start_with_retry(reader, "catch-up reader")
+        try:
+            read = await catch_up(self.loop, reader, topics, self.stopping)
+        finally:
+            await close_within("catch-up reader", reader.stop())
+        log.info("caught up before consuming", extra={"topics": topics, "records": read})
+
     def readiness(self) -> dict[str, bool]:
         return {
             "consumer_group_joined": bool(self.loop and self.loop.membership.joined),
@@ -104,6 +119,7 @@ class Runtime:
                                  retry_max_s=s.retry_max_s, commit_interval_s=s.commit_interval_ms / 1000,
                                  on_committed=self.relay.hand_over if s.outbox_relay else None,
                                  settings=s)
+        await self.catch_up()
         self.loop.subscribe()
         await kafka.start_with_retry(self.consumer, "consumer")
         log.info("service started", extra={"group_id": s.group_id(self.service.name)})

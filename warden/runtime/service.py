@@ -122,6 +122,9 @@ class Subscription:
     on_rejected: RejectionHook | None = None
     prefetch: Prefetch | None = None
     handle_batch: BatchHandler | None = None
+    # Read this topic to its end at start, before the consumer group consumes anything (consumer.catch_up):
+    # for what every other event is checked against, such as the authority registry.
+    catch_up_first: bool = False
 
 
 class ServiceContext(Protocol):
