@@ -13,7 +13,7 @@ from warden.contract.events import (
 from warden.identifiers import normalise_phone_number, normalise_username
 from warden.runtime.service import Context
 
-from disclosure import store
+from disclosure import audit, store
 from disclosure.keys import platform_private_key
 from disclosure.package import Session, build_package, is_empty, redact, seal_for_authority
 from disclosure.settings import DisclosureSettings
@@ -148,6 +148,7 @@ async def close_without_data(ctx: Context, decision: RequestApproved, reason: st
     at = now()
     if not await store.record_case(ctx.conn, case_row(decision, "no_data", at, reason), ctx.insert_new):
         raise already_recorded()
+    await audit.closed_without_data(ctx, decision, at, reason)
     ctx.emit("legal.requests.status", STATUS,
              status(decision, "no_data", at, [StatusReason(code=reason, message=NOT_FOUND[reason])]))
     log.info("case closed without data", extra={"case_id": decision.case_id, "reason": reason})
@@ -159,6 +160,7 @@ async def place_hold(ctx: Context, decision: RequestApproved, account_id: str) -
     if not await store.record_hold(ctx.conn, case_row(decision, "preserved", at), account_id, hold_until,
                                    ctx.insert_new):
         raise already_recorded()
+    await audit.hold_placed(ctx, decision, at, hold_until)
     ctx.emit("legal.requests.status", STATUS, status(
         decision, "preserved", at, [StatusReason(code="hold_placed", message=f"held until {hold_until.isoformat()}")]))
     log.info("preservation hold placed", extra={"case_id": decision.case_id, "hold_until": hold_until.isoformat()})
@@ -181,6 +183,7 @@ async def disclose(ctx: Context, decision: RequestApproved, account_id: str, loo
     if not await store.record_disclosure(ctx.conn, case_row(decision, "disclosed", at), account_id, sealed.sealed,
                                          sealed.sha256, sealed.signature, due_at, emitted_at, ctx.insert_new):
         raise already_recorded()
+    await audit.package_issued(ctx, decision, at, sealed.sha256, due_at, emitted_at is not None)
     ctx.emit("legal.disclosures.issued", ISSUED, DisclosureIssued(
         case_id=decision.case_id, request_id=decision.request_id, authority_id=decision.authority_id,
         account_id=account_id, period=decision.period, generated_at=at, redacted=redact(package),

@@ -2,16 +2,20 @@
 
 Consumes platform.subscribers (the subscriber store), legal.requests.decided
 (approvals act) and legal.authorities (keys to seal to). Emits
-legal.disclosures.issued, legal.requests.status and legal.notices.due.
+legal.disclosures.issued, legal.requests.status and legal.notices.due, and
+legal.audit.checkpoints (its audit chain's head: with each package, and
+publish_checkpoints when the head moved).
 """
 from pathlib import Path
 
 from fastapi import FastAPI
 
+from warden.audit import require_audit_key
 from warden.authorities import AUTHORITY_MIGRATIONS, AUTHORITY_REGISTRY, require_registry_keys
 from warden.runtime.database import MigrationSet
 from warden.runtime.service import Service, Subscription
 
+from disclosure.audit import publish_checkpoints
 from disclosure.handlers import act_on_decision, look_up_suspects, record_subscriber_event
 from disclosure.jobs import emit_due_notices, purge_expired_data, refresh_metrics
 from disclosure.keys import platform_private_key, public_key_of
@@ -35,7 +39,7 @@ SERVICE = Service(
         AUTHORITY_REGISTRY,
     ],
     migrations=[AUTHORITY_MIGRATIONS, MigrationSet("disclosure", Path(__file__).parent / "migrations")],
-    startup_checks=[require_registry_keys],
+    startup_checks=[require_registry_keys, require_audit_key],
     routes=routes,
-    background=[purge_expired_data, emit_due_notices, refresh_metrics],
+    background=[purge_expired_data, emit_due_notices, refresh_metrics, publish_checkpoints],
 )

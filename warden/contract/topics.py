@@ -72,6 +72,10 @@ TOPICS: dict[str, Topic] = {
               "disclosure", "Sealed, signed, hashed disclosure packages (redacted view in clear)."),
         Topic("legal.requests.status", "authority_id", ("warden.legal.request.status.v1",),
               "intake, legal-review, disclosure", "Status of each request as the authority sees it."),
+        Topic("legal.audit.checkpoints", "service", ("warden.legal.audit.checkpoint.v1",),
+              "legal-review, disclosure", "Signed heads of the audit chains; the latest per service "
+              "is what `warden audit verify` holds each chain to (compacted, kept forever).",
+              partitions=1, compacted=True, retention_ms=-1),
         Topic("legal.notices.due", "account_id", ("warden.legal.notice.due.v1",),
               "disclosure", "User notices due after a disclosure, never before nondisclosure_until."),
         Topic("search.delistings", "content_id",

@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     # Legal review signs its decisions with this key; disclosure accepts decisions signed by these.
     decision_private_key: SecretStr | None = None
     decision_public_keys: str = ""
+    # Legal review and disclosure sign their audit entries and checkpoints with this key (warden/audit.py);
+    # `warden audit verify` accepts entries and checkpoints signed by these.
+    audit_private_key: SecretStr | None = None
+    audit_public_keys: str = ""
+    # How often a service publishes its audit chain's head, when it moved, on legal.audit.checkpoints.
+    audit_checkpoint_interval_s: float = Field(default=60.0, gt=0)
 
     # Consumer groups are "<prefix>-<service>"; tests give each run its own prefix.
     group_prefix: str = "warden"
