@@ -12,8 +12,9 @@ with one row `audit_chain` naming it (a random `chain_id`, created with the sche
   package, both every `WARDEN_AUDIT_CHECKPOINT_INTERVAL_S` when the head moved. A chain that no
   longer reaches the latest checkpoint's seq with its head was truncated or rewritten.
 
-`verify` (here, pure) and `verify_chain` (streaming from the database) name the first break;
-`warden audit verify` reads the checkpoints from Kafka and calls them for each chain.
+`ChainWalk` (pure) checks entries one by one and names the first break, `anchor_of` picks the
+checkpoint a chain is held to; `warden audit verify` reads the checkpoints from Kafka and walks
+each chain with `verify_chain`.
 """
 from __future__ import annotations
 
@@ -227,20 +228,27 @@ class Anchor:
 
     latest: AuditCheckpoint | None  # the validly signed checkpoint of highest seq
     forged: list[tuple[AuditCheckpoint, str]]  # checkpoints of this chain that do not verify, with why
+    # Ids of the service's other chains with genuine checkpoints: a deployment has one chain per
+    # service, so an empty, never checkpointed chain beside them is one that was replaced.
+    other_chains: list[str]
 
 
 def anchor_of(checkpoints: Iterable[AuditCheckpoint], service: str, chain_id: str,
               keys: dict[str, str]) -> Anchor:
     """Among published checkpoints, this chain's: the latest genuine one, and every forged one."""
-    latest, forged = None, []
+    latest, forged, others = None, [], []
     for cp in checkpoints:
-        if cp.service != service or cp.chain_id != chain_id:
+        if cp.service != service:
             continue
-        if problem := checkpoint_problem(cp, keys):
+        problem = checkpoint_problem(cp, keys)
+        if cp.chain_id != chain_id:
+            if problem is None and cp.chain_id not in others:
+                others.append(cp.chain_id)
+        elif problem:
             forged.append((cp, problem))
         elif latest is None or cp.seq > latest.seq:
             latest = cp
-    return Anchor(latest, forged)
+    return Anchor(latest, forged, others)
 
 
 def parse_checkpoints(events: Iterable[dict[str, Any]]) -> list[AuditCheckpoint]:

@@ -103,7 +103,7 @@ def test_checkpoints_verify_as_published_and_forgeries_are_told_apart():
     altered = genuine[1].model_copy(update={"seq": 6})
     other_chain = audit.sign_checkpoint(SIGNER, SERVICE, "another-chain", 9, entries[0].hash, NOW)
     anchor = audit.anchor_of([*read_back, forged, claimed, altered, other_chain], SERVICE, CHAIN_ID, KEYS)
-    assert anchor.latest.seq == 5
+    assert anchor.latest.seq == 5 and anchor.other_chains == ["another-chain"]
     assert [(c.seq, "not a configured" in p, "does not match" in p) for c, p in anchor.forged] == [
         (6, True, False), (6, False, True), (6, False, True)]
 

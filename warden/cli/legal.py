@@ -94,6 +94,8 @@ async def _check_chain(conn, service: str, keys: dict[str, str], checkpoints) ->
 
     schema = CHAINS[service]
     chain_id = await chains.chain_id_of(conn, schema)
+    if chain_id is None:
+        return service, [(False, f"audit chain BROKEN: {schema}.audit_chain has no row (the chain's id was deleted)")]
     anchor = chains.anchor_of(checkpoints, service, chain_id, keys)
     lines = [(False, f"audit chain BROKEN: forged checkpoint on {chains.CHECKPOINT_TOPIC} (claims entry {cp.seq}, "
                      f"{cp.at.isoformat(timespec='seconds')}): {problem}") for cp, problem in anchor.forged]
@@ -106,6 +108,10 @@ async def _check_chain(conn, service: str, keys: dict[str, str], checkpoints) ->
         lines.append((False, f"audit chain NOT ANCHORED: {count} entries verified, but no genuine checkpoint of "
                              f"chain {chain_id} on {chains.CHECKPOINT_TOPIC}, so removed entries at its end "
                              "could not be seen"))
+    elif anchor.latest is None and anchor.other_chains:
+        lines.append((False, f"audit chain BROKEN: chain {chain_id} is empty and was never checkpointed, while "
+                             f"{service} published checkpoints of chain {', '.join(anchor.other_chains[:3])}: "
+                             "the chain was replaced"))
     else:
         cp = anchor.latest
         upto = f", up to the checkpoint of entry {cp.seq} ({cp.at.isoformat(timespec='seconds')})" if cp else ""

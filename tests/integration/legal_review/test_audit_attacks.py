@@ -149,3 +149,12 @@ def test_entries_signed_later_than_the_checkpoint_need_only_verify(bootstrap, da
     assert f"BROKEN at entry {chain + 1}: entry is not signed" in result.output
 
 
+
+
+def test_an_emptied_chain_under_a_new_id_is_named_as_replaced(bootstrap, database_url, chain):
+    as_dba(database_url, lambda c: c.execute(
+        "DELETE FROM legal_review.audit_log; UPDATE legal_review.audit_chain SET chain_id = gen_random_uuid()"))
+    result = dba.verify(bootstrap, database_url, SERVICE)
+    assert result.exit_code == 1
+    assert "is empty and was never checkpointed, while legal-review published checkpoints of chain" in result.output
+    assert "the chain was replaced" in result.output
