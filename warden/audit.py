@@ -31,6 +31,7 @@ from typing import Any
 
 import asyncpg
 from nacl.signing import SigningKey
+from prometheus_client import Gauge
 
 from warden.contract.envelope import now
 from warden.contract.events import AuditCheckpoint
@@ -41,6 +42,10 @@ from warden.runtime.service import ConfigurationError
 from warden.signing import b64, canonical, decode_key, verify
 
 log = logging.getLogger(__name__)
+HEAD_CHECKPOINTED = Gauge(
+    "warden_audit_head_checkpointed_timestamp_seconds",
+    "When the periodic job last saw the audit chain's head checkpointed (one written to the outbox, or none "
+    "needed); stale: the chain grows unanchored", ["service"])
 GENESIS = "0" * 64
 CHECKPOINT_TOPIC = "legal.audit.checkpoints"
 CHECKPOINT = "warden.legal.audit.checkpoint.v1"
@@ -419,6 +424,7 @@ def checkpoint_publisher(chain_type: type[Chain]):
                     published = (chain_id, seq)
                     metrics.EVENTS_EMITTED.labels(chain_type.service, CHECKPOINT_TOPIC, CHECKPOINT).inc()
                     runtime.relay.wakeup.set()
+                HEAD_CHECKPOINTED.labels(chain_type.service).set_to_current_time()
             except Exception as exc:  # retried next round; it must not stop the service
                 metrics.TRANSIENT_ERRORS.labels(chain_type.service, "audit_checkpoint").inc()
                 log.warning("audit checkpoint failed", extra={"error_type": type(exc).__name__})
