@@ -166,4 +166,13 @@ async def usable_keys(ctx: Context, authority_id: str) -> list[str]:
     return ctx.cache[key]
 
 
+async def key_standing(ctx: Context, authority_id: str, public_key: str) -> str | None:
+    """"active" or "revoked" for a key registered for the authority; None for a key never registered to it."""
+    row = await ctx.conn.fetchrow(
+        "SELECT revoked_at FROM authority_keys WHERE authority_id = $1 AND public_key = $2", authority_id, public_key)
+    if row is None:
+        return None
+    return "active" if row["revoked_at"] is None else "revoked"
+
+
 AUTHORITY_REGISTRY = Subscription("legal.authorities", record_authority)

@@ -6,9 +6,33 @@ Error messages name the field, never the value (they reach DLQ headers).
 """
 from __future__ import annotations
 
+import uuid
+
 import phonenumbers
 
 from warden.contract.envelope import EventRejected
+from warden.contract.events import Suspect
+
+_CASE_NAMESPACE = uuid.UUID("6f1c1d2e-8a57-4d0e-9a43-2f3f5b0d7c11")
+
+
+def case_id_for(authority_id: str, request_id: str) -> str:
+    """A request's case id: stable, so a request re-read after a crash maps to the same case, and
+    derivable by every service from the signed request alone."""
+    return str(uuid.uuid5(_CASE_NAMESPACE, f"{authority_id}\x00{request_id}"))
+
+
+def normalise_suspect(suspect: Suspect) -> Suspect:
+    """The identifiers disclosure resolves against its subscriber store."""
+    username = normalise_username(suspect.username) if suspect.username else None
+    if suspect.username and username is None:
+        raise EventRejected("invalid_data", "suspect.username is empty once normalised")
+    return Suspect(
+        account_id=suspect.account_id.strip() if suspect.account_id else None,
+        username=username,
+        phone_number=normalise_phone_number(suspect.phone_number, "suspect.phone_number")
+        if suspect.phone_number else None,
+    )
 
 
 def normalise_phone_number(raw: str, field: str = "phone_number") -> str:

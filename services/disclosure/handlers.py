@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from warden.authorities import authority_of
 from warden.contract.envelope import EventRejected, now
 from warden.contract.events import (
     DisclosureIssued, NoticeDue, RequestApproved, RequestRejected, RequestStatus, StatusReason,
@@ -15,7 +14,8 @@ from warden.runtime.service import Context
 
 from disclosure import audit, store
 from disclosure.keys import platform_private_key
-from disclosure.package import Session, build_package, is_empty, redact, seal_for_authority
+from disclosure.package import Session, build_package, is_empty, new_nonce, redact, seal_for_authority
+from disclosure.provenance import verify_approval, verify_signed_decision
 from disclosure.settings import DisclosureSettings
 from disclosure.subscribers import normalise_ip, notice_due_at, resolve_account
 
@@ -70,12 +70,16 @@ async def platform_key(ctx: Context) -> str:
 
 
 async def act_on_decision(ctx: Context, decision: RequestApproved | RequestRejected) -> None:
-    """Approvals act, once per case; rejections were already told to the authority."""
+    """Approvals traced to signed origins act, once per case; rejections were already told to the authority."""
+    verify_signed_decision(ctx, decision)
     if not isinstance(decision, RequestApproved):
         return
+    key_in_force = await verify_approval(ctx, decision)
     lookup = await lookup_suspect(ctx, decision)
     if lookup.acted:
-        log.info("decision for a case already acted on, ignored", extra={"case_id": decision.case_id})
+        raise EventRejected("replayed_decision", "the case was already acted on: a decision acts once")
+    if not key_in_force:
+        await cancel(ctx, decision, "authority_revoked", "the authority's key was revoked before disclosure")
         return
     account_id, reason = resolve_account(lookup.candidates)
     if account_id is None:
@@ -144,6 +148,16 @@ def status(decision: RequestApproved, value: str, at: datetime, reasons: list[St
                          case_id=decision.case_id, status=value, reasons=list(reasons), at=at)
 
 
+async def cancel(ctx: Context, decision: RequestApproved, reason: str, message: str) -> None:
+    """Close the case without effect: no package, no hold, no notice."""
+    at = now()
+    if not await store.record_case(ctx.conn, case_row(decision, "cancelled", at, reason), ctx.insert_new):
+        raise already_recorded()
+    ctx.emit("legal.requests.status", STATUS,
+             status(decision, "cancelled", at, [StatusReason(code=reason, message=message)]))
+    log.info("case cancelled", extra={"case_id": decision.case_id, "reason": reason})
+
+
 async def close_without_data(ctx: Context, decision: RequestApproved, reason: str) -> None:
     at = now()
     if not await store.record_case(ctx.conn, case_row(decision, "no_data", at, reason), ctx.insert_new):
@@ -168,15 +182,12 @@ async def place_hold(ctx: Context, decision: RequestApproved, account_id: str) -
 
 async def disclose(ctx: Context, decision: RequestApproved, account_id: str, lookup: store.SuspectLookup) -> None:
     at = now()
-    package = build_package(decision, account_id, lookup.phone_changes, lookup.sessions, at)
+    package = build_package(decision, account_id, lookup.phone_changes, lookup.sessions, at, new_nonce())
     if is_empty(package):
         await close_without_data(ctx, decision, "no_data_in_period")
         return
-    authority = await authority_of(ctx, decision.authority_id)
-    if authority is None or authority.status != "active":
-        # Nothing can be sealed to it; the DLQ keeps the approval for a replay once registered.
-        raise EventRejected("unknown_authority", f"authority {decision.authority_id!r} is not an active registered one")
-    sealed = seal_for_authority(package, authority.public_key, await platform_key(ctx))
+    # Sealed to the key that verified the request (pinned to the case), whatever the registry says now.
+    sealed = seal_for_authority(package, decision.authority_key, await platform_key(ctx))
     # The user notice: due now, emitted with the package; later, the notice job emits it (the row is durable).
     due_at = notice_due_at(at, decision.nondisclosure_until)
     emitted_at = at if due_at <= at else None

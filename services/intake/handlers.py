@@ -7,10 +7,11 @@ import logging
 from warden.authorities import authority_of
 from warden.contract.envelope import EventRejected, now
 from warden.contract.events import LegalRequest, RequestReceived, RequestStatus, StatusReason
+from warden.identifiers import case_id_for, normalise_suspect
 from warden.runtime.service import Context
 from warden.signing import signed_bytes, verify
 
-from intake.rules import case_id_for, fingerprint, normalise_suspect
+from intake.rules import fingerprint
 
 log = logging.getLogger(__name__)
 RECEIVED = "warden.legal.request.received.v1"
@@ -39,8 +40,8 @@ async def receive_request(ctx: Context, request: LegalRequest) -> None:
     if not stored:
         await _refuse_or_ignore_replay(ctx, request, content)
         return
-    ctx.emit("legal.requests.received", RECEIVED,
-             RequestReceived(case_id=case_id, received_at=received_at, request=normalised))
+    ctx.emit("legal.requests.received", RECEIVED, RequestReceived(
+        case_id=case_id, received_at=received_at, request=normalised, submitted=ctx.envelope.data))
     ctx.emit("legal.requests.status", STATUS, RequestStatus(
         request_id=request.request_id, authority_id=request.authority_id, case_id=case_id,
         status="received", at=received_at))

@@ -20,7 +20,7 @@ from warden.contract.events import (
 from warden.runtime.inserts import InsertNew, insert_now
 from warden.runtime.outbox import OutboxRow, event_row
 
-from legal_review import audit
+from legal_review import audit, keys
 from legal_review.rules import Assessment, EarlierHold, RuleResult, suspect_key
 
 SERVICE = "legal-review"
@@ -58,6 +58,9 @@ class Case:
     decided_at: datetime | None
     decided_by: list[str]
     suspect_account_id: str | None
+    # The request exactly as the authority signed it, and the registered key that verified it.
+    submitted: dict | None = None
+    authority_key: str | None = None
 
     @property
     def closed(self) -> bool:
@@ -79,7 +82,8 @@ def case_from_row(row: asyncpg.Record) -> Case:
         supervisor_required=row["supervisor_required"], confirmation_due=row["confirmation_due"],
         confirmed_by=str(row["confirmed_by"]) if row["confirmed_by"] else None,
         policy_version=row["policy_version"], decided_at=row["decided_at"], decided_by=list(row["decided_by"]),
-        suspect_account_id=row["suspect_account_id"])
+        suspect_account_id=row["suspect_account_id"],
+        submitted=json.loads(row["submitted"]) if row["submitted"] else None, authority_key=row["authority_key"])
 
 
 async def load_case(conn: asyncpg.Connection, case_id: str, *, for_update: bool = False) -> Case | None:
@@ -122,7 +126,8 @@ def _utc(at: datetime | None) -> datetime | None:
     return at.astimezone(timezone.utc) if at is not None else None
 
 
-def new_case(received: RequestReceived, assessment: Assessment, authority: AuthorityRegistered | None) -> Case:
+def new_case(received: RequestReceived, assessment: Assessment, authority: AuthorityRegistered | None,
+             authority_key: str | None = None) -> Case:
     """The case exactly as open_case stores it (what case_from_row would read back)."""
     request, period = received.request, assessment.period
     return Case(
@@ -135,21 +140,21 @@ def new_case(received: RequestReceived, assessment: Assessment, authority: Autho
         hold_until=_utc(assessment.hold_until), extensions=0, approvals_required=assessment.approvals_required,
         supervisor_required=assessment.supervisor_required, confirmation_due=_utc(assessment.confirmation_due),
         confirmed_by=None, policy_version=assessment.policy_version, decided_at=None, decided_by=[],
-        suspect_account_id=request.suspect.account_id)
+        suspect_account_id=request.suspect.account_id, submitted=received.submitted, authority_key=authority_key)
 
 
 _INSERT_CASE = """INSERT INTO cases (case_id, request_id, authority_id, country, received_at, deadline, emergency,
                kind, status, flags, request, assessment, suspect_key, suspect_account_id, granted_categories,
                period_start, period_end, hold_until, approvals_required, supervisor_required, confirmation_due,
-               policy_version, decided_by, decided_at, updated_at)
+               policy_version, decided_by, decided_at, updated_at, submitted, authority_key)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12::jsonb, $13, $14, $15, $16, $17, $18,
-                     $19, $20, $21, $22, $23, $24, coalesce($24, now()))
+                     $19, $20, $21, $22, $23, $24, coalesce($24, now()), $25::jsonb, $26)
              ON CONFLICT DO NOTHING RETURNING case_id"""
 
 
 def _case_values(received: RequestReceived, assessment: Assessment, authority: AuthorityRegistered | None,
-                 status: str, decided_by: list[str], decided_at: datetime | None) -> tuple:
-    """$1..$24 of _INSERT_CASE."""
+                 authority_key: str | None, status: str, decided_by: list[str], decided_at: datetime | None) -> tuple:
+    """$1..$26 of _INSERT_CASE."""
     request, period = received.request, assessment.period
     return (received.case_id, request.request_id, request.authority_id, authority.country if authority else None,
             received.received_at, assessment.deadline, assessment.emergency, assessment.kind, status,
@@ -157,7 +162,8 @@ def _case_values(received: RequestReceived, assessment: Assessment, authority: A
             request.suspect.account_id, assessment.granted_categories,
             period.start if period else None, period.end if period else None, assessment.hold_until,
             assessment.approvals_required, assessment.supervisor_required, assessment.confirmation_due,
-            assessment.policy_version, decided_by, decided_at)
+            assessment.policy_version, decided_by, decided_at,
+            json.dumps(received.submitted) if received.submitted is not None else None, authority_key)
 
 
 async def _opened_entry(conn: asyncpg.Connection, received: RequestReceived, assessment: Assessment,
@@ -172,7 +178,7 @@ async def _opened_entry(conn: asyncpg.Connection, received: RequestReceived, ass
 
 async def open_case(conn: asyncpg.Connection, received: RequestReceived, assessment: Assessment,
                     authority: AuthorityRegistered | None, chain: audit.Chain | None = None,
-                    insert_new: InsertNew | None = None) -> Case | None:
+                    insert_new: InsertNew | None = None, authority_key: str | None = None) -> Case | None:
     """Record the case as the machine assessed it, and its audit entry, in one statement; None when the
     case is already known (then no entry either). `insert_new`: Context.insert_new, to defer the
     statement to the end of the consumer's batch; at once by default."""
@@ -182,22 +188,24 @@ async def open_case(conn: asyncpg.Connection, received: RequestReceived, assessm
     if not await insert_new(
             f"""WITH opened AS ({_INSERT_CASE})
                INSERT INTO audit_log ({audit.COLUMNS})
-               SELECT {audit.placeholders(25)} FROM opened RETURNING seq""",
-            *_case_values(received, assessment, authority, "pending_review", [], None), *audit.entry_values(entry)):
+               SELECT {audit.placeholders(27)} FROM opened RETURNING seq""",
+            *_case_values(received, assessment, authority, authority_key, "pending_review", [], None),
+            *audit.entry_values(entry)):
         return None
     chain.appended(entry)
-    return new_case(received, assessment, authority)
+    return new_case(received, assessment, authority, authority_key)
 
 
 async def open_decided(conn: asyncpg.Connection, received: RequestReceived, assessment: Assessment,
                        authority: AuthorityRegistered | None, chain: audit.Chain | None = None,
-                       insert_new: InsertNew | None = None) -> tuple[Case | None, list[OutboxRow]]:
+                       insert_new: InsertNew | None = None, authority_key: str | None = None
+                       ) -> tuple[Case | None, list[OutboxRow]]:
     """A case the machine decides at once (approved or rejected): open_case then approve/reject, in one
     statement (the case, its opened entry, the decision, its decided entry). (None, []) when the case is
     already known. `insert_new` as for open_case."""
     assert assessment.outcome in ("approved", "rejected"), assessment.outcome
     chain = chain or audit.Chain()
-    case = new_case(received, assessment, authority)
+    case = new_case(received, assessment, authority, authority_key)
     at, outcome, decided_by = received.received_at, assessment.outcome, [machine_actor(case)]
     if outcome == "approved":
         event, rows = _approval(case, decided_by, at)
@@ -211,14 +219,14 @@ async def open_decided(conn: asyncpg.Connection, received: RequestReceived, asse
             f"""WITH opened AS ({_INSERT_CASE}),
                opened_entry AS (
                  INSERT INTO audit_log ({audit.COLUMNS})
-                 SELECT {audit.placeholders(25)} FROM opened),
+                 SELECT {audit.placeholders(27)} FROM opened),
                decision AS (
                  INSERT INTO decisions (case_id, outcome, decided_by, event, decided_at)
-                 SELECT case_id, $9, $23, $35::jsonb, $24 FROM opened)
+                 SELECT case_id, $9, $23, $37::jsonb, $24 FROM opened)
                INSERT INTO audit_log ({audit.COLUMNS})
-               SELECT {audit.placeholders(36)} FROM opened RETURNING seq""",
-            *_case_values(received, assessment, authority, outcome, decided_by, at), *audit.entry_values(opened),
-            event.model_dump_json(), *audit.entry_values(decided)):
+               SELECT {audit.placeholders(38)} FROM opened RETURNING seq""",
+            *_case_values(received, assessment, authority, authority_key, outcome, decided_by, at),
+            *audit.entry_values(opened), json.dumps(event), *audit.entry_values(decided)):
         return None, []
     chain.appended(decided)
     rows.append(chain.checkpoint_row())
@@ -233,15 +241,17 @@ def machine_actor(case: Case) -> str:
 
 
 def _approval(case: Case, decided_by: list[str], at: datetime, extra_rules: list[PolicyRuleResult] = ()
-              ) -> tuple[RequestApproved, list[OutboxRow]]:
-    """The approval of `case` as it stands, and the rows to emit for it."""
+              ) -> tuple[dict, list[OutboxRow]]:
+    """The approval of `case` as it stands, signed, and the rows to emit for it."""
     assert case.period is not None, "an approvable case has a granted period"
     rules = [PolicyRuleResult(rule=r.rule, outcome=r.outcome, message=r.message) for r in case.results]
     event = RequestApproved(
         case_id=case.case_id, request_id=case.request_id, authority_id=case.authority_id,
         suspect=case.request.suspect, kind=case.kind, data_categories=case.granted_categories,
         period=case.period, hold_until=case.hold_until, nondisclosure_until=case.request.nondisclosure_until,
-        policy_rules=[*rules, *extra_rules], decided_by=decided_by)
+        policy_rules=[*rules, *extra_rules], decided_by=decided_by, signed_request=case.submitted,
+        authority_key=case.authority_key, decided_at=at)
+    event = keys.signed(event.model_dump(mode="json"))
     refused = [c for c in case.request.data_categories if c not in case.granted_categories]
     reasons = [StatusReason(code="category_refused", message=f"{c[:64]} is not granted") for c in refused]
     if case.request.period != case.period:
@@ -251,9 +261,10 @@ def _approval(case: Case, decided_by: list[str], at: datetime, extra_rules: list
 
 
 def _rejection(case: Case, reasons: list[RejectionReason], decided_by: list[str], at: datetime
-               ) -> tuple[RequestRejected, list[OutboxRow]]:
-    event = RequestRejected(case_id=case.case_id, request_id=case.request_id, authority_id=case.authority_id,
-                            reasons=reasons, decided_by=decided_by)
+               ) -> tuple[dict, list[OutboxRow]]:
+    event = keys.signed(RequestRejected(
+        case_id=case.case_id, request_id=case.request_id, authority_id=case.authority_id, reasons=reasons,
+        decided_by=decided_by, decided_at=at).model_dump(mode="json"))
     status_reasons = [StatusReason(code=r.code, message=r.message) for r in reasons]
     return event, [event_row(SERVICE, DECIDED_TOPIC, REJECTED, event), status_row(case, "rejected", status_reasons, at)]
 
@@ -263,7 +274,7 @@ async def approve(conn: asyncpg.Connection, case: Case, decided_by: list[str], a
     """Close the case as approved with its current scope; emit the decision and the status."""
     event, rows = _approval(case, decided_by, at, extra_rules)
     chain = chain or audit.Chain()
-    await _decide(conn, case, "approved", decided_by, event.model_dump_json(), at, chain)
+    await _decide(conn, case, "approved", decided_by, json.dumps(event), at, chain)
     rows.append(chain.checkpoint_row())
     if case.kind == "preservation" and case.request.extends_request_id:
         await _extend_earlier_hold(conn, case, at, chain)
@@ -274,7 +285,7 @@ async def reject(conn: asyncpg.Connection, case: Case, reasons: list[RejectionRe
                  at: datetime, chain: audit.Chain | None = None) -> list[OutboxRow]:
     event, rows = _rejection(case, reasons, decided_by, at)
     chain = chain or audit.Chain()
-    await _decide(conn, case, "rejected", decided_by, event.model_dump_json(), at, chain)
+    await _decide(conn, case, "rejected", decided_by, json.dumps(event), at, chain)
     return [*rows, chain.checkpoint_row()]
 
 

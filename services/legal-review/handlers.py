@@ -3,19 +3,45 @@ from __future__ import annotations
 
 import logging
 
-from warden.authorities import authority_of
-from warden.contract.events import RequestReceived, StatusReason, ViolationConfirmed
+from pydantic import ValidationError
+
+from warden.authorities import authority_of, usable_keys
+from warden.contract.envelope import EventRejected
+from warden.contract.events import LegalRequest, RequestReceived, StatusReason, ViolationConfirmed
+from warden.provenance import request_key
+from warden.runtime.consumer import describe_validation_error
 from warden.runtime.service import Context
 
 from legal_review import audit, cases
 from legal_review.policy import current_policy
-from legal_review.rules import Facts, assess, may_confirm_emergency
+from legal_review.rules import Facts, assess, may_confirm_emergency, provenance_mismatch
 
 log = logging.getLogger(__name__)
 
 
+async def verified_request(ctx: Context, received: RequestReceived) -> str:
+    """The registered key under which the authority's signature over the request as submitted verifies,
+    once the event is shown to be that request: EventRejected otherwise. Intake checked it already; a
+    writer of `legal.requests.received` is not thereby believed."""
+    if received.submitted is None:
+        raise EventRejected("unsigned_request", "received event carries no request as submitted")
+    try:
+        submitted = LegalRequest.model_validate(received.submitted)
+    except ValidationError as exc:
+        raise EventRejected("invalid_data", f"submitted: {describe_validation_error(exc)}") from None
+    problem = provenance_mismatch(received, submitted)
+    if problem:
+        raise EventRejected("request_mismatch", problem)
+    key = request_key(received.submitted, await usable_keys(ctx, submitted.authority_id))
+    if key is None:
+        raise EventRejected("bad_signature", f"the request's signature does not verify with a registered key of "
+                                             f"{submitted.authority_id!r}")
+    return key
+
+
 async def review_request(ctx: Context, received: RequestReceived) -> None:
     """Run the policy over a received request: approve, reject, or queue it for humans."""
+    authority_key = await verified_request(ctx, received)
     policy = ctx.cache.get("legal_review.policy")
     if policy is None:  # once per batch: a changed policy file applies from the next one
         policy = ctx.cache["legal_review.policy"] = current_policy()
@@ -34,11 +60,12 @@ async def review_request(ctx: Context, received: RequestReceived) -> None:
     assessment = assess(Facts(request, received.received_at, authority, earlier), policy)
     at = received.received_at
     if assessment.outcome == "pending_review":
-        case = await cases.open_case(ctx.conn, received, assessment, authority, chain, insert_new)
+        case = await cases.open_case(ctx.conn, received, assessment, authority, chain, insert_new, authority_key)
         reasons = [StatusReason(code=r.code, message=r.message) for r in assessment.flagged]
         rows = [cases.status_row(case, "pending_review", reasons, at)] if case else []
     else:  # approved or rejected by the machine: opened and decided in one statement
-        case, rows = await cases.open_decided(ctx.conn, received, assessment, authority, chain, insert_new)
+        case, rows = await cases.open_decided(ctx.conn, received, assessment, authority, chain, insert_new,
+                                              authority_key)
     if case is None:
         log.info("case already known, ignored", extra={"case_id": received.case_id})
         return

@@ -17,7 +17,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from warden.contract.events import AuthorityRegistered, InstrumentType, LegalRequest, Period
+from warden.contract.envelope import EventRejected
+from warden.contract.events import AuthorityRegistered, InstrumentType, LegalRequest, Period, RequestReceived
+from warden.identifiers import case_id_for, normalise_suspect
 from warden.signing import canonical
 
 from legal_review.policy import Policy
@@ -400,3 +402,22 @@ def may_confirm_emergency(confirming: Assessment, authority: AuthorityRegistered
     """A judicial order that names an emergency request confirms it (Art. 4(5), 48 h)."""
     return (confirming.outcome != "rejected" and authority is not None
             and authority.kind.value in policy.emergency.confirming_kinds)
+
+
+def provenance_mismatch(received: RequestReceived, submitted: LegalRequest) -> str | None:
+    """What in a received event departs from the request as the authority submitted it, or None.
+
+    The normalised copy is intake's work: it must be the submitted request with its suspect
+    normalised, under the case id derived from the request, and nothing else.
+    """
+    if received.case_id != case_id_for(submitted.authority_id, submitted.request_id):
+        return "case_id is not the one derived from the submitted request"
+    try:
+        expected = submitted.model_copy(update={"suspect": normalise_suspect(submitted.suspect)})
+    except EventRejected as exc:
+        return f"submitted request: {exc.error}"
+    if received.request != expected:
+        differing = sorted(name for name in LegalRequest.model_fields
+                           if getattr(received.request, name) != getattr(expected, name))
+        return f"normalised request differs from the submitted one in: {', '.join(differing)}"
+    return None

@@ -20,6 +20,7 @@ from legal_review.audit import publish_checkpoints
 from legal_review.console.routes import console_routes
 from legal_review.handlers import record_violation, review_request
 from legal_review.jobs import watch_deadlines
+from legal_review.keys import require_decision_key
 from legal_review.policy import current_policy
 
 current_policy()  # a broken policy file stops the service at startup, not request by request
@@ -39,7 +40,7 @@ SERVICE = Service(
         Subscription("moderation.violations", record_violation),
     ],
     migrations=[AUTHORITY_MIGRATIONS, MigrationSet("legal_review", Path(__file__).parent / "migrations")],
-    startup_checks=[require_registry_keys, require_audit_key],
+    startup_checks=[require_registry_keys, require_decision_key, require_audit_key],
     routes=routes,
     background=[watch_deadlines, publish_checkpoints],
 )

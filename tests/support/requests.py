@@ -5,7 +5,9 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from warden.contract.events import AuthorityRegistered
+from warden.contract.events import AuthorityRegistered, LegalRequest, RequestApproved
+from warden.identifiers import case_id_for, normalise_suspect
+from warden.provenance import sign_decision
 from warden.signing import generate_keypair, sign, signed_bytes
 
 from warden.authorities import sign_record
@@ -59,3 +61,34 @@ def request_data(authority: dict[str, Any], **overrides: Any) -> dict[str, Any]:
 def signed(data: dict[str, Any], private_key: str) -> dict[str, Any]:
     body = {k: v for k, v in data.items() if k != "signature"}
     return dict(body, signature=sign(signed_bytes(body), private_key))
+
+
+def _json_dates(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _json_dates(v) for k, v in value.items()}
+    return value
+
+
+def signed_approval(authority: dict[str, Any], suspect: dict[str, Any], *, kind: str = "disclosure",
+                    hold_until: datetime | None = None, decision_key: str | None = None,
+                    **request_overrides: Any) -> dict[str, Any]:
+    """An approval as legal review emits it: of a request `authority` signed (its fields from
+    `request_overrides`), granting all it asked, pinned to the authority's key, signed with the
+    test decision key (or `decision_key`)."""
+    instrument = {"type": "preservation_request" if kind == "preservation" else "court_order",
+                  "reference": "RG 26/0002", "issued_by": "Investigating judge",
+                  "issued_at": (datetime.now(timezone.utc) - timedelta(days=2)).isoformat(), "expires_at": None}
+    data = request_data(authority, suspect=suspect, instrument=instrument,
+                        **{k: _json_dates(v) for k, v in request_overrides.items()})
+    submitted = signed(data, authority["private_key"])
+    request = LegalRequest.model_validate(submitted)
+    approval = RequestApproved(
+        case_id=case_id_for(request.authority_id, request.request_id), request_id=request.request_id,
+        authority_id=request.authority_id, suspect=normalise_suspect(request.suspect), kind=kind,
+        data_categories=request.data_categories, period=request.period, hold_until=hold_until,
+        nondisclosure_until=request.nondisclosure_until, policy_rules=[{"rule": "test", "outcome": "passed"}],
+        decided_by=["policy"], signed_request=submitted, authority_key=authority["public_key"],
+        decided_at=datetime.now(timezone.utc))
+    return sign_decision(approval.model_dump(mode="json"), decision_key or keys.DECISION["private_key"])

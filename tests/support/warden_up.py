@@ -16,8 +16,11 @@ class WardenUp:
         self.workdir = workdir
         self.home = workdir / ".warden"
         self.env = dict(os.environ, WARDEN_HOME=str(self.home), **(extra_env or {}))
-        for name in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL"):
-            self.env.pop(name, None)
+        # As on a newcomer's machine: no broker, database or keys configured (`warden up` makes its own).
+        for name in list(self.env):
+            if name in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL") or name.startswith(
+                    ("WARDEN_REGISTRY_", "WARDEN_DECISION_", "WARDEN_AUDIT_")):
+                self.env.pop(name)
         self.process: subprocess.Popen | None = None
         self.log = workdir / "warden-up.log"
 

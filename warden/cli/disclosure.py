@@ -32,7 +32,12 @@ class PackageRefused(Exception):
 
 def open_package(event_data: dict[str, Any], authority_private_key: str, platform_public_key: str
                  ) -> dict[str, Any]:
-    """Open the seal with the authority's key, check hash and signature, return the package."""
+    """Open the seal with the authority's key, check hash and signature, return the package.
+
+    Hash, signature and the canonical check cover exactly the bytes sealed, `padding`
+    included; the package returned leaves `padding` out (spaces that only set the
+    sealed length) and keeps `nonce` (part of what the platform signed).
+    """
     try:
         sealed = base64.b64decode(event_data["sealed"], validate=True)
         expected_sha256, signature_b64 = event_data["sha256"], event_data["signature"]
@@ -56,6 +61,7 @@ def open_package(event_data: dict[str, Any], authority_private_key: str, platfor
     for field in ("case_id", "request_id", "authority_id", "account_id"):
         if field in event_data and event_data[field] != package.get(field):
             raise PackageRefused(f"the event's {field} differs from the sealed package's")
+    package.pop("padding", None)
     return package
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import date
 from enum import Enum
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -99,10 +99,16 @@ class LegalRequest(Payload):
     confirms_request_id: str | None = Field(default=None, max_length=128)
 
 
+# The authority's request exactly as submitted, signature included (warden/provenance.py).
+SignedRequest = Annotated[dict[str, Any], Field(max_length=64)]
+
+
 class RequestReceived(Payload):
     case_id: str
     received_at: AwareDatetime
     request: LegalRequest
+    # v1.1: the request as the authority signed it, beside the normalised copy above.
+    submitted: SignedRequest | None = None
 
 
 class PolicyRuleResult(Payload):
@@ -123,6 +129,13 @@ class RequestApproved(Payload):
     nondisclosure_until: date | None = None
     policy_rules: list[PolicyRuleResult]
     decided_by: list[str]
+    # v1.1 provenance: the signed request the decision answers, the authority key that verified it
+    # (the package is sealed to it), and legal review's signature over this event's data.
+    signed_request: SignedRequest | None = None
+    authority_key: str | None = Field(default=None, max_length=64)
+    decided_at: AwareDatetime | None = None
+    decision_key_id: str | None = Field(default=None, max_length=16)
+    decision_signature: str | None = Field(default=None, max_length=200)
 
 
 class RejectionReason(Payload):
@@ -137,6 +150,9 @@ class RequestRejected(Payload):
     authority_id: str
     reasons: list[RejectionReason]
     decided_by: list[str]
+    decided_at: AwareDatetime | None = None
+    decision_key_id: str | None = Field(default=None, max_length=16)
+    decision_signature: str | None = Field(default=None, max_length=200)
 
 
 class RequestStatusValue(str, Enum):
@@ -148,6 +164,7 @@ class RequestStatusValue(str, Enum):
     disclosed = "disclosed"
     no_data = "no_data"
     preserved = "preserved"
+    cancelled = "cancelled"  # v1.1: closed without effect (e.g. the authority was revoked before disclosure)
 
 
 class StatusReason(Payload):
@@ -165,11 +182,19 @@ class RequestStatus(Payload):
 
 
 class RedactedView(Payload):
+    """In clear, for operators: each number's country calling code only (`+33 ***`), the count of IP addresses."""
+
     phone_numbers: list[str] = []
     ip_address_count: int = 0
 
 
 class DisclosureIssued(Payload):
+    """`warden.legal.disclosure.issued.v1`: a package sealed to its authority.
+
+    `sealed`, `sha256` and `signature` are of the same bytes: the package's RFC 8785
+    form with its random `nonce` and its `padding`.
+    """
+
     case_id: str
     request_id: str
     authority_id: str

@@ -13,11 +13,10 @@ import asyncpg
 from click.testing import CliRunner
 
 from warden.cli.main import cli
-from warden.contract.events import RequestApproved
 from warden.signing import generate_keypair
 
 from tests.support.kafka import produce_event, read_topic, wait_for_events
-from tests.support.requests import new_authority, register_authority
+from tests.support.requests import new_authority, register_authority, signed_approval
 from tests.support.stack import running, service_settings
 
 DECIDED = "legal.requests.decided"
@@ -51,13 +50,9 @@ async def session(bootstrap: str, account_id: str, ip: str, at: datetime):
 
 
 async def approve(bootstrap: str, authority: dict, suspect: dict, **overrides) -> dict:
-    values = dict(case_id=str(uuid.uuid4()), request_id=f"REQ-{uuid.uuid4().hex[:8]}",
-                  authority_id=authority["authority_id"], suspect=suspect, kind="disclosure",
-                  data_categories=["ip_addresses", "phone_number"],
-                  period={"start": ago(30), "end": ago(1)}, nondisclosure_until=None,
-                  policy_rules=[{"rule": "test", "outcome": "passed"}], decided_by=["policy"])
-    values.update(overrides)
-    data = RequestApproved(**values).model_dump(mode="json")
+    """A signed approval of a signed request (tests/support/requests.py), published as legal review does."""
+    overrides.setdefault("period", {"start": ago(30), "end": ago(1)})
+    data = signed_approval(authority, suspect, **overrides)
     await produce_event(bootstrap, DECIDED, APPROVED, data, source="/warden/legal-review")
     return data
 
@@ -163,7 +158,7 @@ async def test_approval_gives_one_sealed_package_only_the_authority_opens(
 
 
 def mask(number: str) -> str:
-    return number[:3] + "*" * (len(number) - 6) + number[-3:]
+    return number[:3] + " ***"
 
 
 async def dump_outside_subscriber_store(conn: asyncpg.Connection) -> str:

@@ -9,6 +9,9 @@ from typing import Any
 
 import asyncpg
 
+from warden.contract.events import LegalRequest
+from warden.identifiers import case_id_for, normalise_suspect
+
 from tests.support.kafka import produce_event, wait_for_events
 from tests.support.requests import register_authority, request_data, signed
 
@@ -27,7 +30,16 @@ def received(authority: dict[str, Any], received_at: datetime | None = None, **o
     })
     for key, value in overrides.items():
         data[key] = {**data[key], **value} if key in ("instrument", "offense") and isinstance(value, dict) else value
-    return {"case_id": str(uuid.uuid4()), "received_at": at.isoformat(), "request": signed(data, authority["private_key"])}
+    return received_for(signed(data, authority["private_key"]), at)
+
+
+def received_for(submitted: dict[str, Any], at: datetime | None = None) -> dict[str, Any]:
+    """The `received` event intake emits for a signed request: its case id, the normalised copy, the original."""
+    request = LegalRequest.model_validate(submitted)
+    normalised = request.model_copy(update={"suspect": normalise_suspect(request.suspect)})
+    return {"case_id": case_id_for(request.authority_id, request.request_id),
+            "received_at": (at or datetime.now(timezone.utc)).isoformat(),
+            "request": normalised.model_dump(mode="json"), "submitted": submitted}
 
 
 async def publish_received(bootstrap: str, event_data: dict[str, Any]) -> None:

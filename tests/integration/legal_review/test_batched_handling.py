@@ -23,6 +23,11 @@ from tests.support.stack import running, service_settings
 from tests.integration.legal_review.support import publish_received, received, registered, status_of
 
 
+
+def differs(held, stored) -> bool:
+    """As written and as read back: by repr (types, time zones), JSON documents by value (jsonb orders keys)."""
+    return held != stored if isinstance(held, dict) else repr(held) != repr(stored)
+
 async def chain_in(conn: asyncpg.Connection) -> list[audit.AuditEntry]:
     """The chain as this (open) transaction sees it."""
     rows = await conn.fetch("SELECT * FROM audit_log ORDER BY seq")
@@ -59,7 +64,7 @@ async def test_a_burst_keeps_the_audit_chain_whole_and_cases_as_stored(bootstrap
             opened = await cases.open_case(conn, fresh, assessment, authority, chain)
             stored = await cases.load_case(conn, fresh.case_id)
             differences = {f.name: (getattr(opened, f.name), getattr(stored, f.name)) for f in fields(cases.Case)
-                           if repr(getattr(opened, f.name)) != repr(getattr(stored, f.name))}
+                           if differs(getattr(opened, f.name), getattr(stored, f.name))}
             again = await cases.open_case(conn, fresh, assessment, authority, chain)
             await cases.approve(conn, opened, ["policy/test"], datetime.now(timezone.utc), chain=chain)
             decided = await cases.load_case(conn, fresh.case_id)
@@ -72,7 +77,7 @@ async def test_a_burst_keeps_the_audit_chain_whole_and_cases_as_stored(bootstrap
             reread = await cases.load_case(conn, other.case_id)
             at_once_differences = {
                 f.name: (getattr(at_once, f.name), getattr(reread, f.name)) for f in fields(cases.Case)
-                if repr(getattr(at_once, f.name)) != repr(getattr(reread, f.name))}
+                if differs(getattr(at_once, f.name), getattr(reread, f.name))}
             recorded = await conn.fetchval("SELECT event FROM decisions WHERE case_id = $1", other.case_id)
             twice = await cases.open_decided(conn, other, other_assessment, authority, chain)
             checked_after, broken_after = audit.first_break(await chain_in(conn))

@@ -6,6 +6,7 @@ what falls inside the period, and all of that.
 """
 from __future__ import annotations
 
+import base64
 from datetime import datetime, timedelta, timezone
 
 from hypothesis import given, settings
@@ -19,7 +20,8 @@ BASE = datetime(2025, 1, 1, tzinfo=timezone.utc)
 ACCOUNTS = ["acct-a", "acct-b", "acct-c"]
 PHONES = ["+33612345001", "+33612345002", "+447700900003", None]
 IPS = ["203.0.113.1", "203.0.113.2", "198.51.100.7", "2001:db8::1"]
-ENVELOPE_FIELDS = {"case_id", "request_id", "authority_id", "account_id", "period", "generated_at"}
+ENVELOPE_FIELDS = {"case_id", "request_id", "authority_id", "account_id", "period", "generated_at", "nonce"}
+NONCE = bytes(range(32))
 
 moments = st.integers(min_value=0, max_value=2000).map(lambda h: BASE + timedelta(hours=h))
 changes = st.lists(st.builds(Change, st.sampled_from(ACCOUNTS), moments, st.sampled_from(PHONES)), max_size=12)
@@ -67,12 +69,13 @@ def test_package_holds_only_granted_data_of_the_suspect_inside_the_period(histor
                                                                           period, suspect):
     start, end = period
     history = [c for a in ACCOUNTS for c in distinct_points(history, a)]
-    package = build_package(decision(categories, start, end), suspect, history, observed, BASE)
+    package = build_package(decision(categories, start, end), suspect, history, observed, BASE, NONCE)
 
     # Only granted categories, and every granted one that can be granted.
     granted_fields = {CATEGORY_FIELDS[c] for c in categories if c in CATEGORY_FIELDS}
     assert set(package) == ENVELOPE_FIELDS | granted_fields
     assert package["account_id"] == suspect
+    assert base64.b64decode(package["nonce"], validate=True) == NONCE
 
     if "ip_addresses" in granted_fields:
         inside = [s for s in observed if s.account_id == suspect and start <= s.observed_at <= end]

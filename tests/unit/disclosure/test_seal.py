@@ -2,18 +2,22 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 
 import pytest
+from nacl.public import SealedBox
+from nacl.signing import SigningKey
 
-from disclosure.package import seal_for_authority
+from disclosure.package import PADDING_BUCKET, seal_for_authority, sealed_bytes
 from warden.cli.disclosure import PackageRefused, open_package
-from warden.signing import canonical, generate_keypair
+from warden.signing import canonical, decode_key, generate_keypair
 
 PACKAGE = {
     "case_id": "c-1", "request_id": "REQ-1", "authority_id": "auth-1", "account_id": "acct-1",
     "period": {"start": "2025-01-01T00:00:00Z", "end": "2025-02-01T00:00:00Z"},
     "generated_at": "2025-02-02T00:00:00Z",
+    "nonce": base64.b64encode(bytes(range(32))).decode(),
     "phone_numbers": [{"phone_number": "+33612345002", "from": "2025-01-01T00:00:00Z", "to": "2025-02-01T00:00:00Z"}],
     "ip_addresses": [{"ip": "203.0.113.9", "first_seen": "2025-01-03T10:00:00Z",
                       "last_seen": "2025-01-09T10:00:00Z", "count": 4}],
@@ -36,6 +40,24 @@ def test_authority_opens_what_was_sealed_to_it(keys, event):
     opened = open_package(event, keys["authority"]["private_key"], keys["platform"]["public_key"])
     assert opened == PACKAGE
     assert canonical(opened) == canonical(PACKAGE)
+
+
+def test_the_sealed_bytes_are_the_padded_canonical_package(keys, event):
+    """Hash and signature cover exactly what is sealed: the canonical package with its padding."""
+    private = SigningKey(decode_key(keys["authority"]["private_key"])).to_curve25519_private_key()
+    body = SealedBox(private).decrypt(base64.b64decode(event["sealed"]))
+    padded = json.loads(body)
+    assert body == sealed_bytes(PACKAGE) == canonical(padded)
+    assert len(body) % PADDING_BUCKET == 0 and set(padded["padding"]) == {" "}
+    assert {k: v for k, v in padded.items() if k != "padding"} == PACKAGE
+    assert hashlib.sha256(body).hexdigest() == event["sha256"]
+
+
+def test_a_package_is_sealed_only_with_its_nonce_and_without_padding(keys):
+    for package in ({k: v for k, v in PACKAGE.items() if k != "nonce"}, dict(PACKAGE, nonce=""),
+                    dict(PACKAGE, nonce=base64.b64encode(bytes(16)).decode()), dict(PACKAGE, padding="")):
+        with pytest.raises(ValueError):
+            seal_for_authority(package, keys["authority"]["public_key"], keys["platform"]["private_key"])
 
 
 def test_sealed_bytes_show_nothing_in_clear(event):

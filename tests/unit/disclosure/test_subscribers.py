@@ -36,9 +36,14 @@ def test_notice_is_due_at_once_or_after_the_nondisclosure_date():
     assert notice_due_at(at(100), date(2025, 3, 1)) == at(100)
 
 
-def test_masked_numbers_keep_country_code_and_last_three_digits():
-    assert mask_phone_number("+33612345002") == "+33******002"
-    assert mask_phone_number("+447700900123") == "+44*******123"
+def test_masked_numbers_keep_only_the_country_calling_code():
+    assert mask_phone_number("+33612345002") == "+33 ***"
+    assert mask_phone_number("+447700900123") == "+44 ***"
+    assert mask_phone_number("+12025550123") == "+1 ***"
+    assert mask_phone_number("+35312345678") == "+353 ***"
+    # Neither digits nor length: every number with the code masks alike.
+    assert {mask_phone_number("+33" + "7" * n) for n in range(1, 13)} == {"+33 ***"}
+    assert mask_phone_number("+999123") == mask_phone_number("0612345002") == "***"
 
 
 def test_ips_are_normalised_and_nonsense_refused_without_echoing_it():

@@ -1,7 +1,8 @@
 """Intake's pure rules: identifier normalisation, stable case ids, content fingerprints."""
 import pytest
 
-from intake.rules import case_id_for, fingerprint, normalise_phone_number, normalise_suspect, normalise_username
+from intake.rules import fingerprint
+from warden.identifiers import case_id_for, normalise_phone_number, normalise_suspect, normalise_username
 from warden.contract.envelope import EventRejected
 from warden.contract.events import Suspect
 

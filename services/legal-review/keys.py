@@ -1,0 +1,37 @@
+"""Legal review's decision key: every approval and rejection it emits is signed with it.
+
+Disclosure acts on a decision only with a valid signature by a configured legal-review
+key (warden/provenance.py). The key comes from `WARDEN_DECISION_PRIVATE_KEY`, never
+from the database: whoever can write the database or Kafka cannot decide a case.
+"""
+from __future__ import annotations
+
+from functools import cache
+
+from warden.provenance import sign_decision
+from warden.runtime.service import ConfigurationError
+from warden.runtime.settings import Settings
+from warden.signing import decode_key
+
+
+def require_decision_key(settings: Settings) -> None:
+    """Startup check."""
+    if settings.decision_private_key is None:
+        raise ConfigurationError("WARDEN_DECISION_PRIVATE_KEY is not set: legal review signs every decision "
+                                 "with it (docs/deployment.md, 'Keys'); `warden up` sets a development key")
+    try:
+        decode_key(settings.decision_private_key.get_secret_value())
+    except ValueError as exc:
+        raise ConfigurationError(f"WARDEN_DECISION_PRIVATE_KEY: {exc}") from None
+
+
+@cache
+def _private_key() -> str:
+    settings = Settings()
+    require_decision_key(settings)
+    return settings.decision_private_key.get_secret_value().strip()
+
+
+def signed(data: dict) -> dict:
+    """The decision's data, signed with the decision key."""
+    return sign_decision(data, _private_key())

@@ -1,0 +1,49 @@
+"""What the legal pipeline's signatures cover, one definition for every service (DESIGN.md, "Trust model").
+
+- A request is the authority's when its Ed25519 signature over the RFC 8785 form of the
+  request as submitted (without `signature`) verifies with a key registered for it. The
+  request travels unchanged from intake onwards (`submitted`, then `signed_request`).
+- A decision is legal review's when its `decision_signature` over the RFC 8785 form of
+  the event's data without `decision_signature` verifies with the key `decision_key_id` names.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from warden.contract.envelope import EventRejected
+from warden.keys import key_id, public_key_of
+from warden.signing import canonical, sign, signed_bytes, verify
+
+
+def request_key(submitted: dict[str, Any], candidate_keys: list[str]) -> str | None:
+    """The first of the candidate public keys under which the submitted request's signature verifies."""
+    signature = submitted.get("signature")
+    if not isinstance(signature, str):
+        return None
+    message = signed_bytes(submitted)
+    return next((key for key in candidate_keys if verify(message, signature, key)), None)
+
+
+def decision_bytes(data: dict[str, Any]) -> bytes:
+    return canonical({k: v for k, v in data.items() if k != "decision_signature"})
+
+
+def sign_decision(data: dict[str, Any], private_key: str) -> dict[str, Any]:
+    """The decision's data with `decision_key_id` and `decision_signature` set."""
+    body = {k: v for k, v in data.items() if k != "decision_signature"}
+    body["decision_key_id"] = key_id(public_key_of(private_key))
+    return dict(body, decision_signature=sign(decision_bytes(body), private_key))
+
+
+def verify_decision(data: dict[str, Any], keys: dict[str, str]) -> str:
+    """The key id that signed the decision, or EventRejected saying what is wrong."""
+    signature, signer = data.get("decision_signature"), data.get("decision_key_id")
+    if not signature or not signer:
+        raise EventRejected("unsigned_decision", "decision carries no legal-review decision signature")
+    key = keys.get(signer)
+    if key is None:
+        raise EventRejected("unknown_decision_key",
+                            f"decision signed by key {str(signer)[:16]!r}, not a configured legal-review key")
+    if not isinstance(signature, str) or not verify(decision_bytes(data), signature, key):
+        raise EventRejected("bad_decision_signature", f"decision signature of key {signer} does not verify")
+    return signer
