@@ -1,7 +1,7 @@
 """Disclosure's audit chain (warden/audit.py): what disclosure did, signed and hash-chained.
 
-Actions: `package.issued`, `hold.placed`, `case.closed_without_data` (in the transaction of the
-decision's effects), `notice.emitted` and `retention.purged` (in the job's transaction). The
+Actions: `package.issued`, `hold.placed`, `case.closed_without_data`, `case.cancelled` (in the
+transaction of the decision's effects), `notice.emitted` and `retention.purged` (in the job's transaction). The
 entries hold ids, hashes, dates and counts: never a phone number, IP address or username.
 A checkpoint of the chain's head goes out with every package, and every
 WARDEN_AUDIT_CHECKPOINT_INTERVAL_S when the head moved (publish_checkpoints).
@@ -67,6 +67,10 @@ async def hold_placed(ctx: Context, decision: RequestApproved, at: datetime, hol
 
 async def closed_without_data(ctx: Context, decision: RequestApproved, at: datetime, reason: str) -> None:
     await record(ctx, decision.case_id, "case.closed_without_data", at, {**_decision(decision), "reason": reason})
+
+
+async def case_cancelled(ctx: Context, decision: RequestApproved, at: datetime, reason: str) -> None:
+    await record(ctx, decision.case_id, "case.cancelled", at, {**_decision(decision), "reason": reason})
 
 
 async def notices_emitted(conn: asyncpg.Connection, notices: list[asyncpg.Record], at: datetime) -> None:

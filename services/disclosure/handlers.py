@@ -153,6 +153,7 @@ async def cancel(ctx: Context, decision: RequestApproved, reason: str, message: 
     at = now()
     if not await store.record_case(ctx.conn, case_row(decision, "cancelled", at, reason), ctx.insert_new):
         raise already_recorded()
+    await audit.case_cancelled(ctx, decision, at, reason)
     ctx.emit("legal.requests.status", STATUS,
              status(decision, "cancelled", at, [StatusReason(code=reason, message=message)]))
     log.info("case cancelled", extra={"case_id": decision.case_id, "reason": reason})

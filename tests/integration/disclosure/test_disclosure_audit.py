@@ -37,7 +37,7 @@ async def test_disclosure_audits_what_it_does_and_a_truncation_is_named(bootstra
         for who in (disclosed, held):
             await stored(database_url, who)
         package = await approve(bootstrap, authority, {"phone_number": phone},
-                                nondisclosure_until=(NOW + timedelta(days=30)).date())
+                                nondisclosure_until=(NOW + timedelta(days=30)).date().isoformat())
         hold = await approve(bootstrap, authority, {"account_id": held}, kind="preservation",
                              hold_until=NOW + timedelta(days=90))
         none = await approve(bootstrap, authority, {"account_id": f"acct-{uuid.uuid4().hex}"})
