@@ -57,8 +57,11 @@ CHAINS = {"legal-review": "legal_review", "disclosure": "disclosure"}
 @click.option("--public-keys", default=None, metavar="KEYS",
               help="Audit public keys, base64, comma-separated (default: $WARDEN_AUDIT_PUBLIC_KEYS, "
                    "else the development key of .warden/keys/audit.json)")
+@click.option("--chain-id", "pinned", multiple=True, metavar="SERVICE=ID",
+              help="The chain id this deployment recorded for SERVICE (printed by verify): another one "
+                   "in the database means the chain was replaced (repeatable)")
 def verify(database_url: str | None, bootstrap: str | None, services: tuple[str, ...],
-           public_keys: str | None) -> None:
+           public_keys: str | None, pinned: tuple[str, ...]) -> None:
     """Check each audit chain against its latest checkpoint on legal.audit.checkpoints.
 
     Every entry must be chained to the one before and signed by a configured audit key, and the
@@ -68,6 +71,9 @@ def verify(database_url: str | None, bootstrap: str | None, services: tuple[str,
     from warden import audit as chains
 
     keys = _audit_public_keys(public_keys)
+    expected = dict(p.split("=", 1) for p in pinned if "=" in p)
+    if len(expected) != len(pinned) or set(expected) - set(CHAINS):
+        raise click.BadParameter(f"give SERVICE=ID, SERVICE one of {', '.join(CHAINS)}", param_hint="--chain-id")
     checkpoints = chains.parse_checkpoints(run(read_all(bootstrap_servers(bootstrap), chains.CHECKPOINT_TOPIC)))
 
     async def check_all(conn):
@@ -77,7 +83,7 @@ def verify(database_url: str | None, bootstrap: str | None, services: tuple[str,
         if missing or not present:
             raise click.ClickException(f"no audit chain of {', '.join(missing or CHAINS)} in this database: "
                                        "has the service run (with its migrations)?")
-        return [await _check_chain(conn, s, keys, checkpoints) for s in (services or present)]
+        return [await _check_chain(conn, s, keys, checkpoints, expected.get(s)) for s in (services or present)]
 
     results = asyncio.run(_with_connection(database_url_of(database_url), check_all))
     failed = False
@@ -89,13 +95,17 @@ def verify(database_url: str | None, bootstrap: str | None, services: tuple[str,
         raise SystemExit(1)
 
 
-async def _check_chain(conn, service: str, keys: dict[str, str], checkpoints) -> tuple[str, list[tuple[bool, str]]]:
+async def _check_chain(conn, service: str, keys: dict[str, str], checkpoints,
+                       expected_chain: str | None) -> tuple[str, list[tuple[bool, str]]]:
     from warden import audit as chains
 
     schema = CHAINS[service]
     chain_id = await chains.chain_id_of(conn, schema)
     if chain_id is None:
         return service, [(False, f"audit chain BROKEN: {schema}.audit_chain has no row (the chain's id was deleted)")]
+    if expected_chain is not None and chain_id != expected_chain:
+        return service, [(False, f"audit chain BROKEN: the database holds chain {chain_id}, not {expected_chain}: "
+                                 "the chain was replaced")]
     anchor = chains.anchor_of(checkpoints, service, chain_id, keys)
     lines = [(False, f"audit chain BROKEN: forged checkpoint on {chains.CHECKPOINT_TOPIC} (claims entry {cp.seq}, "
                      f"{cp.at.isoformat(timespec='seconds')}): {problem}") for cp, problem in anchor.forged]
@@ -115,7 +125,7 @@ async def _check_chain(conn, service: str, keys: dict[str, str], checkpoints) ->
     else:
         cp = anchor.latest
         upto = f", up to the checkpoint of entry {cp.seq} ({cp.at.isoformat(timespec='seconds')})" if cp else ""
-        lines.append((True, f"audit chain intact: {count} entries verified{upto}"))
+        lines.append((True, f"audit chain intact: {count} entries verified{upto}; chain {chain_id}"))
     return service, lines
 
 

@@ -8,8 +8,10 @@ from datetime import datetime, timezone
 
 import asyncpg
 import pytest
+from click.testing import CliRunner
 
 from warden import audit
+from warden.cli.main import cli
 from warden.keys import key_id
 
 from tests.integration.legal_review.support import publish_received, received, registered, status_of
@@ -41,8 +43,13 @@ def chain(bootstrap, database_url) -> int:
     last = asyncio.run(decided_cases(bootstrap, database_url))
     intact = dba.verify(bootstrap, database_url, SERVICE)
     assert intact.exit_code == 0, intact.output
-    assert f"legal-review: audit chain intact: {last} entries verified, up to the checkpoint of entry {last}" \
+    chain_id = as_dba(database_url, lambda c: audit.chain_id_of(c, SCHEMA))
+    assert f"legal-review: audit chain intact: {last} entries verified, up to the checkpoint of entry {last} (" \
         in intact.output
+    assert intact.output.rstrip().endswith(f"; chain {chain_id}")
+    pinned = CliRunner().invoke(cli, ["audit", "verify", "--chain-id", f"legal-review={chain_id}", "--database-url",
+                                      database_url, "--bootstrap", bootstrap])
+    assert pinned.exit_code == 0, pinned.output
     return last
 
 
@@ -151,10 +158,29 @@ def test_entries_signed_later_than_the_checkpoint_need_only_verify(bootstrap, da
 
 
 
-def test_an_emptied_chain_under_a_new_id_is_named_as_replaced(bootstrap, database_url, chain):
+def test_a_chain_replaced_under_a_new_id_is_named(bootstrap, database_url, chain):
+    recorded = as_dba(database_url, lambda c: audit.chain_id_of(c, SCHEMA))
     as_dba(database_url, lambda c: c.execute(
         "DELETE FROM legal_review.audit_log; UPDATE legal_review.audit_chain SET chain_id = gen_random_uuid()"))
     result = dba.verify(bootstrap, database_url, SERVICE)
     assert result.exit_code == 1
     assert "is empty and was never checkpointed, while legal-review published checkpoints of chain" in result.output
     assert "the chain was replaced" in result.output
+
+    # Once the service has appended to the new chain, its own checkpoints anchor it: the chain id the
+    # deployment recorded (verify prints it) is what tells the replacement.
+    async def append_and_checkpoint(conn):
+        async with conn.transaction():
+            await conn.execute("SET LOCAL search_path TO legal_review")
+            from legal_review.audit import Chain
+            chain = Chain()
+            await audit.append(conn, chain, None, "test.note", "mallory", datetime.now(timezone.utc), {})
+            return chain.checkpoint()
+    asyncio.run(dba.publish_checkpoint(bootstrap, as_dba(database_url, append_and_checkpoint)))
+    replaced = as_dba(database_url, lambda c: audit.chain_id_of(c, SCHEMA))
+    assert dba.verify(bootstrap, database_url, SERVICE).exit_code == 0
+    pinned = CliRunner().invoke(cli, ["audit", "verify", "--chain-id", f"legal-review={recorded}",
+                                      "--database-url", database_url, "--bootstrap", bootstrap])
+    assert pinned.exit_code == 1
+    assert (f"legal-review: audit chain BROKEN: the database holds chain {replaced}, not {recorded}: "
+            "the chain was replaced") in pinned.output
