@@ -342,7 +342,8 @@ async def read_head(conn: asyncpg.Connection) -> tuple[str, int, str]:
 
 
 COLUMNS = "seq, case_id, action, actor, at, detail, prev_hash, hash, key_id, signature"
-WIDTH = 10
+WIDTH = len(COLUMNS.split(", "))
+_DETAIL = COLUMNS.split(", ").index("detail")
 
 
 def entry_values(entry: AuditEntry) -> tuple:
@@ -353,7 +354,7 @@ def entry_values(entry: AuditEntry) -> tuple:
 
 def placeholders(first: int) -> str:
     """`$first, …` for the values of COLUMNS, detail cast to jsonb (for INSERT … SELECT)."""
-    return ", ".join(f"${first + i}" + ("::jsonb" if i == 5 else "") for i in range(WIDTH))
+    return ", ".join(f"${first + i}" + ("::jsonb" if i == _DETAIL else "") for i in range(WIDTH))
 
 
 INSERT = f"INSERT INTO audit_log ({COLUMNS}) VALUES ({placeholders(1)})"
