@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psutil
 
-from bench import broker, echo, faust_ceiling, legal, moderation, store
+from bench import broker, echo, legal, moderation, store
 from bench.report import markdown
 from bench.stack import ROOT, Stack
 from bench.stats import ratio
@@ -71,11 +71,6 @@ async def main(args: argparse.Namespace) -> dict:
             print("echo baseline...", flush=True)
             results["echo"] = await echo.run(stack.bootstrap, stack.run_id, args.reports)
             print(f"  {results['echo']}", flush=True)
-            print("faust's own ceiling (consume only, same events)...", flush=True)
-            ceiling = await faust_ceiling.run(stack.bootstrap, results["echo"]["topic"], args.reports)
-            ceiling["ratio_to_echo"] = ratio(ceiling.get("events_per_s"), results["echo"]["events_per_s"])
-            results["faust_ceiling"] = ceiling
-            print(f"  {ceiling}", flush=True)
         if "moderation" in only:
             print("moderation throughput...", flush=True)
             results["moderation"] = await moderation.run(stack, args.reports, logs,

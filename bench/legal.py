@@ -28,7 +28,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from warden.authorities import sign_record
 from warden.contract.envelope import encode_structured, new_event
@@ -155,8 +155,7 @@ class IssuedWatcher:
     """Reads legal.disclosures.issued from its end; notes when each request's package arrives."""
 
     def __init__(self, bootstrap: str):
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                         fetch_max_wait_ms=50)
+        self.consumer = kafka.consumer(bootstrap, None, auto_offset_reset="latest")
         self.arrived: dict[str, float] = {}
         self.task: asyncio.Task | None = None
 
@@ -202,7 +201,7 @@ def _request_id(event: dict) -> str | None:
 
 async def _timestamps(bootstrap: str, topic: str, wanted: set[str]) -> dict[str, int]:
     """request id -> the record timestamp (ms; CreateTime: when the producer, i.e. the relay, sent it)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = kafka.consumer(bootstrap, None, auto_offset_reset="latest", fetch_max_wait_ms=500)
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]

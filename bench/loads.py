@@ -6,7 +6,7 @@ import random
 import uuid
 from datetime import datetime, timedelta, timezone
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 
 from warden.contract.envelope import encode_structured, new_event
 from warden.contract.topics import TOPICS
@@ -58,7 +58,7 @@ async def produce_all(bootstrap: str, topic: str, records: list[tuple[bytes | No
 
 
 async def ensure_topics(bootstrap: str, names: list[str], partitions: int) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = kafka.admin(bootstrap)
     await admin.start()
     try:
         existing = set(await admin.list_topics())

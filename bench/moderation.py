@@ -22,9 +22,7 @@ async def run(stack: Stack, events: int, logs: Path, profile: Path | None = None
     run_id = f"{stack.run_id}{label[-1]}"
     produce_s = await produce_all(stack.bootstrap, "moderation.reports.submitted", reports(run_id, events))
     database_url = await stack.new_database(label)
-    service = ServiceProcess("moderation", stack.bootstrap, database_url, f"bench-{run_id}", logs, {
-        "WARDEN_MODERATION_DATADIR": str(logs / f"faust-{run_id}"),
-        "WARDEN_MODERATION_SESSION_TIMEOUT_S": "2"}).start()
+    service = ServiceProcess("moderation", stack.bootstrap, database_url, f"bench-{run_id}", logs).start()
     prefix = f"bench-{run_id}-%"
     conn = None
     try:

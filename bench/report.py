@@ -30,8 +30,6 @@ def rows(results: dict) -> list[tuple[str, tuple, str, Any]]:
     """(metric, path into the results, target, check) for every figure of the table."""
     out: list[tuple[str, tuple, str, Any]] = [
         ("echo baseline, events/s", ("echo", "events_per_s"), "", None),
-        ("faust consume-only ceiling, events/s (1 worker, no work)", ("faust_ceiling", "events_per_s"), "", None),
-        ("faust ceiling / echo: the best moderation / echo can be", ("faust_ceiling", "ratio_to_echo"), "", None),
         ("moderation, reports/s (1 worker)", ("moderation", "reports_per_s"), "", None),
         ("moderation / echo", ("moderation", "ratio_to_echo"), ">= 0.5", lambda v: v >= 0.5),
         ("moderation, decisions emitted", ("moderation", "decisions"), "", None),

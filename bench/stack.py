@@ -125,6 +125,8 @@ class ServiceProcess:
         self.env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=bootstrap, DATABASE_URL=database_url,
                         WARDEN_HTTP_PORT=str(self.port), WARDEN_HTTP_HOST="127.0.0.1",
                         WARDEN_GROUP_PREFIX=group_prefix, WARDEN_LOG_LEVEL="WARNING",
+                        # bench databases are throwaway: disclosure may keep a generated key there
+                        WARDEN_EMBEDDED_DEFAULTS=os.environ.get("WARDEN_EMBEDDED_DEFAULTS", "true"),
                         PYTHONPATH=str(ROOT), **(extra_env or {}))
         self.log_path = logs / f"{name}.log"
         self.process: subprocess.Popen | None = None

@@ -32,13 +32,15 @@ from typing import Any
 import asyncpg
 from nacl.signing import SigningKey
 from prometheus_client import Gauge
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from warden.contract.envelope import now
 from warden.contract.events import AuditCheckpoint
 from warden.keys import key_id, public_keys
 from warden.runtime import metrics
 from warden.runtime.outbox import OutboxRow, event_row, write_rows
-from warden.runtime.service import ConfigurationError
+from warden.runtime.settings import ConfigurationError
 from warden.signing import b64, canonical, decode_key, verify
 
 log = logging.getLogger(__name__)
@@ -117,8 +119,22 @@ def current_signer() -> AuditSigner:
     return _signer(configured)
 
 
-def require_audit_key(settings) -> None:
+class AuditSettings(BaseSettings):
+    """The settings of a service that writes an audit chain (legal review, disclosure), and only theirs."""
+
+    model_config = SettingsConfigDict(env_prefix="WARDEN_", extra="ignore")
+
+    # Signs audit entries and checkpoints; never stored in the database (docs/deployment.md, "Audit key").
+    audit_private_key: SecretStr | None = None
+    # The public halves `warden audit verify` accepts; when set on a service, its key must be among them.
+    audit_public_keys: str = ""
+    # How often the chain's head is published on legal.audit.checkpoints, when it moved.
+    audit_checkpoint_interval_s: float = Field(default=60.0, gt=0)
+
+
+def require_audit_key(_runtime_settings=None, settings: AuditSettings | None = None) -> None:
     """Startup check of every service that writes audit entries."""
+    settings = settings or AuditSettings()
     if settings.audit_private_key is None or not settings.audit_private_key.get_secret_value().strip():
         raise ConfigurationError(
             f"{PRIVATE_KEY_ENV} is not set: audit entries and checkpoints are signed with it "
@@ -409,7 +425,7 @@ def checkpoint_publisher(chain_type: type[Chain]):
     through the outbox, when it moved since this process last published one."""
 
     async def publish_checkpoints(runtime) -> None:
-        interval = runtime.settings.audit_checkpoint_interval_s
+        interval = AuditSettings().audit_checkpoint_interval_s
         published: tuple[str, int] | None = None
         while not runtime.stopping.is_set():
             try:

@@ -71,7 +71,7 @@ async def platform_key(ctx: Context) -> str:
 
 async def act_on_decision(ctx: Context, decision: RequestApproved | RequestRejected) -> None:
     """Approvals traced to signed origins act, once per case; rejections were already told to the authority."""
-    verify_signed_decision(ctx, decision)
+    verify_signed_decision(ctx, settings(ctx))
     if not isinstance(decision, RequestApproved):
         return
     key_in_force = await verify_approval(ctx, decision)

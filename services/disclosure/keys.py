@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncpg
 from nacl.signing import SigningKey
 
+from warden.runtime.settings import ConfigurationError, Settings
 from warden.signing import b64, decode_key, generate_keypair
 
 from disclosure.settings import DisclosureSettings
@@ -11,6 +12,16 @@ from disclosure.settings import DisclosureSettings
 
 def public_key_of(private_key: str) -> str:
     return b64(bytes(SigningKey(decode_key(private_key)).verify_key))
+
+
+def require_platform_key(settings: Settings) -> None:
+    """Outside the embedded default the key is configured, never made up and kept in the database."""
+    if settings.embedded_defaults or DisclosureSettings().disclosure_private_key is not None:
+        return
+    raise ConfigurationError(
+        "WARDEN_DISCLOSURE_PRIVATE_KEY is not set: disclosure signs every package with the platform's key, "
+        "which must come from your secret store (`warden keygen` makes one); only the embedded default "
+        "(WARDEN_EMBEDDED_DEFAULTS=true, set by `warden up` and the tests) generates one into its database")
 
 
 async def platform_private_key(conn: asyncpg.Connection, settings: DisclosureSettings) -> str:

@@ -13,12 +13,13 @@ from pydantic import ValidationError
 
 from warden.authorities import key_standing
 from warden.contract.envelope import EventRejected
-from warden.contract.events import LegalRequest, RequestApproved, RequestRejected
+from warden.contract.events import LegalRequest, RequestApproved
 from warden.keys import public_keys
 from warden.provenance import request_key, verify_decision
 from warden.runtime.service import ConfigurationError, Context
 
 from disclosure.scope import out_of_scope
+from disclosure.settings import DisclosureSettings
 
 
 @lru_cache(maxsize=4)
@@ -26,10 +27,10 @@ def _decision_keys(configured: str) -> dict[str, str]:
     return public_keys(configured)
 
 
-def require_decision_keys(settings) -> None:
+def require_decision_keys(_runtime_settings=None) -> None:
     """Startup check."""
     try:
-        keys = _decision_keys(settings.decision_public_keys)
+        keys = _decision_keys(DisclosureSettings().decision_public_keys)
     except ValueError as exc:
         raise ConfigurationError(f"WARDEN_DECISION_PUBLIC_KEYS: {exc}") from None
     if not keys:
@@ -38,9 +39,9 @@ def require_decision_keys(settings) -> None:
                                  "a development key")
 
 
-def verify_signed_decision(ctx: Context, decision: RequestApproved | RequestRejected) -> None:
+def verify_signed_decision(ctx: Context, settings: DisclosureSettings) -> None:
     assert ctx.envelope is not None
-    verify_decision(ctx.envelope.data, _decision_keys(ctx.settings.decision_public_keys))
+    verify_decision(ctx.envelope.data, _decision_keys(settings.decision_public_keys))
 
 
 async def verify_approval(ctx: Context, approval: RequestApproved) -> bool:

@@ -18,7 +18,7 @@ from warden.runtime.service import Service, Subscription
 from disclosure.audit import publish_checkpoints
 from disclosure.handlers import act_on_decision, look_up_suspects, record_subscriber_event
 from disclosure.jobs import emit_due_notices, purge_expired_data, refresh_metrics
-from disclosure.keys import platform_private_key, public_key_of
+from disclosure.keys import platform_private_key, public_key_of, require_platform_key
 from disclosure.provenance import require_decision_keys
 from disclosure.settings import DisclosureSettings
 
@@ -40,7 +40,7 @@ SERVICE = Service(
         AUTHORITY_REGISTRY,
     ],
     migrations=[AUTHORITY_MIGRATIONS, MigrationSet("disclosure", Path(__file__).parent / "migrations")],
-    startup_checks=[require_registry_keys, require_decision_keys, require_audit_key],
+    startup_checks=[require_registry_keys, require_decision_keys, require_audit_key, require_platform_key],
     routes=routes,
     background=[purge_expired_data, emit_due_notices, refresh_metrics, publish_checkpoints],
 )

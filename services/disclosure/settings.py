@@ -4,6 +4,8 @@ from __future__ import annotations
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from warden.audit import AuditSettings
+
 
 class DisclosureSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WARDEN_", extra="ignore")
@@ -11,6 +13,8 @@ class DisclosureSettings(BaseSettings):
     # Base64 raw 32-byte Ed25519 key (`warden keygen`). Unset: a key generated once and
     # kept in the service's schema (embedded default only; see docs/disclosure.md).
     disclosure_private_key: SecretStr | None = None
+    # Legal review's decision public keys (docs/deployment.md, "Keys"): only decisions they sign act.
+    decision_public_keys: str = ""
     # Sessions and superseded identifiers older than this are purged, held accounts excepted.
     retention_days: int = 365
     retention_interval_s: float = 3600.0
@@ -20,3 +24,7 @@ class DisclosureSettings(BaseSettings):
     notice_interval_s: float = 5.0
     default_hold_days: int = 90
     metrics_interval_s: float = 15.0
+
+
+class AuditKeySettings(AuditSettings):
+    """Disclosure signs its audit chain: WARDEN_AUDIT_PRIVATE_KEY and the checkpoint interval (warden/audit.py)."""

@@ -10,12 +10,14 @@ from functools import cache
 
 from warden.provenance import sign_decision
 from warden.runtime.service import ConfigurationError
-from warden.runtime.settings import Settings
 from warden.signing import decode_key
 
+from legal_review.settings import DecisionKeySettings
 
-def require_decision_key(settings: Settings) -> None:
+
+def require_decision_key(_runtime_settings=None) -> None:
     """Startup check."""
+    settings = DecisionKeySettings()
     if settings.decision_private_key is None:
         raise ConfigurationError("WARDEN_DECISION_PRIVATE_KEY is not set: legal review signs every decision "
                                  "with it (docs/deployment.md, 'Keys'); `warden up` sets a development key")
@@ -27,9 +29,8 @@ def require_decision_key(settings: Settings) -> None:
 
 @cache
 def _private_key() -> str:
-    settings = Settings()
-    require_decision_key(settings)
-    return settings.decision_private_key.get_secret_value().strip()
+    require_decision_key()
+    return DecisionKeySettings().decision_private_key.get_secret_value().strip()
 
 
 def signed(data: dict) -> dict:

@@ -18,7 +18,7 @@ from warden.contract.events import ReportReason
 
 from moderation import handlers
 from moderation.config import Moderator, ModerationConfig
-from moderation.engine import Engine
+from moderation.transactions import Transactions
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -45,7 +45,7 @@ class AppealDecision(BaseModel):
     note: str | None = Field(default=None, max_length=2000)
 
 
-def add_routes(app: FastAPI, engine: Engine, cfg: ModerationConfig) -> None:
+def add_routes(app: FastAPI, transactions: Transactions, cfg: ModerationConfig) -> None:
     def moderator(role: str):
         def check(credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Moderator:
             who = cfg.tokens.get(credentials.credentials) if credentials else None
@@ -59,7 +59,7 @@ def add_routes(app: FastAPI, engine: Engine, cfg: ModerationConfig) -> None:
     @app.get("/moderation/queue", tags=["moderation"], responses=ERRORS)
     async def queue(limit: int = 100, who: Moderator = Depends(moderator("moderator"))) -> list[dict]:
         """Items waiting for a human, first the urgent, then trusted flaggers', then by score."""
-        async with engine.pool.acquire() as conn:
+        async with transactions.pool.acquire() as conn:
             rows = await conn.fetch(
                 """SELECT q.content_id, q.priority, q.urgent, q.trusted, q.score, q.reason, q.automated, q.queued_at,
                           c.state, c.kind FROM queue q JOIN content c USING (content_id)
@@ -70,13 +70,13 @@ def add_routes(app: FastAPI, engine: Engine, cfg: ModerationConfig) -> None:
     async def decide_content(content_id: str, body: ContentDecision,
                              who: Moderator = Depends(moderator("moderator"))) -> dict:
         category = body.category.value if body.category else None
-        return await _answer(engine.run_in_transaction(lambda conn, effects: handlers.moderator_decision(
+        return await _answer(transactions.run_in_transaction(lambda conn, effects: handlers.moderator_decision(
             conn, content_id, body.action, who.name, category=category, note=body.note, now=now(), cfg=cfg,
             effects=effects)))
 
     @app.get("/moderation/appeals/{appeal_id}", tags=["moderation"], responses=ERRORS)
     async def appeal(appeal_id: str, who: Moderator = Depends(moderator("appeals"))) -> dict:
-        async with engine.pool.acquire() as conn:
+        async with transactions.pool.acquire() as conn:
             row = await conn.fetchrow("SELECT * FROM appeals WHERE appeal_id = $1", appeal_id)
         if row is None:
             raise HTTPException(404, "no such appeal")
@@ -85,7 +85,7 @@ def add_routes(app: FastAPI, engine: Engine, cfg: ModerationConfig) -> None:
     @app.post("/moderation/appeals/{appeal_id}/decisions", tags=["moderation"], responses=ERRORS)
     async def decide_appeal(appeal_id: str, body: AppealDecision,
                             who: Moderator = Depends(moderator("appeals"))) -> dict:
-        return await _answer(engine.run_in_transaction(lambda conn, effects: handlers.decide_appeal(
+        return await _answer(transactions.run_in_transaction(lambda conn, effects: handlers.decide_appeal(
             conn, appeal_id, body.outcome, who.name, note=body.note, now=now(), cfg=cfg, effects=effects)))
 
 

@@ -48,15 +48,6 @@ class ModerationConfig(BaseSettings):
     banks_file: Path = Path(__file__).parent / "banks.yaml"
     # {"<bearer token>": {"name": "alice", "roles": ["moderator", "appeals"]}}
     tokens: dict[str, Moderator] = {}
-    # Faust keeps table state here (memory store; directory still required by faust).
-    datadir: Path = Path(".warden/moderation")
-    replication_factor: int = 1   # of faust's internal topics (repartition, changelog); 3 in production
-    session_timeout_s: float = 6.0  # faust group session; Tansu forms a new group in about half of it
-    # Reports are scored in batches: up to `batch_size` per Postgres transaction, waiting at most `batch_wait_s`.
-    batch_size: int = Field(500, ge=1)
-    batch_wait_s: float = Field(0.05, gt=0)
-    # How often a partition that faust stopped delivering is looked for (streams.py `catch_up`).
-    catch_up_interval_s: float = Field(5.0, gt=0)
 
     @field_validator("tokens", mode="before")
     @classmethod

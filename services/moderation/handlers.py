@@ -1,7 +1,8 @@
-"""Moderation's effects, each inside the caller's Postgres transaction.
+"""Moderation's decisions and appeals, each inside the caller's Postgres transaction.
 
-Every function here changes state through `conn` and returns the outbox rows to
-write in the same transaction, so a decision and its events commit together.
+Every function here changes state through `conn` and emits its events through
+`effects` (the consumer's `Context`, or `Effects` for the HTTP API and console),
+so a decision and its events commit together. Reports are scored in reports.py.
 """
 from __future__ import annotations
 
@@ -9,17 +10,19 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
 import asyncpg
 
+from warden.contract.envelope import now as current_time
 from warden.contract.events import (AppealSubmitted, ContentDelisted, ContentRelisted, ModerationDecision,
-                                    ReportSubmitted, ViolationConfirmed)
+                                    ViolationConfirmed)
 from warden.runtime.outbox import OutboxRow, event_row
+from warden.runtime.service import Context
 
 from moderation import metrics, scoring
-from moderation.banks import Scorer
 from moderation.config import ModerationConfig
-from moderation.scoring import Action, MisuseStep, QueueRank, Reports
+from moderation.scoring import MisuseStep
 from moderation.statements import appeal_refusal, statement
 
 log = logging.getLogger(__name__)
@@ -36,232 +39,110 @@ class NotFound(Exception):
     pass
 
 
+class Emitter(Protocol):
+    """Where a decision's events and after-commit metrics go: a consumer `Context` or `Effects`."""
+
+    def emit(self, topic: str, event_type: str, data) -> None: ...
+
+    def on_commit(self, hook: Callable[[], None]) -> None: ...
+
+
 @dataclass
 class Effects:
+    """An HTTP request's events and metrics (moderation.transactions writes and counts them on commit)."""
     rows: list[OutboxRow] = field(default_factory=list)
-    after_commit: list[Callable[[], None]] = field(default_factory=list)  # metrics, once committed
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
 
     def emit(self, topic: str, event_type: str, data) -> None:
         self.rows.append(event_row(SERVICE, topic, event_type, data))
 
-
-# --- reports --------------------------------------------------------------------------
-
-async def score_report(conn: asyncpg.Connection, report: ReportSubmitted, reports: Reports, *, scorer: Scorer,
-                       cfg: ModerationConfig, now: datetime, effects: Effects) -> Reports:
-    """Record a report, fold it into the item's window and act on the score; returns the item's new reports."""
-    content, reason = report.content, report.reason.value
-    reporter = await _reporter(conn, report.reporter_id, cfg)
-    suspended = reporter["suspended_until"] is not None and reporter["suspended_until"] > now
-    trusted = report.reporter_id in cfg.trusted_flaggers
-    item = await conn.fetchrow(
-        """INSERT INTO content (content_id, kind, owner_account_id, first_reported_at) VALUES ($1, $2, $3, $4)
-           ON CONFLICT (content_id) DO UPDATE SET owner_account_id = coalesce(EXCLUDED.owner_account_id,
-               content.owner_account_id), updated_at = now()
-           RETURNING state, cleared_at, first_reported_at""",
-        content.id, content.kind, content.owner_account_id, now)
-    weight = scoring.reporter_weight(reporter["trust"], trusted, cfg)
-    value = 0.0 if suspended else scoring.contribution(reason, weight, cfg)
-    reported_at = min(report.reported_at, now)
-    inserted = await conn.fetchval(
-        """INSERT INTO reports (report_id, reporter_id, content_id, reason, surface, reported_at, contribution,
-                                trusted, suspended) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-           ON CONFLICT DO NOTHING RETURNING true""",
-        report.report_id, report.reporter_id, content.id, reason, report.surface, reported_at, value, trusted,
-        suspended)
-    recorded = _Recorded(bool(inserted), suspended, trusted, value, reported_at)
-    return await _fold(conn, report, reports, dict(item), recorded, scorer=scorer, cfg=cfg, now=now, effects=effects)
-
-
-@dataclass
-class _Recorded:
-    """How one report was written: new or not, and what it weighs."""
-    inserted: bool
-    suspended: bool
-    trusted: bool
-    value: float
-    reported_at: datetime
-
-
-@dataclass
-class ReportBatch:
-    """A batch of reports written set-based (reporters, content rows, report rows: one statement each).
-
-    `fold_report` then does, report by report in order, what `score_report` does after its writes; the
-    content rows are kept here so a delisting earlier in the batch is seen by the later reports.
-    """
-    items: dict[str, dict]
-    recorded: list[_Recorded]
-
-
-async def record_reports(conn: asyncpg.Connection, batch: list[ReportSubmitted], *, cfg: ModerationConfig,
-                         now: datetime) -> ReportBatch:
-    """The writes of `score_report` for a whole batch, in three statements."""
-    if not batch:
-        return ReportBatch({}, [])
-    reporter_ids = sorted({r.reporter_id for r in batch})  # sorted: row locks in one order
-    reporters = {r["reporter_id"]: r for r in await conn.fetch(
-        """INSERT INTO reporters (reporter_id, trust) SELECT unnest($1::text[]), $2
-           ON CONFLICT (reporter_id) DO UPDATE SET reporter_id = EXCLUDED.reporter_id
-           RETURNING reporter_id, trust, warned_at, suspended_until""", reporter_ids, cfg.trust_neutral)}
-    # Per item: kind of its first report, owner of its last report naming one (what upserts in order leave).
-    kinds: dict[str, str] = {}
-    owners: dict[str, str | None] = {}
-    for report in batch:
-        kinds.setdefault(report.content.id, report.content.kind)
-        if report.content.owner_account_id is not None:
-            owners[report.content.id] = report.content.owner_account_id
-        owners.setdefault(report.content.id, None)
-    content_ids = sorted(kinds)
-    items = {r["content_id"]: dict(r) for r in await conn.fetch(
-        """INSERT INTO content (content_id, kind, owner_account_id, first_reported_at)
-           SELECT u.content_id, u.kind, u.owner, $4 FROM unnest($1::text[], $2::text[], $3::text[])
-               AS u(content_id, kind, owner)
-           ON CONFLICT (content_id) DO UPDATE SET owner_account_id = coalesce(EXCLUDED.owner_account_id,
-               content.owner_account_id), updated_at = now()
-           RETURNING content_id, state, cleared_at, first_reported_at""",
-        content_ids, [kinds[c] for c in content_ids], [owners[c] for c in content_ids], now)}
-    recorded = []
-    for report in batch:
-        reporter = reporters[report.reporter_id]
-        suspended = reporter["suspended_until"] is not None and reporter["suspended_until"] > now
-        trusted = report.reporter_id in cfg.trusted_flaggers
-        weight = scoring.reporter_weight(reporter["trust"], trusted, cfg)
-        value = 0.0 if suspended else scoring.contribution(report.reason.value, weight, cfg)
-        recorded.append(_Recorded(False, suspended, trusted, value, min(report.reported_at, now)))
-    new = {(r["reporter_id"], r["report_id"]) for r in await conn.fetch(
-        """INSERT INTO reports (report_id, reporter_id, content_id, reason, surface, reported_at, contribution,
-                                trusted, suspended)
-           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
-                                $7::float8[], $8::bool[], $9::bool[])
-           ON CONFLICT DO NOTHING RETURNING reporter_id, report_id""",
-        [r.report_id for r in batch], [r.reporter_id for r in batch], [r.content.id for r in batch],
-        [r.reason.value for r in batch], [r.surface for r in batch], [x.reported_at for x in recorded],
-        [x.value for x in recorded], [x.trusted for x in recorded], [x.suspended for x in recorded])}
-    for report, x in zip(batch, recorded):
-        key = (report.reporter_id, report.report_id)
-        x.inserted = key in new
-        new.discard(key)  # the same report twice in one batch: the second is a duplicate, as one by one
-    return ReportBatch(items, recorded)
-
-
-async def fold_report(conn: asyncpg.Connection, batch: ReportBatch, index: int, report: ReportSubmitted,
-                      reports: Reports, *, scorer: Scorer, cfg: ModerationConfig, now: datetime,
-                      effects: Effects) -> Reports:
-    """`score_report` after its writes, for the `index`-th report of a recorded batch."""
-    return await _fold(conn, report, reports, batch.items[report.content.id], batch.recorded[index],
-                       scorer=scorer, cfg=cfg, now=now, effects=effects)
-
-
-async def _fold(conn: asyncpg.Connection, report: ReportSubmitted, reports: Reports, item: dict, x: _Recorded, *,
-                scorer: Scorer, cfg: ModerationConfig, now: datetime, effects: Effects) -> Reports:
-    """Fold a recorded report into the item's window and act on the score (`item` is updated when delisted)."""
-    content, reason = report.content, report.reason.value
-    trusted, value, reported_at = x.trusted, x.value, x.reported_at
-    if not x.inserted or x.suspended:
-        outcome = "suspended_reporter" if x.suspended else "duplicate"
-        effects.after_commit.append(lambda: metrics.REPORTS.labels(reason, outcome).inc())
-        return reports
-    start = scoring.window_start(now, item["cleared_at"], cfg)
-    before = set(reports)
-    reports = scoring.add_report(reports, report.reporter_id, value, reported_at, start)
-    outcome = "counted" if report.reporter_id not in before else "duplicate"
-    effects.after_commit.append(lambda: metrics.REPORTS.labels(reason, outcome).inc())
-    detections = scorer.detect(content)
-    for found in detections:  # an automated match counts like one more reporter
-        reports = scoring.add_report(reports, f"bank:{found.bank_id}",
-                                     scoring.contribution(found.category, found.weight, cfg), now, start)
-    score = scoring.window_score(reports, start)
-    high = [d for d in detections if d.high_severity]
-    action = scoring.decide(score, bool(high), cfg)
-    category = high[0].category if high else reason
-    rank = QueueRank(urgent=bool(high), trusted=trusted, score=score)
-    automated = ", ".join(f"{d.bank_id} ({d.how})" for d in detections) or None
-    if item["state"] == "delisted":
-        return reports
-    if action is Action.delist:
-        if high:
-            facts = f"Content matched the bank of known {category.replace('_', ' ')} material ({automated})."
-        else:
-            facts = (f"Reports from {sum(1 for r in reports if not r.startswith('bank:'))} distinct reporters "
-                     f"reached a score of {score:g} in {cfg.window_hours:g} h (delisting threshold "
-                     f"{cfg.delist_threshold:g}).")
-        await delist(conn, content.id, category, facts=facts, automated_detection=bool(detections), human=None,
-                     first_reported_at=item["first_reported_at"], now=now, cfg=cfg, effects=effects)
-        item["state"] = "delisted"
-        await _enqueue(conn, content.id, QueueRank(True, trusted, score), category, automated)
-        log.info("content delisted", extra={"content_id": content.id, "score": score})
-    elif action is Action.review or trusted:
-        await _enqueue(conn, content.id, rank, category, automated)
-    log.debug("report scored", extra={"content_id": content.id, "score": score, "action": action.value})
-    return reports
-
-
-async def _reporter(conn: asyncpg.Connection, reporter_id: str, cfg: ModerationConfig) -> asyncpg.Record:
-    return await conn.fetchrow(
-        """INSERT INTO reporters (reporter_id, trust) VALUES ($1, $2)
-           ON CONFLICT (reporter_id) DO UPDATE SET reporter_id = EXCLUDED.reporter_id
-           RETURNING trust, warned_at, suspended_until""", reporter_id, cfg.trust_neutral)
-
-
-async def _enqueue(conn: asyncpg.Connection, content_id: str, rank: QueueRank, reason: str,
-                   automated: str | None) -> None:
-    await conn.execute(
-        """INSERT INTO queue (content_id, priority, urgent, trusted, score, reason, automated)
-           VALUES ($1, $2, $3, $4, $5, $6, $7)
-           ON CONFLICT (content_id) DO UPDATE SET priority = greatest(queue.priority, EXCLUDED.priority),
-               urgent = queue.urgent OR EXCLUDED.urgent, trusted = queue.trusted OR EXCLUDED.trusted,
-               score = EXCLUDED.score, automated = coalesce(EXCLUDED.automated, queue.automated)""",
-        content_id, rank.priority(), rank.urgent, rank.trusted, rank.score, reason, automated)
+    def on_commit(self, hook: Callable[[], None]) -> None:
+        self.after_commit.append(hook)
 
 
 # --- delisting and relisting ------------------------------------------------------------
 
+@dataclass(frozen=True)
+class Delisting:
+    """One item to take out of search, and why (the facts of its statement of reasons)."""
+    content_id: str
+    reason: str
+    facts: str
+    automated_detection: bool
+    first_reported_at: datetime
+
+
+async def delist_all(conn: asyncpg.Connection, delistings: list[Delisting], *, human: str | None, now: datetime,
+                     cfg: ModerationConfig, effects: Emitter) -> list[ModerationDecision]:
+    """Delist the items (two statements however many), with a statement of reasons and events for each."""
+    if not delistings:
+        return []
+    sors = [statement(content_id=d.content_id, action="delist", reason=d.reason, facts=d.facts,
+                      automated_detection=d.automated_detection, human=human is not None, decided_at=now, cfg=cfg)
+            for d in delistings]
+    await conn.execute(
+        """UPDATE content SET state = 'delisted', category = u.category, updated_at = now()
+           FROM unnest($1::text[], $2::text[]) AS u(content_id, category)
+           WHERE content.content_id = ANY($1::text[]) AND content.content_id = u.content_id""",
+        [d.content_id for d in delistings], [d.reason for d in delistings])
+    await _record(conn, sors, human, now)
+    for d, sor in zip(delistings, sors):
+        effects.emit("search.delistings", DELISTED, ContentDelisted(
+            content_id=d.content_id, decision_id=sor.decision_id, category=d.reason, delisted_at=now))
+        effects.emit("moderation.decisions", DECISION, sor)
+    waited = [max((now - d.first_reported_at).total_seconds(), 0.0) for d in delistings]
+
+    def count() -> None:
+        for sor, seconds in zip(sors, waited):
+            metrics.DELISTINGS.labels(sor.ground, sor.automated_decision).inc()
+            metrics.TIME_TO_DELIST.observe(seconds)
+    effects.on_commit(count)
+    return sors
+
+
 async def delist(conn: asyncpg.Connection, content_id: str, reason: str, *, facts: str, automated_detection: bool,
                  human: str | None, first_reported_at: datetime, now: datetime, cfg: ModerationConfig,
-                 effects: Effects) -> ModerationDecision:
-    sor = statement(content_id=content_id, action="delist", reason=reason, facts=facts,
-                    automated_detection=automated_detection, human=human is not None, decided_at=now,
-                    cfg=cfg)
-    await conn.execute("UPDATE content SET state = 'delisted', category = $2, updated_at = now() WHERE content_id = $1",
-                       content_id, reason)
-    await _record(conn, sor, human, now)
-    effects.emit("search.delistings", DELISTED, ContentDelisted(
-        content_id=content_id, decision_id=sor.decision_id, category=reason, delisted_at=now))
-    effects.emit("moderation.decisions", DECISION, sor)
-    waited = max((now - first_reported_at).total_seconds(), 0.0)
-    effects.after_commit.append(lambda: (metrics.DELISTINGS.labels(sor.ground, sor.automated_decision).inc(),
-                                         metrics.TIME_TO_DELIST.observe(waited)))
+                 effects: Emitter) -> ModerationDecision:
+    [sor] = await delist_all(conn, [Delisting(content_id, reason, facts, automated_detection, first_reported_at)],
+                             human=human, now=now, cfg=cfg, effects=effects)
     return sor
 
 
 async def relist(conn: asyncpg.Connection, content_id: str, reason: str, *, facts: str, human: str, cause: str,
-                 now: datetime, cfg: ModerationConfig, effects: Effects) -> ModerationDecision:
+                 now: datetime, cfg: ModerationConfig, effects: Emitter) -> ModerationDecision:
     sor = statement(content_id=content_id, action="relist", reason=reason, facts=facts, automated_detection=False,
                     human=True, decided_at=now, cfg=cfg)
     await conn.execute("UPDATE content SET state = 'listed', cleared_at = $2, violation_confirmed_at = NULL,"
                        " updated_at = now() WHERE content_id = $1", content_id, now)
-    await _record(conn, sor, human, now)
+    await _record(conn, [sor], human, now)
     effects.emit("search.delistings", RELISTED, ContentRelisted(
         content_id=content_id, decision_id=sor.decision_id, relisted_at=now))
     effects.emit("moderation.decisions", DECISION, sor)
-    effects.after_commit.append(lambda: metrics.RELISTINGS.labels(cause).inc())
+    effects.on_commit(lambda: metrics.RELISTINGS.labels(cause).inc())
     return sor
 
 
-async def _record(conn: asyncpg.Connection, sor: ModerationDecision, human: str | None, now: datetime) -> None:
+async def _record(conn: asyncpg.Connection, sors: list[ModerationDecision], human: str | None,
+                  now: datetime) -> None:
     await conn.execute(
         """INSERT INTO decisions (decision_id, content_id, action, ground, category, automated_detection,
                automated_decision, facts, decided_by, decided_at, appealable_until)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)""",
-        sor.decision_id, sor.content_id, sor.action, sor.ground, sor.category, sor.automated_detection,
-        sor.automated_decision, sor.facts, human, now, sor.appealable_until)
+           SELECT u.decision_id, u.content_id, u.action, u.ground, u.category, u.automated_detection,
+                  u.automated_decision, u.facts, $9, $10, u.appealable_until
+           FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[],
+               $5::text[], $6::bool[], $7::text[], $8::text[], $11::timestamptz[])
+               AS u(decision_id, content_id, action, ground, category, automated_detection, automated_decision,
+                    facts, appealable_until)""",
+        [s.decision_id for s in sors], [s.content_id for s in sors], [s.action for s in sors],
+        [s.ground for s in sors], [s.category for s in sors], [s.automated_detection for s in sors],
+        [s.automated_decision for s in sors], [s.facts for s in sors], human, now,
+        [s.appealable_until for s in sors])
 
 
 # --- reporters' trust and misuse (DSA Art. 23) -----------------------------------------
 
 async def settle_reports(conn: asyncpg.Connection, content_id: str, *, upheld: bool, now: datetime,
-                         cfg: ModerationConfig, effects: Effects, include_upheld: bool = False) -> None:
+                         cfg: ModerationConfig, effects: Emitter, include_upheld: bool = False) -> None:
     """A human outcome on the item's open reports: trust up when upheld; down, and misuse checked, when not."""
     outcomes = ["open", "upheld"] if include_upheld else ["open"]
     reporters = await conn.fetch(
@@ -277,7 +158,7 @@ async def settle_reports(conn: asyncpg.Connection, content_id: str, *, upheld: b
 
 
 async def check_misuse(conn: asyncpg.Connection, reporter_id: str, *, now: datetime, cfg: ModerationConfig,
-                       effects: Effects) -> MisuseStep:
+                       effects: Emitter) -> MisuseStep:
     since = now - timedelta(days=cfg.misuse_window_days)
     counts = await conn.fetchrow(
         """SELECT count(*) FILTER (WHERE outcome = 'unfounded') AS unfounded, count(*) AS total
@@ -299,7 +180,7 @@ async def check_misuse(conn: asyncpg.Connection, reporter_id: str, *, now: datet
         await conn.execute(
             "INSERT INTO misuse_actions (reporter_id, step, unfounded, total, until, at) VALUES ($1, $2, $3, $4, $5, $6)",
             reporter_id, step.value, counts["unfounded"], counts["total"], until, now)
-        effects.after_commit.append(lambda: metrics.MISUSE_ACTIONS.labels(step.value).inc())
+        effects.on_commit(lambda: metrics.MISUSE_ACTIONS.labels(step.value).inc())
         log.info("reporter misuse", extra={"step": step.value, "unfounded": counts["unfounded"],
                                            "total": counts["total"]})
     return step
@@ -309,7 +190,7 @@ async def check_misuse(conn: asyncpg.Connection, reporter_id: str, *, now: datet
 
 async def moderator_decision(conn: asyncpg.Connection, content_id: str, action: str, moderator: str, *,
                              category: str | None, note: str | None, now: datetime, cfg: ModerationConfig,
-                             effects: Effects) -> dict:
+                             effects: Emitter) -> dict:
     item = await conn.fetchrow("SELECT * FROM content WHERE content_id = $1 FOR UPDATE", content_id)
     if item is None:
         raise NotFound(content_id)
@@ -327,7 +208,7 @@ async def moderator_decision(conn: asyncpg.Connection, content_id: str, action: 
             # Human confirmation of an automated delisting: a new statement, no second delisting event.
             sor = statement(content_id=content_id, action="delist", reason=reason, facts=facts,
                             automated_detection=automated, human=True, decided_at=now, cfg=cfg)
-            await _record(conn, sor, moderator, now)
+            await _record(conn, [sor], moderator, now)
             effects.emit("moderation.decisions", DECISION, sor)
         else:
             sor = await delist(conn, content_id, reason, facts=facts, automated_detection=automated, human=moderator,
@@ -356,7 +237,7 @@ async def moderator_decision(conn: asyncpg.Connection, content_id: str, action: 
 
 
 async def _confirm_violation(conn: asyncpg.Connection, item: asyncpg.Record, reason: str, now: datetime,
-                             effects: Effects) -> None:
+                             effects: Emitter) -> None:
     await conn.execute("UPDATE content SET violation_confirmed_at = $2 WHERE content_id = $1", item["content_id"], now)
     if item["owner_account_id"]:
         effects.emit("moderation.violations", VIOLATION, ViolationConfirmed(
@@ -365,7 +246,13 @@ async def _confirm_violation(conn: asyncpg.Connection, item: asyncpg.Record, rea
 
 # --- appeals ---------------------------------------------------------------------------
 
-async def receive_appeal(conn: asyncpg.Connection, appeal: AppealSubmitted, *, now: datetime) -> str:
+async def receive_appeal(ctx: Context, appeal: AppealSubmitted) -> None:
+    """Handler of `moderation.appeals.submitted`: the appeal recorded as open, or refused with the reason."""
+    status = await record_appeal(ctx.conn, appeal, now=current_time())
+    ctx.on_commit(lambda: metrics.APPEALS.labels(status).inc())
+
+
+async def record_appeal(conn: asyncpg.Connection, appeal: AppealSubmitted, *, now: datetime) -> str:
     """Record an appeal as open, or refused with the reason; returns the status."""
     item = await conn.fetchrow("SELECT state, owner_account_id FROM content WHERE content_id = $1", appeal.content_id)
     decision = await conn.fetchrow(
@@ -387,7 +274,7 @@ async def receive_appeal(conn: asyncpg.Connection, appeal: AppealSubmitted, *, n
 
 
 async def decide_appeal(conn: asyncpg.Connection, appeal_id: str, outcome: str, moderator: str, *, note: str | None,
-                        now: datetime, cfg: ModerationConfig, effects: Effects) -> dict:
+                        now: datetime, cfg: ModerationConfig, effects: Emitter) -> dict:
     appeal = await conn.fetchrow("SELECT * FROM appeals WHERE appeal_id = $1 FOR UPDATE", appeal_id)
     if appeal is None:
         raise NotFound(appeal_id)
@@ -415,5 +302,5 @@ async def decide_appeal(conn: asyncpg.Connection, appeal_id: str, outcome: str, 
     status = "overturned" if outcome == "overturn" else "upheld"
     await conn.execute("UPDATE appeals SET status = $2, decided_by = $3, decided_at = $4 WHERE appeal_id = $1",
                        appeal_id, status, moderator, now)
-    effects.after_commit.append(lambda: metrics.APPEALS.labels(status).inc())
+    effects.on_commit(lambda: metrics.APPEALS.labels(status).inc())
     return {"appeal_id": appeal_id, "status": status, "decision_id": sor.decision_id if sor else None}

@@ -12,6 +12,3 @@ QUEUE_DEPTH = Gauge("warden_moderation_queue_depth", "Items waiting for a modera
 SUSPENDED_REPORTERS = Gauge("warden_moderation_suspended_reporters", "Reporters whose notices are suspended")
 MISUSE_ACTIONS = Counter("warden_moderation_misuse_actions_total", "DSA Art. 23 actions", ["step"])
 APPEALS = Counter("warden_moderation_appeals_total", "Appeals, by outcome", ["outcome"])
-SKIPPED_EVENTS_RECOVERED = Counter(
-    "warden_moderation_skipped_events_recovered_total",
-    "Events the faust consumer skipped (across a rebalance) and moderation read back from the broker", ["topic"])

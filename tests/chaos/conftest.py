@@ -36,9 +36,7 @@ class Stack:
         asyncio.run(register_authority(self.bootstrap, self.authority))
         self.group_prefix = prefix = f"chaos-{uuid.uuid4().hex[:6]}"
         extra = {"WARDEN_REVIEW_TOKENS": json.dumps(REVIEW_TOKENS),
-                 "WARDEN_MODERATION_TOKENS": json.dumps(MODERATION_TOKENS),
-                 "WARDEN_MODERATION_DATADIR": str(root / "faust"),
-                 "WARDEN_MODERATION_SESSION_TIMEOUT_S": "2.0"}
+                 "WARDEN_MODERATION_TOKENS": json.dumps(MODERATION_TOKENS)}
         self.services = {name: ServiceProcess(name, bootstrap=self.bootstrap, database_url=self.database_url,
                                               group_prefix=prefix, log_dir=root, extra_env=extra).start()
                          for name in services_under_test()}

@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaProducer
 
 from warden.contract.envelope import encode_structured, new_event
 from warden.contract.topics import TOPICS
+from warden.runtime import kafka
 from tests.support.kafka import read_topic
 from tests.support.processes import ServiceProcess, moderation_available
 from tests.support.requests import new_authority, request_data, signed
@@ -76,8 +77,7 @@ class Load:
         self.rng = random.Random()
 
     async def start(self) -> None:
-        self.producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, enable_idempotence=False, acks="all",
-                                         linger_ms=5, request_timeout_ms=60000)
+        self.producer = kafka.producer(self.bootstrap, request_timeout_ms=60000)
         await self.producer.start()
 
     async def stop(self) -> None:
@@ -320,16 +320,15 @@ def write_summary(path: Path, summary: dict) -> None:
 
 
 async def trace_lost_reports(bootstrap: str, group_prefix: str, lost: list[str]) -> dict[str, Any]:
-    """Where each lost report is on the two faust hops, and the group's committed offsets there.
+    """Where each lost report is on the reports topic, and the group's committed offsets there.
 
-    Says which hop dropped it: on the source topic but not repartitioned (the group_by
-    hop), or repartitioned below the committed offset and never stored (the agent hop).
+    A lost report below its partition's committed offset was committed past without its
+    effects; above it, it was never consumed.
     """
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka import TopicPartition
 
     group = f"{group_prefix}-moderation"
-    topics = {"source": "moderation.reports.submitted", "repartition": f"{group}-reports-by-content"}
+    topics = {"source": "moderation.reports.submitted"}
     trace: dict[str, Any] = {report_id: {} for report_id in lost}
     for hop, topic in topics.items():
         for record in await read_topic(bootstrap, topic):
@@ -339,13 +338,13 @@ async def trace_lost_reports(bootstrap: str, group_prefix: str, lost: list[str])
                 continue
             if report_id in trace:
                 trace[report_id].setdefault(hop, []).append([record.partition, record.offset])
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = kafka.admin(bootstrap)
     await admin.start()
     try:
         committed = await admin.list_consumer_group_offsets(group)
     finally:
         await admin.close()
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = kafka.consumer(bootstrap, None, auto_offset_reset="latest", fetch_max_wait_ms=500)
     await consumer.start()
     try:
         ends = await consumer.end_offsets([TopicPartition(t, p) for t in topics.values() for p in range(4)])

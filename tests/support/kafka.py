@@ -7,17 +7,17 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord, RecordMetadata
 
 from warden.contract.envelope import encode_structured, new_event
 from warden.contract.topics import TOPICS
+from warden.runtime import kafka
 
 
 async def produce_raw(bootstrap: str, topic: str, value: bytes | None, *, key: bytes | None = None,
                       headers: list[tuple[str, bytes]] | None = None) -> RecordMetadata:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False, acks="all",
-                                max_request_size=4 * 1024 * 1024)
+    producer = kafka.producer(bootstrap, linger_ms=0, max_request_size=4 * 1024 * 1024)
     await producer.start()
     try:
         return await producer.send_and_wait(topic, value, key=key, headers=headers or [])
@@ -37,7 +37,7 @@ async def produce_event(bootstrap: str, topic: str, event_type: str, data: dict[
 
 async def read_topic(bootstrap: str, topic: str) -> list[ConsumerRecord]:
     """Every record on the topic now, from the beginning (no consumer group)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = kafka.consumer(bootstrap, None, auto_offset_reset="latest", fetch_max_wait_ms=500)
     await consumer.start()
     try:
         partitions = [TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or [])]

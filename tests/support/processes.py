@@ -38,7 +38,8 @@ class ServiceProcess:
         self.env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=bootstrap, DATABASE_URL=database_url,
                         WARDEN_HTTP_PORT=str(self.http_port), WARDEN_HTTP_HOST="127.0.0.1",
                         WARDEN_GROUP_PREFIX=group_prefix, WARDEN_RETRY_INITIAL_S="0.1",
-                        WARDEN_RETRY_MAX_S="1.0", WARDEN_POLL_TIMEOUT_MS="100", **(extra_env or {}))
+                        WARDEN_RETRY_MAX_S="1.0", WARDEN_POLL_TIMEOUT_MS="100", WARDEN_EMBEDDED_DEFAULTS="true",
+                        **(extra_env or {}))
         self.process: subprocess.Popen | None = None
         self.kills = 0
         self.starts = 0

@@ -16,7 +16,7 @@ def service_settings(bootstrap: str, database_url: str, **overrides) -> Settings
     """Settings for one test: its own consumer groups, a free HTTP port, fast retries."""
     values = dict(kafka_bootstrap_servers=bootstrap, database_url=database_url, http_host="127.0.0.1",
                   http_port=free_port(), group_prefix=f"test-{uuid.uuid4().hex[:8]}",
-                  retry_initial_s=0.1, retry_max_s=1.0, poll_timeout_ms=100)
+                  retry_initial_s=0.1, retry_max_s=1.0, poll_timeout_ms=100, embedded_defaults=True)
     values.update(overrides)
     return Settings(**values)
 

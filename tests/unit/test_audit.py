@@ -11,7 +11,6 @@ from warden import audit
 from warden.contract.events import AuditCheckpoint
 from warden.keys import key_id
 from warden.runtime.service import ConfigurationError
-from warden.runtime.settings import Settings
 
 from tests.support.keys import AUDIT, pair
 
@@ -116,15 +115,16 @@ def test_parse_checkpoints_skips_other_events():
 
 
 def test_services_refuse_to_start_without_a_usable_audit_key():
+    def check(**values):
+        audit.require_audit_key(None, audit.AuditSettings(**values))
     with pytest.raises(ConfigurationError, match="WARDEN_AUDIT_PRIVATE_KEY is not set"):
-        audit.require_audit_key(Settings(audit_private_key=None))
+        check(audit_private_key=None)
     with pytest.raises(ConfigurationError, match="not usable"):
-        audit.require_audit_key(Settings(audit_private_key=SecretStr("bm90IGEga2V5")))
+        check(audit_private_key=SecretStr("bm90IGEga2V5"))
     with pytest.raises(ConfigurationError, match="is not among WARDEN_AUDIT_PUBLIC_KEYS"):
-        audit.require_audit_key(Settings(audit_private_key=SecretStr(FORGER_PRIVATE), audit_public_keys=AUDIT["public_key"]))
-    audit.require_audit_key(Settings(audit_private_key=SecretStr(AUDIT["private_key"]),
-                                     audit_public_keys=f"{pair('old-audit')['public_key']},{AUDIT['public_key']}"))
-
+        check(audit_private_key=SecretStr(FORGER_PRIVATE), audit_public_keys=AUDIT["public_key"])
+    check(audit_private_key=SecretStr(AUDIT["private_key"]),
+          audit_public_keys=f"{pair('old-audit')['public_key']},{AUDIT['public_key']}")
 
 
 def test_the_signer_names_its_key_as_warden_keys_does():

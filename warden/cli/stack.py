@@ -19,6 +19,7 @@ from warden.keys import development_environment, development_keys
 from warden.embedded import EmbeddedKafka, EmbeddedPostgres, free_port
 from warden.processes import stop_process
 from warden.runtime import kafka
+from warden.runtime.backoff import Backoff
 from warden.runtime.runner import SERVICE_MODULES, available_services, run_service
 from warden.runtime.service import ConfigurationError
 
@@ -43,15 +44,27 @@ class ServiceProcess:
         self.log_path = log_dir / f"{name}.log"
         self.process: subprocess.Popen | None = None
         self.restarts = 0
+        self.started_at = 0.0
+        self.restart_at: float | None = None  # monotonic time of the next start, once it exited
+        # A crashing service is restarted after 0.5 s, 1 s, 2 s... up to 30 s, jittered; a life of a
+        # minute or more starts the count again.
+        self.backoff = Backoff(0.5, 30.0)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        self.started_at, self.restart_at = time.monotonic(), None
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen([sys.executable, "-m", "warden.cli.main", "service", self.name],
                                         env=self.env, stdout=log, stderr=subprocess.STDOUT)
+
+    def exited(self) -> None:
+        """Schedule the next start (returns at once: `warden up` keeps watching the others)."""
+        if time.monotonic() - self.started_at >= 60:
+            self.backoff.reset()
+        self.restart_at = time.monotonic() + self.backoff.next_wait_s()
 
     def ready(self) -> bool:
         try:
@@ -97,6 +110,8 @@ def up(only: tuple[str, ...]) -> None:
         env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=bootstrap, DATABASE_URL=database_url)
         env.update(development_environment(development_keys(KEYS_DIR), env))
         click.echo(f"keys    {KEYS_DIR}/ (development registry, decision and audit keys)")
+        if database is not None:  # its own workstation database: disclosure may keep a generated key there
+            env["WARDEN_EMBEDDED_DEFAULTS"] = "true"
         tokens = _development_tokens(env)
         names = [n for n in available_services() if not only or n in only]
         services = [ServiceProcess(n, env, log_dir) for n in names]
@@ -108,9 +123,12 @@ def up(only: tuple[str, ...]) -> None:
         click.echo(f"stack handle: {STACK_FILE}; logs: {log_dir}/; Ctrl-C stops everything")
         while not stopping:
             for svc in services:
-                if svc.process.poll() is not None:
+                if svc.restart_at is None and svc.process.poll() is not None:
+                    svc.exited()
+                    click.echo(f"{svc.name} exited with {svc.process.returncode}; restarting in "
+                               f"{svc.restart_at - time.monotonic():.1f}s (log: {svc.log_path})", err=True)
+                elif svc.restart_at is not None and time.monotonic() >= svc.restart_at:
                     svc.restarts += 1
-                    click.echo(f"{svc.name} exited with {svc.process.returncode}; restarting", err=True)
                     svc.start()
                     _write_stack(bootstrap, database_url, services, tokens)
             time.sleep(0.5)

@@ -6,9 +6,11 @@ back in that transaction (the optimistic pass: no savepoints, and their
 inserts-if-new go out together after them, see inserts.py); if any handler or
 one of those inserts fails, the transaction is rolled back and the batch is
 replayed in a new one with a savepoint per event, so only the failing event is
-dead-lettered. Offsets are committed only after that transaction commits, so a
-crash at any instant leads to redelivery, and the inbox turns redelivery into a
-no-op.
+dead-lettered. A subscription with a batch handler (`Subscription.handle_batch`)
+gets its topic's valid new events of the batch in one call in the optimistic pass,
+and one call per event in the replay. Offsets are committed only after that
+transaction commits, so a crash at any instant leads to redelivery, and the inbox
+turns redelivery into a no-op.
 """
 from __future__ import annotations
 
@@ -106,9 +108,33 @@ async def claim_fresh(conn: asyncpg.Connection, items: list[Decoded]) -> list[De
     return fresh
 
 
+# A dead letter must fit the producer's limit whatever arrived (warden/runtime/kafka.py allows 2 MiB):
+# past these sizes it carries a prefix, says so, and the original is kept in `dead_letters`.
+DLQ_VALUE_LIMIT = 256 * 1024
+DLQ_KEY_LIMIT = 1024
+DLQ_HEADERS_LIMIT = 16 * 1024
+
+
+def dlq_too_large(record: ConsumerRecord) -> bool:
+    return (len(record.value or b"") > DLQ_VALUE_LIMIT or len(record.key or b"") > DLQ_KEY_LIMIT
+            or sum(len(k) + len(v or b"") for k, v in record.headers or ()) > DLQ_HEADERS_LIMIT)
+
+
 def dlq_row(service: str, record: ConsumerRecord, rejection: EventRejected) -> OutboxRow:
-    """The original bytes, unchanged, with the reason in `dlq.*` headers (DESIGN.md)."""
+    """The original bytes, unchanged, with the reason in `dlq.*` headers (DESIGN.md); a record too large
+    to publish again goes as a bounded prefix with `dlq.truncated` (the original: keep_dead_letter)."""
+    value, key = record.value or b"", record.key
     headers = [(k, v) for k, v in (record.headers or ()) if not k.startswith("dlq.")]
+    truncated = []
+    if len(value) > DLQ_VALUE_LIMIT:
+        value, truncated = value[:DLQ_VALUE_LIMIT], truncated + ["value"]
+    if key is not None and len(key) > DLQ_KEY_LIMIT:
+        key, truncated = key[:DLQ_KEY_LIMIT], truncated + ["key"]
+    if sum(len(k) + len(v or b"") for k, v in headers) > DLQ_HEADERS_LIMIT:
+        headers, truncated = [], truncated + ["headers"]
+    if truncated:
+        headers.append(("dlq.truncated", ",".join(truncated).encode()))
+        headers.append(("dlq.original_bytes", str(len(record.value or b"")).encode()))
     headers += [
         ("dlq.reason", rejection.reason.encode()),
         ("dlq.error", rejection.error.encode()[:1000]),
@@ -117,7 +143,17 @@ def dlq_row(service: str, record: ConsumerRecord, rejection: EventRejected) -> O
         ("dlq.partition", str(record.partition).encode()),
         ("dlq.offset", str(record.offset).encode()),
     ]
-    return OutboxRow(TOPICS[record.topic].dlq, record.key, record.value or b"", headers)
+    return OutboxRow(TOPICS[record.topic].dlq, key, value, headers)
+
+
+async def keep_dead_letter(conn: asyncpg.Connection, record: ConsumerRecord, reason: str) -> None:
+    """The whole original of a dead letter published truncated, for replay (in the batch's transaction)."""
+    headers = list(record.headers or ())
+    await conn.execute(
+        """INSERT INTO dead_letters (topic, partition, "offset", key, value, header_names, header_values, reason)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING""",
+        record.topic, record.partition, record.offset, record.key, record.value or b"",
+        [k for k, _ in headers], [v or b"" for _, v in headers], reason)
 
 
 class _Replay(Exception):
@@ -243,11 +279,13 @@ class ConsumerLoop:
         started = time.perf_counter()
         items = [decode_record(r) for r in records]
         try:
-            outcomes, outgoing, ids = await self._process(items, isolated=False)
+            outcomes, outgoing, ids, hooks = await self._process(items, isolated=False)
         except _Replay:  # that transaction is rolled back: again, in a new one, a savepoint per event
-            outcomes, outgoing, ids = await self._process(items, isolated=True)
+            outcomes, outgoing, ids, hooks = await self._process(items, isolated=True)
         if self.on_committed is not None and outgoing:
             self.on_committed(ids, outgoing)  # the outbox rows are committed: the relay may send them
+        for hook in hooks:  # Context.on_commit
+            hook()
         # Metrics only after commit: a rolled-back batch will be counted when it is retried.
         per_event = (time.perf_counter() - started) / max(len(records), 1)
         for topic, outcome in outcomes:
@@ -256,10 +294,13 @@ class ConsumerLoop:
         metrics.count_outgoing(self.service.name, outgoing)
 
     async def _process(self, items: list[Decoded], *, isolated: bool
-                       ) -> tuple[list[tuple[str, str]], list[OutboxRow], list[int]]:
-        """One transaction: inbox claim, handlers, outbox rows, commit. (outcomes, outbox rows, their ids)"""
+                       ) -> tuple[list[tuple[str, str]], list[OutboxRow], list[int], list[Callable[[], None]]]:
+        """One transaction: inbox claim, handlers, outbox rows, commit.
+
+        (outcomes, outbox rows, their ids, the handlers' on-commit hooks)"""
         outcomes: list[tuple[str, str]] = []
         outgoing: list[OutboxRow] = []
+        hooks: list[Callable[[], None]] = []
         async with self.pool.acquire() as conn, conn.transaction():
             fresh = await claim_fresh(conn, items)
             claimed = {id(item) for item in fresh}
@@ -268,13 +309,49 @@ class ConsumerLoop:
             cache, deferred = (None, None) if isolated else ({}, DeferredInserts())
             if not isolated:
                 await self._prefetch(conn, fresh, cache)
-            handled = [await self._handle(conn, item, outgoing, isolated=isolated, cache=cache, deferred=deferred)
-                       for item in fresh]
-            outcomes += [(item.record.topic, outcome) for item, outcome in zip(fresh, handled)]
+            # Optimistic pass: each batch handler's events, handed over together where its topic first appears.
+            batches = {} if isolated else self._batches(fresh)
+            handled: dict[int, str] = {}
+            for item in fresh:
+                if id(item) in handled:
+                    continue
+                group = batches.pop(item.record.topic, None) if item.rejection is None else None
+                if group:
+                    await self._handle_batch(conn, group, outgoing, hooks, cache, deferred)
+                    handled.update((id(i), "processed") for i in group)
+                else:
+                    handled[id(item)] = await self._handle(conn, item, outgoing, hooks, isolated=isolated,
+                                                           cache=cache, deferred=deferred)
+            outcomes += [(item.record.topic, handled[id(item)]) for item in fresh]
             if deferred:
                 await self._flush(conn, deferred)
             ids = await write_rows(conn, outgoing)
-        return outcomes, outgoing, ids
+        return outcomes, outgoing, ids, hooks
+
+    def _batches(self, fresh: list[Decoded]) -> dict[str, list[Decoded]]:
+        """The valid events of each topic whose subscription has a batch handler, in offset order."""
+        batches: dict[str, list[Decoded]] = {}
+        for item in fresh:
+            if item.rejection is None and self.service.subscription(item.record.topic).handle_batch is not None:
+                batches.setdefault(item.record.topic, []).append(item)
+        return batches
+
+    async def _handle_batch(self, conn: asyncpg.Connection, group: list[Decoded], outgoing: list[OutboxRow],
+                            hooks: list[Callable[[], None]], cache: dict | None,
+                            deferred: DeferredInserts | None) -> None:
+        """A batch handler's call in the optimistic pass; any failure -> _Replay (each event alone)."""
+        subscription = self.service.subscription(group[0].record.topic)
+        ctx = self._context(conn, group[0], cache, deferred)
+        try:
+            await subscription.handle_batch(ctx, [item.payload for item in group])
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            log.info("batch handler failed, batch replayed event by event", extra={
+                "topic": group[0].record.topic, "events": len(group), "error_type": type(exc).__name__})
+            raise _Replay() from None
+        outgoing.extend(ctx.outgoing)
+        hooks.extend(ctx.committed)
 
     async def _prefetch(self, conn: asyncpg.Connection, fresh: list[Decoded], cache: dict) -> None:
         """Each subscription's set-based read for the batch (Subscription.prefetch), into the shared cache."""
@@ -308,8 +385,8 @@ class ConsumerLoop:
                      extra={"inserts": pending, "error_type": type(exc).__name__})
             raise _Replay() from None
 
-    async def _handle(self, conn: asyncpg.Connection, item: Decoded, outgoing: list[OutboxRow], *,
-                      isolated: bool = True, cache: dict | None = None,
+    async def _handle(self, conn: asyncpg.Connection, item: Decoded, outgoing: list[OutboxRow],
+                      hooks: list[Callable[[], None]], *, isolated: bool = True, cache: dict | None = None,
                       deferred: DeferredInserts | None = None) -> str:
         """Run one event's handler; `isolated=False` (optimistic pass): no savepoint, any failure -> _Replay.
 
@@ -323,10 +400,11 @@ class ConsumerLoop:
             try:
                 if isolated:
                     async with conn.transaction():
-                        await subscription.handle(ctx, item.payload)
+                        await self._call_handler(subscription, ctx, item.payload)
                 else:
-                    await subscription.handle(ctx, item.payload)
+                    await self._call_handler(subscription, ctx, item.payload)
                 outgoing.extend(ctx.outgoing)
+                hooks.extend(ctx.committed)
                 return "processed"
             except EventRejected as exc:
                 if not isolated:
@@ -354,6 +432,7 @@ class ConsumerLoop:
                 else:
                     await subscription.on_rejected(ctx, rejection)
                 outgoing.extend(ctx.outgoing)
+                hooks.extend(ctx.committed)
             except Exception as exc:
                 if is_transient(exc):
                     raise
@@ -361,7 +440,16 @@ class ConsumerLoop:
                     raise _Replay() from None
                 log.error("rejection hook failed", extra={"error_type": type(exc).__name__, "where": _where(exc)})
         outgoing.append(dlq_row(self.service.name, record, rejection))
+        if dlq_too_large(record):
+            await keep_dead_letter(conn, record, rejection.reason)
         return "dead_lettered"
+
+    @staticmethod
+    async def _call_handler(subscription, ctx: Context, payload: object) -> None:
+        if subscription.handle_batch is not None:  # the replay: a batch handler, one event at a time
+            await subscription.handle_batch(ctx, [payload])
+        else:
+            await subscription.handle(ctx, payload)
 
     def _context(self, conn: asyncpg.Connection, item: Decoded, cache: dict | None,
                  deferred: DeferredInserts | None = None) -> Context:

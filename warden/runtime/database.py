@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import re
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from pathlib import Path
 import asyncpg
 
 from warden.runtime.backoff import Backoff
+from warden.runtime.settings import ConfigurationError
 
 log = logging.getLogger(__name__)
 _MIGRATION_FILE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
@@ -87,6 +89,21 @@ async def open_database(database_url: str, schema: str, sets: list[MigrationSet]
             await backoff.wait()
 
 
+class MigrationChanged(ConfigurationError):
+    """A migration that already ran was edited since: the schema may not be what the code expects."""
+
+
+async def _check_unchanged(conn: asyncpg.Connection, component: str, done: asyncpg.Record, path: Path,
+                           checksum: str) -> None:
+    if done["checksum"] is None:  # applied before checksums were kept: this file is the reference from now on
+        await conn.execute("UPDATE schema_migrations SET checksum = $3 WHERE component = $1 AND version = $2",
+                           component, done["version"], checksum)
+    elif done["checksum"] != checksum:
+        raise MigrationChanged(
+            f"migration {component}/{path.name} was edited after it ran (recorded sha256 {done['checksum'][:12]}..., "
+            f"file now {checksum[:12]}...): restore it and put the change in a new migration")
+
+
 async def migrate(database_url: str, schema: str, sets: list[MigrationSet]) -> list[str]:
     """Create the schema and apply pending migrations; safe when replicas start together."""
     conn = await asyncpg.connect(database_url, timeout=10)
@@ -94,23 +111,33 @@ async def migrate(database_url: str, schema: str, sets: list[MigrationSet]) -> l
     try:
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"warden-migrate-{schema}")
-            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            # Not CREATE SCHEMA IF NOT EXISTS: PostgreSQL checks CREATE on the database before it looks
+            # for the schema, and a service's own role owns its schema but may not create any
+            # (warden/runtime/roles.py).
+            if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", schema):
+                await conn.execute(f'CREATE SCHEMA "{schema}"')
             await conn.execute(f'SET LOCAL search_path TO "{schema}"')
             await conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
                 " component text NOT NULL, version int NOT NULL, name text NOT NULL,"
                 " applied_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (component, version))"
             )
+            # The SHA-256 of the file as it ran: a migration edited afterwards is refused, not skipped.
+            await conn.execute("ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS checksum text")
             for migration_set in sets:
-                done = {r["version"] for r in await conn.fetch(
-                    "SELECT version FROM schema_migrations WHERE component = $1", migration_set.component)}
+                done = {r["version"]: r for r in await conn.fetch(
+                    "SELECT version, name, checksum FROM schema_migrations WHERE component = $1",
+                    migration_set.component)}
                 for version, path in migration_set.files():
+                    text = path.read_text()
+                    checksum = hashlib.sha256(text.encode()).hexdigest()
                     if version in done:
+                        await _check_unchanged(conn, migration_set.component, done[version], path, checksum)
                         continue
-                    await conn.execute(path.read_text())
+                    await conn.execute(text)
                     await conn.execute(
-                        "INSERT INTO schema_migrations (component, version, name) VALUES ($1, $2, $3)",
-                        migration_set.component, version, path.name)
+                        "INSERT INTO schema_migrations (component, version, name, checksum) VALUES ($1, $2, $3, $4)",
+                        migration_set.component, version, path.name, checksum)
                     applied.append(f"{migration_set.component}/{path.name}")
     finally:
         await conn.close()

@@ -4,13 +4,14 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from datetime import datetime, timezone
 
 from pythonjsonlogger.json import JsonFormatter
 
 # Client libraries log connection chatter at INFO, and repeat the same error many
 # times a second while the broker is away: warnings only, and each distinct
 # message at most once per interval.
-CLIENT_LOGGERS = ("aiokafka", "kafka", "faust", "mode", "asyncio", "uvicorn.access")
+CLIENT_LOGGERS = ("aiokafka", "kafka", "asyncio", "uvicorn.access")
 
 
 class RepeatFilter(logging.Filter):
@@ -35,14 +36,28 @@ class RepeatFilter(logging.Filter):
         return True
 
 
+class UtcJsonFormatter(JsonFormatter):
+    """`time` in UTC with its zone (RFC 3339, milliseconds), whatever the host's time zone."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 (logging's name)
+        return datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds")
+
+
+def drop_terminal_colours(record: logging.LogRecord) -> bool:
+    """uvicorn adds `color_message`, the message with ANSI escapes for a terminal: not for JSON logs."""
+    record.__dict__.pop("color_message", None)
+    return True
+
+
 def configure_logging(service: str, level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter(
+    handler.setFormatter(UtcJsonFormatter(
         "%(asctime)s %(levelname)s %(name)s %(message)s",
         rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
         static_fields={"service": service},
     ))
     handler.addFilter(RepeatFilter())
+    handler.addFilter(drop_terminal_colours)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

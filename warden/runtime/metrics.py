@@ -24,7 +24,17 @@ OUTBOX_PUBLISHED = Counter(
     "warden_outbox_published_total", "Outbox rows relayed to Kafka", ["service", "topic"],
 )
 OUTBOX_BACKLOG = Gauge(
-    "warden_outbox_backlog", "Rows in the outbox not yet relayed to Kafka", ["service"],
+    "warden_outbox_backlog", "Rows in the outbox not yet relayed to Kafka, stuck ones included", ["service"],
+)
+OUTBOX_REFUSED = Counter(
+    "warden_outbox_refused_total", "Outbox rows the broker refused for good, set aside in outbox_refused",
+    ["service", "topic"],
+)
+OUTBOX_SET_ASIDE = Gauge(
+    "warden_outbox_set_aside", "Rows waiting in outbox_refused for an operator", ["service"],
+)
+INBOX_PRUNED = Counter(
+    "warden_inbox_pruned_total", "Inbox rows deleted once past the retention window", ["service"],
 )
 CONSUMER_LAG = Gauge(
     "warden_consumer_lag", "Records between the consumer position and the partition end",

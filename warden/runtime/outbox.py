@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, KafkaTimeoutError, ProducerClosed
 from pydantic import BaseModel
 
 from warden.contract.envelope import encode_structured, new_event
@@ -116,6 +116,7 @@ class OutboxRelay:
             self.wakeup.clear()
             self._handed_event.clear()
             try:
+                await self.gauge_backlog()
                 sent = await (self.publish_batch() if scan else self.publish_handed())
                 self.healthy = True
                 backoff.reset()
@@ -159,14 +160,14 @@ class OutboxRelay:
                 "SELECT id, topic, key, value, header_names, header_values FROM outbox"
                 " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED", self.batch_size)
             if rows:
-                await self._send([OutboxRow(r["topic"], r["key"], r["value"],
-                                            list(zip(r["header_names"], r["header_values"]))) for r in rows])
+                refused = await self._send([(r["id"], OutboxRow(r["topic"], r["key"], r["value"], list(
+                    zip(r["header_names"], r["header_values"])))) for r in rows])
+                await set_aside(conn, refused)
                 ids = [r["id"] for r in rows]
                 await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", ids)
                 for row_id in ids:
                     self.handed.pop(row_id, None)
                 self._scanned = set(ids)
-            await self._gauge_backlog(conn, len(rows))
         if len(rows) < self.batch_size and epoch == self._scan_epoch:
             self._scanning = False  # everything committed before this scan began is out
         return len(rows)
@@ -174,29 +175,72 @@ class OutboxRelay:
     async def publish_handed(self) -> int:
         """Handed rows, sent in order, then deleted: no scan, no transaction."""
         batch = list(self.handed.items())[:self.batch_size]
-        await self._send([row for _, row in batch])
+        refused = await self._send(batch)
         ids = [row_id for row_id, _ in batch]
         for row_id in ids:
             self.handed.pop(row_id, None)
         async with self.pool.acquire() as conn:
-            await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", ids)
+            if refused:
+                async with conn.transaction():
+                    await set_aside(conn, refused)
+                    await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", ids)
+            else:
+                await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", ids)
         return len(batch)
 
-    async def _send(self, rows: list[OutboxRow]) -> None:
-        """Every row acknowledged by the broker, or an exception."""
-        futures = [await self.producer.send(r.topic, r.value, key=r.key, headers=list(r.headers)) for r in rows]
-        await asyncio.gather(*futures)
-        for r in rows:
-            metrics.OUTBOX_PUBLISHED.labels(self.service, r.topic).inc()
+    async def _send(self, rows: list[tuple[int, OutboxRow]]) -> list[tuple[int, str]]:
+        """Every row acknowledged by the broker, or refused for good: those are returned, (id, error),
+        to be set aside. Any other failure raises, and the pass is retried."""
+        pending, refused = [], []
+        for row_id, r in rows:
+            try:
+                pending.append((row_id, r, await self.producer.send(r.topic, r.value, key=r.key,
+                                                                    headers=list(r.headers))))
+            except Exception as exc:  # checked before anything is sent: the record cannot go as it is
+                if not refused_for_good(exc):
+                    raise
+                refused.append((row_id, r, exc))
+        outcomes = await asyncio.gather(*(future for _, _, future in pending), return_exceptions=True)
+        for (row_id, r, _), outcome in zip(pending, outcomes):
+            if isinstance(outcome, BaseException):
+                if not refused_for_good(outcome):
+                    raise outcome
+                refused.append((row_id, r, outcome))
+            else:
+                metrics.OUTBOX_PUBLISHED.labels(self.service, r.topic).inc()
+        for _, r, exc in refused:
+            metrics.OUTBOX_REFUSED.labels(self.service, r.topic).inc()
+            log.error("outbox row refused by the broker for good, set aside", extra={
+                "topic": r.topic, "error_type": type(exc).__name__, "bytes": len(r.value)})
+        return [(row_id, f"{type(exc).__name__}: {exc}"[:500]) for row_id, _, exc in refused]
 
-    async def _gauge_backlog(self, conn: asyncpg.Connection, taken: int) -> None:
-        """A short batch took every unlocked row: nothing is waiting, no count needed. A full
-        batch means a backlog: count it, at most once a second (count(*) scans the table)."""
-        if taken < self.batch_size:
-            metrics.OUTBOX_BACKLOG.labels(self.service).set(0)
-            return
+    async def gauge_backlog(self) -> None:
+        """Every row waiting in the outbox, whatever holds it there, and every row set aside."""
         now = asyncio.get_running_loop().time()
-        if now - self._backlog_counted_at >= 1.0:
-            self._backlog_counted_at = now
-            backlog = await conn.fetchval("SELECT count(*) FROM outbox") - taken
-            metrics.OUTBOX_BACKLOG.labels(self.service).set(max(backlog, 0))
+        if now - self._backlog_counted_at < 1.0:
+            return
+        self._backlog_counted_at = now
+        async with self.pool.acquire() as conn:
+            waiting, aside = await conn.fetchrow(
+                "SELECT (SELECT count(*) FROM outbox), (SELECT count(*) FROM outbox_refused)")
+        metrics.OUTBOX_BACKLOG.labels(self.service).set(waiting)
+        metrics.OUTBOX_SET_ASIDE.labels(self.service).set(aside)
+
+
+def refused_for_good(exc: BaseException) -> bool:
+    """The broker (or the producer's own checks) will never take this record as it is: too large,
+    invalid, not allowed. Timeouts and closed producers pass; retriable errors are retried."""
+    return (isinstance(exc, KafkaError) and not exc.retriable
+            and not isinstance(exc, (KafkaTimeoutError, ProducerClosed)))
+
+
+async def set_aside(conn: asyncpg.Connection, refused: list[tuple[int, str]]) -> None:
+    """Move refused rows to `outbox_refused` with their error, in the caller's transaction."""
+    if not refused:
+        return
+    await conn.execute(
+        """INSERT INTO outbox_refused (id, topic, key, value, header_names, header_values, created_at, error)
+           SELECT o.id, o.topic, o.key, o.value, o.header_names, o.header_values, o.created_at, r.error
+           FROM outbox o JOIN unnest($1::bigint[], $2::text[]) AS r (id, error) ON r.id = o.id
+           ON CONFLICT (id) DO NOTHING""",
+        [row_id for row_id, _ in refused], [error for _, error in refused])

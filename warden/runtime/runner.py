@@ -14,10 +14,11 @@ from warden.runtime.consumer import ConsumerLoop
 from warden.runtime.backoff import Backoff
 from warden.runtime.database import RUNTIME_MIGRATIONS, is_transient, open_database
 from warden.runtime.http import build_app, build_server
+from warden.runtime.inbox import prune_inbox
 from warden.runtime.logs import configure_logging
 from warden.runtime.outbox import OutboxRelay
 from warden.runtime.service import Service
-from warden.runtime.settings import Settings
+from warden.runtime.settings import ConfigurationError, Settings
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +56,9 @@ class Runtime:
         self.settings = settings
         self.stopping = asyncio.Event()
         self.pool: asyncpg.Pool | None = None
-        self.producer = kafka.producer(settings.kafka_bootstrap_servers)
+        self.producer = kafka.producer(settings.kafka_bootstrap_servers, settings.kafka_security)
         self.consumer = kafka.consumer(settings.kafka_bootstrap_servers, settings.group_id(service.name),
-                                       fetch_max_wait_ms=settings.fetch_max_wait_ms)
+                                       settings.kafka_security, fetch_max_wait_ms=settings.fetch_max_wait_ms)
         self.relay: OutboxRelay | None = None
         self.loop: ConsumerLoop | None = None
         self.database_ok = False
@@ -103,6 +104,9 @@ class Runtime:
                  asyncio.create_task(self._watch_database(), name="db-health")]
         if s.outbox_relay:
             tasks.append(asyncio.create_task(self.relay.run(self.stopping), name="outbox"))
+        tasks.append(asyncio.create_task(prune_inbox(
+            self.service.name, self.pool, self.stopping, retention_days=s.inbox_retention_days,
+            interval_s=s.inbox_prune_interval_s, batch_size=s.inbox_prune_batch_size), name="inbox-pruning"))
         tasks += [asyncio.create_task(job(self), name=job.__name__) for job in self.service.background]
         try:
             await self._until_stopped_or_failed(tasks)
@@ -158,18 +162,22 @@ async def close_within(what: str, closing: Awaitable, timeout: float = 5.0,
 
 
 def run_service(name: str, settings: Settings | None = None) -> None:
-    """Run a service until SIGTERM/SIGINT.
-
-    A service module exposes either `SERVICE` (run by `Runtime`) or, when it runs on
-    another engine (faust), `async def serve(settings, stopping)` honouring `stopping`.
-    """
+    """Run a service (its module's `SERVICE`, run by `Runtime`) until SIGTERM/SIGINT."""
     settings = settings or Settings()
     configure_logging(name, settings.log_level)
-    module = importlib.import_module(SERVICE_MODULES[name])
-    for check in getattr(module, "SERVICE", None) and module.SERVICE.startup_checks or ():
+    service = load_service(name)
+    for check in service.startup_checks:
         check(settings)  # before any connection: a misconfigured service says so and stops
-    with asyncio.Runner(loop_factory=_loop_factory(settings)) as runner:
-        runner.run(_serve_until_signalled(module, settings))
+    try:
+        with asyncio.Runner(loop_factory=_loop_factory(settings)) as runner:
+            runner.run(_serve_until_signalled(service, settings))
+    except ConfigurationError:
+        raise  # the command says what to set
+    except Exception as exc:
+        # One JSON record with the cause (the traceback in its `exc_info` field), then exit 1.
+        log.critical("service stopped on an error", exc_info=True,
+                     extra={"error_type": type(exc).__name__, "error": str(exc)[:500]})
+        raise SystemExit(1) from None
 
 
 def _loop_factory(settings: Settings):
@@ -179,15 +187,10 @@ def _loop_factory(settings: Settings):
     return None  # asyncio's default loop
 
 
-async def _serve_until_signalled(module, settings: Settings) -> None:
+async def _serve_until_signalled(service: Service, settings: Settings) -> None:
     # Kafka clients bind to the running loop: build everything inside it.
-    if hasattr(module, "SERVICE"):
-        runtime = Runtime(module.SERVICE, settings)
-        stopping, main = runtime.stopping, runtime.run
-    else:
-        stopping = asyncio.Event()
-        main = lambda: module.serve(settings, stopping)  # noqa: E731
+    runtime = Runtime(service, settings)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
-    await main()
+        loop.add_signal_handler(sig, runtime.stopping.set)
+    await runtime.run()

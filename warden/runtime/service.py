@@ -16,6 +16,7 @@ from warden.contract.envelope import Envelope, EventRejected
 from warden.runtime.database import MigrationSet
 from warden.runtime.inserts import DeferredInserts, insert_now
 from warden.runtime.outbox import OutboxRow, event_row
+from warden.runtime.settings import ConfigurationError  # noqa: F401 (where service checks import it from)
 
 
 @dataclass
@@ -41,6 +42,8 @@ class Context:
     deferred: DeferredInserts | None = None
     # The running service's settings (warden/runtime/settings.py); None outside a runtime.
     settings: Any = None
+    # What to run once this transaction has committed (on_commit); dropped with a rollback.
+    committed: list[Callable[[], None]] = field(default_factory=list)
 
     @property
     def binary_mode(self) -> bool:
@@ -69,15 +72,31 @@ class Context:
         """Queue an event; it reaches the outbox in this event's transaction, or not at all."""
         self.outgoing.append(event_row(self.service, topic, event_type, data))
 
+    def on_commit(self, hook: Callable[[], None]) -> None:
+        """Run `hook` (a metric, say) once this event's transaction has committed; never if it rolls back."""
+        self.committed.append(hook)
+
 
 Handler = Callable[[Context, Any], Awaitable[None]]
+BatchHandler = Callable[[Context, list[Any]], Awaitable[None]]
 RejectionHook = Callable[[Context, EventRejected], Awaitable[None]]
 Prefetch = Callable[[Context, list[Any]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
 class Subscription:
-    """One consumed topic and the handler for it.
+    """One consumed topic and the handler for it: `handle` (one event) or `handle_batch` (set-based).
+
+    `handle_batch` is for work that is done set-based (one statement for many rows):
+    in the consumer's optimistic pass it is called once per polled batch with the
+    valid new events of this topic, in offset order, with the context of the first
+    of them (its `emit`, `on_commit`, `cache` and deferred inserts serve the whole
+    call). If it raises, the batch is replayed event by event, where it is called
+    with one event at a time, each in its own savepoint, so only the failing event
+    is dead-lettered (EventRejected: with its reason; anything else: handler_error).
+    A batch handler must therefore leave after one call with n events what n calls
+    with one event each leave; it may rely on the rows of earlier calls being
+    visible, and on nothing else carried between calls.
 
     `on_rejected` lets a service say something about an event bound for the DLQ
     (intake tells the authority its request was invalid); it runs in the same
@@ -94,13 +113,10 @@ class Subscription:
     """
 
     topic: str
-    handle: Handler
+    handle: Handler | None = None
     on_rejected: RejectionHook | None = None
     prefetch: Prefetch | None = None
-
-
-class ConfigurationError(Exception):
-    """The service cannot start as configured; the message says what to set."""
+    handle_batch: BatchHandler | None = None
 
 
 @dataclass(frozen=True)

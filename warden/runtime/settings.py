@@ -1,14 +1,103 @@
 """Configuration from the environment (pydantic-settings).
 
-Every setting reads `WARDEN_<NAME>`; the two connection strings also accept the
-conventional `KAFKA_BOOTSTRAP_SERVERS` and `DATABASE_URL` as they are.
+Every setting reads `WARDEN_<NAME>`; the two connection strings and the Kafka
+security settings also accept the conventional `KAFKA_BOOTSTRAP_SERVERS`,
+`DATABASE_URL` and `KAFKA_SECURITY_PROTOCOL` & co. as they are.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+class ConfigurationError(Exception):
+    """A process cannot start as configured; the message says which settings, never their values."""
+
+
+def _kafka(name: str) -> AliasChoices:
+    return AliasChoices(f"KAFKA_{name}", f"WARDEN_KAFKA_{name}")
+
+
+class KafkaSecurity(BaseSettings):
+    """How every Kafka client of a process authenticates and encrypts (warden/runtime/kafka.py).
+
+    Read from `KAFKA_SECURITY_PROTOCOL`, `KAFKA_SASL_MECHANISM`, `KAFKA_SASL_USERNAME`,
+    `KAFKA_SASL_PASSWORD`, `KAFKA_SSL_CAFILE`, `KAFKA_SSL_CERTFILE`, `KAFKA_SSL_KEYFILE`,
+    `KAFKA_SSL_PASSWORD` (or the same names prefixed `WARDEN_`). A combination that cannot
+    work is refused when the settings are read, naming the variables, never echoing a value.
+    """
+
+    # Inputs are never echoed in errors: they may be passwords.
+    model_config = SettingsConfigDict(extra="ignore", hide_input_in_errors=True)
+
+    security_protocol: SecurityProtocol = Field(default="PLAINTEXT", validation_alias=_kafka("SECURITY_PROTOCOL"))
+    sasl_mechanism: SaslMechanism | None = Field(default=None, validation_alias=_kafka("SASL_MECHANISM"))
+    sasl_username: str | None = Field(default=None, validation_alias=_kafka("SASL_USERNAME"))
+    sasl_password: SecretStr | None = Field(default=None, validation_alias=_kafka("SASL_PASSWORD"))
+    ssl_cafile: Path | None = Field(default=None, validation_alias=_kafka("SSL_CAFILE"))
+    ssl_certfile: Path | None = Field(default=None, validation_alias=_kafka("SSL_CERTFILE"))
+    ssl_keyfile: Path | None = Field(default=None, validation_alias=_kafka("SSL_KEYFILE"))
+    ssl_password: SecretStr | None = Field(default=None, validation_alias=_kafka("SSL_PASSWORD"))
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.security_protocol.startswith("SASL_")
+
+    @property
+    def uses_ssl(self) -> bool:
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    @model_validator(mode="after")
+    def _workable(self) -> KafkaSecurity:
+        protocol = f"KAFKA_SECURITY_PROTOCOL={self.security_protocol}"
+        if self.uses_sasl:
+            missing = [name for name, value in (("KAFKA_SASL_MECHANISM", self.sasl_mechanism),
+                                                ("KAFKA_SASL_USERNAME", self.sasl_username),
+                                                ("KAFKA_SASL_PASSWORD", self.sasl_password)) if not value]
+            if missing:
+                raise ValueError(f"{protocol} needs {', '.join(missing)}")
+        else:
+            given = [name for name, value in (("KAFKA_SASL_MECHANISM", self.sasl_mechanism),
+                                              ("KAFKA_SASL_USERNAME", self.sasl_username),
+                                              ("KAFKA_SASL_PASSWORD", self.sasl_password)) if value]
+            if given:
+                raise ValueError(f"{', '.join(given)} set but {protocol} does not authenticate with SASL "
+                                 "(use SASL_PLAINTEXT or SASL_SSL)")
+        files = (("KAFKA_SSL_CAFILE", self.ssl_cafile), ("KAFKA_SSL_CERTFILE", self.ssl_certfile),
+                 ("KAFKA_SSL_KEYFILE", self.ssl_keyfile))
+        if not self.uses_ssl:
+            given = [name for name, value in (*files, ("KAFKA_SSL_PASSWORD", self.ssl_password)) if value]
+            if given:
+                raise ValueError(f"{', '.join(given)} set but {protocol} does not use TLS (use SSL or SASL_SSL)")
+            return self
+        for name, path in files:
+            if path is not None and not path.is_file():
+                raise ValueError(f"{name} names no file: {path}")
+        if self.ssl_keyfile and not self.ssl_certfile:
+            raise ValueError("KAFKA_SSL_KEYFILE needs KAFKA_SSL_CERTFILE (the client certificate)")
+        if self.ssl_password and not self.ssl_certfile:
+            raise ValueError("KAFKA_SSL_PASSWORD needs KAFKA_SSL_CERTFILE and KAFKA_SSL_KEYFILE")
+        return self
+
+
+def read_kafka_security() -> KafkaSecurity:
+    """The environment's Kafka security settings, or a `ConfigurationError` saying what is wrong."""
+    try:
+        return KafkaSecurity()
+    except ValidationError as exc:
+        raise ConfigurationError(f"Kafka security settings: {_reasons(exc)}") from None
+
+
+def _reasons(exc: ValidationError) -> str:
+    return "; ".join(
+        (f"{'.'.join(map(str, e['loc']))}: " if e["loc"] else "") + e["msg"].removeprefix("Value error, ")
+        for e in exc.errors(include_url=False, include_input=False))
 
 
 class Settings(BaseSettings):
@@ -40,8 +129,19 @@ class Settings(BaseSettings):
     retry_initial_s: float = 0.2
     retry_max_s: float = 5.0
     db_pool_size: int = 4
+    # Inbox rows are kept this long (longer than any topic's retention), then pruned in small batches.
+    inbox_retention_days: float = 30.0
+    inbox_prune_interval_s: float = 600.0
+    inbox_prune_batch_size: int = 1000
     # The services' event loop: uvloop (libuv), or asyncio's own (`asyncio`) to rule it out.
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+
+    # How the Kafka clients authenticate and encrypt (KafkaSecurity above).
+    kafka_security: KafkaSecurity = Field(default_factory=read_kafka_security)
+
+    # The embedded default (`warden up` with its own PostgreSQL, the tests): what a workstation may
+    # make up for itself, such as disclosure's signing key, kept in its schema. Never in production.
+    embedded_defaults: bool = False
 
     # Trust anchors (warden/keys.py): base64 Ed25519 public keys, separated by commas or spaces.
     # The operators' registry keys, checked on every `legal.authorities` record.
@@ -50,15 +150,6 @@ class Settings(BaseSettings):
     registry_quorum: int = Field(default=1, ge=1, le=5)
     # A registry record dated further ahead than this is refused.
     registry_max_skew_s: int = 300
-    # Legal review signs its decisions with this key; disclosure accepts decisions signed by these.
-    decision_private_key: SecretStr | None = None
-    decision_public_keys: str = ""
-    # Legal review and disclosure sign their audit entries and checkpoints with this key (warden/audit.py);
-    # `warden audit verify` accepts entries and checkpoints signed by these.
-    audit_private_key: SecretStr | None = None
-    audit_public_keys: str = ""
-    # How often a service publishes its audit chain's head, when it moved, on legal.audit.checkpoints.
-    audit_checkpoint_interval_s: float = Field(default=60.0, gt=0)
 
     # Consumer groups are "<prefix>-<service>"; tests give each run its own prefix.
     group_prefix: str = "warden"

@@ -23,7 +23,7 @@ from warden.contract.events import ReportReason
 
 from moderation import handlers, scoring
 from moderation.config import ModerationConfig, Moderator
-from moderation.engine import Engine
+from moderation.transactions import Transactions
 
 log = logging.getLogger(__name__)
 PREFIX = "/console"
@@ -39,7 +39,7 @@ def content_url(content_id: str) -> str:
     return f"/content/{quote(content_id, safe='')}"
 
 
-def add_console(app: FastAPI, engine: Engine, cfg: ModerationConfig) -> None:
+def add_console(app: FastAPI, transactions: Transactions, cfg: ModerationConfig) -> None:
     """Mount the moderator console on the service's app, next to the API (add_routes)."""
     console: Console[Moderator] = Console(
         title="Moderation", prefix=PREFIX, cookie="warden_moderation_session",
@@ -60,7 +60,7 @@ def add_console(app: FastAPI, engine: Engine, cfg: ModerationConfig) -> None:
         who, session, refused = with_role(request, "moderator")
         if refused:
             return refused
-        async with engine.pool.acquire() as conn:
+        async with transactions.pool.acquire() as conn:
             items = await conn.fetch(
                 """SELECT q.content_id, q.priority, q.urgent, q.trusted, q.score, q.reason, q.automated, q.queued_at,
                           c.state, c.kind,
@@ -88,7 +88,7 @@ def add_console(app: FastAPI, engine: Engine, cfg: ModerationConfig) -> None:
         if outcome not in ("uphold", "overturn"):
             return await _appeals_page(request, session, status=422, error="Choose uphold or overturn.")
         try:
-            await engine.run_in_transaction(lambda conn, effects: handlers.decide_appeal(
+            await transactions.run_in_transaction(lambda conn, effects: handlers.decide_appeal(
                 conn, appeal_id, outcome, who.name, note=note.strip()[:2000] or None, now=now(), cfg=cfg,
                 effects=effects))
         except handlers.NotFound:
@@ -114,7 +114,7 @@ def add_console(app: FastAPI, engine: Engine, cfg: ModerationConfig) -> None:
         if action not in ACTIONS or (category and category not in ReportReason.__members__):
             return await _content_page(request, session, content_id, status=422, error="Choose a valid action.")
         try:
-            await engine.run_in_transaction(lambda conn, effects: handlers.moderator_decision(
+            await transactions.run_in_transaction(lambda conn, effects: handlers.moderator_decision(
                 conn, content_id, action, who.name, category=category or None, note=note.strip()[:2000] or None,
                 now=now(), cfg=cfg, effects=effects))
         except handlers.NotFound:
@@ -124,7 +124,7 @@ def add_console(app: FastAPI, engine: Engine, cfg: ModerationConfig) -> None:
         return console.redirect(f"{content_url(content_id)}?done={action}")
 
     async def _content_page(request: Request, session, content_id: str, status: int = 200, **extra) -> Response:
-        async with engine.pool.acquire() as conn:
+        async with transactions.pool.acquire() as conn:
             item = await conn.fetchrow("SELECT * FROM content WHERE content_id = $1", content_id)
             if item is None:
                 return console.refuse(request, 404, "No such content", "Moderation has no reports about this content.")
@@ -142,7 +142,7 @@ def add_console(app: FastAPI, engine: Engine, cfg: ModerationConfig) -> None:
                               cfg=cfg, at=now(), **extra)
 
     async def _appeals_page(request: Request, session, status: int = 200, **extra) -> Response:
-        async with engine.pool.acquire() as conn:
+        async with transactions.pool.acquire() as conn:
             rows = await conn.fetch(
                 """SELECT a.appeal_id, a.content_id, a.status, a.reason, a.submitted_at, a.decided_by, a.decided_at,
                           c.state, c.category, d.facts, d.automated_decision, d.decided_at AS delisted_at

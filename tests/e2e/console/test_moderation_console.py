@@ -37,7 +37,7 @@ async def test_moderator_delists_a_queued_channel_then_overturns_the_appeal(
     channel = content(title="Party supplies, fast delivery")
     banned = content(title="KNOWN-TERROR-SAMPLE-0001")
     settings = service_settings(bootstrap, database_url)
-    async with running_moderation(settings, config(tmp_path)):
+    async with running_moderation(settings, config()):
         for reporter in (f"user-{uuid.uuid4().hex[:6]}", f"user-{uuid.uuid4().hex[:6]}"):
             await report(bootstrap, channel, reporter, "drugs")          # 2 x 4.0: above review, below delist
         await report(bootstrap, channel, f"user-{uuid.uuid4().hex[:6]}", "scam")

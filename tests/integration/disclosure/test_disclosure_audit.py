@@ -24,6 +24,7 @@ ACTIONS = {"package.issued", "hold.placed", "case.closed_without_data", "notice.
 async def test_disclosure_audits_what_it_does_and_a_truncation_is_named(bootstrap, database_url, monkeypatch):
     monkeypatch.setenv("WARDEN_RETENTION_INTERVAL_S", "0.5")
     monkeypatch.setenv("WARDEN_NOTICE_INTERVAL_S", "0.5")
+    monkeypatch.setenv("WARDEN_AUDIT_CHECKPOINT_INTERVAL_S", "0.5")
     authority = new_authority()
     await register_authority(bootstrap, authority)
     disclosed, held, purged = (f"acct-{uuid.uuid4().hex[:10]}" for _ in range(3))
@@ -32,7 +33,7 @@ async def test_disclosure_audits_what_it_does_and_a_truncation_is_named(bootstra
         await account(bootstrap, who, phone if who == disclosed else new_phone(), ago(100))
     await session(bootstrap, disclosed, "198.51.100.7", ago(5))
     await session(bootstrap, purged, "192.0.2.9", ago(400))  # past retention: purged
-    settings = service_settings(bootstrap, database_url, audit_checkpoint_interval_s=0.5)
+    settings = service_settings(bootstrap, database_url)
     async with running("disclosure", settings):
         for who in (disclosed, held):
             await stored(database_url, who)

@@ -1,4 +1,4 @@
-"""Running the moderation service (a faust app inside `serve`) for a test, and building its events."""
+"""Running the moderation service (on the shared runtime, in-process) for a test, and building its events."""
 from __future__ import annotations
 
 import asyncio
@@ -11,8 +11,9 @@ from datetime import datetime, timezone
 import httpx
 
 from moderation.config import ModerationConfig
-from moderation.service import serve
+from moderation.service import build_service
 from tests.support.kafka import produce_event
+from warden.runtime.runner import Runtime
 
 REPORT, APPEAL = "warden.moderation.report.submitted.v1", "warden.moderation.appeal.submitted.v1"
 TOKENS = {"mod-token": {"name": "maria", "roles": ["moderator"]},
@@ -20,17 +21,16 @@ TOKENS = {"mod-token": {"name": "maria", "roles": ["moderator"]},
           "viewer-token": {"name": "victor", "roles": []}}
 
 
-def config(tmp_path, **overrides) -> ModerationConfig:
-    values = dict(datadir=tmp_path / "faust", session_timeout_s=2.0, tokens=TOKENS,
-                  trusted_flaggers=["org-hotline"])
+def config(**overrides) -> ModerationConfig:
+    values = dict(tokens=TOKENS, trusted_flaggers=["org-hotline"])
     values.update(overrides)
     return ModerationConfig(**values)
 
 
 @contextlib.asynccontextmanager
-async def running_moderation(settings, cfg: ModerationConfig, ready_timeout: float = 30):
-    stopping = asyncio.Event()
-    task = asyncio.create_task(serve(settings, stopping, cfg))
+async def running_moderation(settings, cfg: ModerationConfig, ready_timeout: float = 30, scorer=None):
+    runtime = Runtime(build_service(cfg, scorer), settings)
+    task = asyncio.create_task(runtime.run())
     client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.http_port}", timeout=10)
     deadline = time.monotonic() + ready_timeout
     try:
@@ -48,7 +48,7 @@ async def running_moderation(settings, cfg: ModerationConfig, ready_timeout: flo
         yield client
     finally:
         await client.aclose()
-        stopping.set()
+        runtime.stopping.set()
         await asyncio.wait_for(task, timeout=60)
 
 

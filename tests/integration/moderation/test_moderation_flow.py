@@ -21,7 +21,7 @@ async def fetchval(database_url: str, sql: str, *args):
 
 async def test_distinct_reporters_delist_once_repeats_do_not(bootstrap, database_url, tmp_path):
     repeated, mobbed = content(), content()
-    async with running_moderation(service_settings(bootstrap, database_url), config(tmp_path)):
+    async with running_moderation(service_settings(bootstrap, database_url), config()):
         for _ in range(3):
             await report(bootstrap, repeated, "same-reporter", "drugs")
         await produce_raw(bootstrap, "moderation.reports.submitted", b"{not json", key=b"x")
@@ -48,7 +48,7 @@ async def test_bank_match_delists_at_once_and_queue_puts_urgent_then_trusted_fir
                                                                                      tmp_path):
     banned = content(title="KNOWN-ABUSE-SAMPLE-0001")
     ordinary, flagged = content(), content()
-    async with running_moderation(service_settings(bootstrap, database_url), config(tmp_path)) as api:
+    async with running_moderation(service_settings(bootstrap, database_url), config()) as api:
         await report(bootstrap, ordinary, "someone", "child_abuse")      # score 10: review
         await report(bootstrap, flagged, "org-hotline", "drugs")          # trusted flagger, score 10: review
         await report(bootstrap, banned, "someone-else", "other")          # bank match: delist now
@@ -71,7 +71,7 @@ async def test_bank_match_delists_at_once_and_queue_puts_urgent_then_trusted_fir
 async def test_moderator_confirms_then_appeal_overturn_relists_and_lowers_trust(bootstrap, database_url, tmp_path):
     item = content()
     reporters = [f"r{n}-{item['id']}" for n in range(3)]
-    async with running_moderation(service_settings(bootstrap, database_url), config(tmp_path)) as api:
+    async with running_moderation(service_settings(bootstrap, database_url), config()) as api:
         for who in reporters:
             await report(bootstrap, item, who, "weapons")
         await wait_for_events(bootstrap, "search.delistings", about(item["id"]))
@@ -110,7 +110,7 @@ async def test_moderator_confirms_then_appeal_overturn_relists_and_lowers_trust(
 
 
 async def test_abusive_reporter_is_warned_then_suspended_and_then_changes_nothing(bootstrap, database_url, tmp_path):
-    cfg = config(tmp_path, misuse_min_unfounded=1, misuse_min_share=0.5)
+    cfg = config(misuse_min_unfounded=1, misuse_min_share=0.5)
     abuser = f"abuser-{content()['id']}"
     async with running_moderation(service_settings(bootstrap, database_url), cfg) as api:
         for _ in range(2):  # each kept item is a manifestly unfounded report: warned, then suspended
@@ -136,7 +136,7 @@ async def test_one_ordinary_report_delists_nothing_and_a_rejected_report_lowers_
                                                                                        tmp_path):
     item = content()
     reporter = f"lone-{item['id']}"
-    async with running_moderation(service_settings(bootstrap, database_url), config(tmp_path)) as api:
+    async with running_moderation(service_settings(bootstrap, database_url), config()) as api:
         await report(bootstrap, item, reporter, "child_abuse")  # severe reason, but one ordinary reporter
 
         async def queued():

@@ -1,10 +1,11 @@
-"""Reports scored a batch per transaction (Engine.score_batch), against the real Postgres and broker.
+"""Reports scored set-based (reports.score_reports, a batch handler) by the shared consumer loop, on real Postgres.
 
-The batch path must leave exactly what the one-by-one path leaves, replay a batch
-one by one when a handler fails (only that event dead-lettered), and be a no-op
-that restores the faust window when a batch is redelivered (these three without
-faust); and through faust, reports trickling into many small batches must all land in the
-windowed table (a later report sees the earlier ones).
+One batch must leave exactly what the same events one per batch leave; a failing
+report replays the batch event by event and dead-letters only that report; a
+redelivered batch changes nothing; workers scoring the same items from different
+partitions at the same time (any key) delist each item once, from the windows
+Postgres holds; and through the broker, reports trickling in many small batches
+all count.
 """
 from __future__ import annotations
 
@@ -13,39 +14,52 @@ import contextlib
 import uuid
 from datetime import datetime, timedelta, timezone
 
-from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
 from moderation.banks import BankScorer, load_banks
-from moderation.engine import Engine
-from moderation.service import MIGRATIONS
+from moderation.service import MIGRATIONS, build_service
 from tests.integration.moderation.support import config, running_moderation, until
 from tests.support.stack import service_settings
 from warden.contract.envelope import encode_structured, new_event
-from warden.runtime.consumer import decode_record
-from warden.runtime.database import create_pool, migrate
+from warden.runtime import kafka
+from warden.runtime.consumer import ConsumerLoop
+from warden.runtime.database import RUNTIME_MIGRATIONS, create_pool, migrate
 
 REPORTS, REPORT = "moderation.reports.submitted", "warden.moderation.report.submitted.v1"
 
 
 def record(offset: int, content_id: str, reporter: str, reason: str = "drugs", *, report_id: str | None = None,
-           event_id: str | None = None) -> ConsumerRecord:
+           event_id: str | None = None, title: str = "Weekend hiking group", partition: int = 0,
+           age: timedelta = timedelta(minutes=5)) -> ConsumerRecord:
     data = {"report_id": report_id or uuid.uuid4().hex, "reporter_id": reporter,
-            "reported_at": (datetime.now(timezone.utc) - timedelta(minutes=5)).isoformat(), "surface": "search",
+            "reported_at": (datetime.now(timezone.utc) - age).isoformat(), "surface": "search",
             "content": {"kind": "channel", "id": content_id, "owner_account_id": f"acc-{content_id}",
-                        "title": "Weekend hiking group", "text": None},
+                        "title": title, "text": None},
             "reason": reason, "comment": None}
     value, headers = encode_structured(new_event(REPORT, "/tests", data, event_id=event_id))
-    return ConsumerRecord(REPORTS, 0, offset, 0, 0, content_id.encode(), value, None, 0, 0, tuple(headers))
+    return ConsumerRecord(REPORTS, partition, offset, 0, 0, content_id.encode(), value, None, 0, 0, tuple(headers))
 
 
 def reports_of(run: str) -> list[ConsumerRecord]:
-    """One item mobbed to delisting (and reported once more after), one reporter repeating, the same event twice."""
-    mobbed, repeated, twice = f"mob-{run}", f"rep-{run}", f"two-{run}"
-    same = record(0, twice, f"r-{run}-t", event_id=f"ev-{run}")
-    records = [record(1, mobbed, f"r-{run}-{n}") for n in range(4)]
-    records += [record(5, repeated, f"r-{run}-x"), record(6, repeated, f"r-{run}-x"), same]
-    records.append(record(8, twice, f"r-{run}-t", event_id=f"ev-{run}"))  # same CloudEvent id: a repeat
+    """An item mobbed to delisting and reported after; a reporter repeating; the same event twice; bank matches
+    (one that delists, one that adds to the score of later reports); a trusted flagger; a report older than the
+    window, and a reporter's first report inside it counting, not their later ones; garbage."""
+    mobbed, repeated, twice, banned, flagged, sold = (f"{kind}-{run}" for kind in ("mob", "rep", "two", "ban",
+                                                                                  "flag", "sold"))
+    records = [record(0, mobbed, f"r-{run}-old", "child_abuse", age=timedelta(hours=25))]  # outside the window
+    records += [record(1 + n, mobbed, f"r-{run}-{n}") for n in range(4)]
+    records += [record(5, repeated, f"r-{run}-x", "weapons"), record(6, repeated, f"r-{run}-x", "weapons")]
+    records += [record(7, twice, f"r-{run}-t", event_id=f"ev-{run}"),
+                record(8, twice, f"r-{run}-t", event_id=f"ev-{run}")]  # the same CloudEvent id: a repeat
+    records += [record(9, banned, f"r-{run}-b", "other", title="KNOWN-ABUSE-SAMPLE-0001"),
+                record(10, banned, f"r-{run}-c", "spam", title="KNOWN-ABUSE-SAMPLE-0001")]
+    records += [record(11, flagged, "org-hotline", "spam")]
+    records.append(ConsumerRecord(REPORTS, 0, 12, 0, 0, b"k", b"{not json", None, 0, 0, ()))
+    records += [record(13, sold, f"r-{run}-s1", "spam", title="Buy cocaine here"),  # 1 + the bank's 4: review
+                record(14, sold, f"r-{run}-s2", "spam")]  # 1 more, the bank match still counts: 6
+    late = f"late-{run}"  # one reporter: outside the window, then spam, then child abuse: only the spam counts (1)
+    records += [record(15, late, f"r-{run}-l", "other", age=timedelta(hours=30)),
+                record(16, late, f"r-{run}-l", "spam", age=timedelta(hours=1)), record(17, late, f"r-{run}-l", "child_abuse")]
     return records
 
 
@@ -61,13 +75,15 @@ class FailingScorer(BankScorer):
 
 
 @contextlib.asynccontextmanager
-async def engine(database_url: str, tmp_path, schema: str, scorer=None):
-    await migrate(database_url, schema, MIGRATIONS)
+async def consumer_loop(database_url: str, schema: str, scorer=None):
+    """The moderation service's consumer loop without a Kafka consumer: batches are handed to `process`."""
+    await migrate(database_url, schema, [RUNTIME_MIGRATIONS, *MIGRATIONS])
     pool = await create_pool(database_url, schema, 2)
-    cfg = config(tmp_path)
+    cfg = config()
+    service = build_service(cfg, scorer or BankScorer(load_banks(cfg.banks_file)))
     try:
-        yield Engine(pool, cfg, scorer or BankScorer(load_banks(cfg.banks_file)), asyncio.Event(), asyncio.Event(),
-                     retry_initial_s=0.05), pool
+        yield ConsumerLoop(service, pool, consumer=None, batch_max_records=500, poll_timeout_ms=100,
+                           retry_initial_s=0.05, retry_max_s=0.5), pool
     finally:
         await pool.close()
 
@@ -77,73 +93,90 @@ async def state(pool) -> dict:
         return {
             "reports": sorted(tuple(r) for r in await conn.fetch(
                 "SELECT content_id, reporter_id, contribution FROM reports")),
-            "content": sorted(tuple(r) for r in await conn.fetch("SELECT content_id, state FROM content")),
-            "queue": sorted(tuple(r) for r in await conn.fetch("SELECT content_id, urgent, score FROM queue")),
+            "content": sorted(tuple(r) for r in await conn.fetch("SELECT content_id, state, category FROM content")),
+            "queue": sorted(tuple(r) for r in await conn.fetch(
+                "SELECT content_id, priority, urgent, trusted, score, reason, automated FROM queue")),
+            "decisions": sorted(tuple(r) for r in await conn.fetch(
+                "SELECT content_id, action, category, automated_detection, automated_decision, facts FROM decisions")),
+            "banks": sorted(tuple(r) for r in await conn.fetch("SELECT content_id, bank_id, contribution FROM bank_matches")),
             "outbox": sorted(r["topic"] for r in await conn.fetch("SELECT topic FROM outbox")),
             "inbox": await conn.fetchval("SELECT count(*) FROM inbox"),
         }
 
 
-def strip(windows: dict) -> dict:
-    return {content: sorted(reports) for content, reports in windows.items()}
-
-
-async def test_a_batch_leaves_what_one_by_one_leaves(database_url, tmp_path):
-    items = [decode_record(r) for r in reports_of(uuid.uuid4().hex[:8])]
-    async with engine(database_url, tmp_path, "moderation") as (batched, pool_a), \
-            engine(database_url, tmp_path, "moderation_b") as (single, pool_b):
-        windows = await batched.score_batch(items, lambda _: {})
-        one_by_one: dict = {}
-        for item in items:
-            content_id = item.payload.content.id
-            one_by_one[content_id] = await single.score(item, one_by_one.get(content_id, {}))
-        assert strip(windows) == strip(one_by_one)
+async def test_a_batch_leaves_what_the_same_reports_one_by_one_leave(database_url):
+    run = uuid.uuid4().hex[:8]
+    records = reports_of(run)
+    async with consumer_loop(database_url, "moderation") as (batched, pool_a), \
+            consumer_loop(database_url, "moderation_b") as (single, pool_b):
+        await batched.process(records)
+        for r in records:
+            await single.process([r])
         a, b = await state(pool_a), await state(pool_b)
     assert a == b
-    assert a["outbox"] == ["moderation.decisions", "search.delistings"]  # the mobbed item, delisted once
-    assert a["inbox"] == 7 and len(a["reports"]) == 7  # the event sent twice counts once
+    delisted = sorted(c for c, s, _ in a["content"] if s == "delisted")
+    assert delisted == [f"ban-{run}", f"mob-{run}"]  # the mob at its third reporter, the bank match at once
+    assert [d[5] for d in a["decisions"] if d[0] == f"mob-{run}"] == [
+        "Reports from 3 distinct reporters reached a score of 12 in 24 h (delisting threshold 12)."]
+    assert a["outbox"].count("moderation.decisions") == 2 and a["outbox"].count("search.delistings") == 2
+    assert a["outbox"].count(REPORTS + ".dlq") == 1  # the garbage
+    assert {q[0]: q[4] for q in a["queue"]} == {f"mob-{run}": 12.0, f"ban-{run}": 11.0, f"flag-{run}": 2.5,
+                                                 f"sold-{run}": 6.0}
+    assert sorted(b[1] for b in a["banks"]) == ["drugs-for-sale", "known-abuse-material"]
+    assert a["inbox"] == 17 and len(a["reports"]) == 16  # the event sent twice counts once
 
 
-async def test_a_failing_handler_replays_the_batch_and_dead_letters_only_that_report(database_url, tmp_path):
+async def test_a_failing_report_replays_the_batch_and_dead_letters_only_that_report(database_url):
     run = uuid.uuid4().hex[:8]
-    items = [decode_record(r) for r in reports_of(run)]
     broken = f"rep-{run}"
-    scorer = FailingScorer(load_banks(config(tmp_path).banks_file), broken)
-    async with engine(database_url, tmp_path, "moderation", scorer) as (batched, pool):
-        windows = await batched.score_batch(items, lambda _: {})
+    scorer = FailingScorer(load_banks(config().banks_file), broken)
+    async with consumer_loop(database_url, "moderation", scorer) as (loop, pool):
+        await loop.process(reports_of(run))
         found = await state(pool)
         async with pool.acquire() as conn:
-            dead = await conn.fetch("SELECT header_names, header_values FROM outbox WHERE topic LIKE '%.dlq'")
-    assert windows[broken] == {}
-    assert found["outbox"].count("moderation.reports.submitted.dlq") == 2  # both reports of the broken item
-    assert len(found["reports"]) == 5  # not the broken item's: its savepoints were rolled back
-    assert dict(zip(dead[0]["header_names"], dead[0]["header_values"]))["dlq.reason"] == b"handler_error"
-    assert "search.delistings" in found["outbox"]  # the rest of the batch went through
-    assert found["inbox"] == 7
+            reasons = [dict(zip(r["header_names"], r["header_values"]))["dlq.reason"] for r in await conn.fetch(
+                "SELECT header_names, header_values FROM outbox WHERE topic LIKE '%.dlq' ORDER BY id")]
+    assert reasons == [b"handler_error", b"handler_error", b"undecodable"]  # both reports of the broken item
+    assert not [r for r in found["reports"] if r[0] == broken]  # their savepoints were rolled back
+    assert found["outbox"].count("search.delistings") == 2  # the rest of the batch went through
+    assert found["inbox"] == 17
 
 
-async def test_a_redelivered_batch_changes_nothing_and_puts_the_window_back(database_url, tmp_path):
-    items = [decode_record(r) for r in reports_of(uuid.uuid4().hex[:8])]
-    async with engine(database_url, tmp_path, "moderation") as (batched, pool):
-        first = await batched.score_batch(items, lambda _: {})
+async def test_a_redelivered_batch_changes_nothing(database_url):
+    records = reports_of(uuid.uuid4().hex[:8])
+    async with consumer_loop(database_url, "moderation") as (loop, pool):
+        await loop.process(records)
         before = await state(pool)
-        again = await batched.score_batch(items, lambda _: {})  # committed, then the table write was lost
+        await loop.process(records)
         assert await state(pool) == before
-    assert strip(again) == strip({c: {r: v for r, v in w.items() if not r.startswith("bank:")}
-                                  for c, w in first.items()})
 
 
-async def test_reports_through_faust_in_many_batches_fold_into_the_table(bootstrap, database_url, tmp_path):
+async def test_workers_on_different_partitions_delist_each_item_once_whatever_the_key(database_url):
+    """Three workers at once, each with one report of every item (keys that land anywhere): 4 + 4 + 4 = 12."""
+    run = uuid.uuid4().hex[:8]
+    items = [f"spread-{run}-{n}" for n in range(40)]
+    async with consumer_loop(database_url, "moderation") as (first, pool), \
+            consumer_loop(database_url, "moderation") as (second, _), \
+            consumer_loop(database_url, "moderation") as (third, _):
+        batches = [[record(n, item, f"w{w}-{item}", partition=w) for n, item in enumerate(items)] for w in range(3)]
+        batches[1].reverse()  # locks taken in another order than the batch's must not deadlock
+        await asyncio.gather(*(loop.process(batch) for loop, batch in zip((first, second, third), batches)))
+        found = await state(pool)
+    assert found["outbox"].count("search.delistings") == len(items)
+    assert sorted(d[0] for d in found["decisions"]) == sorted(items)
+    assert {q[4] for q in found["queue"]} == {12.0}
+
+
+async def test_reports_through_the_broker_in_many_small_batches_all_count(bootstrap, database_url):
     run = uuid.uuid4().hex[:8]
     items = [f"burst-{run}-{n}" for n in range(30)]
 
     async def burst(reporter: str) -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False, acks="all")
+        producer = kafka.producer(bootstrap, linger_ms=0, max_batch_size=16384, max_request_size=1024 * 1024)
         await producer.start()
         try:
             for offset, item in enumerate(items):
                 r = record(offset, item, f"{reporter}-{item}")
-                # One at a time: batches are cut by the wait, while more reports arrive (take_events' buffer).
                 await producer.send_and_wait(REPORTS, r.value, key=r.key, headers=list(r.headers))
         finally:
             await producer.stop()
@@ -152,14 +185,15 @@ async def test_reports_through_faust_in_many_batches_fold_into_the_table(bootstr
         async with pool.acquire() as conn:
             return await conn.fetchval(sql, f"burst-{run}-%")
 
-    async with running_moderation(service_settings(bootstrap, database_url), config(tmp_path, batch_wait_s=0.01)):
+    settings = service_settings(bootstrap, database_url, batch_max_records=3)
+    async with running_moderation(settings, config()):
         pool = await create_pool(database_url, "moderation", 1)
         try:
             await burst("a")
             await burst("b")  # drugs 4 + 4 = 8 per item: queued, not delisted
             await until(lambda: count("SELECT count(*) = 60 FROM reports WHERE content_id LIKE $1"))
             assert await count("SELECT count(*) FROM queue WHERE content_id LIKE $1 AND score = 8") == 30
-            await burst("c")  # 12 only if the table kept both earlier reporters of each item
+            await burst("c")  # 12 only if each item's earlier reporters are in the window read from Postgres
             await until(lambda: count("SELECT count(*) = 30 FROM decisions WHERE content_id LIKE $1"))
         finally:
             await pool.close()

@@ -114,3 +114,36 @@ async def test_oversized_request_is_still_attributed_to_its_authority(bootstrap,
                                          lambda e: e["data"]["request_id"] == data["request_id"])
     assert status["data"]["status"] == "invalid"
     assert status["data"]["reasons"][0]["code"] == "oversized"
+
+
+async def test_a_dead_letter_too_large_to_publish_goes_as_a_prefix_and_is_kept_whole(bootstrap, database_url):
+    import asyncpg
+
+    from warden.runtime.consumer import DLQ_VALUE_LIMIT
+
+    huge = b'{"specversion": "1.0", "data": "' + b"x" * (3 * 1024 * 1024) + b'"}'
+    after = signed(request_data(authority := new_authority()), authority["private_key"])
+    await register_authority(bootstrap, authority)
+    async with running("intake", service_settings(bootstrap, database_url)):
+        await wait_for_authority(database_url, "intake", authority["authority_id"])
+        metadata = await produce_raw(bootstrap, TOPIC, huge, key=b"k")
+        await produce_event(bootstrap, TOPIC, SUBMITTED, after)  # what comes behind it flows
+
+        def ours(record) -> bool:
+            headers = dict(record.headers)
+            return (int(headers["dlq.partition"]), int(headers["dlq.offset"])) == (metadata.partition,
+                                                                                   metadata.offset)
+        [dead] = await wait_for_records(bootstrap, f"{TOPIC}.dlq", ours)
+        await wait_for_events(bootstrap, "legal.requests.received",
+                              lambda e: e["data"]["request"]["request_id"] == after["request_id"])
+    conn = await asyncpg.connect(database_url)
+    try:
+        kept = await conn.fetchval('SELECT value FROM intake.dead_letters WHERE topic = $1 AND partition = $2'
+                                   ' AND "offset" = $3', TOPIC, metadata.partition, metadata.offset)
+    finally:
+        await conn.close()
+    headers = dict(dead.headers)
+    assert dead.value == huge[:DLQ_VALUE_LIMIT]
+    assert headers["dlq.truncated"] == b"value" and headers["dlq.original_bytes"] == str(len(huge)).encode()
+    assert headers["dlq.reason"] == b"oversized"
+    assert kept == huge

@@ -174,7 +174,9 @@ async def test_sigterm_finishes_and_exits_cleanly(bootstrap, database_url):
 async def test_a_stopped_service_has_committed_the_offsets_of_everything_it_handled(bootstrap, database_url):
     """Offsets are committed behind the next batch; stopping waits for the last commit, so a
     restart does not redeliver what was handled."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import TopicPartition
+
+    from warden.runtime import kafka
 
     authority = new_authority()
     await register_authority(bootstrap, authority)
@@ -186,12 +188,13 @@ async def test_a_stopped_service_has_committed_the_offsets_of_everything_it_hand
             await produce_event(bootstrap, TOPIC, SUBMITTED, data)
         for data in requests:
             await wait_for_events(bootstrap, "legal.requests.received", about(data["request_id"]))
-        reader = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+        reader = kafka.consumer(bootstrap, None, auto_offset_reset="latest", fetch_max_wait_ms=500)
         await reader.start()
         partitions = [TopicPartition(TOPIC, p) for p in reader.partitions_for_topic(TOPIC)]
         ends = await reader.end_offsets(partitions)
         await reader.stop()
-    group = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=settings.group_id("intake"))
+    group = kafka.consumer(bootstrap, settings.group_id("intake"), auto_offset_reset="latest",
+                           fetch_max_wait_ms=500)
     await group.start()
     try:
         committed = {tp: await group.committed(tp) for tp in partitions if ends[tp]}

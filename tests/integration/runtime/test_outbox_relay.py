@@ -4,7 +4,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from aiokafka.errors import MessageSizeTooLargeError
+from aiokafka.errors import KafkaTimeoutError
 
 from tests.support.kafka import read_topic
 from warden.runtime.database import RUNTIME_MIGRATIONS, create_pool, migrate
@@ -45,14 +45,27 @@ async def test_rows_go_out_in_id_order_and_leave_the_outbox(bootstrap, database_
         await pool.close()
 
 
-async def test_a_send_the_broker_refuses_leaves_every_row_of_the_pass_in_the_outbox(bootstrap, database_url):
+class TimingOutOnSecond:
+    """The producer, except that its second send times out (a transient failure, not a refusal)."""
+
+    def __init__(self, producer):
+        self.producer, self.sends = producer, 0
+
+    async def send(self, *args, **kwargs):
+        self.sends += 1
+        if self.sends == 2:
+            raise KafkaTimeoutError()
+        return await self.producer.send(*args, **kwargs)
+
+
+async def test_a_send_that_fails_leaves_every_row_of_the_pass_in_the_outbox(bootstrap, database_url):
     key = uuid.uuid4().hex.encode()
-    too_large = b"x" * (3 * 1024 * 1024)  # over the producer's 2 MiB max_request_size
-    values = [b"sent before the failure", too_large, b"after it"]
+    values = [b"sent before the failure", b"the one that fails", b"after it"]
     pool, producer, relay = await relay_over(database_url, "rt_relay_fail", bootstrap,
                                              [OutboxRow(TOPIC, key, v) for v in values])
+    relay.producer = TimingOutOnSecond(producer)
     try:
-        with pytest.raises(MessageSizeTooLargeError):
+        with pytest.raises(KafkaTimeoutError):
             await relay.publish_batch()
         assert await waiting(pool) == values  # nothing lost: the next pass sends them (the first one again)
     finally:

@@ -29,9 +29,7 @@ async def test_sigterm_with_broker_and_database_gone_exits_within_the_grace_peri
     try:
         await create_topics(kafka.bootstrap)
         service = ServiceProcess(name, bootstrap=kafka.bootstrap, database_url=postgres.url,
-                                 group_prefix="shutdown", log_dir=tmp_path,
-                                 extra_env={"WARDEN_MODERATION_DATADIR": str(tmp_path / "faust"),
-                                            "WARDEN_MODERATION_SESSION_TIMEOUT_S": "2.0"}).start()
+                                 group_prefix="shutdown", log_dir=tmp_path).start()
         await service.wait_ready(90)
         kafka.stop()
         postgres.stop()

@@ -54,8 +54,7 @@ def seeded_strings() -> list[str]:
 def pipeline(bootstrap, postgres, tmp_path_factory):
     database_url = new_database(postgres, "adv")
     root = tmp_path_factory.mktemp("adversaries")
-    extra = {"WARDEN_REVIEW_TOKENS": json.dumps(REVIEW_TOKENS), "WARDEN_MODERATION_TOKENS": json.dumps(MODERATION_TOKENS),
-             "WARDEN_MODERATION_DATADIR": str(root / "faust"), "WARDEN_MODERATION_SESSION_TIMEOUT_S": "2.0"}
+    extra = {"WARDEN_REVIEW_TOKENS": json.dumps(REVIEW_TOKENS), "WARDEN_MODERATION_TOKENS": json.dumps(MODERATION_TOKENS)}
     names = ["intake", "legal-review", "disclosure"] + (["moderation"] if moderation_available() else [])
     prefix = f"adv-{uuid.uuid4().hex[:6]}"
     services = {n: ServiceProcess(n, bootstrap=bootstrap, database_url=database_url, group_prefix=prefix,

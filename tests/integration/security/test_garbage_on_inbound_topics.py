@@ -13,7 +13,6 @@ from datetime import datetime, timedelta, timezone
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaProducer
 from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 
 from tests.integration.security.garbage import Garbage, draw_batch, garbage_for
@@ -21,6 +20,7 @@ from tests.support.kafka import produce_event, wait_for_records
 from tests.support.processes import moderation_available
 from tests.support.requests import new_authority, register_authority, registry_record, request_data, signed
 from tests.support.stack import running, service_settings, wait_for_authority
+from warden.runtime import kafka
 
 PER_KIND = 3
 FUZZ = settings(max_examples=1, deadline=None, database=None, phases=[Phase.generate],
@@ -33,8 +33,7 @@ def now() -> datetime:
 
 async def send_batch(bootstrap: str, topic: str, batch: list[Garbage], good_between, tag: str) -> list[dict]:
     """Garbage tagged `x-fuzz`, with a good event before, after and after every few bad ones."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False, acks="all",
-                                max_request_size=4 * 1024 * 1024)
+    producer = kafka.producer(bootstrap, linger_ms=0, max_request_size=4 * 1024 * 1024)
     await producer.start()
     goods = [await good_between()]
     try:
@@ -199,7 +198,7 @@ def test_garbage_on_moderation_topics_is_dead_lettered_and_good_reports_count(bo
 
     async def scenario():
         settings_ = service_settings(bootstrap, database_url)
-        async with running_moderation(settings_, config(tmp_path_factory.mktemp("fuzz-mod"))) as http:
+        async with running_moderation(settings_, config()) as http:
             async def one(topic, event_type, build):
                 async def send():
                     event = build()

@@ -55,7 +55,7 @@ class ServiceThread:
         self._stop = asyncio.Event()
         if self.name == "moderation":
             from tests.integration.moderation.support import config, running_moderation
-            cm = running_moderation(self.settings, config(self.tmp_path, tokens=MODERATION_TOKENS))
+            cm = running_moderation(self.settings, config(tokens=MODERATION_TOKENS))
         else:
             cm = running(self.name, self.settings)
         async with cm:

@@ -12,8 +12,9 @@ import yaml
 from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
 
+from warden.contract.topics import TOPICS
 from warden.runtime.runner import SERVICE_MODULES
-from warden.runtime.settings import Settings
+from warden.runtime.settings import KafkaSecurity, Settings
 
 ROOT = Path(__file__).resolve().parents[3]
 DEPLOY = ROOT / "deploy"
@@ -24,7 +25,7 @@ SCHEMAS = ROOT / "tests" / "schemas"
 SERVICE_VARS: dict[str, set[str]] = {
     "intake": set(),
     "legal-review": {"WARDEN_POLICY_FILE", "WARDEN_REVIEW_TOKENS", "WARDEN_REVIEW_TOKENS_FILE",
-                     "WARDEN_LEGAL_SWEEP_INTERVAL_S"},
+                     "WARDEN_LEGAL_SWEEP_INTERVAL_S", "WARDEN_DECISION_PRIVATE_KEY"},
     "disclosure": {"WARDEN_DISCLOSURE_PRIVATE_KEY", "WARDEN_RETENTION_DAYS"},
     "moderation": {"WARDEN_MODERATION_TOKENS"},
 }
@@ -46,8 +47,8 @@ def model_env_names(model: type[BaseSettings]) -> set[str]:
 
 
 def settings_env_names() -> set[str]:
-    """What the runtime's Settings reads (every service)."""
-    return model_env_names(Settings)
+    """What the runtime's Settings reads (every service), its Kafka security settings included."""
+    return model_env_names(Settings) | model_env_names(KafkaSecurity)
 
 
 def service_settings_models(service: str) -> list[type[BaseSettings]]:
@@ -95,3 +96,26 @@ def kustomize(overlay: str) -> list[dict]:
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, f"kubectl kustomize {overlay} failed:\n{result.stderr}"
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def expected_acls() -> dict[str, dict[tuple[str, str], set[str]]]:
+    """Straight from the registry: a topic's producer(s) write it, its consumers read it and write
+    its DLQ, each consuming service reads its group; external feeds belong to the platform except
+    the authorities' requests (the gateway), the authority registry to the operators."""
+    acls: dict[str, dict[tuple[str, str], set[str]]] = {}
+
+    def allow(principal: str, kind: str, name: str, *ops: str) -> None:
+        acls.setdefault(principal, {}).setdefault((kind, name), set()).update(ops)
+
+    for topic in TOPICS.values():
+        if topic.producer == "external":
+            writers = ["authority-gateway" if topic.name == "legal.requests.submitted" else "platform"]
+        else:
+            writers = [w.strip() for w in topic.producer.split(",")]
+        for writer in writers:
+            allow(writer, "topic", topic.name, "Write", "Describe")
+        for consumer in topic.consumers:
+            allow(consumer, "topic", topic.name, "Read", "Describe")
+            allow(consumer, "topic", f"{topic.name}.dlq", "Write", "Describe")
+            allow(consumer, "group", f"warden-{consumer}", "Read")
+    return acls

@@ -14,10 +14,12 @@ from warden.cli.main import cli
 from warden.contract.topics import TOPICS
 from warden.runtime.runner import SERVICE_MODULES
 
-from tests.unit.deploy._support import DEPLOY, SCHEMAS, SERVICE_VARS, allowed_env, service_source_reads
+from tests.unit.deploy._support import (DEPLOY, SCHEMAS, SERVICE_VARS, allowed_env, expected_acls,
+                                       service_source_reads)
 
 COMPOSE_DIR = DEPLOY / "compose"
-SECRET_VARS = {"DATABASE_URL", "WARDEN_REVIEW_TOKENS", "WARDEN_DISCLOSURE_PRIVATE_KEY", "WARDEN_MODERATION_TOKENS"}
+SECRET_VARS = {"DATABASE_URL", "WARDEN_REVIEW_TOKENS", "WARDEN_DISCLOSURE_PRIVATE_KEY", "WARDEN_MODERATION_TOKENS",
+               "KAFKA_SASL_PASSWORD", "WARDEN_DECISION_PRIVATE_KEY"}
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +124,7 @@ def test_kafka_runs_in_kraft_mode_on_a_named_volume(compose):
     assert "controller" in env["KAFKA_PROCESS_ROLES"] and "broker" in env["KAFKA_PROCESS_ROLES"]
     assert not any("ZOOKEEPER" in key for key in env)
     assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false", "topics come from the topic job only"
-    assert "PLAINTEXT://kafka:9092" in env["KAFKA_ADVERTISED_LISTENERS"]
+    assert "SASL_PLAINTEXT://kafka:9092" in env["KAFKA_ADVERTISED_LISTENERS"]
 
 
 def test_images_are_pinned_and_state_lives_in_named_volumes(compose):
@@ -165,3 +167,103 @@ def test_grafana_is_provisioned_with_the_datasource_and_dashboards(compose):
     assert datasource["datasources"][0]["url"] == "http://prometheus:9090"
     home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
     assert home.startswith(dashboards_in_container + "/")
+
+
+# --- Kafka SCRAM users and ACLs, PostgreSQL roles -------------------------------------------------
+
+def _secret_reference(value: str) -> str:
+    match = re.fullmatch(r"\$\{([A-Z_]+):\?[^}]*\}", value)
+    assert match, f"{value!r} is not a required variable from .env"
+    return match.group(1)
+
+
+def test_kafka_accepts_only_authenticated_clients_and_authorizes_by_acl(compose):
+    env = compose["services"]["kafka"]["environment"]
+    protocols = dict(entry.split(":") for entry in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    listeners = {entry.split("://")[0] for entry in env["KAFKA_LISTENERS"].split(",")}
+    for listener in listeners - {env["KAFKA_CONTROLLER_LISTENER_NAMES"]}:
+        assert protocols[listener] == "SASL_PLAINTEXT", f"listener {listener} lets clients in unauthenticated"
+    assert env["KAFKA_SASL_ENABLED_MECHANISMS"] == "SCRAM-SHA-512"
+    assert env["KAFKA_AUTHORIZER_CLASS_NAME"].endswith("StandardAuthorizer")
+    assert env["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
+    controller_port = next(e.split(":")[-1] for e in env["KAFKA_LISTENERS"].split(",") if e.startswith("CONTROLLER"))
+    assert not any(str(p).endswith(f":{controller_port}") for p in compose["services"]["kafka"]["ports"])
+    assert compose["services"]["kafka"]["depends_on"]["kafka-format"]["condition"] == "service_completed_successfully"
+    assert "--add-scram" in compose["services"]["kafka-format"]["command"][0]
+
+
+def test_each_service_authenticates_as_its_own_kafka_user(compose):
+    init_env = compose["services"]["kafka-init"]["environment"]
+    passwords = {}
+    for name, svc in warden_services(compose).items():
+        env = svc["environment"]
+        assert env["KAFKA_SECURITY_PROTOCOL"] == "SASL_PLAINTEXT" and env["KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
+        assert env["KAFKA_SASL_USERNAME"] == name
+        passwords[name] = _secret_reference(env["KAFKA_SASL_PASSWORD"])
+        assert _secret_reference(init_env[passwords[name]]) == passwords[name], "kafka-init sets another password"
+        assert svc["depends_on"]["kafka-init"]["condition"] == "service_completed_successfully"
+    assert len(set(passwords.values())) == len(passwords), "services share a Kafka password"
+    job = compose["services"]["kafka-topics"]["environment"]
+    assert job["KAFKA_SASL_USERNAME"] == "admin" and job["KAFKA_SECURITY_PROTOCOL"] == "SASL_PLAINTEXT"
+
+
+def test_kafka_init_creates_every_user_with_the_acls_of_the_single_writer_map(compose, tmp_path):
+    """Run the generated script with stand-ins for kafka-configs.sh and kafka-acls.sh that record their calls."""
+    import importlib.util
+    import os
+    import shutil
+    import subprocess
+
+    spec = importlib.util.spec_from_file_location("compose_generate", COMPOSE_DIR / "generate.py")
+    generate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generate)
+    for name, render in generate.GENERATED.items():
+        assert (COMPOSE_DIR / name).read_text() == render(), \
+            f"deploy/compose/{name} is stale: run .venv/bin/python deploy/compose/generate.py"
+    if shutil.which("sh") is None:
+        pytest.skip("no POSIX shell to run kafka-init.sh")
+    log = tmp_path / "calls"
+    for tool in ("kafka-configs.sh", "kafka-acls.sh"):
+        stub = tmp_path / tool
+        stub.write_text(f'#!/bin/sh\necho "{tool} $*" >> "{log}"\n')
+        stub.chmod(0o755)
+    env = {"PATH": os.environ["PATH"], "KAFKA_BIN": str(tmp_path),
+           **{var: f"pw-{var.lower()}" for var in compose["services"]["kafka-init"]["environment"]}}
+    subprocess.run(["sh", str(COMPOSE_DIR / "kafka-init.sh")], env=env, check=True, capture_output=True)
+    users: dict[str, str] = {}
+    acls: dict[str, dict[tuple[str, str], set[str]]] = {}
+    for line in log.read_text().splitlines():
+        tool, *args = line.split()
+        assert args[args.index("--bootstrap-server") + 1] == "kafka:9092" and "--command-config" in args
+        if tool == "kafka-configs.sh":
+            users[args[args.index("--entity-name") + 1]] = args[args.index("--add-config") + 1]
+        else:
+            principal = args[args.index("--allow-principal") + 1].removeprefix("User:")
+            kind = "topic" if "--topic" in args else "group"
+            name = args[args.index(f"--{kind}") + 1]
+            ops = {args[i + 1] for i, a in enumerate(args) if a == "--operation"}
+            acls.setdefault(principal, {}).setdefault((kind, name), set()).update(ops)
+    expected = expected_acls()
+    assert acls == expected
+    assert set(users) == set(expected)
+    for user, config in users.items():
+        assert config == f"SCRAM-SHA-512=[password=pw-kafka_password_{user.replace('-', '_')}]"
+
+
+def test_each_service_connects_to_postgres_as_its_own_role(compose):
+    from warden.runtime.roles import SERVICE_SCHEMAS, role_of, url_variable
+
+    roles_job = compose["services"]["postgres-roles"]
+    assert roles_job["command"] == ["database", "roles"]
+    assert roles_job["depends_on"]["postgres"]["condition"] == "service_healthy"
+    superuser = compose["services"]["postgres"]["environment"]["POSTGRES_USER"]
+    assert roles_job["environment"]["DATABASE_URL"].startswith(f"postgresql://{superuser}:")
+    passwords = set()
+    for name, svc in warden_services(compose).items():
+        url = svc["environment"]["DATABASE_URL"]
+        assert url == roles_job["environment"][url_variable(name)], f"{name}: not the role the job creates"
+        user, _, rest = url.removeprefix("postgresql://").partition(":")
+        assert user == role_of(name) and user != superuser
+        passwords.add(_secret_reference(rest.split("@")[0]))
+        assert svc["depends_on"]["postgres-roles"]["condition"] == "service_completed_successfully"
+    assert len(passwords) == len(SERVICE_SCHEMAS), "services share a database password"

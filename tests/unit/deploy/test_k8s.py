@@ -13,12 +13,14 @@ from warden.cli.topics import plan
 from warden.contract.topics import TOPICS, all_topic_names
 from warden.runtime.runner import SERVICE_MODULES
 
-from tests.unit.deploy._support import DEPLOY, allowed_env, kustomize, load_crd_schema, service_source_reads
+from tests.unit.deploy._support import (DEPLOY, allowed_env, expected_acls, kustomize, load_crd_schema,
+                                       service_source_reads)
 
 K8S_VERSION = "1.32.0"  # the kubectl on the machine image; kubernetes-validate carries its schemas
 OVERLAYS = ("dev", "prod")
 CRDS = {
     ("kafka.strimzi.io/v1", "KafkaTopic"): ("strimzi-kafkatopic-crd.yaml", "v1"),
+    ("kafka.strimzi.io/v1", "KafkaUser"): ("strimzi-kafkauser-crd.yaml", "v1"),
     ("monitoring.coreos.com/v1", "ServiceMonitor"): ("prometheus-operator-servicemonitor-crd.yaml", "v1"),
     ("monitoring.coreos.com/v1", "PrometheusRule"): ("prometheus-operator-prometheusrule-crd.yaml", "v1"),
 }
@@ -80,7 +82,7 @@ def test_every_resource_validates_offline(built):
     assert not problems, f"{overlay}: {problems}"
     kinds = {d["kind"] for d in docs}
     assert {"Deployment", "Service", "ConfigMap", "PodDisruptionBudget", "HorizontalPodAutoscaler",
-            "NetworkPolicy", "KafkaTopic", "ServiceMonitor", "PrometheusRule", "Namespace"} <= kinds
+            "NetworkPolicy", "KafkaTopic", "KafkaUser", "ServiceMonitor", "PrometheusRule", "Namespace"} <= kinds
 
 
 def test_validation_rejects_broken_resources(built):
@@ -97,6 +99,12 @@ def test_validation_rejects_broken_resources(built):
     monitor = copy.deepcopy(of_kind(docs, "ServiceMonitor")[0])
     monitor["spec"]["endpoints"][0]["interval"] = "15 seconds"
     assert validate(monitor)
+    user = copy.deepcopy(of_kind(docs, "KafkaUser")[0])
+    user["spec"]["authorization"]["acls"][0]["operations"] = ["Publish"]
+    assert validate(user)
+    user = copy.deepcopy(of_kind(docs, "KafkaUser")[0])
+    user["spec"]["authentication"]["type"] = "scram-sha-256"  # Strimzi offers only SCRAM-SHA-512
+    assert validate(user)
 
 
 def test_no_secret_is_committed(built):
@@ -139,7 +147,7 @@ def test_deployments_are_probed_limited_and_locked_down(built):
         assert container["securityContext"]["allowPrivilegeEscalation"] is False
         assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
         writable = {m["mountPath"] for m in container["volumeMounts"]}
-        assert container["workingDir"] in writable, "the working directory must be writable (faust data, tmp files)"
+        assert container["workingDir"] in writable, "the working directory must be writable (tmp files)"
         assert pod["automountServiceAccountToken"] is False
         if overlay == "prod":
             assert container["image"].startswith("registry.example.com/warden:")
@@ -203,8 +211,12 @@ def test_only_warden_services_reach_kafka_and_postgres(built):
         for rule in client_rules:
             for peer in rule["from"]:
                 assert "namespaceSelector" not in peer and "ipBlock" not in peer
+                component = peer["podSelector"]["matchLabels"].get("app.kubernetes.io/component")
+                if port == 5432 and component == "database-admin":  # the job creating the services' roles
+                    assert peer["podSelector"]["matchLabels"]["app.kubernetes.io/part-of"] == "warden"
+                    continue
                 assert _selects(peer["podSelector"], service_labels)
-                assert peer["podSelector"]["matchLabels"].get("app.kubernetes.io/component") == "service"
+                assert component == "service"
 
 
 def test_the_prometheus_rule_carries_the_alert_rules(built):
@@ -224,3 +236,77 @@ def test_generated_files_are_up_to_date():
     for name, render in generate.GENERATED.items():
         path: Path = DEPLOY / "k8s" / "base" / name
         assert path.read_text() == render(), f"{path} is stale: run .venv/bin/python deploy/k8s/generate.py"
+
+
+# --- Kafka users and ACLs ------------------------------------------------------------------------
+
+def test_kafka_users_follow_the_single_writer_map(built):
+    _, docs = built
+    users = {d["metadata"]["name"]: d for d in of_kind(docs, "KafkaUser")}
+    expected = expected_acls()
+    assert set(users) == set(expected)
+    assert {"intake", "legal-review", "disclosure", "moderation", "platform", "operators",
+            "authority-gateway"} <= set(users)
+    for name, user in users.items():
+        assert user["metadata"]["labels"]["strimzi.io/cluster"] == "warden"
+        assert user["spec"]["authentication"]["type"] in ("scram-sha-512", "tls")
+        assert user["spec"]["authorization"]["type"] == "simple"
+        found: dict[tuple[str, str], set[str]] = {}
+        for acl in user["spec"]["authorization"]["acls"]:
+            assert acl.get("type", "allow") == "allow" and acl["resource"].get("patternType") == "literal"
+            key = (acl["resource"]["type"], acl["resource"]["name"])
+            assert key not in found, f"{name}: {key} twice"
+            found[key] = set(acl["operations"])
+        assert found == expected[name], name
+    # single writer: every topic is writable only by the principals the registry names
+    for topic in TOPICS.values():
+        writable_by = {n for n, u in users.items() for acl in u["spec"]["authorization"]["acls"]
+                       if acl["resource"]["name"] == topic.name and "Write" in acl["operations"]}
+        assert writable_by == {p for p, acls in expected.items() if "Write" in acls.get(("topic", topic.name), ())}
+        assert len(writable_by) == len([w for w in topic.producer.split(",")]), topic.name
+
+
+def test_services_authenticate_as_their_kafka_user_over_tls(built):
+    _, docs = built
+    config = {d["metadata"]["name"]: d for d in of_kind(docs, "ConfigMap")}
+    users = {d["metadata"]["name"] for d in of_kind(docs, "KafkaUser")}
+    for deployment in of_kind(docs, "Deployment"):
+        pod = deployment["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        service = container["args"][1]
+        env = {e["name"]: e for e in container["env"]}
+        shared = {}
+        for source in container["envFrom"]:
+            shared.update(config[source["configMapRef"]["name"]]["data"])
+        assert shared["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+        assert shared["KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
+        assert env["KAFKA_SASL_USERNAME"]["value"] == service and service in users
+        assert env["KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": service, "key": "password"}
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        ca_dir, ca_file = shared["KAFKA_SSL_CAFILE"].rsplit("/", 1)
+        volume = next(v for v in pod["volumes"] if v["name"] == mounts[ca_dir])
+        assert volume["secret"]["secretName"] == "warden-cluster-ca-cert"
+        assert {"key": "ca.crt", "path": ca_file} in volume["secret"]["items"]
+
+
+def test_each_service_connects_to_postgres_as_its_own_role(built):
+    from warden.runtime.roles import SERVICE_SCHEMAS, url_variable
+
+    _, docs = built
+    (job,) = [d for d in of_kind(docs, "Job") if d["metadata"]["name"] == "warden-database-roles"]
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["database", "roles"]
+    job_env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]}
+    assert job_env["DATABASE_URL"] == {"name": "warden-database-admin", "key": "database-url"}
+    secrets = set()
+    for deployment in of_kind(docs, "Deployment"):
+        (svc,) = deployment["spec"]["template"]["spec"]["containers"]
+        name = svc["args"][1]
+        ref = next(e for e in svc["env"] if e["name"] == "DATABASE_URL")["valueFrom"]["secretKeyRef"]
+        assert ref == job_env[url_variable(name)], f"{name} does not use the role the job creates"
+        assert ref["name"] != "warden-database-admin"
+        secrets.add(ref["name"])
+    assert len(secrets) == len(SERVICE_SCHEMAS)
+    labels = job["spec"]["template"]["metadata"]["labels"]
+    postgres = next(d for d in of_kind(docs, "NetworkPolicy") if d["metadata"]["name"] == "warden-postgres-clients-only")
+    assert any(_selects(peer["podSelector"], labels) for rule in postgres["spec"]["ingress"] for peer in rule["from"])

@@ -28,3 +28,15 @@ def test_a_service_without_its_keys_does_not_start(service, env, message, monkey
     result = CliRunner().invoke(cli, ["service", service])
     assert result.exit_code == 1
     assert f"{service} cannot start" in result.output and message in result.output
+
+
+def test_a_start_up_failure_is_one_json_record_and_exit_1(monkeypatch):
+    import json
+
+    monkeypatch.setenv("DATABASE_URL", "postgresql://x@127.0.0.1:notaport/db")  # a malformed URL: not transient
+    monkeypatch.setenv("WARDEN_HTTP_PORT", "0")
+    result = CliRunner().invoke(cli, ["service", "intake"])
+    assert result.exit_code == 1
+    records = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    [failure] = [r for r in records if r["message"] == "service stopped on an error"]
+    assert failure["level"] == "CRITICAL" and failure["error_type"] and failure["service"] == "intake"

@@ -1,0 +1,87 @@
+"""Subscription.handle_batch: one call per batch with the topic's valid new events; replayed one event per call.
+
+Also Context.on_commit: hooks run once the batch's transaction committed, never for a pass rolled back.
+"""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from aiokafka.structs import ConsumerRecord
+
+from warden.contract.envelope import EventRejected, encode_structured, new_event
+from warden.runtime.consumer import ConsumerLoop
+from warden.runtime.database import RUNTIME_MIGRATIONS, create_pool, migrate
+from warden.runtime.service import Context, Service, Subscription
+
+APPEALS, APPEAL = "moderation.appeals.submitted", "warden.moderation.appeal.submitted.v1"
+
+
+def record(offset: int, appeal_id: str | None) -> ConsumerRecord:
+    if appeal_id is None:
+        value, headers = b"not json", []
+    else:
+        value, headers = encode_structured(new_event(APPEAL, "/tests", {
+            "appeal_id": appeal_id, "content_id": "chan-1", "account_id": "acc-1", "statement": "mine",
+            "submitted_at": "2026-01-01T00:00:00+00:00"}))
+    return ConsumerRecord(APPEALS, 0, offset, 0, 0, b"k", value, None, 1, len(value), tuple(headers))
+
+
+class Recorder:
+    """A batch handler that writes one row per event, set-based, and fails on the ids it is told to."""
+
+    def __init__(self, *, breaks: str | None = None, rejects: str | None = None):
+        self.calls: list[list[str]] = []
+        self.committed: list[list[str]] = []
+        self.breaks, self.rejects = breaks, rejects
+
+    async def handle_batch(self, ctx: Context, appeals: list) -> None:
+        ids = [a.appeal_id for a in appeals]
+        self.calls.append(ids)
+        await ctx.conn.execute("INSERT INTO seen (id) SELECT unnest($1::text[])", ids)
+        if self.rejects in ids:
+            raise EventRejected("not_owner", "the appeal is not from the owner")
+        if self.breaks in ids:
+            raise ValueError("a bug")
+        ctx.on_commit(lambda: self.committed.append(ids))
+
+    def service(self, schema: str) -> Service:
+        return Service("batch-test", schema, [Subscription(APPEALS, handle_batch=self.handle_batch)],
+                       [RUNTIME_MIGRATIONS])
+
+
+async def run(database_url: str, app: Recorder, records: list[ConsumerRecord]) -> tuple[list[str], list[bytes]]:
+    schema = f"rt_batch_{uuid.uuid4().hex[:6]}"
+    await migrate(database_url, schema, [RUNTIME_MIGRATIONS])
+    pool = await create_pool(database_url, schema, 2)
+    try:
+        async with pool.acquire() as conn:
+            await conn.execute("CREATE TABLE seen (id text PRIMARY KEY)")
+        loop = ConsumerLoop(app.service(schema), pool, consumer=None, batch_max_records=100, poll_timeout_ms=100,
+                            retry_initial_s=0.1, retry_max_s=0.1)
+        await loop.process(records)
+        async with pool.acquire() as conn:
+            seen = [r["id"] for r in await conn.fetch("SELECT id FROM seen ORDER BY id")]
+            reasons = [dict(zip(r["header_names"], r["header_values"]))["dlq.reason"] for r in await conn.fetch(
+                "SELECT header_names, header_values FROM outbox WHERE topic = $1 ORDER BY id", APPEALS + ".dlq")]
+    finally:
+        await pool.close()
+    return seen, reasons
+
+
+async def test_one_call_per_batch_with_the_valid_events_in_offset_order(database_url):
+    app = Recorder()
+    seen, reasons = await run(database_url, app, [record(0, "a"), record(1, None), record(2, "b"), record(3, "c")])
+    assert app.calls == [["a", "b", "c"]]
+    assert app.committed == [["a", "b", "c"]]
+    assert seen == ["a", "b", "c"] and reasons == [b"undecodable"]
+
+
+@pytest.mark.parametrize("failure, reason", [("breaks", b"handler_error"), ("rejects", b"not_owner")])
+async def test_a_failing_event_replays_the_batch_one_event_per_call_and_only_it_is_dead_lettered(
+        database_url, failure, reason):
+    app = Recorder(**{failure: "b"})
+    seen, reasons = await run(database_url, app, [record(0, "a"), record(1, "b"), record(2, "c")])
+    assert app.calls == [["a", "b", "c"], ["a"], ["b"], ["c"]]
+    assert app.committed == [["a"], ["c"]]  # nothing of the rolled-back pass, nothing of the failed event
+    assert seen == ["a", "c"] and reasons == [reason]

@@ -1,0 +1,71 @@
+"""Who may do what on Kafka: ACLs derived from the topic registry's single-writer map.
+
+One principal per service (its name), plus the principals outside Warden that write
+its inbound topics: `authority-gateway` (the authorities' requests), `platform` (every
+other external feed: subscribers, content, reports, appeals) and `operators` (the
+authority registry, signed by `warden authority`). Each principal may:
+- Write and Describe the topics it produces, and the DLQs of the topics it consumes;
+- Read and Describe the topics it consumes, and Read its consumer group `<prefix>-<service>`.
+Nothing else: no other principal can write a topic, whatever it sends.
+
+deploy/k8s/generate.py turns this into Strimzi `KafkaUser`s and deploy/compose into
+`kafka-acls` calls; the deployment tests check both against it and against TOPICS.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from warden.contract.topics import TOPICS, Topic
+
+SERVICES = ("intake", "legal-review", "disclosure", "moderation")
+# The external writer of each inbound topic; an inbound topic not named here is the platform's.
+EXTERNAL_WRITERS = {"legal.requests.submitted": "authority-gateway"}
+PLATFORM = "platform"
+OPERATORS = "operators"
+_OPERATION_ORDER = ("Read", "Write", "Describe")
+
+
+@dataclass(frozen=True)
+class Grant:
+    resource_type: str  # "topic" or "group"
+    name: str
+    operations: tuple[str, ...]
+
+
+def writers_of(topic: Topic) -> tuple[str, ...]:
+    """The principals that may write the topic (its `producer`, one or a comma-separated few)."""
+    if topic.producer == "external":
+        return (EXTERNAL_WRITERS.get(topic.name, PLATFORM),)
+    return tuple(part.strip() for part in topic.producer.split(","))
+
+
+def principals() -> tuple[str, ...]:
+    """Every principal the registry names, services first."""
+    named = {w for t in TOPICS.values() for w in writers_of(t)} | {c for t in TOPICS.values() for c in t.consumers}
+    others = sorted(named - set(SERVICES))
+    return (*[s for s in SERVICES if s in named], *others)
+
+
+def grants(group_prefix: str = "warden") -> dict[str, list[Grant]]:
+    """Each principal's grants, topics in registry order then DLQs, then its consumer group."""
+    operations: dict[str, dict[str, set[str]]] = defaultdict(dict)
+
+    def allow(principal: str, topic: str, *ops: str) -> None:
+        operations[principal].setdefault(topic, set()).update(ops)
+
+    for topic in TOPICS.values():
+        for writer in writers_of(topic):
+            allow(writer, topic.name, "Write", "Describe")
+        for consumer in topic.consumers:
+            allow(consumer, topic.name, "Read", "Describe")
+    for topic in TOPICS.values():
+        for consumer in topic.consumers:
+            allow(consumer, topic.dlq, "Write", "Describe")
+    result: dict[str, list[Grant]] = {}
+    for principal in principals():
+        result[principal] = [Grant("topic", name, tuple(op for op in _OPERATION_ORDER if op in ops))
+                             for name, ops in operations[principal].items()]
+        if any(principal in t.consumers for t in TOPICS.values()):
+            result[principal].append(Grant("group", f"{group_prefix}-{principal}", ("Read",)))
+    return result

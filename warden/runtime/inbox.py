@@ -1,0 +1,52 @@
+"""The inbox's upkeep: rows older than the window are deleted, a small batch at a time.
+
+The inbox (one row per handled CloudEvent, claimed by the consumer loop) only has to
+outlive any redelivery: a restart redelivers at most what was not committed, and a
+consumer group reset to the earliest offset re-reads what the topics still hold (7 days
+by default, docs/deployment.md). The window (`WARDEN_INBOX_RETENTION_DAYS`, 30) must
+exceed that retention; past it a row protects nothing and only grows the table.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta, timezone
+
+import asyncpg
+
+from warden.runtime import metrics
+from warden.runtime.database import is_transient
+
+log = logging.getLogger(__name__)
+
+
+async def prune_inbox_once(conn: asyncpg.Connection, cutoff: datetime, batch_size: int) -> int:
+    """Delete up to `batch_size` inbox rows processed before `cutoff`; how many went."""
+    status = await conn.execute(
+        "DELETE FROM inbox WHERE ctid = ANY(ARRAY("
+        " SELECT ctid FROM inbox WHERE processed_at < $1 ORDER BY processed_at LIMIT $2))", cutoff, batch_size)
+    return int(status.split()[-1])
+
+
+async def prune_inbox(service: str, pool: asyncpg.Pool, stopping: asyncio.Event, *, retention_days: float,
+                      interval_s: float, batch_size: int, pause_s: float = 0.05) -> None:
+    """Every `interval_s`: delete what is past the window in batches of `batch_size`, pausing between
+    batches so that the consumer's transactions never wait long behind a delete."""
+    while not stopping.is_set():
+        cutoff = datetime.now(timezone.utc) - timedelta(days=retention_days)
+        try:
+            while not stopping.is_set():
+                async with pool.acquire() as conn:
+                    deleted = await prune_inbox_once(conn, cutoff, batch_size)
+                metrics.INBOX_PRUNED.labels(service).inc(deleted)
+                if deleted < batch_size:
+                    break
+                await asyncio.sleep(pause_s)
+        except Exception as exc:
+            if not is_transient(exc):
+                log.exception("inbox pruning failed", extra={"error_type": type(exc).__name__})
+            metrics.TRANSIENT_ERRORS.labels(service, "database").inc()
+        try:
+            await asyncio.wait_for(stopping.wait(), timeout=interval_s)
+        except asyncio.TimeoutError:
+            pass
