@@ -79,6 +79,7 @@ allow authority-gateway --topic legal.requests.submitted Write Describe
 
 user operators "$KAFKA_PASSWORD_OPERATORS"
 allow operators --topic legal.authorities Write Describe
+allow operators --topic legal.audit.checkpoints Read Describe
 
 user platform "$KAFKA_PASSWORD_PLATFORM"
 allow platform --topic platform.subscribers Write Describe

@@ -23,6 +23,8 @@ class Topic:
     compacted: bool = False
     retention_ms: int = 7 * 24 * 3600 * 1000
     consumers: tuple[str, ...] = field(default=())
+    # Principals that read the topic by assignment, with no consumer group and no DLQ (a command).
+    readers: tuple[str, ...] = field(default=())
 
     @property
     def inbound(self) -> bool:
@@ -75,7 +77,7 @@ TOPICS: dict[str, Topic] = {
         Topic("legal.audit.checkpoints", "service", ("warden.legal.audit.checkpoint.v1",),
               "legal-review, disclosure", "Signed heads of the audit chains; the latest per service "
               "is what `warden audit verify` holds each chain to (compacted, kept forever).",
-              partitions=1, compacted=True, retention_ms=-1),
+              partitions=1, compacted=True, retention_ms=-1, readers=("operators",)),
         Topic("legal.notices.due", "account_id", ("warden.legal.notice.due.v1",),
               "disclosure", "User notices due after a disclosure, never before nondisclosure_until."),
         Topic("search.delistings", "content_id",
