@@ -39,7 +39,7 @@ from warden.contract.envelope import now
 from warden.contract.events import AuditCheckpoint
 from warden.keys import key_id, public_keys
 from warden.runtime import metrics
-from warden.runtime.outbox import OutboxRow, event_row, write_rows
+from warden.runtime.outbox import OutboxRow, event_row
 from warden.runtime.settings import ConfigurationError
 from warden.signing import b64, canonical, decode_key, verify
 
@@ -337,7 +337,7 @@ class Chain:
                                self.hash, at or now())
 
     def checkpoint_row(self, at: datetime | None = None) -> OutboxRow:
-        return event_row(self.service, CHECKPOINT_TOPIC, CHECKPOINT, self.checkpoint(at))
+        return event_row(self.service, self.checkpoint(at))
 
 
 def sign_checkpoint(signer: AuditSigner, service: str, chain_id: str, seq: int, head: str,
@@ -429,18 +429,11 @@ def checkpoint_publisher(chain_type: type[Chain]):
         published: tuple[str, int] | None = None
         while not runtime.stopping.is_set():
             try:
-                head = None
-                async with runtime.pool.acquire() as conn, conn.transaction():
-                    chain_id, seq, head = await read_head(conn)
+                async with runtime.unit_of_work() as uow:
+                    chain_id, seq, head = await read_head(uow.conn)
                     if seq and (chain_id, seq) != published:
-                        await write_rows(conn, [event_row(chain_type.service, CHECKPOINT_TOPIC, CHECKPOINT, (
-                            sign_checkpoint(current_signer(), chain_type.service, chain_id, seq, head, now())))])
-                    else:
-                        head = None
-                if head is not None:
-                    published = (chain_id, seq)
-                    metrics.EVENTS_EMITTED.labels(chain_type.service, CHECKPOINT_TOPIC, CHECKPOINT).inc()
-                    runtime.relay.wakeup.set()
+                        uow.emit(sign_checkpoint(current_signer(), chain_type.service, chain_id, seq, head, now()))
+                published = (chain_id, seq)
                 HEAD_CHECKPOINTED.labels(chain_type.service).set_to_current_time()
             except Exception as exc:  # retried next round; it must not stop the service
                 metrics.TRANSIENT_ERRORS.labels(chain_type.service, "audit_checkpoint").inc()

@@ -175,4 +175,5 @@ async def key_standing(ctx: Context, authority_id: str, public_key: str) -> str 
     return "active" if row["revoked_at"] is None else "revoked"
 
 
-AUTHORITY_REGISTRY = Subscription("legal.authorities", record_authority)
+# Caught up at start: a request or decision is never checked against a registry still being read.
+AUTHORITY_REGISTRY = Subscription("legal.authorities", record_authority, catch_up_first=True)

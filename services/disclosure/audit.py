@@ -58,7 +58,7 @@ async def package_issued(ctx: Context, decision: RequestApproved, at: datetime, 
         **_decision(decision), "data_categories": decision.data_categories,
         "period": decision.period.model_dump(mode="json"), "sha256": sha256,
         "notice_due_at": notice_due_at.isoformat(), "notice_emitted": notice_emitted})
-    ctx.outgoing.append(chain.checkpoint_row(at))
+    ctx.emit(chain.checkpoint(at))
 
 
 async def hold_placed(ctx: Context, decision: RequestApproved, at: datetime, hold_until: datetime) -> None:

@@ -20,9 +20,6 @@ from disclosure.settings import DisclosureSettings
 from disclosure.subscribers import normalise_ip, notice_due_at, resolve_account
 
 log = logging.getLogger(__name__)
-STATUS = "warden.legal.request.status.v1"
-ISSUED = "warden.legal.disclosure.issued.v1"
-NOTICE = "warden.legal.notice.due.v1"
 NOT_FOUND = {
     "suspect_not_found": "no account matches the suspect's identifiers during the period",
     "suspect_ambiguous": "the suspect's identifiers designate more than one account",
@@ -154,8 +151,7 @@ async def cancel(ctx: Context, decision: RequestApproved, reason: str, message: 
     if not await store.record_case(ctx.conn, case_row(decision, "cancelled", at, reason), ctx.insert_new):
         raise already_recorded()
     await audit.case_cancelled(ctx, decision, at, reason)
-    ctx.emit("legal.requests.status", STATUS,
-             status(decision, "cancelled", at, [StatusReason(code=reason, message=message)]))
+    ctx.emit(status(decision, "cancelled", at, [StatusReason(code=reason, message=message)]))
     log.info("case cancelled", extra={"case_id": decision.case_id, "reason": reason})
 
 
@@ -164,8 +160,7 @@ async def close_without_data(ctx: Context, decision: RequestApproved, reason: st
     if not await store.record_case(ctx.conn, case_row(decision, "no_data", at, reason), ctx.insert_new):
         raise already_recorded()
     await audit.closed_without_data(ctx, decision, at, reason)
-    ctx.emit("legal.requests.status", STATUS,
-             status(decision, "no_data", at, [StatusReason(code=reason, message=NOT_FOUND[reason])]))
+    ctx.emit(status(decision, "no_data", at, [StatusReason(code=reason, message=NOT_FOUND[reason])]))
     log.info("case closed without data", extra={"case_id": decision.case_id, "reason": reason})
 
 
@@ -176,7 +171,7 @@ async def place_hold(ctx: Context, decision: RequestApproved, account_id: str) -
                                    ctx.insert_new):
         raise already_recorded()
     await audit.hold_placed(ctx, decision, at, hold_until)
-    ctx.emit("legal.requests.status", STATUS, status(
+    ctx.emit(status(
         decision, "preserved", at, [StatusReason(code="hold_placed", message=f"held until {hold_until.isoformat()}")]))
     log.info("preservation hold placed", extra={"case_id": decision.case_id, "hold_until": hold_until.isoformat()})
 
@@ -196,12 +191,12 @@ async def disclose(ctx: Context, decision: RequestApproved, account_id: str, loo
                                          sealed.sha256, sealed.signature, due_at, emitted_at, ctx.insert_new):
         raise already_recorded()
     await audit.package_issued(ctx, decision, at, sealed.sha256, due_at, emitted_at is not None)
-    ctx.emit("legal.disclosures.issued", ISSUED, DisclosureIssued(
+    ctx.emit(DisclosureIssued(
         case_id=decision.case_id, request_id=decision.request_id, authority_id=decision.authority_id,
         account_id=account_id, period=decision.period, generated_at=at, redacted=redact(package),
         sealed=sealed.sealed, sha256=sealed.sha256, signature=sealed.signature))
-    ctx.emit("legal.requests.status", STATUS, status(decision, "disclosed", at))
+    ctx.emit(status(decision, "disclosed", at))
     if emitted_at is not None:
-        ctx.emit("legal.notices.due", NOTICE, NoticeDue(case_id=decision.case_id, account_id=account_id,
+        ctx.emit(NoticeDue(case_id=decision.case_id, account_id=account_id,
                                                          due_at=due_at))
     log.info("disclosure package issued", extra={"case_id": decision.case_id, "sha256": sealed.sha256})

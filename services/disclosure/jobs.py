@@ -10,7 +10,7 @@ from warden.contract.envelope import now
 from warden.contract.events import NoticeDue
 from warden.runtime import metrics as runtime_metrics
 from warden.runtime.database import is_transient
-from warden.runtime.outbox import event_row, write_rows
+from warden.runtime.service import ServiceContext
 
 from disclosure import audit, metrics, store
 from disclosure.keys import platform_private_key, public_key_of
@@ -18,10 +18,9 @@ from disclosure.settings import DisclosureSettings
 from disclosure.subscribers import retention_cutoff
 
 log = logging.getLogger(__name__)
-NOTICE = "warden.legal.notice.due.v1"
 
 
-async def every(runtime, interval_s: float, step: Callable[[], Awaitable[None]], name: str) -> None:
+async def every(runtime: ServiceContext, interval_s: float, step: Callable[[], Awaitable[None]], name: str) -> None:
     """Run `step` now and then every `interval_s` until the service stops; retry transient failures."""
     while not runtime.stopping.is_set():
         try:
@@ -37,7 +36,7 @@ async def every(runtime, interval_s: float, step: Callable[[], Awaitable[None]],
             pass
 
 
-async def purge_expired_data(runtime) -> None:
+async def purge_expired_data(runtime: ServiceContext) -> None:
     """Sessions and superseded identifiers past retention go, unless the account is held."""
     settings = DisclosureSettings()
 
@@ -67,7 +66,7 @@ async def purge_expired_data(runtime) -> None:
     await every(runtime, settings.retention_interval_s, step, "retention")
 
 
-async def emit_due_notices(runtime) -> None:
+async def emit_due_notices(runtime: ServiceContext) -> None:
     """Notices whose nondisclosure period has passed, through the outbox, once each."""
     settings = DisclosureSettings()
     async with runtime.pool.acquire() as conn:
@@ -79,23 +78,19 @@ async def emit_due_notices(runtime) -> None:
         raise RuntimeError(f"WARDEN_DISCLOSURE_PRIVATE_KEY is not usable: {exc}") from None
 
     async def step() -> None:
-        async with runtime.pool.acquire() as conn, conn.transaction():
-            await audit.lock_chain(conn)
-            due = await store.take_due_notices(conn, now())
-            await audit.notices_emitted(conn, due, now())
-            rows = [event_row(runtime.service.name, "legal.notices.due", NOTICE,
-                              NoticeDue(case_id=r["case_id"], account_id=r["account_id"], due_at=r["due_at"]))
-                    for r in due]
-            await write_rows(conn, rows)
-        if rows:
-            runtime_metrics.EVENTS_EMITTED.labels(runtime.service.name, "legal.notices.due", NOTICE).inc(len(rows))
-            runtime.relay.wakeup.set()
-            log.info("user notices due", extra={"notices": len(rows)})
+        async with runtime.unit_of_work() as uow:
+            await audit.lock_chain(uow.conn)
+            due = await store.take_due_notices(uow.conn, now())
+            await audit.notices_emitted(uow.conn, due, now())
+            for r in due:
+                uow.emit(NoticeDue(case_id=r["case_id"], account_id=r["account_id"], due_at=r["due_at"]))
+        if due:
+            log.info("user notices due", extra={"notices": len(due)})
 
     await every(runtime, settings.notice_interval_s, step, "notices")
 
 
-async def refresh_metrics(runtime) -> None:
+async def refresh_metrics(runtime: ServiceContext) -> None:
     settings = DisclosureSettings()
 
     async def step() -> None:

@@ -12,8 +12,9 @@ from fastapi import FastAPI
 
 from warden.audit import require_audit_key
 from warden.authorities import AUTHORITY_MIGRATIONS, AUTHORITY_REGISTRY, require_registry_keys
+from warden.contract.events import AuditCheckpoint, DisclosureIssued, NoticeDue, RequestStatus
 from warden.runtime.database import MigrationSet
-from warden.runtime.service import Service, Subscription
+from warden.runtime.service import Service, ServiceContext, Subscription
 
 from disclosure.audit import publish_checkpoints
 from disclosure.handlers import act_on_decision, look_up_suspects, record_subscriber_event
@@ -23,7 +24,7 @@ from disclosure.provenance import require_decision_keys
 from disclosure.settings import DisclosureSettings
 
 
-def routes(app: FastAPI, runtime) -> None:
+def routes(app: FastAPI, runtime: ServiceContext) -> None:
     @app.get("/platform-key", tags=["disclosure"])
     async def platform_key() -> dict[str, str]:
         """The public half of the key that signs disclosure packages (for `warden disclosure open`)."""
@@ -40,6 +41,7 @@ SERVICE = Service(
         AUTHORITY_REGISTRY,
     ],
     migrations=[AUTHORITY_MIGRATIONS, MigrationSet("disclosure", Path(__file__).parent / "migrations")],
+    emits=(DisclosureIssued, NoticeDue, RequestStatus, AuditCheckpoint),
     startup_checks=[require_registry_keys, require_decision_keys, require_audit_key, require_platform_key],
     routes=routes,
     background=[purge_expired_data, emit_due_notices, refresh_metrics, publish_checkpoints],

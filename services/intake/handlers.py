@@ -14,8 +14,6 @@ from warden.signing import signed_bytes, verify
 from intake.rules import fingerprint
 
 log = logging.getLogger(__name__)
-RECEIVED = "warden.legal.request.received.v1"
-STATUS = "warden.legal.request.status.v1"
 
 
 async def receive_request(ctx: Context, request: LegalRequest) -> None:
@@ -40,9 +38,9 @@ async def receive_request(ctx: Context, request: LegalRequest) -> None:
     if not stored:
         await _refuse_or_ignore_replay(ctx, request, content)
         return
-    ctx.emit("legal.requests.received", RECEIVED, RequestReceived(
+    ctx.emit(RequestReceived(
         case_id=case_id, received_at=received_at, request=normalised, submitted=ctx.envelope.data))
-    ctx.emit("legal.requests.status", STATUS, RequestStatus(
+    ctx.emit(RequestStatus(
         request_id=request.request_id, authority_id=request.authority_id, case_id=case_id,
         status="received", at=received_at))
     log.info("request received", extra={"case_id": case_id, "authority_id": request.authority_id})
@@ -55,7 +53,7 @@ async def _refuse_or_ignore_replay(ctx: Context, request: LegalRequest, content:
     if earlier["fingerprint"] == content:
         log.info("identical request resubmitted, ignored", extra={"case_id": str(earlier["case_id"])})
         return
-    ctx.emit("legal.requests.status", STATUS, RequestStatus(
+    ctx.emit(RequestStatus(
         request_id=request.request_id, authority_id=request.authority_id, case_id=str(earlier["case_id"]),
         status="invalid", at=now(), reasons=[StatusReason(
             code="conflicting_resubmission",
@@ -71,7 +69,7 @@ async def report_invalid_request(ctx: Context, rejection: EventRejected) -> None
         return
     if len(authority_id) > 128 or len(request_id) > 128:
         return
-    ctx.emit("legal.requests.status", STATUS, RequestStatus(
+    ctx.emit(RequestStatus(
         request_id=request_id, authority_id=authority_id, status="invalid", at=now(),
         reasons=[StatusReason(code=rejection.reason, message=rejection.error)]))
 

@@ -2,6 +2,7 @@
 from pathlib import Path
 
 from warden.authorities import AUTHORITY_MIGRATIONS, AUTHORITY_REGISTRY, require_registry_keys
+from warden.contract.events import RequestReceived, RequestStatus
 from warden.runtime.database import MigrationSet
 from warden.runtime.service import Service, Subscription
 
@@ -15,5 +16,6 @@ SERVICE = Service(
         AUTHORITY_REGISTRY,
     ],
     migrations=[AUTHORITY_MIGRATIONS, MigrationSet("intake", Path(__file__).parent / "migrations")],
+    emits=(RequestReceived, RequestStatus),
     startup_checks=[require_registry_keys],
 )

@@ -23,6 +23,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from warden.contract.envelope import now
 from warden.contract.events import LegalRequest, Period
+from warden.runtime.service import ServiceContext
 
 from legal_review import cases
 from legal_review import decide
@@ -142,12 +143,7 @@ AUTH_ERRORS = {401: {"model": Problem, "description": "missing or unknown bearer
                503: {"model": Problem, "description": "the database is unreachable: retry later"}}
 
 
-def relay_wakeup(runtime):
-    """The outbox relay's wake-up event, once the runtime has started it."""
-    return runtime.relay.wakeup if runtime.relay is not None else None
-
-
-def review_routes(app: FastAPI, runtime) -> None:
+def review_routes(app: FastAPI, runtime: ServiceContext) -> None:
     """Mount the review API on the service's app (Service.routes)."""
     tokens = load_tokens()
     if not tokens:
@@ -209,7 +205,7 @@ def review_routes(app: FastAPI, runtime) -> None:
         `legal.requests.status`.
         """
         try:
-            decided = await decide.decide_case(pool(), str(case_id), reviewer, decision, now(), relay_wakeup(runtime))
+            decided = await decide.decide_case(runtime, str(case_id), reviewer, decision, now())
         except decide.CaseNotFound:
             raise HTTPException(404, "no such case") from None
         except ReviewRefused as refused:

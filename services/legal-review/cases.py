@@ -24,11 +24,6 @@ from legal_review import audit, keys
 from legal_review.rules import Assessment, EarlierHold, RuleResult, suspect_key
 
 SERVICE = "legal-review"
-APPROVED = "warden.legal.request.approved.v1"
-REJECTED = "warden.legal.request.rejected.v1"
-STATUS = "warden.legal.request.status.v1"
-DECIDED_TOPIC = "legal.requests.decided"
-STATUS_TOPIC = "legal.requests.status"
 MACHINE = "policy"
 
 
@@ -226,7 +221,7 @@ async def open_decided(conn: asyncpg.Connection, received: RequestReceived, asse
                INSERT INTO audit_log ({audit.COLUMNS})
                SELECT {audit.placeholders(38)} FROM opened RETURNING seq""",
             *_case_values(received, assessment, authority, authority_key, outcome, decided_by, at),
-            *audit.entry_values(opened), json.dumps(event), *audit.entry_values(decided)):
+            *audit.entry_values(opened), event.model_dump_json(), *audit.entry_values(decided)):
         return None, []
     chain.appended(decided)
     rows.append(chain.checkpoint_row())
@@ -241,7 +236,7 @@ def machine_actor(case: Case) -> str:
 
 
 def _approval(case: Case, decided_by: list[str], at: datetime, extra_rules: list[PolicyRuleResult] = ()
-              ) -> tuple[dict, list[OutboxRow]]:
+              ) -> tuple[RequestApproved, list[OutboxRow]]:
     """The approval of `case` as it stands, signed, and the rows to emit for it."""
     assert case.period is not None, "an approvable case has a granted period"
     rules = [PolicyRuleResult(rule=r.rule, outcome=r.outcome, message=r.message) for r in case.results]
@@ -251,22 +246,22 @@ def _approval(case: Case, decided_by: list[str], at: datetime, extra_rules: list
         period=case.period, hold_until=case.hold_until, nondisclosure_until=case.request.nondisclosure_until,
         policy_rules=[*rules, *extra_rules], decided_by=decided_by, signed_request=case.submitted,
         authority_key=case.authority_key, decided_at=at)
-    event = keys.signed(event.model_dump(mode="json"))
+    event = keys.signed(event)
     refused = [c for c in case.request.data_categories if c not in case.granted_categories]
     reasons = [StatusReason(code="category_refused", message=f"{c[:64]} is not granted") for c in refused]
     if case.request.period != case.period:
         reasons.append(StatusReason(code="period_narrowed", message=f"granted {case.period.start.isoformat()} .. "
                                                                      f"{case.period.end.isoformat()}"))
-    return event, [event_row(SERVICE, DECIDED_TOPIC, APPROVED, event), status_row(case, "approved", reasons, at)]
+    return event, [event_row(SERVICE, event), status_row(case, "approved", reasons, at)]
 
 
 def _rejection(case: Case, reasons: list[RejectionReason], decided_by: list[str], at: datetime
-               ) -> tuple[dict, list[OutboxRow]]:
+               ) -> tuple[RequestRejected, list[OutboxRow]]:
     event = keys.signed(RequestRejected(
         case_id=case.case_id, request_id=case.request_id, authority_id=case.authority_id, reasons=reasons,
-        decided_by=decided_by, decided_at=at).model_dump(mode="json"))
+        decided_by=decided_by, decided_at=at))
     status_reasons = [StatusReason(code=r.code, message=r.message) for r in reasons]
-    return event, [event_row(SERVICE, DECIDED_TOPIC, REJECTED, event), status_row(case, "rejected", status_reasons, at)]
+    return event, [event_row(SERVICE, event), status_row(case, "rejected", status_reasons, at)]
 
 
 async def approve(conn: asyncpg.Connection, case: Case, decided_by: list[str], at: datetime,
@@ -274,7 +269,7 @@ async def approve(conn: asyncpg.Connection, case: Case, decided_by: list[str], a
     """Close the case as approved with its current scope; emit the decision and the status."""
     event, rows = _approval(case, decided_by, at, extra_rules)
     chain = chain or audit.Chain()
-    await _decide(conn, case, "approved", decided_by, json.dumps(event), at, chain)
+    await _decide(conn, case, "approved", decided_by, event.model_dump_json(), at, chain)
     rows.append(chain.checkpoint_row())
     if case.kind == "preservation" and case.request.extends_request_id:
         await _extend_earlier_hold(conn, case, at, chain)
@@ -285,12 +280,12 @@ async def reject(conn: asyncpg.Connection, case: Case, reasons: list[RejectionRe
                  at: datetime, chain: audit.Chain | None = None) -> list[OutboxRow]:
     event, rows = _rejection(case, reasons, decided_by, at)
     chain = chain or audit.Chain()
-    await _decide(conn, case, "rejected", decided_by, json.dumps(event), at, chain)
+    await _decide(conn, case, "rejected", decided_by, event.model_dump_json(), at, chain)
     return [*rows, chain.checkpoint_row()]
 
 
 def status_row(case: Case, status: str, reasons: list[StatusReason], at: datetime) -> OutboxRow:
-    return event_row(SERVICE, STATUS_TOPIC, STATUS, RequestStatus(
+    return event_row(SERVICE, RequestStatus(
         request_id=case.request_id, authority_id=case.authority_id, case_id=case.case_id, status=status,
         reasons=reasons, at=at))
 

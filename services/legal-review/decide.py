@@ -1,20 +1,16 @@
-"""A reviewer's decision on a case, end to end: one transaction, then the relay is woken.
+"""A reviewer's decision on a case, end to end: one unit of work (its events reach the relay on commit).
 
 The review API and the reviewer console both call `decide_case`; the rules of who may
 decide what live in review.py (pure), the state changes in cases.py.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-import asyncpg
-
 from warden.contract.events import PolicyRuleResult, RejectionReason
-from warden.runtime import metrics
-from warden.runtime.outbox import write_rows
+from warden.runtime.service import ServiceContext
 
 from legal_review import audit, cases
 from legal_review.review import DecisionRequest, Reviewer, Vote, VoteResult, judge_vote
@@ -42,38 +38,34 @@ class Decided:
         return f"approval recorded; {self.case.approvals_required - len(self.result.approvers)} more needed"
 
 
-async def decide_case(pool: asyncpg.Pool, case_id: str, reviewer: Reviewer, decision: DecisionRequest,
-                      at: datetime, wakeup: asyncio.Event | None = None) -> Decided:
-    """Record the review; when it closes the case, write the decision and status events to the outbox.
+async def decide_case(service: ServiceContext, case_id: str, reviewer: Reviewer, decision: DecisionRequest,
+                      at: datetime) -> Decided:
+    """Record the review in one unit of work; when it closes the case, its decision and status events with it.
 
     Raises CaseNotFound, or ReviewRefused (with the HTTP status to answer) when the decision is not allowed.
     """
-    async with pool.acquire() as conn:
-        async with conn.transaction():
-            await audit.lock_chain(conn)
-            case = await cases.load_case(conn, case_id, for_update=True)
-            if case is None:
-                raise CaseNotFound(case_id)
-            prior = [Vote(r["reviewer"], r["role"], r["action"]) for r in await cases.reviews_of(conn, case.case_id)]
-            result = judge_vote(case, prior, reviewer, decision)
-            await cases.record_review(conn, case, reviewer.name, reviewer.role, decision.action, decision.reason,
-                                      decision.data_categories, decision.period, at)
-            if decision.action == "narrow":
-                await cases.narrow_scope(conn, case, result.categories, result.period)
-            rows = []
-            if result.final == "approved":
-                rows = await cases.approve(conn, case, result.approvers, at, [PolicyRuleResult(
-                    rule="review.human", outcome="passed",
-                    message=f"approved by {len(result.approvers)} reviewer(s)")])
-            elif result.final == "rejected":
-                rows = await cases.reject(conn, case, [RejectionReason(
-                    code="rejected_by_reviewer", rule="review.human", message=decision.reason)],
-                    [reviewer.name], at)
-            await write_rows(conn, rows)
-    for row in rows:
-        metrics.EVENTS_EMITTED.labels("legal-review", row.topic, row.event_type).inc()
-    if rows and wakeup is not None:
-        wakeup.set()
+    async with service.unit_of_work() as uow:
+        conn = uow.conn
+        await audit.lock_chain(conn)
+        case = await cases.load_case(conn, case_id, for_update=True)
+        if case is None:
+            raise CaseNotFound(case_id)
+        prior = [Vote(r["reviewer"], r["role"], r["action"]) for r in await cases.reviews_of(conn, case.case_id)]
+        result = judge_vote(case, prior, reviewer, decision)
+        await cases.record_review(conn, case, reviewer.name, reviewer.role, decision.action, decision.reason,
+                                  decision.data_categories, decision.period, at)
+        if decision.action == "narrow":
+            await cases.narrow_scope(conn, case, result.categories, result.period)
+        rows = []
+        if result.final == "approved":
+            rows = await cases.approve(conn, case, result.approvers, at, [PolicyRuleResult(
+                rule="review.human", outcome="passed",
+                message=f"approved by {len(result.approvers)} reviewer(s)")])
+        elif result.final == "rejected":
+            rows = await cases.reject(conn, case, [RejectionReason(
+                code="rejected_by_reviewer", rule="review.human", message=decision.reason)],
+                [reviewer.name], at)
+        uow.add(rows)
     log.info("review recorded", extra={"case_id": case.case_id, "action": decision.action,
                                       "closed": result.final or "open"})
     return Decided(case, result)

@@ -9,7 +9,7 @@ from warden.authorities import authority_of, usable_keys
 from warden.contract.envelope import EventRejected
 from warden.contract.events import LegalRequest, RequestReceived, StatusReason, ViolationConfirmed
 from warden.provenance import request_key
-from warden.runtime.consumer import describe_validation_error
+from warden.runtime.batch import describe_validation_error
 from warden.runtime.service import Context
 
 from legal_review import audit, cases

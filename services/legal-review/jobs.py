@@ -11,6 +11,7 @@ import asyncpg
 from prometheus_client import Gauge
 
 from warden.contract.envelope import now
+from warden.runtime.service import ServiceContext
 
 from legal_review import audit
 from legal_review.cases import MACHINE
@@ -56,7 +57,7 @@ async def sweep(conn: asyncpg.Connection, at: datetime) -> SweepResult:
         unconfirmed=unconfirmed, newly_flagged=[str(r["case_id"]) for r in flagged])
 
 
-async def watch_deadlines(runtime) -> None:
+async def watch_deadlines(runtime: ServiceContext) -> None:
     """Every WARDEN_LEGAL_SWEEP_INTERVAL_S seconds (default 30): sweep and publish the gauges."""
     interval = float(os.environ.get(SWEEP_INTERVAL_ENV, "30"))
     while not runtime.stopping.is_set():

@@ -7,7 +7,9 @@ from the database: whoever can write the database or Kafka cannot decide a case.
 from __future__ import annotations
 
 from functools import cache
+from typing import TypeVar
 
+from warden.contract.events import RequestApproved, RequestRejected
 from warden.provenance import sign_decision
 from warden.runtime.service import ConfigurationError
 from warden.signing import decode_key
@@ -33,6 +35,12 @@ def _private_key() -> str:
     return DecisionKeySettings().decision_private_key.get_secret_value().strip()
 
 
-def signed(data: dict) -> dict:
-    """The decision's data, signed with the decision key."""
-    return sign_decision(data, _private_key())
+Decision = TypeVar("Decision", RequestApproved, RequestRejected)
+
+
+def signed(decision: Decision) -> Decision:
+    """The decision with `decision_key_id` and `decision_signature` set: the signature covers exactly the
+    data its event will carry (the model's JSON form without `decision_signature`)."""
+    data = sign_decision(decision.model_dump(mode="json"), _private_key())
+    return decision.model_copy(update={"decision_key_id": data["decision_key_id"],
+                                       "decision_signature": data["decision_signature"]})

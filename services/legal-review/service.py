@@ -10,10 +10,13 @@ Jobs      watch_deadlines          -> overdue metrics, unconfirmed emergencies
 """
 from pathlib import Path
 
+from fastapi import FastAPI
+
 from warden.audit import require_audit_key
 from warden.authorities import AUTHORITY_MIGRATIONS, AUTHORITY_REGISTRY, require_registry_keys
+from warden.contract.events import AuditCheckpoint, RequestApproved, RequestRejected, RequestStatus
 from warden.runtime.database import MigrationSet
-from warden.runtime.service import Service, Subscription
+from warden.runtime.service import Service, ServiceContext, Subscription
 
 from legal_review.api import review_routes
 from legal_review.audit import publish_checkpoints
@@ -26,7 +29,7 @@ from legal_review.policy import current_policy
 current_policy()  # a broken policy file stops the service at startup, not request by request
 
 
-def routes(app, runtime) -> None:
+def routes(app: FastAPI, runtime: ServiceContext) -> None:
     review_routes(app, runtime)
     console_routes(app, runtime)
 
@@ -40,6 +43,7 @@ SERVICE = Service(
         Subscription("moderation.violations", record_violation),
     ],
     migrations=[AUTHORITY_MIGRATIONS, MigrationSet("legal_review", Path(__file__).parent / "migrations")],
+    emits=(RequestApproved, RequestRejected, RequestStatus, AuditCheckpoint),
     startup_checks=[require_registry_keys, require_decision_key, require_audit_key],
     routes=routes,
     background=[watch_deadlines, publish_checkpoints],

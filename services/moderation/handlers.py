@@ -15,7 +15,7 @@ from typing import Protocol
 import asyncpg
 
 from warden.contract.envelope import now as current_time
-from warden.contract.events import (AppealSubmitted, ContentDelisted, ContentRelisted, ModerationDecision,
+from warden.contract.events import (AppealSubmitted, ContentDelisted, ContentRelisted, ModerationDecision, Payload,
                                     ViolationConfirmed)
 from warden.runtime.outbox import OutboxRow, event_row
 from warden.runtime.service import Context
@@ -27,8 +27,6 @@ from moderation.statements import appeal_refusal, statement
 
 log = logging.getLogger(__name__)
 SERVICE = "moderation"
-DELISTED, RELISTED = "warden.search.content.delisted.v1", "warden.search.content.relisted.v1"
-DECISION, VIOLATION = "warden.moderation.decision.v1", "warden.moderation.violation.confirmed.v1"
 
 
 class Conflict(Exception):
@@ -42,7 +40,7 @@ class NotFound(Exception):
 class Emitter(Protocol):
     """Where a decision's events and after-commit metrics go: a consumer `Context` or `Effects`."""
 
-    def emit(self, topic: str, event_type: str, data) -> None: ...
+    def emit(self, event: Payload) -> None: ...
 
     def on_commit(self, hook: Callable[[], None]) -> None: ...
 
@@ -53,8 +51,8 @@ class Effects:
     rows: list[OutboxRow] = field(default_factory=list)
     after_commit: list[Callable[[], None]] = field(default_factory=list)
 
-    def emit(self, topic: str, event_type: str, data) -> None:
-        self.rows.append(event_row(SERVICE, topic, event_type, data))
+    def emit(self, event: Payload) -> None:
+        self.rows.append(event_row(SERVICE, event))
 
     def on_commit(self, hook: Callable[[], None]) -> None:
         self.after_commit.append(hook)
@@ -87,9 +85,9 @@ async def delist_all(conn: asyncpg.Connection, delistings: list[Delisting], *, h
         [d.content_id for d in delistings], [d.reason for d in delistings])
     await _record(conn, sors, human, now)
     for d, sor in zip(delistings, sors):
-        effects.emit("search.delistings", DELISTED, ContentDelisted(
+        effects.emit(ContentDelisted(
             content_id=d.content_id, decision_id=sor.decision_id, category=d.reason, delisted_at=now))
-        effects.emit("moderation.decisions", DECISION, sor)
+        effects.emit(sor)
     waited = [max((now - d.first_reported_at).total_seconds(), 0.0) for d in delistings]
 
     def count() -> None:
@@ -115,9 +113,9 @@ async def relist(conn: asyncpg.Connection, content_id: str, reason: str, *, fact
     await conn.execute("UPDATE content SET state = 'listed', cleared_at = $2, violation_confirmed_at = NULL,"
                        " updated_at = now() WHERE content_id = $1", content_id, now)
     await _record(conn, [sor], human, now)
-    effects.emit("search.delistings", RELISTED, ContentRelisted(
+    effects.emit(ContentRelisted(
         content_id=content_id, decision_id=sor.decision_id, relisted_at=now))
-    effects.emit("moderation.decisions", DECISION, sor)
+    effects.emit(sor)
     effects.on_commit(lambda: metrics.RELISTINGS.labels(cause).inc())
     return sor
 
@@ -209,7 +207,7 @@ async def moderator_decision(conn: asyncpg.Connection, content_id: str, action: 
             sor = statement(content_id=content_id, action="delist", reason=reason, facts=facts,
                             automated_detection=automated, human=True, decided_at=now, cfg=cfg)
             await _record(conn, [sor], moderator, now)
-            effects.emit("moderation.decisions", DECISION, sor)
+            effects.emit(sor)
         else:
             sor = await delist(conn, content_id, reason, facts=facts, automated_detection=automated, human=moderator,
                                first_reported_at=item["first_reported_at"], now=now, cfg=cfg, effects=effects)
@@ -240,7 +238,7 @@ async def _confirm_violation(conn: asyncpg.Connection, item: asyncpg.Record, rea
                              effects: Emitter) -> None:
     await conn.execute("UPDATE content SET violation_confirmed_at = $2 WHERE content_id = $1", item["content_id"], now)
     if item["owner_account_id"]:
-        effects.emit("moderation.violations", VIOLATION, ViolationConfirmed(
+        effects.emit(ViolationConfirmed(
             account_id=item["owner_account_id"], content_id=item["content_id"], category=reason, decided_at=now))
 
 

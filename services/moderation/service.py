@@ -13,8 +13,11 @@ import asyncio
 from functools import partial
 from pathlib import Path
 
+from fastapi import FastAPI
+
+from warden.contract.events import ContentDelisted, ContentRelisted, ModerationDecision, ViolationConfirmed
 from warden.runtime.database import MigrationSet, is_transient
-from warden.runtime.service import Service, Subscription
+from warden.runtime.service import Service, ServiceContext, Subscription
 
 from moderation import metrics
 from moderation.api import add_routes
@@ -29,7 +32,7 @@ REPORTS, APPEALS = "moderation.reports.submitted", "moderation.appeals.submitted
 MIGRATIONS = [MigrationSet("moderation", Path(__file__).parent / "migrations")]
 
 
-async def watch_queue(runtime) -> None:
+async def watch_queue(runtime: ServiceContext) -> None:
     """The queue-depth and suspended-reporter gauges, every two seconds."""
     while not runtime.stopping.is_set():
         try:
@@ -51,7 +54,7 @@ def build_service(cfg: ModerationConfig | None = None, scorer: Scorer | None = N
     cfg = cfg or ModerationConfig()
     scorer = scorer or BankScorer(load_banks(cfg.banks_file))
 
-    def routes(app, runtime) -> None:
+    def routes(app: FastAPI, runtime: ServiceContext) -> None:
         transactions = Transactions(runtime)
         add_routes(app, transactions, cfg)
         add_console(app, transactions, cfg)
@@ -64,6 +67,7 @@ def build_service(cfg: ModerationConfig | None = None, scorer: Scorer | None = N
             Subscription(APPEALS, receive_appeal),
         ],
         migrations=MIGRATIONS,
+        emits=(ContentDelisted, ContentRelisted, ModerationDecision, ViolationConfirmed),
         routes=routes,
         background=[watch_queue],
     )

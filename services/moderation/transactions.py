@@ -7,16 +7,15 @@ from typing import Any
 import asyncpg
 from fastapi import HTTPException
 
-from warden.runtime import metrics
-from warden.runtime.outbox import write_rows
+from warden.runtime.service import ServiceContext
 
-from moderation.handlers import SERVICE, Effects
+from moderation.handlers import Effects
 
 
 class Transactions:
     """Bound to the running service (its pool exists once the database is reached)."""
 
-    def __init__(self, runtime) -> None:
+    def __init__(self, runtime: ServiceContext) -> None:
         self.runtime = runtime
 
     @property
@@ -26,14 +25,12 @@ class Transactions:
         return self.runtime.pool
 
     async def run_in_transaction(self, action: Callable[[asyncpg.Connection, Effects], Awaitable[Any]]) -> Any:
-        """`action(conn, effects)` in one transaction with its outbox rows; metrics and the relay after commit."""
+        """`action(conn, effects)` in one unit of work: its outbox rows committed with it, metrics, hooks and
+        the relay after commit."""
         effects = Effects()
-        async with self.pool.acquire() as conn, conn.transaction():
-            result = await action(conn, effects)
-            await write_rows(conn, effects.rows)
-        metrics.count_outgoing(SERVICE, effects.rows)
-        for hook in effects.after_commit:
-            hook()
-        if effects.rows and self.runtime.relay is not None:
-            self.runtime.relay.wakeup.set()
+        async with self.runtime.unit_of_work() as uow:
+            result = await action(uow.conn, effects)
+            uow.add(effects.rows)
+            for hook in effects.after_commit:
+                uow.on_commit(hook)
         return result

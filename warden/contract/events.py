@@ -363,5 +363,15 @@ EVENT_MODELS: dict[str, type[Payload]] = {
 }
 
 
+# Each model is the data of exactly one event type: emitting a model says which.
+EVENT_TYPES: dict[type[Payload], str] = {model: name for name, model in EVENT_MODELS.items()}
+assert len(EVENT_TYPES) == len(EVENT_MODELS), "a model serves two event types"
+
+
 def model_for(event_type: str) -> type[Payload]:
     return EVENT_MODELS[event_type]
+
+
+def type_of(event: Payload) -> str:
+    """The CloudEvents type of an event's data; KeyError for a model outside the contract."""
+    return EVENT_TYPES[type(event)]

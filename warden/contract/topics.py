@@ -27,6 +27,11 @@ class Topic:
     readers: tuple[str, ...] = field(default=())
 
     @property
+    def writers(self) -> tuple[str, ...]:
+        """Who may write the topic: one service, or for the status topic each stage that reports."""
+        return tuple(name.strip() for name in self.producer.split(","))
+
+    @property
     def inbound(self) -> bool:
         return self.producer in ("external", "operators")
 
@@ -73,7 +78,10 @@ TOPICS: dict[str, Topic] = {
         Topic("legal.disclosures.issued", "authority_id", ("warden.legal.disclosure.issued.v1",),
               "disclosure", "Sealed, signed, hashed disclosure packages (redacted view in clear)."),
         Topic("legal.requests.status", "authority_id", ("warden.legal.request.status.v1",),
-              "intake, legal-review, disclosure", "Status of each request as the authority sees it."),
+              "intake, legal-review, disclosure",
+              "Status of each request as the authority sees it. Several writers by design: each stage "
+              "reports its own step (received/invalid, pending_review/approved/rejected, disclosed/no_data/"
+              "preserved/cancelled), keyed by authority; a reader orders one request's statuses by `at`."),
         Topic("legal.audit.checkpoints", "service", ("warden.legal.audit.checkpoint.v1",),
               "legal-review, disclosure", "Signed heads of the audit chains; the latest per service "
               "is what `warden audit verify` holds each chain to (compacted, kept forever).",
@@ -92,6 +100,33 @@ TOPICS: dict[str, Topic] = {
 }
 
 INBOUND_TOPICS = tuple(t.name for t in TOPICS.values() if t.inbound)
+# Each event type travels on exactly one topic: emitting an event says where.
+TOPIC_OF_TYPE: dict[str, Topic] = {event_type: t for t in TOPICS.values() for event_type in t.event_types}
+
+
+def topic_of(event_type: str) -> Topic:
+    return TOPIC_OF_TYPE[event_type]
+
+
+def declaration_problems(service: str, consumes: list[str], emits: list[str]) -> list[str]:
+    """How a service's declared topics and emitted event types depart from the registry (empty: none).
+
+    A service consumes only topics that list it as a consumer, and emits only event types
+    of topics it may write (the single-writer map; `legal.requests.status` has a writer per stage).
+    """
+    problems = []
+    for name in consumes:
+        if name not in TOPICS:
+            problems.append(f"consumes {name}, which is not in the topic registry")
+        elif service not in TOPICS[name].consumers:
+            problems.append(f"consumes {name}, whose consumers are {', '.join(TOPICS[name].consumers) or 'none'}")
+    for event_type in emits:
+        if event_type not in TOPIC_OF_TYPE:
+            problems.append(f"emits {event_type}, which no topic carries")
+        elif service not in TOPIC_OF_TYPE[event_type].writers:
+            topic = TOPIC_OF_TYPE[event_type]
+            problems.append(f"emits {event_type} on {topic.name}, which only {topic.producer} may write")
+    return problems
 
 
 def topic(name: str) -> Topic:

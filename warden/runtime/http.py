@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from warden.runtime.database import TRANSIENT_ERRORS
+from warden.runtime.unit_of_work import NotReady
 
 
 def build_app(service: str, readiness: Callable[[], dict[str, bool]]) -> FastAPI:
@@ -37,7 +38,7 @@ def build_app(service: str, readiness: Callable[[], dict[str, bool]]) -> FastAPI
         return JSONResponse({"detail": "the database is unreachable; retry later"}, status_code=503,
                             headers={"Retry-After": "5"})
 
-    for transient in TRANSIENT_ERRORS:
+    for transient in (*TRANSIENT_ERRORS, NotReady):
         app.add_exception_handler(transient, database_unavailable)
     return app
 

@@ -1,6 +1,7 @@
-"""The inbox's upkeep: rows older than the window are deleted, a small batch at a time.
+"""The inbox: one row per handled CloudEvent (`source` + `id`), so that a redelivery is a no-op.
 
-The inbox (one row per handled CloudEvent, claimed by the consumer loop) only has to
+A batch claims its events before handling them (`claim_fresh`), in its transaction. Rows older
+than the window are deleted, a small batch at a time (`prune_inbox`): a row only has to
 outlive any redelivery: a restart redelivers at most what was not committed, and a
 consumer group reset to the earliest offset re-reads what the topics still hold (7 days
 by default, docs/deployment.md). The window (`WARDEN_INBOX_RETENTION_DAYS`, 30) must
@@ -12,12 +13,44 @@ import asyncio
 import logging
 from datetime import datetime, timedelta, timezone
 
+from typing import TYPE_CHECKING
+
 import asyncpg
 
 from warden.runtime import metrics
 from warden.runtime.database import is_transient
 
+if TYPE_CHECKING:
+    from warden.runtime.batch import Decoded
+
 log = logging.getLogger(__name__)
+
+
+async def claim_in_inbox(conn: asyncpg.Connection, items: list[Decoded]) -> set[tuple[str, str]]:
+    """Record a batch's events in the inbox before handling them, in the batch's transaction.
+
+    Returns the keys this transaction claimed; the others were handled before. A
+    consumer handling the same events at the same time (a rebalance) holds their rows:
+    this insert waits for its transaction, then claims nothing it committed, so an
+    event's effects commit once. Rolled back with the batch, the claim goes too.
+    """
+    rows = await conn.fetch(
+        "INSERT INTO inbox (source, event_id, topic) SELECT * FROM unnest($1::text[], $2::text[], $3::text[])"
+        " ON CONFLICT DO NOTHING RETURNING source, event_id",
+        [i.inbox_key[0] for i in items], [i.inbox_key[1] for i in items], [i.record.topic for i in items])
+    return {(r["source"], r["event_id"]) for r in rows}
+
+
+async def claim_fresh(conn: asyncpg.Connection, items: list[Decoded]) -> list[Decoded]:
+    """The batch's items this transaction claimed (claim_in_inbox), in order; of an event
+    repeated inside the batch, the first copy only. The others are duplicates."""
+    claimed = await claim_in_inbox(conn, items)
+    fresh = []
+    for item in items:
+        if item.inbox_key in claimed:
+            claimed.discard(item.inbox_key)
+            fresh.append(item)
+    return fresh
 
 
 async def prune_inbox_once(conn: asyncpg.Connection, cutoff: datetime, batch_size: int) -> int:

@@ -4,15 +4,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, KafkaTimeoutError, ProducerClosed
-from pydantic import BaseModel
 
 from warden.contract.envelope import encode_structured, new_event
-from warden.contract.topics import TOPICS
+from warden.contract.events import Payload, type_of
+from warden.contract.topics import topic_of
 from warden.runtime import metrics
 from warden.runtime.backoff import Backoff
 from warden.runtime.database import is_transient
@@ -29,15 +28,17 @@ class OutboxRow:
     event_type: str = ""  # for metrics; empty for dead letters
 
 
-def event_row(service: str, topic_name: str, event_type: str, data: BaseModel | dict[str, Any]) -> OutboxRow:
-    """Build the outbox row of one contract event; refuses types the topic does not carry."""
-    topic = TOPICS[topic_name]
-    if event_type not in topic.event_types:
-        raise ValueError(f"{event_type} is not carried by {topic_name}")
-    payload = data.model_dump(mode="json", exclude_none=False) if isinstance(data, BaseModel) else data
+def event_row(service: str, event: Payload) -> OutboxRow:
+    """The outbox row of one contract event: its type, topic and key follow from its model in the
+    registry; refused (ValueError) when the topic's writers do not include `service`."""
+    event_type = type_of(event)
+    topic = topic_of(event_type)
+    if service not in topic.writers:
+        raise ValueError(f"{service} may not write {topic.name} (writers: {topic.producer})")
+    payload = event.model_dump(mode="json", exclude_none=False)
     key = topic.key_of(payload)
     value, headers = encode_structured(new_event(event_type, f"/warden/{service}", payload))
-    return OutboxRow(topic_name, key.encode() if key is not None else None, value, headers, event_type)
+    return OutboxRow(topic.name, key.encode() if key is not None else None, value, headers, event_type)
 
 
 async def write_rows(conn: asyncpg.Connection, rows: list[OutboxRow]) -> list[int]:

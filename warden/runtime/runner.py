@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 
 from warden.runtime import kafka, metrics
-from warden.runtime.consumer import ConsumerLoop
+from warden.runtime.consumer import ConsumerLoop, catch_up
 from warden.runtime.backoff import Backoff
 from warden.runtime.database import RUNTIME_MIGRATIONS, is_transient, open_database
 from warden.runtime.http import build_app, build_server
@@ -19,6 +19,7 @@ from warden.runtime.logs import configure_logging
 from warden.runtime.outbox import OutboxRelay
 from warden.runtime.service import Service
 from warden.runtime.settings import ConfigurationError, Settings
+from warden.runtime.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,27 @@ class Runtime:
         self.database_ok = False
         self.http_port: int | None = None
 
+    def unit_of_work(self) -> UnitOfWork:
+        """A transaction whose emitted events reach the outbox, are counted and handed to the relay on commit
+        (ServiceContext); NotReady until the database is reached."""
+        hand_over = self.relay.hand_over if self.relay is not None and self.settings.outbox_relay else None
+        return UnitOfWork(self.service.name, self.pool, hand_over)
+
+    async def catch_up(self) -> None:
+        """The subscriptions marked `catch_up_first` read to their end before the consumer group starts."""
+        topics = [sub.topic for sub in self.service.subscriptions if sub.catch_up_first]
+        if not topics:
+            return
+        s = self.settings
+        reader = kafka.consumer(s.kafka_bootstrap_servers, None, s.kafka_security,
+                                fetch_max_wait_ms=s.fetch_max_wait_ms)
+        await kafka.start_with_retry(reader, "catch-up reader")
+        try:
+            read = await catch_up(self.loop, reader, topics, self.stopping)
+        finally:
+            await close_within("catch-up reader", reader.stop())
+        log.info("caught up before consuming", extra={"topics": topics, "records": read})
+
     def readiness(self) -> dict[str, bool]:
         return {
             "consumer_group_joined": bool(self.loop and self.loop.membership.joined),
@@ -80,7 +102,7 @@ class Runtime:
 
     async def run(self) -> None:
         s = self.settings
-        for check in self.service.startup_checks:
+        for check in [self.service.check_contract, *self.service.startup_checks]:
             check(s)
         app = build_app(self.service.name, self.readiness)
         if self.service.routes is not None:
@@ -97,6 +119,7 @@ class Runtime:
                                  retry_max_s=s.retry_max_s, commit_interval_s=s.commit_interval_ms / 1000,
                                  on_committed=self.relay.hand_over if s.outbox_relay else None,
                                  settings=s)
+        await self.catch_up()
         self.loop.subscribe()
         await kafka.start_with_retry(self.consumer, "consumer")
         log.info("service started", extra={"group_id": s.group_id(self.service.name)})
@@ -166,7 +189,7 @@ def run_service(name: str, settings: Settings | None = None) -> None:
     settings = settings or Settings()
     configure_logging(name, settings.log_level)
     service = load_service(name)
-    for check in service.startup_checks:
+    for check in [service.check_contract, *service.startup_checks]:
         check(settings)  # before any connection: a misconfigured service says so and stops
     try:
         with asyncio.Runner(loop_factory=_loop_factory(settings)) as runner:

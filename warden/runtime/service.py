@@ -4,19 +4,23 @@ A service module builds one `Service`; the runtime does the rest (see runner.py)
 """
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 from fastapi import FastAPI
-from pydantic import BaseModel
 
 from warden.contract.envelope import Envelope, EventRejected
+from warden.contract.events import EVENT_TYPES, Payload
+from warden.contract.topics import declaration_problems
 from warden.runtime.database import MigrationSet
 from warden.runtime.inserts import DeferredInserts, insert_now
 from warden.runtime.outbox import OutboxRow, event_row
 from warden.runtime.settings import ConfigurationError  # noqa: F401 (where service checks import it from)
+from warden.runtime.settings import Settings
+from warden.runtime.unit_of_work import UnitOfWork
 
 
 @dataclass
@@ -68,9 +72,10 @@ class Context:
         if self.deferred is not None:
             await self.deferred.flush(self.conn)
 
-    def emit(self, topic: str, event_type: str, data: BaseModel | dict[str, Any]) -> None:
-        """Queue an event; it reaches the outbox in this event's transaction, or not at all."""
-        self.outgoing.append(event_row(self.service, topic, event_type, data))
+    def emit(self, event: Payload) -> None:
+        """Queue an event of the contract (its model says its type and topic); it reaches the outbox in
+        this event's transaction, or not at all."""
+        self.outgoing.append(event_row(self.service, event))
 
     def on_commit(self, hook: Callable[[], None]) -> None:
         """Run `hook` (a metric, say) once this event's transaction has committed; never if it rolls back."""
@@ -117,6 +122,22 @@ class Subscription:
     on_rejected: RejectionHook | None = None
     prefetch: Prefetch | None = None
     handle_batch: BatchHandler | None = None
+    # Read this topic to its end at start, before the consumer group consumes anything (consumer.catch_up):
+    # for what every other event is checked against, such as the authority registry.
+    catch_up_first: bool = False
+
+
+class ServiceContext(Protocol):
+    """What a service's HTTP routes and background jobs get: the running service (runner.Runtime)."""
+
+    service: Service
+    settings: Settings
+    pool: asyncpg.Pool | None  # None until the database is reached
+    stopping: asyncio.Event
+
+    def unit_of_work(self) -> UnitOfWork:
+        """`async with ctx.unit_of_work() as uow:` one transaction, its events to the outbox, the relay told
+        on commit (warden/runtime/unit_of_work.py)."""
 
 
 @dataclass(frozen=True)
@@ -125,10 +146,22 @@ class Service:
     schema: str
     subscriptions: list[Subscription]
     migrations: list[MigrationSet]
-    routes: Callable[[FastAPI, Any], None] | None = None
-    background: list[Callable[[Any], Awaitable[None]]] = field(default_factory=list)
+    routes: Callable[[FastAPI, ServiceContext], None] | None = None
+    background: list[Callable[[ServiceContext], Awaitable[None]]] = field(default_factory=list)
+    # The contract models of the events it emits (checked against the topic registry at start).
+    emits: tuple[type[Payload], ...] = ()
     # Run with the settings before anything starts; each raises ConfigurationError to refuse.
     startup_checks: list[Callable[[Any], None]] = field(default_factory=list)
+
+    def check_contract(self, _settings: Any = None) -> None:
+        """The service's subscriptions and emitted events against the topic registry (startup check):
+        it consumes only what lists it as a consumer and emits only on topics it may write."""
+        unknown = [model.__name__ for model in self.emits if model not in EVENT_TYPES]
+        problems = [f"emits {name}, which is not an event of the contract" for name in unknown]
+        problems += declaration_problems(self.name, [s.topic for s in self.subscriptions],
+                                         [EVENT_TYPES[m] for m in self.emits if m in EVENT_TYPES])
+        if problems:
+            raise ConfigurationError(f"{self.name} does not match the topic registry: " + "; ".join(problems))
 
     def subscription(self, topic: str) -> Subscription:
         for sub in self.subscriptions:

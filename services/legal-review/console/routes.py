@@ -19,9 +19,10 @@ from pydantic import ValidationError
 from warden.authorities import find_authority
 from warden.console import Console
 from warden.contract.envelope import now
+from warden.runtime.service import ServiceContext
 
 from legal_review import audit, cases
-from legal_review.api import case_detail, load_tokens, relay_wakeup
+from legal_review.api import case_detail, load_tokens
 from legal_review.decide import CaseNotFound, decide_case
 from legal_review.policy import current_policy
 from legal_review.review import DecisionRequest, Reviewer, ReviewRefused
@@ -33,7 +34,7 @@ MESSAGES = {"approved": "Case approved: the decision is on its way to disclosure
             "recorded": "Your approval is recorded. The case waits for another reviewer."}
 
 
-def console_routes(app: FastAPI, runtime) -> None:
+def console_routes(app: FastAPI, runtime: ServiceContext) -> None:
     """Mount the reviewer console on the service's app (called from the review routes)."""
     console: Console[Reviewer] = Console(
         title="Legal review", prefix=PREFIX, cookie="warden_review_session",
@@ -74,7 +75,7 @@ def console_routes(app: FastAPI, runtime) -> None:
                 "period_start": period_start, "period_end": period_end}
         try:
             decision = _decision(action, reason, data_categories, period_start, period_end)
-            decided = await decide_case(pool(), str(case_id), who, decision, now(), relay_wakeup(runtime))
+            decided = await decide_case(runtime, str(case_id), who, decision, now())
         except CaseNotFound:
             return console.refuse(request, 404, "No such case", "There is no case with this id.")
         except ReviewRefused as refused:

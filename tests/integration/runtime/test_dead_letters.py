@@ -119,7 +119,7 @@ async def test_oversized_request_is_still_attributed_to_its_authority(bootstrap,
 async def test_a_dead_letter_too_large_to_publish_goes_as_a_prefix_and_is_kept_whole(bootstrap, database_url):
     import asyncpg
 
-    from warden.runtime.consumer import DLQ_VALUE_LIMIT
+    from warden.runtime.dead_letters import DLQ_VALUE_LIMIT
 
     huge = b'{"specversion": "1.0", "data": "' + b"x" * (3 * 1024 * 1024) + b'"}'
     after = signed(request_data(authority := new_authority()), authority["private_key"])

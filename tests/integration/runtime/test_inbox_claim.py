@@ -5,7 +5,8 @@ import asyncio
 
 from aiokafka.structs import ConsumerRecord
 
-from warden.runtime.consumer import Decoded, claim_in_inbox
+from warden.runtime.batch import Decoded
+from warden.runtime.inbox import claim_in_inbox
 from warden.runtime.database import RUNTIME_MIGRATIONS, create_pool, migrate
 
 

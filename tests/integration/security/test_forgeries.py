@@ -336,3 +336,18 @@ async def test_a_quorum_of_two_operators_is_needed_for_a_new_key(bootstrap, data
         await key_known(database_url, "intake", court["authority_id"], court["public_key"], revoked=True)
     assert alone_reason == {"intake": "registry_quorum"}
     assert twice_reason == {"intake": "registry_quorum"}
+
+
+async def test_a_new_consumer_group_knows_the_registry_before_it_checks_anything(bootstrap, database_url):
+    """The registry is read to its end before the group consumes: an approval published before the
+    authority's record, both before disclosure starts, is still traced to a registered key and acted on."""
+    court = new_authority()
+    approval = signed_approval(court, {"account_id": f"acct-{uuid.uuid4().hex[:10]}"},
+                               period={"start": ago(30), "end": ago(1)})
+    await publish(bootstrap, DECIDED, APPROVED, approval, "/warden/legal-review")
+    await register_authority(bootstrap, court)
+    await asyncio.sleep(0.5)  # both on the broker before the service exists
+    async with running("disclosure", service_settings(bootstrap, database_url)):
+        [status] = await wait_for_events(bootstrap, "legal.requests.status",
+                                         lambda e: e["data"].get("case_id") == approval["case_id"], timeout=30)
+    assert status["data"]["status"] == "no_data"  # acted on (the suspect has no data), not dead-lettered

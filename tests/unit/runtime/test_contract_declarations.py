@@ -1,0 +1,42 @@
+"""Each service declares what it consumes and emits; the runtime holds it to the topic registry."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from warden.contract.events import ContentDelisted, RequestApproved, RequestStatus
+from warden.runtime.outbox import event_row
+from warden.runtime.runner import SERVICE_MODULES, load_service
+from warden.runtime.service import ConfigurationError, Subscription
+
+
+@pytest.mark.parametrize("name", list(SERVICE_MODULES))
+def test_every_service_matches_the_registry(name):
+    load_service(name).check_contract()
+
+
+def test_a_service_emitting_on_another_services_topic_does_not_start():
+    intake = load_service("intake")
+    rogue = dataclasses.replace(intake, emits=(*intake.emits, RequestApproved))
+    with pytest.raises(ConfigurationError, match="emits warden.legal.request.approved.v1 on legal.requests.decided, "
+                                                 "which only legal-review may write"):
+        rogue.check_contract()
+
+
+def test_a_service_reading_a_topic_it_is_not_a_consumer_of_does_not_start():
+    disclosure = load_service("disclosure")
+    rogue = dataclasses.replace(disclosure, subscriptions=[*disclosure.subscriptions,
+                                                           Subscription("moderation.reports.submitted")])
+    with pytest.raises(ConfigurationError, match="consumes moderation.reports.submitted, whose consumers are"):
+        rogue.check_contract()
+
+
+def test_emission_follows_the_model_and_the_single_writer_map():
+    row = event_row("moderation", ContentDelisted(content_id="c1", decision_id="d1", category="drugs",
+                                                  delisted_at="2026-12-01T00:00:00Z"))
+    assert (row.topic, row.event_type, row.key) == ("search.delistings", "warden.search.content.delisted.v1", b"c1")
+    status = RequestStatus(request_id="r", authority_id="a", status="received", at="2026-12-01T00:00:00Z")
+    assert event_row("intake", status).topic == "legal.requests.status"  # one writer per stage
+    with pytest.raises(ValueError, match="moderation may not write legal.requests.status"):
+        event_row("moderation", status)

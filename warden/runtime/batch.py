@@ -1,0 +1,282 @@
+"""The batch kernel: a batch of records in, one transaction of effects out (records from any source).
+
+One unit of work per batch (unit_of_work.py) holds, for every event, its inbox row, the
+handler's state changes and its outgoing events. Handlers first run back to back in that
+transaction (the optimistic pass: no savepoints, and their inserts-if-new go out together
+after them, see inserts.py); if any handler or one of those inserts fails, the transaction
+is rolled back and the batch is replayed in a new one with a savepoint per event, so only
+the failing event is dead-lettered (dead_letters.py). A subscription with a batch handler
+(`Subscription.handle_batch`) gets its topic's valid new events of the batch in one call in
+the optimistic pass, and one call per event in the replay. Events already in the inbox
+(inbox.py) are dropped. Metrics are counted and the outbox rows handed to the relay only
+once the transaction has committed.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import asyncpg
+from aiokafka.structs import ConsumerRecord
+from pydantic import ValidationError
+
+from warden.contract.envelope import Envelope, EventRejected, decode
+from warden.contract.events import model_for
+from warden.contract.topics import TOPICS
+from warden.runtime import metrics
+from warden.runtime.database import is_transient
+from warden.runtime.dead_letters import dlq_row, dlq_too_large, keep_dead_letter
+from warden.runtime.inbox import claim_fresh
+from warden.runtime.inserts import DeferredInserts
+from warden.runtime.service import Context, Service
+from warden.runtime.settings import Settings
+from warden.runtime.unit_of_work import HandOver, UnitOfWork
+
+log = logging.getLogger(__name__)
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """Field paths and messages only: pydantic's default text would echo the input."""
+    parts = [
+        f"{'.'.join(str(p) for p in err['loc']) or 'data'}: {err['msg']}"
+        for err in exc.errors(include_input=False, include_url=False)
+    ]
+    return "; ".join(parts)[:500]
+
+
+@dataclass
+class Decoded:
+    record: ConsumerRecord
+    envelope: Envelope | None = None
+    payload: object | None = None
+    rejection: EventRejected | None = None
+
+    @property
+    def inbox_key(self) -> tuple[str, str]:
+        if self.envelope is not None:
+            return self.envelope.source, self.envelope.id
+        r = self.record
+        return f"kafka:{r.topic}/{r.partition}", str(r.offset)
+
+
+def decode_record(record: ConsumerRecord) -> Decoded:
+    topic = TOPICS[record.topic]
+    decoded = Decoded(record)
+    try:
+        envelope = decode(record.value, record.headers, allow_binary=topic.inbound)
+        decoded.envelope = envelope
+        if envelope.type not in topic.event_types:
+            raise EventRejected("unknown_type", f"{record.topic} does not carry events of this type")
+        try:
+            decoded.payload = model_for(envelope.type).model_validate(envelope.data)
+        except ValidationError as exc:
+            raise EventRejected("invalid_data", describe_validation_error(exc)) from None
+    except EventRejected as rejection:
+        decoded.rejection = rejection
+    return decoded
+
+
+class _Replay(Exception):
+    """A handler failed in the optimistic pass: roll the batch's transaction back and replay it event by event."""
+
+
+class BatchProcessor:
+    """Handles batches of records for one service: decode, inbox, handlers, dead letters, outbox, metrics.
+
+    It neither polls nor commits offsets: the consumer loop (consumer.py) does, and any other
+    source of records (a test, a replay) can call `process` the same way. `hand_over` receives
+    each committed batch's outbox rows (the relay's `hand_over`), or None to leave them to scans.
+    """
+
+    def __init__(self, service: Service, pool: asyncpg.Pool, *, hand_over: HandOver | None = None,
+                 settings: Settings | None = None):
+        self.service = service
+        self.pool = pool
+        self.hand_over = hand_over
+        self.settings = settings if settings is not None else Settings()
+
+    async def process(self, records: list[ConsumerRecord]) -> None:
+        """Handle the records in one committed transaction (two when the optimistic pass fails), or raise."""
+        started = time.perf_counter()
+        items = [decode_record(r) for r in records]
+        try:
+            outcomes = await self._process(items, isolated=False)
+        except _Replay:  # that transaction is rolled back: again, in a new one, a savepoint per event
+            outcomes = await self._process(items, isolated=True)
+        # Metrics only after commit: a rolled-back batch will be counted when it is retried.
+        per_event = (time.perf_counter() - started) / max(len(records), 1)
+        for topic, outcome in outcomes:
+            metrics.EVENTS_CONSUMED.labels(self.service.name, topic, outcome).inc()
+            metrics.PROCESSING_SECONDS.labels(self.service.name, topic).observe(per_event)
+
+    async def _process(self, items: list[Decoded], *, isolated: bool) -> list[tuple[str, str]]:
+        """One unit of work: inbox claim, handlers, outbox rows, commit. The outcome of each event, by topic."""
+        outcomes: list[tuple[str, str]] = []
+        async with UnitOfWork(self.service.name, self.pool, self.hand_over) as uow:
+            conn = uow.conn
+            fresh = await claim_fresh(conn, items)
+            claimed = {id(item) for item in fresh}
+            outcomes += [(item.record.topic, "duplicate") for item in items if id(item) not in claimed]
+            # The optimistic pass's Context.cache and deferred inserts: they live as long as its transaction.
+            cache, deferred = (None, None) if isolated else ({}, DeferredInserts())
+            if not isolated:
+                await self._prefetch(conn, fresh, cache)
+            # Optimistic pass: each batch handler's events, handed over together where its topic first appears.
+            batches = {} if isolated else self._batches(fresh)
+            handled: dict[int, str] = {}
+            for item in fresh:
+                if id(item) in handled:
+                    continue
+                group = batches.pop(item.record.topic, None) if item.rejection is None else None
+                if group:
+                    await self._handle_batch(uow, group, cache, deferred)
+                    handled.update((id(i), "processed") for i in group)
+                else:
+                    handled[id(item)] = await self._handle(uow, item, isolated=isolated, cache=cache,
+                                                           deferred=deferred)
+            outcomes += [(item.record.topic, handled[id(item)]) for item in fresh]
+            if deferred:
+                await self._flush(conn, deferred)
+        return outcomes
+
+    def _batches(self, fresh: list[Decoded]) -> dict[str, list[Decoded]]:
+        """The valid events of each topic whose subscription has a batch handler, in offset order."""
+        batches: dict[str, list[Decoded]] = {}
+        for item in fresh:
+            if item.rejection is None and self.service.subscription(item.record.topic).handle_batch is not None:
+                batches.setdefault(item.record.topic, []).append(item)
+        return batches
+
+    async def _handle_batch(self, uow: UnitOfWork, group: list[Decoded], cache: dict | None,
+                            deferred: DeferredInserts | None) -> None:
+        """A batch handler's call in the optimistic pass; any failure -> _Replay (each event alone)."""
+        subscription = self.service.subscription(group[0].record.topic)
+        ctx = self._context(uow.conn, group[0], cache, deferred)
+        try:
+            await subscription.handle_batch(ctx, [item.payload for item in group])
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            log.info("batch handler failed, batch replayed event by event", extra={
+                "topic": group[0].record.topic, "events": len(group), "error_type": type(exc).__name__})
+            raise _Replay() from None
+        self._keep(uow, ctx)
+
+    async def _prefetch(self, conn: asyncpg.Connection, fresh: list[Decoded], cache: dict) -> None:
+        """Each subscription's set-based read for the batch (Subscription.prefetch), into the shared cache."""
+        by_topic: dict[str, list[Decoded]] = {}
+        for item in fresh:
+            if item.rejection is None:
+                by_topic.setdefault(item.record.topic, []).append(item)
+        for topic, items in by_topic.items():
+            prefetch = self.service.subscription(topic).prefetch
+            if prefetch is None:
+                continue
+            try:
+                await prefetch(self._context(conn, items[0], cache), [i.payload for i in items])
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                # Correct either way (handlers read for themselves in the replay), but slower: say so.
+                log.warning("prefetch failed, batch replayed event by event", extra={
+                    "topic": topic, "error_type": type(exc).__name__, "where": _where(exc)})
+                raise _Replay() from None
+
+    async def _flush(self, conn: asyncpg.Connection, deferred: DeferredInserts) -> None:
+        pending = len(deferred)
+        try:
+            await deferred.flush(conn)
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            # Correct either way (each insert runs at once in the replay), but slower: say so.
+            log.info("deferred inserts failed, batch replayed event by event",
+                     extra={"inserts": pending, "error_type": type(exc).__name__})
+            raise _Replay() from None
+
+    async def _handle(self, uow: UnitOfWork, item: Decoded, *, isolated: bool = True, cache: dict | None = None,
+                      deferred: DeferredInserts | None = None) -> str:
+        """Run one event's handler; `isolated=False` (optimistic pass): no savepoint, any failure -> _Replay.
+
+        `cache`: the optimistic pass's Context.cache, shared by the batch; isolated (None), each handler
+        and rejection hook call gets its own, so nothing learnt in a rolled-back savepoint is reused."""
+        conn, record = uow.conn, item.record
+        subscription = self.service.subscription(record.topic)
+        rejection = item.rejection
+        if rejection is None:
+            ctx = self._context(conn, item, cache, deferred)
+            try:
+                if isolated:
+                    async with conn.transaction():
+                        await self._call_handler(subscription, ctx, item.payload)
+                else:
+                    await self._call_handler(subscription, ctx, item.payload)
+                self._keep(uow, ctx)
+                return "processed"
+            except EventRejected as exc:
+                if not isolated:
+                    raise _Replay() from None
+                rejection = exc
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                if not isolated:
+                    raise _Replay() from None
+                # A handler bug must not block the partition: park the event, keep the evidence.
+                log.error("handler failed", extra={
+                    "topic": record.topic, "partition": record.partition, "offset": record.offset,
+                    "error_type": type(exc).__name__, "where": _where(exc)})
+                rejection = EventRejected("handler_error", f"{type(exc).__name__} in {_where(exc)}")
+        log.info("event dead-lettered", extra={
+            "topic": record.topic, "partition": record.partition, "offset": record.offset,
+            "reason": rejection.reason, "error": rejection.error})
+        if subscription.on_rejected is not None:
+            ctx = self._context(conn, item, cache, deferred)
+            try:
+                if isolated:
+                    async with conn.transaction():
+                        await subscription.on_rejected(ctx, rejection)
+                else:
+                    await subscription.on_rejected(ctx, rejection)
+                self._keep(uow, ctx)
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                if not isolated:
+                    raise _Replay() from None
+                log.error("rejection hook failed", extra={"error_type": type(exc).__name__, "where": _where(exc)})
+        uow.add([dlq_row(self.service.name, record, rejection)])
+        if dlq_too_large(record):
+            await keep_dead_letter(conn, record, rejection.reason)
+        return "dead_lettered"
+
+    @staticmethod
+    def _keep(uow: UnitOfWork, ctx: Context) -> None:
+        """What a handler emitted and wants after commit, into the batch's unit of work."""
+        uow.add(ctx.outgoing)
+        for hook in ctx.committed:
+            uow.on_commit(hook)
+
+    @staticmethod
+    async def _call_handler(subscription, ctx: Context, payload: object) -> None:
+        if subscription.handle_batch is not None:  # the replay: a batch handler, one event at a time
+            await subscription.handle_batch(ctx, [payload])
+        else:
+            await subscription.handle(ctx, payload)
+
+    def _context(self, conn: asyncpg.Connection, item: Decoded, cache: dict | None,
+                 deferred: DeferredInserts | None = None) -> Context:
+        r = item.record
+        return Context(self.service.name, conn, item.envelope, r.topic, r.partition, r.offset, r.key, r.value,
+                       tuple(r.headers or ()), cache={} if cache is None else cache, deferred=deferred,
+                       settings=self.settings)
+
+def _where(exc: BaseException) -> str:
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return "unknown"
+    code = tb.tb_frame.f_code
+    return f"{code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno} ({code.co_name})"
