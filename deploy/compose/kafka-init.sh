@@ -44,6 +44,7 @@ allow legal-review --topic legal.authorities Read Describe
 allow legal-review --topic legal.requests.received Read Describe
 allow legal-review --topic legal.requests.decided Write Describe
 allow legal-review --topic legal.requests.status Write Describe
+allow legal-review --topic legal.audit.checkpoints Write Describe
 allow legal-review --topic moderation.violations Read Describe
 allow legal-review --topic legal.authorities.dlq Write Describe
 allow legal-review --topic legal.requests.received.dlq Write Describe
@@ -56,6 +57,7 @@ allow disclosure --topic platform.subscribers Read Describe
 allow disclosure --topic legal.requests.decided Read Describe
 allow disclosure --topic legal.disclosures.issued Write Describe
 allow disclosure --topic legal.requests.status Write Describe
+allow disclosure --topic legal.audit.checkpoints Write Describe
 allow disclosure --topic legal.notices.due Write Describe
 allow disclosure --topic legal.authorities.dlq Write Describe
 allow disclosure --topic platform.subscribers.dlq Write Describe
@@ -77,6 +79,7 @@ allow authority-gateway --topic legal.requests.submitted Write Describe
 
 user operators "$KAFKA_PASSWORD_OPERATORS"
 allow operators --topic legal.authorities Write Describe
+allow operators --topic legal.audit.checkpoints Read Describe
 
 user platform "$KAFKA_PASSWORD_PLATFORM"
 allow platform --topic platform.subscribers Write Describe

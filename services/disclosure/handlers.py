@@ -12,7 +12,7 @@ from warden.contract.events import (
 from warden.identifiers import normalise_phone_number, normalise_username
 from warden.runtime.service import Context
 
-from disclosure import store
+from disclosure import audit, store
 from disclosure.keys import platform_private_key
 from disclosure.package import Session, build_package, is_empty, new_nonce, redact, seal_for_authority
 from disclosure.provenance import verify_approval, verify_signed_decision
@@ -150,6 +150,7 @@ async def cancel(ctx: Context, decision: RequestApproved, reason: str, message: 
     at = now()
     if not await store.record_case(ctx.conn, case_row(decision, "cancelled", at, reason), ctx.insert_new):
         raise already_recorded()
+    await audit.case_cancelled(ctx, decision, at, reason)
     ctx.emit(status(decision, "cancelled", at, [StatusReason(code=reason, message=message)]))
     log.info("case cancelled", extra={"case_id": decision.case_id, "reason": reason})
 
@@ -158,6 +159,7 @@ async def close_without_data(ctx: Context, decision: RequestApproved, reason: st
     at = now()
     if not await store.record_case(ctx.conn, case_row(decision, "no_data", at, reason), ctx.insert_new):
         raise already_recorded()
+    await audit.closed_without_data(ctx, decision, at, reason)
     ctx.emit(status(decision, "no_data", at, [StatusReason(code=reason, message=NOT_FOUND[reason])]))
     log.info("case closed without data", extra={"case_id": decision.case_id, "reason": reason})
 
@@ -168,6 +170,7 @@ async def place_hold(ctx: Context, decision: RequestApproved, account_id: str) -
     if not await store.record_hold(ctx.conn, case_row(decision, "preserved", at), account_id, hold_until,
                                    ctx.insert_new):
         raise already_recorded()
+    await audit.hold_placed(ctx, decision, at, hold_until)
     ctx.emit(status(
         decision, "preserved", at, [StatusReason(code="hold_placed", message=f"held until {hold_until.isoformat()}")]))
     log.info("preservation hold placed", extra={"case_id": decision.case_id, "hold_until": hold_until.isoformat()})
@@ -187,6 +190,7 @@ async def disclose(ctx: Context, decision: RequestApproved, account_id: str, loo
     if not await store.record_disclosure(ctx.conn, case_row(decision, "disclosed", at), account_id, sealed.sealed,
                                          sealed.sha256, sealed.signature, due_at, emitted_at, ctx.insert_new):
         raise already_recorded()
+    await audit.package_issued(ctx, decision, at, sealed.sha256, due_at, emitted_at is not None)
     ctx.emit(DisclosureIssued(
         case_id=decision.case_id, request_id=decision.request_id, authority_id=decision.authority_id,
         account_id=account_id, period=decision.period, generated_at=at, redacted=redact(package),

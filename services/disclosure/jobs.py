@@ -12,7 +12,7 @@ from warden.runtime import metrics as runtime_metrics
 from warden.runtime.database import is_transient
 from warden.runtime.service import ServiceContext
 
-from disclosure import metrics, store
+from disclosure import audit, metrics, store
 from disclosure.keys import platform_private_key, public_key_of
 from disclosure.settings import DisclosureSettings
 from disclosure.subscribers import retention_cutoff
@@ -46,12 +46,18 @@ async def purge_expired_data(runtime: ServiceContext) -> None:
         total = 0
         while not runtime.stopping.is_set():
             async with runtime.pool.acquire() as conn, conn.transaction():
+                await audit.lock_chain(conn)
                 purged = await store.purge_sessions(conn, cutoff, moment, settings.retention_batch_size)
+                if purged:
+                    await audit.retention_purged(conn, moment, cutoff, purged, 0)
             total += purged
             if purged < settings.retention_batch_size:
                 break
         async with runtime.pool.acquire() as conn, conn.transaction():
+            await audit.lock_chain(conn)
             identifiers = await store.purge_superseded_identifiers(conn, cutoff, moment)
+            if identifiers:
+                await audit.retention_purged(conn, moment, cutoff, 0, identifiers)
         metrics.SESSIONS_PURGED.set(total)
         if total or identifiers:
             log.info("retention purge", extra={"sessions": total, "identifier_changes": identifiers,
@@ -73,7 +79,9 @@ async def emit_due_notices(runtime: ServiceContext) -> None:
 
     async def step() -> None:
         async with runtime.unit_of_work() as uow:
+            await audit.lock_chain(uow.conn)
             due = await store.take_due_notices(uow.conn, now())
+            await audit.notices_emitted(uow.conn, due, now())
             for r in due:
                 uow.emit(NoticeDue(case_id=r["case_id"], account_id=r["account_id"], due_at=r["due_at"]))
         if due:

@@ -2,17 +2,21 @@
 
 Consumes platform.subscribers (the subscriber store), legal.requests.decided
 (approvals act) and legal.authorities (keys to seal to). Emits
-legal.disclosures.issued, legal.requests.status and legal.notices.due.
+legal.disclosures.issued, legal.requests.status and legal.notices.due, and
+legal.audit.checkpoints (its audit chain's head: with each package, and
+publish_checkpoints when the head moved).
 """
 from pathlib import Path
 
 from fastapi import FastAPI
 
+from warden.audit import require_audit_key
 from warden.authorities import AUTHORITY_MIGRATIONS, AUTHORITY_REGISTRY, require_registry_keys
-from warden.contract.events import DisclosureIssued, NoticeDue, RequestStatus
+from warden.contract.events import AuditCheckpoint, DisclosureIssued, NoticeDue, RequestStatus
 from warden.runtime.database import MigrationSet
 from warden.runtime.service import Service, ServiceContext, Subscription
 
+from disclosure.audit import publish_checkpoints
 from disclosure.handlers import act_on_decision, look_up_suspects, record_subscriber_event
 from disclosure.jobs import emit_due_notices, purge_expired_data, refresh_metrics
 from disclosure.keys import platform_private_key, public_key_of, require_platform_key
@@ -37,8 +41,8 @@ SERVICE = Service(
         AUTHORITY_REGISTRY,
     ],
     migrations=[AUTHORITY_MIGRATIONS, MigrationSet("disclosure", Path(__file__).parent / "migrations")],
-    emits=(DisclosureIssued, NoticeDue, RequestStatus),
-    startup_checks=[require_registry_keys, require_decision_keys, require_platform_key],
+    emits=(DisclosureIssued, NoticeDue, RequestStatus, AuditCheckpoint),
+    startup_checks=[require_registry_keys, require_decision_keys, require_audit_key, require_platform_key],
     routes=routes,
-    background=[purge_expired_data, emit_due_notices, refresh_metrics],
+    background=[purge_expired_data, emit_due_notices, refresh_metrics, publish_checkpoints],
 )

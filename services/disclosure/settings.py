@@ -4,6 +4,8 @@ from __future__ import annotations
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from warden.audit import AuditSettings
+
 
 class DisclosureSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WARDEN_", extra="ignore")
@@ -22,3 +24,7 @@ class DisclosureSettings(BaseSettings):
     notice_interval_s: float = 5.0
     default_hold_days: int = 90
     metrics_interval_s: float = 15.0
+
+
+class AuditKeySettings(AuditSettings):
+    """Disclosure signs its audit chain: WARDEN_AUDIT_PRIVATE_KEY and the checkpoint interval (warden/audit.py)."""

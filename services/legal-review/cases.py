@@ -183,7 +183,7 @@ async def open_case(conn: asyncpg.Connection, received: RequestReceived, assessm
     if not await insert_new(
             f"""WITH opened AS ({_INSERT_CASE})
                INSERT INTO audit_log ({audit.COLUMNS})
-               SELECT $27, $28, $29, $30, $31, $32::jsonb, $33, $34 FROM opened RETURNING seq""",
+               SELECT {audit.placeholders(27)} FROM opened RETURNING seq""",
             *_case_values(received, assessment, authority, authority_key, "pending_review", [], None),
             *audit.entry_values(entry)):
         return None
@@ -214,16 +214,17 @@ async def open_decided(conn: asyncpg.Connection, received: RequestReceived, asse
             f"""WITH opened AS ({_INSERT_CASE}),
                opened_entry AS (
                  INSERT INTO audit_log ({audit.COLUMNS})
-                 SELECT $27, $28, $29, $30, $31, $32::jsonb, $33, $34 FROM opened),
+                 SELECT {audit.placeholders(27)} FROM opened),
                decision AS (
                  INSERT INTO decisions (case_id, outcome, decided_by, event, decided_at)
-                 SELECT case_id, $9, $23, $35::jsonb, $24 FROM opened)
+                 SELECT case_id, $9, $23, $37::jsonb, $24 FROM opened)
                INSERT INTO audit_log ({audit.COLUMNS})
-               SELECT $36, $37, $38, $39, $40, $41::jsonb, $42, $43 FROM opened RETURNING seq""",
+               SELECT {audit.placeholders(38)} FROM opened RETURNING seq""",
             *_case_values(received, assessment, authority, authority_key, outcome, decided_by, at),
             *audit.entry_values(opened), event.model_dump_json(), *audit.entry_values(decided)):
         return None, []
     chain.appended(decided)
+    rows.append(chain.checkpoint_row())
     case.status, case.decided_by, case.decided_at = outcome, decided_by, _utc(at)
     if outcome == "approved" and case.kind == "preservation" and case.request.extends_request_id:
         await _extend_earlier_hold(conn, case, at, chain)
@@ -267,7 +268,9 @@ async def approve(conn: asyncpg.Connection, case: Case, decided_by: list[str], a
                   extra_rules: list[PolicyRuleResult] = (), chain: audit.Chain | None = None) -> list[OutboxRow]:
     """Close the case as approved with its current scope; emit the decision and the status."""
     event, rows = _approval(case, decided_by, at, extra_rules)
-    await _decide(conn, case, "approved", decided_by, event.model_dump_json(), at, chain or audit.Chain())
+    chain = chain or audit.Chain()
+    await _decide(conn, case, "approved", decided_by, event.model_dump_json(), at, chain)
+    rows.append(chain.checkpoint_row())
     if case.kind == "preservation" and case.request.extends_request_id:
         await _extend_earlier_hold(conn, case, at, chain)
     return rows
@@ -276,8 +279,9 @@ async def approve(conn: asyncpg.Connection, case: Case, decided_by: list[str], a
 async def reject(conn: asyncpg.Connection, case: Case, reasons: list[RejectionReason], decided_by: list[str],
                  at: datetime, chain: audit.Chain | None = None) -> list[OutboxRow]:
     event, rows = _rejection(case, reasons, decided_by, at)
-    await _decide(conn, case, "rejected", decided_by, event.model_dump_json(), at, chain or audit.Chain())
-    return rows
+    chain = chain or audit.Chain()
+    await _decide(conn, case, "rejected", decided_by, event.model_dump_json(), at, chain)
+    return [*rows, chain.checkpoint_row()]
 
 
 def status_row(case: Case, status: str, reasons: list[StatusReason], at: datetime) -> OutboxRow:
@@ -307,7 +311,7 @@ async def _decide(conn: asyncpg.Connection, case: Case, outcome: str, decided_by
              INSERT INTO decisions (case_id, outcome, decided_by, event, decided_at)
              SELECT case_id, $2, $3, $5::jsonb, $4 FROM closed)
            INSERT INTO audit_log ({audit.COLUMNS})
-           SELECT $6, $7, $8, $9, $10, $11::jsonb, $12, $13 FROM closed RETURNING seq""",
+           SELECT {audit.placeholders(6)} FROM closed RETURNING seq""",
         case.case_id, outcome, decided_by, at, event_json, *audit.entry_values(entry))
     if seq is None:
         raise LookupError(f"case {case.case_id} does not exist")

@@ -6,17 +6,20 @@ Consumes  legal.requests.received  -> review_request   (emits legal.requests.dec
 HTTP      /review/...              -> the human review API (api.py)
           /console/...             -> the reviewers' web console (console/routes.py)
 Jobs      watch_deadlines          -> overdue metrics, unconfirmed emergencies
+          publish_checkpoints      -> the audit chain's head on legal.audit.checkpoints, when it moved
 """
 from pathlib import Path
 
 from fastapi import FastAPI
 
+from warden.audit import require_audit_key
 from warden.authorities import AUTHORITY_MIGRATIONS, AUTHORITY_REGISTRY, require_registry_keys
-from warden.contract.events import RequestApproved, RequestRejected, RequestStatus
+from warden.contract.events import AuditCheckpoint, RequestApproved, RequestRejected, RequestStatus
 from warden.runtime.database import MigrationSet
 from warden.runtime.service import Service, ServiceContext, Subscription
 
 from legal_review.api import review_routes
+from legal_review.audit import publish_checkpoints
 from legal_review.console.routes import console_routes
 from legal_review.handlers import record_violation, review_request
 from legal_review.jobs import watch_deadlines
@@ -40,8 +43,8 @@ SERVICE = Service(
         Subscription("moderation.violations", record_violation),
     ],
     migrations=[AUTHORITY_MIGRATIONS, MigrationSet("legal_review", Path(__file__).parent / "migrations")],
-    emits=(RequestApproved, RequestRejected, RequestStatus),
-    startup_checks=[require_registry_keys, require_decision_key],
+    emits=(RequestApproved, RequestRejected, RequestStatus, AuditCheckpoint),
+    startup_checks=[require_registry_keys, require_decision_key, require_audit_key],
     routes=routes,
-    background=[watch_deadlines],
+    background=[watch_deadlines, publish_checkpoints],
 )

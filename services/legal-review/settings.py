@@ -4,9 +4,15 @@ from __future__ import annotations
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from warden.audit import AuditSettings
+
 
 class DecisionKeySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WARDEN_", extra="ignore")
 
     # Signs every approval and rejection (legal_review/keys.py); never stored in the database.
     decision_private_key: SecretStr | None = None
+
+
+class AuditKeySettings(AuditSettings):
+    """Legal review signs its audit chain: WARDEN_AUDIT_PRIVATE_KEY and the checkpoint interval (warden/audit.py)."""

@@ -5,7 +5,9 @@ its inbound topics: `authority-gateway` (the authorities' requests), `platform` 
 other external feed: subscribers, content, reports, appeals) and `operators` (the
 authority registry, signed by `warden authority`). Each principal may:
 - Write and Describe the topics it produces, and the DLQs of the topics it consumes;
-- Read and Describe the topics it consumes, and Read its consumer group `<prefix>-<service>`.
+- Read and Describe the topics it consumes, and Read its consumer group `<prefix>-<service>`;
+- Read and Describe the topics it is a `reader` of (operators: `warden audit verify` reads
+  legal.audit.checkpoints by assignment, with no group).
 Nothing else: no other principal can write a topic, whatever it sends.
 
 deploy/k8s/generate.py turns this into Strimzi `KafkaUser`s and deploy/compose into
@@ -59,6 +61,8 @@ def grants(group_prefix: str = "warden") -> dict[str, list[Grant]]:
             allow(writer, topic.name, "Write", "Describe")
         for consumer in topic.consumers:
             allow(consumer, topic.name, "Read", "Describe")
+        for reader in topic.readers:
+            allow(reader, topic.name, "Read", "Describe")
     for topic in TOPICS.values():
         for consumer in topic.consumers:
             allow(consumer, topic.dlq, "Write", "Describe")

@@ -213,6 +213,18 @@ class NoticeDue(Payload):
     due_at: AwareDatetime
 
 
+class AuditCheckpoint(Payload):
+    """The head of a service's audit chain, signed by the audit key (warden/audit.py says over what)."""
+
+    service: Literal["legal-review", "disclosure"]
+    chain_id: str = Field(min_length=1, max_length=64, description="the chain's id (its audit_chain row)")
+    seq: int = Field(ge=1)
+    head: str = Field(pattern=r"^[0-9a-f]{64}$", description="hash of entry `seq`")
+    at: AwareDatetime
+    key_id: str = Field(pattern=r"^[0-9a-f]{16}$")
+    signature: str = Field(min_length=1, max_length=200)
+
+
 # --- registry and subscriber feed ---------------------------------------------------
 
 class AuthorityKind(str, Enum):
@@ -338,6 +350,7 @@ EVENT_MODELS: dict[str, type[Payload]] = {
     "warden.legal.request.status.v1": RequestStatus,
     "warden.legal.disclosure.issued.v1": DisclosureIssued,
     "warden.legal.notice.due.v1": NoticeDue,
+    "warden.legal.audit.checkpoint.v1": AuditCheckpoint,
     "warden.legal.authority.registered.v1": AuthorityRegistered,
     "warden.subscriber.account.updated.v1": SubscriberAccountUpdated,
     "warden.subscriber.session.observed.v1": SubscriberSessionObserved,

@@ -23,6 +23,8 @@ class Topic:
     compacted: bool = False
     retention_ms: int = 7 * 24 * 3600 * 1000
     consumers: tuple[str, ...] = field(default=())
+    # Principals that read the topic by assignment, with no consumer group and no DLQ (a command).
+    readers: tuple[str, ...] = field(default=())
 
     @property
     def writers(self) -> tuple[str, ...]:
@@ -80,6 +82,10 @@ TOPICS: dict[str, Topic] = {
               "Status of each request as the authority sees it. Several writers by design: each stage "
               "reports its own step (received/invalid, pending_review/approved/rejected, disclosed/no_data/"
               "preserved/cancelled), keyed by authority; a reader orders one request's statuses by `at`."),
+        Topic("legal.audit.checkpoints", "service", ("warden.legal.audit.checkpoint.v1",),
+              "legal-review, disclosure", "Signed heads of the audit chains; the latest per service "
+              "is what `warden audit verify` holds each chain to (compacted, kept forever).",
+              partitions=1, compacted=True, retention_ms=-1, readers=("operators",)),
         Topic("legal.notices.due", "account_id", ("warden.legal.notice.due.v1",),
               "disclosure", "User notices due after a disclosure, never before nondisclosure_until."),
         Topic("search.delistings", "content_id",

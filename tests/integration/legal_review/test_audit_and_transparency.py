@@ -38,7 +38,7 @@ def test_tampered_audit_row_is_named_by_audit_verify(bootstrap, database_url):
     asyncio.run(decide_all(bootstrap, database_url, [court], [(approved, "approved"), (rejected, "rejected")]))
     runner = CliRunner()
 
-    intact = runner.invoke(cli, ["audit", "verify", "--database-url", database_url])
+    intact = runner.invoke(cli, ["audit", "verify", "--database-url", database_url, "--bootstrap", bootstrap])
     assert intact.exit_code == 0, intact.output
     assert re.search(r"intact: \d+ entries", intact.output)
 
@@ -52,7 +52,7 @@ def test_tampered_audit_row_is_named_by_audit_verify(bootstrap, database_url):
             await conn.close()
     seq = asyncio.run(tamper())
 
-    broken = runner.invoke(cli, ["audit", "verify", "--database-url", database_url])
+    broken = runner.invoke(cli, ["audit", "verify", "--database-url", database_url, "--bootstrap", bootstrap])
     assert broken.exit_code == 1
     assert f"BROKEN at entry {seq} (case {rejected['case_id']})" in broken.output
     assert "altered" in broken.output

@@ -207,13 +207,14 @@ async def test_hostile_requests_are_refused_with_the_right_reason_and_logs_hold_
         assert await conn.fetchval("SELECT count(*) FROM intake.submissions WHERE request_id = $1",
                                    hostile["request_id"]) == 1
         # An audit row edited in the database is caught by `warden audit verify`.
-        intact = await asyncio.to_thread(CliRunner().invoke, cli, ["audit", "verify", "--database-url", database_url])
+        verify = ["audit", "verify", "--service", "legal-review", "--database-url", database_url, "--bootstrap", bootstrap]
+        intact = await asyncio.to_thread(CliRunner().invoke, cli, verify)
         assert intact.exit_code == 0, intact.output
         await conn.execute("UPDATE legal_review.audit_log SET actor = 'mallory'"
                            " WHERE seq = (SELECT min(seq) FROM legal_review.audit_log)")
     finally:
         await conn.close()
-    tampered = await asyncio.to_thread(CliRunner().invoke, cli, ["audit", "verify", "--database-url", database_url])
+    tampered = await asyncio.to_thread(CliRunner().invoke, cli, verify)
     assert tampered.exit_code == 1 and "BROKEN at entry" in tampered.output
 
     for service in services.values():

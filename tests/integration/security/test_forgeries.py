@@ -191,6 +191,13 @@ async def test_a_revoked_authority_gets_nothing_and_is_told_so(bootstrap, databa
         [status] = await wait_for_events(bootstrap, "legal.requests.status",
                                          lambda e: e["data"].get("case_id") == approval["case_id"])
         done = await effects(database_url, case_id=approval["case_id"])
+        conn = await asyncpg.connect(database_url)
+        try:
+            audited = await conn.fetch("SELECT action, detail->>'reason' AS reason FROM disclosure.audit_log"
+                                       " WHERE case_id = $1", approval["case_id"])
+        finally:
+            await conn.close()
+    assert [(r["action"], r["reason"]) for r in audited] == [("case.cancelled", "authority_revoked")]
     assert status["data"]["status"] == "cancelled"
     assert [r["code"] for r in status["data"]["reasons"]] == ["authority_revoked"]
     assert done == {"packages": 0, "holds": 0, "notices": 0, "cases": 1}

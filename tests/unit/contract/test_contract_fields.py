@@ -19,6 +19,7 @@ CONTRACT_FIELDS = {
         "sealed", "sha256", "signature"},
     "warden.legal.request.status.v1": {"request_id", "authority_id", "case_id", "status", "reasons", "at"},
     "warden.legal.notice.due.v1": {"case_id", "account_id", "due_at"},
+    "warden.legal.audit.checkpoint.v1": {"service", "seq", "head", "at", "signature"},
     "warden.legal.authority.registered.v1": {
         "authority_id", "name", "country", "kind", "public_key", "status", "updated_at"},
     "warden.subscriber.account.updated.v1": {"account_id", "username", "phone_number", "country", "updated_at"},
@@ -36,7 +37,7 @@ CONTRACT_TOPICS = {
     "legal.requests.submitted", "moderation.reports.submitted", "moderation.appeals.submitted",
     "legal.authorities", "platform.subscribers", "legal.requests.received", "legal.requests.decided",
     "legal.disclosures.issued", "legal.requests.status", "legal.notices.due", "search.delistings",
-    "moderation.decisions", "moderation.violations",
+    "moderation.decisions", "moderation.violations", "legal.audit.checkpoints",
 }
 
 
@@ -57,6 +58,8 @@ def test_keys_follow_the_contract():
     assert TOPICS["moderation.reports.submitted"].key_of({"content": {"id": "c1"}}) == "c1"
     assert TOPICS["legal.requests.submitted"].key_of({"authority_id": "a"}) == "a"
     assert TOPICS["legal.authorities"].compacted
+    assert TOPICS["legal.audit.checkpoints"].key_of({"service": "disclosure"}) == "disclosure"
+    assert TOPICS["legal.audit.checkpoints"].compacted
 
 
 def test_suspect_must_name_someone():

@@ -101,7 +101,8 @@ def kustomize(overlay: str) -> list[dict]:
 def expected_acls() -> dict[str, dict[tuple[str, str], set[str]]]:
     """Straight from the registry: a topic's producer(s) write it, its consumers read it and write
     its DLQ, each consuming service reads its group; external feeds belong to the platform except
-    the authorities' requests (the gateway), the authority registry to the operators."""
+    the authorities' requests (the gateway), the authority registry to the operators; a topic's
+    readers (operators, for the audit checkpoints) read it."""
     acls: dict[str, dict[tuple[str, str], set[str]]] = {}
 
     def allow(principal: str, kind: str, name: str, *ops: str) -> None:
@@ -118,4 +119,6 @@ def expected_acls() -> dict[str, dict[tuple[str, str], set[str]]]:
             allow(consumer, "topic", topic.name, "Read", "Describe")
             allow(consumer, "topic", f"{topic.name}.dlq", "Write", "Describe")
             allow(consumer, "group", f"warden-{consumer}", "Read")
+        for reader in topic.readers:
+            allow(reader, "topic", topic.name, "Read", "Describe")
     return acls
