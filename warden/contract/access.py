@@ -21,6 +21,9 @@ from warden.contract.topics import TOPICS, Topic
 SERVICES = ("intake", "legal-review", "disclosure", "moderation")
 # The external writer of each inbound topic; an inbound topic not named here is the platform's.
 EXTERNAL_WRITERS = {"legal.requests.submitted": "authority-gateway"}
+# Services that write an inbound topic beside its external writer: intake publishes the requests
+# authorities submit over its HTTP API (the authority API), as a gateway would.
+SERVICE_WRITERS = {"legal.requests.submitted": ("intake",)}
 PLATFORM = "platform"
 OPERATORS = "operators"
 _OPERATION_ORDER = ("Read", "Write", "Describe")
@@ -36,7 +39,7 @@ class Grant:
 def writers_of(topic: Topic) -> tuple[str, ...]:
     """The principals that may write the topic (its `producer`, one or a comma-separated few)."""
     if topic.producer == "external":
-        return (EXTERNAL_WRITERS.get(topic.name, PLATFORM),)
+        return (EXTERNAL_WRITERS.get(topic.name, PLATFORM), *SERVICE_WRITERS.get(topic.name, ()))
     return tuple(part.strip() for part in topic.producer.split(","))
 
 
