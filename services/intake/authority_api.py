@@ -16,7 +16,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from warden.contract.envelope import now
 from warden.contract.events import LegalRequest, Period, StatusReason
@@ -53,6 +53,7 @@ class StatusEntry(BaseModel):
     case_id: str | None
     reasons: list[StatusReason]
     at: datetime
+    deadline: datetime | None = Field(None, description="when the platform owes its next answer (pending_review)")
 
 
 class RequestSummary(BaseModel):

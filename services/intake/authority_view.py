@@ -23,9 +23,10 @@ async def record_status(ctx: Context, status: RequestStatus) -> None:
     """Append the status to its request's history; the newest one is the request's status."""
     reasons = json.dumps([r.model_dump(mode="json") for r in status.reasons])
     await ctx.conn.execute(
-        "INSERT INTO request_statuses (authority_id, request_id, case_id, status, reasons, at)"
-        " VALUES ($1, $2, $3, $4, $5::jsonb, $6)",
-        status.authority_id, status.request_id, status.case_id, status.status.value, reasons, status.at)
+        "INSERT INTO request_statuses (authority_id, request_id, case_id, status, reasons, at, deadline)"
+        " VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7)",
+        status.authority_id, status.request_id, status.case_id, status.status.value, reasons, status.at,
+        status.deadline)
     await ctx.conn.execute(
         """INSERT INTO authority_requests (authority_id, request_id, case_id, status, submitted_at, updated_at)
            VALUES ($1, $2, $3, $4, $5, $5)
@@ -60,10 +61,11 @@ async def request_of(conn: asyncpg.Connection, authority_id: str, request_id: st
     if row is None:
         return None
     history = await conn.fetch(
-        "SELECT case_id, status, reasons, at FROM request_statuses WHERE authority_id = $1 AND request_id = $2"
+        "SELECT case_id, status, reasons, at, deadline FROM request_statuses WHERE authority_id = $1 AND request_id = $2"
         " ORDER BY at, id", authority_id, request_id)
     return dict(_summary(row), history=[
-        {"status": h["status"], "case_id": _text(h["case_id"]), "reasons": json.loads(h["reasons"]), "at": h["at"]}
+        {"status": h["status"], "case_id": _text(h["case_id"]), "reasons": json.loads(h["reasons"]), "at": h["at"],
+         "deadline": h["deadline"]}
         for h in history])
 
 

@@ -30,7 +30,8 @@ CREATE TABLE request_statuses (
     case_id      uuid,
     status       text        NOT NULL,
     reasons      jsonb       NOT NULL,
-    at           timestamptz NOT NULL
+    at           timestamptz NOT NULL,
+    deadline     timestamptz
 );
 CREATE INDEX request_statuses_of_request ON request_statuses (authority_id, request_id, at);
 

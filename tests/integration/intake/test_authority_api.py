@@ -189,3 +189,24 @@ async def test_calls_not_signed_by_an_active_authority_for_its_own_requests_are_
     assert others_request.json() == missing.json() == others_disclosures.json()
     assert data["request_id"] in [r["request_id"] for r in own_list["requests"]]
     assert strangers_list == {"requests": [], "next_cursor": None}
+
+
+async def test_a_request_waiting_for_reviewers_shows_its_review_deadline(bootstrap, database_url):
+    court = new_authority()
+    await register_authority(bootstrap, court)
+    data = signed(request_data(court, emergency=True, emergency_justification="Imminent threat to life"),
+                  court["private_key"])
+    async with running("intake", service_settings(bootstrap, database_url)) as intake, \
+            running("legal-review", service_settings(bootstrap, database_url)):
+        for schema in ("intake", "legal_review"):
+            await wait_for_authority(database_url, schema, court["authority_id"])
+        client = client_of(intake, court)
+        assert (await client.submit(data)).status_code == 202
+
+        async def pending():
+            answer = (await client.status(data["request_id"])).json()
+            return answer if answer["status"] == "pending_review" else None
+        history = (await until(pending))["history"]
+    [waiting] = [h for h in history if h["status"] == "pending_review"]
+    assert datetime.fromisoformat(waiting["deadline"]) > datetime.fromisoformat(waiting["at"])
+    assert all(h["deadline"] is None for h in history if h["status"] != "pending_review")
