@@ -54,7 +54,7 @@ async def _authenticate(pool: asyncpg.Pool, message: HttpMessage, body: bytes, a
             "SELECT public_key FROM authority_keys WHERE authority_id = $1 AND revoked_at IS NULL"
             " ORDER BY registered_at DESC", authority_id)]
         if authority.status != "active" or not keys:
-            raise SignatureRefused("revoked_authority", f"authority {authority_id!r} is revoked")
+            raise SignatureRefused("revoked_authority", f"authority {authority_id[:128]!r} is revoked")
         verify_signature(message, body, authority_id, keys)
         first_use = await conn.fetchval(
             "INSERT INTO api_signatures (signature_sha256, authority_id, created) VALUES ($1, $2, $3)"

@@ -130,7 +130,7 @@ def authority_routes(app: FastAPI, runtime) -> None:
 
     async def signing_authority(request: Request, _: str | None = Depends(SIGNATURE_SCHEME)) -> str:
         body = await request.body()
-        message = HttpMessage(request.method, str(request.url), dict(request.headers))
+        message = HttpMessage(request.method, target_uri(request), dict(request.headers))
         try:
             return await authenticate(pool(), message, body, now())
         except SignatureRefused as refused:
@@ -169,16 +169,8 @@ def authority_routes(app: FastAPI, runtime) -> None:
                 raise ApiProblem(422, "bad_cursor", str(exc)) from None
         return RequestPage(requests=[RequestSummary(**r) for r in page], next_cursor=next_cursor)
 
-    @router.get("/requests/{request_id}", response_model=RequestDetail, responses=NOT_FOUND)
-    async def read_request(request_id: str, authority_id: str = Depends(signing_authority)) -> RequestDetail:
-        """The request's status history (received, pending_review, approved, disclosed...) with reasons."""
-        async with pool().acquire() as conn:
-            found = await authority_view.request_of(conn, authority_id, request_id)
-        if found is None:
-            raise ApiProblem(404, "no_such_request", "no such request")
-        return RequestDetail(**found)
-
-    @router.get("/requests/{request_id}/disclosures", response_model=list[SealedDisclosure], responses=NOT_FOUND)
+    # `:path`: a request id may hold a slash (sent as %2F, which the server decodes); the longer route first.
+    @router.get("/requests/{request_id:path}/disclosures", response_model=list[SealedDisclosure], responses=NOT_FOUND)
     async def read_disclosures(request_id: str, authority_id: str = Depends(signing_authority)
                                ) -> list[SealedDisclosure]:
         """The request's sealed packages: open them with the authority's key (`warden authority-client fetch`)."""
@@ -188,7 +180,25 @@ def authority_routes(app: FastAPI, runtime) -> None:
             found = await authority_view.disclosures_of(conn, authority_id, request_id)
         return [SealedDisclosure(**d) for d in found]
 
+    @router.get("/requests/{request_id:path}", response_model=RequestDetail, responses=NOT_FOUND)
+    async def read_request(request_id: str, authority_id: str = Depends(signing_authority)) -> RequestDetail:
+        """The request's status history (received, pending_review, approved, disclosed...) with reasons."""
+        async with pool().acquire() as conn:
+            found = await authority_view.request_of(conn, authority_id, request_id)
+        if found is None:
+            raise ApiProblem(404, "no_such_request", "no such request")
+        return RequestDetail(**found)
+
     app.include_router(router)
+
+
+def target_uri(request: Request) -> str:
+    """The URL as the caller sent and signed it: Starlette's `request.url` holds the path decoded (%20, %2F)."""
+    raw_path = request.scope.get("raw_path")
+    if raw_path is None:
+        return str(request.url)
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    return f"{request.url.scheme}://{request.url.netloc}{raw_path.decode('latin-1')}" + (f"?{query}" if query else "")
 
 
 def parse_request(body: bytes) -> dict[str, Any]:

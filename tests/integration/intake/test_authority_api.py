@@ -171,6 +171,9 @@ async def test_calls_not_signed_by_an_active_authority_for_its_own_requests_are_
         missing = await stranger.status("REQ-does-not-exist")
         others_disclosures = await stranger.disclosures(data["request_id"])
         own_list, strangers_list = (await client.list()).json(), (await stranger.list()).json()
+        odd = signed(request_data(court, request_id="RG 26/0001 é?#"), court["private_key"])
+        odd_accepted = await client.submit(odd)
+        odd_read, odd_disclosures = await client.status(odd["request_id"]), await client.disclosures(odd["request_id"])
 
     assert accepted.status_code == 202 and first.status_code == 200
     assert first.json()["request_id"] == data["request_id"]
@@ -189,6 +192,9 @@ async def test_calls_not_signed_by_an_active_authority_for_its_own_requests_are_
     assert others_request.json() == missing.json() == others_disclosures.json()
     assert data["request_id"] in [r["request_id"] for r in own_list["requests"]]
     assert strangers_list == {"requests": [], "next_cursor": None}
+    # Any request id reads back: the signature covers the path as sent (percent-encoded), not as decoded.
+    assert odd_accepted.status_code == 202 and odd_read.status_code == 200 and odd_disclosures.status_code == 200
+    assert odd_read.json()["request_id"] == odd["request_id"] and odd_disclosures.json() == []
 
 
 async def test_a_request_waiting_for_reviewers_shows_its_review_deadline(bootstrap, database_url):
