@@ -45,7 +45,8 @@ TOPICS: dict[str, Topic] = {
     t.name: t
     for t in [
         Topic("legal.requests.submitted", "authority_id", ("warden.legal.request.submitted.v1",),
-              "external", "Signed legal requests published by authorities' gateways.",
+              "external", "Signed legal requests published by authorities' gateways, and by intake for its "
+              "authority API (HTTP).",
               consumers=("intake",)),
         Topic("legal.authorities", "authority_id", ("warden.legal.authority.registered.v1",),
               "operators", "Registry of recognised authorities and their keys (compacted).",
