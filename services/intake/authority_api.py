@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, Field, ValidationError
 
+from warden.authorities import find_authority
 from warden.contract.envelope import now
 from warden.contract.events import LegalRequest, Period, StatusReason
 from warden.http_signatures import HttpMessage, SignatureRefused
@@ -218,13 +219,16 @@ def parse_request(body: bytes) -> dict[str, Any]:
 
 
 async def publish_request(runtime, authority_id: str, data: dict[str, Any]) -> Accepted:
-    """Check the request's own signature, then write it to the outbox for `legal.requests.submitted`."""
+    """Check the request's own signature, then write it to the outbox for `legal.requests.submitted`.
+
+    With the authority's current key, as intake's consumer checks it (handlers.receive_request): a request
+    it would refuse is refused here, at once.
+    """
     async with runtime.pool.acquire() as conn:
-        keys = [r["public_key"] for r in await conn.fetch(
-            "SELECT public_key FROM authority_keys WHERE authority_id = $1 AND revoked_at IS NULL", authority_id)]
-        if not any(verify(signed_bytes(data), data["signature"], key) for key in keys):
+        authority = await find_authority(conn, authority_id)
+        if authority is None or not verify(signed_bytes(data), data["signature"], authority.public_key):
             raise ApiProblem(422, "bad_request_signature",
-                             "the request's signature does not verify with the authority's registered keys")
+                             "the request's signature does not verify with the authority's current registered key")
         row = event_row("intake", SUBMITTED_TOPIC, SUBMITTED_TYPE, data)
         async with conn.transaction():
             await write_rows(conn, [row])

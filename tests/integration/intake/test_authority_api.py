@@ -166,6 +166,8 @@ async def test_calls_not_signed_by_an_active_authority_for_its_own_requests_are_
             "changed body": refusal(await client.send(changed)),
             "digest not covered": refusal(await client.send(undigested)),
             "another's request": refusal(await stranger.submit(data)),
+            "request not signed by its authority": refusal(
+                await client.submit(signed(request_data(court), other["private_key"]))),
         }
         others_request = await stranger.status(data["request_id"])
         missing = await stranger.status("REQ-does-not-exist")
@@ -187,6 +189,7 @@ async def test_calls_not_signed_by_an_active_authority_for_its_own_requests_are_
         "changed body": (401, "digest_mismatch"),
         "digest not covered": (401, "missing_component"),
         "another's request": (403, "foreign_authority"),
+        "request not signed by its authority": (422, "bad_request_signature"),
     }
     assert others_request.status_code == missing.status_code == others_disclosures.status_code == 404
     assert others_request.json() == missing.json() == others_disclosures.json()
