@@ -14,9 +14,11 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, Field, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from warden.authorities import find_authority
 from warden.contract.envelope import now
@@ -123,6 +125,13 @@ def authority_routes(app: FastAPI, runtime) -> None:
     @app.exception_handler(ApiProblem)
     async def api_problem(request: Request, exc: ApiProblem) -> JSONResponse:
         return problem_response(exc.status, exc.code, exc.detail)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def not_found_as_missing_request(request: Request, exc: StarletteHTTPException):
+        # A path no route takes (a request id with a line break) answers as a missing request does.
+        if exc.status_code == 404 and request.url.path.startswith(PREFIX + "/"):
+            return problem_response(404, "no_such_request", "no such request")
+        return await http_exception_handler(request, exc)
 
     def pool():
         if runtime.pool is None:

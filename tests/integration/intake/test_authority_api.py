@@ -171,6 +171,7 @@ async def test_calls_not_signed_by_an_active_authority_for_its_own_requests_are_
         }
         others_request = await stranger.status(data["request_id"])
         missing = await stranger.status("REQ-does-not-exist")
+        unroutable = await stranger.status("REQ\nwith a line break")
         others_disclosures = await stranger.disclosures(data["request_id"])
         own_list, strangers_list = (await client.list()).json(), (await stranger.list()).json()
         odd = signed(request_data(court, request_id="RG 26/0001 é?#"), court["private_key"])
@@ -192,7 +193,8 @@ async def test_calls_not_signed_by_an_active_authority_for_its_own_requests_are_
         "request not signed by its authority": (422, "bad_request_signature"),
     }
     assert others_request.status_code == missing.status_code == others_disclosures.status_code == 404
-    assert others_request.json() == missing.json() == others_disclosures.json()
+    assert others_request.json() == missing.json() == others_disclosures.json() == unroutable.json()
+    assert unroutable.status_code == 404
     assert data["request_id"] in [r["request_id"] for r in own_list["requests"]]
     assert strangers_list == {"requests": [], "next_cursor": None}
     # Any request id reads back: the signature covers the path as sent (percent-encoded), not as decoded.
