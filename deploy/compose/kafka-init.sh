@@ -31,12 +31,15 @@ allow() {  # PRINCIPAL --topic|--group NAME OPERATION...
 
 
 user intake "$KAFKA_PASSWORD_INTAKE"
-allow intake --topic legal.requests.submitted Read Describe
+allow intake --topic legal.requests.submitted Read Write Describe
 allow intake --topic legal.authorities Read Describe
 allow intake --topic legal.requests.received Write Describe
-allow intake --topic legal.requests.status Write Describe
+allow intake --topic legal.disclosures.issued Read Describe
+allow intake --topic legal.requests.status Read Write Describe
 allow intake --topic legal.requests.submitted.dlq Write Describe
 allow intake --topic legal.authorities.dlq Write Describe
+allow intake --topic legal.disclosures.issued.dlq Write Describe
+allow intake --topic legal.requests.status.dlq Write Describe
 allow intake --group warden-intake Read
 
 user legal-review "$KAFKA_PASSWORD_LEGAL_REVIEW"

@@ -1,11 +1,20 @@
-"""Intake, as the runtime runs it: what it consumes and the one handler for each."""
+"""Intake, as the runtime runs it: what it consumes, the one handler for each, and the authority API.
+
+Consumes legal.requests.submitted (requests to verify), legal.authorities (the registry),
+legal.requests.status and legal.disclosures.issued (what each authority may read of its
+own requests). Emits legal.requests.received and legal.requests.status, and publishes
+on legal.requests.submitted what authorities submit over HTTP (/authority/v1, authority_api.py).
+"""
 from pathlib import Path
 
 from warden.authorities import AUTHORITY_MIGRATIONS, AUTHORITY_REGISTRY, require_registry_keys
-from warden.contract.events import RequestReceived, RequestStatus
+from warden.contract.events import LegalRequest, RequestReceived, RequestStatus
 from warden.runtime.database import MigrationSet
 from warden.runtime.service import Service, Subscription
 
+from intake.authentication import prune_signatures
+from intake.authority_api import authority_routes
+from intake.authority_view import record_disclosure, record_status
 from intake.handlers import receive_request, report_invalid_request
 
 SERVICE = Service(
@@ -14,8 +23,12 @@ SERVICE = Service(
     subscriptions=[
         Subscription("legal.requests.submitted", receive_request, on_rejected=report_invalid_request),
         AUTHORITY_REGISTRY,
+        Subscription("legal.requests.status", record_status),
+        Subscription("legal.disclosures.issued", record_disclosure),
     ],
     migrations=[AUTHORITY_MIGRATIONS, MigrationSet("intake", Path(__file__).parent / "migrations")],
-    emits=(RequestReceived, RequestStatus),
+    emits=(LegalRequest, RequestReceived, RequestStatus),  # LegalRequest: relayed from the authority API
     startup_checks=[require_registry_keys],
+    routes=authority_routes,
+    background=[prune_signatures],
 )

@@ -287,7 +287,7 @@ async def reject(conn: asyncpg.Connection, case: Case, reasons: list[RejectionRe
 def status_row(case: Case, status: str, reasons: list[StatusReason], at: datetime) -> OutboxRow:
     return event_row(SERVICE, RequestStatus(
         request_id=case.request_id, authority_id=case.authority_id, case_id=case.case_id, status=status,
-        reasons=reasons, at=at))
+        reasons=reasons, at=at, deadline=case.deadline if status == "pending_review" else None))
 
 
 async def _decided_entry(conn: asyncpg.Connection, case: Case, outcome: str, decided_by: list[str], at: datetime,

@@ -2,6 +2,7 @@
 import click
 
 from warden.cli.authority import authority
+from warden.cli.authority_client import authority_client
 from warden.cli.database import database
 from warden.cli.disclosure import disclosure, seed
 from warden.cli.legal import audit, transparency
@@ -24,7 +25,7 @@ def cli() -> None:
     """Warden: lawful-request and search-safety back office."""
 
 
-for command in (up, service, authority, keygen, submit, topics, database, disclosure, seed, audit, transparency):
+for command in (up, service, authority, authority_client, keygen, submit, topics, database, disclosure, seed, audit, transparency):
     cli.add_command(command)
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ class Grant:
 def writers_of(topic: Topic) -> tuple[str, ...]:
     """The principals that may write the topic (its `producer`, one or a comma-separated few)."""
     if topic.producer == "external":
-        return (EXTERNAL_WRITERS.get(topic.name, PLATFORM),)
+        return (EXTERNAL_WRITERS.get(topic.name, PLATFORM), *topic.relayed_by)
     return tuple(part.strip() for part in topic.producer.split(","))
 
 

@@ -179,6 +179,8 @@ class RequestStatus(Payload):
     status: RequestStatusValue
     reasons: list[StatusReason] = []
     at: AwareDatetime
+    # v1.1: when the platform owes the authority its next answer (pending_review: the review deadline).
+    deadline: AwareDatetime | None = None
 
 
 class RedactedView(Payload):

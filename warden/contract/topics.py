@@ -25,11 +25,15 @@ class Topic:
     consumers: tuple[str, ...] = field(default=())
     # Principals that read the topic by assignment, with no consumer group and no DLQ (a command).
     readers: tuple[str, ...] = field(default=())
+    # Services that also write an inbound topic beside its external writers (intake relays what
+    # authorities submit over its HTTP API, as a gateway would).
+    relayed_by: tuple[str, ...] = field(default=())
 
     @property
     def writers(self) -> tuple[str, ...]:
-        """Who may write the topic: one service, or for the status topic each stage that reports."""
-        return tuple(name.strip() for name in self.producer.split(","))
+        """Who may write the topic: one service, or for the status topic each stage that reports (and a
+        service relaying an inbound topic)."""
+        return (*(name.strip() for name in self.producer.split(",")), *self.relayed_by)
 
     @property
     def inbound(self) -> bool:
@@ -52,8 +56,9 @@ TOPICS: dict[str, Topic] = {
     t.name: t
     for t in [
         Topic("legal.requests.submitted", "authority_id", ("warden.legal.request.submitted.v1",),
-              "external", "Signed legal requests published by authorities' gateways.",
-              consumers=("intake",)),
+              "external", "Signed legal requests published by authorities' gateways, and by intake for its "
+              "authority API (HTTP).",
+              consumers=("intake",), relayed_by=("intake",)),
         Topic("legal.authorities", "authority_id", ("warden.legal.authority.registered.v1",),
               "operators", "Registry of recognised authorities and their keys (compacted).",
               partitions=1, compacted=True, retention_ms=-1,
@@ -76,12 +81,14 @@ TOPICS: dict[str, Topic] = {
               "legal-review", "Approval and rejection decisions with the policy rules that fired.",
               consumers=("disclosure",)),
         Topic("legal.disclosures.issued", "authority_id", ("warden.legal.disclosure.issued.v1",),
-              "disclosure", "Sealed, signed, hashed disclosure packages (redacted view in clear)."),
+              "disclosure", "Sealed, signed, hashed disclosure packages (redacted view in clear).",
+              consumers=("intake",)),
         Topic("legal.requests.status", "authority_id", ("warden.legal.request.status.v1",),
               "intake, legal-review, disclosure",
               "Status of each request as the authority sees it. Several writers by design: each stage "
               "reports its own step (received/invalid, pending_review/approved/rejected, disclosed/no_data/"
-              "preserved/cancelled), keyed by authority; a reader orders one request's statuses by `at`."),
+              "preserved/cancelled), keyed by authority; a reader orders one request's statuses by `at`.",
+              consumers=("intake",)),
         Topic("legal.audit.checkpoints", "service", ("warden.legal.audit.checkpoint.v1",),
               "legal-review, disclosure", "Signed heads of the audit chains; the latest per service "
               "is what `warden audit verify` holds each chain to (compacted, kept forever).",

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -28,14 +29,22 @@ class OutboxRow:
     event_type: str = ""  # for metrics; empty for dead letters
 
 
-def event_row(service: str, event: Payload) -> OutboxRow:
+@dataclass(frozen=True)
+class Verbatim:
+    """An event whose data must travel exactly as received (someone else signed it): its type and data."""
+
+    event_type: str
+    data: dict[str, Any]
+
+
+def event_row(service: str, event: Payload | Verbatim) -> OutboxRow:
     """The outbox row of one contract event: its type, topic and key follow from its model in the
     registry; refused (ValueError) when the topic's writers do not include `service`."""
-    event_type = type_of(event)
+    event_type = event.event_type if isinstance(event, Verbatim) else type_of(event)
     topic = topic_of(event_type)
     if service not in topic.writers:
-        raise ValueError(f"{service} may not write {topic.name} (writers: {topic.producer})")
-    payload = event.model_dump(mode="json", exclude_none=False)
+        raise ValueError(f"{service} may not write {topic.name} (writers: {', '.join(topic.writers)})")
+    payload = event.data if isinstance(event, Verbatim) else event.model_dump(mode="json", exclude_none=False)
     key = topic.key_of(payload)
     value, headers = encode_structured(new_event(event_type, f"/warden/{service}", payload))
     return OutboxRow(topic.name, key.encode() if key is not None else None, value, headers, event_type)

@@ -20,7 +20,7 @@ import asyncpg
 
 from warden.runtime import metrics
 from warden.contract.events import Payload
-from warden.runtime.outbox import OutboxRow, event_row, write_rows
+from warden.runtime.outbox import OutboxRow, Verbatim, event_row, write_rows
 
 HandOver = Callable[[list[int], list[OutboxRow]], None]
 
@@ -41,7 +41,7 @@ class UnitOfWork:
         self.conn: asyncpg.Connection | None = None
         self._transaction = None
 
-    def emit(self, event: Payload) -> None:
+    def emit(self, event: Payload | Verbatim) -> None:
         """Queue an event of the contract (its model says its type and topic)."""
         self.outgoing.append(event_row(self.service, event))
 

@@ -21,7 +21,9 @@ from tests.support.stack import running, service_settings
 
 REVIEW_TOKENS = {"st-supervisor": {"reviewer": "sam", "role": "supervisor"}}
 MODERATION_TOKENS = {"st-moderator": {"name": "mo", "roles": ["moderator", "appeals"]}}
-TOKENS = {"legal-review": "st-supervisor", "disclosure": None, "moderation": "st-moderator"}
+# intake's authority API takes HTTP Message Signatures, not tokens: generated calls are all unauthenticated
+# (tests/integration/intake/test_authority_api.py signs real ones).
+TOKENS = {"intake": None, "legal-review": "st-supervisor", "disclosure": None, "moderation": "st-moderator"}
 SETTINGS = settings(max_examples=25, deadline=None, database=None, phases=[Phase.explicit, Phase.generate],
                     suppress_health_check=list(HealthCheck))
 
@@ -80,7 +82,7 @@ class ServiceThread:
 CHECKS = [checks.not_a_server_error, checks.status_code_conformance, checks.content_type_conformance,
           checks.response_schema_conformance, checks.response_headers_conformance, checks.ignored_auth]
 
-APIS = ["legal-review", "disclosure"] + (["moderation"] if moderation_available() else [])
+APIS = ["intake", "legal-review", "disclosure"] + (["moderation"] if moderation_available() else [])
 # TODO(moderation): when services/moderation/service.py is absent, its API is left out above.
 
 

@@ -101,8 +101,8 @@ def kustomize(overlay: str) -> list[dict]:
 def expected_acls() -> dict[str, dict[tuple[str, str], set[str]]]:
     """Straight from the registry: a topic's producer(s) write it, its consumers read it and write
     its DLQ, each consuming service reads its group; external feeds belong to the platform except
-    the authorities' requests (the gateway), the authority registry to the operators; a topic's
-    readers (operators, for the audit checkpoints) read it."""
+    the authorities' requests (the gateway, and intake for its HTTP API), the authority registry to the
+    operators; a topic's readers (operators, for the audit checkpoints) read it."""
     acls: dict[str, dict[tuple[str, str], set[str]]] = {}
 
     def allow(principal: str, kind: str, name: str, *ops: str) -> None:
@@ -111,6 +111,8 @@ def expected_acls() -> dict[str, dict[tuple[str, str], set[str]]]:
     for topic in TOPICS.values():
         if topic.producer == "external":
             writers = ["authority-gateway" if topic.name == "legal.requests.submitted" else "platform"]
+            if topic.name == "legal.requests.submitted":
+                writers.append("intake")  # the authority API publishes what authorities submit over HTTP
         else:
             writers = [w.strip() for w in topic.producer.split(",")]
         for writer in writers:
