@@ -14,7 +14,9 @@ from warden.runtime.service import Context
 
 from legal_review import audit, cases
 from legal_review.policy import current_policy
-from legal_review.rules import Facts, assess, may_confirm_emergency, provenance_mismatch
+from legal_review.rules import (
+    Facts, assess, is_preservation, may_confirm_emergency, provenance_mismatch, retention_window, suspect_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +52,18 @@ async def review_request(ctx: Context, received: RequestReceived) -> None:
     authority = await authority_of(ctx, request.authority_id)
     # Extensions and confirmations read and change earlier cases, maybe opened earlier in this batch:
     # those are written first, and so is this one. Every other case is opened with the batch's inserts.
-    touches_earlier = bool(request.extends_request_id or request.confirms_request_id)
+    # Holds on the suspect bound a new hold and reach data past retention: read them when either matters.
+    needs_holds = is_preservation(request) or request.period.start < retention_window(received.received_at,
+                                                                                      policy)[0]
+    touches_earlier = bool(request.extends_request_id or request.confirms_request_id or needs_holds)
     if touches_earlier:
         await ctx.flush_inserts()
     insert_new = None if touches_earlier else ctx.insert_new
     earlier = None
     if request.extends_request_id:
         earlier = await cases.find_earlier_hold(ctx.conn, request.authority_id, request.extends_request_id)
-    assessment = assess(Facts(request, received.received_at, authority, earlier), policy)
+    holds = await cases.holds_on_suspect(ctx.conn, request, received.received_at) if needs_holds else ()
+    assessment = assess(Facts(request, received.received_at, authority, earlier, holds), policy)
     at = received.received_at
     if assessment.outcome == "pending_review":
         case = await cases.open_case(ctx.conn, received, assessment, authority, chain, insert_new, authority_key)
@@ -71,7 +77,8 @@ async def review_request(ctx: Context, received: RequestReceived) -> None:
         return
     ctx.outgoing.extend(rows)
     if request.confirms_request_id and may_confirm_emergency(assessment, authority, policy):
-        await cases.confirm_emergency(ctx.conn, case.country, request.confirms_request_id, case.case_id, at, chain)
+        await cases.confirm_emergency(ctx.conn, case.country, request.confirms_request_id, case.case_id, at, chain,
+                                      suspect_key(request))
     log.info("request assessed", extra={"case_id": case.case_id, "outcome": assessment.outcome,
                                         "flags": assessment.flags, "policy_version": policy.version})
 

@@ -11,9 +11,12 @@ import asyncpg
 from prometheus_client import Gauge
 
 from warden.contract.envelope import now
+from warden.contract.events import RequestStatus, StatusReason
+from warden.runtime.outbox import event_row, write_rows
 
 from legal_review import audit
-from legal_review.cases import MACHINE
+from legal_review.cases import MACHINE, SERVICE, STATUS, STATUS_TOPIC
+from legal_review.policy import Policy, current_policy
 
 log = logging.getLogger(__name__)
 CONFIRMATION_MISSING = "confirmation_missing"
@@ -34,16 +37,31 @@ class SweepResult:
     newly_flagged: list[str]
 
 
-async def sweep(conn: asyncpg.Connection, at: datetime) -> SweepResult:
-    """Flag emergencies whose confirming order is late, and count what is overdue. In the caller's transaction."""
+MISSED_MESSAGE = "no confirming judicial order arrived within the confirmation window"
+
+
+async def sweep(conn: asyncpg.Connection, at: datetime, policy: Policy | None = None) -> SweepResult:
+    """Flag emergencies whose confirming order is late, and count what is overdue. In the caller's transaction.
+
+    A missed confirmation takes away the emergency's one-reviewer approval (a pending case needs the full
+    number of approvals) and is told to the authority: a status event with reason `confirmation_missing`.
+    """
+    policy = policy or current_policy()
     await audit.lock_chain(conn)
     flagged = await conn.fetch(
-        """UPDATE cases SET flags = array_append(flags, $2), updated_at = $1
+        """UPDATE cases SET flags = array_append(flags, $2), updated_at = $1,
+                  approvals_required = CASE WHEN status = 'pending_review'
+                                            THEN greatest(approvals_required, $3) ELSE approvals_required END
            WHERE confirmation_due < $1 AND confirmed_by IS NULL AND NOT ($2 = ANY(flags))
-           RETURNING case_id""", at, CONFIRMATION_MISSING)
+           RETURNING case_id, request_id, authority_id, status""",
+        at, CONFIRMATION_MISSING, policy.review.approvals_required)
     for row in flagged:
         await audit.append(conn, str(row["case_id"]), "case.flagged", MACHINE, at,
                            {"flag": CONFIRMATION_MISSING, "reason": "no confirming judicial order within the window"})
+    await write_rows(conn, [event_row(SERVICE, STATUS_TOPIC, STATUS, RequestStatus(
+        request_id=row["request_id"], authority_id=row["authority_id"], case_id=str(row["case_id"]),
+        status=row["status"], reasons=[StatusReason(code=CONFIRMATION_MISSING, message=MISSED_MESSAGE)], at=at))
+        for row in flagged])
     counts = await conn.fetch(
         """SELECT CASE WHEN emergency THEN 'emergency' ELSE 'standard' END AS priority,
                   count(*) AS pending, count(*) FILTER (WHERE deadline < $1) AS overdue
@@ -63,6 +81,8 @@ async def watch_deadlines(runtime) -> None:
         try:
             async with runtime.pool.acquire() as conn, conn.transaction():
                 result = await sweep(conn, now())
+            if result.newly_flagged and runtime.relay is not None:
+                runtime.relay.wakeup.set()  # the authority is told now, not at the relay's next scan
             for priority, count in result.overdue.items():
                 CASES_OVERDUE.labels(priority).set(count)
             for priority, count in result.pending.items():

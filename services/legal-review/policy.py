@@ -77,6 +77,11 @@ class PreservationPolicy(Strict):
     max_extensions: int = Field(ge=0)
 
 
+class NondisclosurePolicy(Strict):
+    max_days: int = Field(ge=1)
+    source: str
+
+
 class ReviewPolicy(Strict):
     approvals_required: int = Field(ge=1)
     single_reviewer_flags: list[str]
@@ -97,6 +102,7 @@ class Policy(Strict):
     deadlines: DeadlinePolicy
     emergency: EmergencyPolicy
     preservation: PreservationPolicy
+    nondisclosure: NondisclosurePolicy
     review: ReviewPolicy
 
     @field_validator("rules")

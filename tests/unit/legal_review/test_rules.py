@@ -1,17 +1,22 @@
 """Every policy rule, passing and failing, with its reason code (table-driven)."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 
 from legal_review.policy import current_policy
-from legal_review.rules import RULES
+from legal_review.rules import RULES, SuspectHold
 
 from tests.unit.legal_review.support import NOW, authority, earlier_hold, facts, request
 
 POLICY = current_policy()
 EXT = "REQ-0"
+
+
+def suspect_hold(authority_id: str = "auth-1", started_at=NOW, days: int = 60) -> SuspectHold:
+    return SuspectHold(authority_id=authority_id, started_at=started_at, hold_until=started_at + timedelta(days=days))
+
 
 # (rule id, facts, expected outcome, expected reason code)
 CASES = [
@@ -109,7 +114,28 @@ CASES = [
     ("preservation.hold", facts(request(instrument={"type": "preservation_request"}, extends_request_id=EXT),
                                 earlier=earlier_hold(hold_until=NOW - timedelta(days=1))),
      "failed", "extension_target_expired"),
+    # An extension of an extension: the chain already used its one extension.
+    ("preservation.hold", facts(request(instrument={"type": "preservation_request"}, extends_request_id=EXT),
+                                earlier=earlier_hold(chain_extensions=1)), "failed", "extension_exhausted"),
+    # A new request while this authority's hold chain has run its 60 + 30 days (EU).
+    ("preservation.hold", facts(request(instrument={"type": "preservation_request"}),
+                                holds=(suspect_hold(started_at=NOW - timedelta(days=90)),)),
+     "failed", "hold_limit_reached"),
+    ("preservation.hold", facts(request(instrument={"type": "preservation_request"}),
+                                holds=(suspect_hold(authority_id="other", started_at=NOW - timedelta(days=90)),)),
+     "passed", "hold_granted"),
+    # period.retention, reaching back through a hold on the suspect
+    ("period.retention", facts(request(period={"start": NOW - timedelta(days=400), "end": NOW - timedelta(days=380)}),
+                               holds=(suspect_hold(started_at=NOW - timedelta(days=50)),)),
+     "passed", "period_within_hold"),
+    # nondisclosure.bounded
+    ("nondisclosure.bounded", facts(), "passed", "no_nondisclosure"),
+    ("nondisclosure.bounded", facts(request(nondisclosure_until=(NOW + timedelta(days=180)).date())),
+     "passed", "nondisclosure_bounded"),
+    ("nondisclosure.bounded", facts(request(nondisclosure_until=date(9999, 12, 31))),
+     "flagged", "nondisclosure_too_far"),
 ]
+
 
 
 @pytest.mark.parametrize("rule_id, the_facts, outcome, code", CASES,
