@@ -21,7 +21,8 @@ from warden.runtime.inserts import InsertNew, insert_now
 from warden.runtime.outbox import OutboxRow, event_row
 
 from legal_review import audit, keys
-from legal_review.rules import Assessment, EarlierHold, RuleResult, SuspectHold, suspect_key
+from legal_review.policy import current_policy
+from legal_review.rules import Assessment, EarlierHold, RuleResult, SuspectHold, suspect_key, user_notice
 
 SERVICE = "legal-review"
 APPROVED = "warden.legal.request.approved.v1"
@@ -286,7 +287,8 @@ def _approval(case: Case, decided_by: list[str], at: datetime, extra_rules: list
         suspect=case.request.suspect, kind=case.kind, data_categories=case.granted_categories,
         period=case.period, hold_until=case.hold_until, nondisclosure_until=case.request.nondisclosure_until,
         policy_rules=[*rules, *extra_rules], decided_by=decided_by, signed_request=case.submitted,
-        authority_key=case.authority_key, decided_at=at)
+        authority_key=case.authority_key, decided_at=at,
+        user_notice=user_notice(case.country, case.emergency, case.received_at, current_policy()))
     event = keys.signed(event.model_dump(mode="json"))
     refused = [c for c in case.request.data_categories if c not in case.granted_categories]
     reasons = [StatusReason(code="category_refused", message=f"{c[:64]} is not granted") for c in refused]

@@ -82,6 +82,19 @@ class NondisclosurePolicy(Strict):
     source: str
 
 
+class NoticeRule(Strict):
+    by: Literal["platform", "authority"]
+    source: str = Field(min_length=1)
+
+
+class NoticePolicy(Strict):
+    """Who tells the person, per jurisdiction; emergencies: nobody before the validation window ends."""
+
+    eu: NoticeRule
+    other: NoticeRule
+    emergency_source: str = Field(min_length=1)
+
+
 class ReviewPolicy(Strict):
     approvals_required: int = Field(ge=1)
     single_reviewer_flags: list[str]
@@ -103,6 +116,7 @@ class Policy(Strict):
     emergency: EmergencyPolicy
     preservation: PreservationPolicy
     nondisclosure: NondisclosurePolicy
+    notices: NoticePolicy
     review: ReviewPolicy
 
     @field_validator("rules")

@@ -18,7 +18,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from warden.contract.envelope import EventRejected
-from warden.contract.events import AuthorityRegistered, InstrumentType, LegalRequest, Period, RequestReceived
+from warden.contract.events import (
+    AuthorityRegistered, InstrumentType, LegalRequest, Period, RequestReceived, UserNotice,
+)
 from warden.identifiers import case_id_for, normalise_suspect
 from warden.signing import canonical
 
@@ -427,6 +429,27 @@ def _hold_limit_reached(facts: Facts, policy: Policy) -> Verdict | None:
         return failed("hold_limit_reached", "the hold on this suspect already ran for the initial period and "
                                             "its extension")
     return None
+
+
+def user_notice(country: str | None, emergency: bool, received_at: datetime, policy: Policy) -> UserNotice:
+    """The notice rule of the authority's jurisdiction, as the approval carries it to disclosure."""
+    terms = policy.notices.eu if policy.is_eu(country) else policy.notices.other
+    not_before = received_at + timedelta(hours=policy.emergency.confirmation_hours) if emergency else None
+    source = f"{terms.source}; {policy.notices.emergency_source}" if emergency else terms.source
+    return UserNotice(by=terms.by, not_before=not_before, rule="notice.jurisdiction", source=source[:256])
+
+
+@rule("notice.jurisdiction")
+def notice_jurisdiction(facts: Facts, policy: Policy) -> Verdict:
+    """Who notifies the person; never a reason to refuse."""
+    if facts.authority is None:
+        return flagged("notice_jurisdiction_unknown", "the authority's country is unknown, and so who notifies",
+                       "authority_unknown")
+    notice = user_notice(facts.authority.country if facts.authority else None, is_emergency(facts.request),
+                         facts.received_at, policy)
+    who = "the issuing authority informs the person" if notice.by == "authority" else "the platform notifies"
+    when = f", not before {notice.not_before.isoformat()}" if notice.not_before else ""
+    return passed(f"notice_by_{notice.by}", f"{who}{when} ({notice.source})")
 
 
 @rule("nondisclosure.bounded")

@@ -128,6 +128,10 @@ CASES = [
     ("period.retention", facts(request(period={"start": NOW - timedelta(days=400), "end": NOW - timedelta(days=380)}),
                                holds=(suspect_hold(started_at=NOW - timedelta(days=50)),)),
      "passed", "period_within_hold"),
+    # notice.jurisdiction
+    ("notice.jurisdiction", facts(), "passed", "notice_by_authority"),
+    ("notice.jurisdiction", facts(auth=authority(country="US")), "passed", "notice_by_platform"),
+    ("notice.jurisdiction", facts(auth=None), "flagged", "notice_jurisdiction_unknown"),
     # nondisclosure.bounded
     ("nondisclosure.bounded", facts(), "passed", "no_nondisclosure"),
     ("nondisclosure.bounded", facts(request(nondisclosure_until=(NOW + timedelta(days=180)).date())),
