@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import logging
+import uuid
 
 from pydantic import ValidationError
 
 from warden.authorities import authority_of, usable_keys
 from warden.contract.envelope import EventRejected
-from warden.contract.events import LegalRequest, RequestReceived, StatusReason, ViolationConfirmed
+from warden.contract.events import (
+    DisclosureIssued, LegalRequest, RequestReceived, RequestStatus, StatusReason, ViolationConfirmed,
+)
 from warden.provenance import request_key
 from warden.runtime.consumer import describe_validation_error
 from warden.runtime.service import Context
@@ -89,3 +92,36 @@ async def record_violation(ctx: Context, violation: ViolationConfirmed) -> None:
         "INSERT INTO violations (account_id, content_id, category, decided_at) VALUES ($1, $2, $3, $4)"
         " ON CONFLICT DO NOTHING",
         violation.account_id, violation.content_id, violation.category, violation.decided_at)
+
+
+# What the disclosure service reports of approved disclosures, for the transparency report.
+FULFILMENT_STATUSES = {"no_data", "cancelled"}
+
+
+def _case_uuid(case_id: str | None) -> uuid.UUID | None:
+    """Case ids are UUIDs (warden.identifiers.case_id_for); anything else names none of our cases."""
+    try:
+        return uuid.UUID(case_id) if case_id else None
+    except ValueError:
+        return None
+
+
+async def record_disclosure(ctx: Context, issued: DisclosureIssued) -> None:
+    """A package was issued: the case produced data, of this account."""
+    if _case_uuid(issued.case_id) is None:
+        return
+    await ctx.conn.execute(
+        "INSERT INTO fulfilments (case_id, outcome, account_id, at)"
+        " SELECT case_id, 'disclosed', $2, $3 FROM cases WHERE case_id = $1::uuid"
+        " ON CONFLICT (case_id) DO UPDATE SET outcome = 'disclosed', account_id = EXCLUDED.account_id,"
+        " at = EXCLUDED.at", issued.case_id, issued.account_id, issued.generated_at)
+
+
+async def record_fulfilment(ctx: Context, status: RequestStatus) -> None:
+    """An approved disclosure closed without data (no_data, cancelled); every other status is not ours to keep."""
+    if status.status.value not in FULFILMENT_STATUSES or _case_uuid(status.case_id) is None:
+        return
+    await ctx.conn.execute(
+        "INSERT INTO fulfilments (case_id, outcome, at)"
+        " SELECT case_id, $2, $3 FROM cases WHERE case_id = $1::uuid AND status = 'approved' AND kind = 'disclosure'"
+        " ON CONFLICT (case_id) DO NOTHING", status.case_id, status.status.value, status.at)

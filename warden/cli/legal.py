@@ -67,7 +67,9 @@ def verify(database_url: str | None) -> None:
 @database_option
 def transparency(quarter: str, fmt: str, database_url: str | None) -> None:
     """Quarterly transparency report per country, from legal review's recorded decisions."""
-    from legal_review.transparency import COLUMNS, build_report, quarter_bounds, report_csv, report_json
+    from legal_review.transparency import (
+        INSTRUMENT_COLUMNS, build_report, quarter_bounds, report_csv, report_json, report_rows,
+    )
 
     try:
         quarter_bounds(quarter)
@@ -79,11 +81,12 @@ def transparency(quarter: str, fmt: str, database_url: str | None) -> None:
     elif fmt == "csv":
         click.echo(report_csv(report), nl=False)
     else:
-        widths = [max(len(c), 7) for c in COLUMNS]
+        widths = [max(len(c), 7) for c in INSTRUMENT_COLUMNS]
+        widths[1] = max(widths[1], len("preservation_request"))
         click.echo(f"Transparency report {report.quarter}")
-        click.echo("  ".join(c.rjust(w) for c, w in zip(COLUMNS, widths)))
-        for row in report.countries:
-            click.echo("  ".join(str(getattr(row, c)).rjust(w) for c, w in zip(COLUMNS, widths)))
+        click.echo("  ".join(c.rjust(w) for c, w in zip(INSTRUMENT_COLUMNS, widths)))
+        for row in report_rows(report):
+            click.echo("  ".join(str(v).rjust(w) for v, w in zip(row, widths)))
         if not report.countries:
             click.echo("(no requests received in this quarter)")
         for note in report.notes:
