@@ -201,7 +201,7 @@ def granted_period(request: LegalRequest, received_at: datetime, policy: Policy,
 
 
 def hold_terms(country: str | None, policy: Policy):
-    return policy.preservation.eu if policy.is_eu(country) else policy.preservation.other
+    return policy.jurisdiction(country).preservation
 
 
 def hold_chain_start(facts: Facts) -> datetime:
@@ -272,10 +272,9 @@ def authority_competent(facts: Facts, policy: Policy) -> Verdict:
     instrument = facts.request.instrument.type.value
     if authority is None:
         return flagged("issuer_unverifiable", "the authority's kind is unknown", "authority_unknown")
-    eu = policy.is_eu(authority.country)
-    for grant in policy.issuers:
-        where_ok = grant.where == "any" or (grant.where == "eu") == eu
-        if authority.kind.value in grant.kinds and instrument in grant.instruments and where_ok:
+    jurisdiction = policy.jurisdiction(authority.country)
+    for grant in jurisdiction.issuers:
+        if authority.kind.value in grant.kinds and instrument in grant.instruments:
             return passed("issuer_competent", f"a {authority.kind.value} may issue a {instrument} ({grant.source})")
     return failed("issuer_not_competent",
                   f"a {authority.kind.value} in {authority.country} may not issue a {instrument}")
@@ -373,6 +372,24 @@ def period_retention(facts: Facts, policy: Policy) -> Verdict:
     return passed("period_in_retention", "the period is within the retention window")
 
 
+@rule("jurisdiction.route")
+def jurisdiction_route(facts: Facts, policy: Policy) -> Verdict:
+    """The request came the way the authority's jurisdiction must take (direct, agreement, or MLAT)."""
+    if facts.authority is None:
+        return flagged("route_unknown", "the authority's country is unknown, and so the route it must take",
+                       "authority_unknown")
+    country, instrument = facts.authority.country, facts.request.instrument.type.value
+    jurisdiction = policy.jurisdiction(country)
+    if jurisdiction.route == "mlat" and instrument not in jurisdiction.direct_instruments:
+        return failed("mlat_required", f"requests from {country} reach the platform through mutual legal "
+                                       f"assistance, not directly ({jurisdiction.route_source})")
+    if jurisdiction.route == "mlat":
+        return passed("direct_exception", f"a {instrument} from {country} is accepted directly")
+    if jurisdiction.route == "executive_agreement":
+        return passed("executive_agreement", f"{country}: {jurisdiction.route_source}")
+    return passed("direct_route", f"{country} ({jurisdiction.name}): {jurisdiction.route_source}")
+
+
 @rule("jurisdiction.high_risk")
 def jurisdiction_high_risk(facts: Facts, policy: Policy) -> Verdict:
     """High-risk jurisdictions need two reviewers."""
@@ -433,7 +450,7 @@ def _hold_limit_reached(facts: Facts, policy: Policy) -> Verdict | None:
 
 def user_notice(country: str | None, emergency: bool, received_at: datetime, policy: Policy) -> UserNotice:
     """The notice rule of the authority's jurisdiction, as the approval carries it to disclosure."""
-    terms = policy.notices.eu if policy.is_eu(country) else policy.notices.other
+    terms = policy.jurisdiction(country).notice
     not_before = received_at + timedelta(hours=policy.emergency.confirmation_hours) if emergency else None
     source = f"{terms.source}; {policy.notices.emergency_source}" if emergency else terms.source
     return UserNotice(by=terms.by, not_before=not_before, rule="notice.jurisdiction", source=source[:256])

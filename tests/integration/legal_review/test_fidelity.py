@@ -207,3 +207,22 @@ async def test_an_empty_status_lists_every_case(bootstrap, database_url, monkeyp
 
     assert answer.status_code == 200
     assert {"approved"} <= {c["status"] for c in answer.json()}
+
+
+async def test_each_country_takes_its_route(bootstrap, database_url):
+    """Outside the EU, the US and the UK, a court order must come through mutual legal assistance."""
+    brazil, uk = new_authority("court", "BR"), new_authority("court", "GB")
+    direct, agreed = received(brazil), received(uk)
+    async with running("legal-review", service_settings(bootstrap, database_url)):
+        await registered(bootstrap, database_url, brazil, uk)
+        refused = await decided(bootstrap, direct)
+        accepted = await decided(bootstrap, agreed)
+
+    assert refused["type"] == "warden.legal.request.rejected.v1"
+    [reason] = [r for r in refused["data"]["reasons"] if r["rule"] == "jurisdiction.route"]
+    assert reason["code"] == "mlat_required"
+    assert "mutual legal assistance" in reason["message"]
+    assert accepted["type"] == "warden.legal.request.approved.v1"
+    assert {"rule": "jurisdiction.route", "outcome": "passed"}.items() <= next(
+        r for r in accepted["data"]["policy_rules"] if r["rule"] == "jurisdiction.route").items()
+    assert refused["data"]["decided_by"] == accepted["data"]["decided_by"] == ["policy/2024-09.3"]

@@ -86,6 +86,13 @@ CASES = [
      "passed", "period_narrowed"),
     ("period.retention", facts(request(period={"start": NOW - timedelta(days=800), "end": NOW - timedelta(days=700)})),
      "failed", "period_outside_retention"),
+    # jurisdiction.route
+    ("jurisdiction.route", facts(), "passed", "direct_route"),
+    ("jurisdiction.route", facts(auth=authority(country="GB")), "passed", "executive_agreement"),
+    ("jurisdiction.route", facts(auth=authority(country="IN")), "failed", "mlat_required"),
+    ("jurisdiction.route", facts(request(instrument={"type": "emergency_request"}), authority("police", "IN")),
+     "passed", "direct_exception"),
+    ("jurisdiction.route", facts(auth=None), "flagged", "route_unknown"),
     # jurisdiction.high_risk
     ("jurisdiction.high_risk", facts(), "passed", "jurisdiction_ok"),
     ("jurisdiction.high_risk", facts(auth=authority(country="RU")), "flagged", "high_risk_jurisdiction"),
