@@ -61,7 +61,7 @@ async def sweep(conn: asyncpg.Connection, at: datetime, policy: Policy | None = 
     await write_rows(conn, [event_row(SERVICE, STATUS_TOPIC, STATUS, RequestStatus(
         request_id=row["request_id"], authority_id=row["authority_id"], case_id=str(row["case_id"]),
         status=row["status"], reasons=[StatusReason(code=CONFIRMATION_MISSING, message=MISSED_MESSAGE)], at=at))
-        for row in flagged])
+        for row in flagged if row["status"] != "rejected"])  # a rejected case has nothing left to confirm
     counts = await conn.fetch(
         """SELECT CASE WHEN emergency THEN 'emergency' ELSE 'standard' END AS priority,
                   count(*) AS pending, count(*) FILTER (WHERE deadline < $1) AS overdue
