@@ -134,7 +134,7 @@ async def _chain_start(conn: asyncpg.Connection, authority_id: str, row: asyncpg
 
 async def find_earlier_hold(conn: asyncpg.Connection, authority_id: str, request_id: str) -> EarlierHold | None:
     row = await conn.fetchrow(
-        "SELECT case_id, request_id, kind, status, hold_until, extensions, received_at,"
+        "SELECT case_id, request_id, kind, status, hold_until, extensions, received_at, suspect_key,"
         " request->>'extends_request_id' AS extends FROM cases WHERE authority_id = $1 AND request_id = $2",
         authority_id, request_id)
     if row is None:
@@ -142,7 +142,7 @@ async def find_earlier_hold(conn: asyncpg.Connection, authority_id: str, request
     started_at, depth = await _chain_start(conn, authority_id, row)
     return EarlierHold(case_id=str(row["case_id"]), kind=row["kind"], status=row["status"],
                        hold_until=row["hold_until"], extensions=row["extensions"], chain_started_at=started_at,
-                       chain_extensions=depth + row["extensions"])
+                       chain_extensions=depth + row["extensions"], suspect_key=row["suspect_key"])
 
 
 async def holds_on_suspect(conn: asyncpg.Connection, request: LegalRequest, at: datetime) -> tuple[SuspectHold, ...]:

@@ -46,6 +46,7 @@ class EarlierHold:
     extensions: int
     chain_started_at: datetime | None = None
     chain_extensions: int = 0
+    suspect_key: str | None = None  # whose data it holds (suspect_key of its request)
 
 
 @dataclass(frozen=True)
@@ -430,6 +431,8 @@ def preservation_hold(facts: Facts, policy: Policy) -> Verdict:
         return failed("extension_target_unknown", "the request to extend is not known for this authority")
     if earlier.kind != "preservation" or earlier.status != "approved" or earlier.hold_until is None:
         return failed("extension_target_not_held", "the request to extend is not an approved preservation hold")
+    if earlier.suspect_key is not None and earlier.suspect_key != suspect_key(request):
+        return failed("extension_other_suspect", "the request to extend holds another suspect's data")
     used = max(earlier.extensions, earlier.chain_extensions)
     if used >= policy.preservation.max_extensions:
         return failed("extension_exhausted",

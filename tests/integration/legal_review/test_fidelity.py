@@ -56,9 +56,12 @@ async def test_a_chain_of_extensions_never_holds_past_the_initial_period_plus_on
     chained = received(court, suspect=suspect, extends_request_id=extension["request"]["request_id"],
                        **PRESERVATION)
     fresh = received(court, suspect=suspect, **PRESERVATION)
+    # Nor is an extension that names this hold for someone else's data.
+    elsewhere = received(court, suspect={"account_id": f"acc-{uuid.uuid4().hex[:8]}"},
+                         extends_request_id=fresh["request"]["request_id"], **PRESERVATION)
     async with running("legal-review", service_settings(bootstrap, database_url)):
         await registered(bootstrap, database_url, court)
-        decisions = [await decided(bootstrap, event) for event in (first, extension, chained, fresh)]
+        decisions = [await decided(bootstrap, event) for event in (first, extension, chained, fresh, elsewhere)]
 
     started = datetime.fromisoformat(first["received_at"])
     limit = started + timedelta(days=60 + 30)  # Art. 11: 60 days, one extension of 30
@@ -66,6 +69,7 @@ async def test_a_chain_of_extensions_never_holds_past_the_initial_period_plus_on
     assert at(decisions[1], "hold_until") == limit
     assert decisions[2]["type"] == "warden.legal.request.rejected.v1"
     assert decisions[2]["data"]["reasons"][0]["code"] == "extension_exhausted"
+    assert decisions[4]["data"]["reasons"][0]["code"] == "extension_other_suspect"
     # A new request for the same suspect while the hold runs is no way around the limit either.
     holds = [at(d, "hold_until") for d in decisions if d["type"].endswith("approved.v1")]
     assert max(holds) <= limit

@@ -121,6 +121,8 @@ CASES = [
     ("preservation.hold", facts(request(instrument={"type": "preservation_request"}, extends_request_id=EXT),
                                 earlier=earlier_hold(hold_until=NOW - timedelta(days=1))),
      "failed", "extension_target_expired"),
+    ("preservation.hold", facts(request(instrument={"type": "preservation_request"}, extends_request_id=EXT),
+                                earlier=earlier_hold(suspect_key="0" * 64)), "failed", "extension_other_suspect"),
     # An extension of an extension: the chain already used its one extension.
     ("preservation.hold", facts(request(instrument={"type": "preservation_request"}, extends_request_id=EXT),
                                 earlier=earlier_hold(chain_extensions=1)), "failed", "extension_exhausted"),
