@@ -35,12 +35,29 @@ def normalise_suspect(suspect: Suspect) -> Suspect:
     )
 
 
+# What a written phone number may hold besides its digits: the leading +, spaces and the usual separators.
+_PHONE_PUNCTUATION = frozenset("+ -.()/\u00a0")
+
+
 def normalise_phone_number(raw: str, field: str = "phone_number") -> str:
-    """E.164, or EventRejected. Numbers must carry their country code (`+`)."""
+    """E.164, or EventRejected. Numbers must carry their country code (`+`).
+
+    Only digits and separators are read: letters are refused rather than mapped to keypad digits
+    (a "vanity" spelling would name another person's number), and so is an extension (E.164 has
+    none; dropping it would name the switchboard, not the person).
+    """
+    if any(c.isalpha() for c in raw):
+        raise EventRejected("invalid_data", f"{field} holds letters (a vanity number or an extension): "
+                                            "give the digits of the E.164 number only")
+    if any(not (c.isdigit() or c in _PHONE_PUNCTUATION) for c in raw):
+        raise EventRejected("invalid_data", f"{field} holds characters other than digits and separators "
+                                            "(an extension?): give the E.164 number only")
     try:
         number = phonenumbers.parse(raw, None)
     except phonenumbers.NumberParseException:
         raise EventRejected("invalid_data", f"{field} is not an international number (+CC...)") from None
+    if number.extension:
+        raise EventRejected("invalid_data", f"{field} holds an extension: give the E.164 number only")
     if not phonenumbers.is_possible_number(number):
         raise EventRejected("invalid_data", f"{field} is not a possible E.164 number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

@@ -46,11 +46,14 @@ user legal-review "$KAFKA_PASSWORD_LEGAL_REVIEW"
 allow legal-review --topic legal.authorities Read Describe
 allow legal-review --topic legal.requests.received Read Describe
 allow legal-review --topic legal.requests.decided Write Describe
-allow legal-review --topic legal.requests.status Write Describe
+allow legal-review --topic legal.disclosures.issued Read Describe
+allow legal-review --topic legal.requests.status Read Write Describe
 allow legal-review --topic legal.audit.checkpoints Write Describe
 allow legal-review --topic moderation.violations Read Describe
 allow legal-review --topic legal.authorities.dlq Write Describe
 allow legal-review --topic legal.requests.received.dlq Write Describe
+allow legal-review --topic legal.disclosures.issued.dlq Write Describe
+allow legal-review --topic legal.requests.status.dlq Write Describe
 allow legal-review --topic moderation.violations.dlq Write Describe
 allow legal-review --group warden-legal-review Read
 

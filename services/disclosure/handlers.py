@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from warden.contract.envelope import EventRejected, now
 from warden.contract.events import (
-    DisclosureIssued, NoticeDue, RequestApproved, RequestRejected, RequestStatus, StatusReason,
+    DisclosureIssued, Instrument, NoticeDue, RequestApproved, RequestRejected, RequestStatus, StatusReason,
     SubscriberAccountUpdated, SubscriberSessionObserved,
 )
 from warden.identifiers import normalise_phone_number, normalise_username
@@ -176,17 +176,30 @@ async def place_hold(ctx: Context, decision: RequestApproved, account_id: str) -
     log.info("preservation hold placed", extra={"case_id": decision.case_id, "hold_until": hold_until.isoformat()})
 
 
+def instrument_expires_at(decision: RequestApproved) -> datetime | None:
+    """The signed instrument's expiry (verify_approval has checked the signed request)."""
+    instrument = (decision.signed_request or {}).get("instrument") or {}
+    return Instrument.model_validate(instrument).expires_at if instrument else None
+
+
 async def disclose(ctx: Context, decision: RequestApproved, account_id: str, lookup: store.SuspectLookup) -> None:
     at = now()
+    expires_at = instrument_expires_at(decision)
+    if expires_at is not None and expires_at <= at:  # the order must be in force when the data leaves
+        await cancel(ctx, decision, "instrument_expired", "the instrument expired before the package was built")
+        return
     package = build_package(decision, account_id, lookup.phone_changes, lookup.sessions, at, new_nonce())
     if is_empty(package):
         await close_without_data(ctx, decision, "no_data_in_period")
         return
     # Sealed to the key that verified the request (pinned to the case), whatever the registry says now.
     sealed = seal_for_authority(package, decision.authority_key, await platform_key(ctx))
-    # The user notice: due now, emitted with the package; later, the notice job emits it (the row is durable).
-    due_at = notice_due_at(at, decision.nondisclosure_until)
-    emitted_at = at if due_at <= at else None
+    # The user notice: due now, emitted with the package; later, the notice job emits it (the row is durable);
+    # none when the issuing authority informs the person (the jurisdiction's rule, carried by the approval).
+    notice = decision.user_notice
+    due_at = None if notice is not None and notice.by == "authority" else notice_due_at(
+        at, decision.nondisclosure_until, notice.not_before if notice else None)
+    emitted_at = at if due_at is not None and due_at <= at else None
     if not await store.record_disclosure(ctx.conn, case_row(decision, "disclosed", at), account_id, sealed.sealed,
                                          sealed.sha256, sealed.signature, due_at, emitted_at, ctx.insert_new):
         raise already_recorded()

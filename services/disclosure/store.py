@@ -228,15 +228,17 @@ async def record_hold(conn: asyncpg.Connection, case: tuple, account_id: str, ho
 
 
 async def record_disclosure(conn: asyncpg.Connection, case: tuple, account_id: str, sealed: str, sha256: str,
-                            signature: str, due_at: datetime, emitted_at: datetime | None,
+                            signature: str, due_at: datetime | None, emitted_at: datetime | None,
                             insert_new: InsertNew | None = None) -> bool:
-    """The case, its package and its notice, in one statement. generated_at = decided_at."""
+    """The case, its package and its notice (none when `due_at` is None: the authority informs the person),
+    in one statement. generated_at = decided_at."""
     return await (insert_new or partial(insert_now, conn))(
         f"WITH c AS ({_CASE}),"
         " p AS (INSERT INTO packages (case_id, authority_id, account_id, generated_at, sealed, sha256, signature)"
-        "       SELECT case_id, $3, $8, $7, $9, $10, $11 FROM c)"
-        " INSERT INTO notices (case_id, account_id, due_at, emitted_at)"
-        " SELECT case_id, $8, $12, $13 FROM c RETURNING true",
+        "       SELECT case_id, $3, $8, $7, $9, $10, $11 FROM c),"
+        " n AS (INSERT INTO notices (case_id, account_id, due_at, emitted_at)"
+        "       SELECT case_id, $8, $12::timestamptz, $13::timestamptz FROM c WHERE $12::timestamptz IS NOT NULL)"
+        " SELECT true FROM c",
         *case, account_id, sealed, sha256, signature, due_at, emitted_at)
 
 

@@ -83,12 +83,20 @@ def resolve_account(candidates: dict[str, set[str]]) -> tuple[str | None, str]:
     return next(iter(common)), ""
 
 
-def notice_due_at(disclosed_at: datetime, nondisclosure_until: date | None) -> datetime:
-    """At once, or the first instant after `nondisclosure_until` (UTC) has passed."""
+LATEST = datetime.max.replace(tzinfo=timezone.utc)
+
+
+def notice_due_at(disclosed_at: datetime, nondisclosure_until: date | None,
+                  not_before: datetime | None = None) -> datetime:
+    """At once, or the first instant after `nondisclosure_until` (UTC) has passed, and not before
+    `not_before`. A date at the end of the calendar gives its last instant: never an overflow."""
+    due = disclosed_at if not_before is None else max(disclosed_at, not_before)
     if nondisclosure_until is None:
-        return disclosed_at
+        return due
+    if nondisclosure_until >= date.max:
+        return LATEST
     lifted = datetime.combine(nondisclosure_until + timedelta(days=1), time.min, tzinfo=timezone.utc)
-    return max(disclosed_at, lifted)
+    return max(due, lifted)
 
 
 def retention_cutoff(now: datetime, retention_days: int) -> datetime:

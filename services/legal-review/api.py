@@ -169,8 +169,8 @@ def review_routes(app: FastAPI, runtime: ServiceContext) -> None:
     @router.get("/cases", response_model=list[CaseSummary])
     async def list_cases(
         reviewer: Reviewer = Depends(reviewer_of),
-        status: Literal["pending_review", "approved", "rejected"] | None = Query(
-            "pending_review", description="only cases in this status (omit with status= for all)"),
+        status: Literal["pending_review", "approved", "rejected", ""] = Query(
+            "pending_review", description="only cases in this status; `status=` (empty) lists every case"),
         overdue: bool | None = Query(None, description="only cases past (true) or within (false) their deadline"),
         due_before: datetime | None = Query(None, description="only cases whose deadline is before this time"),
         limit: int = Query(100, ge=1, le=1000),
@@ -178,7 +178,7 @@ def review_routes(app: FastAPI, runtime: ServiceContext) -> None:
         """Cases by status, emergencies first, then by deadline."""
         at = now()
         async with pool().acquire() as conn:
-            found = await cases.find_cases(conn, at, status=status, overdue=overdue, due_before=due_before,
+            found = await cases.find_cases(conn, at, status=status or None, overdue=overdue, due_before=due_before,
                                            limit=limit)
         return [CaseSummary(**case_summary(c, at)) for c in found]
 

@@ -21,7 +21,8 @@ from warden.runtime.inserts import InsertNew, insert_now
 from warden.runtime.outbox import OutboxRow, event_row
 
 from legal_review import audit, keys
-from legal_review.rules import Assessment, EarlierHold, RuleResult, suspect_key
+from legal_review.policy import current_policy
+from legal_review.rules import Assessment, EarlierHold, RuleResult, SuspectHold, suspect_key, user_notice
 
 SERVICE = "legal-review"
 MACHINE = "policy"
@@ -106,14 +107,51 @@ async def find_cases(conn: asyncpg.Connection, at: datetime, *, status: str | No
     return [case_from_row(r) for r in rows]
 
 
+# Links followed back along a chain of extensions (each names the one it extends); far more than
+# any policy allows, and a bound on a loop of forged names.
+MAX_CHAIN = 16
+
+
+async def _chain_start(conn: asyncpg.Connection, authority_id: str, row: asyncpg.Record) -> tuple[datetime, int]:
+    """When the first hold of `row`'s chain of extensions was received, and how many links lie before `row`."""
+    started_at, depth, seen = row["received_at"], 0, {row["request_id"]}
+    extends = row["extends"]
+    while extends and extends not in seen and depth < MAX_CHAIN:
+        earlier = await conn.fetchrow(
+            "SELECT request_id, received_at, request->>'extends_request_id' AS extends FROM cases"
+            " WHERE authority_id = $1 AND request_id = $2", authority_id, extends)
+        if earlier is None:
+            break
+        seen.add(extends)
+        started_at, depth, extends = earlier["received_at"], depth + 1, earlier["extends"]
+    return started_at, depth
+
+
 async def find_earlier_hold(conn: asyncpg.Connection, authority_id: str, request_id: str) -> EarlierHold | None:
     row = await conn.fetchrow(
-        "SELECT case_id, kind, status, hold_until, extensions FROM cases WHERE authority_id = $1 AND request_id = $2",
+        "SELECT case_id, request_id, kind, status, hold_until, extensions, received_at, suspect_key,"
+        " request->>'extends_request_id' AS extends FROM cases WHERE authority_id = $1 AND request_id = $2",
         authority_id, request_id)
     if row is None:
         return None
+    started_at, depth = await _chain_start(conn, authority_id, row)
     return EarlierHold(case_id=str(row["case_id"]), kind=row["kind"], status=row["status"],
-                       hold_until=row["hold_until"], extensions=row["extensions"])
+                       hold_until=row["hold_until"], extensions=row["extensions"], chain_started_at=started_at,
+                       chain_extensions=depth + row["extensions"], suspect_key=row["suspect_key"])
+
+
+async def holds_on_suspect(conn: asyncpg.Connection, request: LegalRequest, at: datetime) -> tuple[SuspectHold, ...]:
+    """Approved holds on the request's suspect (by every authority) still running at `at`."""
+    rows = await conn.fetch(
+        "SELECT authority_id, request_id, received_at, hold_until, request->>'extends_request_id' AS extends"
+        " FROM cases WHERE suspect_key = $1 AND kind = 'preservation' AND status = 'approved'"
+        " AND hold_until > $2 ORDER BY received_at LIMIT 64", suspect_key(request), at)
+    holds = []
+    for row in rows:
+        started_at, _ = await _chain_start(conn, row["authority_id"], row)
+        holds.append(SuspectHold(authority_id=row["authority_id"], started_at=started_at,
+                                 hold_until=row["hold_until"]))
+    return tuple(holds)
 
 
 def _utc(at: datetime | None) -> datetime | None:
@@ -245,7 +283,8 @@ def _approval(case: Case, decided_by: list[str], at: datetime, extra_rules: list
         suspect=case.request.suspect, kind=case.kind, data_categories=case.granted_categories,
         period=case.period, hold_until=case.hold_until, nondisclosure_until=case.request.nondisclosure_until,
         policy_rules=[*rules, *extra_rules], decided_by=decided_by, signed_request=case.submitted,
-        authority_key=case.authority_key, decided_at=at)
+        authority_key=case.authority_key, decided_at=at,
+        user_notice=user_notice(case.country, case.emergency, case.received_at, current_policy()))
     event = keys.signed(event)
     refused = [c for c in case.request.data_categories if c not in case.granted_categories]
     reasons = [StatusReason(code="category_refused", message=f"{c[:64]} is not granted") for c in refused]
@@ -332,14 +371,22 @@ async def _extend_earlier_hold(conn: asyncpg.Connection, case: Case, at: datetim
 
 
 async def confirm_emergency(conn: asyncpg.Connection, country: str | None, emergency_request_id: str,
-                            confirming_case_id: str, at: datetime, chain: audit.Chain | None = None) -> list[str]:
-    """Mark the emergency case(s) a judicial order names as confirmed (same country)."""
+                            confirming_case_id: str, at: datetime, chain: audit.Chain | None = None,
+                            suspect: str | None = None) -> list[str]:
+    """Mark the emergency case a judicial order names as confirmed: the one emergency awaiting confirmation
+    with that request id, from an authority of the same country, about the same person (`suspect`: the
+    confirming request's suspect_key). Several such cases confirm none: the order does not say which."""
+    if country is None or suspect is None:
+        return []
     rows = await conn.fetch(
-        """UPDATE cases SET confirmed_by = $3, flags = array_remove(flags, 'confirmation_missing'), updated_at = $4
-           WHERE request_id = $1 AND country IS NOT DISTINCT FROM $2 AND emergency
-             AND confirmation_due IS NOT NULL AND confirmed_by IS NULL
+        """WITH named AS (
+             SELECT case_id FROM cases
+             WHERE request_id = $1 AND country = $2 AND suspect_key = $5 AND emergency
+               AND confirmation_due IS NOT NULL AND confirmed_by IS NULL)
+           UPDATE cases SET confirmed_by = $3, flags = array_remove(flags, 'confirmation_missing'), updated_at = $4
+           WHERE case_id IN (SELECT case_id FROM named) AND (SELECT count(*) FROM named) = 1
            RETURNING case_id""",
-        emergency_request_id, country, confirming_case_id, at)
+        emergency_request_id, country, confirming_case_id, at, suspect)
     for row in rows:
         await audit.append(conn, str(row["case_id"]), "case.confirmed", MACHINE, at,
                            {"confirming_case": confirming_case_id}, chain)

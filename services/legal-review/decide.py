@@ -6,14 +6,19 @@ decide what live in review.py (pure), the state changes in cases.py.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
+import asyncpg
+
+from warden.authorities import find_authority
 from warden.contract.events import PolicyRuleResult, RejectionReason
 from warden.runtime.service import ServiceContext
 
 from legal_review import audit, cases
+from legal_review.policy import current_policy
 from legal_review.review import DecisionRequest, Reviewer, Vote, VoteResult, judge_vote
+from legal_review.rules import expired_at_decision, may_confirm_emergency, suspect_key
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +43,16 @@ class Decided:
         return f"approval recorded; {self.case.approvals_required - len(self.result.approvers)} more needed"
 
 
+async def confirm_named_emergency(conn: asyncpg.Connection, case: cases.Case, at: datetime) -> None:
+    """A confirming order approved by reviewers confirms the emergency it names from then on."""
+    if not case.request.confirms_request_id:
+        return
+    authority = await find_authority(conn, case.authority_id)
+    if may_confirm_emergency("approved", authority, current_policy()):
+        await cases.confirm_emergency(conn, case.country, case.request.confirms_request_id, case.case_id, at,
+                                      suspect=suspect_key(case.request))
+
+
 async def decide_case(service: ServiceContext, case_id: str, reviewer: Reviewer, decision: DecisionRequest,
                       at: datetime) -> Decided:
     """Record the review in one unit of work; when it closes the case, its decision and status events with it.
@@ -57,10 +72,16 @@ async def decide_case(service: ServiceContext, case_id: str, reviewer: Reviewer,
         if decision.action == "narrow":
             await cases.narrow_scope(conn, case, result.categories, result.period)
         rows = []
-        if result.final == "approved":
+        expired = expired_at_decision(case.request, at) if result.final == "approved" else None
+        if expired is not None:  # approved by reviewers, but the order is no longer in force
+            result = replace(result, final="rejected")
+            rows = await cases.reject(conn, case, [RejectionReason(
+                code=expired.code, rule=expired.rule, message=expired.message)], result.approvers, at)
+        elif result.final == "approved":
             rows = await cases.approve(conn, case, result.approvers, at, [PolicyRuleResult(
                 rule="review.human", outcome="passed",
                 message=f"approved by {len(result.approvers)} reviewer(s)")])
+            await confirm_named_emergency(conn, case, at)
         elif result.final == "rejected":
             rows = await cases.reject(conn, case, [RejectionReason(
                 code="rejected_by_reviewer", rule="review.human", message=decision.reason)],

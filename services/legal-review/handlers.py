@@ -2,19 +2,24 @@
 from __future__ import annotations
 
 import logging
+import uuid
 
 from pydantic import ValidationError
 
 from warden.authorities import authority_of, usable_keys
 from warden.contract.envelope import EventRejected
-from warden.contract.events import LegalRequest, RequestReceived, StatusReason, ViolationConfirmed
+from warden.contract.events import (
+    DisclosureIssued, LegalRequest, RequestReceived, RequestStatus, StatusReason, ViolationConfirmed,
+)
 from warden.provenance import request_key
 from warden.runtime.batch import describe_validation_error
 from warden.runtime.service import Context
 
 from legal_review import audit, cases
 from legal_review.policy import current_policy
-from legal_review.rules import Facts, assess, may_confirm_emergency, provenance_mismatch
+from legal_review.rules import (
+    Facts, assess, is_preservation, may_confirm_emergency, provenance_mismatch, retention_window, suspect_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +55,18 @@ async def review_request(ctx: Context, received: RequestReceived) -> None:
     authority = await authority_of(ctx, request.authority_id)
     # Extensions and confirmations read and change earlier cases, maybe opened earlier in this batch:
     # those are written first, and so is this one. Every other case is opened with the batch's inserts.
-    touches_earlier = bool(request.extends_request_id or request.confirms_request_id)
+    # Holds on the suspect bound a new hold and reach data past retention: read them when either matters.
+    needs_holds = is_preservation(request) or request.period.start < retention_window(received.received_at,
+                                                                                      policy)[0]
+    touches_earlier = bool(request.extends_request_id or request.confirms_request_id or needs_holds)
     if touches_earlier:
         await ctx.flush_inserts()
     insert_new = None if touches_earlier else ctx.insert_new
     earlier = None
     if request.extends_request_id:
         earlier = await cases.find_earlier_hold(ctx.conn, request.authority_id, request.extends_request_id)
-    assessment = assess(Facts(request, received.received_at, authority, earlier), policy)
+    holds = await cases.holds_on_suspect(ctx.conn, request, received.received_at) if needs_holds else ()
+    assessment = assess(Facts(request, received.received_at, authority, earlier, holds), policy)
     at = received.received_at
     if assessment.outcome == "pending_review":
         case = await cases.open_case(ctx.conn, received, assessment, authority, chain, insert_new, authority_key)
@@ -71,7 +80,8 @@ async def review_request(ctx: Context, received: RequestReceived) -> None:
         return
     ctx.outgoing.extend(rows)
     if request.confirms_request_id and may_confirm_emergency(assessment, authority, policy):
-        await cases.confirm_emergency(ctx.conn, case.country, request.confirms_request_id, case.case_id, at, chain)
+        await cases.confirm_emergency(ctx.conn, case.country, request.confirms_request_id, case.case_id, at, chain,
+                                      suspect_key(request))
     log.info("request assessed", extra={"case_id": case.case_id, "outcome": assessment.outcome,
                                         "flags": assessment.flags, "policy_version": policy.version})
 
@@ -82,3 +92,36 @@ async def record_violation(ctx: Context, violation: ViolationConfirmed) -> None:
         "INSERT INTO violations (account_id, content_id, category, decided_at) VALUES ($1, $2, $3, $4)"
         " ON CONFLICT DO NOTHING",
         violation.account_id, violation.content_id, violation.category, violation.decided_at)
+
+
+# What the disclosure service reports of approved disclosures, for the transparency report.
+FULFILMENT_STATUSES = {"no_data", "cancelled"}
+
+
+def _case_uuid(case_id: str | None) -> uuid.UUID | None:
+    """Case ids are UUIDs (warden.identifiers.case_id_for); anything else names none of our cases."""
+    try:
+        return uuid.UUID(case_id) if case_id else None
+    except ValueError:
+        return None
+
+
+async def record_disclosure(ctx: Context, issued: DisclosureIssued) -> None:
+    """A package was issued: the case produced data, of this account."""
+    if _case_uuid(issued.case_id) is None:
+        return
+    await ctx.conn.execute(
+        "INSERT INTO fulfilments (case_id, outcome, account_id, at)"
+        " SELECT case_id, 'disclosed', $2, $3 FROM cases WHERE case_id = $1::uuid"
+        " ON CONFLICT (case_id) DO UPDATE SET outcome = 'disclosed', account_id = EXCLUDED.account_id,"
+        " at = EXCLUDED.at", issued.case_id, issued.account_id, issued.generated_at)
+
+
+async def record_fulfilment(ctx: Context, status: RequestStatus) -> None:
+    """An approved disclosure closed without data (no_data, cancelled); every other status is not ours to keep."""
+    if status.status.value not in FULFILMENT_STATUSES or _case_uuid(status.case_id) is None:
+        return
+    await ctx.conn.execute(
+        "INSERT INTO fulfilments (case_id, outcome, at)"
+        " SELECT case_id, $2, $3 FROM cases WHERE case_id = $1::uuid AND status = 'approved' AND kind = 'disclosure'"
+        " ON CONFLICT (case_id) DO NOTHING", status.case_id, status.status.value, status.at)

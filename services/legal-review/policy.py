@@ -28,7 +28,6 @@ class RuleSpec(Strict):
 class IssuerGrant(Strict):
     kinds: list[Literal["court", "prosecutor", "police"]]
     instruments: list[str]
-    where: Literal["any", "eu", "non_eu"]
     source: str
 
 
@@ -51,8 +50,44 @@ class PeriodPolicy(Strict):
     retention_days: int = Field(ge=1)
 
 
+class HoldTerms(Strict):
+    hold_days: int = Field(ge=1)
+    extension_days: int = Field(ge=1)
+
+
+class NoticeRule(Strict):
+    by: Literal["platform", "authority"]
+    source: str = Field(min_length=1)
+
+
+class Jurisdiction(Strict):
+    """The rules for the authorities of some countries: how their requests must reach the platform
+    (`direct`, under an `executive_agreement`, or through `mlat`, mutual legal assistance, in which
+    case only `direct_instruments` are accepted directly), which kinds of authority may issue which
+    instruments, who notifies the person, and the preservation terms."""
+
+    name: str = Field(min_length=1)
+    countries: list[str]
+    route: Literal["direct", "executive_agreement", "mlat"]
+    route_source: str = Field(min_length=1)
+    direct_instruments: list[str] = []
+    issuers: list[IssuerGrant]
+    notice: NoticeRule
+    preservation: HoldTerms
+
+
 class JurisdictionPolicy(Strict):
     high_risk: list[str]
+    countries: list[Jurisdiction]
+    default: Jurisdiction
+
+    @field_validator("countries")
+    @classmethod
+    def _each_country_once(cls, jurisdictions: list[Jurisdiction]) -> list[Jurisdiction]:
+        seen = [c for j in jurisdictions for c in j.countries]
+        if len(seen) != len(set(seen)):
+            raise ValueError("a country belongs to one jurisdiction only")
+        return jurisdictions
 
 
 class DeadlinePolicy(Strict):
@@ -66,15 +101,19 @@ class EmergencyPolicy(Strict):
     confirming_kinds: list[str]
 
 
-class HoldTerms(Strict):
-    hold_days: int = Field(ge=1)
-    extension_days: int = Field(ge=1)
-
-
 class PreservationPolicy(Strict):
-    eu: HoldTerms
-    other: HoldTerms
     max_extensions: int = Field(ge=0)
+
+
+class NondisclosurePolicy(Strict):
+    max_days: int = Field(ge=1)
+    source: str
+
+
+class NoticePolicy(Strict):
+    """Who tells the person is set per jurisdiction; emergencies: nobody before the validation window ends."""
+
+    emergency_source: str = Field(min_length=1)
 
 
 class ReviewPolicy(Strict):
@@ -86,8 +125,6 @@ class ReviewPolicy(Strict):
 class Policy(Strict):
     version: str = Field(min_length=1)
     rules: list[RuleSpec]
-    eu_member_states: list[str]
-    issuers: list[IssuerGrant]
     non_judicial_instruments: list[str]
     instrument: InstrumentPolicy
     offenses: OffensePolicy
@@ -97,6 +134,8 @@ class Policy(Strict):
     deadlines: DeadlinePolicy
     emergency: EmergencyPolicy
     preservation: PreservationPolicy
+    nondisclosure: NondisclosurePolicy
+    notices: NoticePolicy
     review: ReviewPolicy
 
     @field_validator("rules")
@@ -107,8 +146,12 @@ class Policy(Strict):
             raise ValueError("rule ids must be unique")
         return rules
 
-    def is_eu(self, country: str | None) -> bool:
-        return country is not None and country in self.eu_member_states
+    def jurisdiction(self, country: str | None) -> Jurisdiction:
+        """The jurisdiction a country belongs to; the default one for any other (or an unknown) country."""
+        for jurisdiction in self.jurisdictions.countries:
+            if country in jurisdiction.countries:
+                return jurisdiction
+        return self.jurisdictions.default
 
     def rule(self, rule_id: str) -> RuleSpec:
         for spec in self.rules:

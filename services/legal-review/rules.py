@@ -18,7 +18,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from warden.contract.envelope import EventRejected
-from warden.contract.events import AuthorityRegistered, InstrumentType, LegalRequest, Period, RequestReceived
+from warden.contract.events import (
+    AuthorityRegistered, InstrumentType, LegalRequest, Period, RequestReceived, UserNotice,
+)
 from warden.identifiers import case_id_for, normalise_suspect
 from warden.signing import canonical
 
@@ -30,13 +32,30 @@ CaseStatus = Literal["approved", "rejected", "pending_review"]
 
 @dataclass(frozen=True)
 class EarlierHold:
-    """The case an extension request names (same authority, its `request_id`)."""
+    """The case an extension request names (same authority, its `request_id`).
+
+    `chain_started_at`: when the first hold of the chain it belongs to was received (itself,
+    unless it extends another); `chain_extensions`: the extensions already granted in that
+    chain (its own depth in the chain plus the extensions of it).
+    """
 
     case_id: str
     kind: str
     status: str
     hold_until: datetime | None
     extensions: int
+    chain_started_at: datetime | None = None
+    chain_extensions: int = 0
+    suspect_key: str | None = None  # whose data it holds (suspect_key of its request)
+
+
+@dataclass(frozen=True)
+class SuspectHold:
+    """An approved hold on the same suspect, running when the request was received."""
+
+    authority_id: str
+    started_at: datetime  # when the chain of holds it belongs to began
+    hold_until: datetime
 
 
 @dataclass(frozen=True)
@@ -45,6 +64,7 @@ class Facts:
     received_at: datetime
     authority: AuthorityRegistered | None
     earlier_hold: EarlierHold | None = None
+    suspect_holds: tuple[SuspectHold, ...] = ()
 
 
 class RuleResult(BaseModel):
@@ -151,8 +171,11 @@ def split_categories(request: LegalRequest, policy: Policy) -> tuple[list[str], 
 
 
 def add_months(moment: datetime, months: int) -> datetime:
+    """`months` later, the day clamped to the month's end; datetime.max's year at the latest."""
     month_index = moment.month - 1 + months
     year, month = moment.year + month_index // 12, month_index % 12 + 1
+    if year > datetime.max.year:
+        return datetime.max.replace(tzinfo=moment.tzinfo)
     day = min(moment.day, calendar.monthrange(year, month)[1])
     return moment.replace(year=year, month=month, day=day)
 
@@ -161,15 +184,43 @@ def retention_window(received_at: datetime, policy: Policy) -> tuple[datetime, d
     return received_at - timedelta(days=policy.period.retention_days), received_at
 
 
-def granted_period(request: LegalRequest, received_at: datetime, policy: Policy) -> Period | None:
-    """The requested period narrowed to the retention window; None when nothing is left."""
-    oldest, newest = retention_window(received_at, policy)
-    start, end = max(request.period.start, oldest), min(request.period.end, newest)
+def oldest_reachable(facts: Facts, policy: Policy) -> datetime:
+    """The oldest instant whose data the store still has: the retention window, reaching further back
+    for data a running hold on the suspect kept from purging (what was in retention when it began)."""
+    oldest, _ = retention_window(facts.received_at, policy)
+    held = [h.started_at - timedelta(days=policy.period.retention_days) for h in facts.suspect_holds]
+    return min([oldest, *held])
+
+
+def granted_period(request: LegalRequest, received_at: datetime, policy: Policy,
+                   oldest: datetime | None = None) -> Period | None:
+    """The requested period narrowed to the retention window (from `oldest`, when a hold reaches further
+    back); None when nothing is left."""
+    window_start, newest = retention_window(received_at, policy)
+    start, end = max(request.period.start, oldest or window_start), min(request.period.end, newest)
     return Period(start=start, end=end) if start < end else None
 
 
 def hold_terms(country: str | None, policy: Policy):
-    return policy.preservation.eu if policy.is_eu(country) else policy.preservation.other
+    return policy.jurisdiction(country).preservation
+
+
+def hold_chain_start(facts: Facts) -> datetime:
+    """When the hold this request would give began: the first hold of the chain it extends, or the
+    earliest hold of this authority on the suspect still running, or now."""
+    starts = [facts.received_at]
+    earlier = facts.earlier_hold
+    if facts.request.extends_request_id and earlier and earlier.chain_started_at:
+        starts.append(earlier.chain_started_at)
+    starts += [h.started_at for h in facts.suspect_holds if h.authority_id == facts.request.authority_id]
+    return min(starts)
+
+
+def hold_limit(facts: Facts, policy: Policy) -> datetime:
+    """The latest a hold on this suspect for this authority may run: initial period plus the extensions."""
+    terms = hold_terms(facts.authority.country if facts.authority else None, policy)
+    return hold_chain_start(facts) + timedelta(
+        days=terms.hold_days + policy.preservation.max_extensions * terms.extension_days)
 
 
 def hold_until(facts: Facts, policy: Policy) -> datetime | None:
@@ -178,8 +229,10 @@ def hold_until(facts: Facts, policy: Policy) -> datetime | None:
     terms = hold_terms(facts.authority.country if facts.authority else None, policy)
     earlier = facts.earlier_hold
     if facts.request.extends_request_id and earlier and earlier.hold_until:
-        return earlier.hold_until + timedelta(days=terms.extension_days)
-    return facts.received_at + timedelta(days=terms.hold_days)
+        wanted = earlier.hold_until + timedelta(days=terms.extension_days)
+    else:
+        wanted = facts.received_at + timedelta(days=terms.hold_days)
+    return min(wanted, hold_limit(facts, policy))
 
 
 def suspect_key(request: LegalRequest) -> str:
@@ -220,10 +273,9 @@ def authority_competent(facts: Facts, policy: Policy) -> Verdict:
     instrument = facts.request.instrument.type.value
     if authority is None:
         return flagged("issuer_unverifiable", "the authority's kind is unknown", "authority_unknown")
-    eu = policy.is_eu(authority.country)
-    for grant in policy.issuers:
-        where_ok = grant.where == "any" or (grant.where == "eu") == eu
-        if authority.kind.value in grant.kinds and instrument in grant.instruments and where_ok:
+    jurisdiction = policy.jurisdiction(authority.country)
+    for grant in jurisdiction.issuers:
+        if authority.kind.value in grant.kinds and instrument in grant.instruments:
             return passed("issuer_competent", f"a {authority.kind.value} may issue a {instrument} ({grant.source})")
     return failed("issuer_not_competent",
                   f"a {authority.kind.value} in {authority.country} may not issue a {instrument}")
@@ -305,14 +357,38 @@ def period_retention(facts: Facts, policy: Policy) -> Verdict:
     request = facts.request
     if request.period.start >= request.period.end:
         return passed("period_not_applicable", "see period.well_formed")
-    granted = granted_period(request, facts.received_at, policy)
+    oldest = oldest_reachable(facts, policy)
+    granted = granted_period(request, facts.received_at, policy, oldest)
     if granted is None:
         return failed("period_outside_retention",
-                      f"no part of the period is within the {policy.period.retention_days}-day retention window")
+                      f"no part of the period is within the {policy.period.retention_days}-day retention window"
+                      " or data kept by a hold on the suspect")
+    window_start, _ = retention_window(facts.received_at, policy)
+    where = "retention window and data kept by a hold" if oldest < window_start else "retention window"
     if granted.start != request.period.start or granted.end != request.period.end:
         return passed("period_narrowed",
-                      f"narrowed to {granted.start.isoformat()} .. {granted.end.isoformat()} (retention window)")
+                      f"narrowed to {granted.start.isoformat()} .. {granted.end.isoformat()} ({where})")
+    if granted.start < window_start:
+        return passed("period_within_hold", "the period reaches data a hold on the suspect kept from purging")
     return passed("period_in_retention", "the period is within the retention window")
+
+
+@rule("jurisdiction.route")
+def jurisdiction_route(facts: Facts, policy: Policy) -> Verdict:
+    """The request came the way the authority's jurisdiction must take (direct, agreement, or MLAT)."""
+    if facts.authority is None:
+        return flagged("route_unknown", "the authority's country is unknown, and so the route it must take",
+                       "authority_unknown")
+    country, instrument = facts.authority.country, facts.request.instrument.type.value
+    jurisdiction = policy.jurisdiction(country)
+    if jurisdiction.route == "mlat" and instrument not in jurisdiction.direct_instruments:
+        return failed("mlat_required", f"requests from {country} reach the platform through mutual legal "
+                                       f"assistance, not directly ({jurisdiction.route_source})")
+    if jurisdiction.route == "mlat":
+        return passed("direct_exception", f"a {instrument} from {country} is accepted directly")
+    if jurisdiction.route == "executive_agreement":
+        return passed("executive_agreement", f"{country}: {jurisdiction.route_source}")
+    return passed("direct_route", f"{country} ({jurisdiction.name}): {jurisdiction.route_source}")
 
 
 @rule("jurisdiction.high_risk")
@@ -346,20 +422,68 @@ def preservation_hold(facts: Facts, policy: Policy) -> Verdict:
     if not is_preservation(request):
         return passed("not_preservation", "not a preservation request")
     terms = hold_terms(facts.authority.country if facts.authority else None, policy)
+    if (limit_reached := _hold_limit_reached(facts, policy)) is not None:
+        return limit_reached
     if not request.extends_request_id:
-        return passed("hold_granted", f"hold of {terms.hold_days} days, no data disclosed")
+        return passed("hold_granted", f"hold of {terms.hold_days} days at most, no data disclosed")
     earlier = facts.earlier_hold
     if earlier is None:
         return failed("extension_target_unknown", "the request to extend is not known for this authority")
     if earlier.kind != "preservation" or earlier.status != "approved" or earlier.hold_until is None:
         return failed("extension_target_not_held", "the request to extend is not an approved preservation hold")
-    if earlier.extensions >= policy.preservation.max_extensions:
+    if earlier.suspect_key is not None and earlier.suspect_key != suspect_key(request):
+        return failed("extension_other_suspect", "the request to extend holds another suspect's data")
+    used = max(earlier.extensions, earlier.chain_extensions)
+    if used >= policy.preservation.max_extensions:
         return failed("extension_exhausted",
-                      f"the hold was already extended {earlier.extensions} time(s); the limit is "
+                      f"the hold was already extended {used} time(s); the limit is "
                       f"{policy.preservation.max_extensions}")
     if earlier.hold_until <= facts.received_at:
         return failed("extension_target_expired", "the hold to extend has already ended")
     return passed("hold_extended", f"hold extended by {terms.extension_days} days")
+
+
+def _hold_limit_reached(facts: Facts, policy: Policy) -> Verdict | None:
+    limit = hold_limit(facts, policy)
+    if limit <= facts.received_at:
+        return failed("hold_limit_reached", "the hold on this suspect already ran for the initial period and "
+                                            "its extension")
+    return None
+
+
+def user_notice(country: str | None, emergency: bool, received_at: datetime, policy: Policy) -> UserNotice:
+    """The notice rule of the authority's jurisdiction, as the approval carries it to disclosure."""
+    terms = policy.jurisdiction(country).notice
+    not_before = received_at + timedelta(hours=policy.emergency.confirmation_hours) if emergency else None
+    source = f"{terms.source}; {policy.notices.emergency_source}" if emergency else terms.source
+    return UserNotice(by=terms.by, not_before=not_before, rule="notice.jurisdiction", source=source[:256])
+
+
+@rule("notice.jurisdiction")
+def notice_jurisdiction(facts: Facts, policy: Policy) -> Verdict:
+    """Who notifies the person; never a reason to refuse."""
+    if facts.authority is None:
+        return flagged("notice_jurisdiction_unknown", "the authority's country is unknown, and so who notifies",
+                       "authority_unknown")
+    notice = user_notice(facts.authority.country if facts.authority else None, is_emergency(facts.request),
+                         facts.received_at, policy)
+    who = "the issuing authority informs the person" if notice.by == "authority" else "the platform notifies"
+    when = f", not before {notice.not_before.isoformat()}" if notice.not_before else ""
+    return passed(f"notice_by_{notice.by}", f"{who}{when} ({notice.source})")
+
+
+@rule("nondisclosure.bounded")
+def nondisclosure_bounded(facts: Facts, policy: Policy) -> Verdict:
+    """A non-disclosure date beyond `nondisclosure.max_days` needs reviewers."""
+    until = facts.request.nondisclosure_until
+    if until is None:
+        return passed("no_nondisclosure", "no non-disclosure date")
+    limit_days = policy.nondisclosure.max_days
+    if (until - facts.received_at.date()).days > limit_days:
+        return flagged("nondisclosure_too_far",
+                       f"the non-disclosure date is more than {limit_days} days away: reviewers decide",
+                       "nondisclosure_review")
+    return passed("nondisclosure_bounded", f"non-disclosure within {limit_days} days")
 
 
 # --- the assessment ---------------------------------------------------------------------
@@ -388,7 +512,7 @@ def assess(facts: Facts, policy: Policy) -> Assessment:
         emergency=emergency,
         granted_categories=granted,
         refused_categories=refused,
-        period=granted_period(request, facts.received_at, policy),
+        period=granted_period(request, facts.received_at, policy, oldest_reachable(facts, policy)),
         hold_until=hold_until(facts, policy) if outcome != "rejected" else None,
         deadline=facts.received_at + timedelta(hours=hours),
         approvals_required=approvals,
@@ -398,10 +522,21 @@ def assess(facts: Facts, policy: Policy) -> Assessment:
     )
 
 
-def may_confirm_emergency(confirming: Assessment, authority: AuthorityRegistered | None, policy: Policy) -> bool:
-    """A judicial order that names an emergency request confirms it (Art. 4(5), 48 h)."""
-    return (confirming.outcome != "rejected" and authority is not None
+def may_confirm_emergency(confirming: Assessment | str, authority: AuthorityRegistered | None, policy: Policy) -> bool:
+    """An approved judicial order that names an emergency request confirms it (Art. 4(5), 48 h); one still
+    pending review confirms nothing until it is approved. `confirming`: its assessment or its case status."""
+    outcome = confirming if isinstance(confirming, str) else confirming.outcome
+    return (outcome == "approved" and authority is not None
             and authority.kind.value in policy.emergency.confirming_kinds)
+
+
+def expired_at_decision(request: LegalRequest, at: datetime) -> RuleResult | None:
+    """The instrument must still be in force when the case is decided: the failed rule when it is not."""
+    expires_at = request.instrument.expires_at
+    if expires_at is not None and expires_at <= at:
+        return RuleResult(rule="instrument.in_force", outcome="failed", code="instrument_expired",
+                          message="the instrument expired before the decision")
+    return None
 
 
 def provenance_mismatch(received: RequestReceived, submitted: LegalRequest) -> str | None:

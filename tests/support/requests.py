@@ -80,6 +80,7 @@ def signed_approval(authority: dict[str, Any], suspect: dict[str, Any], *, kind:
     instrument = {"type": "preservation_request" if kind == "preservation" else "court_order",
                   "reference": "RG 26/0002", "issued_by": "Investigating judge",
                   "issued_at": (datetime.now(timezone.utc) - timedelta(days=2)).isoformat(), "expires_at": None}
+    instrument = request_overrides.pop("instrument", instrument)
     data = request_data(authority, suspect=suspect, instrument=instrument,
                         **{k: _json_dates(v) for k, v in request_overrides.items()})
     submitted = signed(data, authority["private_key"])

@@ -1,4 +1,5 @@
-"""`warden audit verify` and `warden transparency`: the audit chains, and legal review's quarterly report."""
+"""`warden audit verify`, `warden transparency`, `warden policy diff`: the audit chains, legal review's quarterly
+report, and what a candidate policy would change."""
 from __future__ import annotations
 
 import asyncio
@@ -151,7 +152,9 @@ def _audit_public_keys(explicit: str | None) -> dict[str, str]:
 @database_option
 def transparency(quarter: str, fmt: str, database_url: str | None) -> None:
     """Quarterly transparency report per country, from legal review's recorded decisions."""
-    from legal_review.transparency import COLUMNS, build_report, quarter_bounds, report_csv, report_json
+    from legal_review.transparency import (
+        INSTRUMENT_COLUMNS, build_report, quarter_bounds, report_csv, report_json, report_rows,
+    )
 
     try:
         quarter_bounds(quarter)
@@ -163,12 +166,46 @@ def transparency(quarter: str, fmt: str, database_url: str | None) -> None:
     elif fmt == "csv":
         click.echo(report_csv(report), nl=False)
     else:
-        widths = [max(len(c), 7) for c in COLUMNS]
+        widths = [max(len(c), 7) for c in INSTRUMENT_COLUMNS]
+        widths[1] = max(widths[1], len("preservation_request"))
         click.echo(f"Transparency report {report.quarter}")
-        click.echo("  ".join(c.rjust(w) for c, w in zip(COLUMNS, widths)))
-        for row in report.countries:
-            click.echo("  ".join(str(getattr(row, c)).rjust(w) for c, w in zip(COLUMNS, widths)))
+        click.echo("  ".join(c.rjust(w) for c, w in zip(INSTRUMENT_COLUMNS, widths)))
+        for row in report_rows(report):
+            click.echo("  ".join(str(v).rjust(w) for v, w in zip(row, widths)))
         if not report.countries:
             click.echo("(no requests received in this quarter)")
         for note in report.notes:
             click.echo(f"note: {note}")
+
+
+@click.group()
+def policy() -> None:
+    """Legal review's policy file."""
+
+
+@policy.command("diff")
+@click.argument("candidate", type=click.Path(exists=True, dir_okay=False))
+@click.option("--cases", "which", type=click.Choice(["reference", "recorded"]), default="reference",
+              show_default=True, help="the shipped reference set, or the cases recorded in the database")
+@click.option("--limit", default=10_000, show_default=True, help="recorded cases: the newest this many")
+@database_option
+def policy_diff(candidate: str, which: str, limit: int, database_url: str | None) -> None:
+    """Which machine decisions would change under CANDIDATE (a policy.yaml), and by which rules."""
+    from pathlib import Path
+
+    from legal_review.policy import current_policy, parse_policy
+    from legal_review.rules import check_policy
+    from legal_review.whatif import compare, load_reference_cases, recorded_facts, reference_facts, render
+
+    try:
+        new = parse_policy(Path(candidate).read_text())
+        check_policy(new)
+    except ValueError as exc:
+        raise click.ClickException(f"{candidate}: not a valid policy ({exc})") from None
+    current = current_policy()
+    if which == "reference":
+        cases = [(c.id, reference_facts(c)) for c in load_reference_cases()]
+    else:
+        cases = asyncio.run(_with_connection(database_url_of(database_url), lambda c: recorded_facts(c, limit)))
+    changes = [change for name, facts in cases if (change := compare(name, facts, current, new)) is not None]
+    click.echo(render(changes, len(cases), current, new))

@@ -117,6 +117,18 @@ class PolicyRuleResult(Payload):
     message: str = ""
 
 
+class UserNotice(Payload):
+    """v1.1: who tells the person their data was disclosed, and from when (the policy's rule for the
+    authority's jurisdiction). `by: platform`: disclosure schedules the notice, never before
+    `not_before` nor `nondisclosure_until`; `by: authority`: the issuing authority informs the person
+    and the platform sends none."""
+
+    by: Literal["platform", "authority"]
+    not_before: AwareDatetime | None = None
+    rule: str = Field(max_length=64)
+    source: str = Field(max_length=256)
+
+
 class RequestApproved(Payload):
     case_id: str
     request_id: str
@@ -136,6 +148,8 @@ class RequestApproved(Payload):
     decided_at: AwareDatetime | None = None
     decision_key_id: str | None = Field(default=None, max_length=16)
     decision_signature: str | None = Field(default=None, max_length=200)
+    # v1.1: the user notice rule of the authority's jurisdiction (absent: the platform notifies).
+    user_notice: UserNotice | None = None
 
 
 class RejectionReason(Payload):

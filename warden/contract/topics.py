@@ -82,13 +82,13 @@ TOPICS: dict[str, Topic] = {
               consumers=("disclosure",)),
         Topic("legal.disclosures.issued", "authority_id", ("warden.legal.disclosure.issued.v1",),
               "disclosure", "Sealed, signed, hashed disclosure packages (redacted view in clear).",
-              consumers=("intake",)),
+              consumers=("intake", "legal-review")),
         Topic("legal.requests.status", "authority_id", ("warden.legal.request.status.v1",),
               "intake, legal-review, disclosure",
               "Status of each request as the authority sees it. Several writers by design: each stage "
               "reports its own step (received/invalid, pending_review/approved/rejected, disclosed/no_data/"
               "preserved/cancelled), keyed by authority; a reader orders one request's statuses by `at`.",
-              consumers=("intake",)),
+              consumers=("intake", "legal-review")),
         Topic("legal.audit.checkpoints", "service", ("warden.legal.audit.checkpoint.v1",),
               "legal-review, disclosure", "Signed heads of the audit chains; the latest per service "
               "is what `warden audit verify` holds each chain to (compacted, kept forever).",

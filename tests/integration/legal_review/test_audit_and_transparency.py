@@ -94,16 +94,22 @@ def test_transparency_report_of_a_seeded_quarter(bootstrap, database_url, monkey
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     by_country = {row.pop("country"): row for row in report["countries"]}
+    # Disclosure does not run here: nothing is known to be fulfilled, so no user is affected yet
+    # (tests/integration/legal_review/test_transparency_people.py has both services).
+    unfulfilled = dict(requests_with_data=0, no_data=0, users_affected=0, emergency_with_data=0)
     assert by_country == {
-        "DE": dict(received=2, approved=1, rejected=0, pending_review=1, disclosures_approved=1, users_affected=1,
-                   emergency=0, preservation=0),
-        "FR": dict(received=6, approved=4, rejected=1, pending_review=1, disclosures_approved=3, users_affected=2,
-                   emergency=1, preservation=1),
-        "US": dict(received=2, approved=1, rejected=1, pending_review=0, disclosures_approved=0, users_affected=0,
-                   emergency=0, preservation=1),
+        "DE": dict(received=2, approved=1, rejected=0, pending_review=1, disclosures_approved=1,
+                   accounts_specified=2, emergency=0, preservation=0, **unfulfilled),
+        "FR": dict(received=6, approved=4, rejected=1, pending_review=1, disclosures_approved=3,
+                   accounts_specified=5, emergency=1, preservation=1, **unfulfilled),
+        "US": dict(received=2, approved=1, rejected=1, pending_review=0, disclosures_approved=0,
+                   accounts_specified=2, emergency=0, preservation=1, **unfulfilled),
     }
+    assert {(r["country"], r["instrument"]): r["received"] for r in report["by_instrument"]} == {
+        ("DE", "production_order"): 2, ("FR", "court_order"): 5, ("FR", "preservation_request"): 1,
+        ("US", "preservation_request"): 1, ("US", "subpoena"): 1}
     assert report["totals"]["received"] == 10 and report["quarter"] == "2024Q3"
     assert status == 200
     rows = list(csv.DictReader(io.StringIO(http_csv)))
-    assert [(r["country"], r["received"], r["users_affected"]) for r in rows] == [
-        ("DE", "2", "1"), ("FR", "6", "2"), ("US", "2", "0")]
+    assert [(r["country"], r["received"], r["accounts_specified"]) for r in rows if r["instrument"] == "all"] == [
+        ("DE", "2", "2"), ("FR", "6", "5"), ("US", "2", "2")]

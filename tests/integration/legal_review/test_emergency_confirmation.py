@@ -19,7 +19,8 @@ EMERGENCY = dict(instrument={"type": "emergency_request"}, emergency=True,
 async def test_unconfirmed_emergency_is_flagged_after_48_hours(bootstrap, database_url):
     police, court = new_authority("police", "FR"), new_authority("court", "FR")
     confirmed, unconfirmed = received(police, **EMERGENCY), received(police, **EMERGENCY)
-    order = received(court, confirms_request_id=confirmed["request"]["request_id"])
+    order = received(court, confirms_request_id=confirmed["request"]["request_id"],
+                     suspect=confirmed["request"]["suspect"])  # the same person
     async with running("legal-review", service_settings(bootstrap, database_url)):
         await registered(bootstrap, database_url, police, court)
         for event in (confirmed, unconfirmed):

@@ -31,7 +31,7 @@ async def test_received_requests_are_approved_rejected_or_queued(bootstrap, data
     data = approved["data"]
     assert data["kind"] == "disclosure" and data["data_categories"] == ["ip_addresses", "phone_number"]
     assert data["suspect"]["account_id"] == valid["request"]["suspect"]["account_id"]
-    assert data["decided_by"] == ["policy/2024-09.1"]
+    assert data["decided_by"] == ["policy/2024-09.3"]
     assert {r["rule"] for r in data["policy_rules"]} >= {"authority.competent", "data.grantable", "preservation.hold"}
     assert [r["code"] for r in approved_status["data"]["reasons"]] == ["category_refused"]
     assert "message_content" in approved_status["data"]["reasons"][0]["message"]

@@ -51,9 +51,11 @@ async def test_an_extension_and_a_confirmation_find_cases_opened_earlier_in_thei
     loop, pool = legal_review
     police, court = new_authority("police", "FR"), new_authority("court", "FR")
     hold = received(court, **PRESERVATION)
-    extension = received(court, **PRESERVATION, extends_request_id=hold["request"]["request_id"])
+    extension = received(court, **PRESERVATION, extends_request_id=hold["request"]["request_id"],
+                         suspect=hold["request"]["suspect"])
     emergency = received(police, **EMERGENCY)
-    order = received(court, confirms_request_id=emergency["request"]["request_id"])
+    order = received(court, confirms_request_id=emergency["request"]["request_id"],
+                     suspect=emergency["request"]["suspect"])
     await loop.process([authority_record(police, 0), authority_record(court, 1)])
 
     await loop.process([received_record(e, offset) for offset, e in enumerate([hold, extension, emergency, order])])

@@ -36,6 +36,13 @@ def test_notice_is_due_at_once_or_after_the_nondisclosure_date():
     assert notice_due_at(at(100), date(2025, 3, 1)) == at(100)
 
 
+def test_a_notice_waits_for_not_before_and_never_overflows():
+    assert notice_due_at(at(0), None, at(2)) == at(2)
+    assert notice_due_at(at(0), date(2025, 3, 1), at(2)) == max(at(2), datetime(2025, 3, 2, tzinfo=timezone.utc))
+    assert notice_due_at(at(0), date.max) == datetime.max.replace(tzinfo=timezone.utc)
+    assert notice_due_at(at(0), date(9999, 12, 30)) == datetime(9999, 12, 31, tzinfo=timezone.utc)
+
+
 def test_masked_numbers_keep_only_the_country_calling_code():
     assert mask_phone_number("+33612345002") == "+33 ***"
     assert mask_phone_number("+447700900123") == "+44 ***"

@@ -17,7 +17,10 @@ def test_phone_numbers_become_e164(raw, e164):
     assert normalise_phone_number(raw) == e164
 
 
-@pytest.mark.parametrize("raw", ["06 12 34 56 78", "+0", "not a number", "+33 1"])
+@pytest.mark.parametrize("raw", ["06 12 34 56 78", "+0", "not a number", "+33 1",
+                                 # letters are not keypad digits; an extension is not part of E.164
+                                 "+33 6 2222 2ABC", "+1 800 FLOWERS", "+33 6 12 34 56 78 ext. 12",
+                                 "+33612345678;ext=12", "+33612345678#12", "+33612345678,12"])
 def test_unusable_phone_numbers_are_rejected_without_echoing_them(raw):
     with pytest.raises(EventRejected) as caught:
         normalise_phone_number(raw)

@@ -6,7 +6,7 @@ from typing import Any
 
 from warden.contract.events import AuthorityRegistered, LegalRequest
 
-from legal_review.rules import EarlierHold, Facts
+from legal_review.rules import EarlierHold, Facts, SuspectHold
 
 NOW = datetime(2024, 8, 15, 12, 0, tzinfo=timezone.utc)
 KEY = "A" * 43 + "="
@@ -44,5 +44,5 @@ def earlier_hold(**overrides: Any) -> EarlierHold:
 
 
 def facts(req: LegalRequest | None = None, auth: AuthorityRegistered | None | str = "default",
-          earlier: EarlierHold | None = None) -> Facts:
-    return Facts(req or request(), NOW, authority() if auth == "default" else auth, earlier)
+          earlier: EarlierHold | None = None, holds: tuple[SuspectHold, ...] = ()) -> Facts:
+    return Facts(req or request(), NOW, authority() if auth == "default" else auth, earlier, holds)

@@ -4,8 +4,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+import yaml
 
-from legal_review.policy import current_policy
+from legal_review.policy import DEFAULT_POLICY_FILE, current_policy, parse_policy
 from legal_review.rules import add_months, assess
 
 from tests.unit.legal_review.support import NOW, authority, earlier_hold, facts, request
@@ -57,9 +58,35 @@ def test_speech_goes_to_two_reviewers_with_a_supervisor(category):
     assert a.approvals_required == 2 and a.supervisor_required
 
 
+def direct_for(country: str):
+    """The default policy with `country` given the US's rules (an operator's choice)."""
+    raw = yaml.safe_load(DEFAULT_POLICY_FILE.read_text())
+    us = next(j for j in raw["jurisdictions"]["countries"] if j["name"] == "US")
+    raw["jurisdictions"]["countries"].append(dict(us, name=country, countries=[country]))
+    return parse_policy(yaml.safe_dump(raw))
+
+
 def test_high_risk_jurisdiction_needs_two_reviewers():
-    a = assess(facts(auth=authority(country="RU")), POLICY)
+    a = assess(facts(auth=authority(country="RU")), direct_for("RU"))
     assert a.outcome == "pending_review" and a.flags == ["high_risk_jurisdiction"] and a.approvals_required == 2
+
+
+@pytest.mark.parametrize("country, outcome, code", [
+    ("FR", "approved", "direct_route"), ("US", "approved", "direct_route"), ("GB", "approved", "executive_agreement"),
+    ("BR", "rejected", "mlat_required"), ("RU", "rejected", "mlat_required"),
+])
+def test_a_court_order_takes_its_jurisdiction_s_route(country, outcome, code):
+    a = assess(facts(auth=authority(country=country)), POLICY)
+    [route] = [r for r in a.results if r.rule == "jurisdiction.route"]
+    assert (a.outcome, route.code) == (outcome, code)
+    if code == "mlat_required":
+        assert "mutual legal assistance" in route.message
+
+
+def test_an_emergency_from_anywhere_is_accepted_directly_for_review():
+    a = assess(facts(request(instrument={"type": "emergency_request"}, **JUSTIFIED), authority("police", "BR")),
+               POLICY)
+    assert a.outcome == "pending_review" and a.flags == ["emergency"]
 
 
 def test_non_judicial_emergency_is_decided_first_by_one_reviewer_and_needs_confirmation():
@@ -76,7 +103,8 @@ def test_court_emergency_needs_no_confirmation():
 
 
 def test_emergency_in_high_risk_jurisdiction_still_needs_two():
-    a = assess(facts(request(**JUSTIFIED), authority(country="RU")), POLICY)
+    a = assess(facts(request(instrument={"type": "emergency_request"}, **JUSTIFIED), authority(country="RU")),
+               POLICY)
     assert a.flags == ["emergency", "high_risk_jurisdiction"] and a.approvals_required == 2
 
 

@@ -1,17 +1,22 @@
 """Every policy rule, passing and failing, with its reason code (table-driven)."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 
 from legal_review.policy import current_policy
-from legal_review.rules import RULES
+from legal_review.rules import RULES, SuspectHold
 
 from tests.unit.legal_review.support import NOW, authority, earlier_hold, facts, request
 
 POLICY = current_policy()
 EXT = "REQ-0"
+
+
+def suspect_hold(authority_id: str = "auth-1", started_at=NOW, days: int = 60) -> SuspectHold:
+    return SuspectHold(authority_id=authority_id, started_at=started_at, hold_until=started_at + timedelta(days=days))
+
 
 # (rule id, facts, expected outcome, expected reason code)
 CASES = [
@@ -81,6 +86,13 @@ CASES = [
      "passed", "period_narrowed"),
     ("period.retention", facts(request(period={"start": NOW - timedelta(days=800), "end": NOW - timedelta(days=700)})),
      "failed", "period_outside_retention"),
+    # jurisdiction.route
+    ("jurisdiction.route", facts(), "passed", "direct_route"),
+    ("jurisdiction.route", facts(auth=authority(country="GB")), "passed", "executive_agreement"),
+    ("jurisdiction.route", facts(auth=authority(country="IN")), "failed", "mlat_required"),
+    ("jurisdiction.route", facts(request(instrument={"type": "emergency_request"}), authority("police", "IN")),
+     "passed", "direct_exception"),
+    ("jurisdiction.route", facts(auth=None), "flagged", "route_unknown"),
     # jurisdiction.high_risk
     ("jurisdiction.high_risk", facts(), "passed", "jurisdiction_ok"),
     ("jurisdiction.high_risk", facts(auth=authority(country="RU")), "flagged", "high_risk_jurisdiction"),
@@ -109,7 +121,34 @@ CASES = [
     ("preservation.hold", facts(request(instrument={"type": "preservation_request"}, extends_request_id=EXT),
                                 earlier=earlier_hold(hold_until=NOW - timedelta(days=1))),
      "failed", "extension_target_expired"),
+    ("preservation.hold", facts(request(instrument={"type": "preservation_request"}, extends_request_id=EXT),
+                                earlier=earlier_hold(suspect_key="0" * 64)), "failed", "extension_other_suspect"),
+    # An extension of an extension: the chain already used its one extension.
+    ("preservation.hold", facts(request(instrument={"type": "preservation_request"}, extends_request_id=EXT),
+                                earlier=earlier_hold(chain_extensions=1)), "failed", "extension_exhausted"),
+    # A new request while this authority's hold chain has run its 60 + 30 days (EU).
+    ("preservation.hold", facts(request(instrument={"type": "preservation_request"}),
+                                holds=(suspect_hold(started_at=NOW - timedelta(days=90)),)),
+     "failed", "hold_limit_reached"),
+    ("preservation.hold", facts(request(instrument={"type": "preservation_request"}),
+                                holds=(suspect_hold(authority_id="other", started_at=NOW - timedelta(days=90)),)),
+     "passed", "hold_granted"),
+    # period.retention, reaching back through a hold on the suspect
+    ("period.retention", facts(request(period={"start": NOW - timedelta(days=400), "end": NOW - timedelta(days=380)}),
+                               holds=(suspect_hold(started_at=NOW - timedelta(days=50)),)),
+     "passed", "period_within_hold"),
+    # notice.jurisdiction
+    ("notice.jurisdiction", facts(), "passed", "notice_by_authority"),
+    ("notice.jurisdiction", facts(auth=authority(country="US")), "passed", "notice_by_platform"),
+    ("notice.jurisdiction", facts(auth=None), "flagged", "notice_jurisdiction_unknown"),
+    # nondisclosure.bounded
+    ("nondisclosure.bounded", facts(), "passed", "no_nondisclosure"),
+    ("nondisclosure.bounded", facts(request(nondisclosure_until=(NOW + timedelta(days=180)).date())),
+     "passed", "nondisclosure_bounded"),
+    ("nondisclosure.bounded", facts(request(nondisclosure_until=date(9999, 12, 31))),
+     "flagged", "nondisclosure_too_far"),
 ]
+
 
 
 @pytest.mark.parametrize("rule_id, the_facts, outcome, code", CASES,
