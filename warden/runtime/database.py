@@ -49,6 +49,11 @@ class MigrationSet:
             if not match:
                 raise ValueError(f"migration file {path} must be named NNN_snake_case.sql")
             found.append((int(match.group(1)), path))
+        versions = [version for version, _ in found]
+        twice = sorted({v for v in versions if versions.count(v) > 1})
+        if twice:
+            raise ValueError(f"{self.folder}: two migrations numbered {', '.join(f'{v:03d}' for v in twice)}: "
+                             "renumber the newer one")
         return found
 
 

@@ -39,3 +39,19 @@ async def test_a_migration_applied_before_checksums_were_kept_is_adopted(databas
     (folder / "001_things.sql").write_text("-- edited\nCREATE TABLE things (id int PRIMARY KEY);")
     with pytest.raises(MigrationChanged):
         await migrate(database_url, schema, sets)
+
+
+def test_two_migrations_with_one_number_are_refused_before_anything_runs(tmp_path):
+    (tmp_path / "003_audit.sql").write_text("SELECT 1;")
+    (tmp_path / "003_other.sql").write_text("SELECT 1;")
+    with pytest.raises(ValueError, match="two migrations numbered 003"):
+        MigrationSet("demo", tmp_path).files()
+
+
+@pytest.mark.parametrize("name", ["intake", "legal-review", "disclosure", "moderation"])
+def test_every_service_numbers_its_migrations_once(name):
+    from warden.runtime.database import RUNTIME_MIGRATIONS
+    from warden.runtime.runner import load_service
+
+    for migration_set in [RUNTIME_MIGRATIONS, *load_service(name).migrations]:
+        migration_set.files()
