@@ -52,12 +52,13 @@ def _decision(decision: RequestApproved) -> dict[str, Any]:
 
 
 async def package_issued(ctx: Context, decision: RequestApproved, at: datetime, sha256: str,
-                         notice_due_at: datetime, notice_emitted: bool) -> None:
+                         notice_due_at: datetime | None, notice_emitted: bool) -> None:
     """Audit the package and publish the chain's head with it (same transaction, via the outbox)."""
     chain = await record(ctx, decision.case_id, "package.issued", at, {
         **_decision(decision), "data_categories": decision.data_categories,
         "period": decision.period.model_dump(mode="json"), "sha256": sha256,
-        "notice_due_at": notice_due_at.isoformat(), "notice_emitted": notice_emitted})
+        # None: the platform gives no notice (the issuing authority informs the person, notice.jurisdiction).
+        "notice_due_at": notice_due_at.isoformat() if notice_due_at else None, "notice_emitted": notice_emitted})
     ctx.emit(chain.checkpoint(at))
 
 

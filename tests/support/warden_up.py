@@ -34,6 +34,7 @@ class WardenUp:
             if stack and all(self._ready(s["url"]) for s in stack["services"].values()):
                 return stack
             time.sleep(0.5)
+        self.stop()  # never leave a half-started stack running behind a failed test
         raise AssertionError(f"stack not ready after {timeout}s:\n{self.log.read_text()}")
 
     def stack(self) -> dict | None:
