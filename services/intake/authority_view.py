@@ -19,32 +19,52 @@ from warden.runtime.service import Context
 SUBMITTED = "submitted"  # the API's own status: accepted over HTTP, not yet seen by intake's consumer
 
 
-async def record_status(ctx: Context, status: RequestStatus) -> None:
-    """Append the status to its request's history; the newest one is the request's status."""
-    reasons = json.dumps([r.model_dump(mode="json") for r in status.reasons])
+async def record_statuses(ctx: Context, statuses: list[RequestStatus]) -> None:
+    """Batch handler: append each status to its request's history; a request's newest status is its status.
+
+    Two statements for the whole batch; the requests' rows are folded here first (one row per request:
+    an upsert may touch a row once per statement)."""
     await ctx.conn.execute(
         "INSERT INTO request_statuses (authority_id, request_id, case_id, status, reasons, at, deadline)"
-        " VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7)",
-        status.authority_id, status.request_id, status.case_id, status.status.value, reasons, status.at,
-        status.deadline)
+        " SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::jsonb[], $6::timestamptz[],"
+        " $7::timestamptz[])",
+        [s.authority_id for s in statuses], [s.request_id for s in statuses], [s.case_id for s in statuses],
+        [s.status.value for s in statuses],
+        [json.dumps([r.model_dump(mode="json") for r in s.reasons]) for s in statuses],
+        [s.at for s in statuses], [s.deadline for s in statuses])
+    newest: dict[tuple[str, str], RequestStatus] = {}
+    case_ids: dict[tuple[str, str], str | None] = {}
+    for status in statuses:
+        key = (status.authority_id, status.request_id)
+        if key not in newest or newest[key].at <= status.at:
+            newest[key] = status
+        case_ids[key] = case_ids.get(key) or status.case_id
+    latest = list(newest.values())
     await ctx.conn.execute(
         """INSERT INTO authority_requests (authority_id, request_id, case_id, status, submitted_at, updated_at)
-           VALUES ($1, $2, $3, $4, $5, $5)
+           SELECT a, r, c, s, t, t FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::timestamptz[])
+             AS u (a, r, c, s, t)
            ON CONFLICT (authority_id, request_id) DO UPDATE SET
              case_id = COALESCE(EXCLUDED.case_id, authority_requests.case_id),
              status = CASE WHEN authority_requests.updated_at <= EXCLUDED.updated_at
                            THEN EXCLUDED.status ELSE authority_requests.status END,
              updated_at = GREATEST(authority_requests.updated_at, EXCLUDED.updated_at)""",
-        status.authority_id, status.request_id, status.case_id, status.status.value, status.at)
+        [s.authority_id for s in latest], [s.request_id for s in latest],
+        [case_ids[(s.authority_id, s.request_id)] for s in latest], [s.status.value for s in latest],
+        [s.at for s in latest])
 
 
-async def record_disclosure(ctx: Context, issued: DisclosureIssued) -> None:
+async def record_disclosures(ctx: Context, issued: list[DisclosureIssued]) -> None:
+    """Batch handler: the sealed packages, one statement for the batch."""
     await ctx.conn.execute(
         """INSERT INTO authority_disclosures (case_id, request_id, authority_id, generated_at, period_start,
                                               period_end, sealed, sha256, signature)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING""",
-        issued.case_id, issued.request_id, issued.authority_id, issued.generated_at, issued.period.start,
-        issued.period.end, issued.sealed, issued.sha256, issued.signature)
+           SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[],
+                                $6::timestamptz[], $7::text[], $8::text[], $9::text[])
+           ON CONFLICT DO NOTHING""",
+        [i.case_id for i in issued], [i.request_id for i in issued], [i.authority_id for i in issued],
+        [i.generated_at for i in issued], [i.period.start for i in issued], [i.period.end for i in issued],
+        [i.sealed for i in issued], [i.sha256 for i in issued], [i.signature for i in issued])
 
 
 async def record_submission(conn: asyncpg.Connection, authority_id: str, request_id: str, at: datetime) -> None:

@@ -14,7 +14,7 @@ from warden.runtime.service import Service, Subscription
 
 from intake.authentication import prune_signatures
 from intake.authority_api import authority_routes
-from intake.authority_view import record_disclosure, record_status
+from intake.authority_view import record_disclosures, record_statuses
 from intake.handlers import receive_request, report_invalid_request
 
 SERVICE = Service(
@@ -23,8 +23,8 @@ SERVICE = Service(
     subscriptions=[
         Subscription("legal.requests.submitted", receive_request, on_rejected=report_invalid_request),
         AUTHORITY_REGISTRY,
-        Subscription("legal.requests.status", record_status),
-        Subscription("legal.disclosures.issued", record_disclosure),
+        Subscription("legal.requests.status", handle_batch=record_statuses),
+        Subscription("legal.disclosures.issued", handle_batch=record_disclosures),
     ],
     migrations=[AUTHORITY_MIGRATIONS, MigrationSet("intake", Path(__file__).parent / "migrations")],
     emits=(LegalRequest, RequestReceived, RequestStatus),  # LegalRequest: relayed from the authority API

@@ -106,15 +106,20 @@ def _case_uuid(case_id: str | None) -> uuid.UUID | None:
         return None
 
 
-async def record_disclosure(ctx: Context, issued: DisclosureIssued) -> None:
-    """A package was issued: the case produced data, of this account."""
-    if _case_uuid(issued.case_id) is None:
+async def record_disclosures(ctx: Context, issued: list[DisclosureIssued]) -> None:
+    """Batch handler: packages were issued, so those cases produced data, of these accounts (one statement;
+    a case named twice in the batch keeps its last package)."""
+    last = {i.case_id: i for i in issued if _case_uuid(i.case_id) is not None}
+    if not last:
         return
     await ctx.conn.execute(
         "INSERT INTO fulfilments (case_id, outcome, account_id, at)"
-        " SELECT case_id, 'disclosed', $2, $3 FROM cases WHERE case_id = $1::uuid"
+        " SELECT c.case_id, 'disclosed', u.account_id, u.at"
+        " FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS u (case_id, account_id, at)"
+        " JOIN cases c ON c.case_id = u.case_id"
         " ON CONFLICT (case_id) DO UPDATE SET outcome = 'disclosed', account_id = EXCLUDED.account_id,"
-        " at = EXCLUDED.at", issued.case_id, issued.account_id, issued.generated_at)
+        " at = EXCLUDED.at",
+        list(last), [i.account_id for i in last.values()], [i.generated_at for i in last.values()])
 
 
 async def record_fulfilment(ctx: Context, status: RequestStatus) -> None:

@@ -3,7 +3,7 @@
 Consumes  legal.requests.received  -> review_request   (emits legal.requests.decided, legal.requests.status)
           legal.authorities        -> the shared authority registry projection
           moderation.violations    -> record_violation
-          legal.disclosures.issued -> record_disclosure   (the transparency report's fulfilments)
+          legal.disclosures.issued -> record_disclosures   (the transparency report's fulfilments)
           legal.requests.status    -> record_fulfilment   (disclosure's no_data and cancelled)
 HTTP      /review/...              -> the human review API (api.py)
           /console/...             -> the reviewers' web console (console/routes.py)
@@ -23,7 +23,7 @@ from warden.runtime.service import Service, ServiceContext, Subscription
 from legal_review.api import review_routes
 from legal_review.audit import publish_checkpoints
 from legal_review.console.routes import console_routes
-from legal_review.handlers import record_disclosure, record_fulfilment, record_violation, review_request
+from legal_review.handlers import record_disclosures, record_fulfilment, record_violation, review_request
 from legal_review.jobs import watch_deadlines
 from legal_review.keys import require_decision_key
 from legal_review.policy import current_policy
@@ -43,7 +43,7 @@ SERVICE = Service(
         Subscription("legal.requests.received", review_request),
         AUTHORITY_REGISTRY,
         Subscription("moderation.violations", record_violation),
-        Subscription("legal.disclosures.issued", record_disclosure),
+        Subscription("legal.disclosures.issued", handle_batch=record_disclosures),
         Subscription("legal.requests.status", record_fulfilment),
     ],
     migrations=[AUTHORITY_MIGRATIONS, MigrationSet("legal_review", Path(__file__).parent / "migrations")],
