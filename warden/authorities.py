@@ -23,7 +23,7 @@ import asyncpg
 
 from warden.contract.envelope import EventRejected, now
 from warden.contract.events import AuthorityRegistered
-from warden.keys import public_keys
+from warden.keys import key_id, public_key_of, public_keys
 from warden.runtime.database import MigrationSet
 from warden.runtime.service import ConfigurationError, Context, Subscription
 from warden.signing import canonical, sign, verify
@@ -38,8 +38,6 @@ def record_bytes(record: dict[str, Any]) -> bytes:
 
 def sign_record(record: dict[str, Any], *private_keys: str) -> dict[str, Any]:
     """The record with one signature per operator key (`warden authority add|revoke`)."""
-    from warden.keys import key_id, public_key_of
-
     body = {k: v for k, v in record.items() if k != "signatures"}
     message = record_bytes(body)
     return dict(body, signatures=[{"key_id": key_id(public_key_of(k)), "signature": sign(message, k)}
@@ -105,7 +103,7 @@ async def record_authority(ctx: Context, authority: AuthorityRegistered) -> None
     if authority.updated_at > now() + trust.max_skew:
         raise EventRejected("registry_future_dated", "registry record dated ahead of the clock")
     ctx.cache.pop(("authority", authority.authority_id), None)  # see authority_of
-    ctx.cache.pop(("authority_keys", authority.authority_id), None)  # see usable_keys
+    ctx.cache.pop(("authority_keys", authority.authority_id), None)  # see keys_of
     key = await ctx.conn.fetchrow("SELECT revoked_at FROM authority_keys WHERE authority_id = $1 AND public_key = $2",
                                   authority.authority_id, authority.public_key)
     if authority.status == "revoked":
@@ -156,23 +154,26 @@ async def authority_of(ctx: Context, authority_id: str) -> AuthorityRegistered |
     return ctx.cache[key]
 
 
-async def usable_keys(ctx: Context, authority_id: str) -> list[str]:
-    """Every key the authority was registered with and that is not revoked (rotation keeps the older ones)."""
+async def keys_of(ctx: Context, authority_id: str) -> dict[str, bool]:
+    """{public key: revoked} of every key the authority was registered with, newest first; read once per
+    consumer batch (Context.cache); record_authority drops the entry."""
     key = ("authority_keys", authority_id)
     if key not in ctx.cache:
-        rows = await ctx.conn.fetch("SELECT public_key FROM authority_keys WHERE authority_id = $1"
-                                    " AND revoked_at IS NULL ORDER BY registered_at DESC", authority_id)
-        ctx.cache[key] = [r["public_key"] for r in rows]
+        rows = await ctx.conn.fetch("SELECT public_key, revoked_at IS NOT NULL AS revoked FROM authority_keys"
+                                    " WHERE authority_id = $1 ORDER BY registered_at DESC", authority_id)
+        ctx.cache[key] = {r["public_key"]: r["revoked"] for r in rows}
     return ctx.cache[key]
+
+
+async def usable_keys(ctx: Context, authority_id: str) -> list[str]:
+    """Every key the authority was registered with and that is not revoked (rotation keeps the older ones)."""
+    return [public_key for public_key, revoked in (await keys_of(ctx, authority_id)).items() if not revoked]
 
 
 async def key_standing(ctx: Context, authority_id: str, public_key: str) -> str | None:
     """"active" or "revoked" for a key registered for the authority; None for a key never registered to it."""
-    row = await ctx.conn.fetchrow(
-        "SELECT revoked_at FROM authority_keys WHERE authority_id = $1 AND public_key = $2", authority_id, public_key)
-    if row is None:
-        return None
-    return "active" if row["revoked_at"] is None else "revoked"
+    revoked = (await keys_of(ctx, authority_id)).get(public_key)
+    return None if revoked is None else "revoked" if revoked else "active"
 
 
 # Caught up at start: a request or decision is never checked against a registry still being read.

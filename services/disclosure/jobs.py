@@ -10,10 +10,11 @@ from warden.contract.envelope import now
 from warden.contract.events import NoticeDue
 from warden.runtime import metrics as runtime_metrics
 from warden.runtime.database import is_transient
+from warden.keys import public_key_of
 from warden.runtime.service import ServiceContext
 
 from disclosure import audit, metrics, store
-from disclosure.keys import platform_private_key, public_key_of
+from disclosure.keys import platform_private_key
 from disclosure.settings import DisclosureSettings
 from disclosure.subscribers import retention_cutoff
 

@@ -2,16 +2,11 @@
 from __future__ import annotations
 
 import asyncpg
-from nacl.signing import SigningKey
 
 from warden.runtime.settings import ConfigurationError, Settings
-from warden.signing import b64, decode_key, generate_keypair
+from warden.signing import generate_keypair
 
 from disclosure.settings import DisclosureSettings
-
-
-def public_key_of(private_key: str) -> str:
-    return b64(bytes(SigningKey(decode_key(private_key)).verify_key))
 
 
 def require_platform_key(settings: Settings) -> None:

@@ -13,13 +13,14 @@ from fastapi import FastAPI
 from warden.audit import require_audit_key
 from warden.authorities import AUTHORITY_MIGRATIONS, AUTHORITY_REGISTRY, require_registry_keys
 from warden.contract.events import AuditCheckpoint, DisclosureIssued, NoticeDue, RequestStatus
+from warden.keys import public_key_of
 from warden.runtime.database import MigrationSet
 from warden.runtime.service import Service, ServiceContext, Subscription
 
 from disclosure.audit import publish_checkpoints
 from disclosure.handlers import act_on_decision, look_up_suspects, record_subscriber_event
 from disclosure.jobs import emit_due_notices, purge_expired_data, refresh_metrics
-from disclosure.keys import platform_private_key, public_key_of, require_platform_key
+from disclosure.keys import platform_private_key, require_platform_key
 from disclosure.provenance import require_decision_keys
 from disclosure.settings import DisclosureSettings
 

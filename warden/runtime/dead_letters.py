@@ -20,9 +20,16 @@ DLQ_KEY_LIMIT = 1024
 DLQ_HEADERS_LIMIT = 16 * 1024
 
 
-def dlq_too_large(record: ConsumerRecord) -> bool:
-    return (len(record.value or b"") > DLQ_VALUE_LIMIT or len(record.key or b"") > DLQ_KEY_LIMIT
-            or sum(len(k) + len(v or b"") for k, v in record.headers or ()) > DLQ_HEADERS_LIMIT)
+def oversized_parts(record: ConsumerRecord) -> list[str]:
+    """The parts of a record too large to publish again as a dead letter: value, key, headers."""
+    parts = []
+    if len(record.value or b"") > DLQ_VALUE_LIMIT:
+        parts.append("value")
+    if record.key is not None and len(record.key) > DLQ_KEY_LIMIT:
+        parts.append("key")
+    if sum(len(k) + len(v or b"") for k, v in record.headers or () if not k.startswith("dlq.")) > DLQ_HEADERS_LIMIT:
+        parts.append("headers")
+    return parts
 
 
 def dlq_row(service: str, record: ConsumerRecord, rejection: EventRejected) -> OutboxRow:
@@ -30,13 +37,13 @@ def dlq_row(service: str, record: ConsumerRecord, rejection: EventRejected) -> O
     to publish again goes as a bounded prefix with `dlq.truncated` (the original: keep_dead_letter)."""
     value, key = record.value or b"", record.key
     headers = [(k, v) for k, v in (record.headers or ()) if not k.startswith("dlq.")]
-    truncated = []
-    if len(value) > DLQ_VALUE_LIMIT:
-        value, truncated = value[:DLQ_VALUE_LIMIT], truncated + ["value"]
-    if key is not None and len(key) > DLQ_KEY_LIMIT:
-        key, truncated = key[:DLQ_KEY_LIMIT], truncated + ["key"]
-    if sum(len(k) + len(v or b"") for k, v in headers) > DLQ_HEADERS_LIMIT:
-        headers, truncated = [], truncated + ["headers"]
+    truncated = oversized_parts(record)
+    if "value" in truncated:
+        value = value[:DLQ_VALUE_LIMIT]
+    if "key" in truncated:
+        key = key[:DLQ_KEY_LIMIT]
+    if "headers" in truncated:
+        headers = []
     if truncated:
         headers.append(("dlq.truncated", ",".join(truncated).encode()))
         headers.append(("dlq.original_bytes", str(len(record.value or b"")).encode()))

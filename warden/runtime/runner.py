@@ -102,8 +102,7 @@ class Runtime:
 
     async def run(self) -> None:
         s = self.settings
-        for check in [self.service.check_contract, *self.service.startup_checks]:
-            check(s)
+        self.service.check(s)
         app = build_app(self.service.name, self.readiness)
         if self.service.routes is not None:
             self.service.routes(app, self)
@@ -189,8 +188,7 @@ def run_service(name: str, settings: Settings | None = None) -> None:
     settings = settings or Settings()
     configure_logging(name, settings.log_level)
     service = load_service(name)
-    for check in [service.check_contract, *service.startup_checks]:
-        check(settings)  # before any connection: a misconfigured service says so and stops
+    service.check(settings)  # before any connection: a misconfigured service says so and stops
     try:
         with asyncio.Runner(loop_factory=_loop_factory(settings)) as runner:
             runner.run(_serve_until_signalled(service, settings))

@@ -153,6 +153,11 @@ class Service:
     # Run with the settings before anything starts; each raises ConfigurationError to refuse.
     startup_checks: list[Callable[[Any], None]] = field(default_factory=list)
 
+    def check(self, settings: Any) -> None:
+        """Everything that must hold before the service starts (ConfigurationError otherwise)."""
+        for check in [self.check_contract, *self.startup_checks]:
+            check(settings)
+
     def check_contract(self, _settings: Any = None) -> None:
         """The service's subscriptions and emitted events against the topic registry (startup check):
         it consumes only what lists it as a consumer and emits only on topics it may write."""
