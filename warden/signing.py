@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from functools import lru_cache
 from typing import Any
 
 import rfc8785
@@ -57,7 +58,13 @@ def generate_keypair() -> dict[str, str]:
 
 
 def sign(message: bytes, private_key_b64: str) -> str:
-    return b64(SigningKey(decode_key(private_key_b64)).sign(message).signature)
+    return b64(signing_key(private_key_b64).sign(message).signature)
+
+
+@lru_cache(maxsize=16)
+def signing_key(private_key_b64: str) -> SigningKey:
+    """The parsed key (deriving its public half costs as much as a signature: done once per key)."""
+    return SigningKey(decode_key(private_key_b64))
 
 
 def verify(message: bytes, signature_b64: str, public_key_b64: str) -> bool:
