@@ -51,6 +51,9 @@ def rows(results: dict) -> list[tuple[str, tuple, str, Any]]:
         if step.get("p99_ms_by_window"):
             out += [(f"legal @ {r:g}/s: p99 ms of each {step['latency_window_s']:g} s, by schedule",
                      ("legal", "steps", i, "p99_windows"), "", None)]
+        if step.get("cpu_ms_per_request"):
+            out += [(f"legal @ {r:g}/s: CPU ms per request, offer to last package",
+                     ("legal", "steps", i, "cpu_per_request"), "", None)]
         if step.get("cpu_first_s"):
             out += [(f"legal @ {r:g}/s: CPU % of one core, first → last {step['cpu_window_s']:g} s",
                      ("legal", "steps", i, "cpu_drift"), "", None)]
@@ -93,6 +96,10 @@ def _annotate(results: dict) -> dict:
         step.setdefault("issued_of_sent", f"{step['issued']:,} / {step['sent']:,}")
         if step.get("p99_ms_by_window"):
             step.setdefault("p99_windows", " · ".join(_fmt(v) for v in step["p99_ms_by_window"]))
+        if step.get("cpu_ms_per_request"):
+            costs = step["cpu_ms_per_request"]
+            step.setdefault("cpu_per_request", " · ".join(
+                f"{name} {costs[name]:.2f}" for name in sorted(costs, key=costs.get, reverse=True)))
         if step.get("cpu_first_s"):
             step.setdefault("cpu_drift", cpu_drift(step["cpu_first_s"], step["cpu_last_s"]))
         for span in [*(step.get("hops") or {}).values(), step.get("to_issued_record")]:
