@@ -1,0 +1,176 @@
+"""Text folding against evasion: pure functions, no I/O.
+
+`fold(text)` turns the spellings people use to slip past lists and models into
+one canonical form, so that banks and the classifier see `cocaine` whether the
+seller wrote `C-O-C-A-I-N-E`, `c0caine`, `с о с а і n е` (Cyrillic look-alikes),
+`ｃｏｃａｉｎｅ` or `co\u200bcaine`. Steps, in order:
+
+1. NFKC: full-width, mathematical, circled and other compatibility letters
+   become plain ones.
+2. Invisible characters (zero-width spaces and joiners, soft hyphens, bidi
+   controls: Unicode category Cf) are dropped.
+3. Spaced-out letters (`c-o-c-a-i-n-e`, `c.o.c.a.i.n.e`, `c o c a i n e`): a run
+   of three or more single characters separated by spaces or punctuation is
+   joined into one word.
+4. Homoglyphs, per word, from Unicode's confusables table (the pinned
+   `confusable-homoglyphs` package): a word that mixes Latin with Cyrillic or
+   Greek letters is written in one script, the one its unambiguous letters
+   belong to (`сoсaine` -> `cocaine`, `кокaин` with a Latin `a` -> `кокаин`). A
+   word wholly of Cyrillic/Greek look-alikes becomes Latin only where the text
+   around it is Latin. A genuine Russian or Ukrainian word is never touched.
+5. Case folding and removal of combining marks (accents, strike-through and
+   other overlays).
+6. Leetspeak: digits and `@ $ !` between letters become the letters they stand
+   for (`c0caine`, `h3r01n`, `x4n4x`), but a word shaped like a model number
+   (`ar15`, `ak47`, `m4a1`, `g17`, `mp5`) and digits standing alone
+   (`glock 19`) are kept as they are.
+7. Punctuation becomes spacing; pictographs (💊 ❄ 🔫) are kept as words of
+   their own, since sellers use them as code.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+from confusable_homoglyphs import categories, confusables
+
+_SEPARATORS = r"[\s\-._*·•/|~+=]+"
+_CHAR = r"[^\W_]"
+# A single character, then two or more (separator, single character): c-o-c-a-i-n-e, c . o . c, c o c a
+_SPACED = re.compile(rf"(?<!{_CHAR}){_CHAR}(?:{_SEPARATORS}{_CHAR}(?!{_CHAR})){{2,}}")
+_SEPARATOR = re.compile(_SEPARATORS)
+_LETTER = r"[^\W\d_]"
+_LEET_RUN = re.compile(rf"(?<={_LETTER})[0134578@$!]{{1,2}}(?={_LETTER})")
+_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b",
+                       "@": "a", "$": "s", "!": "i"})
+# A short letter prefix and digits, perhaps one more letter and digits: ar15, ak47, m4a1, g17, mp5, b2b.
+_MODEL_NUMBER = re.compile(r"[^\W\d_]{1,3}\d+(?:[^\W\d_]\d*)?")
+_WORD = re.compile(r"\S+")
+_SCRIPTS = ("LATIN", "CYRILLIC", "GREEK")
+
+
+@lru_cache(maxsize=1)
+def _homoglyph_tables() -> dict[str, dict[str, str]]:
+    """For each script, the single-letter look-alikes of the other two scripts' letters, in that script.
+
+    Built once from the confusables table: `tables["LATIN"]["с"] == "c"` (Cyrillic es),
+    `tables["CYRILLIC"]["a"] == "а"`. Upper and lower case are kept apart because
+    look-alikes differ by case (Cyrillic `В` looks like `B`, `в` like nothing Latin).
+    """
+    tables: dict[str, dict[str, str]] = {script: {} for script in _SCRIPTS}
+    for char, glyphs in confusables.confusables_data.items():
+        source = categories.alias(char) if len(char) == 1 else None
+        if source not in _SCRIPTS or not char.isalpha():
+            continue
+        for glyph in glyphs:
+            target_char = glyph["c"]
+            if len(target_char) != 1 or not target_char.isalpha():
+                continue
+            target = categories.alias(target_char)
+            if target in _SCRIPTS and target != source and "SMALL CAPITAL" not in glyph["n"]:
+                # the first look-alike listed wins; later ones (rarer letters) never overwrite it
+                tables[target].setdefault(char, target_char)
+    return tables
+
+
+def _script(char: str) -> str | None:
+    if not char.isalpha():
+        return None
+    alias = categories.alias(char)
+    return alias if alias in _SCRIPTS else None
+
+
+def _unambiguous_counts(text: str) -> dict[str, int]:
+    """Letters per script that have no look-alike in another script: the evidence of what a word is written in."""
+    tables = _homoglyph_tables()
+    counts = dict.fromkeys(_SCRIPTS, 0)
+    for char in text:
+        script = _script(char)
+        if script and not any(char in tables[other] for other in _SCRIPTS if other != script):
+            counts[script] += 1
+    return counts
+
+
+def _in_script(word: str, script: str) -> str:
+    table = _homoglyph_tables()[script]
+    return "".join(table.get(c, c) for c in word)
+
+
+def _fold_homoglyphs(text: str) -> str:
+    if text.isascii():
+        return text
+    text_counts = _unambiguous_counts(text)
+    text_script = "LATIN" if text_counts["LATIN"] >= max(text_counts["CYRILLIC"], text_counts["GREEK"]) else None
+    words = []
+    for word in text.split(" "):
+        scripts = {s for s in map(_script, word) if s}
+        if len(scripts) > 1:
+            counts = _unambiguous_counts(word)
+            majority = max(_SCRIPTS, key=lambda s: (counts[s], s == "LATIN"))
+            word = _in_script(word, majority)
+        elif scripts and scripts != {"LATIN"} and text_script == "LATIN" and text_counts["LATIN"]:
+            latin = _in_script(word, "LATIN")
+            if all(_script(c) in (None, "LATIN") for c in latin):  # every letter had a Latin look-alike
+                word = latin
+        words.append(word)
+    return " ".join(words)
+
+
+def _join_spaced(match: re.Match) -> str:
+    return _SEPARATOR.sub("", match.group(0))
+
+
+def _fold_leet(word: str) -> str:
+    if _MODEL_NUMBER.fullmatch(word):
+        return word
+    return _LEET_RUN.sub(lambda m: m.group(0).translate(_LEET), word)
+
+
+def _strip_marks(text: str) -> str:
+    decomposed = unicodedata.normalize("NFD", text)
+    return unicodedata.normalize("NFC", "".join(c for c in decomposed if not unicodedata.combining(c)))
+
+
+def _words(text: str) -> list[str]:
+    """Word characters and pictographs; everything else separates words."""
+    out, current = [], []
+    for char in text:
+        if char.isalnum():
+            current.append(char)
+            continue
+        if current:
+            out.append("".join(current))
+            current = []
+        if unicodedata.category(char) == "So":
+            out.append(char)
+    if current:
+        out.append("".join(current))
+    return out
+
+
+def _fold_once(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text)
+    text = "".join(c for c in text if unicodedata.category(c) != "Cf")
+    text = " ".join(text.split())
+    text = _SPACED.sub(_join_spaced, text)
+    text = _fold_homoglyphs(text)
+    text = _strip_marks(text.casefold())
+    words = [_fold_leet(w) for w in _WORD.findall(text)]
+    return " ".join(w for word in words for w in _words(word))
+
+
+def fold(text: str) -> str:
+    """The canonical form of `text` for matching and classification (see the module's docstring).
+
+    One pass can expose a new evasion (`c:o:c` becomes `c o c`, which spells a
+    word once joined), so passes repeat until nothing changes; folded text
+    folds to itself.
+    """
+    folded = _fold_once(text)
+    for _ in range(3):
+        again = _fold_once(folded)
+        if again == folded:
+            break
+        folded = again
+    return folded
