@@ -30,6 +30,7 @@ seller wrote `C-O-C-A-I-N-E`, `c0caine`, `с о с а і n е` (Cyrillic look-al
 from __future__ import annotations
 
 import re
+import sys
 import unicodedata
 from functools import lru_cache
 
@@ -47,7 +48,31 @@ _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t
 # A short letter prefix and digits, perhaps one more letter and digits: ar15, ak47, m4a1, g17, mp5, b2b.
 _MODEL_NUMBER = re.compile(r"[^\W\d_]{1,3}\d+(?:[^\W\d_]\d*)?")
 _WORD = re.compile(r"\S+")
+# Words, and pictographs (Miscellaneous Symbols, Dingbats, emoji) as words of their own.
+_WORD_OR_PICTOGRAPH = re.compile(r"[^\W_]+|[\u2600-\u27bf\U0001f000-\U0001faff]")
 _SCRIPTS = ("LATIN", "CYRILLIC", "GREEK")
+
+
+@lru_cache(maxsize=1)
+def _category_patterns() -> tuple[re.Pattern, re.Pattern]:
+    """Regexes for every invisible format character (Cf) and every combining mark (Mn, Me) Python knows.
+
+    Read from unicodedata once, so a newer Unicode in a newer Python is covered without a hand-kept list.
+    """
+    ranges: dict[str, list[list[int]]] = {"Cf": [], "M": []}
+    for code in range(sys.maxunicode + 1):
+        category = unicodedata.category(chr(code))
+        key = "Cf" if category == "Cf" else "M" if category in ("Mn", "Me") else None
+        if key:
+            spans = ranges[key]
+            if spans and spans[-1][1] == code - 1:
+                spans[-1][1] = code
+            else:
+                spans.append([code, code])
+
+    def char_class(spans: list[list[int]]) -> re.Pattern:
+        return re.compile("[" + "".join(f"\\U{a:08x}-\\U{b:08x}" for a, b in spans) + "]+")
+    return char_class(ranges["Cf"]), char_class(ranges["M"])
 
 
 @lru_cache(maxsize=1)
@@ -74,6 +99,7 @@ def _homoglyph_tables() -> dict[str, dict[str, str]]:
     return tables
 
 
+@lru_cache(maxsize=8192)
 def _script(char: str) -> str | None:
     if not char.isalpha():
         return None
@@ -81,13 +107,22 @@ def _script(char: str) -> str | None:
     return alias if alias in _SCRIPTS else None
 
 
+@lru_cache(maxsize=8192)
+def _unambiguous_script(char: str) -> str | None:
+    """The script of a letter that has no look-alike in another script, else None."""
+    script = _script(char)
+    tables = _homoglyph_tables()
+    if script and not any(char in tables[other] for other in _SCRIPTS if other != script):
+        return script
+    return None
+
+
 def _unambiguous_counts(text: str) -> dict[str, int]:
     """Letters per script that have no look-alike in another script: the evidence of what a word is written in."""
-    tables = _homoglyph_tables()
     counts = dict.fromkeys(_SCRIPTS, 0)
     for char in text:
-        script = _script(char)
-        if script and not any(char in tables[other] for other in _SCRIPTS if other != script):
+        script = _unambiguous_script(char)
+        if script:
             counts[script] += 1
     return counts
 
@@ -128,36 +163,22 @@ def _fold_leet(word: str) -> str:
 
 
 def _strip_marks(text: str) -> str:
-    decomposed = unicodedata.normalize("NFD", text)
-    return unicodedata.normalize("NFC", "".join(c for c in decomposed if not unicodedata.combining(c)))
-
-
-def _words(text: str) -> list[str]:
-    """Word characters and pictographs; everything else separates words."""
-    out, current = [], []
-    for char in text:
-        if char.isalnum():
-            current.append(char)
-            continue
-        if current:
-            out.append("".join(current))
-            current = []
-        if unicodedata.category(char) == "So":
-            out.append(char)
-    if current:
-        out.append("".join(current))
-    return out
+    if text.isascii():
+        return text
+    marks = _category_patterns()[1]
+    return unicodedata.normalize("NFC", marks.sub("", unicodedata.normalize("NFD", text)))
 
 
 def _fold_once(text: str) -> str:
     text = unicodedata.normalize("NFKC", text)
-    text = "".join(c for c in text if unicodedata.category(c) != "Cf")
+    if not text.isascii():
+        text = _category_patterns()[0].sub("", text)
     text = " ".join(text.split())
     text = _SPACED.sub(_join_spaced, text)
     text = _fold_homoglyphs(text)
     text = _strip_marks(text.casefold())
     words = [_fold_leet(w) for w in _WORD.findall(text)]
-    return " ".join(w for word in words for w in _words(word))
+    return " ".join(w for word in words for w in _WORD_OR_PICTOGRAPH.findall(word))
 
 
 def fold(text: str) -> str:
