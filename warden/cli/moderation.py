@@ -119,3 +119,34 @@ def classify_command(file, model_dir: Path | None) -> None:
     if failed:
         click.echo(f"{failed} line(s) could not be read", err=True)
         sys.exit(1)
+
+
+@moderation.command("hash")
+@click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--bank", "banks", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="a bank of known-bad PDQ hashes (CSV, as `warden moderation hash` prints or ThreatExchange/HMA "
+                   "export); matches are printed after each hash")
+@click.option("--distance", type=click.IntRange(0, 256), default=31, show_default=True,
+              help="the largest Hamming distance that counts as a match")
+def hash_command(images: tuple[Path, ...], banks: tuple[Path, ...], distance: int) -> None:
+    """Print each image's PDQ hash and quality as `hash,quality,path` (the reference hasher's CSV lines)."""
+    from moderation.media import MediaError, load_bank, pdq_hash
+
+    try:
+        loaded = [load_bank(path, max_distance=distance) for path in banks]
+    except MediaError as exc:
+        raise click.ClickException(str(exc)) from None
+    failed = 0
+    for path in images:
+        try:
+            found = pdq_hash(path)
+        except MediaError as exc:
+            failed += 1
+            click.echo(f"{path}: {exc}", err=True)
+            continue
+        click.echo(f"{found.hex},{found.quality},{path}")
+        for bank in loaded:
+            for match in bank.match(found):
+                click.echo(f"  match bank={match.bank_id} entry={match.entry_id} distance={match.distance}")
+    if failed:
+        sys.exit(1)
