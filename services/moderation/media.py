@@ -62,13 +62,15 @@ def _box_filter(values: np.ndarray, window: int, axis: int) -> np.ndarray:
     n = values.shape[axis]
     half = (window + 2) // 2
     before, after = window - half, half - 1
-    padded = np.moveaxis(values, axis, 0)
-    sums = np.concatenate([np.zeros((1,) + padded.shape[1:]), np.cumsum(padded, axis=0)])
     index = np.arange(n)
     lo, hi = np.maximum(index - before, 0), np.minimum(index + after, n - 1) + 1
-    shape = (n,) + (1,) * (padded.ndim - 1)
-    means = (sums[hi] - sums[lo]) / (hi - lo).reshape(shape)
-    return np.moveaxis(means, 0, axis)
+    if axis == 0:
+        sums = np.zeros((n + 1, values.shape[1]))
+        np.cumsum(values, axis=0, out=sums[1:])
+        return (sums[hi] - sums[lo]) / (hi - lo)[:, None]
+    sums = np.zeros((values.shape[0], n + 1))
+    np.cumsum(values, axis=1, out=sums[:, 1:])
+    return (sums[:, hi] - sums[:, lo]) / (hi - lo)
 
 
 @lru_cache(maxsize=1)
