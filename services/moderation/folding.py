@@ -41,6 +41,7 @@ _CHAR = r"[^\W_]"
 # A single character, then two or more (separator, single character): c-o-c-a-i-n-e, c . o . c, c o c a
 _SPACED = re.compile(rf"(?<!{_CHAR}){_CHAR}(?:{_SEPARATORS}{_CHAR}(?!{_CHAR})){{2,}}")
 _SEPARATOR = re.compile(_SEPARATORS)
+_BARE_SPACE = re.compile(r"(?<=[^\W_])\s+(?=[^\W_])")
 _LETTER = r"[^\W\d_]"
 _LEET_RUN = re.compile(rf"(?<={_LETTER})[0134578@$!]{{1,2}}(?={_LETTER})")
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b",
@@ -153,7 +154,13 @@ def _fold_homoglyphs(text: str) -> str:
 
 
 def _join_spaced(match: re.Match) -> str:
-    return _SEPARATOR.sub("", match.group(0))
+    """`c-o-c-a` -> `coca`; where the letters are joined by punctuation, a bare space still parts words
+    (`k.o.k.s k.a.u.f.e.n` -> `koks kaufen`)."""
+    run = match.group(0)
+    gaps = _SEPARATOR.findall(run)
+    if all(gap.isspace() for gap in gaps):
+        return _SEPARATOR.sub("", run)
+    return " ".join(_SEPARATOR.sub("", word) for word in _BARE_SPACE.split(run))
 
 
 def _fold_leet(word: str) -> str:

@@ -31,6 +31,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import precision_score, recall_score, roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict, train_test_split
 from sklearn.pipeline import Pipeline
+from threadpoolctl import threadpool_limits
 
 from moderation.classifier.model import (BENIGN, CLASSES, META_FILE, MODEL_DIR, MODEL_FILE, Classifier, Metadata,
                                          ModelError, model_text)
@@ -168,17 +169,30 @@ class Trained:
     counts: dict = field(default_factory=dict)
 
 
-def model_version(examples: list[Example]) -> str:
-    """Follows from the examples, the parameters and the scikit-learn version: same inputs, same version."""
+def inputs_digest(examples: list[Example]) -> str:
+    """What a model is trained from: the examples, the parameters, the split and the scikit-learn version."""
     digest = hashlib.sha256()
     digest.update(json.dumps({"parameters": PARAMETERS, "seed": SEED, "held_out": HELD_OUT,
                               "sklearn": sklearn.__version__}, sort_keys=True).encode())
     for e in examples:
         digest.update(json.dumps([e.title, e.text, e.category], ensure_ascii=False).encode())
-    return f"charlr-{digest.hexdigest()[:12]}"
+    return digest.hexdigest()[:10]
+
+
+def model_version(examples: list[Example], pipeline: Pipeline) -> str:
+    """`charlr-<inputs>-<weights>`: the same inputs give the same first part; any change of the
+    learned weights (a change in folding, say) changes the second, so a version names one model."""
+    weights = np.round(pipeline[-1].coef_, 5).tobytes() + np.round(pipeline[0].idf_, 5).tobytes()
+    return f"charlr-{inputs_digest(examples)}-{hashlib.sha256(weights).hexdigest()[:6]}"
 
 
 def train(examples: list[Example], target_precision: float = TARGET_PRECISION) -> Trained:
+    # One BLAS thread: the problem is small, and a fixed summation order keeps the figures reproducible.
+    with threadpool_limits(1):
+        return _train(examples, target_precision)
+
+
+def _train(examples: list[Example], target_precision: float) -> Trained:
     if len({e.category for e in examples}) != len(CLASSES):
         missing = set(CLASSES) - {e.category for e in examples}
         raise CorpusError(f"every class needs examples; none for {', '.join(sorted(missing))}")
@@ -196,7 +210,7 @@ def train(examples: list[Example], target_precision: float = TARGET_PRECISION) -
     pipeline = new_pipeline().fit(train_texts, train_labels)
     test_texts = [texts[i] for i in test_i]
     metrics = held_out_metrics(labels[test_i] != BENIGN, violation_scores(pipeline, test_texts), threshold)
-    metadata = Metadata(version=model_version(examples), threshold=round(threshold, 6),
+    metadata = Metadata(version=model_version(examples, pipeline), threshold=round(threshold, 6),
                         target_precision=target_precision, metrics=metrics,
                         sklearn_version=sklearn.__version__, examples=len(examples))
     counts = {"languages": dict(sorted(Counter(e.language or "?" for e in examples).items())),

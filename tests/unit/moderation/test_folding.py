@@ -15,6 +15,8 @@ from moderation.folding import fold
     ("c o c a i n e delivery", "cocaine delivery"),
     ("c_o_c_a_i_n_e", "cocaine"),
     ("c*o*c*a*i*n*e", "cocaine"),
+    ("k.o.k.s k.a.u.f.e.n", "koks kaufen"),
+    ("c - o - c - a - i - n - e", "cocaine"),
     ("co\u200bca\u200bi\u200dne", "cocaine"),          # zero-width space and joiner
     ("coca\u00adine", "cocaine"),                      # soft hyphen
     # homoglyphs: Cyrillic and Greek look-alikes inside Latin words
