@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from moderation.classifier import CLASSES, Classifier, ModelError
-from moderation.classifier.model import MODEL_DIR, model_text
+from moderation.classifier.model import MAX_FIELD_CHARS, MODEL_DIR, model_text
 from moderation.classifier.training import (CorpusError, choose_threshold, compare, inputs_digest, read_corpus,
                                             read_decisions)
 from moderation.folding import fold
@@ -88,6 +88,11 @@ def test_scoring_gives_scikit_learns_own_probabilities():
 def test_any_text_gets_a_score_between_0_and_1(title, text):
     s = CLASSIFIER.score(title, text)
     assert 0.0 <= s.score <= 1.0 and s.label in CLASSES
+
+
+def test_an_oversized_description_costs_no_more_than_its_first_characters():
+    junk = "".join(chr(0x400 + i % 200) + chr(0x61 + i % 26) for i in range(200_000))
+    assert CLASSIFIER.score("c-o-c-a-i-n-e", junk) == CLASSIFIER.score("c-o-c-a-i-n-e", junk[:MAX_FIELD_CHARS])
 
 
 def test_a_model_file_that_is_not_a_model_is_refused(tmp_path):
