@@ -3,7 +3,12 @@
 Steps (`train`):
 1. Examples: `corpus/seed.jsonl` and, optionally, moderators' recorded decisions
    (`read_decisions`). Every example is folded exactly as at run time.
-2. A stratified, seeded split: `HELD_OUT` of each class is kept out of training.
+2. A seeded split that is stable as the corpus grows: an example is held out when
+   a seeded hash of its content falls in the first `HELD_OUT` of the hash range,
+   so about that share of every class is held out (stratified in expectation), and
+   an example stays on its side when examples are added. The current model was
+   therefore never trained on this split's older examples, and the comparison in
+   step 5 is fair.
 3. The delist threshold is chosen on out-of-fold scores of the training part
    (five folds), as the lowest score whose precision reaches the target: the
    held-out split never sees the choice, so its figures are honest.
@@ -29,7 +34,7 @@ import skops.io
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import precision_score, recall_score, roc_auc_score
-from sklearn.model_selection import StratifiedKFold, cross_val_predict, train_test_split
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
@@ -186,6 +191,11 @@ def model_version(examples: list[Example], pipeline: Pipeline) -> str:
     return f"charlr-{inputs_digest(examples)}-{hashlib.sha256(weights).hexdigest()[:6]}"
 
 
+def is_held_out(example: Example) -> bool:
+    key = json.dumps([SEED, example.title, example.text, example.category], ensure_ascii=False).encode()
+    return int.from_bytes(hashlib.sha256(key).digest()[:8], "big") < HELD_OUT * 2**64
+
+
 def train(examples: list[Example], target_precision: float = TARGET_PRECISION) -> Trained:
     # One BLAS thread: the problem is small, and a fixed summation order keeps the figures reproducible.
     with threadpool_limits(1):
@@ -198,8 +208,11 @@ def _train(examples: list[Example], target_precision: float) -> Trained:
         raise CorpusError(f"every class needs examples; none for {', '.join(sorted(missing))}")
     texts = [model_text(e.title, e.text) for e in examples]
     labels = np.array([e.category for e in examples])
-    indices = np.arange(len(examples))
-    train_i, test_i = train_test_split(indices, test_size=HELD_OUT, stratify=labels, random_state=SEED)
+    held_out = np.array([is_held_out(e) for e in examples])
+    train_i, test_i = np.flatnonzero(~held_out), np.flatnonzero(held_out)
+    for category in CLASSES:
+        if (labels[test_i] == category).sum() < 2 or (labels[train_i] == category).sum() < 5:
+            raise CorpusError(f"too few {category} examples to train and hold some out: add more")
     train_texts, train_labels = [texts[i] for i in train_i], labels[train_i]
 
     folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=SEED)

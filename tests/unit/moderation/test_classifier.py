@@ -64,7 +64,7 @@ def test_the_issues_evasions_score_as_violations_of_their_category(title, text, 
     ("Аптека на Садовой", "Лекарства по рецепту, открыто до 22:00"),
 ])
 def test_lawful_content_near_the_vocabulary_is_not_delisted(title, text):
-    """Not delisted automatically; a human may still see one in the queue (a pharmacy scores about 0.6)."""
+    """Not delisted automatically (a human may still see such an item in the queue)."""
     s = CLASSIFIER.score(title, text)
     assert not s.delist and s.score < CLASSIFIER.metadata.threshold
 
