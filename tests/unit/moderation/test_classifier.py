@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from moderation.classifier import CLASSES, Classifier, ModelError
 from moderation.classifier.model import MAX_FIELD_CHARS, MODEL_DIR, model_text
-from moderation.classifier.training import (CorpusError, choose_threshold, compare, inputs_digest, read_corpus,
+from moderation.classifier.training import (CorpusError, Example, choose_threshold, compare, inputs_digest, is_held_out, read_corpus,
                                             read_decisions)
 from moderation.folding import fold
 from warden.cli.main import cli
@@ -111,6 +111,16 @@ def test_the_threshold_is_the_lowest_score_that_reaches_the_precision():
     assert choose_threshold(y, scores, 0.75) == 0.3      # 4 of the 5 from 0.3 up
     assert choose_threshold(y, scores, 0.5) == 0.1       # 4/7 >= 0.5 from the bottom
     assert choose_threshold(np.array([False, False]), np.array([0.9, 0.95]), 0.95) == 1.0   # never
+
+
+def test_about_a_quarter_of_each_class_is_held_out_and_an_example_never_changes_side():
+    for category in CLASSES:
+        examples = [e for e in CORPUS if e.category == category]
+        share = sum(map(is_held_out, examples)) / len(examples)
+        assert 0.1 <= share <= 0.45, (category, share)
+    before = [is_held_out(e) for e in CORPUS]
+    grown = read_corpus() + [Example(f"new {i}", "", "drugs") for i in range(50)]
+    assert [is_held_out(e) for e in grown[:len(CORPUS)]] == before
 
 
 def test_a_model_with_lower_auc_or_that_loses_the_precision_target_is_worse():
