@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -116,21 +117,31 @@ def _quality(small: np.ndarray) -> int:
 
 
 def pdq_hash(image: Image.Image | bytes | str | Path) -> PdqHash:
-    """The PDQ hash of an image (a Pillow image, encoded bytes or a file path)."""
+    """The PDQ hash of an image (a Pillow image, encoded bytes or a file path).
+
+    An image over Pillow's decompression-bomb size (MAX_IMAGE_PIXELS, 89 megapixels) is refused
+    rather than decoded: Pillow only warns below twice that size.
+    """
     try:
-        if isinstance(image, (bytes, bytearray)):
-            image = Image.open(io.BytesIO(image))
-        elif not isinstance(image, Image.Image):
-            image = Image.open(image)
-        if max(image.size) > MAX_SIDE:
-            image.draft("RGB", (MAX_SIDE, MAX_SIDE))   # JPEG: decode at a reduced scale, cheaply
-            scale = MAX_SIDE / max(image.size)
-            if scale < 1:
-                image = image.convert("RGB").resize((max(1, round(image.width * scale)),
-                                                     max(1, round(image.height * scale))), Image.Resampling.BOX)
-        rgb = np.asarray(image.convert("RGB"), dtype=np.float64)
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return _pdq_of(image)
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise MediaError(f"not an image Warden can read: {exc}") from None
+
+
+def _pdq_of(image: Image.Image | bytes | str | Path) -> PdqHash:
+    if isinstance(image, (bytes, bytearray)):
+        image = Image.open(io.BytesIO(image))
+    elif not isinstance(image, Image.Image):
+        image = Image.open(image)
+    if max(image.size) > MAX_SIDE:
+        image.draft("RGB", (MAX_SIDE, MAX_SIDE))   # JPEG: decode at a reduced scale, cheaply
+        scale = MAX_SIDE / max(image.size)
+        if scale < 1:
+            image = image.convert("RGB").resize((max(1, round(image.width * scale)),
+                                                 max(1, round(image.height * scale))), Image.Resampling.BOX)
+    rgb = np.asarray(image.convert("RGB"), dtype=np.float64)
     return pdq_from_luma(rgb @ _LUMA)
 
 

@@ -138,3 +138,12 @@ def test_a_file_that_is_not_an_image_is_reported_and_the_others_still_hashed(tmp
 def test_a_large_photo_is_hashed_at_bounded_size_and_still_matches_its_copies():
     large = shapes(9, size=(3000, 2000))
     assert pdq_hash(large).distance(pdq_hash(resized_jpeg(large, size=(640, 427)))) <= 16
+
+
+@pytest.mark.parametrize("limit", [80_000, 10_000])   # 400x300 = 120,000 px: Pillow's warning range, its error range
+def test_an_image_over_the_decompression_bomb_size_is_refused_not_decoded(tmp_path, monkeypatch, limit):
+    path = tmp_path / "big.png"
+    shapes(10, size=(400, 300)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)
+    with pytest.raises(MediaError, match="not an image"):
+        pdq_hash(path)
