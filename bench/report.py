@@ -76,6 +76,13 @@ def rows(results: dict) -> list[tuple[str, tuple, str, Any]]:
         shape = f"records_per_batch_{per_batch}"
         out.append((f"broker CPU % of one core, first → last 10th, 200 records/s, {per_batch} per batch",
                     ("broker", shape, "cpu_drift"), "", None))
+    out += [
+        ("classifier score(), µs per call: p50", ("classifier", "score", "p50_us"), "", None),
+        ("classifier score(), µs per call: p99", ("classifier", "score", "p99_us"), "", None),
+        ("folding alone, µs per call: p50", ("classifier", "fold", "p50_us"), "", None),
+        ("PDQ hash of a 640x480 image, µs: p50", ("classifier", "pdq_640x480", "p50_us"), "", None),
+        ("classifier model load, ms", ("classifier", "load_ms"), "", None),
+    ]
     for name in sorted(_get(results, "memory_peak_rss_mb") or {}):
         out.append((f"peak RSS {name}, MB", ("memory_peak_rss_mb", name), "", None))
     return out

@@ -8,7 +8,6 @@ Another scorer (a classifier, a hash-matching service) plugs in by implementing
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -16,19 +15,13 @@ from typing import Protocol
 
 import yaml
 
+from moderation.folding import fold
 from warden.contract.events import ReportedContent
-
-_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"})
-_NOT_WORD = re.compile(r"[^\w]+", re.UNICODE)
 
 
 def normalise(text: str) -> str:
-    """Case, accents, look-alike characters, leetspeak, punctuation and spacing folded away."""
-    folded = unicodedata.normalize("NFKC", text).casefold()
-    stripped = "".join(c for c in unicodedata.normalize("NFD", folded) if not unicodedata.combining(c))
-    words = _NOT_WORD.sub(" ", stripped.replace("_", " "))
-    return " ".join(word.translate(_LEET) if any(ch.isalpha() for ch in word) else word
-                    for word in words.split())
+    """Case, accents, look-alike letters, leetspeak, spaced-out letters, punctuation and spacing folded away."""
+    return fold(text)
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,17 @@ def test_default_banks_match(title, text, bank, how, high):
     assert (found.bank_id, found.how, found.high_severity) == (bank, how, high)
 
 
+@pytest.mark.parametrize("title, text, bank", [
+    ("c-o-c-a-i-n-e for sale", None, "drugs-for-sale"),
+    ("\u0412uy \u0441\u043e\u0441\u0430\u0456n\u0435 now", None, "drugs-for-sale"),     # Cyrillic look-alikes
+    (None, "k.o.k.a.i.n k.a.u.f.e.n", "drugs-for-sale"),
+    ("buy ar15 today", None, "weapons-for-sale"),                            # leetspeak folding keeps ar15
+    ("ORDER AK47", None, "weapons-for-sale"),
+])
+def test_evasions_are_folded_before_banks_match(title, text, bank):
+    assert [d.bank_id for d in SCORER.detect(item(title, text))] == [bank]
+
+
 @pytest.mark.parametrize("title, text", [
     ("Weekend hiking group", None), (None, None), ("cocaine", None),  # a word alone is not a sale
     ("known abuse sample 00021", None),                               # normalised match is whole-text
