@@ -13,9 +13,9 @@ import asyncpg
 import httpx
 
 from tests.integration.legal_review.support import publish_received, received, registered
-from tests.integration.moderation.support import (TOKENS, about, appeal, auth, config, content, publish, report,
-                                                  running_moderation, until)
-from tests.support.kafka import wait_for_events
+from tests.integration.moderation.support import (REMOVED, TOKENS, about, appeal, auth, config, content, publish,
+                                                  report, running_moderation, until)
+from tests.support.kafka import produce_event, wait_for_events, wait_for_records
 from tests.support.requests import new_authority
 from tests.support.stack import running, service_settings
 
@@ -286,3 +286,37 @@ async def test_appeals_are_decided_by_someone_else_and_an_overturned_violation_l
     assert [e["type"].rsplit(".", 2)[-2] for e in events] == ["confirmed", "withdrawn"]
     assert events[1]["type"] == WITHDRAWN and events[1]["data"]["account_id"] == owner
     assert told[0]["data"]["decision_id"] == overturned.json()["decision_id"]
+
+
+async def test_platform_content_attacks_change_nothing_and_the_service_goes_on(bootstrap, database_url):
+    """A real update replayed with an older date and another owner, facts that break the contract (a media hash
+    that is not one, a description past 16 KiB), a removal older than the facts: none takes effect; the invalid
+    ones are dead-lettered with their reason, and the content published after them is still checked."""
+    item = content(title="Chess club")
+    later = content(title="KNOWN-ABUSE-SAMPLE-0001")
+    attacker = f"attacker-{item['id']}"
+    now = datetime.now(timezone.utc)
+    old = datetime(2025, 1, 1, tzinfo=timezone.utc).isoformat()
+    async with running_moderation(service_settings(bootstrap, database_url), config(trust_new=1.0)) as api:
+        await publish(bootstrap, item, updated_at=now.isoformat())
+        await until(lambda: fetch(database_url, "SELECT 1 FROM platform_content WHERE content_id = $1", item["id"]))
+        await publish(bootstrap, item, updated_at=old, owner_account_id=attacker, title="KNOWN-ABUSE-SAMPLE-0001")
+        bad_hash = await publish(bootstrap, item, media=[{"media_id": "m1", "pdq": "not-a-hash", "quality": 90}])
+        too_long = await publish(bootstrap, item, text="x" * 16385)
+        await produce_event(bootstrap, "platform.content", REMOVED, {"content_id": item["id"], "removed_at": old})
+        await publish(bootstrap, later)
+        await wait_for_events(bootstrap, "search.delistings", about(later["id"]))  # the service went on
+        dead = await wait_for_records(
+            bootstrap, "platform.content.dlq",
+            lambda r: bad_hash["id"].encode() in r.value or too_long["id"].encode() in r.value, count=2)
+        for n in range(3):
+            await report(bootstrap, item, f"r{n}-{item['id']}", "weapons")
+        await wait_for_events(bootstrap, "search.delistings", about(item["id"]))
+        by_attacker = await appeal(bootstrap, item["id"], attacker)
+        view = (await api.get(f"/moderation/content/{item['id']}", headers=auth("mod-token"))).json()
+        refused = await until(lambda: fetch(database_url, "SELECT reason FROM appeals WHERE appeal_id = $1",
+                                            by_attacker))
+    assert {dict(r.headers)["dlq.reason"] for r in dead} == {b"invalid_data"}
+    assert view["platform"]["owner_account_id"] == item["owner_account_id"] and view["platform"]["removed_at"] is None
+    assert view["platform"]["title"] == "Chess club" and view["bank_matches"] == []
+    assert refused[0]["reason"].startswith("not_owner")
