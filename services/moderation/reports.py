@@ -51,6 +51,7 @@ class Item:
     first_reported_at: datetime
     new: bool  # its row was created by this call: nothing refers to it yet
     known: bool  # platform.content describes it (and has not removed it): its reports are scored
+    removed: bool = False  # platform.content removed it: its reports are kept, with nothing to wait for
     window: Reports = field(default_factory=dict)
     high_severity: list[str] = field(default_factory=list)  # categories of its high-severity bank matches
 
@@ -135,13 +136,13 @@ async def lock_items(conn: asyncpg.Connection, reports: list[ReportSubmitted], a
                SELECT u.content_id, u.kind, $3 FROM unnest($1::text[], $2::text[]) AS u(content_id, kind)
                ON CONFLICT (content_id) DO UPDATE SET updated_at = now()
                RETURNING content_id, state, cleared_at, first_reported_at, xmax = 0 AS new)
-           SELECT up.*, p.content_id IS NOT NULL AND p.removed_at IS NULL AS known,
+           SELECT up.*, p.content_id IS NOT NULL AND p.removed_at IS NULL AS known, p.removed_at IS NOT NULL AS removed,
                   (SELECT array_agg(b.category) FROM bank_matches b
                    WHERE b.content_id = up.content_id AND b.high_severity) AS high_severity
            FROM up LEFT JOIN platform_content p USING (content_id)""",
         content_ids, [kinds[c] for c in content_ids], at)
     return {r["content_id"]: Item(r["state"], r["cleared_at"], r["first_reported_at"], r["new"], r["known"],
-                                  high_severity=list(r["high_severity"] or [])) for r in rows}
+                                  bool(r["removed"]), list(r["high_severity"] or [])) for r in rows}
 
 
 async def upsert_reporters(conn: asyncpg.Connection, reports: list[ReportSubmitted],
@@ -194,7 +195,7 @@ def record_of(report: ReportSubmitted, reporter: asyncpg.Record, at: datetime, c
 async def insert_reports(conn: asyncpg.Connection, reports: list[ReportSubmitted], recorded: list[Recorded],
                          items: dict[str, Item], at: datetime) -> None:
     """Insert the reports in order, the reporter's claim beside them; reports of content the platform has not
-    described are pending. Marks which were new (a report already there, or twice here, is not)."""
+    described (and has not removed) are pending. Marks which were new (a report already there, or twice here, is not)."""
     claims = [r.content for r in reports]
     new = {(r["reporter_id"], r["report_id"]) for r in await conn.fetch(
         """INSERT INTO reports (report_id, reporter_id, content_id, reason, surface, reported_at, contribution,
@@ -208,7 +209,8 @@ async def insert_reports(conn: asyncpg.Connection, reports: list[ReportSubmitted
         [r.reason.value for r in reports], [r.surface for r in reports], [x.reported_at for x in recorded],
         [x.value for x in recorded], [x.trusted for x in recorded], [x.suspended for x in recorded],
         [x.established for x in recorded],
-        [None if items[r.content.id].known or x.suspended else at for r, x in zip(reports, recorded)],
+        [None if items[r.content.id].known or items[r.content.id].removed or x.suspended else at
+         for r, x in zip(reports, recorded)],
         [c.kind for c in claims], [c.title for c in claims], [c.text for c in claims],
         [c.owner_account_id for c in claims], [r.comment for r in reports])}
     for report, x in zip(reports, recorded):
@@ -225,7 +227,7 @@ def fold_report(report: ReportSubmitted, x: Recorded, item: Item, outcome: Outco
         outcome.counted[reason, "suspended_reporter" if x.suspended else "duplicate"] += 1
         return
     if not item.known:
-        outcome.counted[reason, "pending"] += 1
+        outcome.counted[reason, "removed_content" if item.removed else "pending"] += 1
         return
     start = scoring.window_start(at, item.cleared_at, cfg)
     before = item.window

@@ -320,3 +320,24 @@ async def test_platform_content_attacks_change_nothing_and_the_service_goes_on(b
     assert view["platform"]["owner_account_id"] == item["owner_account_id"] and view["platform"]["removed_at"] is None
     assert view["platform"]["title"] == "Chess club" and view["bank_matches"] == []
     assert refused[0]["reason"].startswith("not_owner")
+
+
+async def test_content_the_platform_removed_leaves_the_queue_and_later_reports_change_nothing(bootstrap,
+                                                                                             database_url):
+    item = content(title="Fast MDMA delivery")
+    async with running_moderation(service_settings(bootstrap, database_url), config()) as api:
+        await publish(bootstrap, item)
+        await until(lambda: queued(api, item["id"]))  # proactively queued
+        await produce_event(bootstrap, "platform.content", REMOVED,
+                            {"content_id": item["id"], "removed_at": datetime.now(timezone.utc).isoformat()})
+
+        async def gone():
+            return await queued(api, item["id"]) is None
+        await until(gone)
+        await report(bootstrap, item, f"late-{item['id']}", "child_abuse")
+        [kept] = await until(lambda: fetch(database_url, "SELECT pending_since FROM reports WHERE content_id = $1",
+                                           item["id"]))
+        view = (await api.get(f"/moderation/content/{item['id']}", headers=auth("mod-token"))).json()
+        still_gone = await gone()
+    assert kept["pending_since"] is None  # nothing to wait for: never handed to the queue either
+    assert still_gone and view["bank_matches"] == [] and view["platform"]["removed_at"]
