@@ -88,16 +88,18 @@ async def facts_of(conn: asyncpg.Connection, content_ids: list[str]) -> dict[str
 
 async def delist_all(conn: asyncpg.Connection, delistings: list[Delisting], *, human: str | None, now: datetime,
                      cfg: ModerationConfig, effects: Emitter) -> list[ModerationDecision]:
-    """Delist the items (three statements however many), with a statement of reasons and events for each."""
+    """Delist the items (two statements however many), with a statement of reasons and events for each."""
     if not delistings:
         return []
     rows = await conn.fetch(
         """UPDATE content SET state = 'delisted', category = u.category, updated_at = now()
            FROM unnest($1::text[], $2::text[]) AS u(content_id, category)
+               LEFT JOIN platform_content p ON p.content_id = u.content_id
            WHERE content.content_id = ANY($1::text[]) AND content.content_id = u.content_id
-           RETURNING content.content_id""",
+           RETURNING content.content_id, p.created_at, jsonb_array_length(p.media) > 0 AS has_media,
+               p.content_id IS NOT NULL AS described""",
         [d.content_id for d in delistings], [d.reason for d in delistings])
-    facts = await facts_of(conn, [r["content_id"] for r in rows])
+    facts = {r["content_id"]: Facts(r["created_at"], bool(r["has_media"]), r["described"]) for r in rows}
     sors = [statement(content_id=d.content_id, action="delist", reason=d.reason, facts=d.facts,
                       automated_detection=d.automated_detection, human=human is not None, decided_at=now, cfg=cfg,
                       source=d.source, content=facts.get(d.content_id, Facts()))

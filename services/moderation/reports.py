@@ -142,7 +142,7 @@ async def lock_items(conn: asyncpg.Connection, reports: list[ReportSubmitted], a
            FROM up LEFT JOIN platform_content p USING (content_id)""",
         content_ids, [kinds[c] for c in content_ids], at)
     return {r["content_id"]: Item(r["state"], r["cleared_at"], r["first_reported_at"], r["new"], r["known"],
-                                  bool(r["removed"]), list(r["high_severity"] or [])) for r in rows}
+                                  removed=r["removed"], high_severity=list(r["high_severity"] or [])) for r in rows}
 
 
 async def upsert_reporters(conn: asyncpg.Connection, reports: list[ReportSubmitted],
