@@ -341,3 +341,17 @@ async def test_content_the_platform_removed_leaves_the_queue_and_later_reports_c
         still_gone = await gone()
     assert kept["pending_since"] is None  # nothing to wait for: never handed to the queue either
     assert still_gone and view["bank_matches"] == [] and view["platform"]["removed_at"]
+
+
+async def test_changed_content_is_checked_again_on_arrival(bootstrap, database_url):
+    item = content(title="Garden furniture")
+    async with running_moderation(service_settings(bootstrap, database_url), config()) as api:
+        created = datetime.now(timezone.utc)
+        await publish(bootstrap, item, created_at=created.isoformat(), updated_at=created.isoformat())
+        await until(lambda: fetch(database_url, "SELECT 1 FROM platform_content WHERE content_id = $1", item["id"]))
+        assert await queued(api, item["id"]) is None
+        changed = datetime.now(timezone.utc)
+        await publish(bootstrap, item, title="Garden furniture (and kokain kaufen, schnelle Lieferung)",
+                      created_at=created.isoformat(), updated_at=changed.isoformat())
+        entry = await until(lambda: queued(api, item["id"]))
+    assert entry["source"] == "proactive" and entry["reason"] == "drugs"
