@@ -5,9 +5,10 @@ one held replaces moderation's projection (`platform_content`): kind, owner,
 title, text, media. Public content is then run through the scorer
 (`Scorer.detect`, banks.py: the one place where banks, the classifier and media
 hashes look at content), its bank matches replaced by what the facts match now,
-the reports that waited for it released, and the item judged as a report would
-judge it (reports.judge_item): a high-severity match delists, any other match
-queues it for a human, proactively when no one reported it.
+the reports that waited for it released, and, when something matched or reports
+waited, the item judged as a report would judge it (reports.judge_item): a
+high-severity match delists, any other match queues it for a human, proactively
+when no one reported it.
 
 `hand_over_unknown` (a background job) queues for humans the reports about
 content the platform has not described within `unknown_content_wait_hours`.
@@ -49,8 +50,11 @@ async def record_content(ctx: Context, event: ContentUpdated | ContentRemoved, *
            RETURNING state, cleared_at, first_reported_at""", event.content_id, event.kind, at)
     detections = scorer.detect(event) if event.public_in_search else []
     await replace_bank_matches(ctx.conn, event.content_id, detections, at, cfg)
-    await ctx.conn.execute("UPDATE reports SET pending_since = NULL WHERE content_id = $1 AND pending_since IS NOT NULL",
-                           event.content_id)
+    released = await ctx.conn.fetchval(
+        """WITH released AS (UPDATE reports SET pending_since = NULL WHERE content_id = $1 AND pending_since IS NOT NULL
+                             RETURNING 1) SELECT count(*) FROM released""", event.content_id)
+    if not detections and not released:
+        return  # nothing matched and no report waited: the window, judged when its reports came, is unchanged
     item = Item(row["state"], row["cleared_at"], row["first_reported_at"], new=False, known=True,
                 high_severity=[d.category for d in detections if d.high_severity])
     await read_windows(ctx.conn, {event.content_id: item}, at, cfg)
