@@ -70,6 +70,7 @@ class Delisting:
     automated_detection: bool
     first_reported_at: datetime
     source: str = "notice"  # notice | trusted_flagger | proactive | unknown_content
+    reporters: tuple[str, ...] = ()  # whose notices counted towards an automated delisting: each is told
 
 
 def notice(account_id: str, kind: str, text: str, now: datetime, *, content_id: str | None = None,
@@ -109,6 +110,10 @@ async def delist_all(conn: asyncpg.Connection, delistings: list[Delisting], *, h
         effects.emit(ContentDelisted(
             content_id=d.content_id, decision_id=sor.decision_id, category=d.reason, delisted_at=now))
         effects.emit(sor)
+        for reporter_id in d.reporters:  # DSA Art. 16(5): told at once, and again when a human confirms or reverses
+            effects.emit(notice(reporter_id, "notice_outcome", (
+                "Your notice about this content led to its removal from public search, decided automatically; a "
+                "moderator will review the decision."), now, content_id=d.content_id, decision_id=sor.decision_id))
     waited = [max((now - d.first_reported_at).total_seconds(), 0.0) for d in delistings]
 
     def count() -> None:

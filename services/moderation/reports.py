@@ -252,12 +252,13 @@ def judge_item(content_id: str, item: Item, outcome: Outcome, *, cfg: Moderation
             facts = (f"The content, as the platform describes it, matched the bank of known "
                      f"{category.replace('_', ' ')} material ({automated}).")
         else:
-            reporters = sum(1 for r in item.window if not r.startswith(BANK))
-            facts = (f"Reports from {reporters} distinct reporters, with established trust behind "
+            counted = sum(1 for r in item.window if not r.startswith(BANK))
+            facts = (f"Reports from {counted} distinct reporters, with established trust behind "
                      f"{verdict.established:g} of it, reached a score of {verdict.score:g} in {cfg.window_hours:g} h "
                      f"(delisting threshold {cfg.delist_threshold:g}).")
+        reporters = tuple(sorted(who for who in item.window if not who.startswith(BANK)))
         outcome.delistings.append(Delisting(content_id, category, facts, bool(banks), item.first_reported_at,
-                                            source))
+                                            source, reporters))
         item.state = "delisted"
         outcome.enqueue(content_id, QueueEntry(QueueRank(bool(item.high_severity), trusted, verdict.score), category,
                                                automated, verdict.coordinated, source))

@@ -168,11 +168,15 @@ async def test_queue_puts_high_severity_then_trusted_flaggers_first_not_automati
         for n in range(3):  # established reporters: delisted automatically
             await report(bootstrap, volume, f"r{n}-{volume['id']}", "drugs")
         await report(bootstrap, flagged, "org-hotline", "spam")
-        await wait_for_events(bootstrap, "search.delistings", about(volume["id"]))
+        [delisted] = await wait_for_events(bootstrap, "search.delistings", about(volume["id"]))
         auto = await until(lambda: queued(api, volume["id"]))
         trusted = await until(lambda: queued(api, flagged["id"]))
+        told = await wait_for_events(bootstrap, "moderation.notices", for_account(f"r0-{volume['id']}"))
     assert not auto["urgent"] and trusted["trusted"]
     assert trusted["priority"] > auto["priority"]
+    # each reporter is told of the automated decision on their notice at once (DSA Art. 16(5))
+    assert [(n["data"]["kind"], n["data"]["decision_id"]) for n in told] == [
+        ("notice_outcome", delisted["data"]["decision_id"])]
 
 
 async def test_misuse_is_warned_with_a_notice_and_only_later_reports_count_towards_suspension(bootstrap,

@@ -54,11 +54,11 @@ async def test_bank_match_delists_at_once_and_queue_puts_urgent_then_trusted_fir
     async with running_moderation(service_settings(bootstrap, database_url), config()) as api:
         for item in (ordinary, flagged, banned):
             await publish(bootstrap, item)
+        [delisted] = await wait_for_events(bootstrap, "search.delistings", about(banned["id"]))  # on arrival
         await report(bootstrap, ordinary, f"someone-{ordinary['id']}", "child_abuse")  # new reporter, 2.5: review
         await report(bootstrap, flagged, "org-hotline", "drugs")          # trusted flagger, score 10: review
-        await report(bootstrap, banned, "someone-else", "other")          # the platform's title matches: delisted
-        [delisted] = await wait_for_events(bootstrap, "search.delistings", about(banned["id"]))
-        [sor] = await wait_for_events(bootstrap, "moderation.decisions", about(banned["id"]))
+        await report(bootstrap, banned, "someone-else", "other")          # already delisted: changes nothing
+        [sor] = await wait_for_events(bootstrap, "moderation.decisions", about(banned["id"]), settle=1)
 
         async def queue_of_three():
             answer = (await api.get("/moderation/queue", headers=auth("mod-token"))).json()
