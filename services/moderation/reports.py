@@ -15,8 +15,8 @@ items' content rows first locks them until the transaction ends, so a worker
 scoring the same item from another partition waits, then reads a window that
 holds these reports. Correctness never depends on how reports are keyed.
 
-Statements per call, whatever its size: the content upsert (with the platform's
-facts), the reporter upsert, the window read, the report insert; then, only when
+Statements per call, whatever its size: the content upsert, the reporter upsert,
+the read of the platform's facts and the windows, the report insert; then, only when
 some item calls for them, one per kind of write: delistings (content, decisions),
 the queue. In between, reports are folded in order, in memory, with the pure
 rules of scoring.py, so one call with n reports leaves what n calls with one
@@ -123,26 +123,20 @@ async def score_reports(ctx: Context, reports: list[ReportSubmitted], *, cfg: Mo
 
 
 async def lock_items(conn: asyncpg.Connection, reports: list[ReportSubmitted], at: datetime) -> dict[str, Item]:
-    """Upsert the reports' content rows, in id order (locks in one order), and return them with the platform's
-    word on each: known or not, and its high-severity bank matches."""
+    """Upsert the reports' content rows, in id order (locks in one order), and return them."""
     kinds: dict[str, str] = {}
     for report in reports:  # kind of the first report (the platform's, once it describes the content)
         kinds.setdefault(report.content.id, report.content.kind)
     content_ids = sorted(kinds)
     # xmax = 0 only on a row this statement inserted (an updated row carries the lock it took).
     rows = await conn.fetch(
-        """WITH up AS (
-               INSERT INTO content (content_id, kind, first_reported_at)
-               SELECT u.content_id, u.kind, $3 FROM unnest($1::text[], $2::text[]) AS u(content_id, kind)
-               ON CONFLICT (content_id) DO UPDATE SET updated_at = now()
-               RETURNING content_id, state, cleared_at, first_reported_at, xmax = 0 AS new)
-           SELECT up.*, p.content_id IS NOT NULL AND p.removed_at IS NULL AS known, p.removed_at IS NOT NULL AS removed,
-                  (SELECT array_agg(b.category) FROM bank_matches b
-                   WHERE b.content_id = up.content_id AND b.high_severity) AS high_severity
-           FROM up LEFT JOIN platform_content p USING (content_id)""",
+        """INSERT INTO content (content_id, kind, first_reported_at)
+           SELECT u.content_id, u.kind, $3 FROM unnest($1::text[], $2::text[]) AS u(content_id, kind)
+           ON CONFLICT (content_id) DO UPDATE SET updated_at = now()
+           RETURNING content_id, state, cleared_at, first_reported_at, xmax = 0 AS new""",
         content_ids, [kinds[c] for c in content_ids], at)
-    return {r["content_id"]: Item(r["state"], r["cleared_at"], r["first_reported_at"], r["new"], r["known"],
-                                  removed=r["removed"], high_severity=list(r["high_severity"] or [])) for r in rows}
+    return {r["content_id"]: Item(r["state"], r["cleared_at"], r["first_reported_at"], r["new"], known=False)
+            for r in rows}
 
 
 async def upsert_reporters(conn: asyncpg.Connection, reports: list[ReportSubmitted],
@@ -156,19 +150,27 @@ async def upsert_reporters(conn: asyncpg.Connection, reports: list[ReportSubmitt
 
 
 async def read_windows(conn: asyncpg.Connection, items: dict[str, Item], at: datetime, cfg: ModerationConfig) -> None:
-    """Each item's window as Postgres holds it: per reporter the first report recorded inside it, and the bank
-    matches on the content's current facts (they count as long as the facts do, from the window's start).
+    """Each item's platform facts (described, removed, its high-severity matches) and its window as Postgres holds
+    it: per reporter the first report recorded inside it, and the bank matches on the content's current facts
+    (they count as long as the facts do, from the window's start).
 
-    Items created by this call have neither (both refer to the content row), nor do items the platform has not
-    described (their reports wait). The others are read item by item through the (content_id, …) indexes,
-    whatever the tables' size."""
+    Read after the items' rows are locked, in a statement of its own: content the platform described while this
+    call waited for the lock is seen as described. Items created by this call have none of it (their rows did
+    not exist, and the platform's handler creates them), items the platform has not described have no window
+    (their reports wait). The others are read item by item through the (content_id, …) indexes."""
     known = [(content_id, scoring.window_start(at, item.cleared_at, cfg))
-             for content_id, item in items.items() if not item.new and item.known]
+             for content_id, item in items.items() if not item.new]
     if not known:
         return
     rows = await conn.fetch(
-        """SELECT i.content_id, w.who, w.contribution, w.at, w.established
-           FROM unnest($1::text[], $2::timestamptz[]) AS i(content_id, start), LATERAL (
+        """SELECT i.content_id, p.content_id IS NOT NULL AND p.removed_at IS NULL AS known,
+                  p.removed_at IS NOT NULL AS removed, hs.categories AS high_severity,
+                  w.who, w.contribution, w.at, w.established
+           FROM unnest($1::text[], $2::timestamptz[]) AS i(content_id, start)
+           LEFT JOIN platform_content p ON p.content_id = i.content_id
+           LEFT JOIN LATERAL (SELECT array_agg(b.category ORDER BY b.bank_id) AS categories FROM bank_matches b
+                              WHERE b.content_id = i.content_id AND b.high_severity) AS hs ON true
+           LEFT JOIN LATERAL (
                SELECT * FROM (SELECT DISTINCT ON (r.reporter_id) r.reporter_id AS who, r.contribution,
                                      r.reported_at AS at, r.established
                               FROM reports r
@@ -176,11 +178,13 @@ async def read_windows(conn: asyncpg.Connection, items: dict[str, Item], at: dat
                               ORDER BY r.reporter_id, r.seq) AS firsts
                UNION ALL
                SELECT $3 || b.bank_id, b.contribution, greatest(b.matched_at, i.start), true FROM bank_matches b
-               WHERE b.content_id = i.content_id) AS w""",
+               WHERE b.content_id = i.content_id) AS w ON p.content_id IS NOT NULL AND p.removed_at IS NULL""",
         [c for c, _ in known], [start for _, start in known], BANK)
     for r in rows:
-        items[r["content_id"]].window[r["who"]] = [r["contribution"], r["at"].timestamp(),
-                                                   1.0 if r["established"] else 0.0]
+        item = items[r["content_id"]]
+        item.known, item.removed, item.high_severity = r["known"], r["removed"], list(r["high_severity"] or [])
+        if r["who"] is not None:
+            item.window[r["who"]] = [r["contribution"], r["at"].timestamp(), 1.0 if r["established"] else 0.0]
 
 
 def record_of(report: ReportSubmitted, reporter: asyncpg.Record, at: datetime, cfg: ModerationConfig) -> Recorded:

@@ -218,3 +218,30 @@ async def test_reports_through_the_broker_in_many_small_batches_all_count(bootst
             await until(lambda: count("SELECT count(*) = 30 FROM decisions WHERE content_id LIKE $1"))
         finally:
             await pool.close()
+
+
+async def test_content_described_while_a_batch_waits_for_its_lock_is_scored_not_left_waiting(database_url):
+    """The platform's handler holds the item's row (describing it) while a batch of its reports waits for the
+    lock: once it commits, the batch sees the item described and scores the reports (none is left pending)."""
+    run = uuid.uuid4().hex[:8]
+    item = f"race-{run}"
+    async with consumer_loop(database_url, "moderation") as (loop, pool):
+        async with pool.acquire() as describing:
+            tx = describing.transaction()
+            await tx.start()
+            await describing.execute(
+                """INSERT INTO platform_content (content_id, kind, owner_account_id, title, public_in_search,
+                                                 created_at, updated_at) VALUES ($1, 'channel', 'acc', 'Hiking', true,
+                                                 now(), now())""", item)
+            await describing.execute("INSERT INTO content (content_id, kind, first_reported_at) VALUES ($1, 'channel',"
+                                     " now())", item)
+            scoring = asyncio.create_task(loop.process([record(n, item, f"r-{run}-{n}") for n in range(3)]))
+            await asyncio.sleep(1.0)
+            assert not scoring.done()  # waiting for the row
+            await tx.commit()
+        await scoring
+        async with pool.acquire() as conn:
+            pending = await conn.fetchval("SELECT count(*) FROM reports WHERE content_id = $1"
+                                          " AND pending_since IS NOT NULL", item)
+            state = await conn.fetchval("SELECT state FROM content WHERE content_id = $1", item)
+    assert pending == 0 and state == "delisted"  # three established reporters: 12
