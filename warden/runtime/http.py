@@ -46,10 +46,15 @@ def build_app(service: str, readiness: Callable[[], dict[str, bool]]) -> FastAPI
     return app
 
 
+# Scrapes and probes, every few seconds from every replica: no span, they would drown the traces.
+UNTRACED_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
+
+
 class TraceRequests:
     """Each HTTP request within the trace context its `traceparent`/`tracestate` headers carry: the events
     it emits carry it on, and its logs name it. When tracing is on, a server span named after the route's
-    template (never the path itself: it may hold identifiers), whose parent that context is."""
+    template (never the path itself: it may hold identifiers), whose parent that context is; none for
+    the operations endpoints (UNTRACED_PATHS)."""
 
     def __init__(self, app, service: str):
         self.app = app
@@ -60,12 +65,12 @@ class TraceRequests:
             await self.app(scope, receive, send)
             return
         trace = _trace_headers(scope)
-        if not tracing.enabled():
+        if not tracing.enabled() or scope["path"] in UNTRACED_PATHS:
             with tracing.within(trace):
                 await self.app(scope, receive, send)
             return
         method = scope["method"]
-        with tracing.within(trace, span=f"{method} {self.service}", kind="SERVER", attributes={
+        with tracing.within(trace, span=method, kind="SERVER", attributes={
                 "http.request.method": method, "warden.service": self.service}) as traced:
             status = 500
 

@@ -11,9 +11,9 @@ from pythonjsonlogger.json import JsonFormatter
 from warden.runtime import tracing
 
 # Client libraries log connection chatter at INFO, and repeat the same error many
-# times a second while the broker is away: warnings only, and each distinct
+# times a second while the broker (or the trace collector) is away: warnings only, and each distinct
 # message at most once per interval.
-CLIENT_LOGGERS = ("aiokafka", "kafka", "asyncio", "uvicorn.access")
+CLIENT_LOGGERS = ("aiokafka", "kafka", "asyncio", "uvicorn.access", "opentelemetry")
 
 
 class RepeatFilter(logging.Filter):

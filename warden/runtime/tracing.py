@@ -68,12 +68,14 @@ def tracing_requested(environ: Mapping[str, str] = os.environ) -> bool:
     return bool(environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
 
 
-def configure_tracing(service: str, environ: Mapping[str, str] = os.environ) -> bool:
+def configure_tracing(service: str) -> bool:
     """Turn tracing on for this process if the environment asks for it (see `tracing_requested`).
     The exporters: `otlp` (OTLP over HTTP/protobuf, configured by `OTEL_EXPORTER_OTLP_*`) and
     `console`; the sampler by `OTEL_TRACES_SAMPLER` (default: parent-based, always on); the
     resource by `OTEL_SERVICE_NAME` (default: the service's name) and `OTEL_RESOURCE_ATTRIBUTES`.
-    ConfigurationError names a variable that cannot be honoured."""
+    ConfigurationError names a variable that cannot be honoured. (The SDK reads the variables from
+    the process environment itself.)"""
+    environ = os.environ
     if not tracing_requested(environ):
         return False
     from opentelemetry.sdk.resources import Resource

@@ -105,15 +105,18 @@ def test_tracing_is_off_unless_the_otel_variables_ask_for_an_exporter(environ, o
     ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"},
      "OTEL_EXPORTER_OTLP_PROTOCOL"),
 ])
-def test_an_exporter_that_cannot_be_had_is_refused_by_name(environ, named):
+def test_an_exporter_that_cannot_be_had_is_refused_by_name(environ, named, monkeypatch):
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
     with pytest.raises(ConfigurationError, match=named):
-        tracing.configure_tracing("intake", environ)
+        tracing.configure_tracing("intake")
     assert not tracing.enabled()
 
 
-def test_configured_from_the_environment_it_exports_with_the_service_name():
+def test_configured_from_the_environment_it_exports_with_the_service_name(monkeypatch):
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "console")
     try:
-        assert tracing.configure_tracing("legal-review", {"OTEL_TRACES_EXPORTER": "console"})
+        assert tracing.configure_tracing("legal-review")
         assert tracing.enabled()
         with tracing.within(None, span="probe") as scope:
             assert scope.span.resource.attributes["service.name"] == "legal-review"
@@ -142,14 +145,19 @@ async def test_each_http_request_is_a_server_span_named_by_its_route_template_in
 
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
         assert (await client.get("/requests/REQ-secret-ref", headers={"traceparent": TRACEPARENT})).status_code == 200
-        assert (await client.get("/healthz")).status_code == 200
-    called, health = spans.get_finished_spans()
+        assert (await client.get("/requests/REQ-2")).status_code == 200
+        for probe in ("/healthz", "/readyz", "/metrics"):  # scrapes and probes make no span
+            await client.get(probe, headers={"traceparent": TRACEPARENT})
+        assert (await client.get("/nowhere")).status_code == 404
+    called, untraced, unrouted = spans.get_finished_spans()
     assert called.name == "GET /requests/{request_id}" and "REQ-secret-ref" not in str(called.attributes)
     assert f"{called.context.trace_id:032x}" == TRACE_ID and f"{called.parent.span_id:016x}" == SPAN_ID
     assert called.attributes["http.response.status_code"] == 200
     # What the request emitted is the span's child, in the caller's trace.
     assert emitted[0].trace.traceparent == f"00-{TRACE_ID}-{called.context.span_id:016x}-01"
-    assert health.name == "GET /healthz" and f"{health.context.trace_id:032x}" != TRACE_ID
+    # Without a traceparent, a trace of its own; a path no route takes is named by the method alone.
+    assert untraced.name == "GET /requests/{request_id}" and f"{untraced.context.trace_id:032x}" != TRACE_ID
+    assert unrouted.name == "GET" and unrouted.attributes["http.response.status_code"] == 404
 
 
 async def test_without_tracing_a_request_carries_its_header_onto_what_it_emits_and_makes_no_span():
@@ -165,3 +173,44 @@ async def test_without_tracing_a_request_carries_its_header_onto_what_it_emits_a
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
         await client.post("/submit", headers={"traceparent": TRACEPARENT, "tracestate": "a=1"})
     assert emitted[0].trace == TraceContext(TRACEPARENT, "a=1")
+
+
+def test_with_an_otlp_endpoint_spans_are_exported_over_http_protobuf_to_it(monkeypatch):
+    """A stand-in collector on loopback receives what the OTLP exporter sends (OTEL_* variables only)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    received: list[tuple[str, bytes]] = []
+
+    class Collector(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's name)
+            received.append((self.path, self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Collector)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{server.server_port}")
+        monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test")
+        assert tracing.configure_tracing("disclosure")
+        with tracing.within(TraceContext(TRACEPARENT), span="process legal.requests.decided", kind="CONSUMER"):
+            pass
+        tracing.stop_tracing()  # flushes the batch processor
+    finally:
+        server.shutdown()
+    [(path, body)] = received
+    export = ExportTraceServiceRequest.FromString(body)
+    [resource_spans] = export.resource_spans
+    resource = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
+    [span] = resource_spans.scope_spans[0].spans
+    assert path == "/v1/traces"
+    assert resource["service.name"] == "disclosure" and resource["deployment.environment"] == "test"
+    assert span.name == "process legal.requests.decided" and span.trace_id.hex() == TRACE_ID
+    assert span.parent_span_id.hex() == SPAN_ID
