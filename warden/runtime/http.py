@@ -16,7 +16,10 @@ from warden.runtime.unit_of_work import NotReady
 
 
 def build_app(service: str, readiness: Callable[[], dict[str, bool]]) -> FastAPI:
-    app = FastAPI(title=f"Warden {service}", version="1")
+    # FastAPI's own telemetry stays off even under a global OpenTelemetry provider: its spans record the
+    # path and query values (identifiers, filters); TraceRequests records the route's template only.
+    app = FastAPI(title=f"Warden {service}", version="1",
+                  telemetry={"tracing": False, "metrics": False, "logs": False})
     app.add_middleware(TraceRequests, service=service)
 
     @app.get("/healthz", tags=["operations"])
