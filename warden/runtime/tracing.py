@@ -8,9 +8,10 @@ runs (a context variable); every event emitted meanwhile (`outbox.event_row`) ca
 the outbox (its `traceparent`/`tracestate` columns), to the next service. Logs name its trace id.
 
 Tracing is off unless the standard `OTEL_*` variables ask for an exporter (`tracing_requested`):
-then nothing but that context variable is touched per event, and OpenTelemetry is not imported.
-When on, each handler call and HTTP request is a span whose parent is the carried context, and
-the context carried onwards is the span's own, so the spans of all services form one trace.
+then nothing but that context variable is touched per event, and the OpenTelemetry SDK is not
+loaded. When on, each handler call and HTTP request is a span whose parent is the carried context,
+and the context carried onwards is the span's own, so the spans of all services form one trace.
+A failed span records the exception's type, never its message (it may quote an event's data).
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from typing import Any
 from warden.contract.trace_context import TraceContext
 
 log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True, slots=True)
 class Current:
@@ -140,8 +142,8 @@ def _carried(span, incoming: TraceContext | None) -> TraceContext:
 class within:
     """`with within(trace, event_id=..., span=..., kind=..., attributes=..., links=...) as scope:` makes
     `trace` current, or, when tracing is on and `span` names one, a span whose parent it is (and the
-    span's context current). `scope.span` is that span or None. Exceptions are recorded on the span
-    and propagate."""
+    span's context current). `scope.span` is that span or None. An exception marks the span failed
+    (by type) and propagates."""
 
     __slots__ = ("trace", "event_id", "name", "kind", "attributes", "links", "span", "_token", "_span_cm")
 
@@ -160,7 +162,7 @@ class within:
             links = [Link(get_current_span(_parent(t)).get_span_context()) for t in self.links]
             self._span_cm = _tracer.start_as_current_span(
                 self.name, context=_parent(trace), kind=getattr(SpanKind, self.kind), attributes=self.attributes,
-                links=links, record_exception=True, set_status_on_exception=True)
+                links=links, record_exception=False, set_status_on_exception=False)
             self.span = self._span_cm.__enter__()
             trace = _carried(self.span, trace)
         self._token = _current.set(Current(trace, self.event_id))
@@ -169,6 +171,8 @@ class within:
     def __exit__(self, exc_type, exc, tb) -> None:
         _current.reset(self._token)
         if self._span_cm is not None:
+            if exc is not None:
+                _failed(self.span, exc)
             self._span_cm.__exit__(exc_type, exc, tb)
 
 
@@ -186,10 +190,14 @@ def end_span(span, error: BaseException | None = None) -> None:
     if span is None:
         return
     if error is not None:
-        from opentelemetry.trace import Status, StatusCode
-        span.record_exception(error)
-        span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+        _failed(span, error)
     span.end()
+
+
+def _failed(span, error: BaseException) -> None:
+    from opentelemetry.trace import Status, StatusCode
+    span.set_attribute("error.type", type(error).__name__)
+    span.set_status(Status(StatusCode.ERROR, type(error).__name__))
 
 
 def mark_dead_lettered(reason: str) -> None:

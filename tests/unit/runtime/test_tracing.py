@@ -214,3 +214,12 @@ def test_with_an_otlp_endpoint_spans_are_exported_over_http_protobuf_to_it(monke
     assert resource["service.name"] == "disclosure" and resource["deployment.environment"] == "test"
     assert span.name == "process legal.requests.decided" and span.trace_id.hex() == TRACE_ID
     assert span.parent_span_id.hex() == SPAN_ID
+
+
+def test_a_failed_span_names_the_exception_type_never_its_message(spans):
+    with pytest.raises(KeyError):
+        with tracing.within(None, span="process legal.requests.received"):
+            raise KeyError("+33612345678")
+    [span] = spans.get_finished_spans()
+    assert not span.status.is_ok and span.attributes["error.type"] == "KeyError"
+    assert "+33612345678" not in str(span.to_json())
