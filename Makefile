@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml requirements/build.txt requirements/test.txt
 	$(BIN)/pip install --quiet --require-hashes -r requirements/build.txt
 	$(BIN)/pip install --quiet --require-hashes -r requirements/test.txt
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
-	$(BIN)/pip check  # a pin added to pyproject.toml but not to the lock files stops here: run `make lock`
+	$(BIN)/pip check  # a pin in pyproject.toml missing from the locks stops here: `make lock` (a stale .venv: `make clean`)
 	touch $(STAMP)
 
 run: $(STAMP)  ## the whole system on the embedded broker and Postgres, in the foreground

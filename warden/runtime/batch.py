@@ -284,7 +284,7 @@ class BatchProcessor:
                                    "cloudevents.event_type": items[0].envelope.type,
                                    "cloudevents.event_source": items[0].envelope.source})
         return tracing.within(single, event_id=event_id, span=f"process {topic}", kind="CONSUMER",
-                              attributes=attributes, links=() if single else traces)
+                              attributes=attributes, links=() if single else traces, retried=(_Replay,))
 
     @staticmethod
     def _keep(uow: UnitOfWork, ctx: Context) -> None:

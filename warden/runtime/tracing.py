@@ -143,15 +143,17 @@ class within:
     """`with within(trace, event_id=..., span=..., kind=..., attributes=..., links=...) as scope:` makes
     `trace` current, or, when tracing is on and `span` names one, a span whose parent it is (and the
     span's context current). `scope.span` is that span or None. An exception marks the span failed
-    (by type) and propagates."""
+    (by type) and propagates, except one of `retried`: the work is done again (the batch kernel's
+    replay), and the span says so (`warden.retried`) without failing."""
 
-    __slots__ = ("trace", "event_id", "name", "kind", "attributes", "links", "span", "_token", "_span_cm")
+    __slots__ = ("trace", "event_id", "name", "kind", "attributes", "links", "retried", "span", "_token",
+                 "_span_cm")
 
     def __init__(self, trace: TraceContext | None, *, event_id: str | None = None, span: str | None = None,
                  kind: str = "INTERNAL", attributes: dict[str, Any] | None = None,
-                 links: Iterable[TraceContext] = ()):
+                 links: Iterable[TraceContext] = (), retried: tuple[type[BaseException], ...] = ()):
         self.trace, self.event_id, self.name = trace, event_id, span
-        self.kind, self.attributes, self.links = kind, attributes, links
+        self.kind, self.attributes, self.links, self.retried = kind, attributes, links, retried
         self.span = None
         self._span_cm = None
 
@@ -171,7 +173,9 @@ class within:
     def __exit__(self, exc_type, exc, tb) -> None:
         _current.reset(self._token)
         if self._span_cm is not None:
-            if exc is not None:
+            if isinstance(exc, self.retried):
+                self.span.set_attribute("warden.retried", True)
+            elif exc is not None:
                 _failed(self.span, exc)
             self._span_cm.__exit__(exc_type, exc, tb)
 

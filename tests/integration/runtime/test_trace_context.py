@@ -147,9 +147,13 @@ async def test_with_tracing_on_the_handler_spans_of_the_three_services_share_the
     by_name = {}
     for span in spans:
         by_name.setdefault(span.name, []).append(span)
-    intake_span, = [s for s in by_name["process legal.requests.submitted"] if s.status.is_ok]
-    review_span, = [s for s in by_name["process legal.requests.received"] if s.status.is_ok]
-    disclosure_span, = [s for s in by_name["process legal.requests.decided"] if s.status.is_ok]
+    def done(name: str):
+        """The handler's attempt that counted (not one replayed alone after its batch failed)."""
+        [span] = [s for s in by_name[name] if s.status.is_ok and not s.attributes.get("warden.retried")]
+        return span
+    intake_span = done("process legal.requests.submitted")
+    review_span = done("process legal.requests.received")
+    disclosure_span = done("process legal.requests.decided")
     # Each handler's span is the child of the one whose event it handles; the first, of what was sent.
     assert intake_span.parent.span_id == int(sent[36:52], 16)
     assert review_span.parent.span_id == intake_span.context.span_id
@@ -163,3 +167,42 @@ async def test_with_tracing_on_the_handler_spans_of_the_three_services_share_the
     assert issued["tracestate"] == "vendor=opaque"
     assert any(s.parent.span_id == disclosure_span.context.span_id
                for s in by_name["publish legal.disclosures.issued"])
+
+
+async def test_a_forged_request_is_dead_lettered_in_its_trace_and_the_refusal_carries_it(bootstrap, database_url):
+    """An impostor's request: the DLQ's publish and the authority's `invalid` status stay in the sender's
+    trace, and the handler's span says why the event was refused."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    court, impostor = new_authority(), new_authority()
+    await register_authority(bootstrap, court)
+    data = signed(request_data(court), impostor["private_key"])
+    sent = new_traceparent()
+    tracing.use_provider(provider)
+    try:
+        async with running("intake", service_settings(bootstrap, database_url)):
+            await wait_for_authority(database_url, "intake", court["authority_id"])
+            await submit_structured(bootstrap, data, sent, "vendor=opaque")
+            [status] = await wait_for_events(bootstrap, "legal.requests.status",
+                                             lambda e: e["data"]["request_id"] == data["request_id"])
+            deadline = time.monotonic() + 20
+            while not [s for s in exporter.get_finished_spans() if s.name.endswith(".dlq")]:
+                assert time.monotonic() < deadline, "the dead letter was never published"
+                await asyncio.sleep(0.2)
+    finally:
+        tracing.stop_tracing()
+
+    trace_id = int(sent[3:35], 16)
+    spans = [s for s in exporter.get_finished_spans() if s.context.trace_id == trace_id]
+    # Handled twice: in the batch's optimistic pass, which failed and is replayed (not a failure of the
+    # event), then alone, where it is refused.
+    attempts = [s for s in spans if s.name == "process legal.requests.submitted"]
+    retried, handled = sorted(attempts, key=lambda s: s.start_time)
+    assert retried.attributes["warden.retried"] and retried.status.is_unset
+    assert not handled.status.is_ok
+    [dead_letter] = [s for s in spans if s.name == "publish legal.requests.submitted.dlq"]
+    assert handled.attributes["warden.dlq.reason"] == "bad_signature"
+    assert dead_letter.parent.span_id == handled.context.span_id
+    assert status["data"]["status"] == "invalid"
+    assert status["traceparent"] == f"00-{sent[3:35]}-{handled.context.span_id:016x}-01"
