@@ -3,6 +3,11 @@
 Warden writes structured mode (the whole event as JSON in the value). Reading
 goes through the CloudEvents SDK's Kafka binding, which detects binary mode
 (`ce_*` headers) too; only inbound topics accept binary mode.
+
+A value may also come in the Confluent schema-registry wire format, as a JSON serializer
+backed by a schema registry writes it: a zero byte, the schema id (4 bytes, big-endian),
+then the JSON. The frame is taken off before decoding and the schema id kept on the
+envelope (`Envelope.schema_id`); JSON never starts with a zero byte, so one byte tells.
 """
 from __future__ import annotations
 
@@ -18,6 +23,8 @@ from cloudevents.core.formats.json import JSONFormat
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
 DATA_CONTENT_TYPE = "application/json"
 MAX_EVENT_BYTES = 64 * 1024
+CONFLUENT_MAGIC = 0
+CONFLUENT_HEADER_BYTES = 5
 REQUIRED_ATTRIBUTES = ("specversion", "id", "source", "type", "time")
 _JSON = JSONFormat()
 
@@ -42,6 +49,8 @@ class Envelope:
     time: datetime
     data: dict[str, Any]
     binary_mode: bool = False
+    # The schema-registry id of a Confluent-framed value; None for plain JSON.
+    schema_id: int | None = None
 
 
 def now() -> datetime:
@@ -73,6 +82,7 @@ def decode(value: bytes | None, headers: list[tuple[str, bytes]] | tuple, *, all
         raise EventRejected("undecodable", "record has no value (tombstone)")
     if len(value) > MAX_EVENT_BYTES:
         raise EventRejected("oversized", f"event is {len(value)} bytes, limit is {MAX_EVENT_BYTES}")
+    value, schema_id = unframe(value)
     header_map: dict[str, bytes] = {}
     for name, raw in headers or ():
         if isinstance(name, str) and isinstance(raw, (bytes, bytearray)):
@@ -112,8 +122,17 @@ def decode(value: bytes | None, headers: list[tuple[str, bytes]] | tuple, *, all
         raise EventRejected("invalid_data", "data must be a JSON object")
     return Envelope(
         id=str(attributes["id"]), source=str(attributes["source"]), type=str(attributes["type"]),
-        time=event_time, data=data, binary_mode=binary,
+        time=event_time, data=data, binary_mode=binary, schema_id=schema_id,
     )
+
+
+def unframe(value: bytes) -> tuple[bytes, int | None]:
+    """The JSON of a value and its schema-registry id if it is Confluent-framed (None if not)."""
+    if not value or value[0] != CONFLUENT_MAGIC:
+        return value, None
+    if len(value) < CONFLUENT_HEADER_BYTES:
+        raise EventRejected("undecodable", "Confluent-framed value shorter than its 5-byte header")
+    return value[CONFLUENT_HEADER_BYTES:], int.from_bytes(value[1:CONFLUENT_HEADER_BYTES], "big")
 
 
 def _require_json_object(value: bytes) -> dict[str, Any]:
