@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DLQ_SUFFIX = ".dlq"
+# Dead letters are kept a month for investigation and replay (`warden dlq`), on one partition.
+DLQ_PARTITIONS = 1
+DLQ_RETENTION_MS = 30 * 24 * 3600 * 1000
 
 
 @dataclass(frozen=True)
