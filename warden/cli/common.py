@@ -10,7 +10,8 @@ from typing import Any
 
 import click
 from aiokafka import TopicPartition
-from aiokafka.errors import KafkaConnectionError
+from aiokafka.errors import (GroupAuthorizationFailedError, KafkaConnectionError, KafkaError,
+                             TopicAuthorizationFailedError)
 from aiokafka.structs import ConsumerRecord
 
 from warden.contract.envelope import encode_structured, new_event
@@ -71,10 +72,20 @@ SINCE = Since()
 
 
 def run(coro):
+    """Run a command's Kafka work; what goes wrong with Kafka becomes one line that says what to do."""
     try:
         return asyncio.run(coro)
     except KafkaConnectionError as exc:
-        raise click.ClickException(f"cannot reach Kafka ({exc}); is the stack running? (`make run`)") from None
+        raise click.ClickException(
+            f"cannot reach Kafka ({exc}); is the stack running (`make run`)? Elsewhere, check --bootstrap or "
+            "KAFKA_BOOTSTRAP_SERVERS and the KAFKA_SECURITY_PROTOCOL settings (docs/deployment.md)") from None
+    except (TopicAuthorizationFailedError, GroupAuthorizationFailedError) as exc:
+        raise click.ClickException(
+            f"Kafka refused this principal ({type(exc).__name__}): run the command with the credentials of a "
+            "principal allowed on the topic (KAFKA_SASL_USERNAME & co., docs/deployment.md)") from None
+    except KafkaError as exc:
+        raise click.ClickException(f"Kafka answered with an error ({type(exc).__name__}: {exc}); retry, and if it "
+                                   "persists check the cluster's health") from None
 
 
 async def publish(bootstrap: str, topic_name: str, event_type: str, data: dict[str, Any],
