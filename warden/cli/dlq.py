@@ -250,7 +250,9 @@ async def _kept_originals(letters: list[Letter], database_url: str | None) -> di
 
 async def _republish(bootstrap: str, letters: list[Letter], originals: dict[int, Original],
                      operator: str) -> list[tuple[int, int]]:
-    producer = kafka.producer(bootstrap)
+    # As large as the largest original (the broker took it once), beyond the services' 2 MiB if need be.
+    largest = max((len(value or b"") for _, value, _ in originals.values()), default=0)
+    producer = kafka.producer(bootstrap, max_request_size=max(2 * 1024 * 1024, largest + 64 * 1024))
     placed = []
     try:
         await kafka.start_with_retry(producer, "cli", attempts=10)

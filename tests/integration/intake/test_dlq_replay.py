@@ -135,3 +135,28 @@ async def test_mistakes_get_a_line_that_says_what_to_do(bootstrap):
     missing = await asyncio.to_thread(runner.invoke, cli, ["request", "status", "auth-none", "REQ-none",
                                                            "--bootstrap", bootstrap])
     assert missing.exit_code == 1 and "no status of request 'REQ-none'" in missing.output
+
+
+async def test_a_letter_published_truncated_is_replayed_whole_from_the_database(bootstrap, database_url):
+    from warden.runtime.dead_letters import DLQ_VALUE_LIMIT
+
+    huge = b'{"specversion": "1.0", "data": "' + b"x" * (DLQ_VALUE_LIMIT + 4096) + b'"}'
+    async with running("intake", service_settings(bootstrap, database_url)):
+        metadata = await produce_raw(bootstrap, "legal.requests.submitted", huge, key=b"k",
+                                     headers=[("origin", b"gateway-7")])
+        [letter] = await wait_for_records(
+            bootstrap, "legal.requests.submitted.dlq",
+            lambda r: (dict(r.headers).get("dlq.offset"), dict(r.headers).get("dlq.partition")) == (
+                str(metadata.offset).encode(), str(metadata.partition).encode()))
+    assert len(letter.value) == DLQ_VALUE_LIMIT
+
+    position = f"{letter.partition}:{letter.offset}"
+    out = await warden("dlq", "replay", "legal.requests.submitted", "--letter", position, "--bootstrap", bootstrap,
+                       "--database-url", database_url)
+    assert f"replayed legal.requests.submitted.dlq {position}" in out
+    [replayed] = await wait_for_records(
+        bootstrap, "legal.requests.submitted",
+        lambda r: dict(r.headers).get("replay.dlq_offset") == str(letter.offset).encode()
+        and dict(r.headers).get("replay.dlq_topic") == b"legal.requests.submitted.dlq", timeout=60)
+    assert replayed.value == huge and replayed.key == b"k" and replayed.partition == metadata.partition
+    assert dict(replayed.headers)["origin"] == b"gateway-7"
