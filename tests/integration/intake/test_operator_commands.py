@@ -160,3 +160,29 @@ async def test_a_letter_published_truncated_is_replayed_whole_from_the_database(
         and dict(r.headers).get("replay.dlq_topic") == b"legal.requests.submitted.dlq", timeout=60)
     assert replayed.value == huge and replayed.key == b"k" and replayed.partition == metadata.partition
     assert dict(replayed.headers)["origin"] == b"gateway-7"
+
+
+async def test_tail_follows_new_events_until_interrupted(bootstrap):
+    import signal
+    import subprocess
+    import sys
+
+    tail = subprocess.Popen([sys.executable, "-m", "warden.cli.main", "events", "tail", "legal.requests.status",
+                             "-n", "0", "-f", "--json", "--bootstrap", bootstrap],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = asyncio.create_task(asyncio.to_thread(tail.stdout.readline))
+        status = {"request_id": "REQ-tail", "authority_id": "auth-tail", "status": "received",
+                  "at": "2026-12-02T00:00:00+00:00"}
+        for _ in range(100):  # until tail, started in parallel, has taken its position and sees the next one
+            await produce_event(bootstrap, "legal.requests.status", "warden.legal.request.status.v1", status)
+            done, _ = await asyncio.wait({first}, timeout=0.3)
+            if done:
+                break
+        shown = json.loads(first.result())
+        assert shown["event"]["type"] == "warden.legal.request.status.v1"
+        assert shown["event"]["data"]["request_id"] == "REQ-tail" and shown["key"] == "auth-tail"
+    finally:
+        tail.send_signal(signal.SIGINT)
+        _, errors = tail.communicate(timeout=30)
+    assert tail.returncode == 0 and "Traceback" not in errors
