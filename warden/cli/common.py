@@ -126,16 +126,26 @@ async def read_records(bootstrap: str, topic_name: str, *, keep=None, idle_ms: i
             return []
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
         records: list[ConsumerRecord] = []
-        while await _behind(consumer, ends):
-            batch = await consumer.getmany(timeout_ms=idle_ms)
-            for part in batch.values():
-                records.extend(r for r in part if r.offset < ends[TopicPartition(r.topic, r.partition)]
-                               and (keep is None or keep(r)))
+        for batch in await fetch_to_end(consumer, partitions, idle_ms):
+            records.extend(r for r in batch if keep is None or keep(r))
         return sorted(records, key=lambda r: (r.partition, r.offset))
     finally:
         await consumer.stop()
+
+
+async def fetch_to_end(consumer, partitions: list[TopicPartition], idle_ms: int = 500) -> list[list[ConsumerRecord]]:
+    """The assigned partitions' records from their positions to the topic's end as of now, in fetched batches.
+
+    One fetch more once the end offsets are reached: the embedded broker (Tansu) answers end
+    offsets that can lag a record already written; against Kafka that fetch only returns what
+    arrived meanwhile."""
+    ends = await consumer.end_offsets(partitions)
+    batches: list[list[ConsumerRecord]] = []
+    while await _behind(consumer, ends):
+        batches += (await consumer.getmany(timeout_ms=idle_ms)).values()
+    batches += (await consumer.getmany(timeout_ms=min(idle_ms, 200))).values()
+    return batches
 
 
 async def topic_partitions(consumer, topic_name: str, *, missing_ok: bool = False) -> list[TopicPartition]:

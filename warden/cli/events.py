@@ -6,10 +6,9 @@ import json
 from datetime import datetime, timezone
 
 import click
-from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from warden.cli.common import bootstrap_option, bootstrap_servers, run, topic_partitions
+from warden.cli.common import bootstrap_option, bootstrap_servers, fetch_to_end, run, topic_partitions
 from warden.cli.dlq import decoded_event
 from warden.cli.redaction import redact_key
 from warden.contract.topics import all_topic_names
@@ -72,18 +71,12 @@ async def _tail(bootstrap: str, topic: str, count: int, follow: bool, show) -> N
         ends = await consumer.end_offsets(partitions)
         for tp in partitions:  # the last `count` of each partition hold the last `count` of the topic
             consumer.seek(tp, max(starts[tp], ends[tp] - count))
-        latest: list[ConsumerRecord] = []
-        while any([await consumer.position(tp) < ends[tp] for tp in partitions]):
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                latest += [r for r in records if r.offset < ends[TopicPartition(r.topic, r.partition)]]
+        latest = [r for batch in await fetch_to_end(consumer, partitions) for r in batch]
         latest.sort(key=lambda r: (r.timestamp, r.partition, r.offset))
         for record in latest[-count:] if count else []:
             show(record)
         if not follow:
             return
-        # Where the first pass stopped, onwards (getmany may have fetched past the ends: go back to them).
-        for tp in partitions:
-            consumer.seek(tp, ends[tp])
         while True:
             for records in (await consumer.getmany(timeout_ms=1000)).values():
                 for record in records:

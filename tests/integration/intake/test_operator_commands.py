@@ -180,8 +180,8 @@ async def test_tail_follows_new_events_until_interrupted(bootstrap):
             if done:
                 break
         shown = json.loads(first.result())
-        assert shown["event"]["type"] == "warden.legal.request.status.v1"
-        assert shown["event"]["data"]["request_id"] == "REQ-tail" and shown["key"] == "auth-tail"
+        assert shown["event"]["type"] == "warden.legal.request.status.v1", shown
+        assert shown["event"]["data"]["request_id"] == "REQ-tail" and shown["key"] == "auth-tail", shown
     finally:
         tail.send_signal(signal.SIGINT)
         _, errors = tail.communicate(timeout=30)
