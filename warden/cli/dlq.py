@@ -51,9 +51,10 @@ class Letter:
 
     @property
     def source(self) -> tuple[str, int | None, int | None]:
-        """The topic, partition and offset the original was read from."""
-        topic = self.header("dlq.topic") or self.record.topic.removesuffix(DLQ_SUFFIX)
-        return topic, _int(self.header("dlq.partition")), _int(self.header("dlq.offset"))
+        """The topic, partition and offset the original was read from. The topic is the DLQ's own, whatever
+        `dlq.topic` says: a replay never publishes anywhere else."""
+        return (self.record.topic.removesuffix(DLQ_SUFFIX), _int(self.header("dlq.partition")),
+                _int(self.header("dlq.offset")))
 
     def summary(self) -> dict:
         topic, partition, offset = self.source
@@ -208,9 +209,12 @@ def replay(topic: str, reason: str | None, since: datetime | None, letter, boots
         click.echo(f"{len(letters)} dead letter(s) would be replayed", err=True)
         return
     originals = run(_kept_originals(letters, database_url))
-    for entry, (partition, offset) in zip(letters, run(_republish(servers, letters, originals, operator))):
+
+    def published(entry: Letter, partition: int, offset: int) -> None:  # said at once: a failure may follow
         click.echo(f"replayed {entry.record.topic} {entry.position} -> {entry.source[0]} {partition}:{offset} "
                    f"(reason {entry.header('dlq.reason')})")
+
+    run(_republish(servers, letters, originals, operator, published))
     click.echo(f"{len(letters)} dead letter(s) replayed by {operator}", err=True)
 
 
@@ -233,11 +237,17 @@ async def _kept_originals(letters: list[Letter], database_url: str | None) -> di
         for entry in truncated:
             service = entry.header("dlq.service") or ""
             topic, partition, offset = entry.source
-            if service not in SERVICE_SCHEMAS:
-                raise click.ClickException(f"letter {entry.position} names an unknown service {service!r}")
-            row = await conn.fetchrow(
-                f'SELECT key, value, header_names, header_values FROM "{SERVICE_SCHEMAS[service]}".dead_letters'
-                ' WHERE topic = $1 AND partition = $2 AND "offset" = $3', topic, partition, offset)
+            if service not in SERVICE_SCHEMAS or service not in TOPICS[topic].consumers:
+                raise click.ClickException(f"letter {entry.position} names {service!r}, which does not consume "
+                                           f"{topic}: replay the others with --reason/--letter")
+            try:
+                row = await conn.fetchrow(
+                    f'SELECT key, value, header_names, header_values FROM "{SERVICE_SCHEMAS[service]}".dead_letters'
+                    ' WHERE topic = $1 AND partition = $2 AND "offset" = $3', topic, partition, offset)
+            except asyncpg.PostgresError as exc:
+                raise click.ClickException(
+                    f"cannot read {service}'s dead_letters table ({type(exc).__name__}): pass the --database-url "
+                    f"of {service}'s database, as a role that may read it") from None
             if row is None:
                 raise click.ClickException(
                     f"letter {entry.position} was published truncated and {service} kept no original of "
@@ -248,12 +258,11 @@ async def _kept_originals(letters: list[Letter], database_url: str | None) -> di
     return originals
 
 
-async def _republish(bootstrap: str, letters: list[Letter], originals: dict[int, Original],
-                     operator: str) -> list[tuple[int, int]]:
+async def _republish(bootstrap: str, letters: list[Letter], originals: dict[int, Original], operator: str,
+                     published) -> None:
     # As large as the largest original (the broker took it once), beyond the services' 2 MiB if need be.
     largest = max((len(value or b"") for _, value, _ in originals.values()), default=0)
     producer = kafka.producer(bootstrap, max_request_size=max(2 * 1024 * 1024, largest + 64 * 1024))
-    placed = []
     try:
         await kafka.start_with_retry(producer, "cli", attempts=10)
         at = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -267,7 +276,6 @@ async def _republish(bootstrap: str, letters: list[Letter], originals: dict[int,
                 topic, value, key=key, partition=partition,
                 headers=replay_headers(headers, dlq_topic=record.topic, dlq_partition=record.partition,
                                        dlq_offset=record.offset, by=operator, at=at))
-            placed.append((metadata.partition, metadata.offset))
+            published(entry, metadata.partition, metadata.offset)
     finally:
         await producer.stop()
-    return placed
