@@ -101,4 +101,16 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "appealable_until": "2027-05-18T18:00:00+00:00", "territorial_scope": []},
     "warden.moderation.violation.confirmed.v1": {"account_id": "acct-1029", "content_id": "chan-7731",
                                                  "category": "drugs", "decided_at": "2026-11-18T18:00:00+00:00"},
+    "warden.moderation.violation.withdrawn.v1": {"account_id": "acct-1029", "content_id": "chan-7731",
+                                                 "decision_id": "dec-9002", "withdrawn_at": "2026-11-22T09:30:00+00:00"},
+    "warden.moderation.notice.v1": {
+        "notice_id": "ntc-4410", "account_id": "acct-8812", "kind": "notice_outcome", "decision_id": "dec-9001",
+        "content_id": "chan-7731", "text": "The channel you reported was removed from public search: it offered "
+        "controlled substances.", "at": "2026-11-18T18:00:01+00:00"},
+    "warden.platform.content.updated.v1": {
+        "content_id": "chan-7731", "kind": "channel", "owner_account_id": "acct-1029", "title": "Fast delivery 24/7",
+        "text": "Pinned: price list in the first message", "language": "fr", "public_in_search": True,
+        "created_at": "2026-06-01T12:00:00+00:00", "updated_at": "2026-11-18T16:00:00+00:00",
+        "media": [{"media_id": "med-88", "pdq": "f" * 16 + "0" * 16 + "a5" * 16, "quality": 92}]},
+    "warden.platform.content.removed.v1": {"content_id": "chan-7731", "removed_at": "2026-12-01T08:00:00+00:00"},
 }
