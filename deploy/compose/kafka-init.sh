@@ -88,7 +88,19 @@ allow authority-gateway --topic legal.requests.submitted Write Describe
 
 user operators "$KAFKA_PASSWORD_OPERATORS"
 allow operators --topic legal.authorities Write Describe
+allow operators --topic legal.requests.status Read Describe
 allow operators --topic legal.audit.checkpoints Read Describe
+allow operators --topic legal.requests.submitted.dlq Read Describe
+allow operators --topic legal.authorities.dlq Read Describe
+allow operators --topic platform.subscribers.dlq Read Describe
+allow operators --topic platform.content.dlq Read Describe
+allow operators --topic moderation.reports.submitted.dlq Read Describe
+allow operators --topic moderation.appeals.submitted.dlq Read Describe
+allow operators --topic legal.requests.received.dlq Read Describe
+allow operators --topic legal.requests.decided.dlq Read Describe
+allow operators --topic legal.disclosures.issued.dlq Read Describe
+allow operators --topic legal.requests.status.dlq Read Describe
+allow operators --topic moderation.violations.dlq Read Describe
 
 user platform "$KAFKA_PASSWORD_PLATFORM"
 allow platform --topic platform.subscribers Write Describe

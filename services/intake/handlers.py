@@ -5,7 +5,7 @@ import json
 import logging
 
 from warden.authorities import authority_of
-from warden.contract.envelope import EventRejected, now
+from warden.contract.envelope import EventRejected, now, unframe
 from warden.contract.events import LegalRequest, RequestReceived, RequestStatus, StatusReason
 from warden.identifiers import case_id_for, normalise_suspect
 from warden.runtime.service import Context
@@ -43,7 +43,8 @@ async def receive_request(ctx: Context, request: LegalRequest) -> None:
     ctx.emit(RequestStatus(
         request_id=request.request_id, authority_id=request.authority_id, case_id=case_id,
         status="received", at=received_at))
-    log.info("request received", extra={"case_id": case_id, "authority_id": request.authority_id})
+    log.info("request received", extra={"case_id": case_id, "authority_id": request.authority_id,
+                                        "schema_id": ctx.envelope.schema_id})
 
 
 async def _refuse_or_ignore_replay(ctx: Context, request: LegalRequest, content: str) -> None:
@@ -82,8 +83,8 @@ def attributable_data(raw: bytes | None, binary_mode: bool) -> dict:
     if not raw or len(raw) > 1024 * 1024:
         return {}
     try:
-        parsed = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        parsed = json.loads(unframe(raw)[0])
+    except (ValueError, UnicodeDecodeError, RecursionError, EventRejected):
         return {}
     if not isinstance(parsed, dict):
         return {}

@@ -87,7 +87,10 @@ class LegalRequest(Payload):
     suspect: Suspect
     offense: Offense
     # Any string is accepted here; policy refuses what may not be granted, by name.
-    data_categories: list[str] = Field(min_length=1, max_length=16)
+    data_categories: list[str] = Field(min_length=1, max_length=16, description=(
+        "What the authority asks for: `ip_addresses` (the IP sessions observed in `period`) and/or "
+        "`phone_number`, the only categories the platform discloses (policy rule data.grantable). Any other "
+        "string is accepted here and refused by name by legal review, the rest still decided."))
     period: Period
     emergency: bool = False
     emergency_justification: str | None = Field(default=None, max_length=4000)

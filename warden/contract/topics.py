@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DLQ_SUFFIX = ".dlq"
+# Dead letters are kept a month for investigation and replay (`warden dlq`), on one partition.
+DLQ_PARTITIONS = 1
+DLQ_RETENTION_MS = 30 * 24 * 3600 * 1000
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,7 @@ TOPICS: dict[str, Topic] = {
               "Status of each request as the authority sees it. Several writers by design: each stage "
               "reports its own step (received/invalid, pending_review/approved/rejected, disclosed/no_data/"
               "preserved/cancelled), keyed by authority; a reader orders one request's statuses by `at`.",
-              consumers=("intake", "legal-review")),
+              consumers=("intake", "legal-review"), readers=("operators",)),
         Topic("legal.audit.checkpoints", "service", ("warden.legal.audit.checkpoint.v1",),
               "legal-review, disclosure", "Signed heads of the audit chains; the latest per service "
               "is what `warden audit verify` holds each chain to (compacted, kept forever).",
