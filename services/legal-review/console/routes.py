@@ -3,6 +3,7 @@
 GET  /console/                           the queue: emergencies first, then by deadline; overdue in red
 GET  /console/cases/{case_id}            request, authority, rules, flags, violations, reviews, audit trail
 POST /console/cases/{case_id}/decisions  approve / narrow / reject with a reason (legal_review.decide)
+POST /console/cases/{case_id}/clarifications  ask the authority a question instead (legal_review.decide)
 GET|POST /console/signin, POST /console/signout   (warden.console)
 """
 from __future__ import annotations
@@ -23,15 +24,16 @@ from warden.runtime.service import ServiceContext
 
 from legal_review import audit, cases
 from legal_review.api import case_detail, load_tokens
-from legal_review.decide import CaseNotFound, decide_case
+from legal_review.decide import CaseNotFound, ask_clarification, decide_case
 from legal_review.policy import current_policy
-from legal_review.review import DecisionRequest, Reviewer, ReviewRefused
+from legal_review.review import ClarificationRequest, DecisionRequest, Reviewer, ReviewRefused
 
 log = logging.getLogger(__name__)
 PREFIX = "/console"
 MESSAGES = {"approved": "Case approved: the decision is on its way to disclosure.",
             "rejected": "Case rejected: the authority will be told.",
-            "recorded": "Your approval is recorded. The case waits for another reviewer."}
+            "recorded": "Your approval is recorded. The case waits for another reviewer.",
+            "asked": "Your question is on its way to the authority. The deadline clock is paused until it answers."}
 
 
 def console_routes(app: FastAPI, runtime: ServiceContext) -> None:
@@ -85,6 +87,24 @@ def console_routes(app: FastAPI, runtime: ServiceContext) -> None:
             return await _case_page(request, session, str(case_id), status=422, error=_explain(invalid), form=form)
         done = decided.result.final or "recorded"
         return console.redirect(f"/cases/{case_id}?done={done}")
+
+    @router.post("/cases/{case_id}/clarifications")
+    async def ask(request: Request, case_id: uuid.UUID, csrf_token: str = Form(""), question: str = Form("")
+                  ) -> Response:
+        who, session = console.signed_in(request)
+        console.check_csrf(session, csrf_token)
+        try:
+            asked = ClarificationRequest(question=question.strip())
+            await ask_clarification(runtime, str(case_id), who, asked.question, now())
+        except CaseNotFound:
+            return console.refuse(request, 404, "No such case", "There is no case with this id.")
+        except ReviewRefused as refused:
+            return await _case_page(request, session, str(case_id), status=refused.status,
+                                    error=refused.message, form={"question": question})
+        except ValidationError as invalid:
+            return await _case_page(request, session, str(case_id), status=422, error=_explain(invalid),
+                                    form={"question": question})
+        return console.redirect(f"/cases/{case_id}?done=asked")
 
     async def _case_page(request: Request, session, case_id: str, status: int = 200, **extra) -> Response:
         async with pool().acquire() as conn:
