@@ -149,7 +149,8 @@ async def test_a_question_pauses_the_case_until_the_authoritys_signed_answer(boo
 
 async def test_the_authority_withdraws_an_open_case_and_only_it_can(bootstrap, database_url, monkeypatch):
     monkeypatch.setenv("WARDEN_REVIEW_TOKENS", json.dumps(TOKENS))
-    court, other = new_authority("court", "FR"), new_authority("court", "FR")
+    # Luxembourg: no other test's court, whose requests this test's legal review may read from the shared broker.
+    court, other = new_authority("court", "LU"), new_authority("court", "LU")
     speech = received(court, offense={"category": "extremism_speech", "statute": "Art. 421-2-5",
                                       "description": "Channel posts"})
     case_id = speech["case_id"]
@@ -175,8 +176,13 @@ async def test_the_authority_withdraws_an_open_case_and_only_it_can(bootstrap, d
         listed = (await http.get("/review/cases", params={"status": "withdrawn", "limit": 1000},
                                  headers=as_("tok-alice"))).json()
         trail = await audit_actions(database_url, case_id)
+        at = datetime.now(timezone.utc)
+        report = (await http.get("/review/transparency", params={"quarter": f"{at.year}Q{(at.month - 1) // 3 + 1}"},
+                                 headers=as_("tok-alice"))).json()
 
     assert forged_reason == "bad_signature" and open_still == "pending_review"
+    [luxembourg] = [row for row in report["countries"] if row["country"] == "LU"]
+    assert luxembourg["withdrawn"] == 1 and luxembourg["pending_review"] == 0
     assert told["data"]["reasons"] == [{"code": "withdrawn", "message": ""}]
     assert replay_reason == "case_closed"
     assert case["status"] == "withdrawn" and vote.status_code == 409
