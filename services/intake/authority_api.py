@@ -224,8 +224,8 @@ def authority_routes(app: FastAPI, runtime: ServiceContext) -> None:
 
     @router.post("/requests/{request_id:path}/withdraw", status_code=202, response_model=Accepted, responses={
         **NOT_FOUND, 403: _problem(403, "the withdrawal names another authority than the one that signed the call"),
-        409: _problem(409, "a package was already built (`package_built`), the request is closed, or was "
-                           "withdrawn already"),
+        409: _problem(409, "a package was already built (`package_built`), the request is closed or was "
+                           "withdrawn already, or has not reached legal review yet (`request_in_transit`)"),
         422: _problem(422, "not a valid withdrawal, one of another request, or its own signature does not verify")})
     async def withdraw_request(request_id: str, request: Request, withdrawal: RequestWithdrawn,
                                authority_id: str = Depends(signing_authority)) -> JSONResponse:
@@ -243,6 +243,9 @@ def authority_routes(app: FastAPI, runtime: ServiceContext) -> None:
                                                        "be withdrawn")
             if found["status"] in authority_view.CLOSED:
                 raise ApiProblem(409, "request_closed", f"the request is {found['status']}: nothing to withdraw")
+            if found["status"] in authority_view.IN_TRANSIT:
+                raise ApiProblem(409, "request_in_transit", "the request has not reached legal review yet: "
+                                                            "retry in a moment")
         accepted = await publish_document(runtime, authority_id, request_id, data, WITHDRAWN_TYPE, "withdraw", "",
                                           check)
         return JSONResponse(accepted.model_dump(), status_code=202, headers={"Location": accepted.url})
@@ -323,10 +326,10 @@ async def publish_document(runtime: ServiceContext, authority_id: str, request_i
         found = await authority_view.request_of(uow.conn, authority_id, request_id)
         if found is None:
             raise ApiProblem(404, "no_such_request", "no such request")
-        check(found)
         if request_key(data, await unrevoked_keys(uow.conn, authority_id)) is None:
             raise ApiProblem(422, "bad_document_signature",
                              "the body's signature does not verify with the authority's registered keys")
+        check(found)
         if not await authority_view.record_sent(uow.conn, authority_id, request_id, action, reference, now()):
             raise ApiProblem(409, "already_sent", f"this {action} was already sent")
         uow.emit(Verbatim(event_type, data))  # byte for byte what the authority signed

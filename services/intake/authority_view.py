@@ -21,6 +21,8 @@ SUBMITTED = "submitted"  # the API's own status: accepted over HTTP, not yet see
 SENT = {"answer": "answer_sent", "withdraw": "withdrawal_sent"}
 # Statuses after which there is nothing left to withdraw (and a package, when there is one).
 CLOSED = {"invalid", "rejected", "disclosed", "no_data", "preserved", "cancelled", "withdrawn"}
+# Statuses before legal review has the case: a withdrawal now could overtake the request on its way there.
+IN_TRANSIT = {SUBMITTED, "received"}
 
 
 async def record_statuses(ctx: Context, statuses: list[RequestProgress]) -> None:

@@ -192,3 +192,41 @@ async def test_a_withdrawn_request_gets_no_package_even_if_an_approval_comes_lat
     assert twice.status_code == 409 and twice.json()["code"] == "request_closed"
     assert [r["code"] for r in cancelled["data"]["reasons"]] == ["withdrawn"]
     assert packages == []
+
+
+async def test_answers_and_withdrawals_the_api_refuses(bootstrap, database_url):
+    """Intake alone: the request never leaves `received`, so no question is open and legal review has no case."""
+    court, other = new_authority(), new_authority()
+    for authority in (court, other):
+        await register_authority(bootstrap, authority)
+    data = signed(request_data(court), court["private_key"])
+    request_id = data["request_id"]
+    async with running("intake", service_settings(bootstrap, database_url)) as intake:
+        for authority in (court, other):
+            await wait_for_authority(database_url, "intake", authority["authority_id"])
+        client, stranger = client_of(intake, court), client_of(intake, other)
+        assert (await client.submit(data)).status_code == 202
+        await until(status_is(client, request_id, "received"))
+        withdrawal = client.withdrawal(request_id)
+        answers = {
+            "withdraw in transit": await client.withdraw(request_id, withdrawal),
+            "answer with no question": await client.answer(request_id, client.amendment(request_id, "q-1", "yes")),
+            "body of another request": await client.withdraw(request_id, client.withdrawal("REQ-other")),
+            "body of another authority": await stranger.withdraw(request_id, withdrawal),
+            "body not signed by the authority": await client.withdraw(
+                request_id, client_of(intake, court, other["private_key"]).withdrawal(request_id)),
+            "body changed after signing": await client.withdraw(request_id, dict(withdrawal, reason="changed")),
+            "another authority's request": await stranger.withdraw(request_id, stranger.withdrawal(request_id)),
+        }
+        history = (await client.status(request_id)).json()
+
+    assert {name: (r.status_code, r.json()["code"]) for name, r in answers.items()} == {
+        "withdraw in transit": (409, "request_in_transit"),
+        "answer with no question": (409, "no_open_clarification"),
+        "body of another request": (422, "request_mismatch"),
+        "body of another authority": (403, "foreign_authority"),
+        "body not signed by the authority": (422, "bad_document_signature"),
+        "body changed after signing": (422, "bad_document_signature"),
+        "another authority's request": (404, "no_such_request"),
+    }
+    assert "withdrawal_sent" not in [h["status"] for h in history["history"]]  # nothing was sent
