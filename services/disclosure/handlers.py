@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from warden.contract.envelope import EventRejected, now
 from warden.authorities import usable_keys
 from warden.contract.events import (
-    DisclosureIssued, Instrument, NoticeDue, RequestApproved, RequestRejected, RequestStatus, RequestWithdrawn,
+    DisclosureIssued, Instrument, NoticeDue, RequestApproved, RequestRejected, RequestWithdrawn,
     StatusReason, SubscriberAccountUpdated, SubscriberSessionObserved, status_events,
 )
 from warden.identifiers import case_id_for

@@ -22,7 +22,7 @@ from warden.identifiers import case_id_for, normalise_suspect
 from warden.provenance import sign_decision
 from warden.signing import generate_keypair
 
-from tests.integration.intake.test_authority_api import API, client_of, subscriber_stored, until
+from tests.integration.intake.test_authority_api import client_of, subscriber_stored, until
 from tests.integration.legal_review.test_review_api import TOKENS, as_
 from tests.support import keys
 from tests.support.kafka import event_of, produce_event, wait_for_events, wait_for_records
