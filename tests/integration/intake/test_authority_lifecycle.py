@@ -174,6 +174,14 @@ async def test_a_withdrawn_request_gets_no_package_even_if_an_approval_comes_lat
             base[0], "--json", *base[1:], "withdraw", request_id, "--reason", "investigation closed"])
         withdrawn = await until(status_is(client, request_id, "withdrawn"))
         twice = await client.withdraw(request_id, client.withdrawal(request_id))
+        # The authority's own withdrawal, copied back onto Kafka: each service refuses it the second time.
+        [sent] = await wait_for_events(bootstrap, "legal.requests.withdrawn",
+                                       lambda e: e["data"]["request_id"] == request_id
+                                       and e["source"] == "/warden/intake")
+        replayed = await produce_event(bootstrap, "legal.requests.withdrawn", "warden.legal.request.withdrawn.v1",
+                                       sent["data"])
+        replays = await wait_for_records(bootstrap, "legal.requests.withdrawn.dlq",
+                                         lambda r: (event_of(r) or {}).get("id") == replayed["id"], count=2)
 
         # An approval of the withdrawn case reaches disclosure anyway (late, or replayed): no package.
         await produce_event(bootstrap, "legal.requests.decided", "warden.legal.request.approved.v1",
@@ -190,6 +198,8 @@ async def test_a_withdrawn_request_gets_no_package_even_if_an_approval_comes_lat
     statuses = [h["status"] for h in withdrawn["history"]]
     assert statuses.index("withdrawal_sent") < statuses.index("withdrawn")
     assert twice.status_code == 409 and twice.json()["code"] == "request_closed"
+    assert {dict(r.headers)["dlq.service"].decode(): dict(r.headers)["dlq.reason"].decode() for r in replays} == {
+        "legal-review": "case_closed", "disclosure": "replayed_withdrawal"}
     assert [r["code"] for r in cancelled["data"]["reasons"]] == ["withdrawn"]
     assert packages == []
 
