@@ -322,6 +322,7 @@ async def _one_step(stack: Stack, per_s: float, duration: float, logs: Path, pro
             p.reset_peak()
             if profile is not None:
                 p.profile(profile / f"{p.name}-{int(per_s)}.svg", seconds=duration)
+                p.profile(profile / f"{p.name}-{int(per_s)}.txt", seconds=duration)
         groups = lambda: {**stack.server_pids(), **{p.name: [p.process.pid] for p in procs},  # noqa: E731
                           "load generator": this_process()}
         window = min(CPU_WINDOW_S, duration / 2)

@@ -81,6 +81,8 @@ async def review_request(ctx: Context, received: RequestReceived) -> None:
         log.info("case already known, ignored", extra={"case_id": received.case_id})
         return
     ctx.outgoing.extend(rows)
+    if case.closed:
+        chain.checkpoint_at_commit(ctx)
     if request.confirms_request_id and may_confirm_emergency(assessment, authority, policy):
         await cases.confirm_emergency(ctx.conn, case.country, request.confirms_request_id, case.case_id, at, chain,
                                       suspect_key(request))

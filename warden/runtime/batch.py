@@ -253,10 +253,12 @@ class BatchProcessor:
 
     @staticmethod
     def _keep(uow: UnitOfWork, ctx: Context) -> None:
-        """What a handler emitted and wants after commit, into the batch's unit of work."""
+        """What a handler emitted and wants at and after commit, into the batch's unit of work."""
         uow.add(ctx.outgoing)
         for hook in ctx.committed:
             uow.on_commit(hook)
+        for key, build in ctx.at_commit.items():
+            uow.emit_at_commit(key, build)
 
     @staticmethod
     async def _call_handler(subscription, ctx: Context, payload: object) -> None:
