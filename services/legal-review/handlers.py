@@ -136,6 +136,7 @@ async def answer_clarification(ctx: Context, amended: RequestAmended) -> None:
         ctx.outgoing.extend(await cases.reject(ctx.conn, case, [
             RejectionReason(code=r.code, rule=r.rule, message=r.message) for r in assessment.failed],
             [cases.machine_actor(case)], at, chain))
+        chain.checkpoint_at_commit(ctx)
     else:
         reasons = [StatusReason(code="clarification_answered", message="the answer is back with the reviewers"),
                    *(StatusReason(code=r.code, message=r.message) for r in assessment.flagged)]
@@ -150,6 +151,7 @@ async def withdraw_request(ctx: Context, withdrawn: RequestWithdrawn) -> None:
     chain, at = audit.batch_chain(ctx.cache), now()
     if not case.closed:
         ctx.outgoing.extend(await clarifications.withdraw(ctx.conn, case, ctx.envelope.data, at, chain))
+        chain.checkpoint_at_commit(ctx)  # the case is closed, as a decision closes one
     elif case.status != "approved" or not await clarifications.withdrawal_after_approval(
             ctx.conn, case, ctx.envelope.data, at, chain):
         raise EventRejected("case_closed", f"the case is already {case.status}: nothing left to withdraw")

@@ -7,12 +7,14 @@ effect, every other lands in the DLQ with its reason.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import datetime, timedelta, timezone
 
 import asyncpg
 import httpx
 
+from tests.support.audit import anchored, verify
 from tests.support.kafka import produce_event, wait_for_events, wait_for_records, event_of
 from tests.support.requests import new_authority, signed
 from tests.support.stack import running, service_settings
@@ -179,8 +181,11 @@ async def test_the_authority_withdraws_an_open_case_and_only_it_can(bootstrap, d
         at = datetime.now(timezone.utc)
         report = (await http.get("/review/transparency", params={"quarter": f"{at.year}Q{(at.month - 1) // 3 + 1}"},
                                  headers=as_("tok-alice"))).json()
+        await anchored(bootstrap, database_url, "legal-review", "legal_review")
+    verified = await asyncio.to_thread(verify, bootstrap, database_url, "legal-review")
 
     assert forged_reason == "bad_signature" and open_still == "pending_review"
+    assert verified.exit_code == 0, verified.output  # the chain with its withdrawal, linked, signed, anchored
     [luxembourg] = [row for row in report["countries"] if row["country"] == "LU"]
     assert luxembourg["withdrawn"] == 1 and luxembourg["pending_review"] == 0
     assert told["data"]["reasons"] == [{"code": "withdrawn", "message": ""}]
