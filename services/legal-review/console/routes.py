@@ -55,12 +55,14 @@ def console_routes(app: FastAPI, runtime: ServiceContext) -> None:
         at = now()
         async with pool().acquire() as conn:
             pending = await cases.find_cases(conn, at, status="pending_review", limit=500)
+            asking = await cases.find_cases(conn, at, status="needs_clarification", limit=500)
             votes = await _votes(conn, [c.case_id for c in pending])
             decided = await conn.fetch(
                 "SELECT case_id, status, decided_at, decided_by, emergency FROM cases"
-                " WHERE status <> 'pending_review' ORDER BY decided_at DESC NULLS LAST LIMIT 20")
-        return console.render(request, "queue.html", session, pending=pending, votes=votes, decided=decided,
-                              at=at)
+                " WHERE status NOT IN ('pending_review', 'needs_clarification')"
+                " ORDER BY decided_at DESC NULLS LAST LIMIT 20")
+        return console.render(request, "queue.html", session, pending=pending, asking=asking, votes=votes,
+                              decided=decided, at=at)
 
     @router.get("/cases/{case_id}")
     async def case_page(request: Request, case_id: uuid.UUID, done: str | None = None) -> Response:
@@ -121,8 +123,10 @@ def console_routes(app: FastAPI, runtime: ServiceContext) -> None:
 
 
 async def _votes(conn, case_ids: list[str]) -> dict[str, list]:
-    rows = await conn.fetch("SELECT case_id, reviewer, role, action, at FROM reviews WHERE case_id = ANY($1::uuid[])"
-                            " ORDER BY id", case_ids)
+    # Votes of each case's current round: those given before an amendment were on another request.
+    rows = await conn.fetch("SELECT r.case_id, r.reviewer, r.role, r.action, r.at FROM reviews r"
+                            " JOIN cases c ON c.case_id = r.case_id AND r.round = c.review_round"
+                            " WHERE r.case_id = ANY($1::uuid[]) ORDER BY r.id", case_ids)
     votes: dict[str, list] = {}
     for r in rows:
         votes.setdefault(str(r["case_id"]), []).append(r)

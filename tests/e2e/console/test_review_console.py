@@ -201,9 +201,13 @@ async def test_reviewer_asks_the_authority_a_question_from_the_console(browser, 
         decide_form = await page.locator("#h-decide").count()
         [told] = await wait_for_events(bootstrap, "legal.requests.progress", lambda e: of_case(case_id)(e)
                                        and e["data"]["status"] == "needs_clarification")
+        await page.goto(f"{base}/console/")
+        waiting = await page.locator(f'#asking tr[data-case-id="{case_id}"]').count()
+        queued = await page.locator(f'#queue tr[data-case-id="{case_id}"]').count()
 
     assert status == "needs clarification"
     assert question in asked and "bob" in asked and "waiting for the authority" in asked
     assert "case.clarification_requested" in audit
     assert decide_form == 0  # no decision while the authority is asked
+    assert (waiting, queued) == (1, 0)  # listed as waiting for the answer, not in the review queue
     assert told["data"]["clarification"]["question"] == question
