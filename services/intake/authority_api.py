@@ -1,4 +1,5 @@
-"""The authority API: authorities submit and follow their own requests over HTTP (docs/authority-api.md).
+"""The authority API: authorities submit, follow, amend and withdraw their own requests over HTTP
+(docs/authority-api.md).
 
 Every call is signed by the authority (RFC 9421, services/intake/authentication.py);
 a call that is not answers 401 with an application/problem+json reason. An
@@ -24,9 +25,9 @@ from warden.authorities import find_authority
 from warden.contract.envelope import now
 from warden.contract.events import Clarification, LegalRequest, Period, RequestAmended, RequestWithdrawn, StatusReason
 from warden.http_signatures import HttpMessage, SignatureRefused
+from warden.provenance import request_key
 from warden.runtime.outbox import Verbatim
 from warden.runtime.service import ServiceContext
-from warden.provenance import request_key
 from warden.signing import signed_bytes, verify
 
 from intake import authority_view
