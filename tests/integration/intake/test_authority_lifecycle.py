@@ -170,6 +170,10 @@ async def test_a_withdrawn_request_gets_no_package_even_if_an_approval_comes_lat
                                      client_of(intake, court, other["private_key"]).withdrawal(request_id))
         dead = await wait_for_records(bootstrap, "legal.requests.withdrawn.dlq",
                                       lambda r: (event_of(r) or {}).get("id") == forged["id"], count=2)
+        unsigned = await produce_event(bootstrap, "legal.requests.withdrawn", "warden.legal.request.withdrawn.v1",
+                                       dict(client.withdrawal(request_id), signature="bm90IGEgc2lnbmF0dXJl"))
+        dead_unsigned = await wait_for_records(bootstrap, "legal.requests.withdrawn.dlq",
+                                               lambda r: (event_of(r) or {}).get("id") == unsigned["id"], count=2)
         withdraw_cli = await asyncio.to_thread(runner.invoke, cli, [
             base[0], "--json", *base[1:], "withdraw", request_id, "--reason", "investigation closed"])
         withdrawn = await until(status_is(client, request_id, "withdrawn"))
@@ -193,6 +197,8 @@ async def test_a_withdrawn_request_gets_no_package_even_if_an_approval_comes_lat
 
     reasons = {dict(r.headers)["dlq.service"].decode(): dict(r.headers)["dlq.reason"].decode() for r in dead}
     assert reasons == {"legal-review": "bad_signature", "disclosure": "bad_signature"}
+    assert {dict(r.headers)["dlq.service"].decode(): dict(r.headers)["dlq.reason"].decode()
+            for r in dead_unsigned} == {"legal-review": "bad_signature", "disclosure": "bad_signature"}
     assert withdraw_cli.exit_code == 0, withdraw_cli.output
     assert json.loads(withdraw_cli.output)["status"] == "withdrawal_sent"
     statuses = [h["status"] for h in withdrawn["history"]]
