@@ -328,8 +328,10 @@ async def _one_step(stack: Stack, per_s: float, duration: float, logs: Path, pro
         window = min(CPU_WINDOW_S, duration / 2)
         first = asyncio.create_task(cpu.measure(groups, window))
         last = asyncio.create_task(cpu.measure(groups, window, delay=duration - window))
+        spent_before = cpu.cpu_seconds(groups())
         step, scheduled_at = await offer(stack.bootstrap, events, per_s, watcher, drain_s=max(30.0, duration),
                                          send_tick_s=send_tick_s)
+        step["cpu_ms_per_request"] = cpu.ms_per_item(spent_before, cpu.cpu_seconds(groups()), step["issued"])
         step["cpu_first_s"], step["cpu_last_s"] = await first, await last
         step["cpu_window_s"] = window
         step.update(await stamped_figures(stack.bootstrap, scheduled_at))

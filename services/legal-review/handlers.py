@@ -10,7 +10,7 @@ from warden.authorities import authority_of, usable_keys
 from warden.contract.envelope import EventRejected, now
 from warden.contract.events import (
     DisclosureIssued, LegalRequest, RejectionReason, RequestAmended, RequestReceived, RequestStatus, RequestWithdrawn,
-    StatusReason, ViolationConfirmed,
+    StatusReason, ViolationConfirmed, ViolationWithdrawn,
 )
 from warden.identifiers import case_id_for, normalise_suspect
 from warden.provenance import amended_request, request_key, signed_by
@@ -158,8 +158,14 @@ async def withdraw_request(ctx: Context, withdrawn: RequestWithdrawn) -> None:
     log.info("request withdrawn", extra={"case_id": case.case_id, "status": case.status})
 
 
-async def record_violation(ctx: Context, violation: ViolationConfirmed) -> None:
-    """Reviewers see a suspect's confirmed violations when they read a case."""
+async def record_violation(ctx: Context, violation: ViolationConfirmed | ViolationWithdrawn) -> None:
+    """Reviewers see a suspect's confirmed violations when they read a case; one overturned on appeal or review
+    (withdrawn) leaves the case view. A withdrawal takes back only what was confirmed before it."""
+    if isinstance(violation, ViolationWithdrawn):
+        await ctx.conn.execute(
+            "DELETE FROM violations WHERE account_id = $1 AND content_id = $2 AND decided_at <= $3",
+            violation.account_id, violation.content_id, violation.withdrawn_at)
+        return
     await ctx.conn.execute(
         "INSERT INTO violations (account_id, content_id, category, decided_at) VALUES ($1, $2, $3, $4)"
         " ON CONFLICT DO NOTHING",

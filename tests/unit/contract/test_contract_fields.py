@@ -37,14 +37,20 @@ CONTRACT_FIELDS = {
         "request_id", "authority_id", "clarification_id", "answer", "data_categories", "period", "amended_at",
         "signature"},
     "warden.legal.request.withdrawn.v1": {"request_id", "authority_id", "reason", "withdrawn_at", "signature"},
+    "warden.moderation.violation.withdrawn.v1": {"account_id", "content_id", "decision_id", "withdrawn_at"},
+    "warden.moderation.notice.v1": {"notice_id", "account_id", "kind", "decision_id", "content_id", "text", "at"},
+    "warden.platform.content.updated.v1": {
+        "content_id", "kind", "owner_account_id", "title", "text", "language", "public_in_search", "created_at",
+        "updated_at", "media"},
+    "warden.platform.content.removed.v1": {"content_id", "removed_at"},
 }
 
 CONTRACT_TOPICS = {
     "legal.requests.submitted", "moderation.reports.submitted", "moderation.appeals.submitted",
     "legal.authorities", "platform.subscribers", "legal.requests.received", "legal.requests.decided",
     "legal.disclosures.issued", "legal.requests.status", "legal.notices.due", "search.delistings",
-    "moderation.decisions", "moderation.violations", "legal.audit.checkpoints",
-    "legal.requests.progress", "legal.requests.amended", "legal.requests.withdrawn",
+    "moderation.decisions", "moderation.violations", "legal.audit.checkpoints", "platform.content",
+    "moderation.notices", "legal.requests.progress", "legal.requests.amended", "legal.requests.withdrawn",
 }
 
 
