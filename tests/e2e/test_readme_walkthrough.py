@@ -4,7 +4,9 @@ Each `sh` block of the README's "Two commands" section after `make run` is run a
 (continuations joined) in bash, from a directory holding the repository's docs/ (the README's
 commands are typed at the repository's root), keeping the lines' `export`s. Between lines the
 test waits where a person would: for intake to know the authority just added, and for the request
-just submitted to be received.
+just submitted to be received. Blocks fenced as `shell` show commands that need a state the
+walk-through does not reach (a reviewer's question, a second request): test_warden_up.py's
+authority-API walk-through runs those.
 """
 from __future__ import annotations
 

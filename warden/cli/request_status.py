@@ -1,9 +1,10 @@
 """`warden request status AUTHORITY_ID REQUEST_ID`: a request's status history, as the authority sees it.
 
-Read from `legal.requests.status` from its beginning, keeping the records keyed by the authority
+Read from `legal.requests.progress` from its beginning, keeping the records keyed by the authority
 (the topic's key) that name the request: every stage writes its own step there (intake, legal
-review, disclosure), so the topic is the whole history, with no service's database or the
-authority's key needed. It holds what the topic's retention keeps (7 days by default,
+review, disclosure) in full (reason messages, deadlines, a reviewer's question; the shared
+`legal.requests.status` carries ids, status and reason codes only), so the topic is the whole
+history, with no service's database or the authority's key needed. It holds what the topic's retention keeps (7 days by default,
 docs/deployment.md); older history is in intake's projection, which the authority reads through
 the authority API.
 """
@@ -15,8 +16,8 @@ import click
 
 from warden.cli.common import bootstrap_option, bootstrap_servers, read_records, run
 
-STATUS_TOPIC = "legal.requests.status"
-STATUS_TYPE = "warden.legal.request.status.v1"
+STATUS_TOPIC = "legal.requests.progress"
+STATUS_TYPE = "warden.legal.request.progress.v1"
 
 
 async def status_history(bootstrap: str, authority_id: str, request_id: str) -> list[dict]:
@@ -34,6 +35,7 @@ async def status_history(bootstrap: str, authority_id: str, request_id: str) -> 
             continue
         history.append({"at": data.get("at"), "status": data.get("status"), "case_id": data.get("case_id"),
                         "reasons": data.get("reasons") or [], "deadline": data.get("deadline"),
+                        "question": (data.get("clarification") or {}).get("question"),
                         "reported_by": event.get("source")})
     return sorted(history, key=lambda s: str(s["at"]))
 
@@ -65,5 +67,7 @@ def status(authority_id: str, request_id: str, as_json: bool, bootstrap: str | N
     for entry in history:
         deadline = f"  (deadline {entry['deadline']})" if entry["deadline"] else ""
         click.echo(f"  {entry['at']}  {entry['status']:<15} by {entry['reported_by']}{deadline}")
+        if entry["question"]:
+            click.echo(f"      question: {entry['question']}")
         for reason in entry["reasons"]:
             click.echo(f"      {reason.get('code')}: {reason.get('message', '')}")

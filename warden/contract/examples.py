@@ -55,9 +55,22 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "decided_by": ["policy"], "decided_at": "2026-11-20T10:00:02+00:00",
         "decision_key_id": "0f3a9c2e71b4d856", "decision_signature": PLACEHOLDER_SIGNATURE},
     "warden.legal.request.status.v1": {
-        "request_id": "REQ-1", "authority_id": "fr-tj-paris", "case_id": CASE_ID, "status": "pending_review",
-        "reasons": [{"code": "emergency_review", "message": "an emergency request needs a reviewer"}],
-        "at": "2026-11-20T10:00:02+00:00", "deadline": "2026-11-21T10:00:02+00:00"},
+        "request_id": "REQ-1", "authority_id": "fr-tj-paris", "case_id": CASE_ID, "status": "needs_clarification",
+        "reasons": [{"code": "clarification_requested", "message": ""}], "at": "2026-11-20T14:00:00+00:00",
+        "deadline": None},
+    "warden.legal.request.progress.v1": {
+        "request_id": "REQ-1", "authority_id": "fr-tj-paris", "case_id": CASE_ID, "status": "needs_clarification",
+        "reasons": [{"code": "clarification_requested", "message": "a reviewer asked a question"}],
+        "at": "2026-11-20T14:00:00+00:00", "deadline": None,
+        "clarification": {"clarification_id": "q-1", "asked_at": "2026-11-20T14:00:00+00:00",
+                          "question": "Is the channel the suspect's own, and are both data categories needed?"}},
+    "warden.legal.request.amended.v1": {
+        "request_id": "REQ-1", "authority_id": "fr-tj-paris", "clarification_id": "q-1",
+        "answer": "The channel is his own; IP addresses suffice.", "data_categories": ["ip_addresses"],
+        "period": None, "amended_at": "2026-11-21T09:00:00+01:00", "signature": PLACEHOLDER_SIGNATURE},
+    "warden.legal.request.withdrawn.v1": {
+        "request_id": "REQ-2", "authority_id": "fr-tj-paris", "reason": "investigation closed",
+        "withdrawn_at": "2026-11-22T09:00:00+01:00", "signature": PLACEHOLDER_SIGNATURE},
     "warden.legal.disclosure.issued.v1": {
         "case_id": CASE_ID, "request_id": "REQ-1", "authority_id": "fr-tj-paris", "account_id": "acct-1029",
         "period": PERIOD, "generated_at": "2026-11-20T10:00:03+00:00",

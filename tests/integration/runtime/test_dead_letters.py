@@ -111,7 +111,8 @@ async def test_invalid_status_tells_the_authority_why(bootstrap, database_url):
         await wait_for_authority(database_url, "intake", authority["authority_id"])
         value, headers = encode_structured(new_event(SUBMITTED, "/tests", data))
         await produce_raw(bootstrap, TOPIC, value, headers=headers)
-        [status] = await wait_for_events(bootstrap, "legal.requests.status",
+        # Why, in words, where only the authority reads it (legal.requests.progress, the authority API).
+        [status] = await wait_for_events(bootstrap, "legal.requests.progress",
                                          lambda e: e["data"]["request_id"] == data["request_id"])
     assert status["data"]["status"] == "invalid"
     assert status["data"]["reasons"][0]["code"] == "invalid_data"
