@@ -15,7 +15,7 @@ from warden.authorities import find_authority
 from warden.contract.events import PolicyRuleResult, RejectionReason
 from warden.runtime.service import ServiceContext
 
-from legal_review import audit, cases
+from legal_review import audit, cases, metrics
 from legal_review.policy import current_policy
 from legal_review.review import DecisionRequest, Reviewer, Vote, VoteResult, judge_vote
 from legal_review.rules import expired_at_decision, may_confirm_emergency, suspect_key
@@ -87,6 +87,8 @@ async def decide_case(service: ServiceContext, case_id: str, reviewer: Reviewer,
                 code="rejected_by_reviewer", rule="review.human", message=decision.reason)],
                 [reviewer.name], at)
         uow.add(rows)
+    if result.final:
+        metrics.decided(result.final, "reviewers", (at - case.received_at).total_seconds())
     log.info("review recorded", extra={"case_id": case.case_id, "action": decision.action,
                                       "closed": result.final or "open"})
     return Decided(case, result)

@@ -7,7 +7,7 @@ import uuid
 from pydantic import ValidationError
 
 from warden.authorities import authority_of, usable_keys
-from warden.contract.envelope import EventRejected
+from warden.contract.envelope import EventRejected, now
 from warden.contract.events import (
     DisclosureIssued, LegalRequest, RequestReceived, RequestStatus, StatusReason, ViolationConfirmed,
 )
@@ -15,7 +15,7 @@ from warden.provenance import request_key
 from warden.runtime.batch import describe_validation_error
 from warden.runtime.service import Context
 
-from legal_review import audit, cases
+from legal_review import audit, cases, metrics
 from legal_review.policy import current_policy
 from legal_review.rules import (
     Facts, assess, is_preservation, may_confirm_emergency, provenance_mismatch, retention_window, suspect_key,
@@ -79,6 +79,9 @@ async def review_request(ctx: Context, received: RequestReceived) -> None:
         log.info("case already known, ignored", extra={"case_id": received.case_id})
         return
     ctx.outgoing.extend(rows)
+    if assessment.outcome != "pending_review":
+        ctx.on_commit(lambda: metrics.decided(assessment.outcome, "policy",
+                                              (now() - received.received_at).total_seconds()))
     if request.confirms_request_id and may_confirm_emergency(assessment, authority, policy):
         await cases.confirm_emergency(ctx.conn, case.country, request.confirms_request_id, case.case_id, at, chain,
                                       suspect_key(request))

@@ -163,7 +163,7 @@ class Runtime:
                 if not is_transient(exc):
                     raise
                 self.database_ok = False
-            metrics.READY.labels(self.service.name).set(int(all(self.readiness().values())))
+            metrics.READY.set(int(all(self.readiness().values())))
             try:
                 await asyncio.wait_for(self.stopping.wait(), timeout=2)
             except asyncio.TimeoutError:
