@@ -311,3 +311,34 @@ def test_each_service_connects_to_postgres_as_its_own_role(built):
     labels = job["spec"]["template"]["metadata"]["labels"]
     postgres = next(d for d in of_kind(docs, "NetworkPolicy") if d["metadata"]["name"] == "warden-postgres-clients-only")
     assert any(_selects(peer["podSelector"], labels) for rule in postgres["spec"]["ingress"] for peer in rule["from"])
+
+
+# --- what the cluster's Prometheus selects ------------------------------------------------------
+
+# kube-prometheus-stack's Prometheus as its chart installs it by default (release name
+# kube-prometheus-stack): it takes only ServiceMonitors and PrometheusRules with its release label.
+KUBE_PROMETHEUS_STACK = {"serviceMonitorSelector": {"matchLabels": {"release": "kube-prometheus-stack"}},
+                         "ruleSelector": {"matchLabels": {"release": "kube-prometheus-stack"}}}
+
+
+def selector_labels() -> dict[str, str]:
+    """The labels deploy/k8s/components/monitoring-selector adds (where an operator sets them)."""
+    component = yaml.safe_load((DEPLOY / "k8s" / "components" / "monitoring-selector" / "kustomization.yaml").read_text())
+    labels = {}
+    for patch in component["patches"]:
+        for op in yaml.safe_load(patch["patch"]):
+            assert op["op"] == "add" and op["path"].startswith("/metadata/labels/")
+            labels[op["path"].removeprefix("/metadata/labels/").replace("~1", "/")] = op["value"]
+    return labels
+
+
+def test_the_default_kube_prometheus_stack_selects_the_monitor_and_the_rules(built):
+    overlay, docs = built
+    (monitor,) = of_kind(docs, "ServiceMonitor")
+    (rule,) = of_kind(docs, "PrometheusRule")
+    assert _selects(KUBE_PROMETHEUS_STACK["serviceMonitorSelector"], monitor["metadata"]["labels"]), overlay
+    assert _selects(KUBE_PROMETHEUS_STACK["ruleSelector"], rule["metadata"]["labels"]), overlay
+    for doc in (monitor, rule):
+        assert selector_labels().items() <= doc["metadata"]["labels"].items()
+    other = {"matchLabels": {"release": "monitoring"}}  # another release name: set it in the component
+    assert not _selects(other, monitor["metadata"]["labels"])
