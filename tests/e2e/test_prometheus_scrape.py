@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
 SERVICE_MONITOR = ROOT / "deploy" / "k8s" / "base" / "servicemonitor.yaml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "warden.json"
+ALERTMANAGER_CONFIG = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
 SUBMITTED = "legal.requests.submitted"
 NAMESPACE = "warden"
 # Grafana's variables as a person looking at the last hour would have them.
@@ -171,8 +172,9 @@ def dashboard_queries() -> list[tuple[str, str]]:
     return queries
 
 
-@pytest.fixture
-def warden_up(tmp_path):
+@pytest.fixture(scope="module")
+def warden_up(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("warden-up")
     home = tmp_path / ".warden"
     # Background jobs refresh their gauges every second, not every 15 or 30.
     env = dict(os.environ, WARDEN_HOME=str(home), WARDEN_LEGAL_SWEEP_INTERVAL_S="1", WARDEN_METRICS_INTERVAL_S="1")
@@ -192,18 +194,43 @@ def warden_up(tmp_path):
         stop(process, timeout=60)
 
 
-@pytest.fixture
-def prometheus(tmp_path, warden_up):
+@pytest.fixture(scope="module")
+def alertmanager(tmp_path_factory) -> str | None:
+    """deploy/alertmanager/alertmanager.yml in a real Alertmanager; None when it is not installed."""
+    binary = shutil.which("alertmanager") or shutil.which("prometheus-alertmanager")
+    if binary is None:
+        yield None
+        return
+    tmp_path = tmp_path_factory.mktemp("alertmanager")
+    port, log = free_port(), tmp_path / "alertmanager.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen([binary, f"--config.file={ALERTMANAGER_CONFIG}", f"--storage.path={tmp_path}",
+                                    f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
+                                   stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until("alertmanager ready", lambda: _ok(url + "/-/ready"), 30, process, log)
+        yield url
+    finally:
+        stop(process, timeout=15)
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory, warden_up, alertmanager):
     binary = shutil.which("prometheus")
     if binary is None:
         pytest.skip("the prometheus server is not installed (Debian: apt-get install prometheus; .ci/run installs it)")
-    config = tmp_path / "prometheus.yml"
-    config.write_text(yaml.safe_dump(prometheus_config(warden_up["stack"], PROMETHEUS_DIR / "rules")))
+    tmp_path = tmp_path_factory.mktemp("prometheus")
+    config = prometheus_config(warden_up["stack"], PROMETHEUS_DIR / "rules")
+    if alertmanager is not None:
+        config["alerting"] = {"alertmanagers": [{"static_configs": [
+            {"targets": [urllib.parse.urlsplit(alertmanager).netloc]}]}]}
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
     port = free_port()
     log = tmp_path / "prometheus.log"
     with open(log, "wb") as out:
-        process = subprocess.Popen([binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                                    f"--web.listen-address=127.0.0.1:{port}"],
+        process = subprocess.Popen([binary, f"--config.file={tmp_path / 'prometheus.yml'}",
+                                    f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         url = f"http://127.0.0.1:{port}"
@@ -296,3 +323,24 @@ def test_an_operator_style_scrape_answers_every_dashboard_query(warden_up, prome
     assert not prometheus.query('{exported_service!=""}'), "a metric label clashed with the target's `service`"
     assert not prometheus.query('{__name__=~"warden_.+", service!~"warden-.+"}'), \
         "every Warden series carries the Operator's service label"
+
+
+def test_a_dead_letter_reaches_alertmanager_with_its_runbook(warden_up, prometheus, alertmanager, tmp_path):
+    if alertmanager is None:
+        pytest.skip("Alertmanager is not installed (Debian: apt-get install prometheus-alertmanager; .ci/run does)")
+    authority, impostor = new_authority(), new_authority()
+    cli(warden_up, "authority", "add", authority["authority_id"], "--country", "FR", "--kind", "court",
+        "--public-key", authority["public_key"])
+    (tmp_path / "impostor.key").write_text(impostor["private_key"])
+    (tmp_path / "request.json").write_text(json.dumps(request_data(authority)))
+    cli(warden_up, "submit", str(tmp_path / "request.json"), "--key", str(tmp_path / "impostor.key"))
+
+    def dead_letter_alerts() -> list[dict]:
+        alerts = http_json(f"{alertmanager}/api/v2/alerts")
+        return [a for a in alerts if a["labels"]["alertname"] == "WardenDeadLetters"]
+
+    (alert,) = wait_until("WardenDeadLetters in Alertmanager", dead_letter_alerts, 90)
+    assert alert["labels"]["warden_service"] == "intake" and alert["labels"]["topic"] == SUBMITTED
+    assert alert["labels"]["severity"] == "warning"
+    assert alert["annotations"]["runbook_url"].endswith("/docs/runbooks.md#wardendeadletters")
+    assert alert["receivers"] == [{"name": "warden-operators"}]  # a warning: not the on-call route

@@ -66,7 +66,7 @@ def test_every_service_runs_from_the_image_with_health_checks(compose):
         assert svc["depends_on"]["kafka-topics"]["condition"] == "service_completed_successfully"
         assert svc["depends_on"]["postgres"]["condition"] == "service_healthy"
         assert svc["read_only"] is True and svc["cap_drop"] == ["ALL"]
-    for name in ("kafka", "postgres", "prometheus", "grafana"):
+    for name in ("kafka", "postgres", "prometheus", "alertmanager", "grafana"):
         assert "healthcheck" in compose["services"][name], f"{name} has no health check"
 
 
@@ -133,7 +133,8 @@ def test_images_are_pinned_and_state_lives_in_named_volumes(compose):
         assert re.search(r":v?\d+\.\d+(\.\d+)?(-[a-z0-9]+)?$", image), f"{name}: image {image!r} is not pinned"
     declared = set(compose["volumes"])
     for name, path in {"kafka": "/var/lib/kafka/data", "postgres": "/var/lib/postgresql/data",
-                       "prometheus": "/prometheus", "grafana": "/var/lib/grafana"}.items():
+                       "prometheus": "/prometheus", "alertmanager": "/alertmanager",
+                       "grafana": "/var/lib/grafana"}.items():
         mounts = {m.split(":")[1]: m.split(":")[0] for m in compose["services"][name]["volumes"]}
         assert mounts.get(path) in declared, f"{name} keeps {path} outside a named volume"
 
@@ -154,6 +155,43 @@ def test_prometheus_scrapes_every_service(compose):
     expected = {f"{name}:{svc['environment']['WARDEN_HTTP_PORT']}" for name, svc in warden_services(compose).items()}
     assert targets == expected
     assert labelled == set(SERVICE_MODULES)
+
+
+def test_prometheus_sends_its_alerts_to_the_alertmanager_of_the_stack(compose):
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    targets = {t for am in config["alerting"]["alertmanagers"] for group in am["static_configs"]
+               for t in group["targets"]}
+    alertmanager = compose["services"]["alertmanager"]
+    listen = next((a.split("=", 1)[1] for a in alertmanager["command"] if a.startswith("--web.listen-address=")),
+                  ":9093")
+    assert targets == {f"alertmanager{listen}"}
+    mounts = {m.split(":")[1]: m.split(":")[0] for m in alertmanager["volumes"]}
+    config_file = next(a.split("=", 1)[1] for a in alertmanager["command"] if a.startswith("--config.file="))
+    assert (COMPOSE_DIR / mounts[config_file]).resolve() == (DEPLOY / "alertmanager" / "alertmanager.yml").resolve()
+    assert compose["services"]["prometheus"]["depends_on"]["alertmanager"]["condition"] == "service_healthy"
+
+
+def test_alertmanager_config_is_valid_and_routes_what_the_rules_fire():
+    import shutil
+    import subprocess
+
+    path = DEPLOY / "alertmanager" / "alertmanager.yml"
+    config = yaml.safe_load(path.read_text())
+    rules = [rule for f in sorted((DEPLOY / "prometheus" / "rules").glob("*.yml"))
+             for group in yaml.safe_load(f.read_text())["groups"] for rule in group["rules"]]
+    severities = {rule["labels"]["severity"] for rule in rules}
+    routed = {m.split("=")[1].strip('"') for route in config["route"]["routes"] for m in route["matchers"]
+              if m.startswith("severity=")}
+    assert "critical" in routed and severities <= routed | {"warning"}  # warnings take the default route
+    receivers = {r["name"] for r in config["receivers"]}
+    assert config["route"]["receiver"] in receivers
+    assert all(route["receiver"] in receivers for route in config["route"]["routes"])
+    assert "warden_service" in config["route"]["group_by"]
+    amtool = shutil.which("amtool")
+    if amtool is None:
+        pytest.skip("amtool is not installed (Debian: apt-get install prometheus-alertmanager; .ci/run does)")
+    result = subprocess.run([amtool, "check-config", str(path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_grafana_is_provisioned_with_the_datasource_and_dashboards(compose):
