@@ -15,6 +15,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from warden.console import require_console_secret
 from warden.contract.events import ContentDelisted, ContentRelisted, ModerationDecision, ViolationConfirmed
 from warden.runtime.database import MigrationSet, is_transient
 from warden.runtime.service import Service, ServiceContext, Subscription
@@ -22,7 +23,7 @@ from warden.runtime.service import Service, ServiceContext, Subscription
 from moderation import metrics
 from moderation.api import add_routes
 from moderation.banks import BankScorer, Scorer, load_banks
-from moderation.config import ModerationConfig
+from moderation.config import ModerationConfig, require_moderation_tokens
 from moderation.console.routes import add_console
 from moderation.handlers import receive_appeal
 from moderation.reports import score_reports
@@ -70,6 +71,7 @@ def build_service(cfg: ModerationConfig | None = None, scorer: Scorer | None = N
         emits=(ContentDelisted, ContentRelisted, ModerationDecision, ViolationConfirmed),
         routes=routes,
         background=[watch_queue],
+        startup_checks=[partial(require_moderation_tokens, cfg), require_console_secret],
     )
 
 

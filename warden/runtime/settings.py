@@ -156,3 +156,18 @@ class Settings(BaseSettings):
 
     def group_id(self, service: str) -> str:
         return f"{self.group_prefix}-{service}"
+
+
+def require_connections(settings: Settings) -> None:
+    """Startup check of every service: outside the embedded default, where the broker and the database
+    are is configured, never assumed (the defaults point at this machine, where production has neither)."""
+    if settings.embedded_defaults:
+        return
+    missing = [variable for field, variable in (("kafka_bootstrap_servers", "KAFKA_BOOTSTRAP_SERVERS"),
+                                                ("database_url", "DATABASE_URL"))
+               if field not in settings.model_fields_set]
+    if missing:
+        raise ConfigurationError(
+            f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set: outside the embedded default "
+            "(WARDEN_EMBEDDED_DEFAULTS=true, set by `warden up` with its own broker and database) a service is "
+            "told where they are (docs/deployment.md, 'Configuration')")

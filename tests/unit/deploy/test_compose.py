@@ -19,7 +19,7 @@ from tests.unit.deploy._support import (DEPLOY, SCHEMAS, SERVICE_VARS, allowed_e
 
 COMPOSE_DIR = DEPLOY / "compose"
 SECRET_VARS = {"DATABASE_URL", "WARDEN_REVIEW_TOKENS", "WARDEN_DISCLOSURE_PRIVATE_KEY", "WARDEN_MODERATION_TOKENS",
-               "KAFKA_SASL_PASSWORD", "WARDEN_DECISION_PRIVATE_KEY"}
+               "KAFKA_SASL_PASSWORD", "WARDEN_DECISION_PRIVATE_KEY", "WARDEN_CONSOLE_SECRET"}
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +96,17 @@ def test_secrets_come_from_the_environment_never_from_the_file(compose):
         if line and not line.startswith("#"):
             key, _, value = line.partition("=")
             assert value == "", f".env.example must not carry a value for {key}"
+
+
+def test_each_console_has_its_own_cookie_key_from_the_environment(compose):
+    services = warden_services(compose)
+    keys = {name: _secret_reference(services[name]["environment"]["WARDEN_CONSOLE_SECRET"])
+            for name in ("legal-review", "moderation")}
+    assert len(set(keys.values())) == 2, "the consoles share a cookie key"
+    example = (COMPOSE_DIR / ".env.example").read_text()
+    assert all(f"\n{key}=\n" in example for key in keys.values())
+    for name in ("intake", "disclosure"):
+        assert "WARDEN_CONSOLE_SECRET" not in services[name]["environment"]
 
 
 def test_the_topic_job_creates_every_topic_and_dlq_with_its_settings(compose):

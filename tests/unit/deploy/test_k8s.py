@@ -169,7 +169,7 @@ def test_services_get_only_variables_they_read(built):
             assert service_source_reads(name, var) is not False, f"services/{name} does not read {var}"
         for env in container.get("env", []):
             if "value" in env:
-                assert not any(s in env["name"] for s in ("TOKEN", "KEY", "DATABASE_URL", "PASSWORD")), \
+                assert not any(s in env["name"] for s in ("TOKEN", "KEY", "DATABASE_URL", "PASSWORD", "SECRET")), \
                     f"{name}: {env['name']} must come from a Secret"
 
 
@@ -342,3 +342,21 @@ def test_the_default_kube_prometheus_stack_selects_the_monitor_and_the_rules(bui
         assert selector_labels().items() <= doc["metadata"]["labels"].items()
     other = {"matchLabels": {"release": "monitoring"}}  # another release name: set it in the component
     assert not _selects(other, monitor["metadata"]["labels"])
+
+
+def test_a_console_sign_in_holds_on_every_replica(built):
+    """The consoles' cookie key comes from one Secret for all replicas of a service (legal review runs
+    two): a session signed by one pod is valid on the next. Their cookies are Secure behind the ingress."""
+    overlay, docs = built
+    deployments = {d["spec"]["template"]["spec"]["containers"][0]["args"][1]: d for d in of_kind(docs, "Deployment")}
+    if overlay == "prod":
+        assert deployments["legal-review"]["spec"]["replicas"] >= 2
+    for name in ("legal-review", "moderation"):
+        (container,) = deployments[name]["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e for e in container["env"]}
+        assert env["WARDEN_CONSOLE_SECRET"]["valueFrom"]["secretKeyRef"] == {"name": f"warden-{name}",
+                                                                           "key": "console-secret"}
+        assert env["WARDEN_CONSOLE_SECURE_COOKIE"]["value"] == "1"
+    for name in ("intake", "disclosure"):  # no console, no console secret
+        (container,) = deployments[name]["spec"]["template"]["spec"]["containers"]
+        assert "WARDEN_CONSOLE_SECRET" not in {e["name"] for e in container["env"]}
