@@ -6,6 +6,7 @@ from warden.cli.authority_client import authority_client
 from warden.cli.database import database
 from warden.cli.disclosure import disclosure, seed
 from warden.cli.legal import audit, policy, transparency
+from warden.cli.migrate import migrate
 from warden.cli.requests import keygen, submit
 from warden.cli.stack import service, up
 from warden.cli.topics import topics
@@ -25,8 +26,8 @@ def cli() -> None:
     """Warden: lawful-request and search-safety back office."""
 
 
-for command in (up, service, authority, authority_client, keygen, submit, topics, database, disclosure, seed, audit,
-                transparency, policy):
+for command in (up, service, migrate, authority, authority_client, keygen, submit, topics, database, disclosure, seed,
+                audit, transparency, policy):
     cli.add_command(command)
 
 if __name__ == "__main__":

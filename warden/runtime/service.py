@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from warden.contract.envelope import Envelope, EventRejected
 from warden.contract.events import EVENT_TYPES, Payload
 from warden.contract.topics import declaration_problems
-from warden.runtime.database import MigrationSet
+from warden.runtime.database import RUNTIME_MIGRATIONS, MigrationSet
 from warden.runtime.inserts import DeferredInserts, insert_now
 from warden.runtime.outbox import OutboxRow, event_row
 from warden.runtime.settings import ConfigurationError, Settings, require_connections
@@ -151,6 +151,11 @@ class Service:
     emits: tuple[type[Payload], ...] = ()
     # Run with the settings before anything starts; each raises ConfigurationError to refuse.
     startup_checks: list[Callable[[Any], None]] = field(default_factory=list)
+
+    @property
+    def migration_sets(self) -> list[MigrationSet]:
+        """What its schema holds: the runtime's tables (inbox, outbox, dead letters), then its own."""
+        return [RUNTIME_MIGRATIONS, *self.migrations]
 
     def check(self, settings: Any) -> None:
         """Everything that must hold before the service starts: a ConfigurationError naming every

@@ -129,6 +129,9 @@ class Settings(BaseSettings):
     retry_initial_s: float = 0.2
     retry_max_s: float = 5.0
     db_pool_size: int = 4
+    # Apply the service's pending migrations at start (advisory-locked: replicas may start together).
+    # false: `warden migrate` applies them (a Kubernetes Job) and the service waits until none is pending.
+    migrate_on_start: bool = True
     # Inbox rows are kept this long (longer than any topic's retention), then pruned in small batches.
     inbox_retention_days: float = 30.0
     inbox_prune_interval_s: float = 600.0

@@ -360,3 +360,27 @@ def test_a_console_sign_in_holds_on_every_replica(built):
     for name in ("intake", "disclosure"):  # no console, no console secret
         (container,) = deployments[name]["spec"]["template"]["spec"]["containers"]
         assert "WARDEN_CONSOLE_SECRET" not in {e["name"] for e in container["env"]}
+
+
+def test_the_migrate_job_applies_each_schema_as_its_service_and_the_services_wait_for_it(built):
+    from warden.runtime.roles import SERVICE_SCHEMAS, url_variable
+
+    _, docs = built
+    (job,) = [d for d in of_kind(docs, "Job") if d["metadata"]["name"] == "warden-migrate"]
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["migrate"]
+    job_env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]}
+    assert "DATABASE_URL" not in job_env, "migrations run as each service's role, never as the administrator"
+    for deployment in of_kind(docs, "Deployment"):
+        (svc,) = deployment["spec"]["template"]["spec"]["containers"]
+        name = svc["args"][1]
+        ref = next(e for e in svc["env"] if e["name"] == "DATABASE_URL")["valueFrom"]["secretKeyRef"]
+        assert job_env[url_variable(name)] == ref, f"{name}'s schema would be migrated as another role"
+    assert len(job_env) == len(SERVICE_SCHEMAS)
+    assert job["spec"]["ttlSecondsAfterFinished"] > 0, "a finished Job must go, or the next release cannot apply"
+    config = {d["metadata"]["name"]: d for d in of_kind(docs, "ConfigMap")}
+    shared = [c["data"] for name, c in config.items() if name.startswith("warden-config")]
+    assert shared and all(data.get("WARDEN_MIGRATE_ON_START") == "false" for data in shared)
+    labels = job["spec"]["template"]["metadata"]["labels"]
+    postgres = next(d for d in of_kind(docs, "NetworkPolicy") if d["metadata"]["name"] == "warden-postgres-clients-only")
+    assert any(_selects(peer["podSelector"], labels) for rule in postgres["spec"]["ingress"] for peer in rule["from"])
