@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import asyncpg
 from click.testing import CliRunner
+from prometheus_client import REGISTRY
 
 from warden.cli.main import cli
 from warden.signing import generate_keypair
@@ -100,6 +101,7 @@ async def test_approval_gives_one_sealed_package_only_the_authority_opens(
     await session(bootstrap, suspect, outside, ago(60))
     await session(bootstrap, other, others_ip, ago(5))
 
+    latencies = REGISTRY.get_sample_value("warden_disclosure_approved_to_disclosed_seconds_count") or 0.0
     async with running("disclosure", service_settings(bootstrap, database_url)):
         await stored(database_url, suspect, sessions=4)
         await stored(database_url, other, sessions=1)
@@ -119,6 +121,8 @@ async def test_approval_gives_one_sealed_package_only_the_authority_opens(
             await conn.close()
 
     assert len(issued_all) == 1 and packages == 1
+    # one package, one approved-to-disclosed latency (the redelivery adds none)
+    assert REGISTRY.get_sample_value("warden_disclosure_approved_to_disclosed_seconds_count") == latencies + 1
     assert [s["data"]["status"] for s in statuses] == ["disclosed"]
     assert notice["data"]["account_id"] == suspect
     data = issued["data"]
