@@ -37,7 +37,8 @@ from tests.support.requests import new_authority, request_data
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
-SERVICE_MONITOR = ROOT / "deploy" / "k8s" / "base" / "servicemonitor.yaml"
+K8S_BASE = ROOT / "deploy" / "k8s" / "base"
+SERVICE_MONITOR = K8S_BASE / "servicemonitor.yaml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "warden.json"
 ALERTMANAGER_CONFIG = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
 SUBMITTED = "legal.requests.submitted"
@@ -114,9 +115,9 @@ def _label(name: str) -> str:
 def operator_scrape_config(stack: dict) -> dict:
     """The scrape job the Prometheus Operator generates from the ServiceMonitor, over the stack's services.
 
-    Each service's target carries the `__meta_kubernetes_*` labels its Service and pod would have
-    (deploy/k8s/base/NAME.yaml: Service `warden-NAME` labelled app.kubernetes.io/name=NAME, part-of
-    warden, component service); relabelling then does what the Operator's does: keep the Services
+    Each service's target carries the `__meta_kubernetes_*` labels that Kubernetes discovery gives it:
+    the name and labels of its Service in deploy/k8s/base/NAME.yaml, a pod's name, the endpoint's port
+    name; relabelling then does what the Operator's does: keep the Services
     the selector matches and the endpoint's port, set namespace, service, pod, container, job
     (jobLabel) and endpoint, then apply the ServiceMonitor's own relabelings. honor_labels is off,
     as the Operator leaves it: a metric label named like a target label becomes exported_<name>.
@@ -126,11 +127,12 @@ def operator_scrape_config(stack: dict) -> dict:
     (endpoint,) = spec["endpoints"]
     targets = []
     for name, svc in stack["services"].items():
-        labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "warden",
-                  "app.kubernetes.io/component": "service"}
-        meta = {f"__meta_kubernetes_service_label_{_label(k)}": v for k, v in labels.items()}
-        meta.update({"__meta_kubernetes_namespace": NAMESPACE, "__meta_kubernetes_service_name": f"warden-{name}",
-                     "__meta_kubernetes_pod_name": f"warden-{name}-7d9f-0",
+        (service,) = [doc for doc in yaml.safe_load_all((K8S_BASE / f"{name}.yaml").read_text())
+                      if doc and doc["kind"] == "Service"]
+        meta = {f"__meta_kubernetes_service_label_{_label(k)}": v for k, v in service["metadata"]["labels"].items()}
+        meta.update({"__meta_kubernetes_namespace": NAMESPACE,
+                     "__meta_kubernetes_service_name": service["metadata"]["name"],
+                     "__meta_kubernetes_pod_name": f"{service['metadata']['name']}-7d9f-0",
                      "__meta_kubernetes_pod_container_name": name,
                      "__meta_kubernetes_endpoint_port_name": endpoint["port"]})
         targets.append({"targets": [urllib.parse.urlsplit(svc["url"]).netloc], "labels": meta})
