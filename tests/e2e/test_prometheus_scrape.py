@@ -258,19 +258,23 @@ def cli(warden_up: dict, *args: str) -> str:
 
 
 async def feed_the_platform(bootstrap: str) -> None:
-    """The suspect of request_data as the platform knows them, and a channel three people report for drugs."""
+    """The suspect of request_data as the platform knows them, and a public channel whose title is in
+    moderation's bank of known abuse (delisted as the platform describes it), then reported."""
     now, account_id = datetime.now(timezone.utc), f"acc-{uuid.uuid4().hex[:10]}"
     await produce_event(bootstrap, "platform.subscribers", "warden.subscriber.account.updated.v1", {
         "account_id": account_id, "username": "dealer_42", "phone_number": "+33612345678", "country": "FR",
         "updated_at": (now - timedelta(days=80)).isoformat()})
     await produce_event(bootstrap, "platform.subscribers", "warden.subscriber.session.observed.v1", {
         "account_id": account_id, "ip": "198.51.100.7", "observed_at": (now - timedelta(days=10)).isoformat()})
-    channel = {"kind": "channel", "id": f"chan-{uuid.uuid4().hex[:10]}", "owner_account_id": None,
-               "title": "Weekend deals", "text": None}
-    for n in range(3):
-        await produce_event(bootstrap, "moderation.reports.submitted", "warden.moderation.report.submitted.v1", {
-            "report_id": uuid.uuid4().hex, "reporter_id": f"reporter-{n}-{channel['id']}", "reported_at": now.isoformat(),
-            "surface": "search", "content": channel, "reason": "drugs", "comment": None})
+    channel = {"kind": "channel", "id": f"chan-{uuid.uuid4().hex[:10]}", "owner_account_id": f"acc-{uuid.uuid4().hex[:8]}",
+               "title": "KNOWN-ABUSE-SAMPLE-0001", "text": None}
+    await produce_event(bootstrap, "platform.content", "warden.platform.content.updated.v1", {
+        "content_id": channel["id"], "kind": "channel", "owner_account_id": channel["owner_account_id"],
+        "title": channel["title"], "text": None, "language": None, "public_in_search": True,
+        "created_at": now.isoformat(), "updated_at": now.isoformat(), "media": []})
+    await produce_event(bootstrap, "moderation.reports.submitted", "warden.moderation.report.submitted.v1", {
+        "report_id": uuid.uuid4().hex, "reporter_id": f"reporter-{channel['id']}", "reported_at": now.isoformat(),
+        "surface": "search", "content": channel, "reason": "child_abuse", "comment": None})
 
 
 def test_an_operator_style_scrape_answers_every_dashboard_query(warden_up, prometheus, tmp_path):

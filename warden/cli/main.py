@@ -7,6 +7,7 @@ from warden.cli.database import database
 from warden.cli.disclosure import disclosure, seed
 from warden.cli.legal import audit, policy, transparency
 from warden.cli.migrate import migrate
+from warden.cli.moderation import moderation
 from warden.cli.requests import keygen, submit
 from warden.cli.stack import service, up
 from warden.cli.topics import topics
@@ -27,7 +28,7 @@ def cli() -> None:
 
 
 for command in (up, service, migrate, authority, authority_client, keygen, submit, topics, database, disclosure, seed,
-                audit, transparency, policy):
+                audit, transparency, policy, moderation):
     cli.add_command(command)
 
 if __name__ == "__main__":
