@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 HEAD_CHECKPOINTED = Gauge(
     "warden_audit_head_checkpointed_timestamp_seconds",
     "When the periodic job last saw the audit chain's head checkpointed (one written to the outbox, or none "
-    "needed); stale: the chain grows unanchored", ["service"])
+    "needed); stale: the chain grows unanchored")
 GENESIS = "0" * 64
 CHECKPOINT_TOPIC = "legal.audit.checkpoints"
 CHECKPOINT = "warden.legal.audit.checkpoint.v1"
@@ -441,9 +441,9 @@ def checkpoint_publisher(chain_type: type[Chain]):
                     if seq and (chain_id, seq) != published:
                         uow.emit(sign_checkpoint(current_signer(), chain_type.service, chain_id, seq, head, now()))
                 published = (chain_id, seq)
-                HEAD_CHECKPOINTED.labels(chain_type.service).set_to_current_time()
+                HEAD_CHECKPOINTED.set_to_current_time()
             except Exception as exc:  # retried next round; it must not stop the service
-                metrics.TRANSIENT_ERRORS.labels(chain_type.service, "audit_checkpoint").inc()
+                metrics.TRANSIENT_ERRORS.labels("audit_checkpoint").inc()
                 log.warning("audit checkpoint failed", extra={"error_type": type(exc).__name__})
             try:
                 await asyncio.wait_for(runtime.stopping.wait(), timeout=interval)

@@ -14,6 +14,17 @@ from warden.contract.envelope import EventRejected
 from warden.keys import key_id, public_key_of
 from warden.signing import canonical, sign, signed_bytes, verify
 
+# Dead-letter reasons that mean an event could not be traced to a signed origin: the registry's
+# operator signatures, an authority's signature over its request, legal review's over its decision.
+# Counted apart as warden_forged_events_total (warden/runtime/metrics.py).
+PROVENANCE_REASONS = frozenset({
+    "registry_unsigned", "registry_unknown_signer", "registry_bad_signature", "registry_future_dated",
+    "registry_revoked_key", "registry_quorum",
+    "unsigned_request", "bad_signature", "bad_request_signature", "request_mismatch", "unregistered_authority_key",
+    "unsigned_decision", "unknown_decision_key", "bad_decision_signature", "decision_out_of_scope",
+    "replayed_decision",
+})
+
 
 def request_key(submitted: dict[str, Any], candidate_keys: list[str]) -> str | None:
     """The first of the candidate public keys under which the submitted request's signature verifies."""

@@ -15,7 +15,7 @@ from warden.provenance import request_key
 from warden.identifiers import normalise_phone_number, normalise_username
 from warden.runtime.service import Context
 
-from disclosure import audit, store
+from disclosure import audit, metrics, store
 from disclosure.keys import platform_private_key
 from disclosure.package import (
     Session, build_package, certify, is_empty, new_nonce, redact, seal_for_authority,
@@ -229,6 +229,9 @@ async def disclose(ctx: Context, decision: RequestApproved, account_id: str, loo
     if emitted_at is not None:
         ctx.emit(NoticeDue(case_id=decision.case_id, account_id=account_id,
                                                          due_at=due_at))
+    if decision.decided_at is not None:
+        waited = (at - decision.decided_at).total_seconds()
+        ctx.on_commit(lambda: metrics.APPROVED_TO_DISCLOSED.observe(max(waited, 0.0)))
     log.info("disclosure package issued", extra={"case_id": decision.case_id, "sha256": sealed.sha256})
 
 

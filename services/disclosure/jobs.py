@@ -29,7 +29,7 @@ async def every(runtime: ServiceContext, interval_s: float, step: Callable[[], A
         except Exception as exc:
             if not is_transient(exc):
                 raise
-            runtime_metrics.TRANSIENT_ERRORS.labels(runtime.service.name, name).inc()
+            runtime_metrics.TRANSIENT_ERRORS.labels(name).inc()
             log.warning("job step failed, retrying", extra={"job": name, "error_type": type(exc).__name__})
         try:
             await asyncio.wait_for(runtime.stopping.wait(), timeout=interval_s)

@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field, TypeAdapter
 
 from warden.contract.envelope import now
 from warden.contract.events import LegalRequest, Period
-from warden.runtime.service import ServiceContext
+from warden.runtime.service import ConfigurationError, ServiceContext
 
 from legal_review import cases, clarifications, decide
 from legal_review.review import ClarificationRequest, DecisionRequest, Reviewer, ReviewRefused, Role
@@ -47,6 +47,19 @@ def load_tokens() -> dict[str, Reviewer]:
         raw = yaml.safe_load(Path(os.environ[TOKENS_FILE_ENV]).read_text()) or {}
     holders = TypeAdapter(dict[str, TokenHolder]).validate_python(raw)
     return {token: Reviewer(h.reviewer, h.role) for token, h in holders.items() if token}
+
+
+def require_review_tokens(settings) -> None:
+    """Startup check: the reviewers' tokens parse; outside the embedded default there is at least one
+    (without, nobody could sign in to review a case)."""
+    try:
+        tokens = load_tokens()
+    except (ValueError, OSError, yaml.YAMLError) as exc:  # pydantic's ValidationError is a ValueError
+        raise ConfigurationError(f"{TOKENS_ENV} / {TOKENS_FILE_ENV} not usable: {type(exc).__name__} "
+                                 "(expected {\"token\": {\"reviewer\": NAME, \"role\": reviewer|supervisor}})") from None
+    if not tokens and not settings.embedded_defaults:
+        raise ConfigurationError(f"{TOKENS_ENV} (or {TOKENS_FILE_ENV}) is not set: no reviewer could sign in "
+                                 "(docs/deployment.md, 'Secrets'); `warden up` makes development tokens")
 
 
 # --- response models (the OpenAPI document is generated from these) ----------------------

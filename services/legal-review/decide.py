@@ -16,7 +16,7 @@ from warden.authorities import find_authority
 from warden.contract.events import PolicyRuleResult, RejectionReason
 from warden.runtime.service import ServiceContext
 
-from legal_review import audit, cases, clarifications
+from legal_review import audit, cases, clarifications, metrics
 from legal_review.policy import current_policy
 from legal_review.review import DecisionRequest, Reviewer, Vote, VoteResult, judge_vote, may_ask
 from legal_review.rules import expired_at_decision, may_confirm_emergency, suspect_key
@@ -90,6 +90,8 @@ async def decide_case(service: ServiceContext, case_id: str, reviewer: Reviewer,
                 [reviewer.name], at, chain)
         chain.checkpoint_at_commit(uow)  # when it decided the case
         uow.add(rows)
+    if result.final:
+        metrics.decided(result.final, "reviewers", (at - case.received_at).total_seconds())
     log.info("review recorded", extra={"case_id": case.case_id, "action": decision.action,
                                       "closed": result.final or "open"})
     return Decided(case, result)

@@ -17,7 +17,7 @@ from warden.provenance import amended_request, request_key, signed_by
 from warden.runtime.batch import describe_validation_error
 from warden.runtime.service import Context
 
-from legal_review import audit, cases, clarifications
+from legal_review import audit, cases, clarifications, metrics
 from legal_review.policy import current_policy
 from legal_review.rules import (
     Facts, assess, is_preservation, may_confirm_emergency, provenance_mismatch, retention_window, suspect_key,
@@ -81,6 +81,9 @@ async def review_request(ctx: Context, received: RequestReceived) -> None:
         log.info("case already known, ignored", extra={"case_id": received.case_id})
         return
     ctx.outgoing.extend(rows)
+    if assessment.outcome != "pending_review":
+        ctx.on_commit(lambda: metrics.decided(assessment.outcome, "policy",
+                                              (now() - received.received_at).total_seconds()))
     if case.closed:
         chain.checkpoint_at_commit(ctx)
     if request.confirms_request_id and may_confirm_emergency(assessment, authority, policy):

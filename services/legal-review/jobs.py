@@ -8,31 +8,26 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
-from prometheus_client import Gauge
-
 from warden.contract.envelope import now
 from warden.contract.events import RequestProgress, StatusReason
 from warden.runtime.service import ServiceContext
 
 from legal_review import audit
 from legal_review.cases import MACHINE
+from legal_review.metrics import CASES_OVERDUE, CASES_PENDING, EMERGENCIES_UNCONFIRMED, OLDEST_PENDING_AGE
 from legal_review.policy import Policy, current_policy
 
 log = logging.getLogger(__name__)
 CONFIRMATION_MISSING = "confirmation_missing"
 SWEEP_INTERVAL_ENV = "WARDEN_LEGAL_SWEEP_INTERVAL_S"
 
-CASES_OVERDUE = Gauge("warden_legal_cases_overdue", "Cases awaiting review past their deadline", ["priority"])
-CASES_PENDING = Gauge("warden_legal_cases_pending_review", "Cases awaiting human review", ["priority"])
-EMERGENCIES_UNCONFIRMED = Gauge(
-    "warden_legal_emergencies_unconfirmed",
-    "Non-judicial emergency cases past the 48 h confirmation window without a confirming judicial order")
 
 
 @dataclass(frozen=True)
 class SweepResult:
     overdue: dict[str, int]
     pending: dict[str, int]
+    oldest_pending_s: dict[str, float]  # by priority; 0 when none waits
     unconfirmed: int
     newly_flagged: list[str]
     told: list[RequestProgress]  # what the authorities are to be told (emitted by the caller's unit of work)
@@ -66,13 +61,16 @@ async def sweep(conn: asyncpg.Connection, at: datetime, policy: Policy | None = 
         for row in flagged if row["status"] != "rejected"]  # a rejected case has nothing left to confirm
     counts = await conn.fetch(
         """SELECT CASE WHEN emergency THEN 'emergency' ELSE 'standard' END AS priority,
-                  count(*) AS pending, count(*) FILTER (WHERE deadline < $1) AS overdue
+                  count(*) AS pending, count(*) FILTER (WHERE deadline < $1) AS overdue,
+                  extract(epoch FROM $1 - min(received_at))::float8 AS oldest_s
            FROM cases WHERE status = 'pending_review' GROUP BY 1""", at)
     unconfirmed = await conn.fetchval("SELECT count(*) FROM cases WHERE $1 = ANY(flags)", CONFIRMATION_MISSING)
     by_priority = {r["priority"]: r for r in counts}
     return SweepResult(
         overdue={p: by_priority[p]["overdue"] if p in by_priority else 0 for p in ("emergency", "standard")},
         pending={p: by_priority[p]["pending"] if p in by_priority else 0 for p in ("emergency", "standard")},
+        oldest_pending_s={p: max(by_priority[p]["oldest_s"], 0.0) if p in by_priority else 0.0
+                          for p in ("emergency", "standard")},
         unconfirmed=unconfirmed, newly_flagged=[str(r["case_id"]) for r in flagged], told=told)
 
 
@@ -90,6 +88,8 @@ async def watch_deadlines(runtime: ServiceContext) -> None:
                 CASES_OVERDUE.labels(priority).set(count)
             for priority, count in result.pending.items():
                 CASES_PENDING.labels(priority).set(count)
+            for priority, age in result.oldest_pending_s.items():
+                OLDEST_PENDING_AGE.labels(priority).set(age)
             EMERGENCIES_UNCONFIRMED.set(result.unconfirmed)
             for case_id in result.newly_flagged:
                 log.warning("emergency case lacks a confirming order", extra={"case_id": case_id})

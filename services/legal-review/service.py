@@ -19,11 +19,12 @@ from fastapi import FastAPI
 
 from warden.audit import require_audit_key
 from warden.authorities import AUTHORITY_MIGRATIONS, AUTHORITY_REGISTRY, require_registry_keys
+from warden.console import require_console_secret
 from warden.contract.events import AuditCheckpoint, RequestApproved, RequestProgress, RequestRejected, RequestStatus
 from warden.runtime.database import MigrationSet
 from warden.runtime.service import Service, ServiceContext, Subscription
 
-from legal_review.api import review_routes
+from legal_review.api import require_review_tokens, review_routes
 from legal_review.audit import publish_checkpoints
 from legal_review.console.routes import console_routes
 from legal_review.handlers import (
@@ -55,7 +56,8 @@ SERVICE = Service(
     ],
     migrations=[AUTHORITY_MIGRATIONS, MigrationSet("legal_review", Path(__file__).parent / "migrations")],
     emits=(RequestApproved, RequestRejected, RequestStatus, RequestProgress, AuditCheckpoint),
-    startup_checks=[require_registry_keys, require_decision_key, require_audit_key],
+    startup_checks=[require_registry_keys, require_decision_key, require_audit_key, require_review_tokens,
+                    require_console_secret],
     routes=routes,
     background=[watch_deadlines, publish_checkpoints],
 )

@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from warden.runtime.settings import ConfigurationError
+
 # DSA Art. 17 territorial scope: delisting applies to public search in the EEA by default.
 EEA = ["AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU", "IE", "IS", "IT",
        "LI", "LT", "LU", "LV", "MT", "NL", "NO", "PL", "PT", "RO", "SE", "SI", "SK"]
@@ -63,3 +65,10 @@ class ModerationConfig(BaseSettings):
     @classmethod
     def _tokens_from_json(cls, value):
         return json.loads(value) if isinstance(value, str) else value
+
+
+def require_moderation_tokens(cfg: ModerationConfig, settings) -> None:
+    """Startup check: outside the embedded default at least one moderator can sign in."""
+    if not cfg.tokens and not settings.embedded_defaults:
+        raise ConfigurationError("WARDEN_MODERATION_TOKENS is not set: no moderator could sign in "
+                                 "(docs/deployment.md, 'Secrets'); `warden up` makes a development token")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from warden.console import require_console_secret
 from warden.contract.events import (ContentDelisted, ContentRelisted, ModerationDecision, ModerationNotice,
                                     ViolationConfirmed, ViolationWithdrawn)
 from warden.runtime.database import MigrationSet, is_transient
@@ -27,7 +28,7 @@ from warden.runtime.service import Service, ServiceContext, Subscription
 from moderation import metrics
 from moderation.api import add_routes
 from moderation.banks import BankScorer, Scorer, load_banks
-from moderation.config import ModerationConfig
+from moderation.config import ModerationConfig, require_moderation_tokens
 from moderation.console.routes import add_console
 from moderation.content import hand_over_unknown, record_content
 from moderation.handlers import receive_appeal
@@ -81,6 +82,7 @@ def build_service(cfg: ModerationConfig | None = None, scorer: Scorer | None = N
                ModerationNotice),
         routes=routes,
         background=[watch_queue, hand_over_unknown_content],
+        startup_checks=[partial(require_moderation_tokens, cfg), require_console_secret],
     )
 
 

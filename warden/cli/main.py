@@ -10,6 +10,7 @@ from warden.cli.disclosure import disclosure, seed
 from warden.cli.dlq import dlq
 from warden.cli.events import events
 from warden.cli.legal import audit, policy, transparency
+from warden.cli.migrate import migrate
 from warden.cli.moderation import moderation
 from warden.cli.request_status import request
 from warden.cli.requests import keygen, submit
@@ -34,8 +35,8 @@ def cli() -> None:
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
 
-for command in (up, service, authority, authority_client, keygen, submit, topics, database, disclosure, seed, audit,
-                transparency, policy, moderation, dlq, request, events):
+for command in (up, service, migrate, authority, authority_client, keygen, submit, topics, database, disclosure, seed,
+                audit, transparency, policy, moderation, dlq, request, events):
     cli.add_command(command)
 
 if __name__ == "__main__":

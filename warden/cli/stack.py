@@ -116,6 +116,8 @@ def up(only: tuple[str, ...]) -> None:
         if database is not None:  # its own workstation database: disclosure may keep a generated key there
             env["WARDEN_EMBEDDED_DEFAULTS"] = "true"
         tokens = _development_tokens(env)
+        if not env.get("WARDEN_CONSOLE_SECRET"):  # the consoles' cookie key, shared by every process of the stack
+            env["WARDEN_CONSOLE_SECRET"] = secrets.token_urlsafe(32)
         names = [n for n in available_services() if not only or n in only]
         services = [ServiceProcess(n, env, log_dir) for n in names]
         for svc in services:

@@ -28,8 +28,13 @@ from fastapi.routing import APIRoute
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 
+from warden.runtime.settings import ConfigurationError
+
 log = logging.getLogger(__name__)
+# Signs the session cookies; every replica of a service must have the same, or a sign-in made on one pod
+# is refused by the next. Required outside the embedded default (require_console_secret).
 SECRET_ENV = "WARDEN_CONSOLE_SECRET"
+SECRET_MIN_LENGTH = 32
 SECURE_ENV = "WARDEN_CONSOLE_SECURE_COOKIE"  # "1": Secure cookies even when the app sees plain http (behind TLS)
 SESSION_MAX_AGE_S = 8 * 3600
 SHARED_TEMPLATES = Path(__file__).parent / "templates"
@@ -44,6 +49,21 @@ PAGE_HEADERS = {
 }
 
 P = TypeVar("P")
+
+
+def require_console_secret(settings) -> None:
+    """Startup check of every service with a console: outside the embedded default the cookie-signing
+    secret is configured, shared by the replicas, and long enough not to be guessed."""
+    configured = os.environ.get(SECRET_ENV, "")
+    if not configured and settings.embedded_defaults:
+        return
+    if not configured:
+        raise ConfigurationError(
+            f"{SECRET_ENV} is not set: the console's sign-in cookies are signed with it, and every replica "
+            f"must share it (docs/deployment.md, 'Secrets'); `warden up` sets one")
+    if len(configured) < SECRET_MIN_LENGTH:
+        raise ConfigurationError(f"{SECRET_ENV} is shorter than {SECRET_MIN_LENGTH} characters: "
+                                 "`openssl rand -base64 48` makes one")
 
 
 def token_digest(token: str, key: bytes) -> str:
@@ -77,8 +97,7 @@ class Console(Generic[P]):
         self.title, self.prefix, self.cookie = title, prefix.rstrip("/"), cookie
         self.display = display
         secret = secret or os.environ.get(SECRET_ENV)
-        if not secret:
-            # Sessions then last as long as the process; several replicas need one shared secret.
+        if not secret:  # the embedded default only (require_console_secret): sessions last as long as the process
             log.info("console secret not configured: using a random one for this process",
                      extra={"configure": SECRET_ENV})
             secret = secrets.token_urlsafe(32)

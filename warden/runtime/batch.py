@@ -107,8 +107,8 @@ class BatchProcessor:
         # Metrics only after commit: a rolled-back batch will be counted when it is retried.
         per_event = (time.perf_counter() - started) / max(len(records), 1)
         for topic, outcome in outcomes:
-            metrics.EVENTS_CONSUMED.labels(self.service.name, topic, outcome).inc()
-            metrics.PROCESSING_SECONDS.labels(self.service.name, topic).observe(per_event)
+            metrics.EVENTS_CONSUMED.labels(topic, outcome).inc()
+            metrics.PROCESSING_SECONDS.labels(topic).observe(per_event)
 
     async def _process(self, items: list[Decoded], *, isolated: bool) -> list[tuple[str, str]]:
         """One unit of work: inbox claim, handlers, outbox rows, commit. The outcome of each event, by topic."""

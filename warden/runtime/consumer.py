@@ -72,7 +72,7 @@ class ConsumerLoop:
                     batch = await self.consumer.getmany(timeout_ms=self.poll_timeout_ms,
                                                         max_records=self.batch_max_records)
                 except KafkaError as exc:
-                    metrics.TRANSIENT_ERRORS.labels(self.service.name, "kafka").inc()
+                    metrics.TRANSIENT_ERRORS.labels("kafka").inc()
                     log.warning("poll failed, retrying", extra={"error_type": type(exc).__name__})
                     await asyncio.sleep(self.retry_initial_s)
                     continue
@@ -93,7 +93,7 @@ class ConsumerLoop:
             self._handled[tp] = records[-1].offset + 1
             highwater = self.consumer.highwater(tp)
             if highwater is not None:
-                metrics.CONSUMER_LAG.labels(self.service.name, tp.topic, str(tp.partition)).set(
+                metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(
                     max(highwater - records[-1].offset - 1, 0))
 
     async def commit_behind(self) -> None:
@@ -134,7 +134,7 @@ class ConsumerLoop:
                 if not is_transient(exc):
                     raise
                 self.database_ok = False
-                metrics.TRANSIENT_ERRORS.labels(self.service.name, "database").inc()
+                metrics.TRANSIENT_ERRORS.labels("database").inc()
                 log.warning("batch failed on a transient error, retrying",
                             extra={"error_type": type(exc).__name__, "delay_s": backoff.delay_s,
                                    "events": len(records)})
@@ -150,7 +150,7 @@ class ConsumerLoop:
             await self.consumer.commit(offsets)
         except KafkaError as exc:
             # Safe to go on: the next commit covers these offsets, and redelivery is deduplicated.
-            metrics.TRANSIENT_ERRORS.labels(self.service.name, "kafka").inc()
+            metrics.TRANSIENT_ERRORS.labels("kafka").inc()
             log.warning("offset commit failed", extra={"error_type": type(exc).__name__})
 
 

@@ -80,11 +80,23 @@ async def create_pool(database_url: str, schema: str, size: int) -> asyncpg.Pool
 
 
 async def open_database(database_url: str, schema: str, sets: list[MigrationSet], pool_size: int,
-                        backoff: Backoff, stopping: asyncio.Event) -> asyncpg.Pool:
-    """Migrate `schema` and open its pool, waiting with backoff while the database is not reachable."""
+                        backoff: Backoff, stopping: asyncio.Event, *, migrate_first: bool = True) -> asyncpg.Pool:
+    """Migrate `schema` and open its pool, waiting with backoff while the database is not reachable.
+
+    With `migrate_first` off (WARDEN_MIGRATE_ON_START=false: `warden migrate` runs them, a Kubernetes Job),
+    the service applies nothing: it waits, with the same backoff, until no migration of its own is pending.
+    """
     while True:
         try:
-            await migrate(database_url, schema, sets)
+            if migrate_first:
+                await migrate(database_url, schema, sets)
+            elif pending := await pending_migrations(database_url, schema, sets):
+                if stopping.is_set():
+                    raise MigrationsPending(f"stopped while {schema} waited for {len(pending)} migrations")
+                log.warning("migrations pending: waiting for `warden migrate`",
+                            extra={"schema": schema, "pending": pending, "delay_s": backoff.delay_s})
+                await backoff.wait()
+                continue
             return await create_pool(database_url, schema, pool_size)
         except Exception as exc:
             if not is_transient(exc) or stopping.is_set():
@@ -92,6 +104,33 @@ async def open_database(database_url: str, schema: str, sets: list[MigrationSet]
             log.warning("database not reachable, retrying",
                         extra={"error_type": type(exc).__name__, "delay_s": backoff.delay_s})
             await backoff.wait()
+
+
+async def pending_migrations(database_url: str, schema: str, sets: list[MigrationSet]) -> list[str]:
+    """The migrations not applied to `schema` yet (every one before the first run), without applying any;
+    MigrationChanged if one that ran was edited since."""
+    conn = await asyncpg.connect(database_url, timeout=10)
+    try:
+        table = await conn.fetchval("SELECT to_regclass($1)::text", f'"{schema}".schema_migrations')
+        rows = await conn.fetch(f'SELECT * FROM "{schema}".schema_migrations') if table else []
+    finally:
+        await conn.close()
+    done = {(r["component"], r["version"]): r.get("checksum") for r in rows}
+    pending = []
+    for migration_set in sets:
+        for version, path in migration_set.files():
+            key = (migration_set.component, version)
+            if key not in done:
+                pending.append(f"{migration_set.component}/{path.name}")
+                continue
+            checksum = hashlib.sha256(path.read_text().encode()).hexdigest()
+            if done[key] is not None and done[key] != checksum:
+                raise MigrationChanged(_changed_message(migration_set.component, path, done[key], checksum))
+    return pending
+
+
+class MigrationsPending(Exception):
+    """The service was stopped while it waited for `warden migrate`."""
 
 
 class MigrationChanged(ConfigurationError):
@@ -104,8 +143,11 @@ async def _check_unchanged(conn: asyncpg.Connection, component: str, done: async
         await conn.execute("UPDATE schema_migrations SET checksum = $3 WHERE component = $1 AND version = $2",
                            component, done["version"], checksum)
     elif done["checksum"] != checksum:
-        raise MigrationChanged(
-            f"migration {component}/{path.name} was edited after it ran (recorded sha256 {done['checksum'][:12]}..., "
+        raise MigrationChanged(_changed_message(component, path, done["checksum"], checksum))
+
+
+def _changed_message(component: str, path: Path, recorded: str, checksum: str) -> str:
+    return (f"migration {component}/{path.name} was edited after it ran (recorded sha256 {recorded[:12]}..., "
             f"file now {checksum[:12]}...): restore it and put the change in a new migration")
 
 

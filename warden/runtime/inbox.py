@@ -85,14 +85,14 @@ async def prune_inbox(service: str, pool: asyncpg.Pool, stopping: asyncio.Event,
             while not stopping.is_set():
                 async with pool.acquire() as conn:
                     deleted = await prune_inbox_once(conn, cutoff, batch_size)
-                metrics.INBOX_PRUNED.labels(service).inc(deleted)
+                metrics.INBOX_PRUNED.inc(deleted)
                 if deleted < batch_size:
                     break
                 await asyncio.sleep(pause_s)
         except Exception as exc:
             if not is_transient(exc):
                 log.exception("inbox pruning failed", extra={"error_type": type(exc).__name__})
-            metrics.TRANSIENT_ERRORS.labels(service, "database").inc()
+            metrics.TRANSIENT_ERRORS.labels("database").inc()
         try:
             await asyncio.wait_for(stopping.wait(), timeout=interval_s)
         except asyncio.TimeoutError:

@@ -139,7 +139,7 @@ class OutboxRelay:
             except Exception as exc:
                 if not (is_transient(exc) or isinstance(exc, KafkaError)):
                     log.exception("outbox relay failed", extra={"error_type": type(exc).__name__})
-                metrics.TRANSIENT_ERRORS.labels(self.service, "outbox").inc()
+                metrics.TRANSIENT_ERRORS.labels("outbox").inc()
                 self.healthy = False
                 self._start_scanning()  # what the pass took is still in the table: send it again, in order
                 if stopping.is_set():
@@ -235,9 +235,9 @@ class OutboxRelay:
                     raise outcome
                 refused.append((row_id, r, outcome))
             else:
-                metrics.OUTBOX_PUBLISHED.labels(self.service, r.topic).inc()
+                metrics.OUTBOX_PUBLISHED.labels(r.topic).inc()
         for _, r, exc in refused:
-            metrics.OUTBOX_REFUSED.labels(self.service, r.topic).inc()
+            metrics.OUTBOX_REFUSED.labels(r.topic).inc()
             log.error("outbox row refused by the broker for good, set aside", extra={
                 "topic": r.topic, "error_type": type(exc).__name__, "bytes": len(r.value)})
         return [(row_id, f"{type(exc).__name__}: {exc}"[:500]) for row_id, _, exc in refused]
@@ -251,8 +251,8 @@ class OutboxRelay:
         async with self.pool.acquire() as conn:
             waiting, aside = await conn.fetchrow(
                 "SELECT (SELECT count(*) FROM outbox), (SELECT count(*) FROM outbox_refused)")
-        metrics.OUTBOX_BACKLOG.labels(self.service).set(waiting)
-        metrics.OUTBOX_SET_ASIDE.labels(self.service).set(aside)
+        metrics.OUTBOX_BACKLOG.set(waiting)
+        metrics.OUTBOX_SET_ASIDE.set(aside)
 
 
 def refused_for_good(exc: BaseException) -> bool:

@@ -12,7 +12,7 @@ import asyncpg
 from warden.runtime import kafka, metrics, tracing
 from warden.runtime.consumer import ConsumerLoop, catch_up
 from warden.runtime.backoff import Backoff
-from warden.runtime.database import RUNTIME_MIGRATIONS, is_transient, open_database
+from warden.runtime.database import is_transient, open_database
 from warden.runtime.http import build_app, build_server
 from warden.runtime.inbox import prune_inbox
 from warden.runtime.logs import configure_logging
@@ -95,9 +95,9 @@ class Runtime:
 
     async def connect_database(self) -> None:
         s = self.settings
-        self.pool = await open_database(s.database_url, self.service.schema,
-                                        [RUNTIME_MIGRATIONS, *self.service.migrations], s.db_pool_size,
-                                        Backoff(s.retry_initial_s, s.retry_max_s), self.stopping)
+        self.pool = await open_database(s.database_url, self.service.schema, self.service.migration_sets,
+                                        s.db_pool_size, Backoff(s.retry_initial_s, s.retry_max_s), self.stopping,
+                                        migrate_first=s.migrate_on_start)
         self.database_ok = True
 
     async def run(self) -> None:
@@ -163,7 +163,7 @@ class Runtime:
                 if not is_transient(exc):
                     raise
                 self.database_ok = False
-            metrics.READY.labels(self.service.name).set(int(all(self.readiness().values())))
+            metrics.READY.set(int(all(self.readiness().values())))
             try:
                 await asyncio.wait_for(self.stopping.wait(), timeout=2)
             except asyncio.TimeoutError:

@@ -15,11 +15,10 @@ from fastapi import FastAPI
 from warden.contract.envelope import Envelope, EventRejected
 from warden.contract.events import EVENT_TYPES, Payload
 from warden.contract.topics import declaration_problems
-from warden.runtime.database import MigrationSet
+from warden.runtime.database import RUNTIME_MIGRATIONS, MigrationSet
 from warden.runtime.inserts import DeferredInserts, insert_now
 from warden.runtime.outbox import OutboxRow, event_row
-from warden.runtime.settings import ConfigurationError  # noqa: F401 (where service checks import it from)
-from warden.runtime.settings import Settings
+from warden.runtime.settings import ConfigurationError, Settings, require_connections
 from warden.runtime.unit_of_work import UnitOfWork
 
 
@@ -161,10 +160,22 @@ class Service:
     # Run with the settings before anything starts; each raises ConfigurationError to refuse.
     startup_checks: list[Callable[[Any], None]] = field(default_factory=list)
 
+    @property
+    def migration_sets(self) -> list[MigrationSet]:
+        """What its schema holds: the runtime's tables (inbox, outbox, dead letters), then its own."""
+        return [RUNTIME_MIGRATIONS, *self.migrations]
+
     def check(self, settings: Any) -> None:
-        """Everything that must hold before the service starts (ConfigurationError otherwise)."""
-        for check in [self.check_contract, *self.startup_checks]:
-            check(settings)
+        """Everything that must hold before the service starts: a ConfigurationError naming every
+        setting missing or wrong at once, not one per attempt."""
+        problems = []
+        for check in [self.check_contract, require_connections, *self.startup_checks]:
+            try:
+                check(settings)
+            except ConfigurationError as exc:
+                problems.append(str(exc))
+        if problems:
+            raise ConfigurationError("; ".join(problems))
 
     def check_contract(self, _settings: Any = None) -> None:
         """The service's subscriptions and emitted events against the topic registry (startup check):

@@ -129,6 +129,9 @@ class Settings(BaseSettings):
     retry_initial_s: float = 0.2
     retry_max_s: float = 5.0
     db_pool_size: int = 4
+    # Apply the service's pending migrations at start (advisory-locked: replicas may start together).
+    # false: `warden migrate` applies them (a Kubernetes Job) and the service waits until none is pending.
+    migrate_on_start: bool = True
     # Inbox rows are kept this long (longer than any topic's retention), then pruned in small batches.
     inbox_retention_days: float = 30.0
     inbox_prune_interval_s: float = 600.0
@@ -156,3 +159,18 @@ class Settings(BaseSettings):
 
     def group_id(self, service: str) -> str:
         return f"{self.group_prefix}-{service}"
+
+
+def require_connections(settings: Settings) -> None:
+    """Startup check of every service: outside the embedded default, where the broker and the database
+    are is configured, never assumed (the defaults point at this machine, where production has neither)."""
+    if settings.embedded_defaults:
+        return
+    missing = [variable for field, variable in (("kafka_bootstrap_servers", "KAFKA_BOOTSTRAP_SERVERS"),
+                                                ("database_url", "DATABASE_URL"))
+               if field not in settings.model_fields_set]
+    if missing:
+        raise ConfigurationError(
+            f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set: outside the embedded default "
+            "(WARDEN_EMBEDDED_DEFAULTS=true, set by `warden up` with its own broker and database) a service is "
+            "told where they are (docs/deployment.md, 'Configuration')")

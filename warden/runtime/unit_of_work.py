@@ -95,7 +95,7 @@ class UnitOfWork:
             self._after_commit(ids)
 
     def _after_commit(self, ids: list[int]) -> None:
-        metrics.count_outgoing(self.service, self.outgoing)
+        metrics.count_outgoing(self.outgoing)
         for hook in self.hooks:
             hook()
         if self.outgoing and self.hand_over is not None:

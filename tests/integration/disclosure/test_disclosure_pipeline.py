@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import asyncpg
 from click.testing import CliRunner
+from prometheus_client import REGISTRY
 
 from warden.cli.main import cli
 from warden.signing import generate_keypair
@@ -100,6 +101,7 @@ async def test_approval_gives_one_sealed_package_only_the_authority_opens(
     await session(bootstrap, suspect, outside, ago(60))
     await session(bootstrap, other, others_ip, ago(5))
 
+    latencies = REGISTRY.get_sample_value("warden_disclosure_approved_to_disclosed_seconds_count") or 0.0
     async with running("disclosure", service_settings(bootstrap, database_url)):
         await stored(database_url, suspect, sessions=4)
         await stored(database_url, other, sessions=1)
@@ -114,11 +116,16 @@ async def test_approval_gives_one_sealed_package_only_the_authority_opens(
         conn = await asyncpg.connect(database_url)
         try:
             packages = await conn.fetchval("SELECT count(*) FROM disclosure.packages WHERE case_id = $1", case_id)
+            issued_here = await conn.fetchval("SELECT count(*) FROM disclosure.packages")  # earlier tests' too
             outside_store = await dump_outside_subscriber_store(conn)
         finally:
             await conn.close()
 
     assert len(issued_all) == 1 and packages == 1
+    # one approved-to-disclosed latency per package issued (the redelivery adds none; this fresh consumer
+    # group also acts on the approvals earlier tests left on the topic, each a package of its own)
+    observed = REGISTRY.get_sample_value("warden_disclosure_approved_to_disclosed_seconds_count") - latencies
+    assert observed == issued_here >= 1
     assert [s["data"]["status"] for s in statuses] == ["disclosed"]
     assert notice["data"]["account_id"] == suspect
     data = issued["data"]

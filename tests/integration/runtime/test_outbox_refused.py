@@ -24,7 +24,7 @@ async def set_aside(s: Setup) -> list[tuple[bytes, str]]:
 
 async def test_a_scan_sets_a_refused_row_aside_and_sends_the_rest(bootstrap, database_url):
     async with Setup(database_url, bootstrap) as s:
-        before = counted("warden_outbox_refused_total", service="test", topic="legal.requests.status")
+        before = counted("warden_outbox_refused_total", topic="legal.requests.status")
         await s.commit(b"before", TOO_LARGE, b"after")
 
         assert await s.relay.publish_batch() == 3
@@ -33,7 +33,7 @@ async def test_a_scan_sets_a_refused_row_aside_and_sends_the_rest(bootstrap, dat
         assert await s.waiting() == 0
         [(value, error)] = await set_aside(s)
         assert value == TOO_LARGE and "MessageSizeTooLargeError" in error
-        assert counted("warden_outbox_refused_total", service="test", topic="legal.requests.status") == before + 1
+        assert counted("warden_outbox_refused_total", topic="legal.requests.status") == before + 1
 
 
 async def test_a_handed_over_refused_row_is_set_aside_too(bootstrap, database_url):
@@ -65,5 +65,5 @@ async def test_the_backlog_gauge_counts_rows_a_failing_relay_cannot_send(bootstr
         await asyncio.wait_for(task, 10)
 
         assert await s.waiting() == 3  # a timeout is not a refusal: the rows stay for the next try
-        assert counted("warden_outbox_backlog", service="test") == 3
+        assert counted("warden_outbox_backlog") == 3
         assert await set_aside(s) == []

@@ -135,3 +135,22 @@ def test_content_urls_escape_ids_and_score_history_counts_each_reporter_once():
     assert [p["contribution"] for p in history] == [4.0, 0.0, 2.0, 1.0]
     cleared = score_history(rows, t0 + timedelta(minutes=90), ModerationConfig())
     assert [p["score"] for p in cleared][2:] == [2.0, 1.0]  # reports before a human decision no longer count
+
+
+def test_a_sign_in_on_one_replica_holds_on_another_that_shares_the_secret():
+    tokens = {"tok-1": Person("ann")}
+    first, _ = app_with(tokens, secret="shared-" + "x" * 32)
+    second, _ = app_with(tokens, secret="shared-" + "x" * 32)
+    elsewhere, _ = app_with(tokens, secret="other-" + "y" * 32)
+    pod_a = TestClient(first, follow_redirects=False)
+    csrf = csrf_of(pod_a.get("/console/signin").text)
+    assert pod_a.post("/console/signin", data={"token": "tok-1", "csrf_token": csrf}).status_code == 303
+    cookie = {"test_session": pod_a.cookies["test_session"]}
+
+    pod_b = TestClient(second, follow_redirects=False, cookies=cookie)
+    page = pod_b.get("/console/")
+    assert page.status_code == 200 and "hello ann" in page.text
+    assert pod_b.post("/console/act", data={"csrf_token": csrf_of(page.text)}).status_code == 303
+
+    stranger = TestClient(elsewhere, follow_redirects=False, cookies=cookie)
+    assert stranger.get("/console/").headers["location"].startswith("/console/signin")

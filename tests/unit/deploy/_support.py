@@ -22,12 +22,14 @@ SCHEMAS = ROOT / "tests" / "schemas"
 
 # Variables a service reads on top of Settings (and of its own settings model, if it
 # has one: services/<name>/settings.py), as each service documents them.
+# The consoles' settings are read by warden/console, for the services that have one.
+CONSOLE_VARS = {"WARDEN_CONSOLE_SECRET", "WARDEN_CONSOLE_SECURE_COOKIE"}
 SERVICE_VARS: dict[str, set[str]] = {
     "intake": set(),
     "legal-review": {"WARDEN_POLICY_FILE", "WARDEN_REVIEW_TOKENS", "WARDEN_REVIEW_TOKENS_FILE",
-                     "WARDEN_LEGAL_SWEEP_INTERVAL_S", "WARDEN_DECISION_PRIVATE_KEY"},
+                     "WARDEN_LEGAL_SWEEP_INTERVAL_S", "WARDEN_DECISION_PRIVATE_KEY", *CONSOLE_VARS},
     "disclosure": {"WARDEN_DISCLOSURE_PRIVATE_KEY", "WARDEN_RETENTION_DAYS"},
-    "moderation": {"WARDEN_MODERATION_TOKENS"},
+    "moderation": {"WARDEN_MODERATION_TOKENS", *CONSOLE_VARS},
 }
 
 
@@ -70,6 +72,9 @@ def service_source_reads(service: str, var: str) -> bool | None:
         return None
     stem = var.removeprefix("WARDEN_")
     pattern = re.compile(re.escape(stem), re.IGNORECASE)
+    if var in CONSOLE_VARS:  # read by the console kit the service mounts
+        uses_console = any("from warden.console import" in path.read_text() for path in package.rglob("*.py"))
+        return uses_console and bool(pattern.search((ROOT / "warden" / "console" / "__init__.py").read_text()))
     return any(pattern.search(path.read_text()) for path in package.rglob("*.py"))
 
 

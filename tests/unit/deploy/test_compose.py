@@ -19,7 +19,7 @@ from tests.unit.deploy._support import (DEPLOY, SCHEMAS, SERVICE_VARS, allowed_e
 
 COMPOSE_DIR = DEPLOY / "compose"
 SECRET_VARS = {"DATABASE_URL", "WARDEN_REVIEW_TOKENS", "WARDEN_DISCLOSURE_PRIVATE_KEY", "WARDEN_MODERATION_TOKENS",
-               "KAFKA_SASL_PASSWORD", "WARDEN_DECISION_PRIVATE_KEY"}
+               "KAFKA_SASL_PASSWORD", "WARDEN_DECISION_PRIVATE_KEY", "WARDEN_CONSOLE_SECRET"}
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def test_every_service_runs_from_the_image_with_health_checks(compose):
         assert svc["depends_on"]["kafka-topics"]["condition"] == "service_completed_successfully"
         assert svc["depends_on"]["postgres"]["condition"] == "service_healthy"
         assert svc["read_only"] is True and svc["cap_drop"] == ["ALL"]
-    for name in ("kafka", "postgres", "prometheus", "grafana"):
+    for name in ("kafka", "postgres", "prometheus", "alertmanager", "grafana"):
         assert "healthcheck" in compose["services"][name], f"{name} has no health check"
 
 
@@ -96,6 +96,17 @@ def test_secrets_come_from_the_environment_never_from_the_file(compose):
         if line and not line.startswith("#"):
             key, _, value = line.partition("=")
             assert value == "", f".env.example must not carry a value for {key}"
+
+
+def test_each_console_has_its_own_cookie_key_from_the_environment(compose):
+    services = warden_services(compose)
+    keys = {name: _secret_reference(services[name]["environment"]["WARDEN_CONSOLE_SECRET"])
+            for name in ("legal-review", "moderation")}
+    assert len(set(keys.values())) == 2, "the consoles share a cookie key"
+    example = (COMPOSE_DIR / ".env.example").read_text()
+    assert all(f"\n{key}=\n" in example for key in keys.values())
+    for name in ("intake", "disclosure"):
+        assert "WARDEN_CONSOLE_SECRET" not in services[name]["environment"]
 
 
 def test_the_topic_job_creates_every_topic_and_dlq_with_its_settings(compose):
@@ -133,7 +144,8 @@ def test_images_are_pinned_and_state_lives_in_named_volumes(compose):
         assert re.search(r":v?\d+\.\d+(\.\d+)?(-[a-z0-9]+)?$", image), f"{name}: image {image!r} is not pinned"
     declared = set(compose["volumes"])
     for name, path in {"kafka": "/var/lib/kafka/data", "postgres": "/var/lib/postgresql/data",
-                       "prometheus": "/prometheus", "grafana": "/var/lib/grafana"}.items():
+                       "prometheus": "/prometheus", "alertmanager": "/alertmanager",
+                       "grafana": "/var/lib/grafana"}.items():
         mounts = {m.split(":")[1]: m.split(":")[0] for m in compose["services"][name]["volumes"]}
         assert mounts.get(path) in declared, f"{name} keeps {path} outside a named volume"
 
@@ -154,6 +166,43 @@ def test_prometheus_scrapes_every_service(compose):
     expected = {f"{name}:{svc['environment']['WARDEN_HTTP_PORT']}" for name, svc in warden_services(compose).items()}
     assert targets == expected
     assert labelled == set(SERVICE_MODULES)
+
+
+def test_prometheus_sends_its_alerts_to_the_alertmanager_of_the_stack(compose):
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    targets = {t for am in config["alerting"]["alertmanagers"] for group in am["static_configs"]
+               for t in group["targets"]}
+    alertmanager = compose["services"]["alertmanager"]
+    listen = next((a.split("=", 1)[1] for a in alertmanager["command"] if a.startswith("--web.listen-address=")),
+                  ":9093")
+    assert targets == {f"alertmanager{listen}"}
+    mounts = {m.split(":")[1]: m.split(":")[0] for m in alertmanager["volumes"]}
+    config_file = next(a.split("=", 1)[1] for a in alertmanager["command"] if a.startswith("--config.file="))
+    assert (COMPOSE_DIR / mounts[config_file]).resolve() == (DEPLOY / "alertmanager" / "alertmanager.yml").resolve()
+    assert compose["services"]["prometheus"]["depends_on"]["alertmanager"]["condition"] == "service_healthy"
+
+
+def test_alertmanager_config_is_valid_and_routes_what_the_rules_fire():
+    import shutil
+    import subprocess
+
+    path = DEPLOY / "alertmanager" / "alertmanager.yml"
+    config = yaml.safe_load(path.read_text())
+    rules = [rule for f in sorted((DEPLOY / "prometheus" / "rules").glob("*.yml"))
+             for group in yaml.safe_load(f.read_text())["groups"] for rule in group["rules"]]
+    severities = {rule["labels"]["severity"] for rule in rules}
+    routed = {m.split("=")[1].strip('"') for route in config["route"]["routes"] for m in route["matchers"]
+              if m.startswith("severity=")}
+    assert "critical" in routed and severities <= routed | {"warning"}  # warnings take the default route
+    receivers = {r["name"] for r in config["receivers"]}
+    assert config["route"]["receiver"] in receivers
+    assert all(route["receiver"] in receivers for route in config["route"]["routes"])
+    assert "warden_service" in config["route"]["group_by"]
+    amtool = shutil.which("amtool")
+    if amtool is None:
+        pytest.skip("amtool is not installed (Debian: apt-get install prometheus-alertmanager; .ci/run does)")
+    result = subprocess.run([amtool, "check-config", str(path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_grafana_is_provisioned_with_the_datasource_and_dashboards(compose):

@@ -169,7 +169,7 @@ def test_services_get_only_variables_they_read(built):
             assert service_source_reads(name, var) is not False, f"services/{name} does not read {var}"
         for env in container.get("env", []):
             if "value" in env:
-                assert not any(s in env["name"] for s in ("TOKEN", "KEY", "DATABASE_URL", "PASSWORD")), \
+                assert not any(s in env["name"] for s in ("TOKEN", "KEY", "DATABASE_URL", "PASSWORD", "SECRET")), \
                     f"{name}: {env['name']} must come from a Secret"
 
 
@@ -308,6 +308,79 @@ def test_each_service_connects_to_postgres_as_its_own_role(built):
         assert ref["name"] != "warden-database-admin"
         secrets.add(ref["name"])
     assert len(secrets) == len(SERVICE_SCHEMAS)
+    labels = job["spec"]["template"]["metadata"]["labels"]
+    postgres = next(d for d in of_kind(docs, "NetworkPolicy") if d["metadata"]["name"] == "warden-postgres-clients-only")
+    assert any(_selects(peer["podSelector"], labels) for rule in postgres["spec"]["ingress"] for peer in rule["from"])
+
+
+# --- what the cluster's Prometheus selects ------------------------------------------------------
+
+# kube-prometheus-stack's Prometheus as its chart installs it by default (release name
+# kube-prometheus-stack): it takes only ServiceMonitors and PrometheusRules with its release label.
+KUBE_PROMETHEUS_STACK = {"serviceMonitorSelector": {"matchLabels": {"release": "kube-prometheus-stack"}},
+                         "ruleSelector": {"matchLabels": {"release": "kube-prometheus-stack"}}}
+
+
+def selector_labels() -> dict[str, str]:
+    """The labels deploy/k8s/components/monitoring-selector adds (where an operator sets them)."""
+    component = yaml.safe_load((DEPLOY / "k8s" / "components" / "monitoring-selector" / "kustomization.yaml").read_text())
+    labels = {}
+    for patch in component["patches"]:
+        for op in yaml.safe_load(patch["patch"]):
+            assert op["op"] == "add" and op["path"].startswith("/metadata/labels/")
+            labels[op["path"].removeprefix("/metadata/labels/").replace("~1", "/")] = op["value"]
+    return labels
+
+
+def test_the_default_kube_prometheus_stack_selects_the_monitor_and_the_rules(built):
+    overlay, docs = built
+    (monitor,) = of_kind(docs, "ServiceMonitor")
+    (rule,) = of_kind(docs, "PrometheusRule")
+    assert _selects(KUBE_PROMETHEUS_STACK["serviceMonitorSelector"], monitor["metadata"]["labels"]), overlay
+    assert _selects(KUBE_PROMETHEUS_STACK["ruleSelector"], rule["metadata"]["labels"]), overlay
+    for doc in (monitor, rule):
+        assert selector_labels().items() <= doc["metadata"]["labels"].items()
+    other = {"matchLabels": {"release": "monitoring"}}  # another release name: set it in the component
+    assert not _selects(other, monitor["metadata"]["labels"])
+
+
+def test_a_console_sign_in_holds_on_every_replica(built):
+    """The consoles' cookie key comes from one Secret for all replicas of a service (legal review runs
+    two): a session signed by one pod is valid on the next. Their cookies are Secure behind the ingress."""
+    overlay, docs = built
+    deployments = {d["spec"]["template"]["spec"]["containers"][0]["args"][1]: d for d in of_kind(docs, "Deployment")}
+    if overlay == "prod":
+        assert deployments["legal-review"]["spec"]["replicas"] >= 2
+    for name in ("legal-review", "moderation"):
+        (container,) = deployments[name]["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e for e in container["env"]}
+        assert env["WARDEN_CONSOLE_SECRET"]["valueFrom"]["secretKeyRef"] == {"name": f"warden-{name}",
+                                                                           "key": "console-secret"}
+        assert env["WARDEN_CONSOLE_SECURE_COOKIE"]["value"] == "1"
+    for name in ("intake", "disclosure"):  # no console, no console secret
+        (container,) = deployments[name]["spec"]["template"]["spec"]["containers"]
+        assert "WARDEN_CONSOLE_SECRET" not in {e["name"] for e in container["env"]}
+
+
+def test_the_migrate_job_applies_each_schema_as_its_service_and_the_services_wait_for_it(built):
+    from warden.runtime.roles import SERVICE_SCHEMAS, url_variable
+
+    _, docs = built
+    (job,) = [d for d in of_kind(docs, "Job") if d["metadata"]["name"] == "warden-migrate"]
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["migrate"]
+    job_env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]}
+    assert "DATABASE_URL" not in job_env, "migrations run as each service's role, never as the administrator"
+    for deployment in of_kind(docs, "Deployment"):
+        (svc,) = deployment["spec"]["template"]["spec"]["containers"]
+        name = svc["args"][1]
+        ref = next(e for e in svc["env"] if e["name"] == "DATABASE_URL")["valueFrom"]["secretKeyRef"]
+        assert job_env[url_variable(name)] == ref, f"{name}'s schema would be migrated as another role"
+    assert len(job_env) == len(SERVICE_SCHEMAS)
+    assert job["spec"]["ttlSecondsAfterFinished"] > 0, "a finished Job must go, or the next release cannot apply"
+    config = {d["metadata"]["name"]: d for d in of_kind(docs, "ConfigMap")}
+    shared = [c["data"] for name, c in config.items() if name.startswith("warden-config")]
+    assert shared and all(data.get("WARDEN_MIGRATE_ON_START") == "false" for data in shared)
     labels = job["spec"]["template"]["metadata"]["labels"]
     postgres = next(d for d in of_kind(docs, "NetworkPolicy") if d["metadata"]["name"] == "warden-postgres-clients-only")
     assert any(_selects(peer["podSelector"], labels) for rule in postgres["spec"]["ingress"] for peer in rule["from"])

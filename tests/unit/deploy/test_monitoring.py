@@ -124,3 +124,53 @@ def test_dashboard_queries_parse(tmp_path):
     path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
     result = run(tool, "check", "rules", str(path))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# Labels the Prometheus Operator (and Prometheus itself) set on every target: a metric label of
+# the same name is renamed exported_<name> at the scrape, and every query selecting it finds nothing.
+TARGET_LABELS = {"job", "instance", "namespace", "service", "pod", "container", "endpoint", "warden_service"}
+RUNBOOKS = DEPLOY.parent / "docs" / "runbooks.md"
+
+
+def test_no_metric_carries_a_label_the_scrape_sets():
+    exported_metric_names()  # imports every service's metrics
+    clashes = {collector._name: sorted(set(collector._labelnames) & TARGET_LABELS)
+               for collector in set(REGISTRY._names_to_collectors.values())
+               if set(getattr(collector, "_labelnames", ())) & TARGET_LABELS}
+    assert not clashes, f"these metrics carry labels the scrape sets: {clashes}"
+
+
+def test_rules_and_dashboard_tell_services_apart_by_the_target_label():
+    for expr in [rule["expr"] for rule in alert_rules()] + dashboard_queries():
+        assert not re.search(r"(?<![\w])service\s*(=|!=|=~|!~)", expr), f"{expr!r} selects a `service` label"
+        for grouping in re.findall(r"\b(?:by|on|without|ignoring)\s*\(([^)]*)\)", expr):
+            assert "service" not in {label.strip() for label in grouping.split(",")}, expr
+    for rule in alert_rules():
+        assert "$labels.service " not in str(rule["annotations"]) + " ", rule["alert"]
+    dashboard = json.loads(DASHBOARD.read_text())
+    (variable,) = [v for v in dashboard["templating"]["list"] if v["name"] == "service"]
+    assert variable["definition"] == "label_values(warden_ready, warden_service)"
+
+
+def runbook_anchors() -> set[str]:
+    """GitHub's anchors of the runbook's section headings."""
+    return {re.sub(r"[^a-z0-9 -]", "", line[3:].strip().lower()).replace(" ", "-")
+            for line in RUNBOOKS.read_text().splitlines() if line.startswith("## ")}
+
+
+def test_every_alert_links_its_own_runbook_section():
+    anchors = runbook_anchors()
+    for rule in alert_rules():
+        url = rule["annotations"].get("runbook_url", "")
+        page, _, anchor = url.partition("#")
+        assert page.endswith("/docs/runbooks.md"), f"{rule['alert']}: runbook_url {url!r}"
+        assert anchor == rule["alert"].lower() and anchor in anchors, \
+            f"{rule['alert']}: no section '## {rule['alert']}' in docs/runbooks.md"
+    assert anchors == {rule["alert"].lower() for rule in alert_rules()}, "a runbook section for an alert that is gone"
+
+
+def test_the_dashboard_shows_the_legal_latencies_and_forgeries():
+    queries = " ".join(dashboard_queries())
+    for metric in ("warden_legal_oldest_pending_case_age_seconds", "warden_legal_time_to_decision_seconds_bucket",
+                   "warden_disclosure_approved_to_disclosed_seconds_bucket", "warden_forged_events_total"):
+        assert metric in queries, f"no panel shows {metric}"

@@ -32,7 +32,7 @@ async def test_an_api_call_during_a_database_outage_gets_503_and_retry_after():
 
 
 async def test_metrics_are_prometheus_text():
-    metrics.DLQ_EVENTS.labels("svc", "some.topic", "undecodable").inc()
+    metrics.DLQ_EVENTS.labels("some.topic", "undecodable").inc()
     response = await call(build_app("svc", lambda: {}), "/metrics")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
-    assert 'warden_dlq_events_total{reason="undecodable",service="svc",topic="some.topic"}' in response.text
+    assert 'warden_dlq_events_total{reason="undecodable",topic="some.topic"}' in response.text

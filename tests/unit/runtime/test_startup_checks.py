@@ -34,6 +34,7 @@ def test_a_start_up_failure_is_one_json_record_and_exit_1(monkeypatch):
     import json
 
     monkeypatch.setenv("DATABASE_URL", "postgresql://x@127.0.0.1:notaport/db")  # a malformed URL: not transient
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9")
     monkeypatch.setenv("WARDEN_HTTP_PORT", "0")
     result = CliRunner().invoke(cli, ["service", "intake"])
     assert result.exit_code == 1
