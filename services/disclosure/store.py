@@ -294,8 +294,11 @@ async def session_partitions(conn: asyncpg.Connection) -> list[tuple[str, dateti
 async def drop_expired_partition(conn: asyncpg.Connection, name: str, now: datetime) -> tuple[int, int]:
     """Copy the held accounts' sessions of partition `name` aside, then drop it: (sessions dropped, kept aside).
 
-    The caller has checked that the whole week is past retention. Driven by the holds in force
-    (few), each one an index range scan of the partition."""
+    The caller has checked that the whole week is past retention, and holds the audit chain's lock,
+    which serialises replicas: a week another one dropped first is (0, 0). Driven by the holds in
+    force (few), each one an index range scan of the partition."""
+    if await conn.fetchval("SELECT to_regclass($1)", f'"{name}"') is None:
+        return 0, 0
     kept = await conn.execute(
         f'INSERT INTO held_sessions (account_id, observed_at, ip) SELECT s.account_id, s.observed_at, s.ip'
         f' FROM (SELECT DISTINCT account_id FROM holds WHERE hold_until > $1) h'

@@ -42,6 +42,8 @@ DECLARE
     name    text;
     created integer := 0;
 BEGIN
+    -- Replicas run the job at once: one creates, the others then find the weeks there.
+    PERFORM pg_advisory_xact_lock(hashtext('disclosure.create_session_partitions'));
     WHILE week <= last_at LOOP
         name := 'sessions_' || to_char(week AT TIME ZONE 'UTC', 'YYYYMMDD');
         IF NOT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace

@@ -1,6 +1,7 @@
 """Sessions by week: retention drops a week and keeps what a hold preserves; lookups cross weeks exactly."""
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -142,3 +143,25 @@ async def test_a_v1_store_migrates_into_weekly_partitions(database_url, tmp_path
             assert await conn.fetchval("SELECT count(*) FROM holds WHERE account_id = 'acct-1'") == 1
     finally:
         await pool.close()
+
+
+async def test_replicas_running_the_job_at_once_create_and_drop_each_week_once(database_url):
+    pool = await migrated_pool(database_url)
+    first, last = CUTOFF - timedelta(weeks=3), NOW + timedelta(weeks=2)
+    try:
+        async def create() -> int:
+            async with pool.acquire() as conn, conn.transaction():
+                return await store.create_session_partitions(conn, first, last)
+        created = await asyncio.gather(create(), create())
+        async with pool.acquire() as conn:
+            weeks = await store.session_partitions(conn)
+            await store.record_sessions(conn, [Session("acct-a", "192.0.2.1", first + timedelta(days=1))])
+            name = weeks[0][0]
+            async with conn.transaction():
+                assert await store.drop_expired_partition(conn, name, NOW) == (1, 0)
+            async with conn.transaction():
+                assert await store.drop_expired_partition(conn, name, NOW) == (0, 0)
+    finally:
+        await pool.close()
+    assert sorted(created)[0] == 0 and sorted(created)[1] > 0  # one created them, the other found them there
+    assert all(a[2] == b[1] for a, b in zip(weeks, weeks[1:])), "one partition per week, no gap"
