@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 from warden.contract.envelope import now
 from warden.contract.events import NoticeDue
@@ -48,7 +48,8 @@ async def purge_expired_data(runtime: ServiceContext) -> None:
         moment = now()
         cutoff = retention_cutoff(moment, settings.retention_days)
         async with runtime.pool.acquire() as conn:
-            await store.create_session_partitions(conn, cutoff, moment + timedelta(weeks=settings.partitions_ahead_weeks))
+            ahead = moment + timedelta(weeks=settings.partitions_ahead_weeks)
+            await store.create_session_partitions(conn, cutoff, ahead)
             weeks = await store.session_partitions(conn)
         sessions = kept = 0
         for name, _, end in weeks:

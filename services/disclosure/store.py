@@ -310,13 +310,14 @@ async def drop_expired_partition(conn: asyncpg.Connection, name: str, now: datet
 
 
 async def purge_default_sessions(conn: asyncpg.Connection, cutoff: datetime, now: datetime) -> int:
-    """Sessions older than `cutoff` in the default partition: held ones copied aside, all deleted."""
-    await conn.execute(
+    """Sessions older than `cutoff` in the default partition: held ones copied aside, all deleted;
+    how many went for good (those copied aside not counted)."""
+    kept = await conn.execute(
         "INSERT INTO held_sessions (account_id, observed_at, ip) SELECT s.account_id, s.observed_at, s.ip"
         " FROM sessions_default s WHERE s.observed_at < $2 AND " + _HOLD_IN_FORCE.format(alias="s", now="$1") +
         " ON CONFLICT DO NOTHING", now, cutoff)
     status = await conn.execute("DELETE FROM sessions_default WHERE observed_at < $1", cutoff)
-    return int(status.split()[-1])
+    return int(status.split()[-1]) - int(kept.split()[-1])
 
 
 async def purge_held_sessions(conn: asyncpg.Connection, cutoff: datetime, now: datetime) -> int:

@@ -13,6 +13,8 @@ from disclosure import store
 from disclosure.package import Session
 from disclosure.service import SERVICE
 
+from tests.support.stack import running, service_settings
+
 NOW = datetime.now(timezone.utc)
 CUTOFF = NOW - timedelta(days=365)
 
@@ -78,7 +80,7 @@ async def test_a_session_without_its_week_is_stored_and_purged_with_retention(da
                                                Session("acct-free", "192.0.2.1", ancient),
                                                Session("acct-free", "192.0.2.3", future)])
             assert await conn.fetchval("SELECT count(*) FROM sessions_default") == 3
-            assert await store.purge_default_sessions(conn, CUTOFF, NOW) == 2
+            assert await store.purge_default_sessions(conn, CUTOFF, NOW) == 1  # the held one is kept aside
             assert await ips_of(conn, "acct-held", ancient, NOW) == {"192.0.2.1"}
             assert await ips_of(conn, "acct-free", ancient, future) == {"192.0.2.3"}
             # Its week created later, the future session moves out of the default partition.
@@ -165,3 +167,29 @@ async def test_replicas_running_the_job_at_once_create_and_drop_each_week_once(d
         await pool.close()
     assert sorted(created)[0] == 0 and sorted(created)[1] > 0  # one created them, the other found them there
     assert all(a[2] == b[1] for a, b in zip(weeks, weeks[1:])), "one partition per week, no gap"
+
+
+async def test_the_retention_job_drops_a_week_past_retention_and_keeps_the_held_sessions(
+        bootstrap, database_url, monkeypatch):
+    monkeypatch.setenv("WARDEN_RETENTION_INTERVAL_S", "0.5")
+    pool = await migrated_pool(database_url)
+    old = CUTOFF - timedelta(days=30)
+    try:
+        async with pool.acquire() as conn:
+            await store.create_session_partitions(conn, old, old)
+            [(week, _, _)] = [w for w in await store.session_partitions(conn) if w[1] <= old < w[2]]
+            await store.record_sessions(conn, [Session(who, "192.0.2.1", old) for who in ("acct-held", "acct-free")])
+            await place_hold(conn, "acct-held", NOW + timedelta(days=90))
+        async with running("disclosure", service_settings(bootstrap, database_url)):
+            deadline = asyncio.get_running_loop().time() + 20
+            async with pool.acquire() as conn:
+                while week in {w[0] for w in await store.session_partitions(conn)}:
+                    assert asyncio.get_running_loop().time() < deadline, "the week past retention is still there"
+                    await asyncio.sleep(0.2)
+                held = await ips_of(conn, "acct-held", old - timedelta(days=1), NOW)
+                free = await ips_of(conn, "acct-free", old - timedelta(days=1), NOW)
+                purge = await conn.fetchval("SELECT detail FROM audit_log WHERE action = 'retention.purged'")
+    finally:
+        await pool.close()
+    assert (held, free) == ({"192.0.2.1"}, set())
+    assert '"sessions": 1' in purge
