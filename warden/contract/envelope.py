@@ -2,7 +2,9 @@
 
 Warden writes structured mode (the whole event as JSON in the value). Reading
 goes through the CloudEvents SDK's Kafka binding, which detects binary mode
-(`ce_*` headers) too; only inbound topics accept binary mode.
+(`ce_*` headers) too; only inbound topics accept binary mode. The distributed-tracing
+extension (`traceparent`, `tracestate`) is read in both modes and written when the
+event was derived from one that had it (warden/runtime/tracing.py).
 """
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ from typing import Any
 from cloudevents.core.bindings import kafka as ce_kafka
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
+
+from warden.contract.trace_context import TraceContext
 
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
 DATA_CONTENT_TYPE = "application/json"
@@ -44,6 +48,8 @@ class Envelope:
     time: datetime
     data: dict[str, Any]
     binary_mode: bool = False
+    # The CloudEvents distributed-tracing extension, if present and well-formed.
+    trace: TraceContext | None = None
 
 
 def now() -> datetime:
@@ -51,17 +57,20 @@ def now() -> datetime:
 
 
 def new_event(event_type: str, source: str, data: dict[str, Any], *, event_id: str | None = None,
-              time: datetime | None = None) -> dict[str, Any]:
-    """A structured-mode CloudEvent as a JSON-ready dict."""
-    return {
+              time: datetime | None = None, trace: TraceContext | None = None) -> dict[str, Any]:
+    """A structured-mode CloudEvent as a JSON-ready dict; `trace`: its distributed-tracing extension."""
+    event = {
         "specversion": "1.0",
         "id": event_id or str(uuid.uuid4()),
         "source": source,
         "type": event_type,
         "time": (time or now()).isoformat(),
         "datacontenttype": DATA_CONTENT_TYPE,
-        "data": data,
     }
+    if trace is not None:
+        event.update(trace.attributes())
+    event["data"] = data
+    return event
 
 
 def encode_structured(event: dict[str, Any]) -> tuple[bytes, list[tuple[str, bytes]]]:
@@ -117,6 +126,7 @@ def decode(value: bytes | None, headers: list[tuple[str, bytes]] | tuple, *, all
     return Envelope(
         id=str(attributes["id"]), source=str(attributes["source"]), type=str(attributes["type"]),
         time=event_time, data=data, binary_mode=binary,
+        trace=TraceContext.parse(present.get("traceparent"), present.get("tracestate")),
     )
 
 
