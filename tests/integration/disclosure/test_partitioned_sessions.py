@@ -181,7 +181,7 @@ async def test_the_retention_job_drops_a_week_past_retention_and_keeps_the_held_
             await store.record_sessions(conn, [Session(who, "192.0.2.1", old) for who in ("acct-held", "acct-free")])
             await place_hold(conn, "acct-held", NOW + timedelta(days=90))
         async with running("disclosure", service_settings(bootstrap, database_url)):
-            deadline = asyncio.get_running_loop().time() + 20
+            deadline = asyncio.get_running_loop().time() + 60  # a loaded machine starts the service slowly
             async with pool.acquire() as conn:
                 while week in {w[0] for w in await store.session_partitions(conn)}:
                     assert asyncio.get_running_loop().time() < deadline, "the week past retention is still there"
