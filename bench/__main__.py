@@ -2,6 +2,8 @@
 
     python -m bench                          # everything, full size (about 15 minutes here)
     python -m bench --duration 10 --sessions-scale 0.1 --reports 20000   # quick
+    python -m bench --only echo,ingest --feed-events 50000                # the subscriber feed against echo
+    python -m bench --only store --store-sizes 1,10,100                    # the store up to 100 M sessions
     python -m bench --only echo,moderation --baseline bench/results/before.json
     python -m bench --only classifier        # content checks in-process, no stack (seconds)
 
@@ -22,12 +24,12 @@ from pathlib import Path
 
 import psutil
 
-from bench import broker, classifier, echo, legal, moderation, store
+from bench import broker, classifier, echo, ingest, legal, moderation, store
 from bench.report import markdown
 from bench.stack import ROOT, Stack
 from bench.stats import ratio
 
-SECTIONS = ("echo", "moderation", "legal", "store", "broker", "classifier")
+SECTIONS = ("echo", "ingest", "moderation", "legal", "store", "broker", "classifier")
 STACKLESS = {"classifier"}  # sections that measure code in-process and need no broker or database
 
 
@@ -41,7 +43,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
                    help="the legal load generator produces once per tick (latency still counts from each "
                         "request's schedule); 0: one produce per request")
     p.add_argument("--reports", type=int, default=50_000, help="reports through moderation (and echo events)")
-    p.add_argument("--sessions-scale", type=float, default=1.0, help="1.0: 1 M and 10 M sessions; 0.1: 100 k and 1 M")
+    p.add_argument("--feed-events", type=int, default=200_000, help="subscriber events through disclosure (ingest)")
+    p.add_argument("--sessions-scale", type=float, default=1.0,
+                   help="1.0: 1 M and 10 M sessions; 0.1: 100 k and 1 M (see --store-sizes)")
+    p.add_argument("--store-sizes", default="1,10",
+                   help="store sizes in millions of sessions, times --sessions-scale; each ratio is to the first")
     p.add_argument("--samples", type=int, default=200, help="package builds measured per store size")
     p.add_argument("--profile", action="store_true", help="py-spy flame graphs of the services into the results dir")
     p.add_argument("--baseline", type=Path, help="an earlier latest.json to show side by side (before/after)")
@@ -68,7 +74,7 @@ async def main(args: argparse.Namespace) -> dict:
                     "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
                     **(stack.describe() if stack else {})},
         "options": {"duration_s": args.duration, "rates": args.rates, "send_tick_ms": args.send_tick_ms, "reports": args.reports,
-                    "sessions_scale": args.sessions_scale, "samples": args.samples},
+                    "feed_events": args.feed_events, "sessions_scale": args.sessions_scale, "samples": args.samples},
     }
     try:
         if "classifier" in only:
@@ -79,6 +85,14 @@ async def main(args: argparse.Namespace) -> dict:
             print("echo baseline...", flush=True)
             results["echo"] = await echo.run(stack.bootstrap, stack.run_id, args.reports)
             print(f"  {results['echo']}", flush=True)
+        if "ingest" in only:
+            print("subscriber feed ingest...", flush=True)
+            results["ingest"] = await ingest.run(stack, args.feed_events, logs,
+                                                 profile_dir / "ingest.svg" if profile_dir else None)
+            print(f"  {results['ingest']}", flush=True)
+            if "echo" in results:
+                results["ingest"]["ratio_to_echo"] = ratio(results["ingest"]["events_per_s"],
+                                                           results["echo"]["events_per_s"])
         if "moderation" in only:
             print("moderation throughput...", flush=True)
             results["moderation"] = await moderation.run(stack, args.reports, logs,
@@ -94,7 +108,8 @@ async def main(args: argparse.Namespace) -> dict:
                                                send_tick_s=args.send_tick_ms / 1000)
         if "store" in only:
             print("subscriber-store scaling...", flush=True)
-            results["store"] = await store.run(stack, args.sessions_scale, args.samples)
+            sizes = [int(float(m) * 1_000_000 * args.sessions_scale) for m in args.store_sizes.split(",") if m.strip()]
+            results["store"] = await store.run(stack, sizes, args.samples)
         if "broker" in only:
             print("broker cost against stored batches...", flush=True)
             results["broker"] = await broker.run(stack)
@@ -102,6 +117,8 @@ async def main(args: argparse.Namespace) -> dict:
         memory = {}
         if "moderation" in results:
             memory["moderation"] = results["moderation"]["peak_rss_mb"]
+        if "ingest" in results:
+            memory["disclosure (feed)"] = results["ingest"]["peak_rss_mb"]
         if "legal" in results:
             memory.update(results["legal"]["peak_rss_mb"])
         results["memory_peak_rss_mb"] = memory

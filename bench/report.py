@@ -30,6 +30,8 @@ def rows(results: dict) -> list[tuple[str, tuple, str, Any]]:
     """(metric, path into the results, target, check) for every figure of the table."""
     out: list[tuple[str, tuple, str, Any]] = [
         ("echo baseline, events/s", ("echo", "events_per_s"), "", None),
+        ("subscriber feed ingest, events/s (1 disclosure worker)", ("ingest", "events_per_s"), "", None),
+        ("ingest / echo", ("ingest", "ratio_to_echo"), ">= 0.5", lambda v: v >= 0.5),
         ("moderation, reports/s (1 worker)", ("moderation", "reports_per_s"), "", None),
         ("moderation / echo", ("moderation", "ratio_to_echo"), ">= 0.5", lambda v: v >= 0.5),
         ("moderation, decisions emitted", ("moderation", "decisions"), "", None),
@@ -60,18 +62,18 @@ def rows(results: dict) -> list[tuple[str, tuple, str, Any]]:
         for service in step.get("hops") or {}:
             out += [(f"legal @ {r:g}/s: {service} hop p50 / p99 ms", ("legal", "steps", i, "hops", service,
                                                                        "p50_p99"), "", None)]
-    for size in ("small", "large"):
-        n = _get(results, "store", size, "sessions")
-        name = f"{n / 1e6:g} M sessions" if n else size
+    for i, size in enumerate(_get(results, "store", "sizes") or []):
+        name = f"{size['sessions'] / 1e6:g} M sessions"
         out += [
-            (f"package build, {name}: p50 ms", ("store", size, "build", "p50_ms"), "", None),
-            (f"package build, {name}: p99 ms", ("store", size, "build", "p99_ms"), "", None),
-            (f"store queries only, {name}: p99 ms", ("store", size, "query", "p99_ms"), "", None),
+            (f"package build, {name}: p50 / p99 ms", ("store", "sizes", i, "build", "p50_p99"), "", None),
+            (f"store queries only, {name}: p99 ms", ("store", "sizes", i, "query", "p99_ms"), "", None),
+            (f"store load, {name}: rows/s; MB", ("store", "sizes", i, "load_and_size"), "", None),
         ]
-    out += [
-        ("package build p50 ratio large/small", ("store", "build_p50_ratio"), "< 2", lambda v: v < 2),
-        ("package build p99 ratio large/small", ("store", "build_p99_ratio"), "< 2", lambda v: v < 2),
-    ]
+        if i:
+            out += [(f"package build ratio {name} / first, p50", ("store", "sizes", i, "build_p50_ratio"), "< 2",
+                     lambda v: v < 2),
+                    (f"package build ratio {name} / first, p99", ("store", "sizes", i, "build_p99_ratio"), "< 2",
+                     lambda v: v < 2)]
     for per_batch in (1, 10):
         shape = f"records_per_batch_{per_batch}"
         out.append((f"broker CPU % of one core, first → last 10th, 200 records/s, {per_batch} per batch",
@@ -99,6 +101,9 @@ def _annotate(results: dict) -> dict:
         if isinstance(shape, dict):
             shape.setdefault("cpu_drift", f"{_fmt(shape['broker_cpu_first_pct'])} → "
                                           f"{_fmt(shape['broker_cpu_last_pct'])} ({shape['batches']:,} batches)")
+    for size in _get(results, "store", "sizes") or []:
+        size["build"].setdefault("p50_p99", f"{_fmt(size['build']['p50_ms'])} / {_fmt(size['build']['p99_ms'])}")
+        size.setdefault("load_and_size", f"{_fmt(size['load_rows_per_s'])}; {_fmt(size['sessions_mb'])}")
     for step in _get(results, "legal", "steps") or []:
         step.setdefault("issued_of_sent", f"{step['issued']:,} / {step['sent']:,}")
         if step.get("p99_ms_by_window"):

@@ -34,23 +34,22 @@ NOT_FOUND = {
 
 # --- subscriber feed -----------------------------------------------------------------
 
-async def record_account(ctx: Context, update: SubscriberAccountUpdated) -> None:
-    phone = normalise_phone_number(update.phone_number) if update.phone_number else None
-    username = normalise_username(update.username) if update.username else None
-    await store.record_account_updates(ctx.conn, [(update, username, phone)])
+async def record_subscriber_events(ctx: Context,
+                                   events: list[SubscriberAccountUpdated | SubscriberSessionObserved]) -> None:
+    """Batch handler: the batch's sessions in one statement, its account updates in three.
 
-
-async def record_session(ctx: Context, session: SubscriberSessionObserved) -> None:
-    await store.record_sessions(ctx.conn, [Session(session.account_id, normalise_ip(session.ip),
-                                                   session.observed_at)])
-
-
-async def record_subscriber_event(ctx: Context, event: SubscriberAccountUpdated | SubscriberSessionObserved) -> None:
+    An unusable IP address or phone number rejects the call; the runtime then replays the
+    batch one event per call, and only that event is dead-lettered."""
     forget_lookups(ctx)
-    if isinstance(event, SubscriberSessionObserved):
-        await record_session(ctx, event)
-    else:
-        await record_account(ctx, event)
+    sessions = [Session(e.account_id, normalise_ip(e.ip), e.observed_at)
+                for e in events if isinstance(e, SubscriberSessionObserved)]
+    updates = [(e, normalise_username(e.username) if e.username else None,
+                normalise_phone_number(e.phone_number) if e.phone_number else None)
+               for e in events if isinstance(e, SubscriberAccountUpdated)]
+    if sessions:
+        await store.record_sessions(ctx.conn, sessions)
+    if updates:
+        await store.record_account_updates(ctx.conn, updates)
 
 
 # --- decisions -----------------------------------------------------------------------

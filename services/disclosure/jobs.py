@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 from warden.contract.envelope import now
 from warden.contract.events import NoticeDue
@@ -38,31 +39,40 @@ async def every(runtime: ServiceContext, interval_s: float, step: Callable[[], A
 
 
 async def purge_expired_data(runtime: ServiceContext) -> None:
-    """Sessions and superseded identifiers past retention go, unless the account is held."""
+    """Keep the weekly session partitions ahead of the clock, and retention: weeks past it are
+    dropped (held accounts' sessions copied aside first), superseded identifiers deleted,
+    sessions kept aside deleted once no hold on their account is in force."""
     settings = DisclosureSettings()
 
     async def step() -> None:
         moment = now()
         cutoff = retention_cutoff(moment, settings.retention_days)
-        total = 0
-        while not runtime.stopping.is_set():
+        async with runtime.pool.acquire() as conn:
+            ahead = moment + timedelta(weeks=settings.partitions_ahead_weeks)
+            await store.create_session_partitions(conn, cutoff, ahead)
+            weeks = await store.session_partitions(conn)
+        sessions = kept = 0
+        for name, _, end in weeks:
+            if end > cutoff or runtime.stopping.is_set():
+                break
             async with runtime.pool.acquire() as conn, conn.transaction():
                 await audit.lock_chain(conn)
-                purged = await store.purge_sessions(conn, cutoff, moment, settings.retention_batch_size)
-                if purged:
-                    await audit.retention_purged(conn, moment, cutoff, purged, 0)
-            total += purged
-            if purged < settings.retention_batch_size:
-                break
+                dropped, held = await store.drop_expired_partition(conn, name, moment)
+                if dropped - held:
+                    await audit.retention_purged(conn, moment, cutoff, dropped - held, 0)
+            sessions, kept = sessions + dropped - held, kept + held
         async with runtime.pool.acquire() as conn, conn.transaction():
             await audit.lock_chain(conn)
+            stray = await store.purge_default_sessions(conn, cutoff, moment)
+            released = await store.purge_held_sessions(conn, cutoff, moment)
             identifiers = await store.purge_superseded_identifiers(conn, cutoff, moment)
-            if identifiers:
-                await audit.retention_purged(conn, moment, cutoff, 0, identifiers)
-        metrics.SESSIONS_PURGED.set(total)
-        if total or identifiers:
-            log.info("retention purge", extra={"sessions": total, "identifier_changes": identifiers,
-                                               "cutoff": cutoff.isoformat()})
+            if stray or released or identifiers:
+                await audit.retention_purged(conn, moment, cutoff, stray + released, identifiers)
+        sessions += stray + released
+        metrics.SESSIONS_PURGED.set(sessions)
+        if sessions or identifiers or kept:
+            log.info("retention purge", extra={"sessions": sessions, "kept_for_holds": kept,
+                                               "identifier_changes": identifiers, "cutoff": cutoff.isoformat()})
 
     await every(runtime, settings.retention_interval_s, step, "retention")
 

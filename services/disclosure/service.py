@@ -19,7 +19,7 @@ from warden.runtime.database import MigrationSet
 from warden.runtime.service import Service, ServiceContext, Subscription
 
 from disclosure.audit import publish_checkpoints
-from disclosure.handlers import act_on_decision, look_up_suspects, record_subscriber_event, record_withdrawal
+from disclosure.handlers import act_on_decision, look_up_suspects, record_subscriber_events, record_withdrawal
 from disclosure.jobs import emit_due_notices, purge_expired_data, refresh_metrics
 from disclosure.keys import platform_private_key, require_platform_key
 from disclosure.provenance import require_decision_keys
@@ -38,7 +38,7 @@ SERVICE = Service(
     name="disclosure",
     schema="disclosure",
     subscriptions=[
-        Subscription("platform.subscribers", record_subscriber_event),
+        Subscription("platform.subscribers", handle_batch=record_subscriber_events),
         Subscription("legal.requests.decided", act_on_decision, prefetch=look_up_suspects),
         Subscription("legal.requests.withdrawn", record_withdrawal),
         AUTHORITY_REGISTRY,

@@ -16,9 +16,12 @@ class DisclosureSettings(BaseSettings):
     # Legal review's decision public keys (docs/deployment.md, "Keys"): only decisions they sign act.
     decision_public_keys: str = ""
     # Sessions and superseded identifiers older than this are purged, held accounts excepted.
+    # Sessions go a week at a time (their weekly partition is dropped once all of it is past
+    # this), so a session is kept between retention_days and retention_days + 7.
     retention_days: int = 365
     retention_interval_s: float = 3600.0
-    retention_batch_size: int = 10_000
+    # Weekly session partitions are created this far ahead of the clock (and back to retention).
+    partitions_ahead_weeks: int = 4
     # How often due user notices are looked for, and how long a hold lasts when the
     # decision gives no hold_until (18 U.S.C. § 2703(f): 90 days).
     notice_interval_s: float = 5.0

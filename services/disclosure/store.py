@@ -1,7 +1,7 @@
 """The subscriber store and disclosure's own tables: SQL only, list-shaped where it can be.
 
-Writers take lists and send one statement per list (unnest), so a caller holding a
-batch pays one round trip for it; the consumer loop calls them per event today.
+Writers take lists and send one statement per list (unnest): the subscriber feed's batch
+handler pays one round trip per kind of row for a whole batch.
 What a decision needs is read in one statement (`lookup_suspect`; `lookup_suspects` for a
 whole batch of decisions, the consumer's prefetch) and its effects written in one
 (`record_disclosure`, `record_hold`, `record_case`), which the consumer sends with the
@@ -9,8 +9,9 @@ batch's others when given its `insert_new` (warden/runtime/inserts.py).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from functools import partial
 
 import asyncpg
@@ -19,7 +20,9 @@ from warden.contract.events import SubscriberAccountUpdated
 from warden.runtime.inserts import InsertNew, insert_now
 
 from disclosure.package import Session
-from disclosure.subscribers import Change
+from disclosure.subscribers import Change, latest_per_account, thin_changes
+
+WEEK = timedelta(days=7)  # the sessions' partitions (migration 004)
 
 # --- writing the feed -------------------------------------------------------------
 
@@ -43,17 +46,24 @@ ON CONFLICT (account_id, changed_at) DO NOTHING"""
 
 async def record_account_updates(conn: asyncpg.Connection, updates: list[tuple[SubscriberAccountUpdated,
                                                                                 str | None, str | None]]) -> None:
-    """`updates`: (event, normalised username, E.164 phone number) each."""
-    ids = [u.account_id for u, _, _ in updates]
-    times = [u.updated_at for u, _, _ in updates]
-    usernames = [name for _, name, _ in updates]
-    phones = [phone for _, _, phone in updates]
-    await conn.execute(_UPSERT_ACCOUNTS, ids, usernames, [u.country for u, _, _ in updates], times)
-    await conn.execute(_ADD_CHANGES.format(table="phone_changes", column="phone_number"), ids, times, phones)
-    await conn.execute(_ADD_CHANGES.format(table="username_changes", column="username"), ids, times, usernames)
+    """`updates`: (event, normalised username, E.164 phone number) each, in the feed's order.
+
+    Three statements whatever the number of updates. An upsert may touch a row once per
+    statement, so the accounts are folded first (latest_per_account); the change points of
+    one account are thinned as the statement would thin them one by one (thin_changes).
+    """
+    latest = latest_per_account([(u.account_id, u.updated_at, (name, u.country)) for u, name, _ in updates])
+    await conn.execute(_UPSERT_ACCOUNTS, [a for a, _, _ in latest], [v[0] for _, _, v in latest],
+                       [v[1] for _, _, v in latest], [t for _, t, _ in latest])
+    for table, column, place in (("phone_changes", "phone_number", 2), ("username_changes", "username", 1)):
+        changes = thin_changes([Change(u[0].account_id, u[0].updated_at, u[place]) for u in updates])
+        await conn.execute(_ADD_CHANGES.format(table=table, column=column), [c.account_id for c in changes],
+                           [c.changed_at for c in changes], [c.value for c in changes])
 
 
 async def record_sessions(conn: asyncpg.Connection, sessions: list[Session]) -> None:
+    """One statement for any number of sessions; a session already stored is a no-op. A session whose
+    week has no partition lands in `sessions_default` (migration 004), never an error."""
     await conn.execute(
         "INSERT INTO sessions (account_id, observed_at, ip)"
         " SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::inet[]) ON CONFLICT DO NOTHING",
@@ -99,6 +109,17 @@ class SuspectLookup:
     withdrawn: bool = False  # the authority withdrew the request (legal.requests.withdrawn)
 
 
+# An account's sessions in [start, end]: the live ones (an index-only range scan of the primary key
+# in each weekly partition the period meets, the others pruned) and those kept aside under a hold.
+# UNION, not UNION ALL: a session re-sent after its week was dropped may be in both for a while.
+_SESSIONS_IN_PERIOD = """
+SELECT observed_at, ip FROM sessions
+ WHERE account_id = {account_id} AND observed_at >= {start} AND observed_at <= {end}
+UNION
+SELECT observed_at, ip FROM held_sessions
+ WHERE account_id = {account_id} AND observed_at >= {start} AND observed_at <= {end}"""
+
+
 # What act_on_decision needs, in one round trip: whether the case is already acted on or withdrawn, the
 # accounts the suspect's identifiers designate (the queries of accounts_known / accounts_holding;
 # a null identifier designates nobody), and the phone history and sessions in the period of each
@@ -112,7 +133,8 @@ by_username AS (""" + _HELD_DURING.format(table="username_changes", column="user
 known AS (
   SELECT {account_id}::text AS account_id
   WHERE EXISTS (SELECT 1 FROM accounts WHERE account_id = {account_id})
-     OR EXISTS (SELECT 1 FROM sessions WHERE account_id = {account_id})),
+     OR EXISTS (SELECT 1 FROM sessions WHERE account_id = {account_id})
+     OR EXISTS (SELECT 1 FROM held_sessions WHERE account_id = {account_id})),
 designated AS (
   SELECT account_id FROM by_phone UNION SELECT account_id FROM by_username UNION SELECT account_id FROM known)
 SELECT 'acted' AS kind, case_id AS account_id, NULL::timestamptz AS at, NULL::text AS value
@@ -125,8 +147,7 @@ UNION ALL SELECT 'phone_change', d.account_id, p.changed_at, p.phone_number
   FROM designated d, LATERAL (SELECT changed_at, phone_number FROM phone_changes
                               WHERE account_id = d.account_id) p
 UNION ALL SELECT 'session', d.account_id, s.observed_at, host(s.ip)
-  FROM designated d, LATERAL (SELECT observed_at, ip FROM sessions
-                              WHERE account_id = d.account_id AND observed_at >= {start} AND observed_at <= {end}) s"""
+  FROM designated d, LATERAL (""" + _SESSIONS_IN_PERIOD.format(account_id="d.account_id", start=start, end=end) + """) s"""
 
 
 _LOOKUP_SUSPECT = _lookup_sql("$1", "$2", "$3", "$4", "$5", "$6")
@@ -202,10 +223,10 @@ async def phone_changes_of(conn: asyncpg.Connection, account_id: str) -> list[Ch
 
 
 async def sessions_of(conn: asyncpg.Connection, account_id: str, start: datetime, end: datetime) -> list[Session]:
-    """An index-only range scan of the primary key (account_id, observed_at, ip)."""
+    """Index-only range scans of the primary key (account_id, observed_at, ip), held sessions included."""
     rows = await conn.fetch(
-        "SELECT observed_at, host(ip) AS ip FROM sessions"
-        " WHERE account_id = $1 AND observed_at >= $2 AND observed_at <= $3", account_id, start, end)
+        "SELECT observed_at, host(ip) AS ip FROM (" + _SESSIONS_IN_PERIOD.format(
+            account_id="$1", start="$2", end="$3") + ") s ORDER BY observed_at", account_id, start, end)
     return [Session(account_id, r["ip"], r["observed_at"]) for r in rows]
 
 
@@ -247,16 +268,67 @@ async def record_disclosure(conn: asyncpg.Connection, case: tuple, account_id: s
 
 
 # --- retention ----------------------------------------------------------------------
+# Sessions go a week at a time: a weekly partition whose end is past the cutoff is dropped
+# (no row-by-row DELETE, no bloat, no vacuum), after the sessions of accounts under a hold in
+# force are copied to held_sessions. Only the default partition, kept small, is deleted from.
 
-_NOT_HELD = "NOT EXISTS (SELECT 1 FROM holds h WHERE h.account_id = {alias}.account_id AND h.hold_until > $2)"
+_HOLD_IN_FORCE = "EXISTS (SELECT 1 FROM holds h WHERE h.account_id = {alias}.account_id AND h.hold_until > {now})"
+_PARTITION_NAME = re.compile(r"sessions_(\d{8})")
 
 
-async def purge_sessions(conn: asyncpg.Connection, cutoff: datetime, now: datetime, limit: int) -> int:
-    """Delete up to `limit` sessions older than `cutoff` of accounts with no hold in force."""
+async def create_session_partitions(conn: asyncpg.Connection, first_at: datetime, last_at: datetime) -> int:
+    """The weekly partitions meeting [first_at, last_at] that are missing; how many were created."""
+    return await conn.fetchval("SELECT create_session_partitions($1, $2)", first_at, last_at, timeout=600)
+
+
+async def session_partitions(conn: asyncpg.Connection) -> list[tuple[str, datetime, datetime]]:
+    """(name, start, end) of every weekly partition, oldest first."""
+    rows = await conn.fetch(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+        " WHERE i.inhparent = 'sessions'::regclass")
+    weeks = []
+    for r in rows:
+        match = _PARTITION_NAME.fullmatch(r["relname"])
+        if match:
+            start = datetime.strptime(match.group(1), "%Y%m%d").replace(tzinfo=timezone.utc)
+            weeks.append((r["relname"], start, start + WEEK))
+    return sorted(weeks, key=lambda w: w[1])
+
+
+async def drop_expired_partition(conn: asyncpg.Connection, name: str, now: datetime) -> tuple[int, int]:
+    """Copy the held accounts' sessions of partition `name` aside, then drop it: (sessions dropped, kept aside).
+
+    The caller has checked that the whole week is past retention, and holds the audit chain's lock,
+    which serialises replicas: a week another one dropped first is (0, 0). Driven by the holds in
+    force (few), each one an index range scan of the partition."""
+    if await conn.fetchval("SELECT to_regclass($1)", f'"{name}"') is None:
+        return 0, 0
+    kept = await conn.execute(
+        f'INSERT INTO held_sessions (account_id, observed_at, ip) SELECT s.account_id, s.observed_at, s.ip'
+        f' FROM (SELECT DISTINCT account_id FROM holds WHERE hold_until > $1) h'
+        f' JOIN "{name}" s ON s.account_id = h.account_id ON CONFLICT DO NOTHING', now)
+    rows = await conn.fetchval(f'SELECT count(*) FROM "{name}"')
+    await conn.execute(f'ALTER TABLE sessions DETACH PARTITION "{name}"')
+    await conn.execute(f'DROP TABLE "{name}"')
+    return rows, int(kept.split()[-1])
+
+
+async def purge_default_sessions(conn: asyncpg.Connection, cutoff: datetime, now: datetime) -> int:
+    """Sessions older than `cutoff` in the default partition: held ones copied aside, all deleted;
+    how many went for good (those copied aside not counted)."""
+    kept = await conn.execute(
+        "INSERT INTO held_sessions (account_id, observed_at, ip) SELECT s.account_id, s.observed_at, s.ip"
+        " FROM sessions_default s WHERE s.observed_at < $2 AND " + _HOLD_IN_FORCE.format(alias="s", now="$1") +
+        " ON CONFLICT DO NOTHING", now, cutoff)
+    status = await conn.execute("DELETE FROM sessions_default WHERE observed_at < $1", cutoff)
+    return int(status.split()[-1]) - int(kept.split()[-1])
+
+
+async def purge_held_sessions(conn: asyncpg.Connection, cutoff: datetime, now: datetime) -> int:
+    """Sessions kept aside whose account's holds have all ended, once past retention."""
     status = await conn.execute(
-        "DELETE FROM sessions WHERE ctid = ANY(ARRAY("
-        " SELECT s.ctid FROM sessions s WHERE s.observed_at < $1 AND " + _NOT_HELD.format(alias="s") +
-        " LIMIT $3))", cutoff, now, limit)
+        "DELETE FROM held_sessions s WHERE s.observed_at < $1 AND NOT " + _HOLD_IN_FORCE.format(alias="s", now="$2"),
+        cutoff, now)
     return int(status.split()[-1])
 
 
@@ -268,7 +340,7 @@ async def purge_superseded_identifiers(conn: asyncpg.Connection, cutoff: datetim
             f"DELETE FROM {table} p WHERE p.changed_at < $1"
             f" AND EXISTS (SELECT 1 FROM {table} q WHERE q.account_id = p.account_id"
             "              AND q.changed_at > p.changed_at AND q.changed_at < $1)"
-            " AND " + _NOT_HELD.format(alias="p"), cutoff, now)
+            " AND NOT " + _HOLD_IN_FORCE.format(alias="p", now="$2"), cutoff, now)
         purged += int(status.split()[-1])
     return purged
 

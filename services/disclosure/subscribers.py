@@ -57,6 +57,30 @@ def held_intervals(changes: Iterable[Change]) -> list[Held]:
     return intervals
 
 
+def latest_per_account(updates: Iterable[tuple[str, datetime, object]]) -> list[tuple[str, datetime, object]]:
+    """(account_id, updated_at, state) -> each account's latest; of equal times the later in the feed wins,
+    as applying the updates one by one (the newer or equal replaces) would leave it."""
+    latest: dict[str, tuple[str, datetime, object]] = {}
+    for update in updates:
+        held = latest.get(update[0])
+        if held is None or held[1] <= update[1]:
+            latest[update[0]] = update
+    return list(latest.values())
+
+
+def thin_changes(changes: Iterable[Change]) -> list[Change]:
+    """A batch's change points without those that repeat the value of the account's point just before
+    in the batch: storing them would derive the same intervals (held_intervals merges them)."""
+    kept: list[Change] = []
+    last: dict[str, Change] = {}
+    for change in sorted(changes, key=lambda c: (c.account_id, c.changed_at)):
+        before = last.get(change.account_id)
+        if before is None or before.value != change.value:
+            kept.append(change)
+        last[change.account_id] = change
+    return kept
+
+
 def normalise_ip(raw: str) -> str:
     try:
         return str(ipaddress.ip_address(raw.strip()))

@@ -119,7 +119,7 @@ async def test_a_subscriber_event_later_in_the_batch_drops_the_prefetched_lookup
             assert prefetched.candidates == {"phone_number": set()}  # nobody had the number yet
 
             feed = Context(SERVICE.name, conn, None, "platform.subscribers", 0, 1, None, None, cache=cache)
-            await handlers.record_subscriber_event(feed, account_update(newcomer, number, ago(40)))
+            await handlers.record_subscriber_events(feed, [account_update(newcomer, number, ago(40))])
             lookup = await handlers.lookup_suspect(batch, decision)
 
             again = Context(SERVICE.name, conn, None, "legal.requests.decided", 0, 2, None, None, cache={})

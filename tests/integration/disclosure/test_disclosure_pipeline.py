@@ -24,7 +24,7 @@ DECIDED = "legal.requests.decided"
 APPROVED = "warden.legal.request.approved.v1"
 SUBSCRIBERS = "platform.subscribers"
 NOW = datetime.now(timezone.utc)
-SUBSCRIBER_TABLES = {"accounts", "phone_changes", "username_changes", "sessions"}
+SUBSCRIBER_TABLES = {"accounts", "phone_changes", "username_changes", "sessions", "held_sessions"}
 
 
 def ago(days: float) -> datetime:
@@ -169,8 +169,10 @@ def mask(number: str) -> str:
 
 
 async def dump_outside_subscriber_store(conn: asyncpg.Connection) -> str:
-    tables = [r["table_name"] for r in await conn.fetch(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'disclosure'")]
+    # Partitions are read through their table (sessions).
+    tables = [r["relname"] for r in await conn.fetch(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = 'disclosure' AND c.relkind IN ('r', 'p', 'v') AND NOT c.relispartition")]
     parts = []
     for table in tables:
         if table in SUBSCRIBER_TABLES:
@@ -194,6 +196,12 @@ async def test_unknown_suspect_gives_no_data_and_no_package(bootstrap, database_
     assert issued == []
 
 
+# Live sessions and those retention kept aside for a hold.
+STORED_SESSIONS = ("SELECT account_id, host(ip) AS ip FROM disclosure.sessions WHERE account_id = ANY($1::text[])"
+                   " UNION ALL SELECT account_id, host(ip) FROM disclosure.held_sessions"
+                   " WHERE account_id = ANY($1::text[])")
+
+
 async def test_preservation_hold_keeps_old_sessions_from_retention(bootstrap, database_url, monkeypatch):
     monkeypatch.setenv("WARDEN_RETENTION_INTERVAL_S", "0.5")
     monkeypatch.setenv("WARDEN_RETENTION_DAYS", "365")
@@ -215,17 +223,14 @@ async def test_preservation_hold_keeps_old_sessions_from_retention(bootstrap, da
         conn = await asyncpg.connect(database_url)
         try:
             async def purged_and_stored():
-                rows = await conn.fetch("SELECT account_id, host(ip) AS ip FROM disclosure.sessions"
-                                        " WHERE account_id = ANY($1::text[])", [held, free])
+                rows = await conn.fetch(STORED_SESSIONS, [held, free])
                 kept = {(r["account_id"], r["ip"]) for r in rows}
                 # Wait until the recent sessions are in and the free account's old one is gone.
                 return kept if {(held, "192.0.2.2"), (free, "192.0.2.2")} <= kept \
                     and (free, "192.0.2.1") not in kept else None
             kept = await wait_until(purged_and_stored)
             await asyncio.sleep(1.5)  # a few more retention runs
-            kept = {(r["account_id"], r["ip"]) for r in await conn.fetch(
-                "SELECT account_id, host(ip) AS ip FROM disclosure.sessions WHERE account_id = ANY($1::text[])",
-                [held, free])}
+            kept = {(r["account_id"], r["ip"]) for r in await conn.fetch(STORED_SESSIONS, [held, free])}
             holds = await conn.fetchval("SELECT count(*) FROM disclosure.holds WHERE account_id = $1", held)
         finally:
             await conn.close()

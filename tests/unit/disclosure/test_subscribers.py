@@ -6,7 +6,9 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 
 from disclosure.package import mask_phone_number
-from disclosure.subscribers import Change, Held, held_intervals, normalise_ip, notice_due_at, resolve_account
+from disclosure.subscribers import (
+    Change, Held, held_intervals, latest_per_account, normalise_ip, notice_due_at, resolve_account, thin_changes,
+)
 from warden.contract.envelope import EventRejected
 
 T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
@@ -58,3 +60,16 @@ def test_ips_are_normalised_and_nonsense_refused_without_echoing_it():
     with pytest.raises(EventRejected) as caught:
         normalise_ip("10.0.0.999")
     assert "999" not in caught.value.error
+
+
+def test_a_batch_of_account_updates_folds_to_what_applying_them_one_by_one_leaves():
+    updates = [("a", at(5), "x"), ("b", at(1), "p"), ("a", at(3), "older"), ("a", at(5), "same time, later")]
+    assert sorted(latest_per_account(updates)) == [("a", at(5), "same time, later"), ("b", at(1), "p")]
+
+
+def test_a_batch_of_change_points_keeps_the_intervals_they_derive():
+    changes = [Change("a", at(10), "+2"), Change("a", at(0), "+1"), Change("a", at(5), "+1"),
+               Change("b", at(1), "+1"), Change("a", at(20), "+2"), Change("a", at(30), None)]
+    thinned = thin_changes(changes)
+    assert Change("a", at(5), "+1") not in thinned and Change("a", at(20), "+2") not in thinned
+    assert held_intervals(thinned) == held_intervals(changes)
