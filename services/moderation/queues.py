@@ -81,8 +81,12 @@ def where(f: Filters, moderator: str, now: datetime) -> tuple[str, list]:
         clauses.append("q.escalated_at IS NOT NULL")
     elif f.status in ("unclaimed", "claimed", "mine"):
         live = f"cl.expires_at > {arg(now)}"
-        clauses.append({"unclaimed": f"(cl.content_id IS NULL OR NOT {live})",
-                        "claimed": live, "mine": f"{live} AND cl.moderator = {arg(moderator)}"}[f.status])
+        if f.status == "unclaimed":
+            clauses.append(f"(cl.content_id IS NULL OR NOT {live})")
+        elif f.status == "claimed":
+            clauses.append(live)
+        else:
+            clauses.append(f"{live} AND cl.moderator = {arg(moderator)}")
     if f.trusted:
         clauses.append("q.trusted")
     if f.coordinated:
@@ -124,9 +128,12 @@ async def page(conn: asyncpg.Connection, f: Filters, moderator: str, now: dateti
     order, keyset = SORTS[f.sort]
     key = decode_cursor(after)
     if key:
-        n = len(args)
-        args += list(key)
-        condition += " AND " + keyset.format(a=f"${n + 1}::float8", b=f"${n + 2}::timestamptz", c=f"${n + 3}::text")
+        placeholders = {}
+        for name, value, kind in zip("abc", key, ("float8", "timestamptz", "text")):
+            if "{" + name + "}" in keyset:  # only the parameters the sort's condition reads
+                args.append(value)
+                placeholders[name] = f"${len(args)}::{kind}"
+        condition += " AND " + keyset.format(**placeholders)
     rows = await conn.fetch(
         f"""SELECT q.content_id, q.priority, q.urgent, q.trusted, q.score, q.reason, q.automated, q.queued_at,
                    q.coordinated, q.source, q.escalated_by, c.state, c.kind, p.title, p.language,
