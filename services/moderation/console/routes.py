@@ -184,6 +184,8 @@ def add_console(app: FastAPI, transactions: Transactions, cfg: ModerationConfig)
         if action not in ACTIONS + ("escalate", "claim") or (category and category not in ReportReason.__members__):
             return await _content_page(request, session, who, content_id, status=422, error="Choose a valid action.")
         note = note.strip()[:2000] or None
+        async with transactions.pool.acquire() as conn:  # where the moderator goes after deciding this one
+            following = (await queues.neighbours(conn, content_id, who.name, now()))["next"]
         try:
             if action == "claim":
                 async with transactions.pool.acquire() as conn:
@@ -210,9 +212,10 @@ def add_console(app: FastAPI, transactions: Transactions, cfg: ModerationConfig)
                                        error=f"Not decided: {claimed}.")
         except handlers.Conflict as conflict:
             return await _content_page(request, session, who, content_id, status=409, error=str(conflict))
-        # On to the next item of the queue (severity first, skipping others' claims), or back to the queue.
+        # On to the item after this one (severity first, skipping others' claims), else the first free one left.
         async with transactions.pool.acquire() as conn:
-            following = (await queues.neighbours(conn, content_id, who.name, now()))["next"]
+            if not (following and await conn.fetchval("SELECT true FROM queue WHERE content_id = $1", following)):
+                following = (await queues.neighbours(conn, content_id, who.name, now()))["next"]
         if following and following != content_id:
             return console.redirect(f"{content_url(following)}?done={action}&prev={quote(content_id, safe='')}")
         return console.redirect(f"/?done={action}")

@@ -143,6 +143,21 @@ async def test_a_moderators_shift(browser, screenshot, accessible, bootstrap, da
         assert delisted["data"]["category"] == "drugs"
         await screenshot(page, "next-item")
 
+        # That is the banned item (the drugs item was last): escalate it by keyboard; on to the item after it.
+        assert f"/content/{banned['id']}?" in page.url
+        await page.keyboard.press("e")
+        await page.keyboard.press("Enter")
+        await page.wait_for_url(re.compile(r".*done=escalate&prev=.*"))
+        assert page.url.split("?")[0].rsplit("/", 1)[1] in {s["id"] for s in spam}
+        await page.goto(f"{base}/console/?status=escalated")
+        assert await queue_rows(page) == [banned["id"]]
+        assert "escalated by maria" in await page.locator("#queue tbody tr").inner_text()
+
+        # A bulk keep without the session's CSRF token (a forged cross-site form) changes nothing.
+        forged = await page.request.post(f"{base}/console/bulk", form={"action": "keep", "confirm": "yes",
+                                                                      "content_id": spam[0]["id"]})
+        assert forged.status == 403 and await queued(database_url, spam[0]["id"])
+
         # Back to the queue (u), select both spam items by keyboard (j, x), bulk keep (b, Enter), confirm.
         await page.goto(f"{base}/console/?reason=spam")
         assert sorted(await queue_rows(page)) == sorted(s["id"] for s in spam)
