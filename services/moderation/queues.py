@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -55,11 +55,6 @@ class Filters:
                    language=text("language", 16), surface=text("surface", 40), search=text("search"),
                    sort=text("sort") if text("sort") in SORTS else "severity",
                    size=size if size in PAGE_SIZES else 50)
-
-    def without_search(self) -> dict[str, str]:
-        """The filters as query parameters for links (the search is an account id: never in a URL)."""
-        fields = {k: v for k, v in vars(replace(self, search="")).items() if v not in ("", False, None)}
-        return {k: ("1" if v is True else str(v)) for k, v in fields.items()}
 
 
 def where(f: Filters, moderator: str, now: datetime) -> tuple[str, list]:

@@ -1,11 +1,16 @@
 """The moderators' console: server-rendered pages over the decisions the moderation API takes.
 
-GET  /console/                        the report queue, in priority order (high severity, trusted flaggers, score)
-GET  /console/content/{content_id}    what the platform says it is, reports grouped by reason with each
-                                      reporter's claim, reporter trust, bank matches, score history
-POST /console/content/{content_id}    delist / keep / restore            (handlers.moderator_decision)
+GET  /console/                        the queue, severity first; filters in the query string, keyset pages
+POST /console/                        the same with the search (a content or account id: never in a URL)
+GET  /console/content/{content_id}    the evidence: what the platform says it is, reports grouped by reason with
+                                      each reporter's claim, reporter trust, bank matches, score history;
+                                      opening a queued item claims it (moderation.queues.claim)
+POST /console/content/{content_id}    delist / keep / restore (handlers.moderator_decision, refused while someone
+                                      else holds the item), escalate, claim; then on to the next item
+POST /console/bulk                    keep the selected items: confirm first, then one transaction each
 GET  /console/appeals                 open appeals first, then decided and refused ones
 POST /console/appeals/{appeal_id}     uphold / overturn                  (handlers.decide_appeal)
+GET  /console/static/moderation.js    the keyboard shortcuts (CSP script-src 'self')
 GET|POST /console/signin, POST /console/signout   (warden.console)
 """
 from __future__ import annotations
