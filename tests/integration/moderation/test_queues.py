@@ -10,7 +10,7 @@ import pytest
 
 from moderation import queues
 from moderation.queues import Filters
-from tests.integration.moderation.support import config, running_moderation
+from tests.integration.moderation.support import auth, config, content, publish, report, running_moderation, until
 from tests.support.stack import service_settings
 
 N = 130
@@ -132,3 +132,27 @@ async def test_pages_read_the_queue_through_its_indexes(queue_db):
             explaining = Explaining(conn)
             await queues.page(explaining, Filters(sort=sort), "maria", at, None)
             assert index in explaining.plan, explaining.plan
+
+
+
+async def test_the_api_refuses_a_decision_on_an_item_another_moderator_holds(bootstrap, database_url):
+    item = content(title="Crypto giveaway")
+    async with running_moderation(service_settings(bootstrap, database_url), config()) as api:
+        await publish(bootstrap, item)
+        await report(bootstrap, item, "org-hotline", "spam")  # a trusted flagger's report is always queued
+
+        async def queued() -> bool:
+            rows = (await api.get("/moderation/queue", headers=auth("mod-token"))).json()
+            return any(r["content_id"] == item["id"] for r in rows)
+        await until(queued)
+        claim, decide = f"/moderation/content/{item['id']}/claim", f"/moderation/content/{item['id']}/decisions"
+        held = await api.post(claim, headers=auth("mod-token"))
+        assert held.status_code == 200 and held.json()["moderator"] == "maria"
+        refused = await api.post(claim, headers=auth("appeal-token"))
+        assert refused.status_code == 409 and "maria" in refused.json()["detail"]
+        refused = await api.post(decide, headers=auth("appeal-token"), json={"action": "keep"})
+        assert refused.status_code == 409 and "maria" in refused.json()["detail"]
+        assert await queued()
+        assert (await api.post(decide, headers=auth("mod-token"), json={"action": "keep"})).status_code == 200
+        assert not await queued()
+        assert (await api.post(claim, headers=auth("mod-token"))).status_code == 404  # decided: nothing to hold
