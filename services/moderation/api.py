@@ -8,9 +8,10 @@ content's or appeal's state does not allow the decision.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Literal
 
-from fastapi import Depends, FastAPI, HTTPException
+from fastapi import Depends, FastAPI, HTTPException, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
@@ -59,14 +60,22 @@ def add_routes(app: FastAPI, transactions: Transactions, cfg: ModerationConfig) 
         return check
 
     @app.get("/moderation/queue", tags=["moderation"], responses=ERRORS)
-    async def queue(limit: int = 100, who: Moderator = Depends(moderator("moderator"))) -> list[dict]:
+    async def queue(response: Response, limit: int = 100, reason: str = "",
+                    severity: Literal["", "high", "normal"] = "", status: Literal["", *queues.STATUSES] = "",
+                    trusted: bool = False, coordinated: bool = False, language: str = "", surface: str = "",
+                    sort: Literal["severity", "oldest"] = "severity", after: str | None = None,
+                    who: Moderator = Depends(moderator("moderator"))) -> list[dict]:
         """Items waiting for a human: high-severity matches first (`urgent`), then trusted flaggers', then by
-        score; `coordinated` marks a burst of unproven reporters, `source` where the item came from."""
+        score; `coordinated` marks a burst of unproven reporters, `source` where the item came from, `claimed_by`
+        who holds it. Filters as in the console; the next page is `after=` the `X-Next-Cursor` header."""
+        filters = queues.Filters.parse({"reason": reason, "severity": severity, "status": status,
+                                        "trusted": trusted, "coordinated": coordinated, "language": language,
+                                        "surface": surface, "sort": sort})
         async with transactions.pool.acquire() as conn:
-            rows = await conn.fetch(
-                """SELECT q.content_id, q.priority, q.urgent, q.trusted, q.score, q.reason, q.automated, q.queued_at,
-                          q.coordinated, q.source, c.state, c.kind FROM queue q JOIN content c USING (content_id)
-                   ORDER BY q.priority DESC, q.queued_at LIMIT $1""", min(max(limit, 1), 1000))
+            rows, more = await queues.page(conn, replace(filters, size=min(max(limit, 1), 1000)), who.name, now(),
+                                           after)
+        if more:
+            response.headers["X-Next-Cursor"] = more
         return [dict(r) for r in rows]
 
     @app.get("/moderation/content/{content_id}", tags=["moderation"], responses=ERRORS)

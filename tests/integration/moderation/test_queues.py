@@ -148,6 +148,9 @@ async def test_the_api_refuses_a_decision_on_an_item_another_moderator_holds(boo
         claim, decide = f"/moderation/content/{item['id']}/claim", f"/moderation/content/{item['id']}/decisions"
         held = await api.post(claim, headers=auth("mod-token"))
         assert held.status_code == 200 and held.json()["moderator"] == "maria"
+        mine = (await api.get("/moderation/queue?status=mine", headers=auth("mod-token"))).json()
+        assert [(r["content_id"], r["claimed_by"]) for r in mine] == [(item["id"], "maria")]
+        assert (await api.get("/moderation/queue?status=mine", headers=auth("appeal-token"))).json() == []
         refused = await api.post(claim, headers=auth("appeal-token"))
         assert refused.status_code == 409 and "maria" in refused.json()["detail"]
         refused = await api.post(decide, headers=auth("appeal-token"), json={"action": "keep"})
@@ -156,3 +159,30 @@ async def test_the_api_refuses_a_decision_on_an_item_another_moderator_holds(boo
         assert (await api.post(decide, headers=auth("mod-token"), json={"action": "keep"})).status_code == 200
         assert not await queued()
         assert (await api.post(claim, headers=auth("mod-token"))).status_code == 404  # decided: nothing to hold
+
+
+async def test_the_api_pages_the_queue_by_cursor(bootstrap, database_url):
+    items = [content(title=f"Crypto giveaway {n}") for n in range(3)]
+    async with running_moderation(service_settings(bootstrap, database_url), config()) as api:
+        for item in items:
+            await publish(bootstrap, item)
+            await report(bootstrap, item, "org-hotline", "spam")
+
+        ours = {i["id"] for i in items}  # the broker is the session's: other tests' items may be queued too
+
+        async def all_queued() -> bool:
+            answer = await api.get("/moderation/queue", headers=auth("mod-token"))
+            return ours <= {r["content_id"] for r in answer.json()}
+        await until(all_queued)
+        seen, after = [], None
+        while True:
+            page = await api.get("/moderation/queue", params={"limit": 2, "reason": "spam", **({"after": after} if after else {})},
+                                 headers=auth("mod-token"))
+            seen += [r["content_id"] for r in page.json() if r["content_id"] in ours]
+            after = page.headers.get("x-next-cursor")
+            if not after:
+                break
+        assert sorted(seen) == sorted(i["id"] for i in items) and len(seen) == 3
+        assert ours.isdisjoint(r["content_id"] for r in
+                               (await api.get("/moderation/queue?reason=drugs", headers=auth("mod-token"))).json())
+        assert (await api.get("/moderation/queue?status=everything", headers=auth("mod-token"))).status_code == 422
