@@ -47,3 +47,31 @@ def verify_decision(data: dict[str, Any], keys: dict[str, str]) -> str:
     if not isinstance(signature, str) or not verify(decision_bytes(data), signature, key):
         raise EventRejected("bad_decision_signature", f"decision signature of key {signer} does not verify")
     return signer
+
+
+# What an amendment may change in the request it answers; everything else stays as first signed.
+AMENDABLE = ("data_categories", "period")
+
+
+def signed_by(document: dict[str, Any], key: str) -> bool:
+    """The authority's signature over a signed document (request, amendment, withdrawal) verifies with `key`."""
+    return request_key(document, [key]) is not None
+
+
+def amended_request(submitted: dict[str, Any], amendments: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    """The signed request with its signed amendments applied in order: what the authority asks for now.
+
+    Each amendment must name the request (same authority and request id) and verify with `key`, the key
+    the request verified with; EventRejected otherwise. The result keeps the request's own signature,
+    which no longer covers it: it is only read, never verified again.
+    """
+    effective = dict(submitted)
+    for amendment in amendments:
+        if not isinstance(amendment, dict) or (amendment.get("authority_id"), amendment.get("request_id")) != (
+                submitted.get("authority_id"), submitted.get("request_id")):
+            raise EventRejected("amendment_mismatch", "an amendment names another request than the signed one")
+        if not signed_by(amendment, key):
+            raise EventRejected("bad_amendment_signature",
+                                "an amendment does not verify with the key the request verified with")
+        effective.update({field: amendment[field] for field in AMENDABLE if amendment.get(field) is not None})
+    return effective

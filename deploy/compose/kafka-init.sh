@@ -35,11 +35,14 @@ allow intake --topic legal.requests.submitted Read Write Describe
 allow intake --topic legal.authorities Read Describe
 allow intake --topic legal.requests.received Write Describe
 allow intake --topic legal.disclosures.issued Read Describe
-allow intake --topic legal.requests.status Read Write Describe
+allow intake --topic legal.requests.status Write Describe
+allow intake --topic legal.requests.progress Read Write Describe
+allow intake --topic legal.requests.amended Write Describe
+allow intake --topic legal.requests.withdrawn Write Describe
 allow intake --topic legal.requests.submitted.dlq Write Describe
 allow intake --topic legal.authorities.dlq Write Describe
 allow intake --topic legal.disclosures.issued.dlq Write Describe
-allow intake --topic legal.requests.status.dlq Write Describe
+allow intake --topic legal.requests.progress.dlq Write Describe
 allow intake --group warden-intake Read
 
 user legal-review "$KAFKA_PASSWORD_LEGAL_REVIEW"
@@ -48,12 +51,17 @@ allow legal-review --topic legal.requests.received Read Describe
 allow legal-review --topic legal.requests.decided Write Describe
 allow legal-review --topic legal.disclosures.issued Read Describe
 allow legal-review --topic legal.requests.status Read Write Describe
+allow legal-review --topic legal.requests.progress Write Describe
+allow legal-review --topic legal.requests.amended Read Describe
+allow legal-review --topic legal.requests.withdrawn Read Describe
 allow legal-review --topic legal.audit.checkpoints Write Describe
 allow legal-review --topic moderation.violations Read Describe
 allow legal-review --topic legal.authorities.dlq Write Describe
 allow legal-review --topic legal.requests.received.dlq Write Describe
 allow legal-review --topic legal.disclosures.issued.dlq Write Describe
 allow legal-review --topic legal.requests.status.dlq Write Describe
+allow legal-review --topic legal.requests.amended.dlq Write Describe
+allow legal-review --topic legal.requests.withdrawn.dlq Write Describe
 allow legal-review --topic moderation.violations.dlq Write Describe
 allow legal-review --group warden-legal-review Read
 
@@ -63,11 +71,14 @@ allow disclosure --topic platform.subscribers Read Describe
 allow disclosure --topic legal.requests.decided Read Describe
 allow disclosure --topic legal.disclosures.issued Write Describe
 allow disclosure --topic legal.requests.status Write Describe
+allow disclosure --topic legal.requests.progress Write Describe
+allow disclosure --topic legal.requests.withdrawn Read Describe
 allow disclosure --topic legal.audit.checkpoints Write Describe
 allow disclosure --topic legal.notices.due Write Describe
 allow disclosure --topic legal.authorities.dlq Write Describe
 allow disclosure --topic platform.subscribers.dlq Write Describe
 allow disclosure --topic legal.requests.decided.dlq Write Describe
+allow disclosure --topic legal.requests.withdrawn.dlq Write Describe
 allow disclosure --group warden-disclosure Read
 
 user moderation "$KAFKA_PASSWORD_MODERATION"
@@ -88,7 +99,22 @@ allow authority-gateway --topic legal.requests.submitted Write Describe
 
 user operators "$KAFKA_PASSWORD_OPERATORS"
 allow operators --topic legal.authorities Write Describe
+allow operators --topic legal.requests.progress Read Describe
 allow operators --topic legal.audit.checkpoints Read Describe
+allow operators --topic legal.requests.submitted.dlq Read Describe
+allow operators --topic legal.authorities.dlq Read Describe
+allow operators --topic platform.subscribers.dlq Read Describe
+allow operators --topic platform.content.dlq Read Describe
+allow operators --topic moderation.reports.submitted.dlq Read Describe
+allow operators --topic moderation.appeals.submitted.dlq Read Describe
+allow operators --topic legal.requests.received.dlq Read Describe
+allow operators --topic legal.requests.decided.dlq Read Describe
+allow operators --topic legal.disclosures.issued.dlq Read Describe
+allow operators --topic legal.requests.status.dlq Read Describe
+allow operators --topic legal.requests.progress.dlq Read Describe
+allow operators --topic legal.requests.amended.dlq Read Describe
+allow operators --topic legal.requests.withdrawn.dlq Read Describe
+allow operators --topic moderation.violations.dlq Read Describe
 
 user platform "$KAFKA_PASSWORD_PLATFORM"
 allow platform --topic platform.subscribers Write Describe

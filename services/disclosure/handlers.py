@@ -5,16 +5,21 @@ import logging
 from datetime import datetime, timedelta
 
 from warden.contract.envelope import EventRejected, now
+from warden.authorities import usable_keys
 from warden.contract.events import (
-    DisclosureIssued, Instrument, NoticeDue, RequestApproved, RequestRejected, RequestStatus, StatusReason,
-    SubscriberAccountUpdated, SubscriberSessionObserved,
+    DisclosureIssued, Instrument, NoticeDue, RequestApproved, RequestRejected, RequestWithdrawn,
+    StatusReason, SubscriberAccountUpdated, SubscriberSessionObserved, status_events,
 )
+from warden.identifiers import case_id_for
+from warden.provenance import request_key
 from warden.identifiers import normalise_phone_number, normalise_username
 from warden.runtime.service import Context
 
 from disclosure import audit, store
 from disclosure.keys import platform_private_key
-from disclosure.package import Session, build_package, is_empty, new_nonce, redact, seal_for_authority
+from disclosure.package import (
+    Session, build_package, certify, is_empty, new_nonce, redact, seal_for_authority,
+)
 from disclosure.provenance import verify_approval, verify_signed_decision
 from disclosure.settings import DisclosureSettings
 from disclosure.subscribers import normalise_ip, notice_due_at, resolve_account
@@ -75,6 +80,9 @@ async def act_on_decision(ctx: Context, decision: RequestApproved | RequestRejec
     lookup = await lookup_suspect(ctx, decision)
     if lookup.acted:
         raise EventRejected("replayed_decision", "the case was already acted on: a decision acts once")
+    if lookup.withdrawn:
+        await cancel(ctx, decision, "withdrawn", "the authority withdrew the request before its package was built")
+        return
     if not key_in_force:
         await cancel(ctx, decision, "authority_revoked", "the authority's key was revoked before disclosure")
         return
@@ -140,9 +148,12 @@ def already_recorded() -> RuntimeError:
     return RuntimeError("case already recorded")
 
 
-def status(decision: RequestApproved, value: str, at: datetime, reasons: list[StatusReason] = ()) -> RequestStatus:
-    return RequestStatus(request_id=decision.request_id, authority_id=decision.authority_id,
-                         case_id=decision.case_id, status=value, reasons=list(reasons), at=at)
+def tell(ctx: Context, decision: RequestApproved, value: str, at: datetime, reasons: list[StatusReason] = ()
+         ) -> None:
+    """The case's status for its authority: in full on legal.requests.progress, shared on legal.requests.status."""
+    for event in status_events(request_id=decision.request_id, authority_id=decision.authority_id,
+                               case_id=decision.case_id, status=value, reasons=list(reasons), at=at):
+        ctx.emit(event)
 
 
 async def cancel(ctx: Context, decision: RequestApproved, reason: str, message: str) -> None:
@@ -151,7 +162,7 @@ async def cancel(ctx: Context, decision: RequestApproved, reason: str, message: 
     if not await store.record_case(ctx.conn, case_row(decision, "cancelled", at, reason), ctx.insert_new):
         raise already_recorded()
     await audit.case_cancelled(ctx, decision, at, reason)
-    ctx.emit(status(decision, "cancelled", at, [StatusReason(code=reason, message=message)]))
+    tell(ctx, decision, "cancelled", at, [StatusReason(code=reason, message=message)])
     log.info("case cancelled", extra={"case_id": decision.case_id, "reason": reason})
 
 
@@ -160,7 +171,7 @@ async def close_without_data(ctx: Context, decision: RequestApproved, reason: st
     if not await store.record_case(ctx.conn, case_row(decision, "no_data", at, reason), ctx.insert_new):
         raise already_recorded()
     await audit.closed_without_data(ctx, decision, at, reason)
-    ctx.emit(status(decision, "no_data", at, [StatusReason(code=reason, message=NOT_FOUND[reason])]))
+    tell(ctx, decision, "no_data", at, [StatusReason(code=reason, message=NOT_FOUND[reason])])
     log.info("case closed without data", extra={"case_id": decision.case_id, "reason": reason})
 
 
@@ -171,13 +182,18 @@ async def place_hold(ctx: Context, decision: RequestApproved, account_id: str) -
                                    ctx.insert_new):
         raise already_recorded()
     await audit.hold_placed(ctx, decision, at, hold_until)
-    ctx.emit(status(
-        decision, "preserved", at, [StatusReason(code="hold_placed", message=f"held until {hold_until.isoformat()}")]))
+    tell(ctx, decision, "preserved", at, [StatusReason(code="hold_placed",
+                                                       message=f"held until {hold_until.isoformat()}")])
     log.info("preservation hold placed", extra={"case_id": decision.case_id, "hold_until": hold_until.isoformat()})
 
 
+def instrument_of(decision: RequestApproved) -> Instrument:
+    """The signed request's instrument (verify_approval has checked the signed request)."""
+    return Instrument.model_validate((decision.signed_request or {})["instrument"])
+
+
 def instrument_expires_at(decision: RequestApproved) -> datetime | None:
-    """The signed instrument's expiry (verify_approval has checked the signed request)."""
+    """The signed instrument's expiry."""
     instrument = (decision.signed_request or {}).get("instrument") or {}
     return Instrument.model_validate(instrument).expires_at if instrument else None
 
@@ -192,6 +208,7 @@ async def disclose(ctx: Context, decision: RequestApproved, account_id: str, loo
     if is_empty(package):
         await close_without_data(ctx, decision, "no_data_in_period")
         return
+    package = certify(package, instrument_of(decision), await platform_key(ctx))
     # Sealed to the key that verified the request (pinned to the case), whatever the registry says now.
     sealed = seal_for_authority(package, decision.authority_key, await platform_key(ctx))
     # The user notice: due now, emitted with the package; later, the notice job emits it (the row is durable);
@@ -208,8 +225,26 @@ async def disclose(ctx: Context, decision: RequestApproved, account_id: str, loo
         case_id=decision.case_id, request_id=decision.request_id, authority_id=decision.authority_id,
         account_id=account_id, period=decision.period, generated_at=at, redacted=redact(package),
         sealed=sealed.sealed, sha256=sealed.sha256, signature=sealed.signature))
-    ctx.emit(status(decision, "disclosed", at))
+    tell(ctx, decision, "disclosed", at)
     if emitted_at is not None:
         ctx.emit(NoticeDue(case_id=decision.case_id, account_id=account_id,
                                                          due_at=due_at))
     log.info("disclosure package issued", extra={"case_id": decision.case_id, "sha256": sealed.sha256})
+
+
+# --- withdrawals ---------------------------------------------------------------------
+
+async def record_withdrawal(ctx: Context, withdrawn: RequestWithdrawn) -> None:
+    """The authority's signed withdrawal, checked against disclosure's own registry copy: no package will be
+    built for the case (an approval that comes later cancels it). Too late once the case was acted on."""
+    assert ctx.envelope is not None
+    if request_key(ctx.envelope.data, await usable_keys(ctx, withdrawn.authority_id)) is None:
+        raise EventRejected("bad_signature", f"the withdrawal does not verify with a registered key of "
+                                             f"{withdrawn.authority_id!r}")
+    case_id = case_id_for(withdrawn.authority_id, withdrawn.request_id)
+    forget_lookups(ctx)
+    recorded, acted = await store.record_withdrawal(ctx.conn, case_id, withdrawn.request_id, withdrawn.authority_id,
+                                                    withdrawn.withdrawn_at, now())
+    if not recorded:
+        raise EventRejected("replayed_withdrawal", "this request's withdrawal was already recorded")
+    log.info("withdrawal recorded", extra={"case_id": case_id, "too_late": acted})

@@ -28,7 +28,8 @@ from nacl.public import PublicKey, SealedBox
 from nacl.signing import SigningKey, VerifyKey
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
 
-from warden.contract.events import RedactedView, RequestApproved
+from warden.certificate import certificate_for
+from warden.contract.events import Instrument, RedactedView, RequestApproved
 from warden.signing import b64, canonical, decode_key
 
 from disclosure.subscribers import Change, held_intervals
@@ -123,6 +124,12 @@ def build_package(decision: RequestApproved, account_id: str, phone_changes: Ite
             {"ip": ip, "first_seen": timestamp(first), "last_seen": timestamp(last), "count": count}
             for ip, (first, last, count) in sorted(seen.items(), key=lambda kv: (kv[1][0], kv[0]))]
     return package
+
+
+def certify(package: dict[str, Any], instrument: Instrument, platform_private_key: str) -> dict[str, Any]:
+    """The package with its certificate of authenticity (warden/certificate.py), citing the instrument."""
+    return {**package, "certificate": certificate_for(package, instrument.model_dump(mode="json"),
+                                                      platform_private_key)}
 
 
 def is_empty(package: dict[str, Any]) -> bool:

@@ -1,7 +1,8 @@
 """Disclosure acts on a decision only once it is traced back to signed origins (DESIGN.md, "Trust model").
 
 In order: legal review's decision signature, the authority's signature over the request as
-submitted (with the key the decision pins), the approval within that request, and the pinned
+submitted (with the key the decision pins) and over each of its amendments, the approval within
+that request as amended, and the pinned
 key still registered for the authority in disclosure's own registry projection. Each failure
 is an EventRejected with its own reason: the approval goes to the DLQ and nothing happens.
 """
@@ -15,7 +16,7 @@ from warden.authorities import key_standing
 from warden.contract.envelope import EventRejected
 from warden.contract.events import LegalRequest, RequestApproved
 from warden.keys import public_keys
-from warden.provenance import request_key, verify_decision
+from warden.provenance import amended_request, request_key, verify_decision
 from warden.runtime.service import ConfigurationError, Context
 
 from disclosure.scope import out_of_scope
@@ -56,6 +57,12 @@ async def verify_approval(ctx: Context, approval: RequestApproved) -> bool:
     if request_key(approval.signed_request, [approval.authority_key]) is None:
         raise EventRejected("bad_request_signature",
                             "the signed request does not verify with the authority key the approval pins")
+    if approval.signed_amendments:  # the request as the authority amended it, each amendment signed
+        try:
+            request = LegalRequest.model_validate(amended_request(
+                approval.signed_request, approval.signed_amendments, approval.authority_key))
+        except ValidationError:
+            raise EventRejected("unsigned_request", "the amended request is not a valid request") from None
     problem = out_of_scope(approval, request)
     if problem:
         raise EventRejected("decision_out_of_scope", problem)

@@ -1,8 +1,9 @@
 """Disclosure, as the runtime runs it: what it consumes, the one handler for each, its jobs.
 
 Consumes platform.subscribers (the subscriber store), legal.requests.decided
-(approvals act) and legal.authorities (keys to seal to). Emits
-legal.disclosures.issued, legal.requests.status and legal.notices.due, and
+(approvals act), legal.requests.withdrawn (no package for a withdrawn case) and
+legal.authorities (keys to seal to). Emits legal.disclosures.issued,
+legal.requests.status and legal.requests.progress, legal.notices.due, and
 legal.audit.checkpoints (its audit chain's head: with each package, and
 publish_checkpoints when the head moved).
 """
@@ -12,13 +13,13 @@ from fastapi import FastAPI
 
 from warden.audit import require_audit_key
 from warden.authorities import AUTHORITY_MIGRATIONS, AUTHORITY_REGISTRY, require_registry_keys
-from warden.contract.events import AuditCheckpoint, DisclosureIssued, NoticeDue, RequestStatus
+from warden.contract.events import AuditCheckpoint, DisclosureIssued, NoticeDue, RequestProgress, RequestStatus
 from warden.keys import public_key_of
 from warden.runtime.database import MigrationSet
 from warden.runtime.service import Service, ServiceContext, Subscription
 
 from disclosure.audit import publish_checkpoints
-from disclosure.handlers import act_on_decision, look_up_suspects, record_subscriber_event
+from disclosure.handlers import act_on_decision, look_up_suspects, record_subscriber_event, record_withdrawal
 from disclosure.jobs import emit_due_notices, purge_expired_data, refresh_metrics
 from disclosure.keys import platform_private_key, require_platform_key
 from disclosure.provenance import require_decision_keys
@@ -39,10 +40,11 @@ SERVICE = Service(
     subscriptions=[
         Subscription("platform.subscribers", record_subscriber_event),
         Subscription("legal.requests.decided", act_on_decision, prefetch=look_up_suspects),
+        Subscription("legal.requests.withdrawn", record_withdrawal),
         AUTHORITY_REGISTRY,
     ],
     migrations=[AUTHORITY_MIGRATIONS, MigrationSet("disclosure", Path(__file__).parent / "migrations")],
-    emits=(DisclosureIssued, NoticeDue, RequestStatus, AuditCheckpoint),
+    emits=(DisclosureIssued, NoticeDue, RequestStatus, RequestProgress, AuditCheckpoint),
     startup_checks=[require_registry_keys, require_decision_keys, require_audit_key, require_platform_key],
     routes=routes,
     background=[purge_expired_data, emit_due_notices, refresh_metrics, publish_checkpoints],

@@ -96,9 +96,10 @@ class SuspectLookup:
     candidates: dict[str, set[str]]  # identifier given -> the accounts it designates during the period
     phone_changes: list[Change]  # of every designated account (build_package keeps the resolved one's)
     sessions: list[Session]  # of every designated account, in the period
+    withdrawn: bool = False  # the authority withdrew the request (legal.requests.withdrawn)
 
 
-# What act_on_decision needs, in one round trip: whether the case is already acted on, the
+# What act_on_decision needs, in one round trip: whether the case is already acted on or withdrawn, the
 # accounts the suspect's identifiers designate (the queries of accounts_known / accounts_holding;
 # a null identifier designates nobody), and the phone history and sessions in the period of each
 # designated account, so the resolved one's are at hand (phone_changes_of, sessions_of).
@@ -116,6 +117,7 @@ designated AS (
   SELECT account_id FROM by_phone UNION SELECT account_id FROM by_username UNION SELECT account_id FROM known)
 SELECT 'acted' AS kind, case_id AS account_id, NULL::timestamptz AS at, NULL::text AS value
   FROM cases WHERE case_id = {case_id}
+UNION ALL SELECT 'withdrawn', case_id, NULL, NULL FROM withdrawals WHERE case_id = {case_id}
 UNION ALL SELECT 'account_id', account_id, NULL, NULL FROM known
 UNION ALL SELECT 'phone_number', account_id, NULL, NULL FROM by_phone
 UNION ALL SELECT 'username', account_id, NULL, NULL FROM by_username
@@ -163,6 +165,8 @@ def _fold(suspect: Suspect, rows) -> SuspectLookup:
             lookup.phone_changes.append(Change(account, at, value))
         elif kind == "acted":
             lookup.acted = True
+        elif kind == "withdrawn":
+            lookup.withdrawn = True
         else:
             lookup.candidates[kind].add(account)
     return lookup
@@ -286,3 +290,15 @@ async def counts(conn: asyncpg.Connection, now: datetime) -> asyncpg.Record:
         " (SELECT count(*) FROM cases WHERE outcome = 'no_data') AS no_data,"
         " (SELECT count(*) FROM holds WHERE hold_until > $1) AS holds_active,"
         " (SELECT count(*) FROM notices WHERE emitted_at IS NULL) AS notices_pending", now)
+
+
+async def record_withdrawal(conn: asyncpg.Connection, case_id: str, request_id: str, authority_id: str,
+                            withdrawn_at: datetime, at: datetime) -> tuple[bool, bool]:
+    """(recorded now, the case was already acted on): False first when the withdrawal was recorded already."""
+    row = await conn.fetchrow(
+        """WITH recorded AS (
+             INSERT INTO withdrawals (case_id, request_id, authority_id, withdrawn_at, received_at)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING true AS new)
+           SELECT EXISTS (SELECT 1 FROM recorded) AS new, EXISTS (SELECT 1 FROM cases WHERE case_id = $1) AS acted""",
+        case_id, request_id, authority_id, withdrawn_at, at)
+    return row["new"], row["acted"]

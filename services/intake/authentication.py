@@ -50,9 +50,7 @@ async def _authenticate(pool: asyncpg.Pool, message: HttpMessage, body: bytes, a
         authority = await find_authority(conn, authority_id)
         if authority is None:
             raise SignatureRefused("unknown_authority", f"keyid {authority_id[:128]!r} is not a registered authority")
-        keys = [r["public_key"] for r in await conn.fetch(
-            "SELECT public_key FROM authority_keys WHERE authority_id = $1 AND revoked_at IS NULL"
-            " ORDER BY registered_at DESC", authority_id)]
+        keys = await unrevoked_keys(conn, authority_id)
         if authority.status != "active" or not keys:
             raise SignatureRefused("revoked_authority", f"authority {authority_id[:128]!r} is revoked")
         verify_signature(message, body, authority_id, keys)
@@ -64,6 +62,13 @@ async def _authenticate(pool: asyncpg.Pool, message: HttpMessage, body: bytes, a
     if not first_use:
         raise SignatureRefused("replayed_signature", "this signature was already used; sign each call anew")
     return authority_id
+
+
+async def unrevoked_keys(conn: asyncpg.Connection, authority_id: str) -> list[str]:
+    """The authority's registered keys not revoked, newest first (intake's registry projection)."""
+    return [r["public_key"] for r in await conn.fetch(
+        "SELECT public_key FROM authority_keys WHERE authority_id = $1 AND revoked_at IS NULL"
+        " ORDER BY registered_at DESC", authority_id)]
 
 
 def signature_fingerprint(signature_header: str) -> str:

@@ -1,4 +1,5 @@
-"""The authority API: authorities submit and follow their own requests over HTTP (docs/authority-api.md).
+"""The authority API: authorities submit, follow, amend and withdraw their own requests over HTTP
+(docs/authority-api.md).
 
 Every call is signed by the authority (RFC 9421, services/intake/authentication.py);
 a call that is not answers 401 with an application/problem+json reason. An
@@ -22,17 +23,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from warden.authorities import find_authority
 from warden.contract.envelope import now
-from warden.contract.events import LegalRequest, Period, StatusReason
+from warden.contract.events import Clarification, LegalRequest, Period, RequestAmended, RequestWithdrawn, StatusReason
 from warden.http_signatures import HttpMessage, SignatureRefused
+from warden.provenance import request_key
 from warden.runtime.outbox import Verbatim
 from warden.runtime.service import ServiceContext
 from warden.signing import signed_bytes, verify
 
 from intake import authority_view
-from intake.authentication import authenticate
+from intake.authentication import authenticate, unrevoked_keys
 
 log = logging.getLogger(__name__)
 SUBMITTED_TYPE = "warden.legal.request.submitted.v1"
+AMENDED_TYPE = "warden.legal.request.amended.v1"
+WITHDRAWN_TYPE = "warden.legal.request.withdrawn.v1"
 PREFIX = "/authority/v1"
 
 
@@ -57,6 +61,7 @@ class StatusEntry(BaseModel):
     reasons: list[StatusReason]
     at: datetime
     deadline: datetime | None = Field(None, description="when the platform owes its next answer (pending_review)")
+    clarification: Clarification | None = Field(None, description="the reviewer's question (needs_clarification)")
 
 
 class RequestSummary(BaseModel):
@@ -70,6 +75,9 @@ class RequestSummary(BaseModel):
 
 class RequestDetail(RequestSummary):
     history: list[StatusEntry]
+    clarification: Clarification | None = Field(
+        None, description="the question waiting for the authority's answer (status needs_clarification): "
+                          "answer it with POST .../clarification, naming its clarification_id")
 
 
 class RequestPage(BaseModel):
@@ -95,7 +103,8 @@ class ApiProblem(Exception):
 
 
 def problem_response(status: int, code: str, detail: str) -> JSONResponse:
-    titles = {401: "Unauthenticated", 403: "Forbidden", 404: "Not found", 422: "Unprocessable request"}
+    titles = {401: "Unauthenticated", 403: "Forbidden", 404: "Not found", 409: "Conflict",
+              422: "Unprocessable request"}
     body = Problem(type=f"urn:warden:problem:{code}", title=titles.get(status, "Error"), status=status,
                    detail=detail, code=code)
     return JSONResponse(body.model_dump(), status_code=status, media_type="application/problem+json")
@@ -190,6 +199,58 @@ def authority_routes(app: FastAPI, runtime: ServiceContext) -> None:
             found = await authority_view.disclosures_of(conn, authority_id, request_id)
         return [SealedDisclosure(**d) for d in found]
 
+    @router.post("/requests/{request_id:path}/clarification", status_code=202, response_model=Accepted, responses={
+        **NOT_FOUND, 403: _problem(403, "the amendment names another authority than the one that signed the call"),
+        409: _problem(409, "no question is open, the amendment answers another one, or it was answered already"),
+        422: _problem(422, "not a valid amendment, one of another request, or its own signature does not verify")})
+    async def answer_clarification(request_id: str, request: Request, amendment: RequestAmended,
+                                   authority_id: str = Depends(signing_authority)) -> JSONResponse:
+        """Answer the reviewer's question with a signed amendment of the request.
+
+        The body is signed like a request (its `signature` over the RFC 8785 form of the rest, by the
+        authority's key); it names the request and the `clarification_id` it answers, carries the `answer`
+        and, to change them, `data_categories` and `period`. Published on `legal.requests.amended`;
+        legal review analyses the amended request again.
+        """
+        data = parse_document(await request.body(), RequestAmended, authority_id, request_id)
+
+        def check(found: dict) -> None:
+            question = found["clarification"]
+            if question is None or question["clarification_id"] != data["clarification_id"]:
+                raise ApiProblem(409, "no_open_clarification",
+                                 "no question with this clarification_id waits for an answer")
+        accepted = await publish_document(runtime, authority_id, request_id, data, AMENDED_TYPE, "answer",
+                                          data["clarification_id"], check)
+        return JSONResponse(accepted.model_dump(), status_code=202, headers={"Location": accepted.url})
+
+    @router.post("/requests/{request_id:path}/withdraw", status_code=202, response_model=Accepted, responses={
+        **NOT_FOUND, 403: _problem(403, "the withdrawal names another authority than the one that signed the call"),
+        409: _problem(409, "a package was already built (`package_built`), the request is closed or was "
+                           "withdrawn already, or has not reached legal review yet (`request_in_transit`)"),
+        422: _problem(422, "not a valid withdrawal, one of another request, or its own signature does not verify")})
+    async def withdraw_request(request_id: str, request: Request, withdrawal: RequestWithdrawn,
+                               authority_id: str = Depends(signing_authority)) -> JSONResponse:
+        """Withdraw the request, until its package is built.
+
+        The body is signed like a request: `{request_id, authority_id, reason?, withdrawn_at, signature}`.
+        Published on `legal.requests.withdrawn`: legal review closes the case as `withdrawn`, and
+        disclosure builds no package for it.
+        """
+        data = parse_document(await request.body(), RequestWithdrawn, authority_id, request_id)
+
+        def check(found: dict) -> None:
+            if found["packaged"]:
+                raise ApiProblem(409, "package_built", "a package was built for this request: it can no longer "
+                                                       "be withdrawn")
+            if found["status"] in authority_view.CLOSED:
+                raise ApiProblem(409, "request_closed", f"the request is {found['status']}: nothing to withdraw")
+            if found["status"] in authority_view.IN_TRANSIT:
+                raise ApiProblem(409, "request_in_transit", "the request has not reached legal review yet: "
+                                                            "retry in a moment")
+        accepted = await publish_document(runtime, authority_id, request_id, data, WITHDRAWN_TYPE, "withdraw", "",
+                                          check)
+        return JSONResponse(accepted.model_dump(), status_code=202, headers={"Location": accepted.url})
+
     @router.get("/requests/{request_id:path}", response_model=RequestDetail, responses=NOT_FOUND)
     async def read_request(request_id: str, authority_id: str = Depends(signing_authority)) -> RequestDetail:
         """The request's status history (received, pending_review, approved, disclosed...) with reasons."""
@@ -243,3 +304,36 @@ async def publish_request(runtime: ServiceContext, authority_id: str, data: dict
     log.info("request submitted over the authority API", extra={"authority_id": authority_id})
     return Accepted(request_id=data["request_id"], status=authority_view.SUBMITTED,
                     url=f"{PREFIX}/requests/{quote(data['request_id'], safe='')}")
+
+
+def parse_document(body: bytes, model: type, authority_id: str, request_id: str) -> dict[str, Any]:
+    """An amendment's or withdrawal's data as signed, validated, of this request and the signing authority."""
+    try:
+        data = json.loads(body)
+        model.model_validate(data)
+    except (ValueError, UnicodeDecodeError, ValidationError):
+        raise ApiProblem(422, "invalid_document", f"the body is not a valid {model.__name__}") from None
+    if data["authority_id"] != authority_id:
+        raise ApiProblem(403, "foreign_authority", "authority_id in the body is not the signing authority")
+    if data["request_id"] != request_id:
+        raise ApiProblem(422, "request_mismatch", "request_id in the body is not the request of the URL")
+    return data
+
+
+async def publish_document(runtime: ServiceContext, authority_id: str, request_id: str, data: dict[str, Any],
+                           event_type: str, action: str, reference: str, check) -> Accepted:
+    """Publish the authority's signed amendment or withdrawal as signed, once, if `check` allows it now."""
+    async with runtime.unit_of_work() as uow:
+        found = await authority_view.request_of(uow.conn, authority_id, request_id)
+        if found is None:
+            raise ApiProblem(404, "no_such_request", "no such request")
+        if request_key(data, await unrevoked_keys(uow.conn, authority_id)) is None:
+            raise ApiProblem(422, "bad_document_signature",
+                             "the body's signature does not verify with the authority's registered keys")
+        check(found)
+        if not await authority_view.record_sent(uow.conn, authority_id, request_id, action, reference, now()):
+            raise ApiProblem(409, "already_sent", f"this {action} was already sent")
+        uow.emit(Verbatim(event_type, data))  # byte for byte what the authority signed
+    log.info("authority document published", extra={"authority_id": authority_id, "action": action})
+    return Accepted(request_id=request_id, status=authority_view.SENT[action],
+                    url=f"{PREFIX}/requests/{quote(request_id, safe='')}")

@@ -1,6 +1,6 @@
 """What each authority may read of its own requests: statuses and sealed packages, projected from events.
 
-Fed by `legal.requests.status` (every service's status of every request) and
+Fed by `legal.requests.progress` (every service's status of every request, in full) and
 `legal.disclosures.issued` (only the sealed form, its hash and signature, and the
 ids: never the redacted view or the account); read by the authority API, always
 for one authority, so that an authority never sees another's request.
@@ -13,25 +13,32 @@ from datetime import datetime
 
 import asyncpg
 
-from warden.contract.events import DisclosureIssued, RequestStatus
+from warden.contract.events import DisclosureIssued, RequestProgress, RequestStatus
 from warden.runtime.service import Context
 
 SUBMITTED = "submitted"  # the API's own status: accepted over HTTP, not yet seen by intake's consumer
+# The API's own history entries for what the authority sent (the request's status stays as it is).
+SENT = {"answer": "answer_sent", "withdraw": "withdrawal_sent"}
+# Statuses after which there is nothing left to withdraw (and a package, when there is one).
+CLOSED = {"invalid", "rejected", "disclosed", "no_data", "preserved", "cancelled", "withdrawn"}
+# Statuses before legal review has the case: a withdrawal now could overtake the request on its way there.
+IN_TRANSIT = {SUBMITTED, "received"}
 
 
-async def record_statuses(ctx: Context, statuses: list[RequestStatus]) -> None:
+async def record_statuses(ctx: Context, statuses: list[RequestProgress]) -> None:
     """Batch handler: append each status to its request's history; a request's newest status is its status.
 
     Two statements for the whole batch; the requests' rows are folded here first (one row per request:
     an upsert may touch a row once per statement)."""
     await ctx.conn.execute(
-        "INSERT INTO request_statuses (authority_id, request_id, case_id, status, reasons, at, deadline)"
+        "INSERT INTO request_statuses (authority_id, request_id, case_id, status, reasons, at, deadline, clarification)"
         " SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::jsonb[], $6::timestamptz[],"
-        " $7::timestamptz[])",
+        " $7::timestamptz[], $8::jsonb[])",
         [s.authority_id for s in statuses], [s.request_id for s in statuses], [s.case_id for s in statuses],
         [s.status.value for s in statuses],
         [json.dumps([r.model_dump(mode="json") for r in s.reasons]) for s in statuses],
-        [s.at for s in statuses], [s.deadline for s in statuses])
+        [s.at for s in statuses], [s.deadline for s in statuses],
+        [s.clarification.model_dump_json() if s.clarification else None for s in statuses])
     newest: dict[tuple[str, str], RequestStatus] = {}
     case_ids: dict[tuple[str, str], str | None] = {}
     for status in statuses:
@@ -81,12 +88,31 @@ async def request_of(conn: asyncpg.Connection, authority_id: str, request_id: st
     if row is None:
         return None
     history = await conn.fetch(
-        "SELECT case_id, status, reasons, at, deadline FROM request_statuses WHERE authority_id = $1 AND request_id = $2"
-        " ORDER BY at, id", authority_id, request_id)
-    return dict(_summary(row), history=[
-        {"status": h["status"], "case_id": _text(h["case_id"]), "reasons": json.loads(h["reasons"]), "at": h["at"],
-         "deadline": h["deadline"]}
-        for h in history])
+        "SELECT case_id, status, reasons, at, deadline, clarification FROM request_statuses"
+        " WHERE authority_id = $1 AND request_id = $2 ORDER BY at, id", authority_id, request_id)
+    entries = [{"status": h["status"], "case_id": _text(h["case_id"]), "reasons": json.loads(h["reasons"]),
+                "at": h["at"], "deadline": h["deadline"],
+                "clarification": json.loads(h["clarification"]) if h["clarification"] else None} for h in history]
+    asked = [e["clarification"] for e in entries if e["clarification"]]
+    open_question = asked[-1] if asked and row["status"] == "needs_clarification" else None
+    return dict(_summary(row), history=entries, clarification=open_question,
+                packaged=await conn.fetchval(
+                    "SELECT EXISTS (SELECT 1 FROM authority_disclosures WHERE authority_id = $1 AND request_id = $2)",
+                    authority_id, request_id))
+
+
+async def record_sent(conn: asyncpg.Connection, authority_id: str, request_id: str, action: str, reference: str,
+                      at: datetime) -> bool:
+    """Note that the authority sent its answer to a question (reference: its id) or its withdrawal
+    (reference: ''), with a history entry (`answer_sent`, `withdrawal_sent`); False if it was sent already."""
+    sent = await conn.fetchval(
+        "INSERT INTO authority_actions (authority_id, request_id, action, reference, at) VALUES ($1, $2, $3, $4, $5)"
+        " ON CONFLICT DO NOTHING RETURNING true", authority_id, request_id, action, reference, at)
+    if sent:
+        await conn.execute(
+            "INSERT INTO request_statuses (authority_id, request_id, status, reasons, at) VALUES ($1, $2, $3, '[]', $4)",
+            authority_id, request_id, SENT[action], at)
+    return bool(sent)
 
 
 async def requests_of(conn: asyncpg.Connection, authority_id: str, limit: int,

@@ -5,8 +5,8 @@ import json
 import logging
 
 from warden.authorities import authority_of
-from warden.contract.envelope import EventRejected, now
-from warden.contract.events import LegalRequest, RequestReceived, RequestStatus, StatusReason
+from warden.contract.envelope import EventRejected, now, unframe
+from warden.contract.events import LegalRequest, RequestReceived, StatusReason, status_events
 from warden.identifiers import case_id_for, normalise_suspect
 from warden.runtime.service import Context
 from warden.signing import signed_bytes, verify
@@ -14,6 +14,12 @@ from warden.signing import signed_bytes, verify
 from intake.rules import fingerprint
 
 log = logging.getLogger(__name__)
+
+
+def tell(ctx: Context, **status) -> None:
+    """A status for the authority: in full on legal.requests.progress, shared on legal.requests.status."""
+    for event in status_events(**status):
+        ctx.emit(event)
 
 
 async def receive_request(ctx: Context, request: LegalRequest) -> None:
@@ -40,10 +46,10 @@ async def receive_request(ctx: Context, request: LegalRequest) -> None:
         return
     ctx.emit(RequestReceived(
         case_id=case_id, received_at=received_at, request=normalised, submitted=ctx.envelope.data))
-    ctx.emit(RequestStatus(
-        request_id=request.request_id, authority_id=request.authority_id, case_id=case_id,
-        status="received", at=received_at))
-    log.info("request received", extra={"case_id": case_id, "authority_id": request.authority_id})
+    tell(ctx, request_id=request.request_id, authority_id=request.authority_id, case_id=case_id,
+         status="received", at=received_at)
+    log.info("request received", extra={"case_id": case_id, "authority_id": request.authority_id,
+                                        "schema_id": ctx.envelope.schema_id})
 
 
 async def _refuse_or_ignore_replay(ctx: Context, request: LegalRequest, content: str) -> None:
@@ -53,11 +59,11 @@ async def _refuse_or_ignore_replay(ctx: Context, request: LegalRequest, content:
     if earlier["fingerprint"] == content:
         log.info("identical request resubmitted, ignored", extra={"case_id": str(earlier["case_id"])})
         return
-    ctx.emit(RequestStatus(
+    tell(ctx,
         request_id=request.request_id, authority_id=request.authority_id, case_id=str(earlier["case_id"]),
         status="invalid", at=now(), reasons=[StatusReason(
             code="conflicting_resubmission",
-            message="request_id already used for a request with different content; use a new request_id")]))
+            message="request_id already used for a request with different content; use a new request_id")])
     log.info("conflicting resubmission refused", extra={"case_id": str(earlier["case_id"])})
 
 
@@ -69,9 +75,8 @@ async def report_invalid_request(ctx: Context, rejection: EventRejected) -> None
         return
     if len(authority_id) > 128 or len(request_id) > 128:
         return
-    ctx.emit(RequestStatus(
-        request_id=request_id, authority_id=authority_id, status="invalid", at=now(),
-        reasons=[StatusReason(code=rejection.reason, message=rejection.error)]))
+    tell(ctx, request_id=request_id, authority_id=authority_id, status="invalid", at=now(),
+         reasons=[StatusReason(code=rejection.reason, message=rejection.error)])
 
 
 def attributable_data(raw: bytes | None, binary_mode: bool) -> dict:
@@ -82,8 +87,8 @@ def attributable_data(raw: bytes | None, binary_mode: bool) -> dict:
     if not raw or len(raw) > 1024 * 1024:
         return {}
     try:
-        parsed = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        parsed = json.loads(unframe(raw)[0])
+    except (ValueError, UnicodeDecodeError, RecursionError, EventRejected):
         return {}
     if not isinstance(parsed, dict):
         return {}

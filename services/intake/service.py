@@ -1,14 +1,18 @@
 """Intake, as the runtime runs it: what it consumes, the one handler for each, and the authority API.
 
 Consumes legal.requests.submitted (requests to verify), legal.authorities (the registry),
-legal.requests.status and legal.disclosures.issued (what each authority may read of its
-own requests). Emits legal.requests.received and legal.requests.status, and publishes
-on legal.requests.submitted what authorities submit over HTTP (/authority/v1, authority_api.py).
+legal.requests.progress and legal.disclosures.issued (what each authority may read of its
+own requests). Emits legal.requests.received, legal.requests.status and legal.requests.progress,
+and publishes what authorities send over HTTP (/authority/v1, authority_api.py): requests on
+legal.requests.submitted, answers to questions on legal.requests.amended, withdrawals on
+legal.requests.withdrawn.
 """
 from pathlib import Path
 
 from warden.authorities import AUTHORITY_MIGRATIONS, AUTHORITY_REGISTRY, require_registry_keys
-from warden.contract.events import LegalRequest, RequestReceived, RequestStatus
+from warden.contract.events import (
+    LegalRequest, RequestAmended, RequestProgress, RequestReceived, RequestStatus, RequestWithdrawn,
+)
 from warden.runtime.database import MigrationSet
 from warden.runtime.service import Service, Subscription
 
@@ -23,11 +27,12 @@ SERVICE = Service(
     subscriptions=[
         Subscription("legal.requests.submitted", receive_request, on_rejected=report_invalid_request),
         AUTHORITY_REGISTRY,
-        Subscription("legal.requests.status", handle_batch=record_statuses),
+        Subscription("legal.requests.progress", handle_batch=record_statuses),
         Subscription("legal.disclosures.issued", handle_batch=record_disclosures),
     ],
     migrations=[AUTHORITY_MIGRATIONS, MigrationSet("intake", Path(__file__).parent / "migrations")],
-    emits=(LegalRequest, RequestReceived, RequestStatus),  # LegalRequest: relayed from the authority API
+    # LegalRequest, RequestAmended, RequestWithdrawn: as the authority signed them over the authority API.
+    emits=(LegalRequest, RequestReceived, RequestStatus, RequestProgress, RequestAmended, RequestWithdrawn),
     startup_checks=[require_registry_keys],
     routes=authority_routes,
     background=[prune_signatures],

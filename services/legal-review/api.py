@@ -19,15 +19,14 @@ import yaml
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query
 from fastapi.responses import PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, Field, TypeAdapter
 
 from warden.contract.envelope import now
 from warden.contract.events import LegalRequest, Period
 from warden.runtime.service import ServiceContext
 
-from legal_review import cases
-from legal_review import decide
-from legal_review.review import DecisionRequest, Reviewer, ReviewRefused, Role
+from legal_review import cases, clarifications, decide
+from legal_review.review import ClarificationRequest, DecisionRequest, Reviewer, ReviewRefused, Role
 from legal_review.rules import RuleResult
 from legal_review.transparency import build_report, report_csv, report_json
 
@@ -52,12 +51,14 @@ def load_tokens() -> dict[str, Reviewer]:
 
 # --- response models (the OpenAPI document is generated from these) ----------------------
 
+CaseStatus = Literal["pending_review", "needs_clarification", "approved", "rejected", "withdrawn"]
+
 class CaseSummary(BaseModel):
     case_id: str
     request_id: str
     authority_id: str
     country: str | None
-    status: Literal["pending_review", "approved", "rejected"]
+    status: CaseStatus
     kind: Literal["disclosure", "preservation"]
     emergency: bool
     flags: list[str]
@@ -76,6 +77,16 @@ class ReviewView(BaseModel):
     data_categories: list[str] | None
     period: Period | None
     at: datetime
+
+
+class ClarificationView(BaseModel):
+    """A reviewer's question to the authority and, once it came, the authority's signed answer."""
+    clarification_id: str
+    asked_by: str
+    question: str
+    asked_at: datetime
+    answer: str | None
+    answered_at: datetime | None
 
 
 class ViolationView(BaseModel):
@@ -97,6 +108,8 @@ class CaseDetail(CaseSummary):
     decided_at: datetime | None
     reviews: list[ReviewView]
     violations: list[ViolationView]
+    clarifications: list[ClarificationView] = []
+    review_round: int = Field(0, description="amendments so far: only the votes of this round count")
 
 
 class DecisionResponse(BaseModel):
@@ -130,13 +143,16 @@ async def case_detail(conn, case: cases.Case) -> CaseDetail:
     reviews = [ReviewView(reviewer=r["reviewer"], role=r["role"], action=r["action"], reason=r["reason"],
                           data_categories=r["data_categories"], at=r["at"],
                           period=Period(start=r["period_start"], end=r["period_end"]) if r["period_start"] else None)
-               for r in await cases.reviews_of(conn, case.case_id)]
+               for r in await cases.reviews_of(conn, case.case_id) if r["round"] == case.review_round]
+    questions = [ClarificationView(**{**dict(q), "clarification_id": str(q["clarification_id"])})
+                 for q in await clarifications.questions_of(conn, case.case_id)]
     violations = [ViolationView(**dict(v)) for v in await cases.violations_of(conn, case.suspect_account_id)]
     return CaseDetail(
         **case_summary(case, now()), request=case.request, rules=case.results,
         granted_categories=case.granted_categories, period=case.period, hold_until=case.hold_until,
         confirmation_due=case.confirmation_due, confirmed_by=case.confirmed_by, policy_version=case.policy_version,
-        decided_by=case.decided_by, decided_at=case.decided_at, reviews=reviews, violations=violations)
+        decided_by=case.decided_by, decided_at=case.decided_at, reviews=reviews, violations=violations,
+        clarifications=questions, review_round=case.review_round)
 
 
 AUTH_ERRORS = {401: {"model": Problem, "description": "missing or unknown bearer token"},
@@ -169,7 +185,7 @@ def review_routes(app: FastAPI, runtime: ServiceContext) -> None:
     @router.get("/cases", response_model=list[CaseSummary])
     async def list_cases(
         reviewer: Reviewer = Depends(reviewer_of),
-        status: Literal["pending_review", "approved", "rejected", ""] = Query(
+        status: Literal[CaseStatus, ""] = Query(
             "pending_review", description="only cases in this status; `status=` (empty) lists every case"),
         overdue: bool | None = Query(None, description="only cases past (true) or within (false) their deadline"),
         due_before: datetime | None = Query(None, description="only cases whose deadline is before this time"),
@@ -213,6 +229,28 @@ def review_routes(app: FastAPI, runtime: ServiceContext) -> None:
         async with pool().acquire() as conn:
             detail = await case_detail(conn, decided.case)
         return DecisionResponse(case=detail, closed=decided.closed, message=decided.message)
+
+    @router.post("/cases/{case_id}/clarifications", response_model=CaseDetail, status_code=201, responses={
+        403: {"model": Problem, "description": "this role may not review cases"},
+        404: {"model": Problem},
+        409: {"model": Problem, "description": "the case is closed, or a question is already open"}})
+    async def ask_clarification(case_id: uuid.UUID, clarification: ClarificationRequest,
+                                reviewer: Reviewer = Depends(reviewer_of)) -> CaseDetail:
+        """Ask the authority a question instead of approving or rejecting.
+
+        The case becomes `needs_clarification` (on `legal.requests.status`; the question itself only
+        reaches the authority through the authority API) and its deadline clock is paused. The
+        authority's signed answer (`legal.requests.amended`) is analysed again under the policy and
+        the case comes back to review, its deadline moved by the time paused.
+        """
+        try:
+            case = await decide.ask_clarification(runtime, str(case_id), reviewer, clarification.question, now())
+        except decide.CaseNotFound:
+            raise HTTPException(404, "no such case") from None
+        except ReviewRefused as refused:
+            raise HTTPException(refused.status, f"{refused.code}: {refused.message}") from None
+        async with pool().acquire() as conn:
+            return await case_detail(conn, case)
 
     @router.get("/transparency", responses={
         200: {"description": "the report (JSON, or CSV with format=csv)",

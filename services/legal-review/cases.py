@@ -8,15 +8,15 @@ head when its transaction decided a case (`Chain.checkpoint_at_commit`).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import partial
 
 import asyncpg
 
 from warden.contract.events import (
-    AuthorityRegistered, LegalRequest, Period, PolicyRuleResult, RejectionReason, RequestApproved,
-    RequestReceived, RequestRejected, RequestStatus, StatusReason,
+    AuthorityRegistered, Clarification, LegalRequest, Period, PolicyRuleResult, RejectionReason, RequestApproved,
+    RequestReceived, RequestRejected, StatusReason, status_events,
 )
 from warden.runtime.inserts import InsertNew, insert_now
 from warden.runtime.outbox import OutboxRow, event_row
@@ -27,6 +27,7 @@ from legal_review.rules import Assessment, EarlierHold, RuleResult, SuspectHold,
 
 SERVICE = "legal-review"
 MACHINE = "policy"
+OPEN_STATUSES = ("pending_review", "needs_clarification")
 
 
 @dataclass
@@ -58,10 +59,15 @@ class Case:
     # The request exactly as the authority signed it, and the registered key that verified it.
     submitted: dict | None = None
     authority_key: str | None = None
+    # A reviewer's question open since then (status needs_clarification; the deadline clock is paused).
+    clock_paused_at: datetime | None = None
+    # The authority's signed amendments, as signed, in order; votes count only in the current round.
+    amendments: list[dict] = field(default_factory=list)
+    review_round: int = 0
 
     @property
     def closed(self) -> bool:
-        return self.status != "pending_review"
+        return self.status not in OPEN_STATUSES
 
 
 def case_from_row(row: asyncpg.Record) -> Case:
@@ -80,7 +86,9 @@ def case_from_row(row: asyncpg.Record) -> Case:
         confirmed_by=str(row["confirmed_by"]) if row["confirmed_by"] else None,
         policy_version=row["policy_version"], decided_at=row["decided_at"], decided_by=list(row["decided_by"]),
         suspect_account_id=row["suspect_account_id"],
-        submitted=json.loads(row["submitted"]) if row["submitted"] else None, authority_key=row["authority_key"])
+        submitted=json.loads(row["submitted"]) if row["submitted"] else None, authority_key=row["authority_key"],
+        clock_paused_at=row["clock_paused_at"], amendments=json.loads(row["amendments"]),
+        review_round=row["review_round"])
 
 
 async def load_case(conn: asyncpg.Connection, case_id: str, *, for_update: bool = False) -> Case | None:
@@ -284,14 +292,15 @@ def _approval(case: Case, decided_by: list[str], at: datetime, extra_rules: list
         period=case.period, hold_until=case.hold_until, nondisclosure_until=case.request.nondisclosure_until,
         policy_rules=[*rules, *extra_rules], decided_by=decided_by, signed_request=case.submitted,
         authority_key=case.authority_key, decided_at=at,
-        user_notice=user_notice(case.country, case.emergency, case.received_at, current_policy()))
+        user_notice=user_notice(case.country, case.emergency, case.received_at, current_policy()),
+        signed_amendments=case.amendments or None)
     event = keys.signed(event)
     refused = [c for c in case.request.data_categories if c not in case.granted_categories]
     reasons = [StatusReason(code="category_refused", message=f"{c[:64]} is not granted") for c in refused]
     if case.request.period != case.period:
         reasons.append(StatusReason(code="period_narrowed", message=f"granted {case.period.start.isoformat()} .. "
                                                                      f"{case.period.end.isoformat()}"))
-    return event, [event_row(SERVICE, event), status_row(case, "approved", reasons, at)]
+    return event, [event_row(SERVICE, event), *status_rows(case, "approved", reasons, at)]
 
 
 def _rejection(case: Case, reasons: list[RejectionReason], decided_by: list[str], at: datetime
@@ -300,7 +309,7 @@ def _rejection(case: Case, reasons: list[RejectionReason], decided_by: list[str]
         case_id=case.case_id, request_id=case.request_id, authority_id=case.authority_id, reasons=reasons,
         decided_by=decided_by, decided_at=at))
     status_reasons = [StatusReason(code=r.code, message=r.message) for r in reasons]
-    return event, [event_row(SERVICE, event), status_row(case, "rejected", status_reasons, at)]
+    return event, [event_row(SERVICE, event), *status_rows(case, "rejected", status_reasons, at)]
 
 
 async def approve(conn: asyncpg.Connection, case: Case, decided_by: list[str], at: datetime,
@@ -322,10 +331,13 @@ async def reject(conn: asyncpg.Connection, case: Case, reasons: list[RejectionRe
     return rows
 
 
-def status_row(case: Case, status: str, reasons: list[StatusReason], at: datetime) -> OutboxRow:
-    return event_row(SERVICE, RequestStatus(
+def status_rows(case: Case, status: str, reasons: list[StatusReason], at: datetime,
+                clarification: Clarification | None = None) -> list[OutboxRow]:
+    """The status told to the authority: in full for the authority API, and on the shared status topic."""
+    return [event_row(SERVICE, event) for event in status_events(
         request_id=case.request_id, authority_id=case.authority_id, case_id=case.case_id, status=status,
-        reasons=reasons, at=at, deadline=case.deadline if status == "pending_review" else None))
+        reasons=reasons, at=at, deadline=case.deadline if status == "pending_review" else None,
+        clarification=clarification)]
 
 
 async def _decided_entry(conn: asyncpg.Connection, case: Case, outcome: str, decided_by: list[str], at: datetime,
@@ -395,10 +407,11 @@ async def confirm_emergency(conn: asyncpg.Connection, country: str | None, emerg
 async def record_review(conn: asyncpg.Connection, case: Case, reviewer: str, role: str, action: str, reason: str,
                         data_categories: list[str] | None, period: Period | None, at: datetime) -> None:
     await conn.execute(
-        """INSERT INTO reviews (case_id, reviewer, role, action, reason, data_categories, period_start, period_end, at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
+        """INSERT INTO reviews (case_id, reviewer, role, action, reason, data_categories, period_start, period_end, at,
+                                round)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)""",
         case.case_id, reviewer, role, action, reason, data_categories,
-        period.start if period else None, period.end if period else None, at)
+        period.start if period else None, period.end if period else None, at, case.review_round)
     await audit.append(conn, case.case_id, "case.reviewed", reviewer, at, {
         "role": role, "action": action, "reason": reason, "data_categories": data_categories,
         "period": period.model_dump(mode="json") if period else None})

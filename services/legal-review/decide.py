@@ -1,7 +1,8 @@
-"""A reviewer's decision on a case, end to end: one unit of work (its events reach the relay on commit).
+"""A reviewer's decision on a case, or question to the authority, end to end: one unit of work each (its
+events reach the relay on commit).
 
-The review API and the reviewer console both call `decide_case`; the rules of who may
-decide what live in review.py (pure), the state changes in cases.py.
+The review API and the reviewer console both call `decide_case` and `ask_clarification`; the rules of
+who may decide what live in review.py (pure), the state changes in cases.py and clarifications.py.
 """
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ from warden.authorities import find_authority
 from warden.contract.events import PolicyRuleResult, RejectionReason
 from warden.runtime.service import ServiceContext
 
-from legal_review import audit, cases
+from legal_review import audit, cases, clarifications
 from legal_review.policy import current_policy
-from legal_review.review import DecisionRequest, Reviewer, Vote, VoteResult, judge_vote
+from legal_review.review import DecisionRequest, Reviewer, Vote, VoteResult, judge_vote, may_ask
 from legal_review.rules import expired_at_decision, may_confirm_emergency, suspect_key
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,8 @@ async def decide_case(service: ServiceContext, case_id: str, reviewer: Reviewer,
         case = await cases.load_case(conn, case_id, for_update=True)
         if case is None:
             raise CaseNotFound(case_id)
-        prior = [Vote(r["reviewer"], r["role"], r["action"]) for r in await cases.reviews_of(conn, case.case_id)]
+        prior = [Vote(r["reviewer"], r["role"], r["action"]) for r in await cases.reviews_of(conn, case.case_id)
+                 if r["round"] == case.review_round]
         result = judge_vote(case, prior, reviewer, decision)
         await cases.record_review(conn, case, reviewer.name, reviewer.role, decision.action, decision.reason,
                                   decision.data_categories, decision.period, at)
@@ -91,3 +93,23 @@ async def decide_case(service: ServiceContext, case_id: str, reviewer: Reviewer,
     log.info("review recorded", extra={"case_id": case.case_id, "action": decision.action,
                                       "closed": result.final or "open"})
     return Decided(case, result)
+
+
+async def ask_clarification(service: ServiceContext, case_id: str, reviewer: Reviewer, question: str,
+                            at: datetime) -> cases.Case:
+    """Ask the authority a question instead of deciding: the case waits for its signed answer
+    (needs_clarification, deadline clock paused); the authority reads the question over its API.
+
+    Raises CaseNotFound, or ReviewRefused when the case cannot take a question now.
+    """
+    async with service.unit_of_work() as uow:
+        conn = uow.conn
+        await audit.lock_chain(conn)
+        case = await cases.load_case(conn, case_id, for_update=True)
+        if case is None:
+            raise CaseNotFound(case_id)
+        may_ask(case, reviewer)
+        _, rows = await clarifications.ask(conn, case, reviewer.name, question, at)
+        uow.add(rows)
+    log.info("clarification requested", extra={"case_id": case.case_id})
+    return case

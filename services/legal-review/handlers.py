@@ -1,4 +1,4 @@
-"""Legal review's handlers: assess each received request; keep confirmed violations."""
+"""Legal review's handlers: assess each received request, its amendments and withdrawal; keep confirmed violations."""
 from __future__ import annotations
 
 import logging
@@ -7,16 +7,17 @@ import uuid
 from pydantic import ValidationError
 
 from warden.authorities import authority_of, usable_keys
-from warden.contract.envelope import EventRejected
+from warden.contract.envelope import EventRejected, now
 from warden.contract.events import (
-    DisclosureIssued, LegalRequest, RequestReceived, RequestStatus, StatusReason, ViolationConfirmed,
-    ViolationWithdrawn,
+    DisclosureIssued, LegalRequest, RejectionReason, RequestAmended, RequestReceived, RequestStatus, RequestWithdrawn,
+    StatusReason, ViolationConfirmed, ViolationWithdrawn,
 )
-from warden.provenance import request_key
+from warden.identifiers import case_id_for, normalise_suspect
+from warden.provenance import amended_request, request_key, signed_by
 from warden.runtime.batch import describe_validation_error
 from warden.runtime.service import Context
 
-from legal_review import audit, cases
+from legal_review import audit, cases, clarifications
 from legal_review.policy import current_policy
 from legal_review.rules import (
     Facts, assess, is_preservation, may_confirm_emergency, provenance_mismatch, retention_window, suspect_key,
@@ -72,7 +73,7 @@ async def review_request(ctx: Context, received: RequestReceived) -> None:
     if assessment.outcome == "pending_review":
         case = await cases.open_case(ctx.conn, received, assessment, authority, chain, insert_new, authority_key)
         reasons = [StatusReason(code=r.code, message=r.message) for r in assessment.flagged]
-        rows = [cases.status_row(case, "pending_review", reasons, at)] if case else []
+        rows = cases.status_rows(case, "pending_review", reasons, at) if case else []
     else:  # approved or rejected by the machine: opened and decided in one statement
         case, rows = await cases.open_decided(ctx.conn, received, assessment, authority, chain, insert_new,
                                               authority_key)
@@ -87,6 +88,74 @@ async def review_request(ctx: Context, received: RequestReceived) -> None:
                                       suspect_key(request))
     log.info("request assessed", extra={"case_id": case.case_id, "outcome": assessment.outcome,
                                         "flags": assessment.flags, "policy_version": policy.version})
+
+
+async def authority_case(ctx: Context, authority_id: str, request_id: str) -> cases.Case:
+    """The case of an authority's signed amendment or withdrawal (the event's data), locked for the change,
+    once the document is shown to be the authority's: signed by the key its request was verified with (the
+    key pinned to the case), still registered and not revoked. EventRejected otherwise."""
+    await ctx.flush_inserts()  # the case may have been opened earlier in this batch
+    await audit.lock_chain(ctx.conn)  # the chain before the case's row, as every writer takes them
+    case = await cases.load_case(ctx.conn, case_id_for(authority_id, request_id), for_update=True)
+    if case is None or case.authority_key is None:
+        raise EventRejected("unknown_case", "no case of this authority has this request id")
+    assert ctx.envelope is not None
+    if not signed_by(ctx.envelope.data, case.authority_key):
+        raise EventRejected("bad_signature", "not signed by the key the authority's request was verified with")
+    if case.authority_key not in await usable_keys(ctx, authority_id):
+        raise EventRejected("revoked_authority", f"the key of {authority_id!r} pinned to the case is revoked")
+    return case
+
+
+async def answer_clarification(ctx: Context, amended: RequestAmended) -> None:
+    """The authority's signed answer to the open question: kept, and the amended request analysed anew under
+    the policy. A failed rule rejects it; otherwise it goes back to the reviewers (who asked), clock running."""
+    case = await authority_case(ctx, amended.authority_id, amended.request_id)
+    question = await clarifications.open_question(ctx.conn, case.case_id)
+    if case.status != "needs_clarification" or question is None:
+        raise EventRejected("no_open_clarification", f"the case is {case.status}: no question waits for an answer")
+    if str(question["clarification_id"]) != amended.clarification_id:
+        raise EventRejected("not_the_open_clarification", "the amendment answers another question than the open one")
+    signed = ctx.envelope.data
+    try:
+        request = LegalRequest.model_validate(amended_request(case.submitted or {}, [*case.amendments, signed],
+                                                              case.authority_key))
+    except ValidationError as exc:
+        raise EventRejected("invalid_data", f"amended request: {describe_validation_error(exc)}") from None
+    request = request.model_copy(update={"suspect": normalise_suspect(request.suspect)})
+    policy = current_policy()
+    authority = await authority_of(ctx, case.authority_id)
+    earlier = (await cases.find_earlier_hold(ctx.conn, case.authority_id, request.extends_request_id)
+               if request.extends_request_id else None)
+    holds = await cases.holds_on_suspect(ctx.conn, request, case.received_at)
+    assessment = assess(Facts(request, case.received_at, authority, earlier, holds), policy)
+    chain, at = audit.batch_chain(ctx.cache), now()
+    await clarifications.record_answer(ctx.conn, case, amended.clarification_id, signed, request, assessment, at,
+                                       chain)
+    if assessment.outcome == "rejected":
+        ctx.outgoing.extend(await cases.reject(ctx.conn, case, [
+            RejectionReason(code=r.code, rule=r.rule, message=r.message) for r in assessment.failed],
+            [cases.machine_actor(case)], at, chain))
+        chain.checkpoint_at_commit(ctx)
+    else:
+        reasons = [StatusReason(code="clarification_answered", message="the answer is back with the reviewers"),
+                   *(StatusReason(code=r.code, message=r.message) for r in assessment.flagged)]
+        ctx.outgoing.extend(cases.status_rows(case, "pending_review", reasons, at))
+    log.info("clarification answered", extra={"case_id": case.case_id, "outcome": assessment.outcome})
+
+
+async def withdraw_request(ctx: Context, withdrawn: RequestWithdrawn) -> None:
+    """The authority's signed withdrawal: an open case closes as withdrawn; an approved one is left to
+    disclosure, which builds no package for it unless it already has."""
+    case = await authority_case(ctx, withdrawn.authority_id, withdrawn.request_id)
+    chain, at = audit.batch_chain(ctx.cache), now()
+    if not case.closed:
+        ctx.outgoing.extend(await clarifications.withdraw(ctx.conn, case, ctx.envelope.data, at, chain))
+        chain.checkpoint_at_commit(ctx)  # the case is closed, as a decision closes one
+    elif case.status != "approved" or not await clarifications.withdrawal_after_approval(
+            ctx.conn, case, ctx.envelope.data, at, chain):
+        raise EventRejected("case_closed", f"the case is already {case.status}: nothing left to withdraw")
+    log.info("request withdrawn", extra={"case_id": case.case_id, "status": case.status})
 
 
 async def record_violation(ctx: Context, violation: ViolationConfirmed | ViolationWithdrawn) -> None:

@@ -11,7 +11,7 @@ import asyncpg
 from prometheus_client import Gauge
 
 from warden.contract.envelope import now
-from warden.contract.events import RequestStatus, StatusReason
+from warden.contract.events import RequestProgress, StatusReason
 from warden.runtime.service import ServiceContext
 
 from legal_review import audit
@@ -35,7 +35,7 @@ class SweepResult:
     pending: dict[str, int]
     unconfirmed: int
     newly_flagged: list[str]
-    told: list[RequestStatus]  # what the authorities are to be told (emitted by the caller's unit of work)
+    told: list[RequestProgress]  # what the authorities are to be told (emitted by the caller's unit of work)
 
 
 MISSED_MESSAGE = "no confirming judicial order arrived within the confirmation window"
@@ -60,7 +60,7 @@ async def sweep(conn: asyncpg.Connection, at: datetime, policy: Policy | None = 
     for row in flagged:
         await audit.append(conn, str(row["case_id"]), "case.flagged", MACHINE, at,
                            {"flag": CONFIRMATION_MISSING, "reason": "no confirming judicial order within the window"})
-    told = [RequestStatus(
+    told = [RequestProgress(
         request_id=row["request_id"], authority_id=row["authority_id"], case_id=str(row["case_id"]),
         status=row["status"], reasons=[StatusReason(code=CONFIRMATION_MISSING, message=MISSED_MESSAGE)], at=at)
         for row in flagged if row["status"] != "rejected"]  # a rejected case has nothing left to confirm
@@ -85,6 +85,7 @@ async def watch_deadlines(runtime: ServiceContext) -> None:
                 result = await sweep(uow.conn, now())
                 for status in result.told:
                     uow.emit(status)
+                    uow.emit(status.shared())
             for priority, count in result.overdue.items():
                 CASES_OVERDUE.labels(priority).set(count)
             for priority, count in result.pending.items():

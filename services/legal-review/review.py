@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
@@ -46,6 +47,14 @@ class DecisionRequest(BaseModel):
         return self
 
 
+class ClarificationRequest(BaseModel):
+    """A reviewer's question to the authority, instead of a decision: the case waits for its signed answer."""
+
+    question: str = Field(min_length=3, max_length=4000,
+                          description="What the authority must answer or amend; shown to it by the authority API "
+                                      "and kept in the audit log")
+
+
 class ReviewRefused(Exception):
     """The decision may not be taken: `status` is the HTTP status the API answers with."""
 
@@ -63,7 +72,10 @@ class VoteResult:
 
 
 def judge_vote(case: Case, prior: list[Vote], reviewer: Reviewer, decision: DecisionRequest) -> VoteResult:
-    """Check a reviewer's decision against the case and earlier votes; say whether it closes the case."""
+    """Check a reviewer's decision against the case and earlier votes (of this round: votes given before an
+    amendment were on another request); say whether it closes the case."""
+    if case.status == "needs_clarification":
+        raise ReviewRefused(409, "awaiting_clarification", "the case waits for the authority's answer")
     if case.closed:
         raise ReviewRefused(409, "case_closed", f"the case is already {case.status}")
     if reviewer.role not in ("reviewer", "supervisor"):
@@ -102,3 +114,20 @@ def narrowed_scope(case: Case, decision: DecisionRequest) -> tuple[list[str], Pe
         period = p
     assert period is not None
     return categories, period
+
+
+def may_ask(case: Case, reviewer: Reviewer) -> None:
+    """A reviewer may ask the authority a question about a case awaiting review, one question at a time."""
+    if reviewer.role not in ("reviewer", "supervisor"):
+        raise ReviewRefused(403, "role_not_allowed", "this role may not review cases")
+    if case.status == "needs_clarification":
+        raise ReviewRefused(409, "awaiting_clarification", "a question is already open: the case waits for its answer")
+    if case.closed:
+        raise ReviewRefused(409, "case_closed", f"the case is already {case.status}")
+
+
+def resumed_deadline(deadline: datetime, paused_at: datetime | None, at: datetime) -> datetime:
+    """The review deadline once the authority answers: moved by the time the clock was paused."""
+    if paused_at is None:
+        return deadline
+    return deadline + max(at - paused_at, timedelta(0))

@@ -1,6 +1,9 @@
 """Legal review, as the runtime runs it: what it consumes, the handler for each, its API and jobs.
 
-Consumes  legal.requests.received  -> review_request   (emits legal.requests.decided, legal.requests.status)
+Consumes  legal.requests.received  -> review_request   (emits legal.requests.decided, legal.requests.status
+                                                         and legal.requests.progress)
+          legal.requests.amended   -> answer_clarification (the authority's signed answer, analysed anew)
+          legal.requests.withdrawn -> withdraw_request  (the case closes as withdrawn)
           legal.authorities        -> the shared authority registry projection
           moderation.violations    -> record_violation (confirmed, and withdrawn when overturned)
           legal.disclosures.issued -> record_disclosures   (the transparency report's fulfilments)
@@ -16,14 +19,16 @@ from fastapi import FastAPI
 
 from warden.audit import require_audit_key
 from warden.authorities import AUTHORITY_MIGRATIONS, AUTHORITY_REGISTRY, require_registry_keys
-from warden.contract.events import AuditCheckpoint, RequestApproved, RequestRejected, RequestStatus
+from warden.contract.events import AuditCheckpoint, RequestApproved, RequestProgress, RequestRejected, RequestStatus
 from warden.runtime.database import MigrationSet
 from warden.runtime.service import Service, ServiceContext, Subscription
 
 from legal_review.api import review_routes
 from legal_review.audit import publish_checkpoints
 from legal_review.console.routes import console_routes
-from legal_review.handlers import record_disclosures, record_fulfilment, record_violation, review_request
+from legal_review.handlers import (
+    answer_clarification, record_disclosures, record_fulfilment, record_violation, review_request, withdraw_request,
+)
 from legal_review.jobs import watch_deadlines
 from legal_review.keys import require_decision_key
 from legal_review.policy import current_policy
@@ -41,13 +46,15 @@ SERVICE = Service(
     schema="legal_review",
     subscriptions=[
         Subscription("legal.requests.received", review_request),
+        Subscription("legal.requests.amended", answer_clarification),
+        Subscription("legal.requests.withdrawn", withdraw_request),
         AUTHORITY_REGISTRY,
         Subscription("moderation.violations", record_violation),
         Subscription("legal.disclosures.issued", handle_batch=record_disclosures),
         Subscription("legal.requests.status", record_fulfilment),
     ],
     migrations=[AUTHORITY_MIGRATIONS, MigrationSet("legal_review", Path(__file__).parent / "migrations")],
-    emits=(RequestApproved, RequestRejected, RequestStatus, AuditCheckpoint),
+    emits=(RequestApproved, RequestRejected, RequestStatus, RequestProgress, AuditCheckpoint),
     startup_checks=[require_registry_keys, require_decision_key, require_audit_key],
     routes=routes,
     background=[watch_deadlines, publish_checkpoints],

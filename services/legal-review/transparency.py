@@ -24,7 +24,7 @@ NOTES = [
 ]
 COLUMNS = ["country", "received", "approved", "rejected", "pending_review", "disclosures_approved",
            "accounts_specified", "requests_with_data", "no_data", "users_affected", "emergency",
-           "emergency_with_data", "preservation"]
+           "emergency_with_data", "preservation", "withdrawn"]
 INSTRUMENT_COLUMNS = ["country", "instrument", *COLUMNS[1:]]
 # Distinct counts: a total would count twice a person named in two countries or instruments.
 NOT_SUMMED = {"accounts_specified", "users_affected"}
@@ -44,6 +44,7 @@ class CountryCounts(BaseModel):
     emergency: int
     emergency_with_data: int
     preservation: int
+    withdrawn: int = 0
 
 
 class InstrumentCounts(CountryCounts):
@@ -73,7 +74,7 @@ def quarter_bounds(quarter: str) -> tuple[str, datetime, datetime]:
 _COUNTS = """count(*) AS received,
        count(*) FILTER (WHERE c.status = 'approved') AS approved,
        count(*) FILTER (WHERE c.status = 'rejected') AS rejected,
-       count(*) FILTER (WHERE c.status = 'pending_review') AS pending_review,
+       count(*) FILTER (WHERE c.status IN ('pending_review', 'needs_clarification')) AS pending_review,
        count(*) FILTER (WHERE c.status = 'approved' AND c.kind = 'disclosure') AS disclosures_approved,
        count(DISTINCT c.suspect_key) AS accounts_specified,
        count(*) FILTER (WHERE f.outcome = 'disclosed') AS requests_with_data,
@@ -81,7 +82,8 @@ _COUNTS = """count(*) AS received,
        count(DISTINCT f.account_id) FILTER (WHERE f.outcome = 'disclosed') AS users_affected,
        count(*) FILTER (WHERE c.emergency) AS emergency,
        count(*) FILTER (WHERE c.emergency AND f.outcome = 'disclosed') AS emergency_with_data,
-       count(*) FILTER (WHERE c.kind = 'preservation') AS preservation"""
+       count(*) FILTER (WHERE c.kind = 'preservation') AS preservation,
+       count(*) FILTER (WHERE c.status = 'withdrawn') AS withdrawn"""
 
 
 async def build_report(conn: asyncpg.Connection, quarter: str, schema: str = "legal_review") -> TransparencyReport:

@@ -187,3 +187,67 @@ def test_development_tokens_open_the_review_and_moderation_apis(stack):
     assert get(review_url, None) == 401
     assert get(queue_url, moderator) == 200
     assert get(queue_url, reviewer) == 401
+
+
+def test_the_readme_walk_through_over_the_authority_api(stack):
+    """README: `warden authority-client` against `warden up`: submit, a reviewer's question, the answer,
+    withdrawal; and a request disclosed, fetched with its certificate, too late to withdraw."""
+    import urllib.request
+    from datetime import datetime, timedelta, timezone
+
+    from tests.support.kafka import produce_event
+
+    up, info = stack
+    bootstrap = info["kafka_bootstrap_servers"]
+    keys = json.loads(up.warden("keygen").stdout)
+    (up.workdir / "nantes.json").write_text(json.dumps(keys))
+    up.warden("authority", "add", "fr-tj-nantes", "--country", "FR", "--kind", "court",
+              "--public-key", keys["public_key"])
+    for schema in ("intake", "legal_review", "disclosure"):
+        asyncio.run(wait_for_authority(info["database_url"], schema, "fr-tj-nantes"))
+    client = ["authority-client", "--authority", "fr-tj-nantes", "--key", "nantes.json"]
+
+    def status(request_id: str) -> dict:
+        return json.loads(up.warden(client[0], "--json", *client[1:], "status", request_id).stdout)
+
+    speech = request_data({"authority_id": "fr-tj-nantes"}, offense={
+        "category": "extremism_speech", "statute": "Art. 421-2-5", "description": "Channel posts"})
+    (up.workdir / "speech.json").write_text(json.dumps(speech))
+    up.warden(*client, "submit", "speech.json")
+    case_id = wait_until(lambda: status(speech["request_id"])["status"] == "pending_review"
+                         and status(speech["request_id"])["case_id"], timeout=60)
+    tokens = json.loads((up.home / "stack.json").read_text())["development_tokens"]["legal-review"]
+    reviewer = next(t for t, v in tokens.items() if v["role"] == "reviewer")
+    question = "Which posts are the suspect's own?"
+    asked = urllib.request.Request(
+        info["services"]["legal-review"]["url"] + f"/review/cases/{case_id}/clarifications",
+        data=json.dumps({"question": question}).encode(), method="POST",
+        headers={"Authorization": f"Bearer {reviewer}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(asked, timeout=10) as response:
+        assert response.status == 201
+    wait_until(lambda: status(speech["request_id"])["status"] == "needs_clarification")
+    shown = up.warden(*client, "status", speech["request_id"]).stdout
+    assert question in shown and "authority-client answer" in shown
+    up.warden(*client, "answer", speech["request_id"], "The posts of 3 and 5 March.", "--categories", "ip_addresses")
+    wait_until(lambda: status(speech["request_id"])["status"] == "pending_review")
+    up.warden(*client, "withdraw", speech["request_id"], "--reason", "investigation closed")
+    wait_until(lambda: status(speech["request_id"])["status"] == "withdrawn")
+
+    now = datetime.now(timezone.utc)
+    account, username = f"acct-n{now.timestamp():.0f}", f"vendor_{now.timestamp():.0f}"
+    asyncio.run(produce_event(bootstrap, "platform.subscribers", "warden.subscriber.session.observed.v1", {
+        "account_id": account, "ip": "203.0.113.50", "observed_at": (now - timedelta(days=4)).isoformat()}))
+    asyncio.run(produce_event(bootstrap, "platform.subscribers", "warden.subscriber.account.updated.v1", {
+        "account_id": account, "username": username, "phone_number": None, "country": "FR",
+        "updated_at": (now - timedelta(days=100)).isoformat()}))
+    time.sleep(3)  # the subscriber feed is asynchronous too
+    order = request_data({"authority_id": "fr-tj-nantes"}, suspect={"username": "@" + username})
+    (up.workdir / "order.json").write_text(json.dumps(order))
+    up.warden(*client, "submit", "order.json")
+    wait_until(lambda: status(order["request_id"])["status"] == "disclosed", timeout=60)
+    fetched = up.warden(*client, "fetch", order["request_id"]).stdout
+    late = up.warden(*client, "withdraw", order["request_id"], check=False)
+
+    assert "Certificate of authenticity" in fetched and order["instrument"]["reference"] in fetched
+    assert account in fetched and "203.0.113.50" in fetched
+    assert late.returncode != 0 and "409 package_built" in late.stderr

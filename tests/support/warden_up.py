@@ -51,6 +51,13 @@ class WardenUp:
             raise AssertionError(f"warden {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
         return result
 
+    def shell(self, command: str, exports: str = "") -> subprocess.CompletedProcess:
+        """Run a command line as a user types it in the README's second terminal: bash, in the stack's
+        directory, with the virtualenv's `warden` and `python` first on PATH (`. .venv/bin/activate`)."""
+        env = dict(self.env, PATH=f"{Path(sys.executable).parent}{os.pathsep}{self.env.get('PATH', '')}")
+        return subprocess.run(["bash", "-c", f"set -eo pipefail\n{exports}\n{command}"], cwd=self.workdir, env=env,
+                              capture_output=True, text=True, timeout=120)
+
     def stop(self, timeout: float = 90) -> int:
         if self.process is None or self.process.poll() is not None:
             return self.process.returncode if self.process else 0

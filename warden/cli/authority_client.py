@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.request
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -19,7 +19,7 @@ import click
 import httpx
 
 from warden.cli.common import read_stack
-from warden.cli.disclosure import PackageRefused, _key_argument, open_package
+from warden.cli.disclosure import PackageRefused, _key_argument, describe_certificate, open_package
 from warden.cli.requests import read_private_key, sign_request
 from warden.http_signatures import sign_request as sign_call
 from warden.signing import decode_key
@@ -63,6 +63,32 @@ class AuthorityClient:
 
     async def disclosures(self, request_id: str) -> httpx.Response:
         return await self.call("GET", f"{API}/requests/{quote(request_id, safe='')}/disclosures")
+
+    def amendment(self, request_id: str, clarification_id: str, answer: str, *,
+                  data_categories: list[str] | None = None, period: dict[str, str] | None = None) -> dict[str, Any]:
+        """The signed answer to a question (warden.legal.request.amended.v1), amending the request if asked to."""
+        data: dict[str, Any] = {"request_id": request_id, "authority_id": self.authority_id,
+                                "clarification_id": clarification_id, "answer": answer,
+                                "amended_at": datetime.now(timezone.utc).isoformat()}
+        if data_categories:
+            data["data_categories"] = data_categories
+        if period:
+            data["period"] = period
+        return sign_request(data, self.private_key)
+
+    def withdrawal(self, request_id: str, reason: str | None = None) -> dict[str, Any]:
+        """The signed withdrawal of a request (warden.legal.request.withdrawn.v1)."""
+        return sign_request({"request_id": request_id, "authority_id": self.authority_id, "reason": reason,
+                             "withdrawn_at": datetime.now(timezone.utc).isoformat()}, self.private_key)
+
+    async def answer(self, request_id: str, amendment: dict[str, Any]) -> httpx.Response:
+        """POST the signed amendment answering the request's open question."""
+        return await self.call("POST", f"{API}/requests/{quote(request_id, safe='')}/clarification",
+                               json.dumps(amendment).encode())
+
+    async def withdraw(self, request_id: str, withdrawal: dict[str, Any]) -> httpx.Response:
+        return await self.call("POST", f"{API}/requests/{quote(request_id, safe='')}/withdraw",
+                               json.dumps(withdrawal).encode())
 
 
 # --- the commands --------------------------------------------------------------------------
@@ -146,9 +172,65 @@ def status(obj: dict, request_id: str) -> None:
         return
     click.echo(f"{answer['request_id']}  {answer['status']}  case {answer['case_id'] or '-'}")
     for entry in answer["history"]:
-        click.echo(f"  {entry['at']}  {entry['status']}")
+        deadline = f"  (answer due by {entry['deadline']})" if entry.get("deadline") else ""
+        click.echo(f"  {entry['at']}  {entry['status']}{deadline}")
         for reason in entry["reasons"]:
             click.echo(f"      {reason['code']}: {reason['message']}")
+    question = answer.get("clarification")
+    if question:
+        click.echo(f"\nThe reviewer asks ({question['asked_at']}):\n  {question['question']}\n"
+                   f"Answer with `warden authority-client answer {answer['request_id']} \"YOUR ANSWER\"`.")
+
+
+@authority_client.command("answer")
+@click.argument("request_id")
+@click.argument("answer_text", metavar="ANSWER")
+@click.option("--categories", help="amend the data categories asked for (comma-separated)")
+@click.option("--period-start", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d"]),
+              help="amend the period's start (ISO date or date-time with zone; a date is UTC)")
+@click.option("--period-end", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d"]),
+              help="amend the period's end")
+@click.pass_obj
+def answer(obj: dict, request_id: str, answer_text: str, categories: str | None, period_start: datetime | None,
+           period_end: datetime | None) -> None:
+    """Answer the reviewer's open question on REQUEST_ID with a signed amendment (and amend the request)."""
+    client: AuthorityClient = obj["client"]
+    if (period_start is None) != (period_end is None):
+        raise click.UsageError("give both --period-start and --period-end to amend the period")
+    current = _answer(_run(client.status(request_id)))
+    question = current.get("clarification")
+    if not question:
+        raise click.ClickException(f"{request_id} is {current['status']}: no question waits for an answer")
+    period = ({"start": _utc(period_start).isoformat(), "end": _utc(period_end).isoformat()}
+              if period_start and period_end else None)
+    amendment = client.amendment(request_id, question["clarification_id"], answer_text,
+                                 data_categories=[c.strip() for c in categories.split(",") if c.strip()]
+                                 if categories else None, period=period)
+    sent = _answer(_run(client.answer(request_id, amendment)))
+    if obj["json"]:
+        click.echo(json.dumps(sent, indent=2))
+    else:
+        click.echo(f"answer sent for {request_id}: the reviewers take the request up again "
+                   f"(`warden authority-client status {request_id}`)")
+
+
+@authority_client.command("withdraw")
+@click.argument("request_id")
+@click.option("--reason", help="why the authority withdraws the request (kept in the platform's audit log)")
+@click.pass_obj
+def withdraw(obj: dict, request_id: str, reason: str | None) -> None:
+    """Withdraw REQUEST_ID (a signed withdrawal), until its package is built."""
+    client: AuthorityClient = obj["client"]
+    sent = _answer(_run(client.withdraw(request_id, client.withdrawal(request_id, reason))))
+    if obj["json"]:
+        click.echo(json.dumps(sent, indent=2))
+    else:
+        click.echo(f"withdrawal sent for {request_id}: no package will be built "
+                   f"(`warden authority-client status {request_id}` shows it withdrawn)")
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 @authority_client.command("list")
@@ -175,7 +257,8 @@ def list_(obj: dict, limit: int, cursor: str | None) -> None:
               help="write each opened package to DIR/<case_id>-<n>.json instead of printing it")
 @click.pass_obj
 def fetch(obj: dict, request_id: str, platform_key: str | None, out: Path | None) -> None:
-    """Fetch the request's sealed packages and open them (seal, hash, platform signature: as `disclosure open`)."""
+    """Fetch the request's sealed packages and open them (seal, hash, platform signature, certificate: as
+    `disclosure open`); print each one's certificate of authenticity and its records."""
     client: AuthorityClient = obj["client"]
     platform_public = (_key_argument(platform_key, "public_key", "--platform-key") if platform_key
                        else _platform_key_from_stack())
@@ -196,8 +279,14 @@ def fetch(obj: dict, request_id: str, platform_key: str | None, out: Path | None
             path.write_text(json.dumps(package, indent=2))
             path.chmod(0o600)
             click.echo(f"wrote {path}")
-    else:
+            if not obj["json"]:
+                click.echo(describe_certificate(package))
+    elif obj["json"]:
         click.echo(json.dumps(opened, indent=2))
+    else:
+        for package in opened:
+            click.echo(describe_certificate(package))
+            click.echo(json.dumps({k: v for k, v in package.items() if k != "certificate"}, indent=2))
 
 
 def _platform_key_from_stack() -> str:

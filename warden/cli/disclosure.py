@@ -19,6 +19,7 @@ from nacl.exceptions import BadSignatureError, CryptoError
 from nacl.public import SealedBox
 from nacl.signing import SigningKey, VerifyKey
 
+from warden.certificate import certificate_problem
 from warden.cli.common import bootstrap_option, bootstrap_servers, read_stack, run
 from warden.cli.requests import read_private_key
 from warden.contract.envelope import encode_structured, new_event
@@ -32,7 +33,7 @@ class PackageRefused(Exception):
 
 def open_package(event_data: dict[str, Any], authority_private_key: str, platform_public_key: str
                  ) -> dict[str, Any]:
-    """Open the seal with the authority's key, check hash and signature, return the package.
+    """Open the seal with the authority's key, check hash, signature and certificate, return the package.
 
     Hash, signature and the canonical check cover exactly the bytes sealed, `padding`
     included; the package returned leaves `padding` out (spaces that only set the
@@ -61,8 +62,20 @@ def open_package(event_data: dict[str, Any], authority_private_key: str, platfor
     for field in ("case_id", "request_id", "authority_id", "account_id"):
         if field in event_data and event_data[field] != package.get(field):
             raise PackageRefused(f"the event's {field} differs from the sealed package's")
+    problem = certificate_problem(package, platform_public_key)
+    if problem:
+        raise PackageRefused(problem)
     package.pop("padding", None)
     return package
+
+
+def describe_certificate(package: dict[str, Any]) -> str:
+    """The certificate of authenticity as a person reads it (open_package has checked it)."""
+    certificate = package.get("certificate")
+    if certificate is None:
+        return "No certificate of authenticity: the platform issued this package without one."
+    return (f"Certificate of authenticity (signed by platform key {certificate['key_id']}, "
+            f"{certificate['certified_at']}):\n  {certificate['statement']}")
 
 
 def _key_argument(value: str, field: str, option: str) -> str:
@@ -95,7 +108,11 @@ def disclosure() -> None:
 @click.option("--platform-key", "platform_key", required=True,
               help="the platform's disclosure public key: file or base64 (`warden disclosure platform-key`)")
 def open_(file: Path, key: str, platform_key: str) -> None:
-    """Open the disclosure in FILE (the issued event, or its data) and print the package."""
+    """Open the disclosure in FILE (the issued event, or its data) and print the package.
+
+    Checked first: the seal opens with the key, the hash and the platform's signature match, the
+    form is canonical, and the package's certificate of authenticity is its own and signed by the
+    platform key."""
     try:
         document = json.loads(file.read_text())
     except ValueError as exc:
@@ -112,7 +129,7 @@ def open_(file: Path, key: str, platform_key: str) -> None:
         package = open_package(data, private, _key_argument(platform_key, "public_key", "--platform-key"))
     except PackageRefused as exc:
         raise click.ClickException(f"refused: {exc}") from None
-    click.echo(json.dumps(package, indent=2))
+    click.echo(json.dumps(package, indent=2))  # the certificate, checked, is in it
 
 
 @disclosure.command("platform-key")

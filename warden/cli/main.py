@@ -1,12 +1,17 @@
 """`warden`: run the stack, manage authorities, act as an authority."""
+import logging
+
 import click
 
 from warden.cli.authority import authority
 from warden.cli.authority_client import authority_client
 from warden.cli.database import database
 from warden.cli.disclosure import disclosure, seed
+from warden.cli.dlq import dlq
+from warden.cli.events import events
 from warden.cli.legal import audit, policy, transparency
 from warden.cli.moderation import moderation
+from warden.cli.request_status import request
 from warden.cli.requests import keygen, submit
 from warden.cli.stack import service, up
 from warden.cli.topics import topics
@@ -24,10 +29,13 @@ class _Commands(click.Group):
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """Warden: lawful-request and search-safety back office."""
+    # A command says in one line what failed and what to do; aiokafka's own connection errors,
+    # one per attempt, would bury it.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
 
 for command in (up, service, authority, authority_client, keygen, submit, topics, database, disclosure, seed, audit,
-                transparency, policy, moderation):
+                transparency, policy, moderation, dlq, request, events):
     cli.add_command(command)
 
 if __name__ == "__main__":

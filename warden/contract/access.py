@@ -7,7 +7,9 @@ authority registry, signed by `warden authority`). Each principal may:
 - Write and Describe the topics it produces, and the DLQs of the topics it consumes;
 - Read and Describe the topics it consumes, and Read its consumer group `<prefix>-<service>`;
 - Read and Describe the topics it is a `reader` of (operators: `warden audit verify` reads
-  legal.audit.checkpoints by assignment, with no group).
+  legal.audit.checkpoints and `warden request status` legal.requests.status by assignment, with no group);
+- operators also Read and Describe every DLQ (`warden dlq list|show|replay`). A replay writes the
+  source topic, which only its writers may: it runs with the credentials of one of them.
 Nothing else: no other principal can write a topic, whatever it sends.
 
 deploy/k8s/generate.py turns this into Strimzi `KafkaUser`s and deploy/compose into
@@ -66,6 +68,8 @@ def grants(group_prefix: str = "warden") -> dict[str, list[Grant]]:
     for topic in TOPICS.values():
         for consumer in topic.consumers:
             allow(consumer, topic.dlq, "Write", "Describe")
+        if topic.consumers:
+            allow(OPERATORS, topic.dlq, "Read", "Describe")
     result: dict[str, list[Grant]] = {}
     for principal in principals():
         result[principal] = [Grant("topic", name, tuple(op for op in _OPERATION_ORDER if op in ops))

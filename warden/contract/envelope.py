@@ -5,6 +5,11 @@ goes through the CloudEvents SDK's Kafka binding, which detects binary mode
 (`ce_*` headers) too; only inbound topics accept binary mode. The distributed-tracing
 extension (`traceparent`, `tracestate`) is read in both modes and written when the
 event was derived from one that had it (warden/runtime/tracing.py).
+
+A value may also come in the Confluent schema-registry wire format, as a JSON serializer
+backed by a schema registry writes it: a zero byte, the schema id (4 bytes, big-endian),
+then the JSON. The frame is taken off before decoding and the schema id kept on the
+envelope (`Envelope.schema_id`); JSON never starts with a zero byte, so one byte tells.
 """
 from __future__ import annotations
 
@@ -22,6 +27,8 @@ from warden.contract.trace_context import TraceContext
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
 DATA_CONTENT_TYPE = "application/json"
 MAX_EVENT_BYTES = 64 * 1024
+CONFLUENT_MAGIC = 0
+CONFLUENT_HEADER_BYTES = 5
 REQUIRED_ATTRIBUTES = ("specversion", "id", "source", "type", "time")
 _JSON = JSONFormat()
 
@@ -48,6 +55,8 @@ class Envelope:
     binary_mode: bool = False
     # The CloudEvents distributed-tracing extension, if present and well-formed.
     trace: TraceContext | None = None
+    # The schema-registry id of a Confluent-framed value; None for plain JSON.
+    schema_id: int | None = None
 
 
 def now() -> datetime:
@@ -82,6 +91,7 @@ def decode(value: bytes | None, headers: list[tuple[str, bytes]] | tuple, *, all
         raise EventRejected("undecodable", "record has no value (tombstone)")
     if len(value) > MAX_EVENT_BYTES:
         raise EventRejected("oversized", f"event is {len(value)} bytes, limit is {MAX_EVENT_BYTES}")
+    value, schema_id = unframe(value)
     header_map: dict[str, bytes] = {}
     for name, raw in headers or ():
         if isinstance(name, str) and isinstance(raw, (bytes, bytearray)):
@@ -121,9 +131,18 @@ def decode(value: bytes | None, headers: list[tuple[str, bytes]] | tuple, *, all
         raise EventRejected("invalid_data", "data must be a JSON object")
     return Envelope(
         id=str(attributes["id"]), source=str(attributes["source"]), type=str(attributes["type"]),
-        time=event_time, data=data, binary_mode=binary,
+        time=event_time, data=data, binary_mode=binary, schema_id=schema_id,
         trace=TraceContext.parse(present.get("traceparent"), present.get("tracestate")),
     )
+
+
+def unframe(value: bytes) -> tuple[bytes, int | None]:
+    """The JSON of a value and its schema-registry id if it is Confluent-framed (None if not)."""
+    if not value or value[0] != CONFLUENT_MAGIC:
+        return value, None
+    if len(value) < CONFLUENT_HEADER_BYTES:
+        raise EventRejected("undecodable", "Confluent-framed value shorter than its 5-byte header")
+    return value[CONFLUENT_HEADER_BYTES:], int.from_bytes(value[1:CONFLUENT_HEADER_BYTES], "big")
 
 
 def _require_json_object(value: bytes) -> dict[str, Any]:

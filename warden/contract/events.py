@@ -87,7 +87,10 @@ class LegalRequest(Payload):
     suspect: Suspect
     offense: Offense
     # Any string is accepted here; policy refuses what may not be granted, by name.
-    data_categories: list[str] = Field(min_length=1, max_length=16)
+    data_categories: list[str] = Field(min_length=1, max_length=16, description=(
+        "What the authority asks for: `ip_addresses` (the IP sessions observed in `period`) and/or "
+        "`phone_number`, the only categories the platform discloses (policy rule data.grantable). Any other "
+        "string is accepted here and refused by name by legal review, the rest still decided."))
     period: Period
     emergency: bool = False
     emergency_justification: str | None = Field(default=None, max_length=4000)
@@ -97,6 +100,33 @@ class LegalRequest(Payload):
     extends_request_id: str | None = Field(default=None, max_length=128)
     # A judicial order naming an earlier emergency request it confirms (Regulation (EU) 2023/1543 Art. 4(5), 48 h).
     confirms_request_id: str | None = Field(default=None, max_length=128)
+
+
+class RequestAmended(Payload):
+    """`warden.legal.request.amended.v1` (v1.1): the authority's answer to a reviewer's question, as it signed
+    it (`signature` over the RFC 8785 form of the data without `signature`, by the key its request was
+    verified with). It names the request and the question it answers; `data_categories` and `period`,
+    when given, replace the request's."""
+
+    request_id: str = Field(min_length=1, max_length=128)
+    authority_id: str = Field(min_length=1, max_length=128)
+    clarification_id: str = Field(min_length=1, max_length=64)
+    answer: str = Field(min_length=1, max_length=4000)
+    data_categories: list[str] | None = Field(default=None, min_length=1, max_length=16)
+    period: Period | None = None
+    amended_at: AwareDatetime
+    signature: str = Field(min_length=1, max_length=200)
+
+
+class RequestWithdrawn(Payload):
+    """`warden.legal.request.withdrawn.v1` (v1.1): the authority withdraws its request, as it signed it (as
+    RequestAmended). Effective until the package is built."""
+
+    request_id: str = Field(min_length=1, max_length=128)
+    authority_id: str = Field(min_length=1, max_length=128)
+    reason: str | None = Field(default=None, max_length=4000)
+    withdrawn_at: AwareDatetime
+    signature: str = Field(min_length=1, max_length=200)
 
 
 # The authority's request exactly as submitted, signature included (warden/provenance.py).
@@ -150,6 +180,9 @@ class RequestApproved(Payload):
     decision_signature: str | None = Field(default=None, max_length=200)
     # v1.1: the user notice rule of the authority's jurisdiction (absent: the platform notifies).
     user_notice: UserNotice | None = None
+    # v1.1: the authority's signed amendments of the request (answers to clarifications), in order, as
+    # signed: the request the decision answers is `signed_request` with each one's fields applied.
+    signed_amendments: list[SignedRequest] | None = Field(default=None, max_length=8)
 
 
 class RejectionReason(Payload):
@@ -179,6 +212,8 @@ class RequestStatusValue(str, Enum):
     no_data = "no_data"
     preserved = "preserved"
     cancelled = "cancelled"  # v1.1: closed without effect (e.g. the authority was revoked before disclosure)
+    needs_clarification = "needs_clarification"  # v1.1: a reviewer asked the authority a question
+    withdrawn = "withdrawn"  # v1.1: the authority withdrew the request before any package
 
 
 class StatusReason(Payload):
@@ -194,7 +229,38 @@ class RequestStatus(Payload):
     reasons: list[StatusReason] = []
     at: AwareDatetime
     # v1.1: when the platform owes the authority its next answer (pending_review: the review deadline).
+    # No longer set on legal.requests.status (see RequestProgress); kept in the model for older events.
     deadline: AwareDatetime | None = None
+
+
+class Clarification(Payload):
+    """A reviewer's question to the authority (status needs_clarification)."""
+
+    clarification_id: str = Field(min_length=1, max_length=64)
+    question: str = Field(min_length=1, max_length=4000)
+    asked_at: AwareDatetime
+
+
+class RequestProgress(RequestStatus):
+    """`warden.legal.request.progress.v1` (v1.1): a request's status with everything its authority may read
+    (reasons with their messages, the review deadline, a reviewer's question), on the internal topic
+    legal.requests.progress that only intake reads, to serve it over the authority API.
+
+    The shared legal.requests.status, which every authority reads, gets `shared()` of it: ids, status, time
+    and reason codes, nothing about the case that the authority did not choose itself."""
+
+    clarification: Clarification | None = None
+
+    def shared(self) -> RequestStatus:
+        return RequestStatus(request_id=self.request_id, authority_id=self.authority_id, case_id=self.case_id,
+                             status=self.status, at=self.at,
+                             reasons=[StatusReason(code=r.code) for r in self.reasons])
+
+
+def status_events(**fields: Any) -> tuple[RequestProgress, RequestStatus]:
+    """A status to tell an authority: its full form for the authority API and its shared form (emit both)."""
+    progress = RequestProgress(**fields)
+    return progress, progress.shared()
 
 
 class RedactedView(Payload):
@@ -426,6 +492,9 @@ EVENT_MODELS: dict[str, type[Payload]] = {
     "warden.legal.request.approved.v1": RequestApproved,
     "warden.legal.request.rejected.v1": RequestRejected,
     "warden.legal.request.status.v1": RequestStatus,
+    "warden.legal.request.progress.v1": RequestProgress,
+    "warden.legal.request.amended.v1": RequestAmended,
+    "warden.legal.request.withdrawn.v1": RequestWithdrawn,
     "warden.legal.disclosure.issued.v1": DisclosureIssued,
     "warden.legal.notice.due.v1": NoticeDue,
     "warden.legal.audit.checkpoint.v1": AuditCheckpoint,

@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DLQ_SUFFIX = ".dlq"
+# Dead letters are kept a month for investigation and replay (`warden dlq`), on one partition.
+DLQ_PARTITIONS = 1
+DLQ_RETENTION_MS = 30 * 24 * 3600 * 1000
 
 
 @dataclass(frozen=True)
@@ -90,10 +93,27 @@ TOPICS: dict[str, Topic] = {
               consumers=("intake", "legal-review")),
         Topic("legal.requests.status", "authority_id", ("warden.legal.request.status.v1",),
               "intake, legal-review, disclosure",
-              "Status of each request as the authority sees it. Several writers by design: each stage "
-              "reports its own step (received/invalid, pending_review/approved/rejected, disclosed/no_data/"
-              "preserved/cancelled), keyed by authority; a reader orders one request's statuses by `at`.",
-              consumers=("intake", "legal-review")),
+              "Status of each request, shared by every authority: ids, status, time and reason codes only "
+              "(reason messages, deadlines and questions are on legal.requests.progress, served by the "
+              "authority API). Several writers by design: each stage reports its own step (received/invalid, "
+              "pending_review/needs_clarification/approved/rejected/withdrawn, disclosed/no_data/preserved/"
+              "cancelled), keyed by authority; a reader orders one request's statuses by `at`.",
+              consumers=("legal-review",)),
+        Topic("legal.requests.progress", "authority_id", ("warden.legal.request.progress.v1",),
+              "intake, legal-review, disclosure",
+              "Each status of legal.requests.status in full (reason messages, review deadline, a reviewer's "
+              "question): internal, read by intake, which serves each authority its own over HTTP, and by "
+              "operators (`warden request status`).",
+              consumers=("intake",), readers=("operators",)),
+        Topic("legal.requests.amended", "authority_id", ("warden.legal.request.amended.v1",),
+              "intake", "Authorities' signed answers to reviewers' questions (amendments of a request), "
+              "received over the authority API and verified by intake; verified again by legal review.",
+              consumers=("legal-review",)),
+        Topic("legal.requests.withdrawn", "authority_id", ("warden.legal.request.withdrawn.v1",),
+              "intake", "Authorities' signed withdrawals of a request, received over the authority API and "
+              "verified by intake; verified again by legal review (closes the case) and disclosure (builds "
+              "no package).",
+              consumers=("legal-review", "disclosure")),
         Topic("legal.audit.checkpoints", "service", ("warden.legal.audit.checkpoint.v1",),
               "legal-review, disclosure", "Signed heads of the audit chains; the latest per service "
               "is what `warden audit verify` holds each chain to (compacted, kept forever).",

@@ -26,7 +26,7 @@ from warden.contract.events import model_for
 from warden.contract.topics import TOPICS
 from warden.runtime import metrics, tracing
 from warden.runtime.database import is_transient
-from warden.runtime.dead_letters import dlq_row, keep_dead_letter, oversized_parts
+from warden.runtime.dead_letters import dlq_row, keep_dead_letter, mark_dead_lettered, oversized_parts
 from warden.runtime.inbox import claim_fresh
 from warden.runtime.inserts import DeferredInserts
 from warden.runtime.service import Context, Service
@@ -255,6 +255,7 @@ class BatchProcessor:
                     raise _Replay() from None
                 log.error("rejection hook failed", extra={"error_type": type(exc).__name__, "where": _where(exc)})
         uow.add([dlq_row(self.service.name, record, rejection)])
+        await mark_dead_lettered(conn, item.inbox_key)
         if oversized_parts(record):
             await keep_dead_letter(conn, record, rejection.reason)
         return "dead_lettered"

@@ -3,6 +3,12 @@
 The original bytes, unchanged, with the reason in `dlq.*` headers, written to the outbox in
 the transaction that claims the event. A record too large to publish again goes as a bounded
 prefix, and its original is kept in the service's `dead_letters` table for replay.
+
+A replay (`warden dlq replay`, warden/cli/dlq.py) puts a letter's original back on its source
+topic with `replay.*` headers: who replayed it, when, and which dead letter it was. The event's
+inbox row says it was dead-lettered (`mark_dead_lettered`); a replayed copy may take that claim
+back once (inbox.py), so the service that dead-lettered it handles it, and every other copy, or a
+service that had handled it, drops it as a duplicate.
 """
 from __future__ import annotations
 
@@ -19,6 +25,29 @@ from warden.runtime.outbox import OutboxRow
 DLQ_VALUE_LIMIT = 256 * 1024
 DLQ_KEY_LIMIT = 1024
 DLQ_HEADERS_LIMIT = 16 * 1024
+
+# Headers on a replayed record: `replay.dlq_topic`/`replay.dlq_partition`/`replay.dlq_offset` name the
+# dead letter it came from; `replay.by` and `replay.at` (RFC 3339 UTC) who replayed it and when.
+REPLAY_PREFIX = "replay."
+REPLAY_OFFSET = "replay.dlq_offset"
+
+
+def is_replay(headers) -> bool:
+    """The record is a dead letter's original put back by `warden dlq replay`."""
+    return any(name == REPLAY_OFFSET for name, _ in headers or ())
+
+
+def replay_headers(letter_headers, *, dlq_topic: str, dlq_partition: int, dlq_offset: int, by: str,
+                   at: str) -> list[tuple[str, bytes]]:
+    """The original's headers (a letter's own `dlq.*` and any earlier `replay.*` removed) and this replay's."""
+    kept = [(k, v) for k, v in letter_headers or () if not k.startswith(("dlq.", REPLAY_PREFIX))]
+    return kept + [
+        ("replay.dlq_topic", dlq_topic.encode()),
+        ("replay.dlq_partition", str(dlq_partition).encode()),
+        (REPLAY_OFFSET, str(dlq_offset).encode()),
+        ("replay.by", by.encode()[:200]),
+        ("replay.at", at.encode()),
+    ]
 
 
 def oversized_parts(record: ConsumerRecord) -> list[str]:
@@ -68,3 +97,8 @@ async def keep_dead_letter(conn: asyncpg.Connection, record: ConsumerRecord, rea
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING""",
         record.topic, record.partition, record.offset, record.key, record.value or b"",
         [k for k, _ in headers], [v or b"" for _, v in headers], reason)
+
+
+async def mark_dead_lettered(conn: asyncpg.Connection, inbox_key: tuple[str, str]) -> None:
+    """Say in the event's inbox row that it was dead-lettered, so that a replay of its letter may claim it."""
+    await conn.execute("UPDATE inbox SET dead_lettered = true WHERE source = $1 AND event_id = $2", *inbox_key)

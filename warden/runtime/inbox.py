@@ -4,7 +4,8 @@ A batch claims its events before handling them (`claim_fresh`), in its transacti
 than the window are deleted, a small batch at a time (`prune_inbox`): a row only has to
 outlive any redelivery: a restart redelivers at most what was not committed, and a
 consumer group reset to the earliest offset re-reads what the topics still hold (7 days
-by default, docs/deployment.md). The window (`WARDEN_INBOX_RETENTION_DAYS`, 30) must
+by default, docs/deployment.md). A dead-lettered event's row says so (`dead_lettered`); a replay
+of its dead letter (dead_letters.py) takes that claim back, once. The window (`WARDEN_INBOX_RETENTION_DAYS`, 30) must
 exceed that retention; past it a row protects nothing and only grows the table.
 """
 from __future__ import annotations
@@ -19,6 +20,7 @@ import asyncpg
 
 from warden.runtime import metrics
 from warden.runtime.database import is_transient
+from warden.runtime.dead_letters import is_replay
 
 if TYPE_CHECKING:
     from warden.runtime.batch import Decoded
@@ -33,12 +35,24 @@ async def claim_in_inbox(conn: asyncpg.Connection, items: list[Decoded]) -> set[
     consumer handling the same events at the same time (a rebalance) holds their rows:
     this insert waits for its transaction, then claims nothing it committed, so an
     event's effects commit once. Rolled back with the batch, the claim goes too.
+    A replayed dead letter also claims its event's row if that row was dead-lettered
+    (the update takes the row's lock: two replays at once, one claims).
     """
     rows = await conn.fetch(
         "INSERT INTO inbox (source, event_id, topic) SELECT * FROM unnest($1::text[], $2::text[], $3::text[])"
         " ON CONFLICT DO NOTHING RETURNING source, event_id",
         [i.inbox_key[0] for i in items], [i.inbox_key[1] for i in items], [i.record.topic for i in items])
-    return {(r["source"], r["event_id"]) for r in rows}
+    claimed = {(r["source"], r["event_id"]) for r in rows}
+    replays = [i.inbox_key for i in items if i.inbox_key not in claimed and is_replay(i.record.headers)]
+    if replays:
+        rows = await conn.fetch(
+            "UPDATE inbox SET dead_lettered = false, processed_at = now()"
+            " FROM unnest($1::text[], $2::text[]) AS r(source, event_id)"
+            " WHERE inbox.source = r.source AND inbox.event_id = r.event_id AND inbox.dead_lettered"
+            " RETURNING inbox.source, inbox.event_id",
+            [k[0] for k in replays], [k[1] for k in replays])
+        claimed |= {(r["source"], r["event_id"]) for r in rows}
+    return claimed
 
 
 async def claim_fresh(conn: asyncpg.Connection, items: list[Decoded]) -> list[Decoded]:

@@ -16,7 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError
 from aiokafka.helpers import create_ssl_context
 
-from warden.contract.topics import TOPICS, all_topic_names
+from warden.contract.topics import DLQ_PARTITIONS, DLQ_RETENTION_MS, TOPICS, all_topic_names
 from warden.runtime.settings import ConfigurationError, KafkaSecurity, read_kafka_security
 
 log = logging.getLogger(__name__)
@@ -91,8 +91,8 @@ async def start_with_retry(client, what: str, attempts: int = 60, delay: float =
 
 def topic_configs(name: str) -> dict[str, str]:
     base = TOPICS.get(name)
-    if base is None:  # a DLQ: keep dead letters a month for investigation
-        return {"retention.ms": str(30 * 24 * 3600 * 1000)}
+    if base is None:  # a DLQ
+        return {"retention.ms": str(DLQ_RETENTION_MS)}
     configs = {"retention.ms": str(base.retention_ms)}
     if base.compacted:
         configs["cleanup.policy"] = "compact"
@@ -101,7 +101,7 @@ def topic_configs(name: str) -> dict[str, str]:
 
 def partitions_of(name: str) -> int:
     base = TOPICS.get(name)
-    return base.partitions if base else 1
+    return base.partitions if base else DLQ_PARTITIONS
 
 
 async def create_topics(bootstrap: str, replication_factor: int = 1,

@@ -3,6 +3,7 @@
 GET  /console/                           the queue: emergencies first, then by deadline; overdue in red
 GET  /console/cases/{case_id}            request, authority, rules, flags, violations, reviews, audit trail
 POST /console/cases/{case_id}/decisions  approve / narrow / reject with a reason (legal_review.decide)
+POST /console/cases/{case_id}/clarifications  ask the authority a question instead (legal_review.decide)
 GET|POST /console/signin, POST /console/signout   (warden.console)
 """
 from __future__ import annotations
@@ -23,15 +24,16 @@ from warden.runtime.service import ServiceContext
 
 from legal_review import audit, cases
 from legal_review.api import case_detail, load_tokens
-from legal_review.decide import CaseNotFound, decide_case
+from legal_review.decide import CaseNotFound, ask_clarification, decide_case
 from legal_review.policy import current_policy
-from legal_review.review import DecisionRequest, Reviewer, ReviewRefused
+from legal_review.review import ClarificationRequest, DecisionRequest, Reviewer, ReviewRefused
 
 log = logging.getLogger(__name__)
 PREFIX = "/console"
 MESSAGES = {"approved": "Case approved: the decision is on its way to disclosure.",
             "rejected": "Case rejected: the authority will be told.",
-            "recorded": "Your approval is recorded. The case waits for another reviewer."}
+            "recorded": "Your approval is recorded. The case waits for another reviewer.",
+            "asked": "Your question is on its way to the authority. The deadline clock is paused until it answers."}
 
 
 def console_routes(app: FastAPI, runtime: ServiceContext) -> None:
@@ -53,12 +55,14 @@ def console_routes(app: FastAPI, runtime: ServiceContext) -> None:
         at = now()
         async with pool().acquire() as conn:
             pending = await cases.find_cases(conn, at, status="pending_review", limit=500)
+            asking = await cases.find_cases(conn, at, status="needs_clarification", limit=500)
             votes = await _votes(conn, [c.case_id for c in pending])
             decided = await conn.fetch(
                 "SELECT case_id, status, decided_at, decided_by, emergency FROM cases"
-                " WHERE status <> 'pending_review' ORDER BY decided_at DESC NULLS LAST LIMIT 20")
-        return console.render(request, "queue.html", session, pending=pending, votes=votes, decided=decided,
-                              at=at)
+                " WHERE status NOT IN ('pending_review', 'needs_clarification')"
+                " ORDER BY decided_at DESC NULLS LAST LIMIT 20")
+        return console.render(request, "queue.html", session, pending=pending, asking=asking, votes=votes,
+                              decided=decided, at=at)
 
     @router.get("/cases/{case_id}")
     async def case_page(request: Request, case_id: uuid.UUID, done: str | None = None) -> Response:
@@ -86,6 +90,24 @@ def console_routes(app: FastAPI, runtime: ServiceContext) -> None:
         done = decided.result.final or "recorded"
         return console.redirect(f"/cases/{case_id}?done={done}")
 
+    @router.post("/cases/{case_id}/clarifications")
+    async def ask(request: Request, case_id: uuid.UUID, csrf_token: str = Form(""), question: str = Form("")
+                  ) -> Response:
+        who, session = console.signed_in(request)
+        console.check_csrf(session, csrf_token)
+        try:
+            asked = ClarificationRequest(question=question.strip())
+            await ask_clarification(runtime, str(case_id), who, asked.question, now())
+        except CaseNotFound:
+            return console.refuse(request, 404, "No such case", "There is no case with this id.")
+        except ReviewRefused as refused:
+            return await _case_page(request, session, str(case_id), status=refused.status,
+                                    error=refused.message, form={"question": question})
+        except ValidationError as invalid:
+            return await _case_page(request, session, str(case_id), status=422, error=_explain(invalid),
+                                    form={"question": question})
+        return console.redirect(f"/cases/{case_id}?done=asked")
+
     async def _case_page(request: Request, session, case_id: str, status: int = 200, **extra) -> Response:
         async with pool().acquire() as conn:
             case = await cases.load_case(conn, case_id)
@@ -101,8 +123,10 @@ def console_routes(app: FastAPI, runtime: ServiceContext) -> None:
 
 
 async def _votes(conn, case_ids: list[str]) -> dict[str, list]:
-    rows = await conn.fetch("SELECT case_id, reviewer, role, action, at FROM reviews WHERE case_id = ANY($1::uuid[])"
-                            " ORDER BY id", case_ids)
+    # Votes of each case's current round: those given before an amendment were on another request.
+    rows = await conn.fetch("SELECT r.case_id, r.reviewer, r.role, r.action, r.at FROM reviews r"
+                            " JOIN cases c ON c.case_id = r.case_id AND r.round = c.review_round"
+                            " WHERE r.case_id = ANY($1::uuid[]) ORDER BY r.id", case_ids)
     votes: dict[str, list] = {}
     for r in rows:
         votes.setdefault(str(r["case_id"]), []).append(r)

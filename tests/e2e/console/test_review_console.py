@@ -175,3 +175,39 @@ async def test_bad_token_shows_a_sign_in_error_and_forms_need_their_csrf_token(
             still = await http.get(f"/review/cases/{event['case_id']}",
                                    headers={"Authorization": "Bearer tok-alice-7f3"})
             assert still.json()["status"] == "pending_review" and still.json()["reviews"] == []
+
+
+async def test_reviewer_asks_the_authority_a_question_from_the_console(browser, bootstrap, database_url, monkeypatch):
+    monkeypatch.setenv("WARDEN_REVIEW_TOKENS", json.dumps(TOKENS))
+    court = new_authority("court", "FR")
+    event = received(court, offense={"category": "extremism_speech", "statute": "Art. 421-2-5",
+                                     "description": "Channel posts"})
+    case_id = event["case_id"]
+    review_settings = service_settings(bootstrap, database_url)
+    async with running("legal-review", review_settings):
+        await registered(bootstrap, database_url, court)
+        await publish_received(bootstrap, event)
+        await status_of(bootstrap, case_id, "pending_review")
+        base = f"http://127.0.0.1:{review_settings.http_port}"
+        page = await sign_in(browser, base, "tok-bob-91c")
+        await page.goto(f"{base}/console/cases/{case_id}")
+        question = "Which posts of the channel are the suspect's own?"
+        await page.get_by_label(re.compile(r"^Question")).fill(question)
+        await page.get_by_role("button", name="Ask instead of deciding").click()
+        await page.wait_for_url(re.compile(r".*done=asked$"))
+        status = await page.locator("#case-status").inner_text()
+        asked = await page.locator("#clarifications").inner_text()
+        audit = await page.locator("#audit").inner_text()
+        decide_form = await page.locator("#h-decide").count()
+        [told] = await wait_for_events(bootstrap, "legal.requests.progress", lambda e: of_case(case_id)(e)
+                                       and e["data"]["status"] == "needs_clarification")
+        await page.goto(f"{base}/console/")
+        waiting = await page.locator(f'#asking tr[data-case-id="{case_id}"]').count()
+        queued = await page.locator(f'#queue tr[data-case-id="{case_id}"]').count()
+
+    assert status == "needs clarification"
+    assert question in asked and "bob" in asked and "waiting for the authority" in asked
+    assert "case.clarification_requested" in audit
+    assert decide_form == 0  # no decision while the authority is asked
+    assert (waiting, queued) == (1, 0)  # listed as waiting for the answer, not in the review queue
+    assert told["data"]["clarification"]["question"] == question

@@ -111,7 +111,7 @@ async def test_a_request_lives_its_whole_life_over_the_authority_api(bootstrap, 
         async with httpx.AsyncClient() as http:
             platform_key = (await http.get(platform_url + "/platform-key")).json()["public_key"]
         fetch_cli = await asyncio.to_thread(runner.invoke, cli, [
-            *base, "fetch", data["request_id"], "--platform-key", platform_key])
+            base[0], "--json", *base[1:], "fetch", data["request_id"], "--platform-key", platform_key])
 
     assert accepted.status_code == 202
     assert accepted.headers["location"] == f"{API}/requests/{data['request_id']}"

@@ -18,14 +18,19 @@ async def test_a_phone_number_with_letters_or_an_extension_is_refused_with_a_rea
         await wait_for_authority(database_url, "intake", authority["authority_id"])
         for data in requests.values():
             await produce_event(bootstrap, "legal.requests.submitted", SUBMITTED, data)
-        statuses = {name: (await wait_for_events(bootstrap, "legal.requests.status",
+        # The reason's message is the authority's to read (legal.requests.progress, served by the authority API).
+        statuses = {name: (await wait_for_events(bootstrap, "legal.requests.progress",
                                                  lambda e, d=data: e["data"]["request_id"] == d["request_id"]))[0]
                     for name, data in requests.items()}
+        shared = {name: (await wait_for_events(bootstrap, "legal.requests.status",
+                                               lambda e, d=data: e["data"]["request_id"] == d["request_id"]))[0]
+                  for name, data in requests.items()}
         dead = {name: (await wait_for_records(bootstrap, "legal.requests.submitted.dlq",
                                               lambda r, d=data: d["request_id"].encode() in (r.value or b"")))[0]
                 for name, data in requests.items()}
 
     assert {name: s["data"]["status"] for name, s in statuses.items()} == {"letters": "invalid", "extension": "invalid"}
+    assert all(s["data"]["reasons"][0]["message"] == "" for s in shared.values())
     assert "letters" in statuses["letters"]["data"]["reasons"][0]["message"]
     assert "extension" in statuses["extension"]["data"]["reasons"][0]["message"]
     for name, number in REFUSED.items():

@@ -96,7 +96,7 @@ def test_transparency_report_of_a_seeded_quarter(bootstrap, database_url, monkey
     by_country = {row.pop("country"): row for row in report["countries"]}
     # Disclosure does not run here: nothing is known to be fulfilled, so no user is affected yet
     # (tests/integration/legal_review/test_transparency_people.py has both services).
-    unfulfilled = dict(requests_with_data=0, no_data=0, users_affected=0, emergency_with_data=0)
+    unfulfilled = dict(requests_with_data=0, no_data=0, users_affected=0, emergency_with_data=0, withdrawn=0)
     assert by_country == {
         "DE": dict(received=2, approved=1, rejected=0, pending_review=1, disclosures_approved=1,
                    accounts_specified=2, emergency=0, preservation=0, **unfulfilled),

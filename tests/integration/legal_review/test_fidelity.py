@@ -176,7 +176,8 @@ async def test_a_missed_confirmation_needs_full_review_and_is_told_to_the_author
         try:
             async with conn.transaction():  # as watch_deadlines does, its statuses through the outbox
                 swept = await sweep(conn, datetime.now(timezone.utc) + timedelta(hours=49))
-                await write_rows(conn, [event_row("legal-review", status) for status in swept.told])
+                await write_rows(conn, [event_row("legal-review", event) for status in swept.told
+                                        for event in (status, status.shared())])
         finally:
             await conn.close()
         told = await wait_for_events(

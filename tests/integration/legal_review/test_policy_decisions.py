@@ -23,6 +23,9 @@ async def test_received_requests_are_approved_rejected_or_queued(bootstrap, data
 
         approved = await decision_of(bootstrap, valid["case_id"])
         approved_status = await status_of(bootstrap, valid["case_id"], "approved")
+        [approved_progress] = await wait_for_events(
+            bootstrap, "legal.requests.progress",
+            lambda e: e["data"].get("case_id") == valid["case_id"] and e["data"]["status"] == "approved")
         rejected = await decision_of(bootstrap, subpoena["case_id"])
         rejected_status = await status_of(bootstrap, subpoena["case_id"], "rejected")
         pending_status = await status_of(bootstrap, speech["case_id"], "pending_review")
@@ -34,7 +37,9 @@ async def test_received_requests_are_approved_rejected_or_queued(bootstrap, data
     assert data["decided_by"] == ["policy/2024-09.3"]
     assert {r["rule"] for r in data["policy_rules"]} >= {"authority.competent", "data.grantable", "preservation.hold"}
     assert [r["code"] for r in approved_status["data"]["reasons"]] == ["category_refused"]
-    assert "message_content" in approved_status["data"]["reasons"][0]["message"]
+    # What was refused, in words, only where the authority reads its own (legal.requests.progress).
+    assert approved_status["data"]["reasons"][0]["message"] == ""
+    assert "message_content" in approved_progress["data"]["reasons"][0]["message"]
 
     assert rejected["type"] == "warden.legal.request.rejected.v1"
     codes = {(r["rule"], r["code"]) for r in rejected["data"]["reasons"]}

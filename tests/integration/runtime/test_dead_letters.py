@@ -87,6 +87,22 @@ async def test_binary_mode_requests_are_accepted(bootstrap, database_url):
     assert received["data"]["request"]["authority_id"] == authority["authority_id"]
 
 
+async def test_confluent_framed_requests_are_received(bootstrap, database_url):
+    """A publisher's schema-registry JSON serializer puts a zero byte and a 4-byte schema id before the event."""
+    authority = new_authority()
+    await register_authority(bootstrap, authority)
+    data = signed(request_data(authority), authority["private_key"])
+    value, headers = encode_structured(new_event(SUBMITTED, "/gateway", data))
+    async with running("intake", service_settings(bootstrap, database_url)):
+        await wait_for_authority(database_url, "intake", authority["authority_id"])
+        await produce_raw(bootstrap, TOPIC, b"\x00" + (42).to_bytes(4, "big") + value,
+                          key=data["authority_id"].encode(), headers=headers)
+        [received] = await wait_for_events(
+            bootstrap, "legal.requests.received",
+            lambda e: e["data"]["request"]["request_id"] == data["request_id"])
+    assert received["data"]["submitted"] == data
+
+
 async def test_invalid_status_tells_the_authority_why(bootstrap, database_url):
     authority = new_authority()
     await register_authority(bootstrap, authority)
@@ -95,7 +111,8 @@ async def test_invalid_status_tells_the_authority_why(bootstrap, database_url):
         await wait_for_authority(database_url, "intake", authority["authority_id"])
         value, headers = encode_structured(new_event(SUBMITTED, "/tests", data))
         await produce_raw(bootstrap, TOPIC, value, headers=headers)
-        [status] = await wait_for_events(bootstrap, "legal.requests.status",
+        # Why, in words, where only the authority reads it (legal.requests.progress, the authority API).
+        [status] = await wait_for_events(bootstrap, "legal.requests.progress",
                                          lambda e: e["data"]["request_id"] == data["request_id"])
     assert status["data"]["status"] == "invalid"
     assert status["data"]["reasons"][0]["code"] == "invalid_data"

@@ -31,6 +31,12 @@ CONTRACT_FIELDS = {
         "decision_id", "content_id", "action", "ground", "category", "automated_detection",
         "automated_decision", "facts", "appealable_until"},
     "warden.moderation.violation.confirmed.v1": {"account_id", "content_id", "category", "decided_at"},
+    "warden.legal.request.progress.v1": {
+        "request_id", "authority_id", "case_id", "status", "reasons", "at", "deadline", "clarification"},
+    "warden.legal.request.amended.v1": {
+        "request_id", "authority_id", "clarification_id", "answer", "data_categories", "period", "amended_at",
+        "signature"},
+    "warden.legal.request.withdrawn.v1": {"request_id", "authority_id", "reason", "withdrawn_at", "signature"},
     "warden.moderation.violation.withdrawn.v1": {"account_id", "content_id", "decision_id", "withdrawn_at"},
     "warden.moderation.notice.v1": {"notice_id", "account_id", "kind", "decision_id", "content_id", "text", "at"},
     "warden.platform.content.updated.v1": {
@@ -44,7 +50,7 @@ CONTRACT_TOPICS = {
     "legal.authorities", "platform.subscribers", "legal.requests.received", "legal.requests.decided",
     "legal.disclosures.issued", "legal.requests.status", "legal.notices.due", "search.delistings",
     "moderation.decisions", "moderation.violations", "legal.audit.checkpoints", "platform.content",
-    "moderation.notices",
+    "moderation.notices", "legal.requests.progress", "legal.requests.amended", "legal.requests.withdrawn",
 }
 
 

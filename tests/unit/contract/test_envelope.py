@@ -56,3 +56,25 @@ def test_deeply_nested_json_is_rejected_not_crashing():
     with pytest.raises(EventRejected) as caught:
         decode(deep[:MAX_EVENT_BYTES], [], allow_binary=False)
     assert caught.value.reason == "undecodable"
+
+
+def confluent(schema_id: int, payload: bytes) -> bytes:
+    """A value as a schema-registry JSON serializer writes it: magic byte 0, schema id (4 bytes, big-endian)."""
+    return b"\x00" + schema_id.to_bytes(4, "big") + payload
+
+
+def test_confluent_framed_json_is_decoded_with_its_schema_id():
+    value, headers = encode_structured(new_event("t.v1", "/src", {"a": 1}, event_id="e-1"))
+    framed = decode(confluent(70001, value), headers, allow_binary=False)
+    assert (framed.id, framed.data, framed.schema_id) == ("e-1", {"a": 1}, 70001)
+    assert decode(value, headers, allow_binary=False).schema_id is None
+    binary = decode(confluent(7, b'{"a": 2}'), BINARY_HEADERS, allow_binary=True)
+    assert binary.binary_mode and binary.data == {"a": 2} and binary.schema_id == 7
+
+
+@pytest.mark.parametrize("value", [b"\x00\x00\x01", b"\x00\x00\x00\x00\x01", b"\x00\x00\x00\x00\x01not json",
+                                   confluent(1, b"\x00\x00\x00\x00\x01{}")])
+def test_a_broken_confluent_frame_is_undecodable(value):
+    with pytest.raises(EventRejected) as rejected:
+        decode(value, [], allow_binary=False)
+    assert rejected.value.reason == "undecodable"

@@ -8,7 +8,7 @@ import pytest
 from warden.contract.events import Period
 
 from legal_review.cases import Case
-from legal_review.review import DecisionRequest, Reviewer, ReviewRefused, Vote, judge_vote
+from legal_review.review import DecisionRequest, Reviewer, ReviewRefused, Vote, judge_vote, may_ask, resumed_deadline
 from legal_review.rules import RuleResult
 
 from tests.unit.legal_review.support import NOW, request
@@ -102,3 +102,28 @@ def test_narrowing_never_widens(scope):
 def test_invalid_decisions_are_refused_by_the_model(body):
     with pytest.raises(ValueError):
         DecisionRequest.model_validate(body)
+
+
+def test_a_case_waiting_for_the_authoritys_answer_takes_no_vote_and_no_second_question():
+    waiting = case(status="needs_clarification")
+    with pytest.raises(ReviewRefused) as vote:
+        judge_vote(waiting, [], ALICE, approve())
+    with pytest.raises(ReviewRefused) as question:
+        may_ask(waiting, BOB)
+    assert refused(vote) == refused(question) == (409, "awaiting_clarification")
+
+
+@pytest.mark.parametrize("status", ["approved", "rejected", "withdrawn"])
+def test_a_closed_case_takes_no_question(status):
+    with pytest.raises(ReviewRefused) as question:
+        may_ask(case(status=status), ALICE)
+    assert refused(question) == (409, "case_closed")
+    may_ask(case(), ALICE)  # an open case does
+
+
+def test_the_deadline_moves_by_the_time_the_clock_was_paused():
+    deadline = NOW + timedelta(hours=72)
+    asked, answered = NOW + timedelta(hours=10), NOW + timedelta(hours=40)
+    assert resumed_deadline(deadline, asked, answered) == deadline + timedelta(hours=30)
+    assert resumed_deadline(deadline, None, answered) == deadline  # never paused
+    assert resumed_deadline(deadline, answered, asked) == deadline  # a clock running backwards moves nothing
