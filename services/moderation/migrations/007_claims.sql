@@ -7,7 +7,7 @@ CREATE TABLE claims (
     expires_at  timestamptz NOT NULL
 );
 
--- Escalated: a moderator handed the item to a senior colleague; it stays queued, marked, first in its rank.
+-- Escalated: a moderator handed the item to a senior colleague; it stays queued in its place, marked.
 ALTER TABLE queue ADD COLUMN escalated_by text;
 ALTER TABLE queue ADD COLUMN escalated_at timestamptz;
 ALTER TABLE queue ADD COLUMN escalation_note text;
