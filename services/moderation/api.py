@@ -8,16 +8,17 @@ content's or appeal's state does not allow the decision.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Literal
 
-from fastapi import Depends, FastAPI, HTTPException
+from fastapi import Depends, FastAPI, HTTPException, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from warden.contract.envelope import now
 from warden.contract.events import ReportReason
 
-from moderation import handlers
+from moderation import handlers, queues
 from moderation.config import Moderator, ModerationConfig
 from moderation.transactions import Transactions
 
@@ -32,7 +33,8 @@ class Problem(BaseModel):
 ERRORS = {401: {"model": Problem, "description": "missing or unknown bearer token"},
           403: {"model": Problem, "description": "the token lacks the role"},
           404: {"model": Problem, "description": "no such content or appeal"},
-          409: {"model": Problem, "description": "the state does not allow this decision"}}
+          409: {"model": Problem, "description": "the state does not allow this decision, or another moderator "
+                                                 "holds the item"}}
 
 
 class ContentDecision(BaseModel):
@@ -58,14 +60,22 @@ def add_routes(app: FastAPI, transactions: Transactions, cfg: ModerationConfig) 
         return check
 
     @app.get("/moderation/queue", tags=["moderation"], responses=ERRORS)
-    async def queue(limit: int = 100, who: Moderator = Depends(moderator("moderator"))) -> list[dict]:
+    async def queue(response: Response, limit: int = 100, reason: str = "",
+                    severity: Literal["", "high", "normal"] = "", status: Literal["", *queues.STATUSES] = "",
+                    trusted: bool = False, coordinated: bool = False, language: str = "", surface: str = "",
+                    sort: Literal["severity", "oldest"] = "severity", after: str | None = None,
+                    who: Moderator = Depends(moderator("moderator"))) -> list[dict]:
         """Items waiting for a human: high-severity matches first (`urgent`), then trusted flaggers', then by
-        score; `coordinated` marks a burst of unproven reporters, `source` where the item came from."""
+        score; `coordinated` marks a burst of unproven reporters, `source` where the item came from, `claimed_by`
+        who holds it. Filters as in the console; the next page is `after=` the `X-Next-Cursor` header."""
+        filters = queues.Filters.parse({"reason": reason, "severity": severity, "status": status,
+                                        "trusted": trusted, "coordinated": coordinated, "language": language,
+                                        "surface": surface, "sort": sort})
         async with transactions.pool.acquire() as conn:
-            rows = await conn.fetch(
-                """SELECT q.content_id, q.priority, q.urgent, q.trusted, q.score, q.reason, q.automated, q.queued_at,
-                          q.coordinated, q.source, c.state, c.kind FROM queue q JOIN content c USING (content_id)
-                   ORDER BY q.priority DESC, q.queued_at LIMIT $1""", min(max(limit, 1), 1000))
+            rows, more = await queues.page(conn, replace(filters, size=min(max(limit, 1), 1000)), who.name, now(),
+                                           after)
+        if more:
+            response.headers["X-Next-Cursor"] = more
         return [dict(r) for r in rows]
 
     @app.get("/moderation/content/{content_id}", tags=["moderation"], responses=ERRORS)
@@ -97,10 +107,27 @@ def add_routes(app: FastAPI, transactions: Transactions, cfg: ModerationConfig) 
     @app.post("/moderation/content/{content_id}/decisions", tags=["moderation"], responses=ERRORS)
     async def decide_content(content_id: str, body: ContentDecision,
                              who: Moderator = Depends(moderator("moderator"))) -> dict:
+        """Refused (409) while another moderator holds the item (see /claim)."""
         category = body.category.value if body.category else None
-        return await _answer(transactions.run_in_transaction(lambda conn, effects: handlers.moderator_decision(
-            conn, content_id, body.action, who.name, category=category, note=body.note, now=now(), cfg=cfg,
-            effects=effects)))
+
+        async def decide(conn, effects):
+            at = now()
+            await queues.check_free(conn, content_id, who.name, at)
+            return await handlers.moderator_decision(conn, content_id, body.action, who.name, category=category,
+                                                     note=body.note, now=at, cfg=cfg, effects=effects)
+        return await _answer(transactions.run_in_transaction(decide))
+
+    @app.post("/moderation/content/{content_id}/claim", tags=["moderation"], responses=ERRORS)
+    async def claim(content_id: str, who: Moderator = Depends(moderator("moderator"))) -> dict:
+        """Hold a queued item for WARDEN_MODERATION_CLAIM_MINUTES (or extend one's own hold): others cannot
+        decide it meanwhile. 409 with the holder while someone else holds it, 404 when it is not queued."""
+        async with transactions.pool.acquire() as conn:
+            held = await queues.claim(conn, content_id, who.name, now(), cfg.claim_minutes)
+        if held is None:
+            raise HTTPException(404, "not in the queue")
+        if held["moderator"] != who.name:
+            raise HTTPException(409, f"held by {held['moderator']} until {held['expires_at'].isoformat()}")
+        return {"content_id": content_id, **held}
 
     @app.get("/moderation/appeals/{appeal_id}", tags=["moderation"], responses=ERRORS)
     async def appeal(appeal_id: str, who: Moderator = Depends(moderator("appeals"))) -> dict:
@@ -124,5 +151,5 @@ async def _answer(work) -> dict:
         return await work
     except handlers.NotFound:
         raise HTTPException(404, "not found") from None
-    except handlers.Conflict as exc:
+    except (handlers.Conflict, queues.Claimed) as exc:
         raise HTTPException(409, str(exc)) from None

@@ -57,6 +57,8 @@ class ModerationConfig(BaseSettings):
     misuse_min_share: float = 0.7
     misuse_suspension_days: float = 14.0
     territorial_scope: list[str] = Field(default_factory=lambda: list(EEA))
+    # A moderator who opens a queued item in the console holds it this long (others cannot decide it meanwhile).
+    claim_minutes: float = 15.0
     banks_file: Path = Path(__file__).parent / "banks.yaml"
     # {"<bearer token>": {"name": "alice", "roles": ["moderator", "appeals"]}}
     tokens: dict[str, Moderator] = {}

@@ -1,11 +1,16 @@
 """The moderators' console: server-rendered pages over the decisions the moderation API takes.
 
-GET  /console/                        the report queue, in priority order (high severity, trusted flaggers, score)
-GET  /console/content/{content_id}    what the platform says it is, reports grouped by reason with each
-                                      reporter's claim, reporter trust, bank matches, score history
-POST /console/content/{content_id}    delist / keep / restore            (handlers.moderator_decision)
+GET  /console/                        the queue, severity first; filters in the query string, keyset pages
+POST /console/                        the same with the search (a content or account id: never in a URL)
+GET  /console/content/{content_id}    the evidence: what the platform says it is, reports grouped by reason with
+                                      each reporter's claim, reporter trust, bank matches, score history;
+                                      opening a queued item claims it (moderation.queues.claim)
+POST /console/content/{content_id}    delist / keep / restore (handlers.moderator_decision, refused while someone
+                                      else holds the item), escalate, claim; then on to the next item
+POST /console/bulk                    keep the selected items: confirm first, then one transaction each
 GET  /console/appeals                 open appeals first, then decided and refused ones
 POST /console/appeals/{appeal_id}     uphold / overturn                  (handlers.decide_appeal)
+GET  /console/static/moderation.js    the keyboard shortcuts (CSP script-src 'self')
 GET|POST /console/signin, POST /console/signout   (warden.console)
 """
 from __future__ import annotations
@@ -22,16 +27,19 @@ from warden.console import Console
 from warden.contract.envelope import now
 from warden.contract.events import ReportReason
 
-from moderation import handlers, scoring
+from moderation import handlers, queues, scoring
 from moderation.config import ModerationConfig, Moderator
 from moderation.transactions import Transactions
 
 log = logging.getLogger(__name__)
 PREFIX = "/console"
 ACTIONS = ("delist", "keep", "restore")
+SCRIPT = Path(__file__).parent / "static" / "moderation.js"
 DONE = {"delist": "Delisted: the content is out of search and the statement of reasons is sent.",
         "keep": "Kept: the content stays in search; the reports are marked unfounded.",
         "restore": "Restored: the content is back in search.",
+        "escalate": "Escalated: the item is marked for a senior moderator and released.",
+        "claim": "Claimed: this item is yours to decide for now.",
         "uphold": "Appeal decided: the delisting is upheld.",
         "overturn": "Appeal decided: the delisting is overturned and the content relisted."}
 
@@ -47,6 +55,7 @@ def add_console(app: FastAPI, transactions: Transactions, cfg: ModerationConfig)
         templates=Path(__file__).parent / "templates", tokens=cfg.tokens,
         display=lambda m: f"{m.name} ({', '.join(m.roles) or 'no role'})")
     console.env.globals["content_url"] = content_url
+    console.env.globals["waited"] = waited
     router = console.router()
 
     def with_role(request: Request, role: str):
@@ -57,20 +66,79 @@ def add_console(app: FastAPI, transactions: Transactions, cfg: ModerationConfig)
         return who, session, None
 
     @router.get("/")
-    async def queue(request: Request) -> Response:
+    async def queue(request: Request, after: str | None = None, done: str | None = None) -> Response:
+        """The queue with the filters of the query string (never a search: that is an account id, POSTed)."""
         who, session, refused = with_role(request, "moderator")
         if refused:
             return refused
+        fields = {k: v for k, v in request.query_params.items() if k != "search"}
+        return await _queue_page(request, session, who, queues.Filters.parse(fields), after,
+                                 notice=DONE.get(done or ""))
+
+    @router.post("/")
+    async def queue_search(request: Request) -> Response:
+        """The filter form, with the search, and its pages (the cursor in the form, not the URL)."""
+        who, session, refused = with_role(request, "moderator")
+        form = await request.form()
+        console.check_csrf(session, str(form.get("csrf_token", "")))
+        if refused:
+            return refused
+        fields = {k: str(v) for k, v in form.items()}
+        return await _queue_page(request, session, who, queues.Filters.parse(fields), fields.get("after"))
+
+    async def _queue_page(request: Request, session, who: Moderator, filters: queues.Filters, after: str | None,
+                          status: int = 200, **extra) -> Response:
+        at = now()
         async with transactions.pool.acquire() as conn:
-            items = await conn.fetch(
-                """SELECT q.content_id, q.priority, q.urgent, q.trusted, q.score, q.reason, q.automated, q.queued_at,
-                          q.coordinated, q.source, c.state, c.kind,
-                          (SELECT count(DISTINCT reporter_id) FROM reports r WHERE r.content_id = q.content_id
-                             AND r.reported_at >= coalesce(c.cleared_at, '-infinity')) AS reporters
-                   FROM queue q JOIN content c USING (content_id)
-                   ORDER BY q.priority DESC, q.queued_at LIMIT 500""")
-        return console.render(request, "queue.html", session, items=items, cfg=cfg,
-                              appeals_role="appeals" in who.roles)
+            items, more = await queues.page(conn, filters, who.name, at, after)
+            counts = await queues.counts(conn, filters, who.name, at)
+            choices = await conn.fetchrow(
+                """SELECT array(SELECT DISTINCT reason FROM queue ORDER BY 1) AS reasons,
+                          array(SELECT DISTINCT p.language FROM queue q JOIN platform_content p USING (content_id)
+                                WHERE p.language IS NOT NULL ORDER BY 1) AS languages,
+                          array(SELECT DISTINCT r.surface FROM queue q JOIN reports r USING (content_id)
+                                ORDER BY 1) AS surfaces""")
+        return console.render(request, "queue.html", session, status=status, items=items, more=more,
+                              counts=counts, filters=filters, choices=choices, cfg=cfg, at=at, me=who.name,
+                              paged=bool(after), appeals_role="appeals" in who.roles, **extra)
+
+    @router.post("/bulk")
+    async def bulk(request: Request) -> Response:
+        """Bulk keep: the first POST asks for confirmation, the second (confirm=yes) decides each item."""
+        who, session, refused = with_role(request, "moderator")
+        form = await request.form()
+        console.check_csrf(session, str(form.get("csrf_token", "")))
+        if refused:
+            return refused
+        ids = list(dict.fromkeys(str(v) for v in form.getlist("content_id")))[:100]
+        if not ids or form.get("action") != "keep":
+            return await _queue_page(request, session, who, queues.Filters(), None, status=422,
+                                     error="Select at least one item to keep.")
+        if form.get("confirm") != "yes":
+            return console.render(request, "bulk.html", session, ids=ids, note=str(form.get("note", "")))
+        note = str(form.get("note", "")).strip()[:2000] or None
+        done, refused_items = [], []
+        for content_id in ids:  # one transaction each: an item someone else holds does not stop the others
+            try:
+                await transactions.run_in_transaction(lambda conn, effects, c=content_id: decide(
+                    conn, effects, c, "keep", who.name, category=None, note=note))
+                done.append(content_id)
+            except (handlers.NotFound, handlers.Conflict, queues.Claimed) as why:
+                refused_items.append((content_id, "not in the queue" if isinstance(why, handlers.NotFound)
+                                      else str(why)))
+        return console.render(request, "bulk.html", session, ids=ids, done=done, refused=refused_items)
+
+    async def decide(conn, effects, content_id: str, action: str, moderator: str, *, category, note) -> dict:
+        """A moderator's decision, refused while someone else holds the item (the API decides the same way)."""
+        at = now()
+        await queues.check_free(conn, content_id, moderator, at)
+        return await handlers.moderator_decision(conn, content_id, action, moderator, category=category, note=note,
+                                                 now=at, cfg=cfg, effects=effects)
+
+    @router.get("/static/moderation.js")
+    async def script() -> Response:
+        return Response(SCRIPT.read_bytes(), media_type="text/javascript",
+                        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})
 
     @router.get("/appeals")
     async def appeals(request: Request, done: str | None = None) -> Response:
@@ -99,11 +167,17 @@ def add_console(app: FastAPI, transactions: Transactions, cfg: ModerationConfig)
         return console.redirect(f"/appeals?done={outcome}")
 
     @router.get("/content/{content_id:path}")
-    async def content_page(request: Request, content_id: str, done: str | None = None) -> Response:
+    async def content_page(request: Request, content_id: str, done: str | None = None,
+                           prev: str | None = None) -> Response:
+        """Opening a queued item claims it for the moderator (or shows who holds it)."""
         who, session, refused = with_role(request, "moderator")
         if refused:
             return refused
-        return await _content_page(request, session, content_id, notice=DONE.get(done or ""))
+        async with transactions.pool.acquire() as conn:
+            await queues.claim(conn, content_id, who.name, now(), cfg.claim_minutes)
+        notice = DONE.get(done or "")
+        return await _content_page(request, session, who, content_id,
+                                   notice=f"{prev} · {notice}" if notice and prev else notice)
 
     @router.post("/content/{content_id:path}")
     async def decide_content(request: Request, content_id: str, csrf_token: str = Form(""), action: str = Form(""),
@@ -112,20 +186,51 @@ def add_console(app: FastAPI, transactions: Transactions, cfg: ModerationConfig)
         console.check_csrf(session, csrf_token)
         if refused:
             return refused
-        if action not in ACTIONS or (category and category not in ReportReason.__members__):
-            return await _content_page(request, session, content_id, status=422, error="Choose a valid action.")
+        if action not in ACTIONS + ("escalate", "claim") or (category and category not in ReportReason.__members__):
+            return await _content_page(request, session, who, content_id, status=422, error="Choose a valid action.")
+        note = note.strip()[:2000] or None
+        async with transactions.pool.acquire() as conn:  # where the moderator goes after deciding this one
+            following = (await queues.neighbours(conn, content_id, who.name, now()))["next"]
         try:
-            await transactions.run_in_transaction(lambda conn, effects: handlers.moderator_decision(
-                conn, content_id, action, who.name, category=category or None, note=note.strip()[:2000] or None,
-                now=now(), cfg=cfg, effects=effects))
+            if action == "claim":
+                async with transactions.pool.acquire() as conn:
+                    held = await queues.claim(conn, content_id, who.name, now(), cfg.claim_minutes)
+                if held is None:
+                    return await _content_page(request, session, who, content_id, status=409,
+                                               error="This item is not in the queue: there is nothing to claim.")
+                if held["moderator"] != who.name:
+                    raise queues.Claimed(held["moderator"], held["expires_at"])
+                return console.redirect(f"{content_url(content_id)}?done=claim")
+            if action == "escalate":
+                escalated = await transactions.run_in_transaction(
+                    lambda conn, effects: queues.escalate(conn, content_id, who.name, note, now()))
+                if not escalated:
+                    return await _content_page(request, session, who, content_id, status=409,
+                                               error="This item is not in the queue: there is nothing to escalate.")
+            else:
+                await transactions.run_in_transaction(lambda conn, effects: decide(
+                    conn, effects, content_id, action, who.name, category=category or None, note=note))
         except handlers.NotFound:
             return console.refuse(request, 404, "No such content", "Moderation has no reports about this content.")
+        except queues.Claimed as claimed:
+            return await _content_page(request, session, who, content_id, status=409,
+                                       error=f"Not decided: {claimed}.")
         except handlers.Conflict as conflict:
-            return await _content_page(request, session, content_id, status=409, error=str(conflict))
-        return console.redirect(f"{content_url(content_id)}?done={action}")
-
-    async def _content_page(request: Request, session, content_id: str, status: int = 200, **extra) -> Response:
+            return await _content_page(request, session, who, content_id, status=409, error=str(conflict))
+        # On to the item after this one (severity first, skipping others' claims), else the first free one left.
         async with transactions.pool.acquire() as conn:
+            if not (following and await conn.fetchval("SELECT true FROM queue WHERE content_id = $1", following)):
+                following = (await queues.neighbours(conn, content_id, who.name, now()))["next"]
+        if following and following != content_id:
+            return console.redirect(f"{content_url(following)}?done={action}&prev={quote(content_id, safe='')}")
+        return console.redirect(f"/?done={action}")
+
+    async def _content_page(request: Request, session, who: Moderator, content_id: str, status: int = 200,
+                            **extra) -> Response:
+        at = now()
+        async with transactions.pool.acquire() as conn:
+            held = await queues.holder(conn, content_id, at)
+            around = await queues.neighbours(conn, content_id, who.name, at)
             item = await conn.fetchrow("SELECT * FROM content WHERE content_id = $1", content_id)
             if item is None:
                 return console.refuse(request, 404, "No such content", "Moderation has no reports about this content.")
@@ -142,7 +247,7 @@ def add_console(app: FastAPI, transactions: Transactions, cfg: ModerationConfig)
                               platform=platform,
                               by_reason=_by_reason(reports), history=score_history(reports, item["cleared_at"], cfg),
                               decisions=decisions, appeals=appeals, reasons=[r.value for r in ReportReason],
-                              cfg=cfg, at=now(), **extra)
+                              cfg=cfg, at=at, held=held, me=who.name, around=around, **extra)
 
     async def _appeals_page(request: Request, session, status: int = 200, **extra) -> Response:
         async with transactions.pool.acquire() as conn:
@@ -158,6 +263,16 @@ def add_console(app: FastAPI, transactions: Transactions, cfg: ModerationConfig)
                               closed=[r for r in rows if r["status"] != "open"], **extra)
 
     console.install(app, router)
+
+
+def waited(since: datetime, at: datetime) -> str:
+    """Time in the queue, as a moderator reads it: 45 min, 3 h 05 min, 2 d 4 h."""
+    minutes = max(0, int((at - since).total_seconds() // 60))
+    if minutes < 60:
+        return f"{minutes} min"
+    if minutes < 24 * 60:
+        return f"{minutes // 60} h {minutes % 60:02d} min"
+    return f"{minutes // 1440} d {minutes % 1440 // 60} h"
 
 
 def _by_reason(reports) -> list[dict]:

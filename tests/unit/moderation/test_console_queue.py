@@ -1,0 +1,32 @@
+"""The queue's filters as the console reads them from forms and links, and time in queue as shown."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from moderation.console.routes import waited
+from moderation.queues import Filters, decode_cursor, where
+
+AT = datetime(2026, 1, 1, 12, tzinfo=timezone.utc)
+
+
+def test_unknown_or_hostile_form_values_fall_back_to_defaults():
+    f = Filters.parse({"sort": "priority; DROP TABLE queue", "size": "100000", "status": "everything",
+                       "severity": "extreme", "reason": "x" * 500})
+    assert (f.sort, f.size, f.status, f.severity, len(f.reason)) == ("severity", 50, "", "", 40)
+
+
+def test_values_are_parameters_never_sql():
+    clause, args = where(Filters(reason="spam' OR '1'='1", search="acc-1", status="mine"), "maria", AT)
+    assert "spam" not in clause and "acc-1" not in clause and "maria" not in clause
+    assert args == ["spam' OR '1'='1", AT, "maria", "acc-1"]
+
+
+def test_a_damaged_cursor_is_the_first_page():
+    assert decode_cursor("not base64 json") is None and decode_cursor(None) is None
+
+
+def test_time_in_queue():
+    assert waited(AT - timedelta(minutes=5), AT) == "5 min"
+    assert waited(AT - timedelta(hours=3, minutes=5), AT) == "3 h 05 min"
+    assert waited(AT - timedelta(days=2, hours=4), AT) == "2 d 4 h"
+    assert waited(AT + timedelta(minutes=1), AT) == "0 min"
