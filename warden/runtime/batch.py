@@ -105,10 +105,7 @@ class BatchProcessor:
         except _Replay:  # that transaction is rolled back: again, in a new one, a savepoint per event
             outcomes = await self._process(items, isolated=True)
         # Metrics only after commit: a rolled-back batch will be counted when it is retried.
-        per_event = (time.perf_counter() - started) / max(len(records), 1)
-        for topic, outcome in outcomes:
-            metrics.EVENTS_CONSUMED.labels(self.service.name, topic, outcome).inc()
-            metrics.PROCESSING_SECONDS.labels(self.service.name, topic).observe(per_event)
+        metrics.count_consumed(self.service.name, outcomes, (time.perf_counter() - started) / max(len(records), 1))
 
     async def _process(self, items: list[Decoded], *, isolated: bool) -> list[tuple[str, str]]:
         """One unit of work: inbox claim, handlers, outbox rows, commit. The outcome of each event, by topic."""
