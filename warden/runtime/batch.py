@@ -96,10 +96,16 @@ class BatchProcessor:
         self.hand_over = hand_over
         self.settings = settings if settings is not None else Settings()
 
-    async def process(self, records: list[ConsumerRecord]) -> None:
-        """Handle the records in one committed transaction (two when the optimistic pass fails), or raise."""
+    @staticmethod
+    def decode(records: list[ConsumerRecord]) -> list[Decoded]:
+        """Each record's envelope and payload, or why it will be dead-lettered (no I/O: done ahead of time)."""
+        return [decode_record(r) for r in records]
+
+    async def process(self, records: list[ConsumerRecord], *, decoded: list[Decoded] | None = None) -> None:
+        """Handle the records in one committed transaction (two when the optimistic pass fails), or raise.
+        `decoded`: the records already decoded (`decode`), in the same order."""
         started = time.perf_counter()
-        items = [decode_record(r) for r in records]
+        items = decoded if decoded is not None else self.decode(records)
         try:
             outcomes = await self._process(items, isolated=False)
         except _Replay:  # that transaction is rolled back: again, in a new one, a savepoint per event
