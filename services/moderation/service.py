@@ -70,6 +70,9 @@ def build_service(cfg: ModerationConfig | None = None, scorer: Scorer | None = N
         emits=(ContentDelisted, ContentRelisted, ModerationDecision, ViolationConfirmed),
         routes=routes,
         background=[watch_queue],
+        # Reports are scored set-based: a backlog goes through in fewer, larger transactions (fewer commits
+        # and round trips per report; docs/performance.md).
+        batch_max_records=1000,
     )
 
 

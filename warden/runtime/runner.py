@@ -114,7 +114,8 @@ class Runtime:
         await kafka.start_with_retry(self.producer, "producer")
         self.relay = OutboxRelay(self.service.name, self.pool, self.producer, batch_size=s.outbox_batch_size,
                                  retry_initial_s=s.retry_initial_s, retry_max_s=s.retry_max_s)
-        self.loop = ConsumerLoop(self.service, self.pool, self.consumer, batch_max_records=s.batch_max_records,
+        self.loop = ConsumerLoop(self.service, self.pool, self.consumer,
+                                 batch_max_records=self.service.batch_size(s),
                                  poll_timeout_ms=s.poll_timeout_ms, retry_initial_s=s.retry_initial_s,
                                  retry_max_s=s.retry_max_s, commit_interval_s=s.commit_interval_ms / 1000,
                                  on_committed=self.relay.hand_over if s.outbox_relay else None,
