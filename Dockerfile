@@ -15,24 +15,45 @@ RUN apt-get update \
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
-# Dependencies first (pinned in pyproject.toml): this layer is rebuilt only when they change.
+# Dependencies first, from the hashed lock (requirements/runtime.txt: the runtime only, without the
+# embedded broker and PostgreSQL or the test tools): rebuilt only when the lock changes, and pip
+# refuses any file whose hash the lock does not list. Then the project itself, without dependencies.
+COPY requirements/build.txt requirements/runtime.txt requirements/
+RUN pip install --require-hashes -r requirements/build.txt \
+ && pip install --require-hashes -r requirements/runtime.txt
 COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-        > /tmp/requirements.txt \
- && pip install -r /tmp/requirements.txt
 COPY warden ./warden
 COPY services ./services
-RUN pip install --no-deps . \
+RUN pip install --no-deps --no-build-isolation . \
+ && pip check \
  && warden --help >/dev/null
+
+# --- sbom: a CycloneDX SBOM (JSON) of exactly the virtualenv the runtime stage carries, made by a
+# tool installed apart (requirements/sbom.txt, hashed), so that the tool is in neither.
+FROM ${PYTHON_IMAGE} AS sbom
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+COPY --from=build /opt/venv /opt/venv
+WORKDIR /src
+COPY requirements/sbom.txt requirements/
+COPY pyproject.toml ./
+RUN python -m venv /opt/sbom-tool \
+ && /opt/sbom-tool/bin/pip install --require-hashes -r requirements/sbom.txt \
+ && mkdir -p /sbom \
+ && /opt/sbom-tool/bin/cyclonedx-py environment --pyproject pyproject.toml --output-reproducible \
+        --of JSON -o /sbom/warden.cdx.json /opt/venv
 
 # --- runtime: the virtualenv on a clean slim Python, run as an unprivileged user
 FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="warden" \
-      org.opencontainers.image.description="Warden services: intake, legal-review, disclosure, moderation"
+      org.opencontainers.image.description="Warden services: intake, legal-review, disclosure, moderation" \
+      dev.warden.sbom="/usr/share/doc/warden/sbom.cdx.json"
 RUN groupadd --system --gid 10001 warden \
  && useradd --system --uid 10001 --gid warden --home-dir /home/warden --create-home \
         --shell /usr/sbin/nologin warden
 COPY --from=build /opt/venv /opt/venv
+# What the image holds, for scanners and audits: `docker run --rm --entrypoint cat IMAGE /usr/share/doc/warden/sbom.cdx.json`
+COPY --from=sbom /sbom/warden.cdx.json /usr/share/doc/warden/sbom.cdx.json
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

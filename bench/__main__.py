@@ -3,6 +3,7 @@
     python -m bench                          # everything, full size (about 15 minutes here)
     python -m bench --duration 10 --sessions-scale 0.1 --reports 20000   # quick
     python -m bench --only echo,moderation --baseline bench/results/before.json
+    python -m bench --only classifier        # content checks in-process, no stack (seconds)
 
 Writes bench/results/latest.json and bench/results/latest.md. With KAFKA_BOOTSTRAP_SERVERS
 and DATABASE_URL set it runs on that stack; otherwise it starts an embedded one.
@@ -21,12 +22,13 @@ from pathlib import Path
 
 import psutil
 
-from bench import broker, echo, legal, moderation, store
+from bench import broker, classifier, echo, legal, moderation, store
 from bench.report import markdown
 from bench.stack import ROOT, Stack
 from bench.stats import ratio
 
-SECTIONS = ("echo", "moderation", "legal", "store", "broker")
+SECTIONS = ("echo", "moderation", "legal", "store", "broker", "classifier")
+STACKLESS = {"classifier"}  # sections that measure code in-process and need no broker or database
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -56,17 +58,23 @@ async def main(args: argparse.Namespace) -> dict:
     work = args.out / "work"
     logs = work / "logs"
     profile_dir = args.out / "profiles" if args.profile else None
-    stack = Stack(work)
-    await asyncio.to_thread(stack.start)
+    stack = Stack(work) if set(only) - STACKLESS else None
+    if stack:
+        await asyncio.to_thread(stack.start)
     results: dict = {
         "label": args.label, "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-                    "load_avg_at_start": [round(x, 2) for x in os.getloadavg()], **stack.describe()},
+                    "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
+                    **(stack.describe() if stack else {})},
         "options": {"duration_s": args.duration, "rates": args.rates, "send_tick_ms": args.send_tick_ms, "reports": args.reports,
                     "sessions_scale": args.sessions_scale, "samples": args.samples},
     }
     try:
+        if "classifier" in only:
+            print("content checks in-process (fold, classifier score, PDQ)...", flush=True)
+            results["classifier"] = await asyncio.to_thread(classifier.run)
+            print(f"  {results['classifier']}", flush=True)
         if "echo" in only:
             print("echo baseline...", flush=True)
             results["echo"] = await echo.run(stack.bootstrap, stack.run_id, args.reports)
@@ -99,7 +107,8 @@ async def main(args: argparse.Namespace) -> dict:
         results["memory_peak_rss_mb"] = memory
         results["machine"]["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     finally:
-        await asyncio.to_thread(stack.stop)
+        if stack:
+            await asyncio.to_thread(stack.stop)
     return results
 
 

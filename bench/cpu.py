@@ -44,6 +44,18 @@ def share_of_core(before: dict[str, dict[int, float]], after: dict[str, dict[int
     return shares
 
 
+def ms_per_item(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]],
+                items: int) -> dict[str, float]:
+    """CPU milliseconds each group spent per item between two samples: what an item costs, whatever
+    else the machine ran meanwhile (shares of a core depend on that; this hardly does)."""
+    costs = {}
+    for name, now in after.items():
+        then = before.get(name, {})
+        used = sum(now[pid] - then[pid] for pid in now if pid in then)
+        costs[name] = round(1000 * used / max(items, 1), 3)
+    return costs
+
+
 async def measure(groups: Groups, seconds: float, delay: float = 0.0) -> dict[str, float]:
     """Shares over `seconds`, starting `delay` seconds from now."""
     await asyncio.sleep(delay)

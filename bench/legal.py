@@ -322,13 +322,16 @@ async def _one_step(stack: Stack, per_s: float, duration: float, logs: Path, pro
             p.reset_peak()
             if profile is not None:
                 p.profile(profile / f"{p.name}-{int(per_s)}.svg", seconds=duration)
+                p.profile(profile / f"{p.name}-{int(per_s)}.txt", seconds=duration)
         groups = lambda: {**stack.server_pids(), **{p.name: [p.process.pid] for p in procs},  # noqa: E731
                           "load generator": this_process()}
         window = min(CPU_WINDOW_S, duration / 2)
         first = asyncio.create_task(cpu.measure(groups, window))
         last = asyncio.create_task(cpu.measure(groups, window, delay=duration - window))
+        spent_before = cpu.cpu_seconds(groups())
         step, scheduled_at = await offer(stack.bootstrap, events, per_s, watcher, drain_s=max(30.0, duration),
                                          send_tick_s=send_tick_s)
+        step["cpu_ms_per_request"] = cpu.ms_per_item(spent_before, cpu.cpu_seconds(groups()), step["issued"])
         step["cpu_first_s"], step["cpu_last_s"] = await first, await last
         step["cpu_window_s"] = window
         step.update(await stamped_figures(stack.bootstrap, scheduled_at))

@@ -13,15 +13,40 @@ from warden.contract.topics import TOPICS
 from warden.runtime import kafka
 
 REPORT = "warden.moderation.report.submitted.v1"
+CONTENT = "warden.platform.content.updated.v1"
 REASONS = ["drugs", "scam", "spam", "weapons", "illegal_goods", "other"]
 
 
+def content_ids(run_id: str, count: int) -> list[str]:
+    """The items `reports(run_id, count)` are about, in the order they are first reported."""
+    ids = {}
+    for n in range(count):
+        ids.setdefault(f"bench-{run_id}-hot-{n // 25}" if n % 5 == 4 else f"bench-{run_id}-item-{n}", None)
+    return list(ids)
+
+
+def contents(ids: list[str], seed: int = 11) -> list[tuple[bytes, bytes, list]]:
+    """platform.content's description of each item: public channels with an ordinary title and owner."""
+    rng = random.Random(seed)
+    now = datetime.now(timezone.utc)
+    out = []
+    for content_id in ids:
+        data = {"content_id": content_id, "kind": "channel", "owner_account_id": f"acct-{rng.randrange(10**6)}",
+                "title": "A public channel found in search", "text": "News, photos and chat for members.",
+                "language": "en", "public_in_search": True, "created_at": (now - timedelta(days=30)).isoformat(),
+                "updated_at": (now - timedelta(days=1)).isoformat()}
+        value, headers = encode_structured(new_event(CONTENT, "/bench/platform", data))
+        out.append((content_id.encode(), value, headers))
+    return out
+
+
 def reports(run_id: str, count: int, seed: int = 7) -> list[tuple[bytes, bytes, list]]:
-    """(key, value, headers) of `count` report events.
+    """(key, value, headers) of `count` report events, about the items `content_ids` names.
 
     Four reports in five are about an item nobody else reports (scored, recorded);
     one in five goes to a "hot" item reported by five people for drugs, which
-    crosses the delisting threshold and emits a delisting and a statement of reasons.
+    crosses the delisting threshold and emits a delisting and a statement of reasons
+    (with the reporters established: the section sets their starting trust).
     """
     rng = random.Random(seed)
     now = datetime.now(timezone.utc)

@@ -1,9 +1,14 @@
 """Section 2: moderation throughput, reports/s through validation, scoring, persistence and decisions.
 
-`reports` events are put on `moderation.reports.submitted` first; then one
-moderation worker (`warden service moderation`, a subprocess) drains them. The
-clock runs from the first report recorded in its database to the last one, and
-the decisions (delistings, statements of reasons) must have left the outbox.
+Moderation acts only on content the platform has described (`platform.content`),
+so the section first has the worker take in the description of every item the
+reports are about, and stops it. Then `reports` events are put on
+`moderation.reports.submitted`, and the worker (`warden service moderation`, a
+subprocess, the same consumer group) is started again and drains them. The clock
+runs from the first report recorded in its database to the last one, and the
+decisions (delistings, statements of reasons) must have left the outbox. Reporters
+start established (WARDEN_MODERATION_TRUST_NEW=1.0), so that the hot items' five
+reports delist by volume as in production once reporters have earned trust.
 """
 from __future__ import annotations
 
@@ -13,30 +18,33 @@ from pathlib import Path
 
 import asyncpg
 
-from bench.loads import produce_all, reports
+from bench.loads import content_ids, contents, produce_all, reports
 from bench.stack import ServiceProcess, Stack
 from bench.stats import rate
 
 
 async def run(stack: Stack, events: int, logs: Path, profile: Path | None = None, label: str = "moderation") -> dict:
     run_id = f"{stack.run_id}{label[-1]}"
-    produce_s = await produce_all(stack.bootstrap, "moderation.reports.submitted", reports(run_id, events))
+    items = content_ids(run_id, events)
+    await produce_all(stack.bootstrap, "platform.content", contents(items))
     database_url = await stack.new_database(label)
-    service = ServiceProcess("moderation", stack.bootstrap, database_url, f"bench-{run_id}", logs).start()
+    settings = {"WARDEN_MODERATION_TRUST_NEW": "1.0"}
+    service = ServiceProcess("moderation", stack.bootstrap, database_url, f"bench-{run_id}", logs, settings).start()
     prefix = f"bench-{run_id}-%"
     conn = None
     try:
-        deadline = time.monotonic() + 120
-        while conn is None:  # the service creates the schema at start
-            try:
-                conn = await asyncpg.connect(database_url)
-                await conn.fetchval("SELECT 1 FROM moderation.reports LIMIT 1")
-            except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError):
-                await conn.close()
-                conn = None
-                if time.monotonic() > deadline:
-                    raise RuntimeError("moderation never created its schema")
-                await asyncio.sleep(0.2)
+        conn = await _schema_ready(database_url)
+        await _until(lambda: conn.fetchval("SELECT count(*) FROM moderation.platform_content WHERE content_id LIKE $1",
+                                           prefix), len(items), 600, "described items")
+    finally:
+        if conn is not None:
+            await conn.close()
+        service.stop()
+    produce_s = await produce_all(stack.bootstrap, "moderation.reports.submitted", reports(run_id, events))
+    service = ServiceProcess("moderation", stack.bootstrap, database_url, f"bench-{run_id}", logs, settings).start()
+    conn = None
+    try:
+        conn = await _schema_ready(database_url)
         first = last = None
         done = 0
         profiled = False
@@ -64,6 +72,30 @@ async def run(stack: Stack, events: int, logs: Path, profile: Path | None = None
             await conn.close()
         service.stop()
     await stack.drop_database(database_url)
-    return {"reports": events, "seconds": round(elapsed, 3), "reports_per_s": rate(events, elapsed),
+    return {"reports": events, "described_items": len(items), "seconds": round(elapsed, 3),
+            "reports_per_s": rate(events, elapsed),
             "decisions": decisions, "outbox_drained_after_s": round(drained - first, 3),
             "peak_rss_mb": round(service.peak_rss / 2**20, 1), "preload_s": round(produce_s, 2)}
+
+
+async def _schema_ready(database_url: str, timeout: float = 120) -> asyncpg.Connection:
+    """A connection once the service has created its schema (at start)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        conn = await asyncpg.connect(database_url)
+        try:
+            await conn.fetchval("SELECT 1 FROM moderation.reports LIMIT 1")
+            return conn
+        except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError):
+            await conn.close()
+            if time.monotonic() > deadline:
+                raise RuntimeError("moderation never created its schema") from None
+            await asyncio.sleep(0.2)
+
+
+async def _until(count, wanted: int, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while (got := await count()) < wanted:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"moderation took in {got} of {wanted} {what} in time")
+        await asyncio.sleep(0.25)

@@ -51,6 +51,9 @@ def rows(results: dict) -> list[tuple[str, tuple, str, Any]]:
         if step.get("p99_ms_by_window"):
             out += [(f"legal @ {r:g}/s: p99 ms of each {step['latency_window_s']:g} s, by schedule",
                      ("legal", "steps", i, "p99_windows"), "", None)]
+        if step.get("cpu_ms_per_request"):
+            out += [(f"legal @ {r:g}/s: CPU ms per request, offer to last package",
+                     ("legal", "steps", i, "cpu_per_request"), "", None)]
         if step.get("cpu_first_s"):
             out += [(f"legal @ {r:g}/s: CPU % of one core, first → last {step['cpu_window_s']:g} s",
                      ("legal", "steps", i, "cpu_drift"), "", None)]
@@ -73,6 +76,13 @@ def rows(results: dict) -> list[tuple[str, tuple, str, Any]]:
         shape = f"records_per_batch_{per_batch}"
         out.append((f"broker CPU % of one core, first → last 10th, 200 records/s, {per_batch} per batch",
                     ("broker", shape, "cpu_drift"), "", None))
+    out += [
+        ("classifier score(), µs per call: p50", ("classifier", "score", "p50_us"), "", None),
+        ("classifier score(), µs per call: p99", ("classifier", "score", "p99_us"), "", None),
+        ("folding alone, µs per call: p50", ("classifier", "fold", "p50_us"), "", None),
+        ("PDQ hash of a 640x480 image, µs: p50", ("classifier", "pdq_640x480", "p50_us"), "", None),
+        ("classifier model load, ms", ("classifier", "load_ms"), "", None),
+    ]
     for name in sorted(_get(results, "memory_peak_rss_mb") or {}):
         out.append((f"peak RSS {name}, MB", ("memory_peak_rss_mb", name), "", None))
     return out
@@ -93,6 +103,10 @@ def _annotate(results: dict) -> dict:
         step.setdefault("issued_of_sent", f"{step['issued']:,} / {step['sent']:,}")
         if step.get("p99_ms_by_window"):
             step.setdefault("p99_windows", " · ".join(_fmt(v) for v in step["p99_ms_by_window"]))
+        if step.get("cpu_ms_per_request"):
+            costs = step["cpu_ms_per_request"]
+            step.setdefault("cpu_per_request", " · ".join(
+                f"{name} {costs[name]:.2f}" for name in sorted(costs, key=costs.get, reverse=True)))
         if step.get("cpu_first_s"):
             step.setdefault("cpu_drift", cpu_drift(step["cpu_first_s"], step["cpu_last_s"]))
         for span in [*(step.get("hops") or {}).values(), step.get("to_issued_record")]:

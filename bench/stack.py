@@ -185,7 +185,7 @@ class ServiceProcess:
         out.parent.mkdir(parents=True, exist_ok=True)
         self.profiles.append(subprocess.Popen(
             [exe, "record", "--pid", str(self.process.pid), "--duration", str(max(int(seconds), 1)),
-             "--rate", str(rate), "--format", "speedscope" if out.suffix == ".json" else "flamegraph",
+             "--rate", str(rate), "--format", {".json": "speedscope", ".txt": "raw"}.get(out.suffix, "flamegraph"),
              "--output", str(out), "--nonblocking"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 

@@ -8,8 +8,9 @@ with one row `audit_chain` naming it (a random `chain_id`, created with the sche
   {service, chain_id, seq, hash}; `key_id` names the key. The key is not in the database, so
   whoever can write the tables can recompute hashes but cannot sign what they rewrote;
 - a **checkpoint** {service, chain_id, seq, head, at, key_id, signature}, signed by the same key,
-  is published on `legal.audit.checkpoints`: legal review with each decision, disclosure with each
-  package, both every `WARDEN_AUDIT_CHECKPOINT_INTERVAL_S` when the head moved. A chain that no
+  is published on `legal.audit.checkpoints`: legal review with each transaction that decides a case,
+  disclosure with each transaction that issues a package (one per consumer batch, at the head the
+  batch reached), both every `WARDEN_AUDIT_CHECKPOINT_INTERVAL_S` when the head moved. A chain that no
   longer reaches the latest checkpoint's seq with its head was truncated or rewritten.
 
 `ChainWalk` (pure) checks entries one by one and names the first break, `anchor_of` picks the
@@ -27,7 +28,7 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from nacl.signing import SigningKey
@@ -39,9 +40,12 @@ from warden.contract.envelope import now
 from warden.contract.events import AuditCheckpoint
 from warden.keys import key_id, public_keys
 from warden.runtime import metrics
-from warden.runtime.outbox import OutboxRow, event_row
 from warden.runtime.settings import ConfigurationError
 from warden.signing import b64, canonical, decode_key, verify
+
+if TYPE_CHECKING:
+    from warden.runtime.service import Context
+    from warden.runtime.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 HEAD_CHECKPOINTED = Gauge(
@@ -336,8 +340,11 @@ class Chain:
         return sign_checkpoint(self.signer or current_signer(), self.service, self.chain_id, self.seq,
                                self.hash, at or now())
 
-    def checkpoint_row(self, at: datetime | None = None) -> OutboxRow:
-        return event_row(self.service, self.checkpoint(at))
+    def checkpoint_at_commit(self, work: Context | UnitOfWork) -> None:
+        """Publish the tail when `work`'s transaction commits: one checkpoint per transaction (a consumer
+        batch, a review), at the head it reached, however many entries it appended."""
+        work.emit_at_commit(("warden.audit.checkpoint", self.service),
+                            lambda: self.checkpoint() if self.seq else None)
 
 
 def sign_checkpoint(signer: AuditSigner, service: str, chain_id: str, seq: int, head: str,

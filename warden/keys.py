@@ -22,7 +22,7 @@ import json
 import os
 from pathlib import Path
 
-from warden.signing import b64, decode_key, generate_keypair
+from warden.signing import b64, decode_key, generate_keypair, signing_key
 
 KEY_FILES = ("registry", "decision", "audit")
 
@@ -46,9 +46,7 @@ def public_keys(configured: str) -> dict[str, str]:
 
 
 def public_key_of(private_key_b64: str) -> str:
-    from nacl.signing import SigningKey
-
-    return b64(bytes(SigningKey(decode_key(private_key_b64)).verify_key))
+    return b64(bytes(signing_key(private_key_b64).verify_key))
 
 
 def read_key_file(path: Path | str) -> dict[str, str]:

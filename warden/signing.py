@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from functools import lru_cache
 from typing import Any
 
 import rfc8785
@@ -34,16 +35,26 @@ def canonical(document: Any) -> bytes:
 
 
 def _plain(value: Any) -> bool:
-    kind = type(value)
-    if kind is str or kind is bool or value is None:
-        return True
-    if kind is int:
-        return -_EXACT_INTEGERS <= value <= _EXACT_INTEGERS
-    if kind is dict:
-        return all(type(k) is str and k.isascii() and _plain(v) for k, v in value.items())
-    if kind is list:
-        return all(_plain(v) for v in value)
-    return False
+    """Only str, bool, None, exact int, and lists and dicts of them (ASCII keys); no recursion, since
+    this runs over every document signed or hashed."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is dict:
+            for key, member in item.items():
+                if type(key) is not str or not key.isascii():
+                    return False
+                if type(member) is not str and member is not None:
+                    stack.append(member)
+        elif kind is list:
+            stack.extend(item)
+        elif kind is int:
+            if not -_EXACT_INTEGERS <= item <= _EXACT_INTEGERS:
+                return False
+        elif not (kind is str or kind is bool or item is None):
+            return False
+    return True
 
 
 def signed_bytes(request_data: dict[str, Any]) -> bytes:
@@ -57,7 +68,13 @@ def generate_keypair() -> dict[str, str]:
 
 
 def sign(message: bytes, private_key_b64: str) -> str:
-    return b64(SigningKey(decode_key(private_key_b64)).sign(message).signature)
+    return b64(signing_key(private_key_b64).sign(message).signature)
+
+
+@lru_cache(maxsize=16)
+def signing_key(private_key_b64: str) -> SigningKey:
+    """The parsed key (deriving its public half costs as much as a signature: done once per key)."""
+    return SigningKey(decode_key(private_key_b64))
 
 
 def verify(message: bytes, signature_b64: str, public_key_b64: str) -> bool:

@@ -3,7 +3,8 @@
 Actions: `package.issued`, `hold.placed`, `case.closed_without_data`, `case.cancelled` (in the
 transaction of the decision's effects), `notice.emitted` and `retention.purged` (in the job's transaction). The
 entries hold ids, hashes, dates and counts: never a phone number, IP address or username.
-A checkpoint of the chain's head goes out with every package, and every
+A checkpoint of the chain's head goes out with every transaction that issues a package (once per
+consumer batch), and every
 WARDEN_AUDIT_CHECKPOINT_INTERVAL_S when the head moved (publish_checkpoints).
 """
 from __future__ import annotations
@@ -59,7 +60,7 @@ async def package_issued(ctx: Context, decision: RequestApproved, at: datetime, 
         "period": decision.period.model_dump(mode="json"), "sha256": sha256,
         # None: the platform gives no notice (the issuing authority informs the person, notice.jurisdiction).
         "notice_due_at": notice_due_at.isoformat() if notice_due_at else None, "notice_emitted": notice_emitted})
-    ctx.emit(chain.checkpoint(at))
+    chain.checkpoint_at_commit(ctx)
 
 
 async def hold_placed(ctx: Context, decision: RequestApproved, at: datetime, hold_until: datetime) -> None:

@@ -1,8 +1,9 @@
 """Legal review's audit chain: every case state change, signed and hash-chained (warden/audit.py).
 
 Entries are appended in the transaction of the change they record; a checkpoint of the chain's
-head goes out with every decision (cases.py) and every WARDEN_AUDIT_CHECKPOINT_INTERVAL_S when
-the head moved (publish_checkpoints).
+head goes out with every transaction that decides a case (one per consumer batch, from the
+handler or the review) and every WARDEN_AUDIT_CHECKPOINT_INTERVAL_S when the head moved
+(publish_checkpoints).
 """
 from __future__ import annotations
 

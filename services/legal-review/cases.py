@@ -2,7 +2,8 @@
 
 Every function here runs inside the caller's transaction (the consumer's batch or an
 API request) and returns the outbox rows to write in it; every state change is also
-appended to the audit chain in that same transaction.
+appended to the audit chain in that same transaction. The caller publishes the chain's
+head when its transaction decided a case (`Chain.checkpoint_at_commit`).
 """
 from __future__ import annotations
 
@@ -262,7 +263,6 @@ async def open_decided(conn: asyncpg.Connection, received: RequestReceived, asse
             *audit.entry_values(opened), event.model_dump_json(), *audit.entry_values(decided)):
         return None, []
     chain.appended(decided)
-    rows.append(chain.checkpoint_row())
     case.status, case.decided_by, case.decided_at = outcome, decided_by, _utc(at)
     if outcome == "approved" and case.kind == "preservation" and case.request.extends_request_id:
         await _extend_earlier_hold(conn, case, at, chain)
@@ -309,7 +309,6 @@ async def approve(conn: asyncpg.Connection, case: Case, decided_by: list[str], a
     event, rows = _approval(case, decided_by, at, extra_rules)
     chain = chain or audit.Chain()
     await _decide(conn, case, "approved", decided_by, event.model_dump_json(), at, chain)
-    rows.append(chain.checkpoint_row())
     if case.kind == "preservation" and case.request.extends_request_id:
         await _extend_earlier_hold(conn, case, at, chain)
     return rows
@@ -320,7 +319,7 @@ async def reject(conn: asyncpg.Connection, case: Case, reasons: list[RejectionRe
     event, rows = _rejection(case, reasons, decided_by, at)
     chain = chain or audit.Chain()
     await _decide(conn, case, "rejected", decided_by, event.model_dump_json(), at, chain)
-    return [*rows, chain.checkpoint_row()]
+    return rows
 
 
 def status_row(case: Case, status: str, reasons: list[StatusReason], at: datetime) -> OutboxRow:

@@ -71,21 +71,22 @@ async def decide_case(service: ServiceContext, case_id: str, reviewer: Reviewer,
                                   decision.data_categories, decision.period, at)
         if decision.action == "narrow":
             await cases.narrow_scope(conn, case, result.categories, result.period)
-        rows = []
+        rows, chain = [], audit.Chain()
         expired = expired_at_decision(case.request, at) if result.final == "approved" else None
         if expired is not None:  # approved by reviewers, but the order is no longer in force
             result = replace(result, final="rejected")
             rows = await cases.reject(conn, case, [RejectionReason(
-                code=expired.code, rule=expired.rule, message=expired.message)], result.approvers, at)
+                code=expired.code, rule=expired.rule, message=expired.message)], result.approvers, at, chain)
         elif result.final == "approved":
             rows = await cases.approve(conn, case, result.approvers, at, [PolicyRuleResult(
                 rule="review.human", outcome="passed",
-                message=f"approved by {len(result.approvers)} reviewer(s)")])
+                message=f"approved by {len(result.approvers)} reviewer(s)")], chain)
             await confirm_named_emergency(conn, case, at)
         elif result.final == "rejected":
             rows = await cases.reject(conn, case, [RejectionReason(
                 code="rejected_by_reviewer", rule="review.human", message=decision.reason)],
-                [reviewer.name], at)
+                [reviewer.name], at, chain)
+        chain.checkpoint_at_commit(uow)  # when it decided the case
         uow.add(rows)
     log.info("review recorded", extra={"case_id": case.case_id, "action": decision.action,
                                       "closed": result.final or "open"})

@@ -1,14 +1,16 @@
 """Automated detection: banks of known-bad content behind a pluggable scorer interface.
 
-`Scorer.detect(content)` returns the matches; the default `BankScorer` is
-rule-based (exact, normalised, keyword and regex matches from banks.yaml).
-Another scorer (a classifier, a hash-matching service) plugs in by implementing
-`detect` and being passed to the service.
+`Scorer.detect(content)` is the single place automated detection looks at
+content, and it is only ever given the platform's facts (`ContentUpdated` from
+platform.content: title, text, media), never what a reporter typed. It is
+called when content arrives or changes (content.py), not per report. The
+default `BankScorer` is rule-based (exact, normalised, keyword and regex matches
+from banks.yaml). Another scorer (a classifier, a media hash bank) plugs in by
+implementing `detect` and being passed to the service.
 """
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -16,19 +18,13 @@ from typing import Protocol
 
 import yaml
 
-from warden.contract.events import ReportedContent
-
-_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"})
-_NOT_WORD = re.compile(r"[^\w]+", re.UNICODE)
+from moderation.folding import fold
+from warden.contract.events import ContentUpdated
 
 
 def normalise(text: str) -> str:
-    """Case, accents, look-alike characters, leetspeak, punctuation and spacing folded away."""
-    folded = unicodedata.normalize("NFKC", text).casefold()
-    stripped = "".join(c for c in unicodedata.normalize("NFD", folded) if not unicodedata.combining(c))
-    words = _NOT_WORD.sub(" ", stripped.replace("_", " "))
-    return " ".join(word.translate(_LEET) if any(ch.isalpha() for ch in word) else word
-                    for word in words.split())
+    """Case, accents, look-alike letters, leetspeak, spaced-out letters, punctuation and spacing folded away."""
+    return fold(text)
 
 
 @dataclass(frozen=True)
@@ -93,20 +89,20 @@ def load_banks(path: Path) -> list[Bank]:
 
 
 class Scorer(Protocol):
-    def detect(self, content: ReportedContent) -> list[Detection]: ...
+    def detect(self, content: ContentUpdated) -> list[Detection]: ...
 
 
 class BankScorer:
     """The rule-based default: every bank that matches the title or the text.
 
-    An item is reported again and again with the same title and text, so the
+    The platform re-sends content whose title and text did not change, so the
     answers for the last `cache_size` distinct (title, text) pairs are kept."""
 
     def __init__(self, banks: list[Bank], cache_size: int = 4096):
         self.banks = banks
         self._detect_texts = lru_cache(maxsize=cache_size)(self._match_all)
 
-    def detect(self, content: ReportedContent) -> list[Detection]:
+    def detect(self, content: ContentUpdated) -> list[Detection]:
         texts = tuple(t for t in (content.title, content.text) if t)
         return list(self._detect_texts(texts)) if texts else []
 

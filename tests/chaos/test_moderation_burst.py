@@ -1,7 +1,9 @@
 """kill -9 of moderation mid-burst: every report counted once, every decision emitted once.
 
-A burst of reports waits on `moderation.reports.submitted` before moderation starts;
-while one worker drains it as fast as it can, it is killed with SIGKILL three times
+The platform first describes every item on `platform.content` (moderation acts on
+nothing else) and the worker takes the descriptions in; then a burst of reports is put
+on `moderation.reports.submitted`. While the worker drains it as fast as it can, it is
+killed with SIGKILL three times
 (at a fifth, half and four fifths of the burst recorded) and started again at once.
 Afterwards Postgres holds each report once, each item reported by enough people has
 exactly one delisting decision and the others none, and the bus carries, per delisted
@@ -36,6 +38,18 @@ COLD_ITEMS = 9_000     # one report each, for spam: recorded, never delisted
 KILL_AT = (0.2, 0.5, 0.8)
 
 
+def descriptions(items: set[str]) -> list[tuple[bytes, bytes, list]]:
+    now = datetime.now(timezone.utc).isoformat()
+    out = []
+    for content_id in sorted(items):
+        data = {"content_id": content_id, "kind": "channel", "owner_account_id": f"owner-{content_id}",
+                "title": "A public channel", "text": "News and chat for members.", "language": "en",
+                "public_in_search": True, "created_at": now, "updated_at": now}
+        value, headers = encode_structured(new_event("warden.platform.content.updated.v1", "/chaos/platform", data))
+        out.append((content_id.encode(), value, headers))
+    return out
+
+
 def burst(run: str) -> tuple[list[tuple[bytes, bytes, list]], set[str], set[str], set[tuple[str, str]]]:
     """The reports, interleaved as a busy platform sends them; the hot and cold items; (reporter, report) keys."""
     now = datetime.now(timezone.utc).isoformat()
@@ -55,11 +69,11 @@ def burst(run: str) -> tuple[list[tuple[bytes, bytes, list]], set[str], set[str]
     return records, set(hot), set(cold), keys
 
 
-async def produce(bootstrap: str, records: list[tuple[bytes, bytes, list]]) -> None:
+async def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes, list]]) -> None:
     producer = kafka.producer(bootstrap)
     await producer.start()
     try:
-        futures = [await producer.send("moderation.reports.submitted", value, key=key, headers=headers)
+        futures = [await producer.send(topic, value, key=key, headers=headers)
                    for key, value, headers in records]
         await asyncio.gather(*futures)
     finally:
@@ -95,9 +109,17 @@ async def test_kill_minus_nine_mid_burst_counts_every_report_once_and_emits_ever
         await create_topics(broker.bootstrap)
         run = uuid.uuid4().hex[:8]
         records, hot, cold, keys = burst(run)
-        await produce(broker.bootstrap, records)
+        await produce(broker.bootstrap, "platform.content", descriptions(hot | cold))
+        # Reporters start established, so that five reports delist by volume (as in the bench).
         service = ServiceProcess("moderation", bootstrap=broker.bootstrap, database_url=postgres.url,
-                                 group_prefix=f"chaos-{run}", log_dir=tmp_path).start()
+                                 group_prefix=f"chaos-{run}", log_dir=tmp_path,
+                                 extra_env={"WARDEN_MODERATION_TRUST_NEW": "1.0"}).start()
+        described = "SELECT count(*) FROM moderation.platform_content WHERE content_id LIKE $1"
+
+        async def all_described() -> bool:
+            return await fetchval(postgres.url, described, f"chaos-{run}-%") == len(hot | cold)
+        await wait_until(all_described, 300, "every item described", interval=0.5)
+        await produce(broker.bootstrap, "moderation.reports.submitted", records)
         stored = "SELECT count(*) FROM moderation.reports WHERE report_id LIKE $1"
         killed_at = []
         for share in KILL_AT:

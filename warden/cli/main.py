@@ -6,6 +6,7 @@ from warden.cli.authority_client import authority_client
 from warden.cli.database import database
 from warden.cli.disclosure import disclosure, seed
 from warden.cli.legal import audit, policy, transparency
+from warden.cli.moderation import moderation
 from warden.cli.requests import keygen, submit
 from warden.cli.stack import service, up
 from warden.cli.topics import topics
@@ -26,7 +27,7 @@ def cli() -> None:
 
 
 for command in (up, service, authority, authority_client, keygen, submit, topics, database, disclosure, seed, audit,
-                transparency, policy):
+                transparency, policy, moderation):
     cli.add_command(command)
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import click
 
 from warden.cli.common import KEYS_DIR, STACK_DIR, STACK_FILE
 from warden.keys import development_environment, development_keys
-from warden.embedded import EmbeddedKafka, EmbeddedPostgres, free_port
+from warden.embedded import EmbeddedKafka, EmbeddedPostgres, NotInstalled, free_port
 from warden.processes import stop_process
 from warden.runtime import kafka
 from warden.runtime.backoff import Backoff
@@ -96,14 +96,17 @@ def up(only: tuple[str, ...]) -> None:
     signal.signal(signal.SIGINT, request_stop)
     services: list[ServiceProcess] = []
     try:
-        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-        if not bootstrap:
-            broker = EmbeddedKafka(port=free_port(9092), log_file=log_dir / "kafka.log").start()
-            bootstrap = broker.bootstrap
-        database_url = os.environ.get("DATABASE_URL")
-        if not database_url:
-            database = EmbeddedPostgres(STACK_DIR / "postgres").start()
-            database_url = database.url
+        try:
+            bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+            if not bootstrap:
+                broker = EmbeddedKafka(port=free_port(9092), log_file=log_dir / "kafka.log").start()
+                bootstrap = broker.bootstrap
+            database_url = os.environ.get("DATABASE_URL")
+            if not database_url:
+                database = EmbeddedPostgres(STACK_DIR / "postgres").start()
+                database_url = database.url
+        except NotInstalled as exc:
+            raise click.ClickException(str(exc)) from None
         created = asyncio.run(kafka.create_topics(bootstrap))
         click.echo(f"kafka   {bootstrap} ({len(created)} topics created)")
         click.echo(f"postgres {database_url}")

@@ -41,6 +41,11 @@ def _envelope(event_type: str, data_ref: str) -> dict[str, Any]:
             "type": {"const": event_type},
             "time": {"type": "string", "format": "date-time"},
             "datacontenttype": {"const": DATA_CONTENT_TYPE},
+            "traceparent": {"type": "string", "description": "CloudEvents distributed-tracing extension: the "
+                            "W3C traceparent of the event this one derives from; carried on to every event "
+                            "derived from this one"},
+            "tracestate": {"type": "string", "description": "CloudEvents distributed-tracing extension: the "
+                           "W3C tracestate that goes with traceparent"},
             "data": {"$ref": data_ref},
         },
     }

@@ -2,7 +2,9 @@
 
 Warden writes structured mode (the whole event as JSON in the value). Reading
 goes through the CloudEvents SDK's Kafka binding, which detects binary mode
-(`ce_*` headers) too; only inbound topics accept binary mode.
+(`ce_*` headers) too; only inbound topics accept binary mode. The distributed-tracing
+extension (`traceparent`, `tracestate`) is read in both modes and written when the
+event was derived from one that had it (warden/runtime/tracing.py).
 
 A structured event of the common shape (RFC 3339 `time`, `data` a JSON object,
 standard attributes and well-named extensions) is read by a fast path instead:
@@ -25,6 +27,8 @@ from typing import Any
 from cloudevents.core.bindings import kafka as ce_kafka
 from cloudevents.core.formats.json import JSONFormat
 from pydantic_core import from_json
+
+from warden.contract.trace_context import TraceContext
 
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
 DATA_CONTENT_TYPE = "application/json"
@@ -53,6 +57,8 @@ class Envelope:
     time: datetime
     data: dict[str, Any]
     binary_mode: bool = False
+    # The CloudEvents distributed-tracing extension, if present and well-formed.
+    trace: TraceContext | None = None
 
 
 def now() -> datetime:
@@ -60,17 +66,20 @@ def now() -> datetime:
 
 
 def new_event(event_type: str, source: str, data: dict[str, Any], *, event_id: str | None = None,
-              time: datetime | None = None) -> dict[str, Any]:
-    """A structured-mode CloudEvent as a JSON-ready dict."""
-    return {
+              time: datetime | None = None, trace: TraceContext | None = None) -> dict[str, Any]:
+    """A structured-mode CloudEvent as a JSON-ready dict; `trace`: its distributed-tracing extension."""
+    event = {
         "specversion": "1.0",
         "id": event_id or str(uuid.uuid4()),
         "source": source,
         "type": event_type,
         "time": (time or now()).isoformat(),
         "datacontenttype": DATA_CONTENT_TYPE,
-        "data": data,
     }
+    if trace is not None:
+        event.update(trace.attributes())
+    event["data"] = data
+    return event
 
 
 def encode_structured(event: dict[str, Any]) -> tuple[bytes, list[tuple[str, bytes]]]:
@@ -135,6 +144,7 @@ def decode_with_sdk(value: bytes | None, headers: list[tuple[str, bytes]] | tupl
     return Envelope(
         id=str(attributes["id"]), source=str(attributes["source"]), type=str(attributes["type"]),
         time=event_time, data=data, binary_mode=binary,
+        trace=TraceContext.parse(present.get("traceparent"), present.get("tracestate")),
     )
 
 
@@ -176,7 +186,8 @@ def _decode_common_structured(value: bytes) -> Envelope | None:
         event_time = datetime.fromisoformat(time)
     except ValueError:  # a date or time out of range: the SDK path says so
         return None
-    return Envelope(id=event_id, source=source, type=event_type, time=event_time, data=data)
+    return Envelope(id=event_id, source=source, type=event_type, time=event_time, data=data,
+                    trace=TraceContext.parse(event.get("traceparent"), event.get("tracestate")))
 
 
 def _require_json_object(value: bytes) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from warden.contract.envelope import Envelope, EventRejected, decode
 from warden.contract.events import model_for
 from warden.contract.topics import TOPICS
-from warden.runtime import metrics
+from warden.runtime import metrics, tracing
 from warden.runtime.database import is_transient
 from warden.runtime.dead_letters import dlq_row, keep_dead_letter, oversized_parts
 from warden.runtime.inbox import claim_fresh
@@ -157,7 +157,8 @@ class BatchProcessor:
         subscription = self.service.subscription(group[0].record.topic)
         ctx = self._context(uow.conn, group[0], cache, deferred)
         try:
-            await subscription.handle_batch(ctx, [item.payload for item in group])
+            with self._traced(group):
+                await subscription.handle_batch(ctx, [item.payload for item in group])
         except Exception as exc:
             if is_transient(exc):
                 raise
@@ -200,10 +201,16 @@ class BatchProcessor:
 
     async def _handle(self, uow: UnitOfWork, item: Decoded, *, isolated: bool = True, cache: dict | None = None,
                       deferred: DeferredInserts | None = None) -> str:
-        """Run one event's handler; `isolated=False` (optimistic pass): no savepoint, any failure -> _Replay.
+        """Run one event's handler within its trace context; `isolated=False` (optimistic pass): no savepoint,
+        any failure -> _Replay.
 
         `cache`: the optimistic pass's Context.cache, shared by the batch; isolated (None), each handler
         and rejection hook call gets its own, so nothing learnt in a rolled-back savepoint is reused."""
+        with self._traced([item]):
+            return await self._handle_traced(uow, item, isolated=isolated, cache=cache, deferred=deferred)
+
+    async def _handle_traced(self, uow: UnitOfWork, item: Decoded, *, isolated: bool, cache: dict | None,
+                             deferred: DeferredInserts | None) -> str:
         conn, record = uow.conn, item.record
         subscription = self.service.subscription(record.topic)
         rejection = item.rejection
@@ -234,6 +241,7 @@ class BatchProcessor:
         log.info("event dead-lettered", extra={
             "topic": record.topic, "partition": record.partition, "offset": record.offset,
             "reason": rejection.reason, "error": rejection.error})
+        tracing.mark_dead_lettered(rejection.reason)
         if subscription.on_rejected is not None:
             ctx = self._context(conn, item, cache, deferred)
             try:
@@ -254,12 +262,41 @@ class BatchProcessor:
             await keep_dead_letter(conn, record, rejection.reason)
         return "dead_lettered"
 
+    def _traced(self, items: list[Decoded]) -> tracing.within:
+        """The handler call for `items` within their trace context: what it emits carries it, and its logs
+        name it; when tracing is on, a consumer span whose parent it is (linked to each, for a batch)."""
+        if len(items) == 1 and not tracing.enabled():  # the common case, kept cheap: carry, nothing else
+            envelope = items[0].envelope
+            return tracing.within(envelope.trace, event_id=envelope.id) if envelope else tracing.within(None)
+        carried = [i.envelope.trace if i.envelope is not None else None for i in items]
+        traces = set(carried) - {None}
+        single = carried[0] if len(set(carried)) == 1 else None  # the same for all (a batch of one, say)
+        event_id = items[0].envelope.id if len(items) == 1 and items[0].envelope is not None else None
+        if not tracing.enabled():
+            return tracing.within(single, event_id=event_id)
+        topic = items[0].record.topic
+        attributes = {"messaging.system": "kafka", "messaging.operation.type": "process",
+                      "messaging.destination.name": topic, "warden.service": self.service.name,
+                      "messaging.batch.message_count": len(items)}
+        if len(items) == 1:
+            r = items[0].record
+            attributes.update({"messaging.destination.partition.id": str(r.partition),
+                               "messaging.kafka.offset": r.offset})
+            if event_id is not None:
+                attributes.update({"messaging.message.id": event_id, "cloudevents.event_id": event_id,
+                                   "cloudevents.event_type": items[0].envelope.type,
+                                   "cloudevents.event_source": items[0].envelope.source})
+        return tracing.within(single, event_id=event_id, span=f"process {topic}", kind="CONSUMER",
+                              attributes=attributes, links=() if single else traces, retried=(_Replay,))
+
     @staticmethod
     def _keep(uow: UnitOfWork, ctx: Context) -> None:
-        """What a handler emitted and wants after commit, into the batch's unit of work."""
+        """What a handler emitted and wants at and after commit, into the batch's unit of work."""
         uow.add(ctx.outgoing)
         for hook in ctx.committed:
             uow.on_commit(hook)
+        for key, build in ctx.at_commit.items():
+            uow.emit_at_commit(key, build)
 
     @staticmethod
     async def _call_handler(subscription, ctx: Context, payload: object) -> None:

@@ -11,6 +11,7 @@ from aiokafka.structs import ConsumerRecord
 
 from warden.contract.envelope import EventRejected
 from warden.contract.topics import TOPICS
+from warden.runtime import tracing
 from warden.runtime.outbox import OutboxRow
 
 # A dead letter must fit the producer's limit whatever arrived (warden/runtime/kafka.py allows 2 MiB):
@@ -55,7 +56,8 @@ def dlq_row(service: str, record: ConsumerRecord, rejection: EventRejected) -> O
         ("dlq.partition", str(record.partition).encode()),
         ("dlq.offset", str(record.offset).encode()),
     ]
-    return OutboxRow(TOPICS[record.topic].dlq, key, value, headers)
+    # The trace of the handling that refused it (tracing.py): its publish span joins the event's trace.
+    return OutboxRow(TOPICS[record.topic].dlq, key, value, headers, trace=tracing.current_trace())
 
 
 async def keep_dead_letter(conn: asyncpg.Connection, record: ConsumerRecord, reason: str) -> None:

@@ -1,4 +1,4 @@
-"""JSON logs. Log records carry ids (event, case, topic/offset), never personal data."""
+"""JSON logs. Log records carry ids (event, case, topic/offset, trace), never personal data."""
 from __future__ import annotations
 
 import logging
@@ -8,10 +8,12 @@ from datetime import datetime, timezone
 
 from pythonjsonlogger.json import JsonFormatter
 
+from warden.runtime import tracing
+
 # Client libraries log connection chatter at INFO, and repeat the same error many
-# times a second while the broker is away: warnings only, and each distinct
+# times a second while the broker (or the trace collector) is away: warnings only, and each distinct
 # message at most once per interval.
-CLIENT_LOGGERS = ("aiokafka", "kafka", "asyncio", "uvicorn.access")
+CLIENT_LOGGERS = ("aiokafka", "kafka", "asyncio", "uvicorn.access", "opentelemetry")
 
 
 class RepeatFilter(logging.Filter):
@@ -49,6 +51,18 @@ def drop_terminal_colours(record: logging.LogRecord) -> bool:
     return True
 
 
+def name_trace_and_event(record: logging.LogRecord) -> bool:
+    """`trace_id` and `event_id` of the event or request being handled (tracing.py), on every record
+    logged meanwhile, unless the record names its own."""
+    current = tracing.current()
+    if current is not None:
+        if current.trace is not None and "trace_id" not in record.__dict__:
+            record.trace_id = current.trace.trace_id
+        if current.event_id is not None and "event_id" not in record.__dict__:
+            record.event_id = current.event_id
+    return True
+
+
 def configure_logging(service: str, level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(UtcJsonFormatter(
@@ -58,6 +72,7 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     ))
     handler.addFilter(RepeatFilter())
     handler.addFilter(drop_terminal_colours)
+    handler.addFilter(name_trace_and_event)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -13,7 +13,8 @@ from aiokafka.errors import KafkaError, KafkaTimeoutError, ProducerClosed
 from warden.contract.envelope import encode_structured, new_event
 from warden.contract.events import Payload, type_of
 from warden.contract.topics import topic_of
-from warden.runtime import metrics
+from warden.contract.trace_context import TraceContext
+from warden.runtime import metrics, tracing
 from warden.runtime.backoff import Backoff
 from warden.runtime.database import is_transient
 
@@ -27,6 +28,9 @@ class OutboxRow:
     value: bytes
     headers: list[tuple[str, bytes]] = field(default_factory=list)
     event_type: str = ""  # for metrics; empty for dead letters
+    # The trace context the event carries (tracing.py), kept beside it so that the relay's publish
+    # span joins the trace without decoding the value.
+    trace: TraceContext | None = None
 
 
 @dataclass(frozen=True)
@@ -46,8 +50,9 @@ def event_row(service: str, event: Payload | Verbatim) -> OutboxRow:
         raise ValueError(f"{service} may not write {topic.name} (writers: {', '.join(topic.writers)})")
     payload = event.data if isinstance(event, Verbatim) else event.model_dump(mode="json", exclude_none=False)
     key = topic.key_of(payload)
-    value, headers = encode_structured(new_event(event_type, f"/warden/{service}", payload))
-    return OutboxRow(topic.name, key.encode() if key is not None else None, value, headers, event_type)
+    trace = tracing.current_trace()  # the handler's or request's: the event it is derived from
+    value, headers = encode_structured(new_event(event_type, f"/warden/{service}", payload, trace=trace))
+    return OutboxRow(topic.name, key.encode() if key is not None else None, value, headers, event_type, trace)
 
 
 async def write_rows(conn: asyncpg.Connection, rows: list[OutboxRow]) -> list[int]:
@@ -55,9 +60,10 @@ async def write_rows(conn: asyncpg.Connection, rows: list[OutboxRow]) -> list[in
     if not rows:
         return []
     inserted = await conn.fetchmany(
-        "INSERT INTO outbox (topic, key, value, header_names, header_values) VALUES ($1, $2, $3, $4, $5)"
-        " RETURNING id",
-        [(r.topic, r.key, r.value, [h[0] for h in r.headers], [h[1] for h in r.headers]) for r in rows],
+        "INSERT INTO outbox (topic, key, value, header_names, header_values, traceparent, tracestate)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        [(r.topic, r.key, r.value, [h[0] for h in r.headers], [h[1] for h in r.headers],
+          r.trace.traceparent if r.trace else None, r.trace.tracestate if r.trace else None) for r in rows],
     )
     return [r["id"] for r in inserted]
 
@@ -167,11 +173,12 @@ class OutboxRelay:
         # one slowed down with every dead row the outbox held (docs/performance.md, fourth session).
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
-                "SELECT id, topic, key, value, header_names, header_values FROM outbox"
+                "SELECT id, topic, key, value, header_names, header_values, traceparent, tracestate FROM outbox"
                 " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED", self.batch_size)
             if rows:
-                refused = await self._send([(r["id"], OutboxRow(r["topic"], r["key"], r["value"], list(
-                    zip(r["header_names"], r["header_values"])))) for r in rows])
+                refused = await self._send([(r["id"], OutboxRow(
+                    r["topic"], r["key"], r["value"], list(zip(r["header_names"], r["header_values"])),
+                    trace=TraceContext.parse(r["traceparent"], r["tracestate"]))) for r in rows])
                 await set_aside(conn, refused)
                 ids = [r["id"] for r in rows]
                 await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", ids)
@@ -202,15 +209,26 @@ class OutboxRelay:
         """Every row acknowledged by the broker, or refused for good: those are returned, (id, error),
         to be set aside. Any other failure raises, and the pass is retried."""
         pending, refused = [], []
+        traced = tracing.enabled()
+        spans = {}  # row id -> its publish span, while tracing is on: from send to the broker's answer
         for row_id, r in rows:
+            if traced and r.trace is not None:
+                spans[row_id] = tracing.start_span(f"publish {r.topic}", r.trace, kind="PRODUCER", attributes={
+                    "messaging.system": "kafka", "messaging.operation.type": "send",
+                    "messaging.destination.name": r.topic, "warden.service": self.service})
             try:
                 pending.append((row_id, r, await self.producer.send(r.topic, r.value, key=r.key,
                                                                     headers=list(r.headers))))
             except Exception as exc:  # checked before anything is sent: the record cannot go as it is
+                tracing.end_span(spans.pop(row_id, None), exc)
                 if not refused_for_good(exc):
+                    for span in spans.values():
+                        tracing.end_span(span, exc)
                     raise
                 refused.append((row_id, r, exc))
         outcomes = await asyncio.gather(*(future for _, _, future in pending), return_exceptions=True)
+        for (row_id, _, _), outcome in zip(pending, outcomes):
+            tracing.end_span(spans.pop(row_id, None), outcome if isinstance(outcome, BaseException) else None)
         for (row_id, r, _), outcome in zip(pending, outcomes):
             if isinstance(outcome, BaseException):
                 if not refused_for_good(outcome):
@@ -249,8 +267,10 @@ async def set_aside(conn: asyncpg.Connection, refused: list[tuple[int, str]]) ->
     if not refused:
         return
     await conn.execute(
-        """INSERT INTO outbox_refused (id, topic, key, value, header_names, header_values, created_at, error)
-           SELECT o.id, o.topic, o.key, o.value, o.header_names, o.header_values, o.created_at, r.error
+        """INSERT INTO outbox_refused (id, topic, key, value, header_names, header_values, created_at, error,
+                                      traceparent, tracestate)
+           SELECT o.id, o.topic, o.key, o.value, o.header_names, o.header_values, o.created_at, r.error,
+                  o.traceparent, o.tracestate
            FROM outbox o JOIN unnest($1::bigint[], $2::text[]) AS r (id, error) ON r.id = o.id
            ON CONFLICT (id) DO NOTHING""",
         [row_id for row_id, _ in refused], [error for _, error in refused])

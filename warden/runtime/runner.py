@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 
-from warden.runtime import kafka, metrics
+from warden.runtime import kafka, metrics, tracing
 from warden.runtime.consumer import ConsumerLoop, catch_up
 from warden.runtime.backoff import Backoff
 from warden.runtime.database import RUNTIME_MIGRATIONS, is_transient, open_database
@@ -191,6 +191,7 @@ def run_service(name: str, settings: Settings | None = None) -> None:
     configure_logging(name, settings.log_level)
     service = load_service(name)
     service.check(settings)  # before any connection: a misconfigured service says so and stops
+    tracing.configure_tracing(name)  # only if the OTEL_* variables ask for it
     settle_heap()
     try:
         with asyncio.Runner(loop_factory=_loop_factory(settings)) as runner:

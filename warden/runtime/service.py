@@ -48,6 +48,8 @@ class Context:
     settings: Any = None
     # What to run once this transaction has committed (on_commit); dropped with a rollback.
     committed: list[Callable[[], None]] = field(default_factory=list)
+    # Events built when the transaction is about to commit (emit_at_commit), by key.
+    at_commit: dict[Any, Callable[[], Payload | None]] = field(default_factory=dict)
 
     @property
     def binary_mode(self) -> bool:
@@ -80,6 +82,12 @@ class Context:
     def on_commit(self, hook: Callable[[], None]) -> None:
         """Run `hook` (a metric, say) once this event's transaction has committed; never if it rolls back."""
         self.committed.append(hook)
+
+    def emit_at_commit(self, key: Any, build: Callable[[], Payload | None]) -> None:
+        """Emit the event `build()` returns (if any) when this event's transaction is about to commit:
+        once per transaction and key, however many handlers of the batch asked (the last one asking is
+        built). For what summarises the transaction, such as an audit chain's head."""
+        self.at_commit[key] = build
 
 
 Handler = Callable[[Context, Any], Awaitable[None]]

@@ -6,15 +6,17 @@ Consumer batches, HTTP routes and jobs all change state the same way:
         await uow.conn.execute(...)          # the state change, in the transaction
         uow.emit(SomeEvent(...))             # its events: outbox rows, in the same transaction
         uow.on_commit(lambda: ...)           # anything that must wait for the commit
+        uow.emit_at_commit(key, build)       # an event summarising the transaction, built last
 
-On leaving the block without an exception the outbox rows are written and the transaction
-commits; then, and only then, the emitted events are counted, the on-commit hooks run and
+On leaving the block without an exception the events registered with `emit_at_commit` are
+built, the outbox rows are written and the transaction commits; then, and only then, the emitted events are counted, the on-commit hooks run and
 the rows are handed to the outbox relay (which sends them without scanning the table). An
 exception rolls everything back: nothing is counted, nothing is sent.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import asyncpg
 
@@ -38,6 +40,7 @@ class UnitOfWork:
         self.hand_over = hand_over
         self.outgoing: list[OutboxRow] = []
         self.hooks: list[Callable[[], None]] = []
+        self.at_commit: dict[Any, Callable[[], Payload | None]] = {}
         self.conn: asyncpg.Connection | None = None
         self._transaction = None
 
@@ -51,6 +54,11 @@ class UnitOfWork:
 
     def on_commit(self, hook: Callable[[], None]) -> None:
         self.hooks.append(hook)
+
+    def emit_at_commit(self, key: Any, build: Callable[[], Payload | None]) -> None:
+        """Emit `build()` (unless None) just before commit, once per key; a later call with the same key
+        replaces the earlier one."""
+        self.at_commit[key] = build
 
     async def __aenter__(self) -> UnitOfWork:
         self.conn = await self.pool.acquire()
@@ -67,6 +75,9 @@ class UnitOfWork:
         try:
             if exc_type is None:
                 try:
+                    for build in self.at_commit.values():
+                        if (event := build()) is not None:
+                            self.emit(event)
                     ids = await write_rows(self.conn, self.outgoing)
                 except BaseException:
                     await self._transaction.rollback()

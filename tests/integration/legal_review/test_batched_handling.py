@@ -96,3 +96,43 @@ async def test_a_burst_keeps_the_audit_chain_whole_and_cases_as_stored(bootstrap
     assert json.loads(recorded) == json.loads(rows[0].value)["data"]
     assert twice == (None, [])
     assert broken_after is None and checked_after == checked + 5
+
+
+async def test_a_batch_of_decisions_publishes_one_checkpoint_at_the_head_it_reached(bootstrap, database_url):
+    """Six cases decided in one consumer batch: one signed checkpoint goes out with the batch, naming the
+    last entry the batch appended (not one per decision)."""
+    from aiokafka.structs import ConsumerRecord
+
+    from warden.audit import checkpoint_problem, configured_public_keys
+    from warden.contract.envelope import encode_structured, new_event
+    from warden.contract.events import AuditCheckpoint
+    from warden.runtime.batch import BatchProcessor
+    from warden.runtime.database import create_pool
+
+    from legal_review.service import SERVICE
+
+    court = new_authority("court", "FR")
+    async with running("legal-review", service_settings(bootstrap, database_url)):
+        await registered(bootstrap, database_url, court)
+    events = [received(court) for _ in range(5)] + [received(court, instrument={"type": "subpoena"})]
+    records = []
+    for offset, data in enumerate(events):
+        value, headers = encode_structured(new_event(
+            "warden.legal.request.received.v1", "/warden/intake", data))
+        records.append(ConsumerRecord("legal.requests.received", 0, offset, 0, 0, None, value, None, 0, len(value),
+                                      tuple(headers)))
+    pool = await create_pool(database_url, "legal_review", 2)
+    try:
+        before = await pool.fetchval("SELECT count(*) FROM outbox WHERE topic = 'legal.audit.checkpoints'")
+        await BatchProcessor(SERVICE, pool).process(records)
+        rows = await pool.fetch("SELECT value FROM outbox WHERE topic = 'legal.audit.checkpoints' ORDER BY id")
+        head = await pool.fetchrow("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+        decided = await pool.fetchval("SELECT count(*) FROM decisions WHERE case_id = ANY($1::uuid[])",
+                                      [e["case_id"] for e in events])
+    finally:
+        await pool.close()
+    assert decided == 6
+    assert len(rows) == before + 1
+    checkpoint = AuditCheckpoint.model_validate(json.loads(rows[-1]["value"])["data"])
+    assert (checkpoint.seq, checkpoint.head) == (head["seq"], head["hash"])
+    assert checkpoint_problem(checkpoint, configured_public_keys()) is None

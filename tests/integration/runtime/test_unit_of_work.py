@@ -60,3 +60,28 @@ async def test_a_failing_unit_leaves_nothing_and_tells_nobody(pool):
 def test_no_unit_of_work_before_the_database_is_reached():
     with pytest.raises(NotReady):
         UnitOfWork("svc", None)
+
+
+async def test_an_event_emitted_at_commit_is_built_once_per_key_from_the_final_state(pool):
+    """emit_at_commit: one event per key and transaction (the last registration wins), built just before the
+    commit, so it sees everything the transaction did; a build that returns None emits nothing."""
+    from datetime import datetime, timezone
+
+    from warden.contract.events import RequestStatus
+
+    state, handed = {"seen": 0}, []
+
+    def status() -> RequestStatus:
+        return RequestStatus(request_id=f"r-{state['seen']}", authority_id="a", status="pending_review",
+                             at=datetime.now(timezone.utc))
+
+    async with UnitOfWork("legal-review", pool, lambda ids, rows: handed.extend(rows)) as uow:
+        for seen in (1, 2, 3):
+            state["seen"] = seen
+            uow.emit_at_commit("head", lambda: None)   # replaced by the next registration under the key
+            uow.emit_at_commit("head", status)
+        uow.emit_at_commit("nothing", lambda: None)
+        state["seen"] = 4  # after the last registration, before the commit
+    assert [r.topic for r in handed] == ["legal.requests.status"]
+    assert b'"request_id":"r-4"' in handed[0].value.replace(b" ", b"")
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == 1

@@ -66,7 +66,17 @@ def valid_events(draw):
             event[optional] = draw(values)
     for name in draw(st.lists(extension_names, max_size=2)):
         event[name] = draw(json_values)
+    if draw(st.booleans()):  # the distributed-tracing extension, well-formed or not
+        event["traceparent"] = draw(TRACEPARENTS)
+        if draw(st.booleans()):
+            event["tracestate"] = draw(st.sampled_from(["vendor=value", "a=1,b=2", "", "é=1", 3, None]))
     return event
+
+
+TRACEPARENTS = st.sampled_from([
+    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
+    "00-00000000000000000000000000000000-00f067aa0ba902b7-01", "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra", "00-short-01", "", 7, None, ["x"]])
 
 
 # One attribute of a valid event, changed to something else (MISSING: left out).
@@ -111,7 +121,7 @@ def outcome(decoder, value, headers):
     except EventRejected as rejected:
         return ("rejected", rejected.reason, rejected.error)
     return ("decoded", envelope.id, envelope.source, envelope.type, envelope.time, envelope.time.utcoffset(),
-            repr(envelope.data), envelope.binary_mode)
+            repr(envelope.data), envelope.binary_mode, envelope.trace)
 
 
 def assert_same(value: bytes, headers=(("content-type", b"application/cloudevents+json"),)) -> None:

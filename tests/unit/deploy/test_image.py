@@ -87,3 +87,40 @@ def test_the_build_copies_every_package_folder_and_dockerignore_keeps_them(stage
         assert not any(fnmatch.fnmatch(needed, pattern) for pattern in ignored), f".dockerignore drops {needed}"
     for heavy in (".git", ".venv", ".warden", "tests"):
         assert heavy in ignored, f".dockerignore must exclude {heavy}"
+
+
+def pip_installs(stage: list[str]) -> list[str]:
+    """Each `pip install ...` command of a stage's RUN lines."""
+    return [part.strip() for line in stage if line.startswith("RUN ")
+            for part in re.split(r"&&", line[4:]) if re.search(r"\bpip install\b", part)]
+
+
+def test_every_dependency_is_installed_from_a_hashed_lock_and_the_project_without_dependencies(stages):
+    build = stages[1]
+    installs = pip_installs(build)
+    locks = [i for i in installs if " -r " in i]
+    assert [i.split()[-1] for i in locks] == ["requirements/build.txt", "requirements/runtime.txt"]
+    assert all("--require-hashes" in i for i in locks), "a lock installed without --require-hashes"
+    project = [i for i in installs if " -r " not in i]
+    assert project == ["pip install --no-deps --no-build-isolation ."], \
+        "the project itself goes in without resolving anything (its dependencies came from the lock)"
+    copied = [line for line in build if line.startswith("COPY requirements/")]
+    assert copied and "requirements/runtime.txt" in copied[0] and "test.txt" not in copied[0], \
+        "the image installs the runtime lock: no embedded broker or PostgreSQL, no test tools"
+    assert any("pip check" in line for line in build)
+    ignored = (ROOT / ".dockerignore").read_text().splitlines()
+    assert not any(fnmatch.fnmatch("requirements", p.strip()) for p in ignored if p.strip() and not p.startswith("#"))
+
+
+def test_the_build_writes_a_cyclonedx_sbom_of_the_runtime_venv_that_the_image_carries(stages):
+    [sbom] = [stage for stage in stages[1:] if stage[0].upper().endswith(" AS SBOM")]
+    assert any(line == "COPY --from=build /opt/venv /opt/venv" for line in sbom), "the SBOM describes the built venv"
+    installs = pip_installs(sbom)
+    assert installs == ["/opt/sbom-tool/bin/pip install --require-hashes -r requirements/sbom.txt"], \
+        "the SBOM tool comes from its own hashed lock, into its own venv (neither in the image nor in the SBOM)"
+    run = " ".join(line for line in sbom if "cyclonedx-py" in line)
+    assert re.search(r"cyclonedx-py environment .*--of JSON -o /sbom/warden\.cdx\.json /opt/venv$", run), run
+    final = stages[-1]
+    assert "COPY --from=sbom /sbom/warden.cdx.json /usr/share/doc/warden/sbom.cdx.json" in final
+    assert not pip_installs(final), "the runtime stage installs nothing"
+    assert not any("sbom-tool" in line for line in final)

@@ -3,13 +3,18 @@ import pytest
 
 from moderation.banks import BankScorer, load_banks, normalise, parse_banks
 from moderation.config import ModerationConfig
-from warden.contract.events import ReportedContent
+from datetime import datetime, timezone
+
+from warden.contract.events import ContentUpdated
 
 SCORER = BankScorer(load_banks(ModerationConfig().banks_file))
 
 
 def item(title=None, text=None):
-    return ReportedContent(kind="channel", id="c1", title=title, text=text)
+    """Banks only ever see the platform's facts (platform.content), never a report's claim."""
+    at = datetime(2026, 6, 1, tzinfo=timezone.utc)
+    return ContentUpdated(content_id="c1", kind="channel", owner_account_id=None, title=title, text=text,
+                          public_in_search=True, created_at=at, updated_at=at)
 
 
 @pytest.mark.parametrize("raw, expected", [
@@ -34,6 +39,17 @@ def test_normalise(raw, expected):
 def test_default_banks_match(title, text, bank, how, high):
     [found] = SCORER.detect(item(title, text))
     assert (found.bank_id, found.how, found.high_severity) == (bank, how, high)
+
+
+@pytest.mark.parametrize("title, text, bank", [
+    ("c-o-c-a-i-n-e for sale", None, "drugs-for-sale"),
+    ("\u0412uy \u0441\u043e\u0441\u0430\u0456n\u0435 now", None, "drugs-for-sale"),     # Cyrillic look-alikes
+    (None, "k.o.k.a.i.n k.a.u.f.e.n", "drugs-for-sale"),
+    ("buy ar15 today", None, "weapons-for-sale"),                            # leetspeak folding keeps ar15
+    ("ORDER AK47", None, "weapons-for-sale"),
+])
+def test_evasions_are_folded_before_banks_match(title, text, bank):
+    assert [d.bank_id for d in SCORER.detect(item(title, text))] == [bank]
 
 
 @pytest.mark.parametrize("title, text", [
