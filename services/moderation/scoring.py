@@ -45,14 +45,16 @@ def is_established(trust: float, trusted_flagger: bool, cfg: ModerationConfig) -
 def add_report(reports: Reports, reporter_id: str, value: float, at: datetime,
                window_start: datetime, established: bool = True) -> Reports:
     """The item's reports with this one added; a reporter already counted inside the window adds nothing."""
-    kept = {r: v for r, v in reports.items() if v[1] >= window_start.timestamp()}
+    start = window_start.timestamp()
+    kept = {r: v for r, v in reports.items() if v[1] >= start}
     if reporter_id not in kept:
         kept[reporter_id] = [value, at.timestamp(), 1.0 if established else 0.0]
     return kept
 
 
 def window_score(reports: Reports, window_start: datetime) -> float:
-    return round(sum(v[0] for v in reports.values() if v[1] >= window_start.timestamp()), 4)
+    start = window_start.timestamp()
+    return round(sum(v[0] for v in reports.values() if v[1] >= start), 4)
 
 
 def window_start(now: datetime, cleared_at: datetime | None, cfg: ModerationConfig) -> datetime:

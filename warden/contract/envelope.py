@@ -10,10 +10,21 @@ A value may also come in the Confluent schema-registry wire format, as a JSON se
 backed by a schema registry writes it: a zero byte, the schema id (4 bytes, big-endian),
 then the JSON. The frame is taken off before decoding and the schema id kept on the
 envelope (`Envelope.schema_id`); JSON never starts with a zero byte, so one byte tells.
+
+A structured event of the common shape (RFC 3339 `time`, `data` a JSON object,
+standard attributes and well-named extensions) is read by a fast path instead:
+one JSON parse in Rust (pydantic-core's, which pydantic already brings) where the
+SDK path parses the JSON twice in Python and `time` with dateutil (a report: 3 µs
+instead of 35). The fast path only ever accepts what the SDK
+path accepts, with the same result; anything else (invalid events included) goes
+the SDK path, which decides and names the reason. A property test holds the two
+paths equal (tests/unit/contract/test_envelope_fast_path.py). A Confluent-framed value
+is not JSON, so it always goes the SDK path, which takes the frame off.
 """
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -21,6 +32,7 @@ from typing import Any
 
 from cloudevents.core.bindings import kafka as ce_kafka
 from cloudevents.core.formats.json import JSONFormat
+from pydantic_core import from_json
 
 from warden.contract.trace_context import TraceContext
 
@@ -87,6 +99,17 @@ def encode_structured(event: dict[str, Any]) -> tuple[bytes, list[tuple[str, byt
 
 def decode(value: bytes | None, headers: list[tuple[str, bytes]] | tuple, *, allow_binary: bool) -> Envelope:
     """Decode a Kafka record into an Envelope or raise EventRejected with a reason code."""
+    if (value is not None and len(value) <= MAX_EVENT_BYTES
+            and not any(isinstance(name, str) and name[:3].lower() == "ce_" for name, _ in headers or ())):
+        fast = _decode_common_structured(value)
+        if fast is not None:
+            return fast
+    return decode_with_sdk(value, headers, allow_binary=allow_binary)
+
+
+def decode_with_sdk(value: bytes | None, headers: list[tuple[str, bytes]] | tuple, *,
+                    allow_binary: bool) -> Envelope:
+    """`decode` through the CloudEvents SDK, for every mode and every input: what the fast path must equal."""
     if value is None:
         raise EventRejected("undecodable", "record has no value (tombstone)")
     if len(value) > MAX_EVENT_BYTES:
@@ -143,6 +166,47 @@ def unframe(value: bytes) -> tuple[bytes, int | None]:
     if len(value) < CONFLUENT_HEADER_BYTES:
         raise EventRejected("undecodable", "Confluent-framed value shorter than its 5-byte header")
     return value[CONFLUENT_HEADER_BYTES:], int.from_bytes(value[1:CONFLUENT_HEADER_BYTES], "big")
+
+# What the SDK reads as CloudEvents 1.0 attributes (v1 CloudEvent), besides `data`; any other
+# member is an extension attribute, valid when named by lowercase letters and digits only.
+_V1_ATTRIBUTES = frozenset({"specversion", "id", "source", "type", "time", "datacontenttype", "dataschema",
+                            "subject", "data"})
+_EXTENSION_NAME = re.compile(r"[a-z0-9]+")
+# RFC 3339 as Warden and most producers write it; other ISO 8601 forms dateutil reads go the SDK path.
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})", re.ASCII)
+
+
+def _decode_common_structured(value: bytes) -> Envelope | None:
+    """The Envelope of a structured event of the common shape, exactly as the SDK path would return
+    it; None for anything else (the SDK path then decides)."""
+    try:
+        # Nests at most ~250 deep where json.loads allows ~1000 (less its caller's stack): what it reads,
+        # json.loads reads the same; it refuses lone surrogates, a BOM and bytes that are not UTF-8.
+        event = from_json(value, cache_strings="keys")  # ids and texts rarely repeat: caching them costs
+    except ValueError:
+        return None
+    if type(event) is not dict:
+        return None
+    data, event_id, source, event_type, time = (event.get("data"), event.get("id"), event.get("source"),
+                                                 event.get("type"), event.get("time"))
+    if (type(data) is not dict or event.get("specversion") != "1.0"
+            or type(event_id) is not str or not event_id or type(source) is not str or not source
+            or type(event_type) is not str or not event_type
+            or type(time) is not str or _RFC3339.fullmatch(time) is None
+            or event.get("datacontenttype", DATA_CONTENT_TYPE) != DATA_CONTENT_TYPE):
+        return None
+    for optional in ("dataschema", "subject"):
+        if optional in event and (type(event[optional]) is not str or not event[optional]):
+            return None
+    for name in event:
+        if name not in _V1_ATTRIBUTES and _EXTENSION_NAME.fullmatch(name) is None:
+            return None
+    try:
+        event_time = datetime.fromisoformat(time)
+    except ValueError:  # a date or time out of range: the SDK path says so
+        return None
+    return Envelope(id=event_id, source=source, type=event_type, time=event_time, data=data,
+                    trace=TraceContext.parse(event.get("traceparent"), event.get("tracestate")))
 
 
 def _require_json_object(value: bytes) -> dict[str, Any]:

@@ -159,6 +159,15 @@ class Service:
     emits: tuple[type[Payload], ...] = ()
     # Run with the settings before anything starts; each raises ConfigurationError to refuse.
     startup_checks: list[Callable[[Any], None]] = field(default_factory=list)
+    # The most records a consumer batch takes, when WARDEN_BATCH_MAX_RECORDS does not say (None: the
+    # runtime's default). A batch never waits to fill: this only bounds what a backlog hands over at once.
+    batch_max_records: int | None = None
+
+    def batch_size(self, settings: Settings) -> int:
+        """The consumer's batch bound: WARDEN_BATCH_MAX_RECORDS if set, else this service's, else the default."""
+        if "batch_max_records" in settings.model_fields_set or self.batch_max_records is None:
+            return settings.batch_max_records
+        return self.batch_max_records
 
     @property
     def migration_sets(self) -> list[MigrationSet]:

@@ -47,7 +47,7 @@ async def run_loop(batches: list[dict], commit_interval_s: float) -> tuple[Consu
                         consumer=consumer, batch_max_records=100, poll_timeout_ms=10, retry_initial_s=0.1,
                         retry_max_s=0.1, commit_interval_s=commit_interval_s)
 
-    async def handled(records, stopping):  # the batch's transaction committed
+    async def handled(records, stopping, decoded=None):  # the batch's transaction committed
         return True
 
     loop.process_until_done = handled
