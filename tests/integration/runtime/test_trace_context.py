@@ -195,11 +195,12 @@ async def test_a_forged_request_is_dead_lettered_in_its_trace_and_the_refusal_ca
 
     trace_id = int(sent[3:35], 16)
     spans = [s for s in exporter.get_finished_spans() if s.context.trace_id == trace_id]
-    # Handled twice: in the batch's optimistic pass, which failed and is replayed (not a failure of the
-    # event), then alone, where it is refused.
-    attempts = [s for s in spans if s.name == "process legal.requests.submitted"]
-    retried, handled = sorted(attempts, key=lambda s: s.start_time)
-    assert retried.attributes["warden.retried"] and retried.status.is_unset
+    # Handled in the batch's optimistic pass, which failed and is replayed (not a failure of the event),
+    # then alone, where it is refused. When an earlier event of its batch (another test's, on the shared
+    # topic) failed the optimistic pass first, only the replay reaches it.
+    attempts = sorted((s for s in spans if s.name == "process legal.requests.submitted"), key=lambda s: s.start_time)
+    *retried, handled = attempts
+    assert len(retried) <= 1 and all(r.attributes["warden.retried"] and r.status.is_unset for r in retried)
     assert not handled.status.is_ok
     [dead_letter] = [s for s in spans if s.name == "publish legal.requests.submitted.dlq"]
     assert handled.attributes["warden.dlq.reason"] == "bad_signature"
