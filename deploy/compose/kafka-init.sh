@@ -71,11 +71,14 @@ allow disclosure --topic legal.requests.decided.dlq Write Describe
 allow disclosure --group warden-disclosure Read
 
 user moderation "$KAFKA_PASSWORD_MODERATION"
+allow moderation --topic platform.content Read Describe
 allow moderation --topic moderation.reports.submitted Read Describe
 allow moderation --topic moderation.appeals.submitted Read Describe
 allow moderation --topic search.delistings Write Describe
 allow moderation --topic moderation.decisions Write Describe
 allow moderation --topic moderation.violations Write Describe
+allow moderation --topic moderation.notices Write Describe
+allow moderation --topic platform.content.dlq Write Describe
 allow moderation --topic moderation.reports.submitted.dlq Write Describe
 allow moderation --topic moderation.appeals.submitted.dlq Write Describe
 allow moderation --group warden-moderation Read
@@ -89,6 +92,7 @@ allow operators --topic legal.audit.checkpoints Read Describe
 
 user platform "$KAFKA_PASSWORD_PLATFORM"
 allow platform --topic platform.subscribers Write Describe
+allow platform --topic platform.content Write Describe
 allow platform --topic moderation.reports.submitted Write Describe
 allow platform --topic moderation.appeals.submitted Write Describe
 

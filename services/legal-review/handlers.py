@@ -10,6 +10,7 @@ from warden.authorities import authority_of, usable_keys
 from warden.contract.envelope import EventRejected
 from warden.contract.events import (
     DisclosureIssued, LegalRequest, RequestReceived, RequestStatus, StatusReason, ViolationConfirmed,
+    ViolationWithdrawn,
 )
 from warden.provenance import request_key
 from warden.runtime.batch import describe_validation_error
@@ -88,8 +89,14 @@ async def review_request(ctx: Context, received: RequestReceived) -> None:
                                         "flags": assessment.flags, "policy_version": policy.version})
 
 
-async def record_violation(ctx: Context, violation: ViolationConfirmed) -> None:
-    """Reviewers see a suspect's confirmed violations when they read a case."""
+async def record_violation(ctx: Context, violation: ViolationConfirmed | ViolationWithdrawn) -> None:
+    """Reviewers see a suspect's confirmed violations when they read a case; one overturned on appeal or review
+    (withdrawn) leaves the case view. A withdrawal takes back only what was confirmed before it."""
+    if isinstance(violation, ViolationWithdrawn):
+        await ctx.conn.execute(
+            "DELETE FROM violations WHERE account_id = $1 AND content_id = $2 AND decided_at <= $3",
+            violation.account_id, violation.content_id, violation.withdrawn_at)
+        return
     await ctx.conn.execute(
         "INSERT INTO violations (account_id, content_id, category, decided_at) VALUES ($1, $2, $3, $4)"
         " ON CONFLICT DO NOTHING",

@@ -2,7 +2,7 @@
 
 Consumes  legal.requests.received  -> review_request   (emits legal.requests.decided, legal.requests.status)
           legal.authorities        -> the shared authority registry projection
-          moderation.violations    -> record_violation
+          moderation.violations    -> record_violation (confirmed, and withdrawn when overturned)
           legal.disclosures.issued -> record_disclosures   (the transparency report's fulfilments)
           legal.requests.status    -> record_fulfilment   (disclosure's no_data and cancelled)
 HTTP      /review/...              -> the human review API (api.py)

@@ -7,6 +7,7 @@ content's or appeal's state does not allow the decision.
 """
 from __future__ import annotations
 
+import json
 from typing import Literal
 
 from fastapi import Depends, FastAPI, HTTPException
@@ -58,13 +59,40 @@ def add_routes(app: FastAPI, transactions: Transactions, cfg: ModerationConfig) 
 
     @app.get("/moderation/queue", tags=["moderation"], responses=ERRORS)
     async def queue(limit: int = 100, who: Moderator = Depends(moderator("moderator"))) -> list[dict]:
-        """Items waiting for a human, first the urgent, then trusted flaggers', then by score."""
+        """Items waiting for a human: high-severity matches first (`urgent`), then trusted flaggers', then by
+        score; `coordinated` marks a burst of unproven reporters, `source` where the item came from."""
         async with transactions.pool.acquire() as conn:
             rows = await conn.fetch(
                 """SELECT q.content_id, q.priority, q.urgent, q.trusted, q.score, q.reason, q.automated, q.queued_at,
-                          c.state, c.kind FROM queue q JOIN content c USING (content_id)
+                          q.coordinated, q.source, c.state, c.kind FROM queue q JOIN content c USING (content_id)
                    ORDER BY q.priority DESC, q.queued_at LIMIT $1""", min(max(limit, 1), 1000))
         return [dict(r) for r in rows]
+
+    @app.get("/moderation/content/{content_id}", tags=["moderation"], responses=ERRORS)
+    async def content(content_id: str, who: Moderator = Depends(moderator("moderator"))) -> dict:
+        """The item: what the platform says it is (`platform`, null when not described), moderation's state, and
+        its reports with what each reporter claimed (title, text, owner: shown, never acted on)."""
+        async with transactions.pool.acquire() as conn:
+            item = await conn.fetchrow("SELECT content_id, kind, state, category, first_reported_at, cleared_at,"
+                                       " violation_confirmed_at FROM content WHERE content_id = $1", content_id)
+            if item is None:
+                raise HTTPException(404, "no such content")
+            platform = await conn.fetchrow(
+                """SELECT kind, owner_account_id, title, text, language, public_in_search, media::text AS media,
+                          created_at, updated_at, removed_at FROM platform_content WHERE content_id = $1""",
+                content_id)
+            reports = await conn.fetch(
+                """SELECT report_id, reporter_id, reason, surface, reported_at, trusted, suspended, established,
+                          outcome, pending_since IS NOT NULL AS pending, claimed_kind, claimed_title, claimed_text,
+                          claimed_owner, comment FROM reports WHERE content_id = $1 ORDER BY seq LIMIT 500""",
+                content_id)
+            matches = await conn.fetch("SELECT bank_id, category, high_severity, matched_at FROM bank_matches"
+                                       " WHERE content_id = $1 ORDER BY bank_id", content_id)
+        facts = dict(platform) if platform else None
+        if facts:
+            facts["media"] = json.loads(facts["media"])
+        return {**dict(item), "platform": facts, "bank_matches": [dict(m) for m in matches],
+                "reports": [dict(r) for r in reports]}
 
     @app.post("/moderation/content/{content_id}/decisions", tags=["moderation"], responses=ERRORS)
     async def decide_content(content_id: str, body: ContentDecision,
@@ -76,6 +104,8 @@ def add_routes(app: FastAPI, transactions: Transactions, cfg: ModerationConfig) 
 
     @app.get("/moderation/appeals/{appeal_id}", tags=["moderation"], responses=ERRORS)
     async def appeal(appeal_id: str, who: Moderator = Depends(moderator("appeals"))) -> dict:
+        """The appeal: the appellant's statement, `submitted_at` (when Warden received it) beside the time the
+        client claimed, status and who decided."""
         async with transactions.pool.acquire() as conn:
             row = await conn.fetchrow("SELECT * FROM appeals WHERE appeal_id = $1", appeal_id)
         if row is None:

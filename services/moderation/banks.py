@@ -1,9 +1,12 @@
 """Automated detection: banks of known-bad content behind a pluggable scorer interface.
 
-`Scorer.detect(content)` returns the matches; the default `BankScorer` is
-rule-based (exact, normalised, keyword and regex matches from banks.yaml).
-Another scorer (a classifier, a hash-matching service) plugs in by implementing
-`detect` and being passed to the service.
+`Scorer.detect(content)` is the single place automated detection looks at
+content, and it is only ever given the platform's facts (`ContentUpdated` from
+platform.content: title, text, media), never what a reporter typed. It is
+called when content arrives or changes (content.py), not per report. The
+default `BankScorer` is rule-based (exact, normalised, keyword and regex matches
+from banks.yaml). Another scorer (a classifier, a media hash bank) plugs in by
+implementing `detect` and being passed to the service.
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from typing import Protocol
 import yaml
 
 from moderation.folding import fold
-from warden.contract.events import ReportedContent
+from warden.contract.events import ContentUpdated
 
 
 def normalise(text: str) -> str:
@@ -86,20 +89,20 @@ def load_banks(path: Path) -> list[Bank]:
 
 
 class Scorer(Protocol):
-    def detect(self, content: ReportedContent) -> list[Detection]: ...
+    def detect(self, content: ContentUpdated) -> list[Detection]: ...
 
 
 class BankScorer:
     """The rule-based default: every bank that matches the title or the text.
 
-    An item is reported again and again with the same title and text, so the
+    The platform re-sends content whose title and text did not change, so the
     answers for the last `cache_size` distinct (title, text) pairs are kept."""
 
     def __init__(self, banks: list[Bank], cache_size: int = 4096):
         self.banks = banks
         self._detect_texts = lru_cache(maxsize=cache_size)(self._match_all)
 
-    def detect(self, content: ReportedContent) -> list[Detection]:
+    def detect(self, content: ContentUpdated) -> list[Detection]:
         texts = tuple(t for t in (content.title, content.text) if t)
         return list(self._detect_texts(texts)) if texts else []
 

@@ -27,11 +27,21 @@ class ModerationConfig(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WARDEN_MODERATION_", extra="ignore")
 
     window_hours: float = 24.0
-    review_threshold: float = 5.0
+    review_threshold: float = 2.5   # a new reporter's child-abuse or terrorism report reaches a human alone
     delist_threshold: float = 12.0
     severity: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_SEVERITY))
-    # Reporter trust: neutral 1.0, moved by moderators' outcomes, kept inside [min, max].
-    trust_neutral: float = 1.0
+    # Reporter trust: new reporters start at a low prior, moved by moderators' outcomes, kept inside [min, max].
+    trust_new: float = 0.25
+    # Established: trust earned from outcomes (four upheld reports from the prior). Report volume delists only
+    # when established reporters bring at least `min_established_score` of the score; otherwise it is queued.
+    established_trust: float = 1.0
+    min_established_score: float = 6.0
+    # Coordinated: this many unproven reporters on one item within this many minutes is queued, never acted on.
+    burst_min_reporters: int = 3
+    burst_minutes: float = 60.0
+    # Reports of content platform.content has not described yet wait this long, then go to humans.
+    unknown_content_wait_hours: float = 6.0
+    unknown_content_sweep_seconds: float = 30.0
     trust_uphold_step: float = 0.2
     trust_reject_step: float = 0.3
     trust_min: float = 0.1

@@ -2,7 +2,7 @@
 from prometheus_client import Counter, Gauge, Histogram
 
 REPORTS = Counter("warden_moderation_reports_total", "Reports received, by reason and what came of them",
-                  ["reason", "outcome"])  # outcome: counted | duplicate | suspended_reporter
+                  ["reason", "outcome"])  # outcome: counted | duplicate | suspended_reporter | pending | removed_content
 DELISTINGS = Counter("warden_moderation_delistings_total", "Content delisted, by ground and automation",
                      ["ground", "automated_decision"])
 RELISTINGS = Counter("warden_moderation_relistings_total", "Content relisted, by cause", ["cause"])

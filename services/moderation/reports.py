@@ -1,18 +1,26 @@
 """Reports, set-based: record them, fold each into its item's window, act on the scores.
 
 `score_reports` is the batch handler of `moderation.reports.submitted`
-(`Subscription.handle_batch`). An item's window is what Postgres holds: its
-reports inside the window (per reporter, the first one recorded) and its current
-bank matches. Upserting the items' content rows first locks them until the
-transaction ends, so a worker scoring the same item from another partition (a
-report keyed by another partitioner) waits, then reads a window that holds these
-reports. Correctness never depends on how reports are keyed.
+(`Subscription.handle_batch`). A report is a notice: who reported which content
+id for which reason. Its title, text and owner are the reporter's claim, stored
+and shown to moderators, never matched or acted on: what the content is, who owns
+it and what the banks find in it come from `platform.content` (content.py). A
+report about content the platform has not described yet is kept, pending, and
+scored when the content arrives (content.py) or handed to humans after
+`unknown_content_wait_hours` (`hand_over_unknown`).
+
+An item's window is what Postgres holds: its reports inside the window (per
+reporter, the first one recorded) and its current bank matches. Upserting the
+items' content rows first locks them until the transaction ends, so a worker
+scoring the same item from another partition waits, then reads a window that
+holds these reports. Correctness never depends on how reports are keyed.
 
 Statements per call, whatever its size: the content upsert, the reporter upsert,
-the window read, the report insert; then, only when some item calls for them,
-one per kind of write: delistings (content, decisions), the queue, bank matches.
-In between, reports are folded in order, in memory, with the pure rules of
-scoring.py, so one call with n reports leaves what n calls with one report leave.
+the read of the platform's facts and the windows, the report insert; then, only when
+some item calls for them, one per kind of write: delistings (content, decisions),
+the queue. In between, reports are folded in order, in memory, with the pure
+rules of scoring.py, so one call with n reports leaves what n calls with one
+report leave.
 """
 from __future__ import annotations
 
@@ -28,13 +36,11 @@ from warden.contract.events import ReportSubmitted
 from warden.runtime.service import Context
 
 from moderation import metrics, scoring
-from moderation.banks import Scorer
 from moderation.config import ModerationConfig
 from moderation.handlers import Delisting, delist_all
-from moderation.scoring import Action, QueueRank, Reports
+from moderation.scoring import BANK, Action, QueueRank, Reports
 
 log = logging.getLogger(__name__)
-BANK = "bank:"  # a bank match sits in the window like one more reporter, under this prefix
 
 
 @dataclass
@@ -44,8 +50,10 @@ class Item:
     cleared_at: datetime | None
     first_reported_at: datetime
     new: bool  # its row was created by this call: nothing refers to it yet
+    known: bool  # platform.content describes it (and has not removed it): its reports are scored
+    removed: bool = False  # platform.content removed it: its reports are kept, with nothing to wait for
     window: Reports = field(default_factory=dict)
-    banks_read: Reports = field(default_factory=dict)
+    high_severity: list[str] = field(default_factory=list)  # categories of its high-severity bank matches
 
 
 @dataclass
@@ -54,6 +62,7 @@ class Recorded:
     inserted: bool
     suspended: bool
     trusted: bool
+    established: bool
     value: float
     reported_at: datetime
 
@@ -64,11 +73,15 @@ class QueueEntry:
     rank: QueueRank
     reason: str
     automated: str | None
+    coordinated: bool = False
+    source: str = "notice"
 
     def merge(self, later: QueueEntry) -> None:
         self.rank = QueueRank(self.rank.urgent or later.rank.urgent, self.rank.trusted or later.rank.trusted,
                               later.rank.score)
         self.automated = later.automated or self.automated
+        self.coordinated = self.coordinated or later.coordinated
+        self.source = later.source if later.rank.trusted else self.source
 
 
 @dataclass
@@ -87,8 +100,7 @@ class Outcome:
             self.queue[content_id] = entry
 
 
-async def score_reports(ctx: Context, reports: list[ReportSubmitted], *, scorer: Scorer,
-                        cfg: ModerationConfig) -> None:
+async def score_reports(ctx: Context, reports: list[ReportSubmitted], *, cfg: ModerationConfig) -> None:
     """Record the reports, fold each into its item's window in order, and delist or queue what the scores call for."""
     at = current_time()
     conn = ctx.conn
@@ -96,13 +108,12 @@ async def score_reports(ctx: Context, reports: list[ReportSubmitted], *, scorer:
     reporters = await upsert_reporters(conn, reports, cfg)
     await read_windows(conn, items, at, cfg)
     recorded = [record_of(report, reporters[report.reporter_id], at, cfg) for report in reports]
-    await insert_reports(conn, reports, recorded)
+    await insert_reports(conn, reports, recorded, items, at)
     outcome = Outcome()
     for report, x in zip(reports, recorded):
-        fold_report(report, x, items[report.content.id], outcome, scorer=scorer, cfg=cfg, at=at)
+        fold_report(report, x, items[report.content.id], outcome, cfg=cfg, at=at)
     await delist_all(conn, outcome.delistings, human=None, now=at, cfg=cfg, effects=ctx)
     await enqueue_all(conn, outcome)
-    await save_bank_matches(conn, items)
     counted = outcome.counted
 
     def count() -> None:
@@ -114,23 +125,18 @@ async def score_reports(ctx: Context, reports: list[ReportSubmitted], *, scorer:
 async def lock_items(conn: asyncpg.Connection, reports: list[ReportSubmitted], at: datetime) -> dict[str, Item]:
     """Upsert the reports' content rows, in id order (locks in one order), and return them."""
     kinds: dict[str, str] = {}
-    owners: dict[str, str | None] = {}
-    for report in reports:  # kind of the first report; owner of the last naming one (as upserts in order leave)
+    for report in reports:  # kind of the first report (the platform's, once it describes the content)
         kinds.setdefault(report.content.id, report.content.kind)
-        if report.content.owner_account_id is not None:
-            owners[report.content.id] = report.content.owner_account_id
-        owners.setdefault(report.content.id, None)
     content_ids = sorted(kinds)
     # xmax = 0 only on a row this statement inserted (an updated row carries the lock it took).
     rows = await conn.fetch(
-        """INSERT INTO content (content_id, kind, owner_account_id, first_reported_at)
-           SELECT u.content_id, u.kind, u.owner, $4 FROM unnest($1::text[], $2::text[], $3::text[])
-               AS u(content_id, kind, owner)
-           ON CONFLICT (content_id) DO UPDATE SET owner_account_id = coalesce(EXCLUDED.owner_account_id,
-               content.owner_account_id), updated_at = now()
+        """INSERT INTO content (content_id, kind, first_reported_at)
+           SELECT u.content_id, u.kind, $3 FROM unnest($1::text[], $2::text[]) AS u(content_id, kind)
+           ON CONFLICT (content_id) DO UPDATE SET updated_at = now()
            RETURNING content_id, state, cleared_at, first_reported_at, xmax = 0 AS new""",
-        content_ids, [kinds[c] for c in content_ids], [owners[c] for c in content_ids], at)
-    return {r["content_id"]: Item(r["state"], r["cleared_at"], r["first_reported_at"], r["new"]) for r in rows}
+        content_ids, [kinds[c] for c in content_ids], at)
+    return {r["content_id"]: Item(r["state"], r["cleared_at"], r["first_reported_at"], r["new"], known=False)
+            for r in rows}
 
 
 async def upsert_reporters(conn: asyncpg.Connection, reports: list[ReportSubmitted],
@@ -139,37 +145,46 @@ async def upsert_reporters(conn: asyncpg.Connection, reports: list[ReportSubmitt
     rows = await conn.fetch(
         """INSERT INTO reporters (reporter_id, trust) SELECT unnest($1::text[]), $2
            ON CONFLICT (reporter_id) DO UPDATE SET reporter_id = EXCLUDED.reporter_id
-           RETURNING reporter_id, trust, suspended_until""", reporter_ids, cfg.trust_neutral)
+           RETURNING reporter_id, trust, suspended_until""", reporter_ids, cfg.trust_new)
     return {r["reporter_id"]: r for r in rows}
 
 
 async def read_windows(conn: asyncpg.Connection, items: dict[str, Item], at: datetime, cfg: ModerationConfig) -> None:
-    """Each item's window as Postgres holds it: per reporter the first report recorded inside it, and bank matches.
+    """Each item's platform facts (described, removed, its high-severity matches) and its window as Postgres holds
+    it: per reporter the first report recorded inside it, and the bank matches on the content's current facts
+    (they count as long as the facts do, from the window's start).
 
-    Items created by this call have neither (both refer to the content row). The others are read
-    item by item through the (content_id, …) indexes, whatever the tables' size."""
+    Read after the items' rows are locked, in a statement of its own: content the platform described while this
+    call waited for the lock is seen as described. Items created by this call have none of it (their rows did
+    not exist, and the platform's handler creates them), items the platform has not described have no window
+    (their reports wait). The others are read item by item through the (content_id, …) indexes."""
     known = [(content_id, scoring.window_start(at, item.cleared_at, cfg))
              for content_id, item in items.items() if not item.new]
     if not known:
         return
     rows = await conn.fetch(
-        """SELECT i.content_id, w.who, w.contribution, w.at
-           FROM unnest($1::text[], $2::timestamptz[]) AS i(content_id, start), LATERAL (
+        """SELECT i.content_id, p.content_id IS NOT NULL AND p.removed_at IS NULL AS known,
+                  p.removed_at IS NOT NULL AS removed, hs.categories AS high_severity,
+                  w.who, w.contribution, w.at, w.established
+           FROM unnest($1::text[], $2::timestamptz[]) AS i(content_id, start)
+           LEFT JOIN platform_content p ON p.content_id = i.content_id
+           LEFT JOIN LATERAL (SELECT array_agg(b.category ORDER BY b.bank_id) AS categories FROM bank_matches b
+                              WHERE b.content_id = i.content_id AND b.high_severity) AS hs ON true
+           LEFT JOIN LATERAL (
                SELECT * FROM (SELECT DISTINCT ON (r.reporter_id) r.reporter_id AS who, r.contribution,
-                                     r.reported_at AS at
+                                     r.reported_at AS at, r.established
                               FROM reports r
                               WHERE r.content_id = i.content_id AND r.reported_at >= i.start AND NOT r.suspended
                               ORDER BY r.reporter_id, r.seq) AS firsts
                UNION ALL
-               SELECT $3 || b.bank_id, b.contribution, b.matched_at FROM bank_matches b
-               WHERE b.content_id = i.content_id AND b.matched_at >= i.start) AS w""",
+               SELECT $3 || b.bank_id, b.contribution, greatest(b.matched_at, i.start), true FROM bank_matches b
+               WHERE b.content_id = i.content_id) AS w ON p.content_id IS NOT NULL AND p.removed_at IS NULL""",
         [c for c, _ in known], [start for _, start in known], BANK)
     for r in rows:
         item = items[r["content_id"]]
-        entry = [r["contribution"], r["at"].timestamp()]
-        item.window[r["who"]] = entry
-        if r["who"].startswith(BANK):
-            item.banks_read[r["who"]] = list(entry)
+        item.known, item.removed, item.high_severity = r["known"], r["removed"], list(r["high_severity"] or [])
+        if r["who"] is not None:
+            item.window[r["who"]] = [r["contribution"], r["at"].timestamp(), 1.0 if r["established"] else 0.0]
 
 
 def record_of(report: ReportSubmitted, reporter: asyncpg.Record, at: datetime, cfg: ModerationConfig) -> Recorded:
@@ -177,61 +192,84 @@ def record_of(report: ReportSubmitted, reporter: asyncpg.Record, at: datetime, c
     trusted = report.reporter_id in cfg.trusted_flaggers
     weight = scoring.reporter_weight(reporter["trust"], trusted, cfg)
     value = 0.0 if suspended else scoring.contribution(report.reason.value, weight, cfg)
-    return Recorded(False, suspended, trusted, value, min(report.reported_at, at))
+    established = scoring.is_established(reporter["trust"], trusted, cfg)
+    return Recorded(False, suspended, trusted, established, value, min(report.reported_at, at))
 
 
-async def insert_reports(conn: asyncpg.Connection, reports: list[ReportSubmitted], recorded: list[Recorded]) -> None:
-    """Insert the reports in order; marks which were new (a report already there, or twice here, is not)."""
+async def insert_reports(conn: asyncpg.Connection, reports: list[ReportSubmitted], recorded: list[Recorded],
+                         items: dict[str, Item], at: datetime) -> None:
+    """Insert the reports in order, the reporter's claim beside them; reports of content the platform has not
+    described (and has not removed) are pending. Marks which were new (a report already there, or twice here, is not)."""
+    claims = [r.content for r in reports]
     new = {(r["reporter_id"], r["report_id"]) for r in await conn.fetch(
         """INSERT INTO reports (report_id, reporter_id, content_id, reason, surface, reported_at, contribution,
-                                trusted, suspended)
+                                trusted, suspended, established, pending_since, claimed_kind, claimed_title,
+                                claimed_text, claimed_owner, comment)
            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
-                                $7::float8[], $8::bool[], $9::bool[])
+                                $7::float8[], $8::bool[], $9::bool[], $10::bool[], $11::timestamptz[], $12::text[],
+                                $13::text[], $14::text[], $15::text[], $16::text[])
            ON CONFLICT DO NOTHING RETURNING reporter_id, report_id""",
         [r.report_id for r in reports], [r.reporter_id for r in reports], [r.content.id for r in reports],
         [r.reason.value for r in reports], [r.surface for r in reports], [x.reported_at for x in recorded],
-        [x.value for x in recorded], [x.trusted for x in recorded], [x.suspended for x in recorded])}
+        [x.value for x in recorded], [x.trusted for x in recorded], [x.suspended for x in recorded],
+        [x.established for x in recorded],
+        [None if items[r.content.id].known or items[r.content.id].removed or x.suspended else at
+         for r, x in zip(reports, recorded)],
+        [c.kind for c in claims], [c.title for c in claims], [c.text for c in claims],
+        [c.owner_account_id for c in claims], [r.comment for r in reports])}
     for report, x in zip(reports, recorded):
         key = (report.reporter_id, report.report_id)
         x.inserted = key in new
         new.discard(key)
 
 
-def fold_report(report: ReportSubmitted, x: Recorded, item: Item, outcome: Outcome, *, scorer: Scorer,
-                cfg: ModerationConfig, at: datetime) -> None:
-    """Fold one recorded report into its item's window and note what its score calls for."""
-    content, reason = report.content, report.reason.value
+def fold_report(report: ReportSubmitted, x: Recorded, item: Item, outcome: Outcome, *, cfg: ModerationConfig,
+                at: datetime) -> None:
+    """Fold one recorded report into its item's window and note what the window calls for."""
+    reason = report.reason.value
     if not x.inserted or x.suspended:
         outcome.counted[reason, "suspended_reporter" if x.suspended else "duplicate"] += 1
         return
+    if not item.known:
+        outcome.counted[reason, "removed_content" if item.removed else "pending"] += 1
+        return
     start = scoring.window_start(at, item.cleared_at, cfg)
     before = item.window
-    item.window = scoring.add_report(before, report.reporter_id, x.value, x.reported_at, start)
+    item.window = scoring.add_report(before, report.reporter_id, x.value, x.reported_at, start, x.established)
     outcome.counted[reason, "duplicate" if report.reporter_id in before else "counted"] += 1
-    detections = scorer.detect(content)
-    for found in detections:  # an automated match counts like one more reporter
-        item.window = scoring.add_report(item.window, BANK + found.bank_id,
-                                         scoring.contribution(found.category, found.weight, cfg), at, start)
-    score = scoring.window_score(item.window, start)
-    high = [d for d in detections if d.high_severity]
-    action = scoring.decide(score, bool(high), cfg)
-    category = high[0].category if high else reason
-    automated = ", ".join(f"{d.bank_id} ({d.how})" for d in detections) or None
+    judge_item(report.content.id, item, outcome, cfg=cfg, at=at, trusted=x.trusted, reason=reason)
+
+
+def judge_item(content_id: str, item: Item, outcome: Outcome, *, cfg: ModerationConfig, at: datetime,
+               trusted: bool, reason: str, source: str = "notice") -> None:
+    """Delist or queue the item as its window calls for (scoring.judge); nothing for an item already delisted."""
     if item.state == "delisted":
         return
-    if action is Action.delist:
-        if high:
-            facts = f"Content matched the bank of known {category.replace('_', ' ')} material ({automated})."
+    start = scoring.window_start(at, item.cleared_at, cfg)
+    verdict = scoring.judge(item.window, start, bool(item.high_severity), cfg)
+    banks = sorted(who[len(BANK):] for who in item.window if who.startswith(BANK))
+    category = item.high_severity[0] if item.high_severity else reason
+    automated = ", ".join(banks) or None
+    source = "trusted_flagger" if trusted else source
+    if verdict.action is Action.delist:
+        if item.high_severity:
+            facts = (f"The content, as the platform describes it, matched the bank of known "
+                     f"{category.replace('_', ' ')} material ({automated}).")
         else:
-            reporters = sum(1 for r in item.window if not r.startswith(BANK))
-            facts = (f"Reports from {reporters} distinct reporters reached a score of {score:g} in "
-                     f"{cfg.window_hours:g} h (delisting threshold {cfg.delist_threshold:g}).")
-        outcome.delistings.append(Delisting(content.id, category, facts, bool(detections), item.first_reported_at))
+            counted = sum(1 for r in item.window if not r.startswith(BANK))
+            facts = (f"Reports from {counted} distinct reporters, with established trust behind "
+                     f"{verdict.established:g} of it, reached a score of {verdict.score:g} in {cfg.window_hours:g} h "
+                     f"(delisting threshold {cfg.delist_threshold:g}).")
+        reporters = tuple(sorted(who for who in item.window if not who.startswith(BANK)))
+        outcome.delistings.append(Delisting(content_id, category, facts, bool(banks), item.first_reported_at,
+                                            source, reporters))
         item.state = "delisted"
-        outcome.enqueue(content.id, QueueEntry(QueueRank(True, x.trusted, score), category, automated))
-        log.info("content delisted", extra={"content_id": content.id, "score": score})
-    elif action is Action.review or x.trusted:
-        outcome.enqueue(content.id, QueueEntry(QueueRank(False, x.trusted, score), category, automated))
+        outcome.enqueue(content_id, QueueEntry(QueueRank(bool(item.high_severity), trusted, verdict.score), category,
+                                               automated, verdict.coordinated, source))
+        log.info("content delisted", extra={"content_id": content_id, "score": verdict.score})
+    elif verdict.action is Action.review or trusted or banks:
+        outcome.enqueue(content_id, QueueEntry(QueueRank(bool(item.high_severity), trusted, verdict.score), category,
+                                               automated, verdict.coordinated, source))
 
 
 async def enqueue_all(conn: asyncpg.Connection, outcome: Outcome) -> None:
@@ -241,27 +279,14 @@ async def enqueue_all(conn: asyncpg.Connection, outcome: Outcome) -> None:
     ids = sorted(outcome.queue)
     entries = [outcome.queue[c] for c in ids]
     await conn.execute(
-        """INSERT INTO queue (content_id, priority, urgent, trusted, score, reason, automated)
+        """INSERT INTO queue (content_id, priority, urgent, trusted, score, reason, automated, coordinated, source)
            SELECT * FROM unnest($1::text[], $2::float8[], $3::bool[], $4::bool[], $5::float8[], $6::text[],
-                                $7::text[])
+                                $7::text[], $8::bool[], $9::text[])
            ON CONFLICT (content_id) DO UPDATE SET priority = greatest(queue.priority, EXCLUDED.priority),
                urgent = queue.urgent OR EXCLUDED.urgent, trusted = queue.trusted OR EXCLUDED.trusted,
-               score = EXCLUDED.score, automated = coalesce(EXCLUDED.automated, queue.automated)""",
+               score = EXCLUDED.score, automated = coalesce(EXCLUDED.automated, queue.automated),
+               coordinated = queue.coordinated OR EXCLUDED.coordinated,
+               source = CASE WHEN EXCLUDED.trusted THEN EXCLUDED.source ELSE queue.source END""",
         ids, [outcome.priority[c] for c in ids], [e.rank.urgent for e in entries], [e.rank.trusted for e in entries],
-        [e.rank.score for e in entries], [e.reason for e in entries], [e.automated for e in entries])
-
-
-async def save_bank_matches(conn: asyncpg.Connection, items: dict[str, Item]) -> None:
-    """The bank matches each window holds now, where they changed."""
-    changed = [(content_id, who[len(BANK):], entry) for content_id, item in items.items()
-               for who, entry in item.window.items() if who.startswith(BANK) and item.banks_read.get(who) != entry]
-    if not changed:
-        return
-    await conn.execute(
-        """INSERT INTO bank_matches (content_id, bank_id, contribution, matched_at)
-           SELECT u.content_id, u.bank_id, u.contribution, to_timestamp(u.at)
-           FROM unnest($1::text[], $2::text[], $3::float8[], $4::float8[]) AS u(content_id, bank_id, contribution, at)
-           ON CONFLICT (content_id, bank_id) DO UPDATE SET contribution = EXCLUDED.contribution,
-               matched_at = EXCLUDED.matched_at""",
-        [c for c, _, _ in changed], [b for _, b, _ in changed], [e[0] for _, _, e in changed],
-        [e[1] for _, _, e in changed])
+        [e.rank.score for e in entries], [e.reason for e in entries], [e.automated for e in entries],
+        [e.coordinated for e in entries], [e.source for e in entries])

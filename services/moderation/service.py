@@ -1,11 +1,15 @@
 """Moderation, as the runtime runs it: what it consumes, the handler for each, its API and jobs.
 
-Consumes  moderation.reports.submitted  -> reports.score_reports   (batch handler; emits search.delistings,
+Consumes  platform.content              -> content.record_content  (the platform's facts, checked on arrival;
+                                                                     emits search.delistings, moderation.decisions)
+          moderation.reports.submitted  -> reports.score_reports   (batch handler; emits search.delistings,
                                                                      moderation.decisions)
-          moderation.appeals.submitted  -> handlers.receive_appeal
-HTTP      /moderation/...               -> the moderators' API (api.py)
+          moderation.appeals.submitted  -> handlers.receive_appeal  (emits moderation.notices)
+HTTP      /moderation/...               -> the moderators' API (api.py; decisions emit moderation.decisions,
+                                           search.delistings, moderation.violations, moderation.notices)
           /console/...                  -> the moderators' web console (console/routes.py)
 Jobs      watch_queue                   -> the queue-depth and suspended-reporter gauges
+          hand_over_unknown             -> reports of content never described, queued after a wait
 """
 from __future__ import annotations
 
@@ -15,7 +19,8 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from warden.contract.events import ContentDelisted, ContentRelisted, ModerationDecision, ViolationConfirmed
+from warden.contract.events import (ContentDelisted, ContentRelisted, ModerationDecision, ModerationNotice,
+                                    ViolationConfirmed, ViolationWithdrawn)
 from warden.runtime.database import MigrationSet, is_transient
 from warden.runtime.service import Service, ServiceContext, Subscription
 
@@ -24,11 +29,12 @@ from moderation.api import add_routes
 from moderation.banks import BankScorer, Scorer, load_banks
 from moderation.config import ModerationConfig
 from moderation.console.routes import add_console
+from moderation.content import hand_over_unknown, record_content
 from moderation.handlers import receive_appeal
 from moderation.reports import score_reports
 from moderation.transactions import Transactions
 
-REPORTS, APPEALS = "moderation.reports.submitted", "moderation.appeals.submitted"
+CONTENT, REPORTS, APPEALS = "platform.content", "moderation.reports.submitted", "moderation.appeals.submitted"
 MIGRATIONS = [MigrationSet("moderation", Path(__file__).parent / "migrations")]
 
 
@@ -54,6 +60,9 @@ def build_service(cfg: ModerationConfig | None = None, scorer: Scorer | None = N
     cfg = cfg or ModerationConfig()
     scorer = scorer or BankScorer(load_banks(cfg.banks_file))
 
+    async def hand_over_unknown_content(runtime: ServiceContext) -> None:
+        await hand_over_unknown(runtime, cfg)
+
     def routes(app: FastAPI, runtime: ServiceContext) -> None:
         transactions = Transactions(runtime)
         add_routes(app, transactions, cfg)
@@ -63,13 +72,15 @@ def build_service(cfg: ModerationConfig | None = None, scorer: Scorer | None = N
         name="moderation",
         schema="moderation",
         subscriptions=[
-            Subscription(REPORTS, handle_batch=partial(score_reports, scorer=scorer, cfg=cfg)),
+            Subscription(CONTENT, partial(record_content, scorer=scorer, cfg=cfg)),
+            Subscription(REPORTS, handle_batch=partial(score_reports, cfg=cfg)),
             Subscription(APPEALS, receive_appeal),
         ],
         migrations=MIGRATIONS,
-        emits=(ContentDelisted, ContentRelisted, ModerationDecision, ViolationConfirmed),
+        emits=(ContentDelisted, ContentRelisted, ModerationDecision, ViolationConfirmed, ViolationWithdrawn,
+               ModerationNotice),
         routes=routes,
-        background=[watch_queue],
+        background=[watch_queue, hand_over_unknown_content],
     )
 
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import calendar
 import uuid
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 
 from warden.contract.events import ModerationDecision
 
@@ -24,6 +25,29 @@ GROUNDS = {
 }
 HIGH_SEVERITY = frozenset({"child_abuse", "terrorism"})
 
+# Where the decision started, in the Transparency Database's terms.
+SOURCES = {"notice": "SOURCE_ARTICLE_16", "unknown_content": "SOURCE_ARTICLE_16",
+           "trusted_flagger": "SOURCE_TRUSTED_FLAGGER", "proactive": "SOURCE_VOLUNTARY"}
+# What each action does to the content's visibility: delisting demotes it out of search; the others restrict
+# nothing (keep a notice's content, relist it, uphold a delisting already in force: named by its own statement).
+VISIBILITY = {"delist": ["DECISION_VISIBILITY_CONTENT_DEMOTED"]}
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the platform says of the content, as a statement of reasons needs it (none: not described)."""
+    created_at: datetime | None = None
+    has_media: bool = False
+    described: bool = False
+
+    def content_type(self) -> list[str]:
+        if not self.described:
+            return ["CONTENT_TYPE_OTHER"]
+        return ["CONTENT_TYPE_TEXT", "CONTENT_TYPE_IMAGE"] if self.has_media else ["CONTENT_TYPE_TEXT"]
+
+    def content_date(self) -> date | None:
+        return self.created_at.date() if self.created_at else None
+
 
 def add_months(moment: datetime, months: int) -> datetime:
     """Calendar months; the 31st becomes the month's last day."""
@@ -38,20 +62,39 @@ def automation(automated_detection: bool, human: bool) -> str:
     return "PARTIALLY" if automated_detection else "NOT_AUTOMATED"
 
 
+def ground_explanation(action: str, reason: str, ground: str) -> str:
+    what = reason.replace("_", " ")
+    if action in ("keep", "relist"):
+        return f"No violation found: the content was judged neither illegal nor against the terms as to {what}."
+    if ground == "DECISION_GROUND_ILLEGAL_CONTENT":
+        return (f"Illegal content ({what}) in the Member States of the territorial scope; public search is "
+                "for finding people and news, not illegal goods and services.")
+    return f"Incompatible with the platform's terms of service for public search ({what})."
+
+
 def statement(*, content_id: str, action: str, reason: str, facts: str, automated_detection: bool,
-              human: bool, decided_at: datetime, cfg: ModerationConfig) -> ModerationDecision:
+              human: bool, decided_at: datetime, cfg: ModerationConfig, source: str = "notice",
+              content: Facts = Facts()) -> ModerationDecision:
+    """A statement of reasons with every Transparency Database field; puid is the decision's own id."""
     ground, category = GROUNDS.get(reason, GROUNDS["other"])
+    decision_id = str(uuid.uuid4())
     return ModerationDecision(
-        decision_id=str(uuid.uuid4()), content_id=content_id, action=action, ground=ground, category=category,
+        decision_id=decision_id, content_id=content_id, action=action, ground=ground, category=category,
         automated_detection=automated_detection, automated_decision=automation(automated_detection, human),
-        facts=facts, appealable_until=add_months(decided_at, 6), territorial_scope=list(cfg.territorial_scope))
+        facts=facts, appealable_until=add_months(decided_at, 6), territorial_scope=list(cfg.territorial_scope),
+        decision_visibility=list(VISIBILITY.get(action, [])), ground_explanation=ground_explanation(action, reason, ground),
+        content_type=content.content_type(), source_type=SOURCES.get(source, "SOURCE_ARTICLE_16"),
+        content_date=content.content_date(), puid=decision_id)
 
 
-def appeal_refusal(*, decision_found: bool, owner_matches: bool, delisted: bool, submitted_at: datetime,
-                   appealable_until: datetime | None) -> str | None:
-    """Why an appeal cannot be heard, or None when it can (DSA Art. 20)."""
+def appeal_refusal(*, decision_found: bool, owner_known: bool, owner_matches: bool, delisted: bool,
+                   submitted_at: datetime, appealable_until: datetime | None) -> str | None:
+    """Why an appeal cannot be heard, or None when it can (DSA Art. 20). The owner is the platform's word
+    (platform.content): content with no known owner cannot be appealed by anyone."""
     if not decision_found:
         return "no_decision: there is no delisting decision on this content to appeal against"
+    if not owner_known:
+        return "no_owner: the platform names no owner for this content, so no one may appeal on its behalf"
     if not owner_matches:
         return "not_owner: only the owner of the content may appeal its delisting"
     if appealable_until is not None and submitted_at > appealable_until:

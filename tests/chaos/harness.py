@@ -79,6 +79,13 @@ class Load:
     async def start(self) -> None:
         self.producer = kafka.producer(self.bootstrap, request_timeout_ms=60000)
         await self.producer.start()
+        if self.with_reports:  # the platform describes the reported channels, so their reports are scored
+            at = utcnow().isoformat()
+            for content_id in self.contents:
+                await self.send("platform.content", "warden.platform.content.updated.v1", {
+                    "content_id": content_id, "kind": "channel", "owner_account_id": f"owner-{content_id}",
+                    "title": "Cheap pills", "text": None, "language": None, "public_in_search": True,
+                    "created_at": at, "updated_at": at, "media": []})
 
     async def stop(self) -> None:
         if self.producer is not None:

@@ -337,7 +337,11 @@ class ContentRelisted(Payload):
 
 
 class ModerationDecision(Payload):
-    """A DSA Art. 17 statement of reasons."""
+    """A DSA Art. 17 statement of reasons, with the DSA Transparency Database's fields (v1.1).
+
+    `action`: delist | relist | keep (a notice found unfounded) | uphold (an appeal rejected).
+    `decision_visibility` is empty for a decision that restricts nothing (keep, relist, uphold of
+    a delisting already in force names the delisting's restriction)."""
 
     decision_id: str
     content_id: str
@@ -349,6 +353,13 @@ class ModerationDecision(Payload):
     facts: str
     appealable_until: AwareDatetime
     territorial_scope: list[str] = []
+    # v1.1: the Transparency Database's fields (DECISION_VISIBILITY_*, CONTENT_TYPE_*, SOURCE_*).
+    decision_visibility: list[str] = []
+    ground_explanation: str | None = None
+    content_type: list[str] = []
+    source_type: str | None = None
+    content_date: date | None = None
+    puid: str | None = Field(default=None, max_length=500, pattern=r"^[a-zA-Z0-9_-]+$")
 
 
 class ViolationConfirmed(Payload):
@@ -356,6 +367,57 @@ class ViolationConfirmed(Payload):
     content_id: str
     category: str
     decided_at: AwareDatetime
+
+
+class ViolationWithdrawn(Payload):
+    """v1.1: a confirmed violation taken back (an appeal or a review overturned the delisting)."""
+
+    account_id: str
+    content_id: str
+    decision_id: str
+    withdrawn_at: AwareDatetime
+
+
+class ModerationNotice(Payload):
+    """v1.1: what the platform must tell a person: a reporter the outcome of their notice (DSA Art. 16(5),
+    `notice_outcome`), an appellant the outcome of their complaint (Art. 20(5), `appeal_outcome`), a
+    reporter warned or suspended for misuse (Art. 23, `misuse_warning`, `misuse_suspension`)."""
+
+    notice_id: str
+    account_id: str
+    kind: Literal["notice_outcome", "appeal_outcome", "misuse_warning", "misuse_suspension"]
+    decision_id: str | None = None
+    content_id: str | None = None
+    text: str
+    at: AwareDatetime
+
+
+class ContentMedia(Payload):
+    media_id: str = Field(min_length=1, max_length=128)
+    pdq: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
+    quality: int = Field(ge=0, le=100)
+
+
+class ContentUpdated(Payload):
+    """v1.1, on platform.content: what a public channel, group or bot is and who owns it, as the platform says."""
+
+    content_id: str = Field(min_length=1, max_length=256)
+    kind: Literal["channel", "group", "bot"]
+    owner_account_id: str | None = Field(max_length=128)
+    title: str | None = Field(default=None, max_length=512)
+    text: str | None = Field(default=None, max_length=16384)
+    language: str | None = Field(default=None, max_length=16)
+    public_in_search: bool
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+    media: list[ContentMedia] = Field(default=[], max_length=64)
+
+
+class ContentRemoved(Payload):
+    """v1.1, on platform.content: the content no longer exists on the platform."""
+
+    content_id: str = Field(min_length=1, max_length=256)
+    removed_at: AwareDatetime
 
 
 EVENT_MODELS: dict[str, type[Payload]] = {
@@ -376,6 +438,10 @@ EVENT_MODELS: dict[str, type[Payload]] = {
     "warden.search.content.relisted.v1": ContentRelisted,
     "warden.moderation.decision.v1": ModerationDecision,
     "warden.moderation.violation.confirmed.v1": ViolationConfirmed,
+    "warden.moderation.violation.withdrawn.v1": ViolationWithdrawn,
+    "warden.moderation.notice.v1": ModerationNotice,
+    "warden.platform.content.updated.v1": ContentUpdated,
+    "warden.platform.content.removed.v1": ContentRemoved,
 }
 
 

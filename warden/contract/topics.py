@@ -67,6 +67,11 @@ TOPICS: dict[str, Topic] = {
               ("warden.subscriber.account.updated.v1", "warden.subscriber.session.observed.v1"),
               "external", "The platform's subscriber feed: account updates and observed IP sessions.",
               consumers=("disclosure",)),
+        Topic("platform.content", "content_id",
+              ("warden.platform.content.updated.v1", "warden.platform.content.removed.v1"),
+              "external", "The platform's feed of its public channels, groups and bots: what each is and who "
+              "owns it (the only source moderation's automated matching and ownership use).",
+              consumers=("moderation",)),
         Topic("moderation.reports.submitted", "content.id", ("warden.moderation.report.submitted.v1",),
               "external", "User reports of content found in search, chats and channels.",
               consumers=("moderation",)),
@@ -100,9 +105,13 @@ TOPICS: dict[str, Topic] = {
               "moderation", "Content taken out of, or put back into, public search."),
         Topic("moderation.decisions", "content_id", ("warden.moderation.decision.v1",),
               "moderation", "DSA Art. 17 statements of reasons for every restriction."),
-        Topic("moderation.violations", "account_id", ("warden.moderation.violation.confirmed.v1",),
-              "moderation", "Human-confirmed violations by an account.",
+        Topic("moderation.violations", "account_id",
+              ("warden.moderation.violation.confirmed.v1", "warden.moderation.violation.withdrawn.v1"),
+              "moderation", "Human-confirmed violations by an account, and their withdrawal when overturned.",
               consumers=("legal-review",)),
+        Topic("moderation.notices", "account_id", ("warden.moderation.notice.v1",),
+              "moderation", "What the platform must tell a person: reporters of their notice's outcome "
+              "(DSA Art. 16(5)), appellants of theirs (Art. 20(5)), reporters warned or suspended (Art. 23)."),
     ]
 }
 

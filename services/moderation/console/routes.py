@@ -1,7 +1,8 @@
 """The moderators' console: server-rendered pages over the decisions the moderation API takes.
 
-GET  /console/                        the report queue, in priority order (urgent, trusted flaggers, score)
-GET  /console/content/{content_id}    reports grouped by reason, reporter trust, bank matches, score history
+GET  /console/                        the report queue, in priority order (high severity, trusted flaggers, score)
+GET  /console/content/{content_id}    what the platform says it is, reports grouped by reason with each
+                                      reporter's claim, reporter trust, bank matches, score history
 POST /console/content/{content_id}    delist / keep / restore            (handlers.moderator_decision)
 GET  /console/appeals                 open appeals first, then decided and refused ones
 POST /console/appeals/{appeal_id}     uphold / overturn                  (handlers.decide_appeal)
@@ -63,7 +64,7 @@ def add_console(app: FastAPI, transactions: Transactions, cfg: ModerationConfig)
         async with transactions.pool.acquire() as conn:
             items = await conn.fetch(
                 """SELECT q.content_id, q.priority, q.urgent, q.trusted, q.score, q.reason, q.automated, q.queued_at,
-                          c.state, c.kind,
+                          q.coordinated, q.source, c.state, c.kind,
                           (SELECT count(DISTINCT reporter_id) FROM reports r WHERE r.content_id = q.content_id
                              AND r.reported_at >= coalesce(c.cleared_at, '-infinity')) AS reporters
                    FROM queue q JOIN content c USING (content_id)
@@ -128,15 +129,17 @@ def add_console(app: FastAPI, transactions: Transactions, cfg: ModerationConfig)
             item = await conn.fetchrow("SELECT * FROM content WHERE content_id = $1", content_id)
             if item is None:
                 return console.refuse(request, 404, "No such content", "Moderation has no reports about this content.")
+            platform = await conn.fetchrow("SELECT * FROM platform_content WHERE content_id = $1", content_id)
             queued = await conn.fetchrow("SELECT * FROM queue WHERE content_id = $1", content_id)
             reports = await conn.fetch(
                 """SELECT r.*, p.trust, p.suspended_until, p.warned_at FROM reports r
                    JOIN reporters p USING (reporter_id) WHERE r.content_id = $1 ORDER BY r.reported_at""", content_id)
             decisions = await conn.fetch("SELECT * FROM decisions WHERE content_id = $1 ORDER BY decided_at",
                                          content_id)
-            appeals = await conn.fetch("SELECT appeal_id, status, reason, submitted_at, decided_by, decided_at"
-                                       " FROM appeals WHERE content_id = $1 ORDER BY submitted_at", content_id)
+            appeals = await conn.fetch("SELECT appeal_id, status, reason, submitted_at, decided_by, decided_at,"
+                                       " statement FROM appeals WHERE content_id = $1 ORDER BY submitted_at", content_id)
         return console.render(request, "content.html", session, status=status, item=item, queued=queued,
+                              platform=platform,
                               by_reason=_by_reason(reports), history=score_history(reports, item["cleared_at"], cfg),
                               decisions=decisions, appeals=appeals, reasons=[r.value for r in ReportReason],
                               cfg=cfg, at=now(), **extra)
@@ -145,6 +148,7 @@ def add_console(app: FastAPI, transactions: Transactions, cfg: ModerationConfig)
         async with transactions.pool.acquire() as conn:
             rows = await conn.fetch(
                 """SELECT a.appeal_id, a.content_id, a.status, a.reason, a.submitted_at, a.decided_by, a.decided_at,
+                          a.statement,
                           c.state, c.category, d.facts, d.automated_decision, d.decided_at AS delisted_at
                    FROM appeals a LEFT JOIN content c USING (content_id)
                    LEFT JOIN decisions d ON d.decision_id = a.decision_id

@@ -6,12 +6,14 @@ import uuid
 
 import asyncpg
 
-from tests.integration.moderation.support import about, appeal, config, content, report, running_moderation, until
+from tests.integration.moderation.support import (about, appeal, config, content, publish, report,
+                                                  running_moderation, until)
 from tests.support.kafka import wait_for_events
 from tests.support.stack import service_settings
 
 DELISTED, RELISTED = "warden.search.content.delisted.v1", "warden.search.content.relisted.v1"
-MODERATOR = "appeal-token"  # tests/integration/moderation/support.py: alex, roles moderator + appeals
+MODERATOR = "mod-token"  # tests/integration/moderation/support.py: maria, role moderator
+APPEALS = "appeal-token"  # alex, roles moderator + appeals: someone other than the moderator who delisted
 
 
 async def queued(database_url: str, content_id: str) -> bool:
@@ -38,10 +40,11 @@ async def test_moderator_delists_a_queued_channel_then_overturns_the_appeal(
     banned = content(title="KNOWN-TERROR-SAMPLE-0001")
     settings = service_settings(bootstrap, database_url)
     async with running_moderation(settings, config()):
+        await publish(bootstrap, channel)
+        await publish(bootstrap, banned)  # the platform's title matches a bank: delisted on arrival, first
+        await report(bootstrap, channel, f"user-{uuid.uuid4().hex[:6]}", "scam")  # a new reporter: 0.5
         for reporter in (f"user-{uuid.uuid4().hex[:6]}", f"user-{uuid.uuid4().hex[:6]}"):
-            await report(bootstrap, channel, reporter, "drugs")          # 2 x 4.0: above review, below delist
-        await report(bootstrap, channel, f"user-{uuid.uuid4().hex[:6]}", "scam")
-        await report(bootstrap, banned, f"user-{uuid.uuid4().hex[:6]}", "other")  # bank match: urgent, first
+            await report(bootstrap, channel, reporter, "drugs")          # 2 new reporters: 2 x 1.0, 2.5: review
         await until(lambda: queued(database_url, channel["id"]))
         await until(lambda: queued(database_url, banned["id"]))
         base = f"http://127.0.0.1:{settings.http_port}"
@@ -53,7 +56,7 @@ async def test_moderator_delists_a_queued_channel_then_overturns_the_appeal(
         await page.get_by_role("button", name="Sign in").click()
         await page.wait_for_url(f"{base}/console/")
         rows = [await r.get_attribute("data-content-id") for r in await page.locator("#queue tbody tr").all()]
-        assert rows.index(banned["id"]) < rows.index(channel["id"])  # urgent bank match first
+        assert rows.index(banned["id"]) < rows.index(channel["id"])  # high-severity bank match first
         await screenshot(page, "queue")
 
         await page.locator(f'tr[data-content-id="{channel["id"]}"]').get_by_role("link").click()
@@ -71,10 +74,20 @@ async def test_moderator_delists_a_queued_channel_then_overturns_the_appeal(
                                            lambda e: about(channel["id"])(e) and e["type"] == DELISTED)
         assert delisted["data"]["category"] == "drugs"
 
+        # A moderator token without the appeals role sees the queue but not the appeals.
+        answer = await page.goto(f"{base}/console/appeals")
+        assert answer.status == 403 and "appeals" in await page.get_by_role("alert").inner_text()
+
         appeal_id = await appeal(bootstrap, channel["id"], channel["owner_account_id"])
         await until(lambda: open_appeal(database_url, appeal_id))
+        page = await (await browser.new_context(viewport={"width": 1366, "height": 900})).new_page()
+        await page.goto(f"{base}/console/signin")
+        await page.get_by_label("Your access token").fill(APPEALS)
+        await page.get_by_role("button", name="Sign in").click()
+        await page.wait_for_url(f"{base}/console/")
         await page.get_by_role("link", name="Appeals").click()
         row = page.locator(f'tr[data-appeal-id="{appeal_id}"]')
+        assert "It is a hiking club" in await row.locator("td.statement").inner_text()  # the appellant's statement
         await row.get_by_label("Note (optional)").fill("The owner showed it is a party-supplies shop")
         await screenshot(page, "appeals")
         await row.get_by_role("button", name="Overturn and relist").click()
@@ -85,12 +98,3 @@ async def test_moderator_delists_a_queued_channel_then_overturns_the_appeal(
         [relisted] = await wait_for_events(bootstrap, "search.delistings",
                                            lambda e: about(channel["id"])(e) and e["type"] == RELISTED)
         assert relisted["data"]["content_id"] == channel["id"]
-
-        # A moderator token without the appeals role sees the queue but not the appeals.
-        other = await (await browser.new_context()).new_page()
-        await other.goto(f"{base}/console/signin")
-        await other.get_by_label("Your access token").fill("mod-token")
-        await other.get_by_role("button", name="Sign in").click()
-        await other.wait_for_url(f"{base}/console/")
-        answer = await other.goto(f"{base}/console/appeals")
-        assert answer.status == 403 and "appeals" in await other.get_by_role("alert").inner_text()

@@ -16,13 +16,14 @@ from tests.support.kafka import produce_event
 from warden.runtime.runner import Runtime
 
 REPORT, APPEAL = "warden.moderation.report.submitted.v1", "warden.moderation.appeal.submitted.v1"
+UPDATED, REMOVED = "warden.platform.content.updated.v1", "warden.platform.content.removed.v1"
 TOKENS = {"mod-token": {"name": "maria", "roles": ["moderator"]},
           "appeal-token": {"name": "alex", "roles": ["moderator", "appeals"]},
           "viewer-token": {"name": "victor", "roles": []}}
 
 
 def config(**overrides) -> ModerationConfig:
-    values = dict(tokens=TOKENS, trusted_flaggers=["org-hotline"])
+    values = dict(tokens=TOKENS, trusted_flaggers=["org-hotline"], unknown_content_sweep_seconds=0.5)
     values.update(overrides)
     return ModerationConfig(**values)
 
@@ -57,6 +58,21 @@ def content(**overrides) -> dict:
             "title": "Weekend hiking group", "text": None}
     item.update(overrides)
     return item
+
+
+def facts(item: dict, **overrides) -> dict:
+    """The platform's description of a reported item (platform.content), as the platform would publish it."""
+    at = datetime.now(timezone.utc).isoformat()
+    data = {"content_id": item["id"], "kind": item["kind"], "owner_account_id": item["owner_account_id"],
+            "title": item["title"], "text": item["text"], "language": None, "public_in_search": True,
+            "created_at": at, "updated_at": at, "media": []}
+    data.update(overrides)
+    return data
+
+
+async def publish(bootstrap: str, item: dict, **overrides) -> dict:
+    """The platform describes the item on platform.content (overrides: fields that differ from the report's)."""
+    return await produce_event(bootstrap, "platform.content", UPDATED, facts(item, **overrides))
 
 
 async def report(bootstrap: str, item: dict, reporter: str, reason: str = "drugs") -> dict:

@@ -5,7 +5,9 @@ report replays the batch event by event and dead-letters only that report; a
 redelivered batch changes nothing; workers scoring the same items from different
 partitions at the same time (any key) delist each item once, from the windows
 Postgres holds; and through the broker, reports trickling in many small batches
-all count.
+all count. The platform describes every item first (platform.content), and the
+reporters here start with established trust (`trust_new=1.0`): these tests are
+about the windows, not about brigading (test_integrity.py).
 """
 from __future__ import annotations
 
@@ -16,9 +18,8 @@ from datetime import datetime, timedelta, timezone
 
 from aiokafka.structs import ConsumerRecord
 
-from moderation.banks import BankScorer, load_banks
 from moderation.service import MIGRATIONS, build_service
-from tests.integration.moderation.support import config, running_moderation, until
+from tests.integration.moderation.support import UPDATED, config, facts, running_moderation, until
 from tests.support.stack import service_settings
 from warden.contract.envelope import encode_structured, new_event
 from warden.runtime import kafka
@@ -26,6 +27,21 @@ from warden.runtime.consumer import ConsumerLoop
 from warden.runtime.database import RUNTIME_MIGRATIONS, create_pool, migrate
 
 REPORTS, REPORT = "moderation.reports.submitted", "warden.moderation.report.submitted.v1"
+TITLES = {"ban": "KNOWN-ABUSE-SAMPLE-0001", "sold": "Buy cocaine here"}  # what the platform says these items are
+
+
+def described(offset: int, content_id: str, title: str = "Weekend hiking group", partition: int = 0) -> ConsumerRecord:
+    """The platform's description of an item, on platform.content."""
+    data = facts({"kind": "channel", "id": content_id, "owner_account_id": f"acc-{content_id}", "title": title,
+                  "text": None})
+    value, headers = encode_structured(new_event(UPDATED, "/tests", data))
+    return ConsumerRecord("platform.content", partition, offset, 0, 0, content_id.encode(), value, None, 0, 0,
+                          tuple(headers))
+
+
+def content_of(run: str) -> list[ConsumerRecord]:
+    kinds = ("mob", "rep", "two", "ban", "flag", "sold", "late")
+    return [described(n, f"{kind}-{run}", TITLES.get(kind, "Weekend hiking group")) for n, kind in enumerate(kinds)]
 
 
 def record(offset: int, content_id: str, reporter: str, reason: str = "drugs", *, report_id: str | None = None,
@@ -41,9 +57,10 @@ def record(offset: int, content_id: str, reporter: str, reason: str = "drugs", *
 
 
 def reports_of(run: str) -> list[ConsumerRecord]:
-    """An item mobbed to delisting and reported after; a reporter repeating; the same event twice; bank matches
-    (one that delists, one that adds to the score of later reports); a trusted flagger; a report older than the
-    window, and a reporter's first report inside it counting, not their later ones; garbage."""
+    """An item mobbed to delisting and reported after; a reporter repeating; the same event twice; items whose
+    platform facts match banks (one delisted on arrival, one whose match adds to the score of its reports; the
+    titles the reporters type match nothing); a trusted flagger; a report older than the window, and a
+    reporter's first report inside it counting, not their later ones; garbage."""
     mobbed, repeated, twice, banned, flagged, sold = (f"{kind}-{run}" for kind in ("mob", "rep", "two", "ban",
                                                                                   "flag", "sold"))
     records = [record(0, mobbed, f"r-{run}-old", "child_abuse", age=timedelta(hours=25))]  # outside the window
@@ -51,11 +68,10 @@ def reports_of(run: str) -> list[ConsumerRecord]:
     records += [record(5, repeated, f"r-{run}-x", "weapons"), record(6, repeated, f"r-{run}-x", "weapons")]
     records += [record(7, twice, f"r-{run}-t", event_id=f"ev-{run}"),
                 record(8, twice, f"r-{run}-t", event_id=f"ev-{run}")]  # the same CloudEvent id: a repeat
-    records += [record(9, banned, f"r-{run}-b", "other", title="KNOWN-ABUSE-SAMPLE-0001"),
-                record(10, banned, f"r-{run}-c", "spam", title="KNOWN-ABUSE-SAMPLE-0001")]
+    records += [record(9, banned, f"r-{run}-b", "other"), record(10, banned, f"r-{run}-c", "spam")]
     records += [record(11, flagged, "org-hotline", "spam")]
     records.append(ConsumerRecord(REPORTS, 0, 12, 0, 0, b"k", b"{not json", None, 0, 0, ()))
-    records += [record(13, sold, f"r-{run}-s1", "spam", title="Buy cocaine here"),  # 1 + the bank's 4: review
+    records += [record(13, sold, f"r-{run}-s1", "spam", title="KNOWN-TERROR-SAMPLE-0001"),  # 1 + the bank's 4
                 record(14, sold, f"r-{run}-s2", "spam")]  # 1 more, the bank match still counts: 6
     late = f"late-{run}"  # one reporter: outside the window, then spam, then child abuse: only the spam counts (1)
     records += [record(15, late, f"r-{run}-l", "other", age=timedelta(hours=30)),
@@ -63,24 +79,12 @@ def reports_of(run: str) -> list[ConsumerRecord]:
     return records
 
 
-class FailingScorer(BankScorer):
-    def __init__(self, banks, fail_on: str):
-        super().__init__(banks)
-        self.fail_on = fail_on
-
-    def detect(self, content):
-        if content.id == self.fail_on:
-            raise ValueError("scorer broke")
-        return super().detect(content)
-
-
 @contextlib.asynccontextmanager
-async def consumer_loop(database_url: str, schema: str, scorer=None):
+async def consumer_loop(database_url: str, schema: str):
     """The moderation service's consumer loop without a Kafka consumer: batches are handed to `process`."""
     await migrate(database_url, schema, [RUNTIME_MIGRATIONS, *MIGRATIONS])
     pool = await create_pool(database_url, schema, 2)
-    cfg = config()
-    service = build_service(cfg, scorer or BankScorer(load_banks(cfg.banks_file)))
+    service = build_service(config(trust_new=1.0))
     try:
         yield ConsumerLoop(service, pool, consumer=None, batch_max_records=500, poll_timeout_ms=100,
                            retry_initial_s=0.05, retry_max_s=0.5), pool
@@ -109,29 +113,34 @@ async def test_a_batch_leaves_what_the_same_reports_one_by_one_leave(database_ur
     records = reports_of(run)
     async with consumer_loop(database_url, "moderation") as (batched, pool_a), \
             consumer_loop(database_url, "moderation_b") as (single, pool_b):
+        for loop in (batched, single):
+            await loop.process(content_of(run))
         await batched.process(records)
         for r in records:
             await single.process([r])
         a, b = await state(pool_a), await state(pool_b)
     assert a == b
     delisted = sorted(c for c, s, _ in a["content"] if s == "delisted")
-    assert delisted == [f"ban-{run}", f"mob-{run}"]  # the mob at its third reporter, the bank match at once
+    assert delisted == [f"ban-{run}", f"mob-{run}"]  # the mob at its third reporter, the bank match on arrival
     assert [d[5] for d in a["decisions"] if d[0] == f"mob-{run}"] == [
-        "Reports from 3 distinct reporters reached a score of 12 in 24 h (delisting threshold 12)."]
+        "Reports from 3 distinct reporters, with established trust behind 12 of it, reached a score of 12 in 24 h "
+        "(delisting threshold 12)."]
     assert a["outbox"].count("moderation.decisions") == 2 and a["outbox"].count("search.delistings") == 2
     assert a["outbox"].count(REPORTS + ".dlq") == 1  # the garbage
-    assert {q[0]: q[4] for q in a["queue"]} == {f"mob-{run}": 12.0, f"ban-{run}": 11.0, f"flag-{run}": 2.5,
-                                                 f"sold-{run}": 6.0}
+    assert {q[0]: q[4] for q in a["queue"]} == {f"mob-{run}": 12.0, f"ban-{run}": 10.0, f"flag-{run}": 2.5,
+                                                 f"sold-{run}": 6.0, f"rep-{run}": 4.0, f"two-{run}": 4.0}
     assert sorted(b[1] for b in a["banks"]) == ["drugs-for-sale", "known-abuse-material"]
-    assert a["inbox"] == 17 and len(a["reports"]) == 16  # the event sent twice counts once
+    assert a["inbox"] == 17 + 7 and len(a["reports"]) == 16  # the event sent twice counts once
 
 
 async def test_a_failing_report_replays_the_batch_and_dead_letters_only_that_report(database_url):
     run = uuid.uuid4().hex[:8]
     broken = f"rep-{run}"
-    scorer = FailingScorer(load_banks(config().banks_file), broken)
-    async with consumer_loop(database_url, "moderation", scorer) as (loop, pool):
-        await loop.process(reports_of(run))
+    records = [record(r.offset, broken, "r", title="nul \x00 byte") if r.key == broken.encode() else r
+               for r in reports_of(run)]  # text Postgres refuses: the statement fails
+    async with consumer_loop(database_url, "moderation") as (loop, pool):
+        await loop.process(content_of(run))
+        await loop.process(records)
         found = await state(pool)
         async with pool.acquire() as conn:
             reasons = [dict(zip(r["header_names"], r["header_values"]))["dlq.reason"] for r in await conn.fetch(
@@ -139,12 +148,14 @@ async def test_a_failing_report_replays_the_batch_and_dead_letters_only_that_rep
     assert reasons == [b"handler_error", b"handler_error", b"undecodable"]  # both reports of the broken item
     assert not [r for r in found["reports"] if r[0] == broken]  # their savepoints were rolled back
     assert found["outbox"].count("search.delistings") == 2  # the rest of the batch went through
-    assert found["inbox"] == 17
+    assert found["inbox"] == 17 + 7
 
 
 async def test_a_redelivered_batch_changes_nothing(database_url):
-    records = reports_of(uuid.uuid4().hex[:8])
+    run = uuid.uuid4().hex[:8]
+    records = reports_of(run)
     async with consumer_loop(database_url, "moderation") as (loop, pool):
+        await loop.process(content_of(run))
         await loop.process(records)
         before = await state(pool)
         await loop.process(records)
@@ -158,6 +169,7 @@ async def test_workers_on_different_partitions_delist_each_item_once_whatever_th
     async with consumer_loop(database_url, "moderation") as (first, pool), \
             consumer_loop(database_url, "moderation") as (second, _), \
             consumer_loop(database_url, "moderation") as (third, _):
+        await first.process([described(n, item) for n, item in enumerate(items)])
         batches = [[record(n, item, f"w{w}-{item}", partition=w) for n, item in enumerate(items)] for w in range(3)]
         batches[1].reverse()  # locks taken in another order than the batch's must not deadlock
         await asyncio.gather(*(loop.process(batch) for loop, batch in zip((first, second, third), batches)))
@@ -186,9 +198,18 @@ async def test_reports_through_the_broker_in_many_small_batches_all_count(bootst
             return await conn.fetchval(sql, f"burst-{run}-%")
 
     settings = service_settings(bootstrap, database_url, batch_max_records=3)
-    async with running_moderation(settings, config()):
+    async with running_moderation(settings, config(trust_new=1.0)):
         pool = await create_pool(database_url, "moderation", 1)
         try:
+            producer = kafka.producer(bootstrap)
+            await producer.start()
+            try:
+                for n, item in enumerate(items):
+                    r = described(n, item)
+                    await producer.send_and_wait("platform.content", r.value, key=r.key, headers=list(r.headers))
+            finally:
+                await producer.stop()
+            await until(lambda: count("SELECT count(*) = 30 FROM platform_content WHERE content_id LIKE $1"))
             await burst("a")
             await burst("b")  # drugs 4 + 4 = 8 per item: queued, not delisted
             await until(lambda: count("SELECT count(*) = 60 FROM reports WHERE content_id LIKE $1"))
@@ -197,3 +218,30 @@ async def test_reports_through_the_broker_in_many_small_batches_all_count(bootst
             await until(lambda: count("SELECT count(*) = 30 FROM decisions WHERE content_id LIKE $1"))
         finally:
             await pool.close()
+
+
+async def test_content_described_while_a_batch_waits_for_its_lock_is_scored_not_left_waiting(database_url):
+    """The platform's handler holds the item's row (describing it) while a batch of its reports waits for the
+    lock: once it commits, the batch sees the item described and scores the reports (none is left pending)."""
+    run = uuid.uuid4().hex[:8]
+    item = f"race-{run}"
+    async with consumer_loop(database_url, "moderation") as (loop, pool):
+        async with pool.acquire() as describing:
+            tx = describing.transaction()
+            await tx.start()
+            await describing.execute(
+                """INSERT INTO platform_content (content_id, kind, owner_account_id, title, public_in_search,
+                                                 created_at, updated_at) VALUES ($1, 'channel', 'acc', 'Hiking', true,
+                                                 now(), now())""", item)
+            await describing.execute("INSERT INTO content (content_id, kind, first_reported_at) VALUES ($1, 'channel',"
+                                     " now())", item)
+            scoring = asyncio.create_task(loop.process([record(n, item, f"r-{run}-{n}") for n in range(3)]))
+            await asyncio.sleep(1.0)
+            assert not scoring.done()  # waiting for the row
+            await tx.commit()
+        await scoring
+        async with pool.acquire() as conn:
+            pending = await conn.fetchval("SELECT count(*) FROM reports WHERE content_id = $1"
+                                          " AND pending_since IS NOT NULL", item)
+            state = await conn.fetchval("SELECT state FROM content WHERE content_id = $1", item)
+    assert pending == 0 and state == "delisted"  # three established reporters: 12

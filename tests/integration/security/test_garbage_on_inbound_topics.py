@@ -167,7 +167,7 @@ def test_garbage_on_the_subscriber_feed_is_dead_lettered_and_good_events_are_sto
     asyncio.run(scenario())
 
 
-# --- moderation: reports and appeals --------------------------------------------------------------
+# --- moderation: content, reports and appeals -------------------------------------------------------
 
 def good_report() -> dict:
     return {"report_id": f"fuzz-rep-{uuid.uuid4().hex[:10]}", "reporter_id": f"fuzz-user-{uuid.uuid4().hex[:6]}",
@@ -182,6 +182,14 @@ def good_appeal() -> dict:
             "account_id": "fuzz-owner", "statement": "This is a hiking group", "submitted_at": now().isoformat()}
 
 
+def good_content() -> dict:
+    return {"content_id": f"fuzz-chan-{uuid.uuid4().hex[:10]}", "kind": "channel", "owner_account_id": "fuzz-owner",
+            "title": "A hiking group", "text": "Walks every Sunday", "language": "en", "public_in_search": True,
+            "created_at": now().isoformat(), "updated_at": now().isoformat(),
+            "media": [{"media_id": "m1", "pdq": "f" * 64, "quality": 90}]}
+
+
+CONTENT = garbage_for("warden.platform.content.updated.v1", good_content, ["content_id", "kind"])
 REPORTS = garbage_for("warden.moderation.report.submitted.v1", good_report, ["report_id", "reporter_id"])
 APPEALS = garbage_for("warden.moderation.appeal.submitted.v1", good_appeal, ["appeal_id", "content_id", "account_id"])
 
@@ -189,11 +197,12 @@ APPEALS = garbage_for("warden.moderation.appeal.submitted.v1", good_appeal, ["ap
 @pytest.mark.skipif(not moderation_available(), reason="TODO: moderation service not built yet")
 @FUZZ
 @given(data=st.data())
-def test_garbage_on_moderation_topics_is_dead_lettered_and_good_reports_count(bootstrap, database_url, data,
+def test_garbage_on_moderation_topics_is_dead_lettered_and_good_events_count(bootstrap, database_url, data,
                                                                                tmp_path_factory):
     from tests.integration.moderation.support import config, running_moderation
 
     reports, appeals = draw_batch(data, REPORTS, PER_KIND), draw_batch(data, APPEALS, 1)
+    contents = draw_batch(data, CONTENT, 1)
     tag = uuid.uuid4().hex
 
     async def scenario():
@@ -209,8 +218,14 @@ def test_garbage_on_moderation_topics_is_dead_lettered_and_good_reports_count(bo
                 "moderation.reports.submitted", "warden.moderation.report.submitted.v1", good_report), tag)
             good_appeals = await send_batch(bootstrap, "moderation.appeals.submitted", appeals, await one(
                 "moderation.appeals.submitted", "warden.moderation.appeal.submitted.v1", good_appeal), tag)
+            good_contents = await send_batch(bootstrap, "platform.content", contents, await one(
+                "platform.content", "warden.platform.content.updated.v1", good_content), tag)
             await dead_letters(bootstrap, "moderation.reports.submitted", reports, tag)
             await dead_letters(bootstrap, "moderation.appeals.submitted", appeals, tag)
+            await dead_letters(bootstrap, "platform.content", contents, tag)
+            content_ids = [c["content_id"] for c in good_contents]
+            await until(lambda: db_count(database_url, "SELECT count(*) = $2 FROM moderation.platform_content"
+                                         " WHERE content_id = ANY($1)", content_ids, len(content_ids)))
             ids = [r["report_id"] for r in good_reports]
             await until(lambda: db_count(database_url, "SELECT count(*) = $2 FROM moderation.reports"
                                          " WHERE report_id = ANY($1)", ids, len(ids)))

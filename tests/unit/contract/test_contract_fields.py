@@ -31,13 +31,20 @@ CONTRACT_FIELDS = {
         "decision_id", "content_id", "action", "ground", "category", "automated_detection",
         "automated_decision", "facts", "appealable_until"},
     "warden.moderation.violation.confirmed.v1": {"account_id", "content_id", "category", "decided_at"},
+    "warden.moderation.violation.withdrawn.v1": {"account_id", "content_id", "decision_id", "withdrawn_at"},
+    "warden.moderation.notice.v1": {"notice_id", "account_id", "kind", "decision_id", "content_id", "text", "at"},
+    "warden.platform.content.updated.v1": {
+        "content_id", "kind", "owner_account_id", "title", "text", "language", "public_in_search", "created_at",
+        "updated_at", "media"},
+    "warden.platform.content.removed.v1": {"content_id", "removed_at"},
 }
 
 CONTRACT_TOPICS = {
     "legal.requests.submitted", "moderation.reports.submitted", "moderation.appeals.submitted",
     "legal.authorities", "platform.subscribers", "legal.requests.received", "legal.requests.decided",
     "legal.disclosures.issued", "legal.requests.status", "legal.notices.due", "search.delistings",
-    "moderation.decisions", "moderation.violations", "legal.audit.checkpoints",
+    "moderation.decisions", "moderation.violations", "legal.audit.checkpoints", "platform.content",
+    "moderation.notices",
 }
 
 

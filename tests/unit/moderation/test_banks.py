@@ -3,13 +3,18 @@ import pytest
 
 from moderation.banks import BankScorer, load_banks, normalise, parse_banks
 from moderation.config import ModerationConfig
-from warden.contract.events import ReportedContent
+from datetime import datetime, timezone
+
+from warden.contract.events import ContentUpdated
 
 SCORER = BankScorer(load_banks(ModerationConfig().banks_file))
 
 
 def item(title=None, text=None):
-    return ReportedContent(kind="channel", id="c1", title=title, text=text)
+    """Banks only ever see the platform's facts (platform.content), never a report's claim."""
+    at = datetime(2026, 6, 1, tzinfo=timezone.utc)
+    return ContentUpdated(content_id="c1", kind="channel", owner_account_id=None, title=title, text=text,
+                          public_in_search=True, created_at=at, updated_at=at)
 
 
 @pytest.mark.parametrize("raw, expected", [

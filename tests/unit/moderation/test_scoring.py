@@ -36,7 +36,7 @@ def test_reports_leave_the_window_and_the_reporter_counts_again_after():
     old = scoring.add_report({}, "a", 4.0, NOW - timedelta(hours=30), NOW - timedelta(hours=54))
     assert scoring.window_score(old, START) == 0
     again = scoring.add_report(old, "a", 3.0, NOW, START)
-    assert again == {"a": [3.0, NOW.timestamp()]}
+    assert again == {"a": [3.0, NOW.timestamp(), 1.0]}
 
 
 def test_window_starts_at_the_last_human_decision_when_later():
@@ -76,3 +76,37 @@ def test_queue_priority_urgent_then_trusted_then_score():
     ranks = [QueueRank(False, False, 900), QueueRank(False, True, 5), QueueRank(True, False, 0)]
     ordered = sorted(ranks, key=QueueRank.priority, reverse=True)
     assert ordered == [ranks[2], ranks[1], ranks[0]]
+
+
+LOOSE = ModerationConfig(review_threshold=5, delist_threshold=12, min_established_score=6, burst_min_reporters=3,
+                         burst_minutes=60)
+
+
+def window(*reporters):
+    """(who, contribution, minutes ago, established) -> a window."""
+    return {who: [value, (NOW - timedelta(minutes=ago)).timestamp(), 1.0 if est else 0.0]
+            for who, value, ago, est in reporters}
+
+
+@pytest.mark.parametrize("reports, high, action, coordinated", [
+    # established reporters past the threshold delist
+    (window(("a", 5, 300, True), ("b", 5, 200, True), ("c", 4, 100, True)), False, Action.delist, False),
+    # the same score from fresh accounts, spread out: queued, not delisted (too little established trust)
+    (window(("a", 5, 300, False), ("b", 5, 200, False), ("c", 4, 100, False)), False, Action.review, False),
+    # a burst of unproven reporters is coordinated: queued even with established trust past the minimum
+    (window(("a", 8, 300, True), ("x", 2, 10, False), ("y", 2, 5, False), ("z", 1, 1, False)), False,
+     Action.review, True),
+    # a small burst, below the review threshold, is still flagged and queued
+    (window(("x", 1, 10, False), ("y", 1, 5, False), ("z", 1, 1, False)), False, Action.review, True),
+    # a high-severity match on the content's facts delists whoever reported it
+    (window(("bank:known", 10, 0, True)), True, Action.delist, False),
+    (window(("x", 1, 10, False)), False, Action.record, False),
+])
+def test_judge_delists_on_volume_only_with_established_trust_and_no_burst(reports, high, action, coordinated):
+    verdict = scoring.judge(reports, START, high, LOOSE)
+    assert (verdict.action, verdict.coordinated) == (action, coordinated)
+
+
+def test_bank_matches_never_count_as_a_burst():
+    assert not scoring.coordinated(window(("bank:a", 4, 1, False), ("bank:b", 4, 1, False), ("x", 1, 1, False)),
+                                   LOOSE)

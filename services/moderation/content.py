@@ -1,0 +1,148 @@
+"""What the platform says its public content is (platform.content), checked on arrival, report or not.
+
+`record_content` is the handler of `platform.content`. An update newer than the
+one held replaces moderation's projection (`platform_content`): kind, owner,
+title, text, media. Public content is then run through the scorer
+(`Scorer.detect`, banks.py: the one place where banks, the classifier and media
+hashes look at content), its bank matches replaced by what the facts match now,
+the reports that waited for it released, and, when something matched or reports
+waited, the item judged as a report would judge it (reports.judge_item): a
+high-severity match delists, any other match queues it for a human, proactively
+when no one reported it.
+
+`hand_over_unknown` (a background job) queues for humans the reports about
+content the platform has not described within `unknown_content_wait_hours`.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import timedelta
+
+import asyncpg
+
+from warden.contract.envelope import now as current_time
+from warden.contract.events import ContentRemoved, ContentUpdated
+from warden.runtime.database import is_transient
+from warden.runtime.service import Context, ServiceContext
+
+from moderation import scoring
+from moderation.banks import Detection, Scorer
+from moderation.config import ModerationConfig
+from moderation.handlers import delist_all
+from moderation.reports import Item, Outcome, enqueue_all, judge_item, read_windows
+
+log = logging.getLogger(__name__)
+
+
+async def record_content(ctx: Context, event: ContentUpdated | ContentRemoved, *, scorer: Scorer,
+                         cfg: ModerationConfig) -> None:
+    if isinstance(event, ContentRemoved):
+        await remove_content(ctx.conn, event)
+        return
+    if not await project(ctx.conn, event):
+        return  # an older update than the one held, or one from before the content was removed
+    at = current_time()
+    row = await ctx.conn.fetchrow(
+        """INSERT INTO content (content_id, kind, first_reported_at) VALUES ($1, $2, $3)
+           ON CONFLICT (content_id) DO UPDATE SET kind = EXCLUDED.kind, updated_at = now()
+           RETURNING state, cleared_at, first_reported_at""", event.content_id, event.kind, at)
+    detections = scorer.detect(event) if event.public_in_search else []
+    await replace_bank_matches(ctx.conn, event.content_id, detections, at, cfg)
+    released = await ctx.conn.fetchval(
+        """WITH released AS (UPDATE reports SET pending_since = NULL WHERE content_id = $1 AND pending_since IS NOT NULL
+                             RETURNING 1) SELECT count(*) FROM released""", event.content_id)
+    if not detections and not released:
+        return  # nothing matched and no report waited: the window, judged when its reports came, is unchanged
+    item = Item(row["state"], row["cleared_at"], row["first_reported_at"], new=False, known=True,
+                high_severity=[d.category for d in detections if d.high_severity])
+    await read_windows(ctx.conn, {event.content_id: item}, at, cfg)
+    reported = await ctx.conn.fetchrow(
+        """SELECT (array_agg(reason ORDER BY contribution DESC))[1] AS reason, bool_or(trusted) AS trusted
+           FROM reports WHERE content_id = $1 AND reported_at >= $2 AND NOT suspended""",
+        event.content_id, scoring.window_start(at, row["cleared_at"], cfg))
+    reason = next((d.category for d in sorted(detections, key=lambda d: not d.high_severity)), None)
+    outcome = Outcome()
+    judge_item(event.content_id, item, outcome, cfg=cfg, at=at, trusted=bool(reported["trusted"]),
+               reason=reason or reported["reason"] or "other",
+               source="notice" if reported["reason"] else "proactive")
+    await delist_all(ctx.conn, outcome.delistings, human=None, now=at, cfg=cfg, effects=ctx)
+    await enqueue_all(ctx.conn, outcome)
+
+
+async def project(conn: asyncpg.Connection, event: ContentUpdated) -> bool:
+    """The platform's facts, if newer than those held; True when they were taken."""
+    return bool(await conn.fetchval(
+        """INSERT INTO platform_content (content_id, kind, owner_account_id, title, text, language, public_in_search,
+                                         media, created_at, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10)
+           ON CONFLICT (content_id) DO UPDATE SET kind = EXCLUDED.kind, owner_account_id = EXCLUDED.owner_account_id,
+               title = EXCLUDED.title, text = EXCLUDED.text, language = EXCLUDED.language,
+               public_in_search = EXCLUDED.public_in_search, media = EXCLUDED.media,
+               created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at, removed_at = NULL,
+               received_at = now()
+           WHERE platform_content.updated_at < EXCLUDED.updated_at
+             AND (platform_content.removed_at IS NULL OR platform_content.removed_at < EXCLUDED.updated_at)
+           RETURNING true""",
+        event.content_id, event.kind, event.owner_account_id, event.title, event.text, event.language,
+        event.public_in_search, json.dumps([m.model_dump() for m in event.media]), event.created_at,
+        event.updated_at))
+
+
+async def replace_bank_matches(conn: asyncpg.Connection, content_id: str, detections: list[Detection], at,
+                               cfg: ModerationConfig) -> None:
+    """The content's bank matches become what its current facts match (a match already held keeps its time)."""
+    banks = [d.bank_id for d in detections]
+    await conn.execute("DELETE FROM bank_matches WHERE content_id = $1 AND NOT bank_id = ANY($2::text[])",
+                       content_id, banks)
+    if detections:
+        await conn.execute(
+            """INSERT INTO bank_matches (content_id, bank_id, contribution, matched_at, category, high_severity)
+               SELECT $1, u.bank_id, u.contribution, $2, u.category, u.high
+               FROM unnest($3::text[], $4::float8[], $5::text[], $6::bool[]) AS u(bank_id, contribution, category, high)
+               ON CONFLICT (content_id, bank_id) DO UPDATE SET contribution = EXCLUDED.contribution,
+                   category = EXCLUDED.category, high_severity = EXCLUDED.high_severity""",
+            content_id, at, banks, [scoring.contribution(d.category, d.weight, cfg) for d in detections],
+            [d.category for d in detections], [d.high_severity for d in detections])
+
+
+async def remove_content(conn: asyncpg.Connection, event: ContentRemoved) -> None:
+    """Gone from the platform: nothing left to match or to review."""
+    removed = await conn.fetchval(
+        """UPDATE platform_content SET removed_at = $2 WHERE content_id = $1
+               AND (removed_at IS NULL OR removed_at < $2) AND updated_at <= $2 RETURNING true""",
+        event.content_id, event.removed_at)
+    if removed:
+        await conn.execute("DELETE FROM bank_matches WHERE content_id = $1", event.content_id)
+        await conn.execute("DELETE FROM queue WHERE content_id = $1", event.content_id)
+
+
+async def hand_over_unknown(runtime: ServiceContext, cfg: ModerationConfig) -> None:
+    """Every `unknown_content_sweep_seconds`: reports still waiting for the platform's facts after
+    `unknown_content_wait_hours` go to the queue, for a human to judge on what the reporters claim."""
+    while not runtime.stopping.is_set():
+        if runtime.pool is not None:
+            try:
+                async with runtime.unit_of_work() as uow:
+                    await queue_unknown(uow.conn, current_time() - timedelta(hours=cfg.unknown_content_wait_hours))
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+        try:
+            await asyncio.wait_for(runtime.stopping.wait(), timeout=cfg.unknown_content_sweep_seconds)
+        except asyncio.TimeoutError:
+            pass
+
+
+async def queue_unknown(conn: asyncpg.Connection, before) -> None:
+    await conn.execute(
+        """WITH due AS (UPDATE reports SET pending_since = NULL WHERE pending_since <= $1
+                        RETURNING content_id, reason, trusted, contribution)
+           INSERT INTO queue (content_id, priority, urgent, trusted, score, reason, automated, coordinated, source)
+           SELECT content_id, CASE WHEN bool_or(trusted) THEN 1000 ELSE 0 END + least(sum(contribution), 999),
+                  false, bool_or(trusted), sum(contribution), (array_agg(reason ORDER BY contribution DESC))[1],
+                  NULL, false, 'unknown_content'
+           FROM due GROUP BY content_id
+           ON CONFLICT (content_id) DO UPDATE SET priority = greatest(queue.priority, EXCLUDED.priority),
+               trusted = queue.trusted OR EXCLUDED.trusted""", before)
