@@ -60,12 +60,14 @@ def add_routes(app: FastAPI, transactions: Transactions, cfg: ModerationConfig) 
     @app.get("/moderation/queue", tags=["moderation"], responses=ERRORS)
     async def queue(limit: int = 100, who: Moderator = Depends(moderator("moderator"))) -> list[dict]:
         """Items waiting for a human: high-severity matches first (`urgent`), then trusted flaggers', then by
-        score; `coordinated` marks a burst of unproven reporters, `source` where the item came from."""
+        the classifier's score on the content (`model_score`), then by report score; `coordinated` marks a burst of unproven reporters, `source` where the item came from."""
         async with transactions.pool.acquire() as conn:
             rows = await conn.fetch(
                 """SELECT q.content_id, q.priority, q.urgent, q.trusted, q.score, q.reason, q.automated, q.queued_at,
-                          q.coordinated, q.source, c.state, c.kind FROM queue q JOIN content c USING (content_id)
-                   ORDER BY q.priority DESC, q.queued_at LIMIT $1""", min(max(limit, 1), 1000))
+                          q.coordinated, q.source, c.state, c.kind, p.model_score, p.model_label, p.model_version
+                   FROM queue q JOIN content c USING (content_id) LEFT JOIN platform_content p USING (content_id)
+                   ORDER BY q.urgent DESC, q.trusted DESC, p.model_score DESC NULLS LAST, q.priority DESC,
+                            q.queued_at LIMIT $1""", min(max(limit, 1), 1000))
         return [dict(r) for r in rows]
 
     @app.get("/moderation/content/{content_id}", tags=["moderation"], responses=ERRORS)

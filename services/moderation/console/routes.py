@@ -67,8 +67,10 @@ def add_console(app: FastAPI, transactions: Transactions, cfg: ModerationConfig)
                           q.coordinated, q.source, c.state, c.kind,
                           (SELECT count(DISTINCT reporter_id) FROM reports r WHERE r.content_id = q.content_id
                              AND r.reported_at >= coalesce(c.cleared_at, '-infinity')) AS reporters
-                   FROM queue q JOIN content c USING (content_id)
-                   ORDER BY q.priority DESC, q.queued_at LIMIT 500""")
+                          , p.model_score, p.model_label
+                   FROM queue q JOIN content c USING (content_id) LEFT JOIN platform_content p USING (content_id)
+                   ORDER BY q.urgent DESC, q.trusted DESC, p.model_score DESC NULLS LAST, q.priority DESC,
+                            q.queued_at LIMIT 500""")
         return console.render(request, "queue.html", session, items=items, cfg=cfg,
                               appeals_role="appeals" in who.roles)
 
