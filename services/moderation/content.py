@@ -2,16 +2,19 @@
 
 `record_content` is the handler of `platform.content`. An update newer than the
 one held replaces moderation's projection (`platform_content`): kind, owner,
-title, text, media. Public content is then run through the scorer
-(`Scorer.detect`, banks.py: the one place where banks, the classifier and media
-hashes look at content), its bank matches replaced by what the facts match now,
-the reports that waited for it released, and, when something matched or reports
-waited, the item judged as a report would judge it (reports.judge_item): a
-high-severity match delists, any other match queues it for a human, proactively
-when no one reported it.
+title, text, media. `check_content` then runs public content through every
+automated check (`detection.Checks`: text banks, PDQ media banks, the
+classifier), keeps the classifier's score and model version with the facts,
+replaces the item's bank matches by what the facts match now, releases the
+reports that waited for it and, when something matched or reports waited, judges
+the item as a report would (reports.judge_item): a high-severity match or a
+score at the model's delist threshold delists, any other match queues it for a
+human, proactively when no one reported it.
 
 `hand_over_unknown` (a background job) queues for humans the reports about
 content the platform has not described within `unknown_content_wait_hours`.
+`recheck_public_content` (a background job) runs `check_content` again, in
+throttled batches, on public content checked with other banks or another model.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import logging
 from datetime import timedelta
 
 import asyncpg
+from pydantic import ValidationError
 
 from warden.contract.envelope import now as current_time
 from warden.contract.events import ContentMedia, ContentRemoved, ContentUpdated
@@ -202,7 +206,14 @@ async def recheck_batch(conn: asyncpg.Connection, checks: Checks, cfg: Moderatio
            WHERE removed_at IS NULL AND public_in_search AND checked_with IS DISTINCT FROM $1
            ORDER BY content_id LIMIT $2 FOR UPDATE SKIP LOCKED""", checks.fingerprint, cfg.recheck_batch)
     for row in rows:
-        await check_content(conn, facts_of_row(row), checks, cfg, effects)
+        try:
+            facts = facts_of_row(row)
+        except ValidationError:  # projected from a valid event, so not expected; never stop the job over one row
+            log.warning("projected facts no longer valid; not re-checked", extra={"content_id": row["content_id"]})
+            await conn.execute("UPDATE platform_content SET checked_with = $2 WHERE content_id = $1",
+                               row["content_id"], checks.fingerprint)
+            continue
+        await check_content(conn, facts, checks, cfg, effects)
     return len(rows)
 
 
