@@ -188,3 +188,43 @@ async def test_reports_never_run_the_classifier_and_a_claimed_drug_shop_is_not_s
         decisions = await fetch(database_url, "SELECT 1 FROM decisions WHERE content_id = $1", hiking["id"])
     assert CountingChecks.calls[hiking["id"]] == 1  # on arrival; five reports later, not once more
     assert row["model_score"] < 0.5 and decisions == []
+
+
+async def test_content_a_moderator_restored_is_queued_not_delisted_again_by_the_model(bootstrap, database_url):
+    shop = content(**DRUG_SHOP)
+    async with running_moderation(service_settings(bootstrap, database_url), checked_config()) as api:
+        await publish(bootstrap, shop)
+        await wait_for_events(bootstrap, "search.delistings", about(shop["id"]))
+        await until(lambda: queued(api, shop["id"]))
+        restored = await api.post(f"/moderation/content/{shop['id']}/decisions", json={"action": "restore"},
+                                  headers=auth("mod-token"))
+        assert restored.status_code == 200, restored.text
+        await until(lambda: fetch(database_url, "SELECT 1 FROM content WHERE content_id = $1 AND state = 'listed'",
+                                  shop["id"]))
+        await publish(bootstrap, shop, text=DRUG_SHOP["text"] + " Новые позиции каждый день.")  # changed again
+        entry = await until(lambda: queued(api, shop["id"]))
+        delists = await fetch(database_url, "SELECT 1 FROM decisions WHERE content_id = $1 AND action = 'delist'",
+                              shop["id"])
+    assert entry["state"] == "listed" and entry["source"] == "proactive"  # for the humans, who decided before
+    assert len(delists) == 1
+
+
+async def test_a_projected_row_that_no_longer_validates_does_not_stop_the_recheck_job(bootstrap, database_url):
+    shop = content(**DRUG_SHOP)
+    async with running_moderation(service_settings(bootstrap, database_url), checked_config(classifier=False)):
+        await publish(bootstrap, shop)
+        await until(lambda: checked(database_url, [shop["id"]]))
+    conn = await asyncpg.connect(database_url, server_settings={"search_path": "moderation"})
+    try:  # a row the contract would refuse (kind), as an operator's hand-edit might leave it
+        await conn.execute("""INSERT INTO platform_content (content_id, kind, owner_account_id, title,
+                                  public_in_search, created_at, updated_at)
+                              VALUES ('aaa-odd', 'message', NULL, 'odd', true, now(), now())""")
+    finally:
+        await conn.close()
+    after = checked_config(recheck_batch=1)
+    fingerprint = Checks.load(after).fingerprint
+    async with running_moderation(service_settings(bootstrap, database_url), after) as api:
+        [sor] = await wait_for_events(bootstrap, "moderation.decisions", about(shop["id"]))
+        await until(lambda: checked(database_url, ["aaa-odd", shop["id"]], fingerprint))
+        assert (await api.get("/readyz")).status_code == 200
+    assert sor["data"]["action"] == "delist"
