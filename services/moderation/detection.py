@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from warden.contract.events import ContentUpdated
 
 from moderation.banks import BankScorer, Detection, load_banks
-from moderation.classifier import Classifier, Score
+from moderation.classifier import CLASSES, Classifier, Score
+from moderation.classifier.model import BENIGN
 from moderation.config import MediaBank, ModerationConfig
 from moderation.media import HashBank, MediaError, PdqHash, load_bank
 
@@ -38,17 +39,25 @@ MODEL_REASONS = {"drugs": "drugs", "weapons": "weapons", "scam": "scam", "forged
 
 
 def model_reason(label: str) -> str:
-    """The report reason for a class; a score above the review level with benign still the likeliest single
-    class (the violation classes sharing the rest) counts as illegal goods."""
+    """The report reason for a violation class."""
     return MODEL_REASONS.get(label, "illegal_goods")
 
 
-def model_detection(score: Score, cfg: ModerationConfig) -> Detection | None:
-    """The classifier's score as a match on the item (weighted by the score), or None below the review score."""
+def model_detection(score: Score, cfg: ModerationConfig, leaning: str | None = None) -> Detection | None:
+    """The classifier's score as a match on the item (weighted by the score), or None below the review score.
+    `leaning`: the likeliest violation class, for a score above the review score whose likeliest single class
+    is still benign (the violation classes sharing the rest)."""
     if score.score < cfg.classifier_review_score:
         return None
-    return Detection(f"{CLASSIFIER}{score.version}", model_reason(score.label), False, round(score.score, 4),
+    label = leaning if score.label == BENIGN and leaning else score.label
+    return Detection(f"{CLASSIFIER}{score.version}", model_reason(label), False, round(score.score, 4),
                      f"classifier:{score.score:.3f}")
+
+
+def leaning_class(classifier: Classifier, title: str | None, text: str | None) -> str:
+    """The likeliest class other than benign."""
+    probabilities = classifier.probabilities(title, text)
+    return max((c for c in CLASSES if c != BENIGN), key=lambda c: probabilities[CLASSES.index(c)])
 
 
 def model_facts(score: Score, threshold: float) -> str:
@@ -115,7 +124,11 @@ class Checks:
             return Check([], None)
         detections = self.text.detect(content) + self.media.detect(content)
         score = self.classifier.score(content.title, content.text) if self.classifier else None
-        found = model_detection(score, self.cfg) if score else None
+        if score is None:
+            return Check(detections, None)
+        leaning = leaning_class(self.classifier, content.title, content.text) \
+            if score.label == BENIGN and score.score >= self.cfg.classifier_review_score else None
+        found = model_detection(score, self.cfg, leaning)
         return Check(detections + [found] if found else detections, score)
 
     def detect(self, content: ContentUpdated) -> list[Detection]:

@@ -98,3 +98,11 @@ def test_a_malformed_bank_or_a_missing_model_stops_loading_with_an_error_naming_
         Checks.load(ModerationConfig(media_banks=[MediaBank(file=bad)], classifier=False))
     with pytest.raises(Exception, match="no model metadata"):
         Checks.load(ModerationConfig(model_dir=tmp_path))
+
+
+def test_above_the_review_score_with_benign_likeliest_the_match_takes_the_likeliest_violation_class(checks):
+    check = checks.check(facts("Party supplies, fast delivery"))
+    assert check.score.label == "benign" and check.score.score >= checks.cfg.classifier_review_score
+    [found] = [d for d in check.detections if d.bank_id.startswith(CLASSIFIER)]
+    assert found.category == "drugs"
+    assert model_detection(Score(0.6, "benign", "v1", (), False), ModerationConfig(), "weapons").category == "weapons"
