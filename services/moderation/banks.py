@@ -1,12 +1,10 @@
-"""Automated detection: banks of known-bad content behind a pluggable scorer interface.
+"""Automated detection on text: banks of known-bad content, behind the `Scorer` interface.
 
-`Scorer.detect(content)` is the single place automated detection looks at
-content, and it is only ever given the platform's facts (`ContentUpdated` from
-platform.content: title, text, media), never what a reporter typed. It is
-called when content arrives or changes (content.py), not per report. The
-default `BankScorer` is rule-based (exact, normalised, keyword and regex matches
-from banks.yaml). Another scorer (a classifier, a media hash bank) plugs in by
-implementing `detect` and being passed to the service.
+`Scorer.detect(content)` is only ever given the platform's facts (`ContentUpdated`
+from platform.content: title, text, media), never what a reporter typed.
+`BankScorer` is rule-based (exact, normalised, keyword and regex matches from
+banks.yaml); `detection.Checks` runs it with the PDQ media banks and the
+classifier when content arrives or changes (content.py), never per report.
 """
 from __future__ import annotations
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -18,6 +19,14 @@ DEFAULT_SEVERITY = {
     "child_abuse": 10.0, "terrorism": 10.0, "weapons": 4.0, "drugs": 4.0, "illegal_goods": 3.0,
     "violence": 3.0, "scam": 2.0, "copyright": 1.0, "spam": 1.0, "other": 1.0,
 }
+
+
+class MediaBank(BaseModel):
+    """A bank of known-bad PDQ hashes (a ThreatExchange / HMA CSV file) and what a match in it means."""
+    file: Path
+    id: str | None = None      # default: the file's name without its extension
+    category: str = "child_abuse"   # a report reason
+    severity: Literal["high", "normal"] = "high"   # high: a match delists at once; normal: it is queued
 
 
 class Moderator(BaseModel):
@@ -60,6 +69,21 @@ class ModerationConfig(BaseSettings):
     # A moderator who opens a queued item in the console holds it this long (others cannot decide it meanwhile).
     claim_minutes: float = 15.0
     banks_file: Path = Path(__file__).parent / "banks.yaml"
+    # The classifier (classifier/): its directory (classifier.skops and classifier.json; the package may be
+    # read-only, so a newly trained model can live elsewhere), on or off, and the score from which content is
+    # queued for a human. Above the model's own delist threshold (classifier.json) it delists.
+    model_dir: Path = Path(__file__).parent / "classifier" / "model"
+    classifier: bool = True
+    classifier_review_score: float = Field(default=0.5, ge=0.0, le=1.0)
+    # PDQ media banks: JSON list of {"file", "id", "category", "severity"}; near-duplicates within this
+    # Hamming distance match.
+    media_banks: list[MediaBank] = []
+    media_distance: int = Field(default=31, ge=0, le=256)
+    # Retroactive checks: when the banks or the model change, public content is checked again in batches of
+    # this size with this pause between them (idle: how often to look for content checked with older ones).
+    recheck_batch: int = Field(default=20, ge=1)
+    recheck_pause_seconds: float = 1.0
+    recheck_idle_seconds: float = 60.0
     # {"<bearer token>": {"name": "alice", "roles": ["moderator", "appeals"]}}
     tokens: dict[str, Moderator] = {}
 

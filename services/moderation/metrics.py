@@ -12,3 +12,7 @@ QUEUE_DEPTH = Gauge("warden_moderation_queue_depth", "Items waiting for a modera
 SUSPENDED_REPORTERS = Gauge("warden_moderation_suspended_reporters", "Reporters whose notices are suspended")
 MISUSE_ACTIONS = Counter("warden_moderation_misuse_actions_total", "DSA Art. 23 actions", ["step"])
 APPEALS = Counter("warden_moderation_appeals_total", "Appeals, by outcome", ["outcome"])
+RECHECKED = Counter("warden_moderation_rechecked_total",
+                    "Public content checked again because the banks or the model changed")
+RECHECK_PENDING = Gauge("warden_moderation_recheck_pending",
+                        "Public content not yet checked with the current banks and model")

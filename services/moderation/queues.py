@@ -132,6 +132,7 @@ async def page(conn: asyncpg.Connection, f: Filters, moderator: str, now: dateti
     rows = await conn.fetch(
         f"""SELECT q.content_id, q.priority, q.urgent, q.trusted, q.score, q.reason, q.automated, q.queued_at,
                    q.coordinated, q.source, q.escalated_by, c.state, c.kind, p.title, p.language,
+                   p.model_score, p.model_label, p.model_version,
                    CASE WHEN cl.expires_at > ${len(args) + 1} THEN cl.moderator END AS claimed_by,
                    (SELECT count(DISTINCT reporter_id) FROM reports r WHERE r.content_id = q.content_id
                       AND r.reported_at >= coalesce(c.cleared_at, '-infinity')) AS reporters

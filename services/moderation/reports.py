@@ -241,8 +241,10 @@ def fold_report(report: ReportSubmitted, x: Recorded, item: Item, outcome: Outco
 
 
 def judge_item(content_id: str, item: Item, outcome: Outcome, *, cfg: ModerationConfig, at: datetime,
-               trusted: bool, reason: str, source: str = "notice") -> None:
-    """Delist or queue the item as its window calls for (scoring.judge); nothing for an item already delisted."""
+               trusted: bool, reason: str, source: str = "notice", model: tuple[str, str] | None = None) -> None:
+    """Delist or queue the item as its window calls for (scoring.judge); nothing for an item already delisted.
+    `model`: (facts, reason) when the classifier scored the content's facts at or above its delist threshold
+    (content.py, never per report): the item is delisted on that score if the window does not delist it."""
     if item.state == "delisted":
         return
     start = scoring.window_start(at, item.cleared_at, cfg)
@@ -251,18 +253,20 @@ def judge_item(content_id: str, item: Item, outcome: Outcome, *, cfg: Moderation
     category = item.high_severity[0] if item.high_severity else reason
     automated = ", ".join(banks) or None
     source = "trusted_flagger" if trusted else source
-    if verdict.action is Action.delist:
+    if verdict.action is Action.delist or model is not None:
+        reporters = tuple(sorted(who for who in item.window if not who.startswith(BANK)))
         if item.high_severity:
             facts = (f"The content, as the platform describes it, matched the bank of known "
                      f"{category.replace('_', ' ')} material ({automated}).")
+        elif verdict.action is not Action.delist:
+            facts, category = model
         else:
-            counted = sum(1 for r in item.window if not r.startswith(BANK))
+            counted = len(reporters)
             facts = (f"Reports from {counted} distinct reporters, with established trust behind "
                      f"{verdict.established:g} of it, reached a score of {verdict.score:g} in {cfg.window_hours:g} h "
                      f"(delisting threshold {cfg.delist_threshold:g}).")
-        reporters = tuple(sorted(who for who in item.window if not who.startswith(BANK)))
-        outcome.delistings.append(Delisting(content_id, category, facts, bool(banks), item.first_reported_at,
-                                            source, reporters))
+        outcome.delistings.append(Delisting(content_id, category, facts, bool(banks) or model is not None,
+                                            item.first_reported_at, source, reporters))
         item.state = "delisted"
         outcome.enqueue(content_id, QueueEntry(QueueRank(bool(item.high_severity), trusted, verdict.score), category,
                                                automated, verdict.coordinated, source))

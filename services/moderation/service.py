@@ -10,6 +10,7 @@ HTTP      /moderation/...               -> the moderators' API (api.py; decision
           /console/...                  -> the moderators' web console (console/routes.py)
 Jobs      watch_queue                   -> the queue-depth and suspended-reporter gauges
           hand_over_unknown             -> reports of content never described, queued after a wait
+          recheck_public_content        -> public content checked again when the banks or the model change
 """
 from __future__ import annotations
 
@@ -27,10 +28,10 @@ from warden.runtime.service import Service, ServiceContext, Subscription
 
 from moderation import metrics
 from moderation.api import add_routes
-from moderation.banks import BankScorer, Scorer, load_banks
 from moderation.config import ModerationConfig, require_moderation_tokens
 from moderation.console.routes import add_console
-from moderation.content import hand_over_unknown, record_content
+from moderation.content import hand_over_unknown, recheck_public_content, record_content
+from moderation.detection import Checks
 from moderation.handlers import receive_appeal
 from moderation.reports import score_reports
 from moderation.transactions import Transactions
@@ -56,13 +57,17 @@ async def watch_queue(runtime: ServiceContext) -> None:
             pass
 
 
-def build_service(cfg: ModerationConfig | None = None, scorer: Scorer | None = None) -> Service:
-    """The moderation service with these settings (default: the environment's) and scorer (default: the banks)."""
+def build_service(cfg: ModerationConfig | None = None, checks: Checks | None = None) -> Service:
+    """The moderation service with these settings (default: the environment's) and automated checks (default:
+    the configured text banks, media banks and classifier, loaded here once per process)."""
     cfg = cfg or ModerationConfig()
-    scorer = scorer or BankScorer(load_banks(cfg.banks_file))
+    checks = checks or Checks.load(cfg)
 
     async def hand_over_unknown_content(runtime: ServiceContext) -> None:
         await hand_over_unknown(runtime, cfg)
+
+    async def recheck_content(runtime: ServiceContext) -> None:
+        await recheck_public_content(runtime, checks, cfg)
 
     def routes(app: FastAPI, runtime: ServiceContext) -> None:
         transactions = Transactions(runtime)
@@ -73,7 +78,7 @@ def build_service(cfg: ModerationConfig | None = None, scorer: Scorer | None = N
         name="moderation",
         schema="moderation",
         subscriptions=[
-            Subscription(CONTENT, partial(record_content, scorer=scorer, cfg=cfg)),
+            Subscription(CONTENT, partial(record_content, checks=checks, cfg=cfg)),
             Subscription(REPORTS, handle_batch=partial(score_reports, cfg=cfg)),
             Subscription(APPEALS, receive_appeal),
         ],
@@ -81,7 +86,7 @@ def build_service(cfg: ModerationConfig | None = None, scorer: Scorer | None = N
         emits=(ContentDelisted, ContentRelisted, ModerationDecision, ViolationConfirmed, ViolationWithdrawn,
                ModerationNotice),
         routes=routes,
-        background=[watch_queue, hand_over_unknown_content],
+        background=[watch_queue, hand_over_unknown_content, recheck_content],
         startup_checks=[partial(require_moderation_tokens, cfg), require_console_secret],
         # Reports are scored set-based: a backlog goes through in fewer, larger transactions (fewer commits
         # and round trips per report; docs/performance.md).

@@ -29,8 +29,8 @@ def config(**overrides) -> ModerationConfig:
 
 
 @contextlib.asynccontextmanager
-async def running_moderation(settings, cfg: ModerationConfig, ready_timeout: float = 30, scorer=None):
-    runtime = Runtime(build_service(cfg, scorer), settings)
+async def running_moderation(settings, cfg: ModerationConfig, ready_timeout: float = 30, checks=None):
+    runtime = Runtime(build_service(cfg, checks), settings)
     task = asyncio.create_task(runtime.run())
     client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.http_port}", timeout=10)
     deadline = time.monotonic() + ready_timeout

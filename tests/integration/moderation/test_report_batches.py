@@ -84,7 +84,7 @@ async def consumer_loop(database_url: str, schema: str):
     """The moderation service's consumer loop without a Kafka consumer: batches are handed to `process`."""
     await migrate(database_url, schema, [RUNTIME_MIGRATIONS, *MIGRATIONS])
     pool = await create_pool(database_url, schema, 2)
-    service = build_service(config(trust_new=1.0))
+    service = build_service(config(trust_new=1.0, classifier=False))  # text banks only: the scores below are theirs
     try:
         yield ConsumerLoop(service, pool, consumer=None, batch_max_records=500, poll_timeout_ms=100,
                            retry_initial_s=0.05, retry_max_s=0.5), pool
