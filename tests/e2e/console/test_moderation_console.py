@@ -52,9 +52,10 @@ async def queue_rows(page) -> list[str]:
 
 
 async def test_a_moderators_shift(browser, screenshot, accessible, bootstrap, database_url):
-    drugs = content(title="Party supplies, fast delivery", text="Pills and powders, discreet shipping")
+    # The classifier queues it (drugs, below its delisting threshold): a moderator decides.
+    drugs = content(title="Party supplies, fast delivery", text="Everything for your party, discreet shipping")
     banned = content(title="KNOWN-TERROR-SAMPLE-0001")
-    spam = [content(title=f"Crypto giveaway {n}") for n in range(2)]
+    spam = [content(title=f"Knitting circle {n}") for n in range(2)]  # the reports say spam; the classifier nothing
     settings = service_settings(bootstrap, database_url)
     async with running_moderation(settings, config()):
         for item in (drugs, banned, *spam):
@@ -107,7 +108,7 @@ async def test_a_moderators_shift(browser, screenshot, accessible, bootstrap, da
         await page.wait_for_url(re.compile(r".*/console/content/.+"))
         assert "You hold this item" in await page.locator("#claim").inner_text()
         facts = await page.locator("#platform-facts").inner_text()
-        assert "Party supplies, fast delivery" in facts and "Pills and powders" in facts
+        assert "Party supplies, fast delivery" in facts and "discreet shipping" in facts
         assert [await h.inner_text() for h in await page.locator("h3").all()][0].startswith("drugs 2 report(s)")
         await accessible(page)
         await screenshot(page, "content")
