@@ -54,6 +54,16 @@ async def confirm_named_emergency(conn: asyncpg.Connection, case: cases.Case, at
                                       suspect=suspect_key(case.request))
 
 
+async def _locked_case(conn: asyncpg.Connection, case_id: str) -> cases.Case:
+    """The case, its row locked for the rest of the transaction after the audit chain's lock (the order
+    every writer takes them in); CaseNotFound when there is none."""
+    await audit.lock_chain(conn)
+    case = await cases.load_case(conn, case_id, for_update=True)
+    if case is None:
+        raise CaseNotFound(case_id)
+    return case
+
+
 async def decide_case(service: ServiceContext, case_id: str, reviewer: Reviewer, decision: DecisionRequest,
                       at: datetime) -> Decided:
     """Record the review in one unit of work; when it closes the case, its decision and status events with it.
@@ -62,10 +72,7 @@ async def decide_case(service: ServiceContext, case_id: str, reviewer: Reviewer,
     """
     async with service.unit_of_work() as uow:
         conn = uow.conn
-        await audit.lock_chain(conn)
-        case = await cases.load_case(conn, case_id, for_update=True)
-        if case is None:
-            raise CaseNotFound(case_id)
+        case = await _locked_case(conn, case_id)
         prior = [Vote(r["reviewer"], r["role"], r["action"]) for r in await cases.reviews_of(conn, case.case_id)
                  if r["round"] == case.review_round]
         result = judge_vote(case, prior, reviewer, decision)
@@ -106,10 +113,7 @@ async def ask_clarification(service: ServiceContext, case_id: str, reviewer: Rev
     """
     async with service.unit_of_work() as uow:
         conn = uow.conn
-        await audit.lock_chain(conn)
-        case = await cases.load_case(conn, case_id, for_update=True)
-        if case is None:
-            raise CaseNotFound(case_id)
+        case = await _locked_case(conn, case_id)
         may_ask(case, reviewer)
         _, rows = await clarifications.ask(conn, case, reviewer.name, question, at)
         uow.add(rows)
