@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from nacl.signing import SigningKey
+import orjson
 from prometheus_client import Gauge
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -323,7 +324,7 @@ class Chain:
             self.chain_id, self.seq, self.hash = await read_head(conn)
         signer = self.signer = self.signer or current_signer()
         # Round-trip through JSON so the hash is over exactly what jsonb will give back.
-        detail = json.loads(json.dumps(detail, default=str))
+        detail = orjson.loads(orjson.dumps(detail, default=str, option=orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS))
         seq, prev_hash = (after.seq, after.hash) if after is not None else (self.seq, self.hash)
         entry = AuditEntry(seq=seq + 1, case_id=case_id, action=action, actor=actor,
                            at=at, detail=detail, prev_hash=prev_hash)
@@ -371,7 +372,7 @@ _DETAIL = COLUMNS.split(", ").index("detail")
 
 def entry_values(entry: AuditEntry) -> tuple:
     """The values of COLUMNS, in order (detail as JSON text: cast it with ::jsonb)."""
-    return (entry.seq, entry.case_id, entry.action, entry.actor, entry.at, json.dumps(entry.detail),
+    return (entry.seq, entry.case_id, entry.action, entry.actor, entry.at, orjson.dumps(entry.detail).decode(),
             entry.prev_hash, entry.hash, entry.key_id, entry.signature)
 
 

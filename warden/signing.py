@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from functools import lru_cache
 from typing import Any
 
+import orjson
 import rfc8785
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
@@ -21,15 +21,17 @@ def canonical(document: Any) -> bytes:
 
     rfc8785 serialises in pure Python (~120 µs for a disclosure package). For the
     documents Warden signs and hashes (ASCII keys, strings, exact integers, booleans,
-    nulls: no floats) the standard library's C encoder writes the very same bytes:
-    the same escapes (two-character ones, else lowercase \\u00xx for controls, nothing
-    else escaped), and ASCII keys sort the same by code point as by UTF-16 unit. Any
-    other document goes to rfc8785. tests/unit/test_signing.py checks both agree.
+    nulls: no floats) orjson writes the very same bytes, ten times faster than even the
+    standard library's encoder: the same escapes (two-character ones, else lowercase
+    \\u00xx for controls, nothing else escaped), and ASCII keys sort the same by code
+    point as by UTF-16 unit. Any other document goes to rfc8785, and so does a string
+    orjson refuses (a lone surrogate: rfc8785 says what is wrong with it).
+    tests/unit/test_signing.py checks both agree.
     """
     if _plain(document):
         try:
-            return json.dumps(document, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
-        except UnicodeEncodeError:  # a lone surrogate: rfc8785 says what is wrong with it
+            return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:
             pass
     return rfc8785.dumps(document)
 

@@ -24,6 +24,17 @@ def test_structured_round_trip():
     assert not envelope.binary_mode
 
 
+@pytest.mark.parametrize("data", [
+    {"text": "é \u2028 \x01 \"q\" 😀", "n": [1, -2, 2**63 - 1, 1.5, True, None], "nested": {"k": ["v"]}},
+    {"big": 2**70},  # past 64 bits: orjson refuses it, the standard library writes it
+    {1: "a non-str key"},
+])
+def test_structured_values_are_the_json_the_standard_library_writes(data):
+    event = new_event("t.v1", "/src", data, event_id="e-1")
+    value, _ = encode_structured(event)
+    assert value == json.dumps(event, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+
+
 def test_binary_mode_is_read_on_inbound_topics():
     envelope = decode(b'{"a": 2}', BINARY_HEADERS, allow_binary=True)
     assert envelope.binary_mode and envelope.id == "e-1" and envelope.data == {"a": 2}
