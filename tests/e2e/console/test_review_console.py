@@ -4,6 +4,7 @@ Pages are shown at 1280x800 (the screenshots' size); the reviewer's walk scans e
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
 import uuid
@@ -365,3 +366,80 @@ async def test_a_reviewers_case(browser, screenshot, accessible, bootstrap, data
         [decision] = await wait_for_events(bootstrap, "legal.requests.decided", of_case(case_id))
         assert decision["data"]["decided_by"] == ["alice", "bob"]
         assert note not in json.dumps(decision)  # notes never leave the service
+
+
+async def _signed_in_client(base: str, token: str) -> httpx.AsyncClient:
+    http = httpx.AsyncClient(base_url=base, timeout=10)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', (await http.get("/console/signin")).text).group(1)
+    assert (await http.post("/console/signin", data={"token": token, "csrf_token": csrf})).status_code == 303
+    return http
+
+
+async def _csrf(http: httpx.AsyncClient, case_id: str) -> str:
+    page = (await http.get(f"/console/cases/{case_id}")).text
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+async def test_holds_run_out_and_notes_are_internal_escaped_and_audited_by_digest(bootstrap, database_url, monkeypatch):
+    monkeypatch.setenv("WARDEN_REVIEW_TOKENS", json.dumps(TOKENS))
+    monkeypatch.setenv("WARDEN_REVIEW_CLAIM_MINUTES", "0.1")  # 6 s
+    court = new_authority("court", "FR")
+    event = received(court, offense={"category": "other", "statute": "Art. 1", "description": "Unlisted offense"})
+    case_id = event["case_id"]
+    settings = service_settings(bootstrap, database_url)
+    async with running("legal-review", settings):
+        await registered(bootstrap, database_url, court)
+        await publish_received(bootstrap, event)
+        await status_of(bootstrap, case_id, "pending_review")
+        base = f"http://127.0.0.1:{settings.http_port}"
+        alice, bob = await _signed_in_client(base, "tok-alice-7f3"), await _signed_in_client(base, "tok-bob-91c")
+        url = f"/console/cases/{case_id}"
+        try:
+            taken = await alice.post(f"{url}/claim", data={"csrf_token": await _csrf(alice, case_id)})
+            refused = await bob.post(f"{url}/claim", data={"csrf_token": await _csrf(bob, case_id)})
+            by_api = await bob.post(f"/review/cases/{case_id}/decisions", headers={"Authorization": "Bearer tok-bob-91c"},
+                                    json={"action": "approve", "reason": "while alice holds it"})
+            not_his = await bob.post(f"{url}/release", data={"csrf_token": await _csrf(bob, case_id)})
+            forged = [await bob.post(f"{url}/{action}", data={"note": "forged note", **extra})
+                      for action in ("claim", "release", "notes") for extra in ({}, {"csrf_token": "x" * 43})]
+            note = "<script>alert('x')</script> check the statute"
+            noted = await alice.post(f"{url}/notes", data={"note": note, "csrf_token": await _csrf(alice, case_id)})
+            page = (await bob.get(url)).text
+
+            async def bob_takes_it_once_alices_hold_ran_out():
+                deadline = datetime.now(timezone.utc) + timedelta(seconds=15)
+                while True:
+                    answer = await bob.post(f"{url}/claim", data={"csrf_token": await _csrf(bob, case_id)})
+                    if answer.status_code == 303:
+                        return answer
+                    assert datetime.now(timezone.utc) < deadline, "alice's hold never ran out"
+                    await asyncio.sleep(0.2)
+            passed_on = await bob_takes_it_once_alices_hold_ran_out()
+            alice_now = await alice.post(f"/review/cases/{case_id}/decisions",
+                                         headers={"Authorization": "Bearer tok-alice-7f3"},
+                                         json={"action": "approve", "reason": "after bob took it"})
+        finally:
+            await alice.aclose()
+            await bob.aclose()
+        conn = await asyncpg.connect(database_url)
+        try:
+            notes = await conn.fetch("SELECT author, note FROM legal_review.case_notes WHERE case_id = $1", case_id)
+            audited = await conn.fetch("SELECT actor, detail FROM legal_review.audit_log WHERE case_id = $1"
+                                       " AND action = 'case.note_added'", case_id)
+        finally:
+            await conn.close()
+
+    assert taken.status_code == 303 and taken.headers["location"].endswith("done=claimed")
+    assert refused.status_code == 409 and "alice has already taken this case" in refused.text
+    assert by_api.status_code == 409 and "held_by_another" in by_api.text
+    assert not_his.status_code == 409 and "You do not hold this case" in not_his.text
+    assert [f.status_code for f in forged] == [403] * 6
+    assert noted.status_code == 303
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; check the statute" in page and "<script>alert" not in page
+    assert "<strong>alice</strong> holds this case" in page
+    assert passed_on.headers["location"].endswith("done=claimed")
+    assert alice_now.status_code == 409 and "bob has taken this case" in alice_now.text
+    assert [(r["author"], r["note"]) for r in notes] == [("alice", note)]  # the forged ones changed nothing
+    [(actor, detail)] = [(r["actor"], json.loads(r["detail"])) for r in audited]
+    assert actor == "alice" and detail["sha256"] == hashlib.sha256(note.encode()).hexdigest()
+    assert "statute" not in json.dumps(detail)
