@@ -222,7 +222,8 @@ def review_routes(app: FastAPI, runtime: ServiceContext) -> None:
 
     @router.post("/cases/{case_id}/decisions", response_model=DecisionResponse, responses={
         403: {"model": Problem, "description": "wrong role, or a second decision by the same reviewer"},
-        404: {"model": Problem}, 409: {"model": Problem, "description": "the case is already closed"},
+        404: {"model": Problem}, 409: {"model": Problem, "description": "the case is already closed, waits for the "
+                                                        "authority's answer, or another reviewer has taken it"},
         422: {"model": UNPROCESSABLE, "description": "invalid decision (e.g. narrowing that widens)"}})
     async def decide_case(case_id: uuid.UUID, decision: DecisionRequest,
                           reviewer: Reviewer = Depends(reviewer_of)) -> DecisionResponse:
@@ -246,7 +247,8 @@ def review_routes(app: FastAPI, runtime: ServiceContext) -> None:
     @router.post("/cases/{case_id}/clarifications", response_model=CaseDetail, status_code=201, responses={
         403: {"model": Problem, "description": "this role may not review cases"},
         404: {"model": Problem},
-        409: {"model": Problem, "description": "the case is closed, or a question is already open"}})
+        409: {"model": Problem, "description": "the case is closed, a question is already open, or another "
+                                               "reviewer has taken it"}})
     async def ask_clarification(case_id: uuid.UUID, clarification: ClarificationRequest,
                                 reviewer: Reviewer = Depends(reviewer_of)) -> CaseDetail:
         """Ask the authority a question instead of approving or rejecting.

@@ -16,9 +16,11 @@ from warden.authorities import find_authority
 from warden.contract.events import PolicyRuleResult, RejectionReason
 from warden.runtime.service import ServiceContext
 
-from legal_review import audit, cases, clarifications, metrics
+from legal_review import assignments, audit, cases, clarifications, metrics
 from legal_review.policy import current_policy
-from legal_review.review import DecisionRequest, Reviewer, Vote, VoteResult, judge_vote, may_ask
+from legal_review.review import (
+    DecisionRequest, Hold, Reviewer, ReviewRefused, Vote, VoteResult, judge_vote, may_act_on_held, may_ask,
+)
 from legal_review.rules import expired_at_decision, may_confirm_emergency, suspect_key
 
 log = logging.getLogger(__name__)
@@ -76,6 +78,8 @@ async def decide_case(service: ServiceContext, case_id: str, reviewer: Reviewer,
         prior = [Vote(r["reviewer"], r["role"], r["action"]) for r in await cases.reviews_of(conn, case.case_id)
                  if r["round"] == case.review_round]
         result = judge_vote(case, prior, reviewer, decision)
+        may_act_on_held(await assignments.holder(conn, case.case_id, at), reviewer, at)
+        await assignments.release(conn, case.case_id, reviewer.name)  # their part is done
         await cases.record_review(conn, case, reviewer.name, reviewer.role, decision.action, decision.reason,
                                   decision.data_categories, decision.period, at)
         if decision.action == "narrow":
@@ -115,7 +119,40 @@ async def ask_clarification(service: ServiceContext, case_id: str, reviewer: Rev
         conn = uow.conn
         case = await _locked_case(conn, case_id)
         may_ask(case, reviewer)
+        may_act_on_held(await assignments.holder(conn, case.case_id, at), reviewer, at)
+        await assignments.release(conn, case.case_id, reviewer.name)
         _, rows = await clarifications.ask(conn, case, reviewer.name, question, at)
         uow.add(rows)
     log.info("clarification requested", extra={"case_id": case.case_id})
     return case
+
+
+async def claim_case(service: ServiceContext, case_id: str, reviewer: Reviewer, at: datetime,
+                     minutes: float) -> Hold:
+    """Take an open case for `minutes` (or extend one's own hold). Returns the hold as it stands: someone
+    else's when they hold it. Raises CaseNotFound, or ReviewRefused when the case is closed."""
+    async with service.unit_of_work() as uow:
+        case = await cases.load_case(uow.conn, case_id, for_update=True)
+        if case is None:
+            raise CaseNotFound(case_id)
+        if case.closed:
+            raise ReviewRefused(409, "case_closed", f"the case is already {case.status}")
+        hold = await assignments.claim(uow.conn, case.case_id, reviewer.name, at, minutes)
+    log.info("case claimed", extra={"case_id": case_id, "held": hold.reviewer == reviewer.name})
+    return hold
+
+
+async def release_case(service: ServiceContext, case_id: str, reviewer: Reviewer) -> bool:
+    """Give up one's own hold on a case; False when the reviewer held none."""
+    async with service.unit_of_work() as uow:
+        released = await assignments.release(uow.conn, case_id, reviewer.name)
+    return released
+
+
+async def add_note(service: ServiceContext, case_id: str, reviewer: Reviewer, note: str, at: datetime) -> str:
+    """An internal note on a case, open or closed (never shown to the authority). Raises CaseNotFound."""
+    async with service.unit_of_work() as uow:
+        case = await _locked_case(uow.conn, case_id)
+        note_id = await assignments.add_note(uow.conn, case.case_id, reviewer.name, note, at)
+    log.info("case note added", extra={"case_id": case_id})
+    return note_id

@@ -131,3 +131,78 @@ def resumed_deadline(deadline: datetime, paused_at: datetime | None, at: datetim
     if paused_at is None:
         return deadline
     return deadline + max(at - paused_at, timedelta(0))
+
+
+@dataclass(frozen=True)
+class Hold:
+    """A reviewer's claim on a case, while it runs."""
+    reviewer: str
+    claimed_at: datetime
+    expires_at: datetime
+
+
+def may_act_on_held(hold: Hold | None, reviewer: Reviewer, at: datetime) -> None:
+    """Only the holder decides or asks about a case someone has taken, until the hold runs out."""
+    if hold is not None and hold.expires_at > at and hold.reviewer != reviewer.name:
+        raise ReviewRefused(409, "held_by_another", f"{hold.reviewer} has taken this case until "
+                                                    f"{hold.expires_at:%H:%M} UTC; it can be decided by them "
+                                                    "or once they release it")
+
+
+@dataclass(frozen=True)
+class FourEyes:
+    """Where a case stands on its approvals (votes of the current round)."""
+    required: int
+    supervisor_required: bool
+    approvers: list[Vote]
+    rejected_by: list[Vote]
+
+    @property
+    def missing(self) -> int:
+        return max(self.required - len(self.approvers), 0)
+
+    @property
+    def supervisor_missing(self) -> bool:
+        return self.supervisor_required and not any(v.role == "supervisor" for v in self.approvers)
+
+    def voted(self, reviewer: str) -> bool:
+        """judge_vote refuses a second vote by the same reviewer in a round."""
+        return any(v.reviewer == reviewer for v in (*self.approvers, *self.rejected_by))
+
+
+def four_eyes(case: Case, votes: list[Vote]) -> FourEyes:
+    return FourEyes(case.approvals_required, case.supervisor_required,
+                    [v for v in votes if v.action in ("approve", "narrow")],
+                    [v for v in votes if v.action == "reject"])
+
+
+@dataclass(frozen=True)
+class Countdown:
+    """Time left before a case's review deadline, as reviewers read it."""
+    text: str
+    overdue: bool
+    paused: bool
+    minutes_left: int
+
+
+def countdown(deadline: datetime, at: datetime, paused_at: datetime | None = None) -> Countdown:
+    """"3 h 12 min left", "overdue by 2 h"; while a question is open the clock stands where it was asked."""
+    reference = paused_at or at
+    left = deadline - reference
+    overdue = left < timedelta(0)
+    text = _duration(abs(left))
+    text = f"overdue by {text}" if overdue else f"{text} left"
+    if paused_at is not None:
+        text = f"clock paused: {text}"
+    return Countdown(text, overdue, paused_at is not None, int(left.total_seconds() // 60))
+
+
+def _duration(span: timedelta) -> str:
+    minutes = int(span.total_seconds() // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{minutes} min"

@@ -110,6 +110,10 @@ class _Server(uvicorn.Server):
         return contextlib.nullcontext()
 
 
-def build_server(app: FastAPI, host: str, port: int) -> uvicorn.Server:
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="off")
+def build_server(app: FastAPI, host: str, port: int, trusted_proxies: list[str] = ()) -> uvicorn.Server:
+    """The service's HTTP server. X-Forwarded-Proto/-For are believed only from `trusted_proxies` (IPs or
+    CIDRs: the TLS-terminating ingress, so the consoles see https and set Secure cookies); with none, from
+    nobody (uvicorn's own default would trust 127.0.0.1, and FORWARDED_ALLOW_IPS, which is not ours)."""
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="off",
+                            proxy_headers=bool(trusted_proxies), forwarded_allow_ips=list(trusted_proxies) or None)
     return _Server(config)

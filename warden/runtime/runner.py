@@ -19,7 +19,7 @@ from warden.runtime.inbox import prune_inbox
 from warden.runtime.logs import configure_logging
 from warden.runtime.outbox import OutboxRelay
 from warden.runtime.service import Service
-from warden.runtime.settings import ConfigurationError, Settings
+from warden.runtime.settings import ConfigurationError, Settings, trusted_proxy_list
 from warden.runtime.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ class Runtime:
         app = build_app(self.service.name, self.readiness)
         if self.service.routes is not None:
             self.service.routes(app, self)
-        server = build_server(app, s.http_host, s.http_port)
+        server = build_server(app, s.http_host, s.http_port, trusted_proxy_list(s.trusted_proxies))
         http_task = asyncio.create_task(server.serve(), name="http")
         await self.connect_database()
         assert self.pool is not None

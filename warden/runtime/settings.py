@@ -6,10 +6,11 @@ security settings also accept the conventional `KAFKA_BOOTSTRAP_SERVERS`,
 """
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -113,6 +114,9 @@ class Settings(BaseSettings):
     )
     http_host: str = "0.0.0.0"
     http_port: int = 8080
+    # Addresses (IPs or CIDRs, comma-separated) of the proxies whose X-Forwarded-Proto/-For the HTTP server
+    # believes: a TLS-terminating ingress in front of the consoles. Empty: nobody's, the headers are ignored.
+    trusted_proxies: str = ""
     log_level: str = "INFO"
     # Kafka consumer tuning
     batch_max_records: int = 500
@@ -157,8 +161,22 @@ class Settings(BaseSettings):
     # Consumer groups are "<prefix>-<service>"; tests give each run its own prefix.
     group_prefix: str = "warden"
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses_only(cls, value: str) -> str:
+        for entry in trusted_proxy_list(value):
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"WARDEN_TRUSTED_PROXIES: {entry!r} is not an IP address or CIDR") from None
+        return value
+
     def group_id(self, service: str) -> str:
         return f"{self.group_prefix}-{service}"
+
+
+def trusted_proxy_list(value: str) -> list[str]:
+    return [entry.strip() for entry in value.split(",") if entry.strip()]
 
 
 def require_connections(settings: Settings) -> None:

@@ -107,6 +107,9 @@ def test_each_console_has_its_own_cookie_key_from_the_environment(compose):
     assert all(f"\n{key}=\n" in example for key in keys.values())
     for name in ("intake", "disclosure"):
         assert "WARDEN_CONSOLE_SECRET" not in services[name]["environment"]
+    for name in ("legal-review", "moderation"):  # forwarded headers believed from the configured proxy only
+        assert services[name]["environment"]["WARDEN_TRUSTED_PROXIES"] == "${WARDEN_TRUSTED_PROXIES:-}"
+    assert "\nWARDEN_TRUSTED_PROXIES=\n" in example
 
 
 def test_the_topic_job_creates_every_topic_and_dlq_with_its_settings(compose):

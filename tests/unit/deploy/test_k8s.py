@@ -12,6 +12,7 @@ import yaml
 from warden.cli.topics import plan
 from warden.contract.topics import TOPICS, all_topic_names
 from warden.runtime.runner import SERVICE_MODULES
+from warden.runtime.settings import Settings, trusted_proxy_list
 
 from tests.unit.deploy._support import (DEPLOY, allowed_env, expected_acls, kustomize, load_crd_schema,
                                        service_source_reads)
@@ -357,6 +358,7 @@ def test_a_console_sign_in_holds_on_every_replica(built):
         assert env["WARDEN_CONSOLE_SECRET"]["valueFrom"]["secretKeyRef"] == {"name": f"warden-{name}",
                                                                            "key": "console-secret"}
         assert env["WARDEN_CONSOLE_SECURE_COOKIE"]["value"] == "1"
+        assert trusted_proxy_list(Settings(trusted_proxies=env["WARDEN_TRUSTED_PROXIES"]["value"]).trusted_proxies)
     for name in ("intake", "disclosure"):  # no console, no console secret
         (container,) = deployments[name]["spec"]["template"]["spec"]["containers"]
         assert "WARDEN_CONSOLE_SECRET" not in {e["name"] for e in container["env"]}
