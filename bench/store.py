@@ -97,7 +97,7 @@ def decision(authority: dict, account: int) -> Envelope:
 
 async def measure(pool: asyncpg.Pool, authority: dict, accounts: int, samples: int) -> dict:
     from disclosure import store
-    from disclosure.handlers import act_on_decision
+    from disclosure.handlers import DisclosureState, act_on_decision
 
     rng = random.Random(11)
     builds, queries, ips = [], [], 0
@@ -110,7 +110,8 @@ async def measure(pool: asyncpg.Pool, authority: dict, accounts: int, samples: i
             tx = conn.transaction()
             await tx.start()
             try:
-                ctx = Context("disclosure", conn, envelope, "legal.requests.decided", 0, 0, None, None)
+                ctx = Context("disclosure", conn, envelope, "legal.requests.decided", 0, 0, None, None,
+                              state=DisclosureState())
                 started = time.perf_counter()
                 await act_on_decision(ctx, d)
                 built = time.perf_counter() - started

@@ -13,7 +13,7 @@ to the DLQ with its reason and changes nothing.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -25,7 +25,7 @@ from warden.contract.envelope import EventRejected, now
 from warden.contract.events import AuthorityRegistered
 from warden.keys import key_id, public_key_of, public_keys
 from warden.runtime.database import MigrationSet
-from warden.runtime.service import ConfigurationError, Context, Subscription
+from warden.runtime.service import BatchState, ConfigurationError, Context, Subscription
 from warden.signing import canonical, sign, verify
 
 AUTHORITY_MIGRATIONS = MigrationSet("authorities", Path(__file__).parent / "sql" / "authorities")
@@ -102,8 +102,9 @@ async def record_authority(ctx: Context, authority: AuthorityRegistered) -> None
     signers = verified_signers(ctx.envelope.data, trust)
     if authority.updated_at > now() + trust.max_skew:
         raise EventRejected("registry_future_dated", "registry record dated ahead of the clock")
-    ctx.cache.pop(("authority", authority.authority_id), None)  # see authority_of
-    ctx.cache.pop(("authority_keys", authority.authority_id), None)  # see keys_of
+    state = _state(ctx)
+    state.authorities.pop(authority.authority_id, None)  # see authority_of
+    state.authority_keys.pop(authority.authority_id, None)  # see keys_of
     key = await ctx.conn.fetchrow("SELECT revoked_at FROM authority_keys WHERE authority_id = $1 AND public_key = $2",
                                   authority.authority_id, authority.public_key)
     if authority.status == "revoked":
@@ -146,23 +147,38 @@ async def find_authority(conn: asyncpg.Connection, authority_id: str) -> Authori
     return AuthorityRegistered.model_validate(dict(row)) if row else None
 
 
+@dataclass
+class AuthorityState(BatchState):
+    """The batch state of a service that checks authorities (Service.batch_state derives from it):
+    each authority and its keys, read once per transaction; record_authority drops what it changes."""
+
+    authorities: dict[str, AuthorityRegistered | None] = field(default_factory=dict)
+    authority_keys: dict[str, dict[str, bool]] = field(default_factory=dict)
+
+
+def _state(ctx: Context) -> AuthorityState:
+    if not isinstance(ctx.state, AuthorityState):
+        raise TypeError(f"{ctx.service}'s batch_state must derive from AuthorityState to check authorities")
+    return ctx.state
+
+
 async def authority_of(ctx: Context, authority_id: str) -> AuthorityRegistered | None:
-    """find_authority, read once per consumer batch (Context.cache); record_authority drops the entry."""
-    key = ("authority", authority_id)
-    if key not in ctx.cache:
-        ctx.cache[key] = await find_authority(ctx.conn, authority_id)
-    return ctx.cache[key]
+    """find_authority, read once per transaction (AuthorityState); record_authority drops the entry."""
+    known = _state(ctx).authorities
+    if authority_id not in known:
+        known[authority_id] = await find_authority(ctx.conn, authority_id)
+    return known[authority_id]
 
 
 async def keys_of(ctx: Context, authority_id: str) -> dict[str, bool]:
     """{public key: revoked} of every key the authority was registered with, newest first; read once per
-    consumer batch (Context.cache); record_authority drops the entry."""
-    key = ("authority_keys", authority_id)
-    if key not in ctx.cache:
+    transaction (AuthorityState); record_authority drops the entry."""
+    known = _state(ctx).authority_keys
+    if authority_id not in known:
         rows = await ctx.conn.fetch("SELECT public_key, revoked_at IS NOT NULL AS revoked FROM authority_keys"
                                     " WHERE authority_id = $1 ORDER BY registered_at DESC", authority_id)
-        ctx.cache[key] = {r["public_key"]: r["revoked"] for r in rows}
-    return ctx.cache[key]
+        known[authority_id] = {r["public_key"]: r["revoked"] for r in rows}
+    return known[authority_id]
 
 
 async def usable_keys(ctx: Context, authority_id: str) -> list[str]:

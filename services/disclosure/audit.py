@@ -32,16 +32,11 @@ class Chain(audit.Chain):
 publish_checkpoints = audit.checkpoint_publisher(Chain)
 
 
-def batch_chain(cache: dict) -> Chain:
-    """The Chain of a consumer savepoint (Context.cache)."""
-    return cache.setdefault(("disclosure.audit", "chain"), Chain())
-
-
 async def record(ctx: Context, case_id: str | None, action: str, at: datetime, detail: dict[str, Any]) -> Chain:
-    """Append an entry in the handler's transaction, sent with the batch's inserts."""
-    chain = batch_chain(ctx.cache)
+    """Append an entry in the handler's transaction, on the chain its batch state holds."""
+    chain: Chain = ctx.state.chain
     entry = await chain.next_entry(ctx.conn, case_id, action, ACTOR, at, detail)
-    if not await ctx.insert_new(_INSERT_NEW, *audit.entry_values(entry)):
+    if await ctx.conn.fetchrow(_INSERT_NEW, *audit.entry_values(entry)) is None:
         raise RuntimeError(f"audit entry {entry.seq} already taken: the chain's tail moved under its lock")
     chain.appended(entry)
     return chain

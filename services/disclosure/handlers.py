@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from warden.contract.envelope import EventRejected, now
-from warden.authorities import usable_keys
+from warden.authorities import AuthorityState, usable_keys
 from warden.contract.events import (
     DisclosureIssued, Instrument, NoticeDue, RequestApproved, RequestRejected, RequestWithdrawn,
     StatusReason, SubscriberAccountUpdated, SubscriberSessionObserved, status_events,
@@ -13,7 +14,7 @@ from warden.contract.events import (
 from warden.identifiers import case_id_for
 from warden.provenance import request_key
 from warden.identifiers import normalise_phone_number, normalise_username
-from warden.runtime.service import Context
+from warden.runtime.service import BatchItem, Context
 
 from disclosure import audit, metrics, store
 from disclosure.keys import platform_private_key
@@ -35,11 +36,12 @@ NOT_FOUND = {
 # --- subscriber feed -----------------------------------------------------------------
 
 async def record_subscriber_events(ctx: Context,
-                                   events: list[SubscriberAccountUpdated | SubscriberSessionObserved]) -> None:
+                                   items: list[BatchItem[SubscriberAccountUpdated | SubscriberSessionObserved]]) -> None:
     """Batch handler: the batch's sessions in one statement, its account updates in three.
 
     An unusable IP address or phone number rejects the call; the runtime then replays the
     batch one event per call, and only that event is dead-lettered."""
+    events = [item.event for item in items]
     forget_lookups(ctx)
     sessions = [Session(e.account_id, normalise_ip(e.ip), e.observed_at)
                 for e in events if isinstance(e, SubscriberSessionObserved)]
@@ -54,20 +56,31 @@ async def record_subscriber_events(ctx: Context,
 
 # --- decisions -----------------------------------------------------------------------
 
+@dataclass
+class DisclosureState(AuthorityState):
+    """What disclosure's handlers learn once per transaction: its settings and the platform's key, the
+    batch's prefetched suspect lookups (by case id, each used once), the audit chain's tail."""
+
+    settings: DisclosureSettings | None = None
+    platform_key: str | None = None
+    lookups: dict[str, store.SuspectLookup] = field(default_factory=dict)
+    chain: audit.Chain = field(default_factory=audit.Chain)
+
+
 def settings(ctx: Context) -> DisclosureSettings:
     """Read from the environment once per batch (pydantic-settings is not free)."""
-    cached = ctx.cache.get("disclosure.settings")
-    if cached is None:
-        cached = ctx.cache["disclosure.settings"] = DisclosureSettings()
-    return cached
+    state: DisclosureState = ctx.state
+    if state.settings is None:
+        state.settings = DisclosureSettings()
+    return state.settings
 
 
 async def platform_key(ctx: Context) -> str:
     """The platform's private key, read once per batch."""
-    key = ctx.cache.get("disclosure.platform_key")
-    if key is None:
-        key = ctx.cache["disclosure.platform_key"] = await platform_private_key(ctx.conn, settings(ctx))
-    return key
+    state: DisclosureState = ctx.state
+    if state.platform_key is None:
+        state.platform_key = await platform_private_key(ctx.conn, settings(ctx))
+    return state.platform_key
 
 
 async def act_on_decision(ctx: Context, decision: RequestApproved | RequestRejected) -> None:
@@ -113,28 +126,24 @@ def suspect_of(decision: RequestApproved) -> store.Suspect:
                          decision.period.end, frozenset(unusable))
 
 
-def _prefetched(case_id: str) -> tuple[str, str]:
-    return ("disclosure.lookup", case_id)
-
-
 async def look_up_suspects(ctx: Context, decisions: list[RequestApproved | RequestRejected]) -> None:
     """Subscription.prefetch: every approval's lookup of the batch in one statement."""
     suspects = [suspect_of(d) for d in decisions if isinstance(d, RequestApproved)]
     if not suspects:
         return
+    state: DisclosureState = ctx.state
     for suspect, lookup in zip(suspects, await store.lookup_suspects(ctx.conn, suspects)):
-        ctx.cache[_prefetched(suspect.case_id)] = lookup
+        state.lookups[suspect.case_id] = lookup
 
 
 def forget_lookups(ctx: Context) -> None:
     """The store changed: lookups read before it are stale."""
-    for key in [k for k in ctx.cache if isinstance(k, tuple) and k[0] == "disclosure.lookup"]:
-        del ctx.cache[key]
+    ctx.state.lookups.clear()
 
 
 async def lookup_suspect(ctx: Context, decision: RequestApproved) -> store.SuspectLookup:
     """The batch's prefetched lookup for this case (used once), or the store's answer now."""
-    lookup = ctx.cache.pop(_prefetched(decision.case_id), None)
+    lookup = ctx.state.lookups.pop(decision.case_id, None)
     return lookup if lookup is not None else await store.lookup_suspect(ctx.conn, suspect_of(decision))
 
 
@@ -158,7 +167,7 @@ def tell(ctx: Context, decision: RequestApproved, value: str, at: datetime, reas
 async def cancel(ctx: Context, decision: RequestApproved, reason: str, message: str) -> None:
     """Close the case without effect: no package, no hold, no notice."""
     at = now()
-    if not await store.record_case(ctx.conn, case_row(decision, "cancelled", at, reason), ctx.insert_new):
+    if not await store.record_case(ctx.conn, case_row(decision, "cancelled", at, reason)):
         raise already_recorded()
     await audit.case_cancelled(ctx, decision, at, reason)
     tell(ctx, decision, "cancelled", at, [StatusReason(code=reason, message=message)])
@@ -167,7 +176,7 @@ async def cancel(ctx: Context, decision: RequestApproved, reason: str, message: 
 
 async def close_without_data(ctx: Context, decision: RequestApproved, reason: str) -> None:
     at = now()
-    if not await store.record_case(ctx.conn, case_row(decision, "no_data", at, reason), ctx.insert_new):
+    if not await store.record_case(ctx.conn, case_row(decision, "no_data", at, reason)):
         raise already_recorded()
     await audit.closed_without_data(ctx, decision, at, reason)
     tell(ctx, decision, "no_data", at, [StatusReason(code=reason, message=NOT_FOUND[reason])])
@@ -177,8 +186,7 @@ async def close_without_data(ctx: Context, decision: RequestApproved, reason: st
 async def place_hold(ctx: Context, decision: RequestApproved, account_id: str) -> None:
     at = now()
     hold_until = decision.hold_until or at + timedelta(days=settings(ctx).default_hold_days)
-    if not await store.record_hold(ctx.conn, case_row(decision, "preserved", at), account_id, hold_until,
-                                   ctx.insert_new):
+    if not await store.record_hold(ctx.conn, case_row(decision, "preserved", at), account_id, hold_until):
         raise already_recorded()
     await audit.hold_placed(ctx, decision, at, hold_until)
     tell(ctx, decision, "preserved", at, [StatusReason(code="hold_placed",
@@ -217,7 +225,7 @@ async def disclose(ctx: Context, decision: RequestApproved, account_id: str, loo
         at, decision.nondisclosure_until, notice.not_before if notice else None)
     emitted_at = at if due_at is not None and due_at <= at else None
     if not await store.record_disclosure(ctx.conn, case_row(decision, "disclosed", at), account_id, sealed.sealed,
-                                         sealed.sha256, sealed.signature, due_at, emitted_at, ctx.insert_new):
+                                         sealed.sha256, sealed.signature, due_at, emitted_at):
         raise already_recorded()
     await audit.package_issued(ctx, decision, at, sealed.sha256, due_at, emitted_at is not None)
     ctx.emit(DisclosureIssued(

@@ -19,7 +19,9 @@ from warden.runtime.database import MigrationSet
 from warden.runtime.service import Service, ServiceContext, Subscription
 
 from disclosure.audit import publish_checkpoints
-from disclosure.handlers import act_on_decision, look_up_suspects, record_subscriber_events, record_withdrawal
+from disclosure.handlers import (
+    DisclosureState, act_on_decision, look_up_suspects, record_subscriber_events, record_withdrawal,
+)
 from disclosure.jobs import emit_due_notices, purge_expired_data, refresh_metrics
 from disclosure.keys import platform_private_key, require_platform_key
 from disclosure.provenance import require_decision_keys
@@ -46,6 +48,7 @@ SERVICE = Service(
     migrations=[AUTHORITY_MIGRATIONS, MigrationSet("disclosure", Path(__file__).parent / "migrations")],
     emits=(DisclosureIssued, NoticeDue, RequestStatus, RequestProgress, AuditCheckpoint),
     startup_checks=[require_registry_keys, require_decision_keys, require_audit_key, require_platform_key],
+    batch_state=DisclosureState,
     routes=routes,
     background=[purge_expired_data, emit_due_notices, refresh_metrics, publish_checkpoints],
 )

@@ -4,20 +4,17 @@ Writers take lists and send one statement per list (unnest): the subscriber feed
 handler pays one round trip per kind of row for a whole batch.
 What a decision needs is read in one statement (`lookup_suspect`; `lookup_suspects` for a
 whole batch of decisions, the consumer's prefetch) and its effects written in one
-(`record_disclosure`, `record_hold`, `record_case`), which the consumer sends with the
-batch's others when given its `insert_new` (warden/runtime/inserts.py).
+(`record_disclosure`, `record_hold`, `record_case`).
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from functools import partial
 
 import asyncpg
 
 from warden.contract.events import SubscriberAccountUpdated
-from warden.runtime.inserts import InsertNew, insert_now
 
 from disclosure.package import Session
 from disclosure.subscribers import Change, latest_per_account, thin_changes
@@ -236,35 +233,32 @@ _CASE = ("INSERT INTO cases (case_id, request_id, authority_id, kind, outcome, r
          " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (case_id) DO NOTHING RETURNING case_id")
 
 
-# Each writer below: False (and nothing written) if the case is already there. `insert_new`:
-# Context.insert_new, to send the statement with the consumer's batch; at once by default.
+# Each writer below: False (and nothing written) if the case is already there.
 
-async def record_case(conn: asyncpg.Connection, case: tuple, insert_new: InsertNew | None = None) -> bool:
+async def record_case(conn: asyncpg.Connection, case: tuple) -> bool:
     """`case`: (case_id, request_id, authority_id, kind, outcome, reason, decided_at)."""
-    return await (insert_new or partial(insert_now, conn))(_CASE, *case)
+    return await conn.fetchrow(_CASE, *case) is not None
 
 
-async def record_hold(conn: asyncpg.Connection, case: tuple, account_id: str, hold_until: datetime,
-                      insert_new: InsertNew | None = None) -> bool:
+async def record_hold(conn: asyncpg.Connection, case: tuple, account_id: str, hold_until: datetime) -> bool:
     """The case and its hold, in one statement."""
-    return await (insert_new or partial(insert_now, conn))(
+    return await conn.fetchrow(
         f"WITH c AS ({_CASE}) INSERT INTO holds (case_id, account_id, hold_until, placed_at)"
-        " SELECT case_id, $8, $9, $7 FROM c RETURNING true", *case, account_id, hold_until)
+        " SELECT case_id, $8, $9, $7 FROM c RETURNING true", *case, account_id, hold_until) is not None
 
 
 async def record_disclosure(conn: asyncpg.Connection, case: tuple, account_id: str, sealed: str, sha256: str,
-                            signature: str, due_at: datetime | None, emitted_at: datetime | None,
-                            insert_new: InsertNew | None = None) -> bool:
+                            signature: str, due_at: datetime | None, emitted_at: datetime | None) -> bool:
     """The case, its package and its notice (none when `due_at` is None: the authority informs the person),
     in one statement. generated_at = decided_at."""
-    return await (insert_new or partial(insert_now, conn))(
+    return await conn.fetchrow(
         f"WITH c AS ({_CASE}),"
         " p AS (INSERT INTO packages (case_id, authority_id, account_id, generated_at, sealed, sha256, signature)"
         "       SELECT case_id, $3, $8, $7, $9, $10, $11 FROM c),"
         " n AS (INSERT INTO notices (case_id, account_id, due_at, emitted_at)"
         "       SELECT case_id, $8, $12::timestamptz, $13::timestamptz FROM c WHERE $12::timestamptz IS NOT NULL)"
         " SELECT true FROM c",
-        *case, account_id, sealed, sha256, signature, due_at, emitted_at)
+        *case, account_id, sealed, sha256, signature, due_at, emitted_at) is not None
 
 
 # --- retention ----------------------------------------------------------------------

@@ -291,7 +291,7 @@ def parse_request(body: bytes) -> dict[str, Any]:
 async def publish_request(runtime: ServiceContext, authority_id: str, data: dict[str, Any]) -> Accepted:
     """Check the request's own signature, then write it to the outbox for `legal.requests.submitted`.
 
-    With the authority's current key, as intake's consumer checks it (handlers.receive_request): a request
+    With the authority's current key, as intake's consumer checks it (handlers.receive_requests): a request
     it would refuse is refused here, at once.
     """
     async with runtime.unit_of_work() as uow:

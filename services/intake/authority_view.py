@@ -14,7 +14,7 @@ from datetime import datetime
 import asyncpg
 
 from warden.contract.events import DisclosureIssued, RequestProgress, RequestStatus
-from warden.runtime.service import Context
+from warden.runtime.service import BatchItem, Context
 
 SUBMITTED = "submitted"  # the API's own status: accepted over HTTP, not yet seen by intake's consumer
 # The API's own history entries for what the authority sent (the request's status stays as it is).
@@ -25,11 +25,12 @@ CLOSED = {"invalid", "rejected", "disclosed", "no_data", "preserved", "cancelled
 IN_TRANSIT = {SUBMITTED, "received"}
 
 
-async def record_statuses(ctx: Context, statuses: list[RequestProgress]) -> None:
+async def record_statuses(ctx: Context, items: list[BatchItem[RequestProgress]]) -> None:
     """Batch handler: append each status to its request's history; a request's newest status is its status.
 
     Two statements for the whole batch; the requests' rows are folded here first (one row per request:
     an upsert may touch a row once per statement)."""
+    statuses = [item.event for item in items]
     await ctx.conn.execute(
         "INSERT INTO request_statuses (authority_id, request_id, case_id, status, reasons, at, deadline, clarification)"
         " SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::jsonb[], $6::timestamptz[],"
@@ -61,8 +62,9 @@ async def record_statuses(ctx: Context, statuses: list[RequestProgress]) -> None
         [s.at for s in latest])
 
 
-async def record_disclosures(ctx: Context, issued: list[DisclosureIssued]) -> None:
+async def record_disclosures(ctx: Context, items: list[BatchItem[DisclosureIssued]]) -> None:
     """Batch handler: the sealed packages, one statement for the batch."""
+    issued = [item.event for item in items]
     await ctx.conn.execute(
         """INSERT INTO authority_disclosures (case_id, request_id, authority_id, generated_at, period_start,
                                               period_end, sealed, sha256, signature)

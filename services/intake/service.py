@@ -9,7 +9,7 @@ legal.requests.withdrawn.
 """
 from pathlib import Path
 
-from warden.authorities import AUTHORITY_MIGRATIONS, AUTHORITY_REGISTRY, require_registry_keys
+from warden.authorities import AUTHORITY_MIGRATIONS, AUTHORITY_REGISTRY, AuthorityState, require_registry_keys
 from warden.contract.events import (
     LegalRequest, RequestAmended, RequestProgress, RequestReceived, RequestStatus, RequestWithdrawn,
 )
@@ -19,13 +19,13 @@ from warden.runtime.service import Service, Subscription
 from intake.authentication import prune_signatures
 from intake.authority_api import authority_routes
 from intake.authority_view import record_disclosures, record_statuses
-from intake.handlers import receive_request, report_invalid_request
+from intake.handlers import receive_requests, report_invalid_request
 
 SERVICE = Service(
     name="intake",
     schema="intake",
     subscriptions=[
-        Subscription("legal.requests.submitted", receive_request, on_rejected=report_invalid_request),
+        Subscription("legal.requests.submitted", handle_batch=receive_requests, on_rejected=report_invalid_request),
         AUTHORITY_REGISTRY,
         Subscription("legal.requests.progress", handle_batch=record_statuses),
         Subscription("legal.disclosures.issued", handle_batch=record_disclosures),
@@ -34,6 +34,7 @@ SERVICE = Service(
     # LegalRequest, RequestAmended, RequestWithdrawn: as the authority signed them over the authority API.
     emits=(LegalRequest, RequestReceived, RequestStatus, RequestProgress, RequestAmended, RequestWithdrawn),
     startup_checks=[require_registry_keys],
+    batch_state=AuthorityState,
     routes=authority_routes,
     background=[prune_signatures],
 )

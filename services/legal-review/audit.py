@@ -17,7 +17,7 @@ from warden.audit import (
     COLUMNS, GENESIS, AuditEntry, Break, ChainWalk, entry_hash, entry_values, first_break, placeholders,
 )
 
-__all__ = ["COLUMNS", "GENESIS", "AuditEntry", "Break", "Chain", "ChainWalk", "append", "batch_chain",
+__all__ = ["COLUMNS", "GENESIS", "AuditEntry", "Break", "Chain", "ChainWalk", "append",
            "case_entries", "entry_hash", "entry_values", "first_break", "lock_chain", "placeholders", "verify_chain"]
 SERVICE = "legal-review"
 SCHEMA = "legal_review"
@@ -41,11 +41,6 @@ async def append(conn: asyncpg.Connection, case_id: str | None, action: str, act
                  detail: dict[str, Any], chain: Chain | None = None) -> AuditEntry:
     """Append in the caller's transaction; the advisory lock serialises writers until it commits."""
     return await audit.append(conn, chain or Chain(), case_id, action, actor, at, detail)
-
-
-def batch_chain(cache: dict) -> Chain:
-    """The Chain of a consumer savepoint (Context.cache)."""
-    return cache.setdefault(("legal_review.audit", "chain"), Chain())
 
 
 async def case_entries(conn: asyncpg.Connection, case_id: str) -> list[AuditEntry]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from functools import partial
 
 import asyncpg
 
@@ -18,7 +17,6 @@ from warden.contract.events import (
     AuthorityRegistered, Clarification, LegalRequest, Period, PolicyRuleResult, RejectionReason, RequestApproved,
     RequestReceived, RequestRejected, StatusReason, status_events,
 )
-from warden.runtime.inserts import InsertNew, insert_now
 from warden.runtime.outbox import OutboxRow, event_row
 
 from legal_review import audit, keys
@@ -220,19 +218,17 @@ async def _opened_entry(conn: asyncpg.Connection, received: RequestReceived, ass
 
 async def open_case(conn: asyncpg.Connection, received: RequestReceived, assessment: Assessment,
                     authority: AuthorityRegistered | None, chain: audit.Chain | None = None,
-                    insert_new: InsertNew | None = None, authority_key: str | None = None) -> Case | None:
+                    authority_key: str | None = None) -> Case | None:
     """Record the case as the machine assessed it, and its audit entry, in one statement; None when the
-    case is already known (then no entry either). `insert_new`: Context.insert_new, to defer the
-    statement to the end of the consumer's batch; at once by default."""
+    case is already known (then no entry either)."""
     chain = chain or audit.Chain()
     entry = await _opened_entry(conn, received, assessment, chain)
-    insert_new = insert_new or partial(insert_now, conn)
-    if not await insert_new(
+    if await conn.fetchrow(
             f"""WITH opened AS ({_INSERT_CASE})
                INSERT INTO audit_log ({audit.COLUMNS})
                SELECT {audit.placeholders(27)} FROM opened RETURNING seq""",
             *_case_values(received, assessment, authority, authority_key, "pending_review", [], None),
-            *audit.entry_values(entry)):
+            *audit.entry_values(entry)) is None:
         return None
     chain.appended(entry)
     return new_case(received, assessment, authority, authority_key)
@@ -240,11 +236,10 @@ async def open_case(conn: asyncpg.Connection, received: RequestReceived, assessm
 
 async def open_decided(conn: asyncpg.Connection, received: RequestReceived, assessment: Assessment,
                        authority: AuthorityRegistered | None, chain: audit.Chain | None = None,
-                       insert_new: InsertNew | None = None, authority_key: str | None = None
-                       ) -> tuple[Case | None, list[OutboxRow]]:
+                       authority_key: str | None = None) -> tuple[Case | None, list[OutboxRow]]:
     """A case the machine decides at once (approved or rejected): open_case then approve/reject, in one
     statement (the case, its opened entry, the decision, its decided entry). (None, []) when the case is
-    already known. `insert_new` as for open_case."""
+    already known."""
     assert assessment.outcome in ("approved", "rejected"), assessment.outcome
     chain = chain or audit.Chain()
     case = new_case(received, assessment, authority, authority_key)
@@ -256,8 +251,7 @@ async def open_decided(conn: asyncpg.Connection, received: RequestReceived, asse
                                         for r in assessment.failed], decided_by, at)
     opened = await _opened_entry(conn, received, assessment, chain)
     decided = await _decided_entry(conn, case, outcome, decided_by, at, chain, after=opened)
-    insert_new = insert_new or partial(insert_now, conn)
-    if not await insert_new(
+    if await conn.fetchrow(
             f"""WITH opened AS ({_INSERT_CASE}),
                opened_entry AS (
                  INSERT INTO audit_log ({audit.COLUMNS})
@@ -268,7 +262,7 @@ async def open_decided(conn: asyncpg.Connection, received: RequestReceived, asse
                INSERT INTO audit_log ({audit.COLUMNS})
                SELECT {audit.placeholders(38)} FROM opened RETURNING seq""",
             *_case_values(received, assessment, authority, authority_key, outcome, decided_by, at),
-            *audit.entry_values(opened), event.model_dump_json(), *audit.entry_values(decided)):
+            *audit.entry_values(opened), event.model_dump_json(), *audit.entry_values(decided)) is None:
         return None, []
     chain.appended(decided)
     case.status, case.decided_by, case.decided_at = outcome, decided_by, _utc(at)

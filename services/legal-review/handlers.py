@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
-from warden.authorities import authority_of, usable_keys
+from warden.authorities import AuthorityState, authority_of, usable_keys
 from warden.contract.envelope import EventRejected, now
 from warden.contract.events import (
     DisclosureIssued, LegalRequest, RejectionReason, RequestAmended, RequestReceived, RequestStatus, RequestWithdrawn,
@@ -15,15 +16,24 @@ from warden.contract.events import (
 from warden.identifiers import case_id_for, normalise_suspect
 from warden.provenance import amended_request, request_key, signed_by
 from warden.runtime.batch import describe_validation_error
-from warden.runtime.service import Context
+from warden.runtime.service import BatchItem, Context
 
 from legal_review import audit, cases, clarifications, metrics
-from legal_review.policy import current_policy
+from legal_review.policy import Policy, current_policy
 from legal_review.rules import (
     Facts, assess, is_preservation, may_confirm_emergency, provenance_mismatch, retention_window, suspect_key,
 )
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReviewState(AuthorityState):
+    """What legal review's handlers learn once per transaction: the policy (a changed policy file applies
+    from the next batch) and the audit chain's tail (known once the transaction holds the chain's lock)."""
+
+    policy: Policy | None = None
+    chain: audit.Chain = field(default_factory=audit.Chain)
 
 
 async def verified_request(ctx: Context, received: RequestReceived) -> str:
@@ -49,21 +59,15 @@ async def verified_request(ctx: Context, received: RequestReceived) -> str:
 async def review_request(ctx: Context, received: RequestReceived) -> None:
     """Run the policy over a received request: approve, reject, or queue it for humans."""
     authority_key = await verified_request(ctx, received)
-    policy = ctx.cache.get("legal_review.policy")
-    if policy is None:  # once per batch: a changed policy file applies from the next one
-        policy = ctx.cache["legal_review.policy"] = current_policy()
-    chain = audit.batch_chain(ctx.cache)  # the chain's tail, known once this batch holds its lock
+    state: ReviewState = ctx.state
+    if state.policy is None:  # once per batch: a changed policy file applies from the next one
+        state.policy = current_policy()
+    policy, chain = state.policy, state.chain  # the chain's tail, known once this batch holds its lock
     request = received.request
     authority = await authority_of(ctx, request.authority_id)
-    # Extensions and confirmations read and change earlier cases, maybe opened earlier in this batch:
-    # those are written first, and so is this one. Every other case is opened with the batch's inserts.
     # Holds on the suspect bound a new hold and reach data past retention: read them when either matters.
     needs_holds = is_preservation(request) or request.period.start < retention_window(received.received_at,
                                                                                       policy)[0]
-    touches_earlier = bool(request.extends_request_id or request.confirms_request_id or needs_holds)
-    if touches_earlier:
-        await ctx.flush_inserts()
-    insert_new = None if touches_earlier else ctx.insert_new
     earlier = None
     if request.extends_request_id:
         earlier = await cases.find_earlier_hold(ctx.conn, request.authority_id, request.extends_request_id)
@@ -71,11 +75,11 @@ async def review_request(ctx: Context, received: RequestReceived) -> None:
     assessment = assess(Facts(request, received.received_at, authority, earlier, holds), policy)
     at = received.received_at
     if assessment.outcome == "pending_review":
-        case = await cases.open_case(ctx.conn, received, assessment, authority, chain, insert_new, authority_key)
+        case = await cases.open_case(ctx.conn, received, assessment, authority, chain, authority_key)
         reasons = [StatusReason(code=r.code, message=r.message) for r in assessment.flagged]
         rows = cases.status_rows(case, "pending_review", reasons, at) if case else []
     else:  # approved or rejected by the machine: opened and decided in one statement
-        case, rows = await cases.open_decided(ctx.conn, received, assessment, authority, chain, insert_new,
+        case, rows = await cases.open_decided(ctx.conn, received, assessment, authority, chain,
                                               authority_key)
     if case is None:
         log.info("case already known, ignored", extra={"case_id": received.case_id})
@@ -97,7 +101,6 @@ async def authority_case(ctx: Context, authority_id: str, request_id: str) -> ca
     """The case of an authority's signed amendment or withdrawal (the event's data), locked for the change,
     once the document is shown to be the authority's: signed by the key its request was verified with (the
     key pinned to the case), still registered and not revoked. EventRejected otherwise."""
-    await ctx.flush_inserts()  # the case may have been opened earlier in this batch
     await audit.lock_chain(ctx.conn)  # the chain before the case's row, as every writer takes them
     case = await cases.load_case(ctx.conn, case_id_for(authority_id, request_id), for_update=True)
     if case is None or case.authority_key is None:
@@ -132,7 +135,7 @@ async def answer_clarification(ctx: Context, amended: RequestAmended) -> None:
                if request.extends_request_id else None)
     holds = await cases.holds_on_suspect(ctx.conn, request, case.received_at)
     assessment = assess(Facts(request, case.received_at, authority, earlier, holds), policy)
-    chain, at = audit.batch_chain(ctx.cache), now()
+    chain, at = ctx.state.chain, now()
     await clarifications.record_answer(ctx.conn, case, amended.clarification_id, signed, request, assessment, at,
                                        chain)
     if assessment.outcome == "rejected":
@@ -151,7 +154,7 @@ async def withdraw_request(ctx: Context, withdrawn: RequestWithdrawn) -> None:
     """The authority's signed withdrawal: an open case closes as withdrawn; an approved one is left to
     disclosure, which builds no package for it unless it already has."""
     case = await authority_case(ctx, withdrawn.authority_id, withdrawn.request_id)
-    chain, at = audit.batch_chain(ctx.cache), now()
+    chain, at = ctx.state.chain, now()
     if not case.closed:
         ctx.outgoing.extend(await clarifications.withdraw(ctx.conn, case, ctx.envelope.data, at, chain))
         chain.checkpoint_at_commit(ctx)  # the case is closed, as a decision closes one
@@ -187,9 +190,10 @@ def _case_uuid(case_id: str | None) -> uuid.UUID | None:
         return None
 
 
-async def record_disclosures(ctx: Context, issued: list[DisclosureIssued]) -> None:
+async def record_disclosures(ctx: Context, items: list[BatchItem[DisclosureIssued]]) -> None:
     """Batch handler: packages were issued, so those cases produced data, of these accounts (one statement;
     a case named twice in the batch keeps its last package)."""
+    issued = [item.event for item in items]
     last = {i.case_id: i for i in issued if _case_uuid(i.case_id) is not None}
     if not last:
         return

@@ -28,7 +28,8 @@ from legal_review.api import require_review_tokens, review_routes
 from legal_review.audit import publish_checkpoints
 from legal_review.console.routes import console_routes
 from legal_review.handlers import (
-    answer_clarification, record_disclosures, record_fulfilment, record_violation, review_request, withdraw_request,
+    ReviewState, answer_clarification, record_disclosures, record_fulfilment, record_violation, review_request,
+    withdraw_request,
 )
 from legal_review.jobs import watch_deadlines
 from legal_review.keys import require_decision_key
@@ -58,6 +59,7 @@ SERVICE = Service(
     emits=(RequestApproved, RequestRejected, RequestStatus, RequestProgress, AuditCheckpoint),
     startup_checks=[require_registry_keys, require_decision_key, require_audit_key, require_review_tokens,
                     require_console_secret],
+    batch_state=ReviewState,
     routes=routes,
     background=[watch_deadlines, publish_checkpoints],
 )

@@ -33,7 +33,7 @@ import asyncpg
 
 from warden.contract.envelope import now as current_time
 from warden.contract.events import ReportSubmitted
-from warden.runtime.service import Context
+from warden.runtime.service import BatchItem, Context
 
 from moderation import metrics, scoring
 from moderation.config import ModerationConfig
@@ -100,8 +100,9 @@ class Outcome:
             self.queue[content_id] = entry
 
 
-async def score_reports(ctx: Context, reports: list[ReportSubmitted], *, cfg: ModerationConfig) -> None:
+async def score_reports(ctx: Context, events: list[BatchItem[ReportSubmitted]], *, cfg: ModerationConfig) -> None:
     """Record the reports, fold each into its item's window in order, and delist or queue what the scores call for."""
+    reports = [report.event for report in events]
     at = current_time()
     conn = ctx.conn
     items = await lock_items(conn, reports, at)

@@ -2,14 +2,14 @@
 
 One unit of work per batch (unit_of_work.py) holds, for every event, its inbox row, the
 handler's state changes and its outgoing events. Handlers first run back to back in that
-transaction (the optimistic pass: no savepoints, and their inserts-if-new go out together
-after them, see inserts.py); if any handler or one of those inserts fails, the transaction
-is rolled back and the batch is replayed in a new one with a savepoint per event, so only
-the failing event is dead-lettered (dead_letters.py). A subscription with a batch handler
-(`Subscription.handle_batch`) gets its topic's valid new events of the batch in one call in
-the optimistic pass, and one call per event in the replay. Events already in the inbox
-(inbox.py) are dropped. Metrics are counted and the outbox rows handed to the relay only
-once the transaction has committed.
+transaction (the optimistic pass: no savepoints, one BatchState shared by the batch); if any
+handler fails, the transaction is rolled back and the batch is replayed in a new one with a
+savepoint and a new BatchState per event, so only the failing event is dead-lettered
+(dead_letters.py). A subscription with a batch handler (`Subscription.handle_batch`) gets its
+topic's valid new events of the batch as Items in one call in the optimistic pass (an item it
+rejects is dead-lettered there, its batch-mates go on), and one call per event in the replay.
+Events already in the inbox (inbox.py) are dropped. Metrics are counted and the outbox rows
+handed to the relay only once the transaction has committed.
 """
 from __future__ import annotations
 
@@ -28,8 +28,7 @@ from warden.runtime import metrics, tracing
 from warden.runtime.database import is_transient
 from warden.runtime.dead_letters import dlq_row, keep_dead_letter, mark_dead_lettered, oversized_parts
 from warden.runtime.inbox import claim_fresh
-from warden.runtime.inserts import DeferredInserts
-from warden.runtime.service import Context, Service
+from warden.runtime.service import BatchState, Context, BatchItem, Service
 from warden.runtime.settings import Settings
 from warden.runtime.unit_of_work import HandOver, UnitOfWork
 
@@ -121,10 +120,10 @@ class BatchProcessor:
             fresh = await claim_fresh(conn, items)
             claimed = {id(item) for item in fresh}
             outcomes += [(item.record.topic, "duplicate") for item in items if id(item) not in claimed]
-            # The optimistic pass's Context.cache and deferred inserts: they live as long as its transaction.
-            cache, deferred = (None, None) if isolated else ({}, DeferredInserts())
-            if not isolated:
-                await self._prefetch(conn, fresh, cache)
+            # The optimistic pass's state lives as long as its transaction; the replay makes one per call.
+            state = None if isolated else self.service.batch_state()
+            if state is not None:
+                await self._prefetch(conn, fresh, state)
             # Optimistic pass: each batch handler's events, handed over together where its topic first appears.
             batches = {} if isolated else self._batches(fresh)
             handled: dict[int, str] = {}
@@ -133,14 +132,10 @@ class BatchProcessor:
                     continue
                 group = batches.pop(item.record.topic, None) if item.rejection is None else None
                 if group:
-                    await self._handle_batch(uow, group, cache, deferred)
-                    handled.update((id(i), "processed") for i in group)
+                    handled.update(await self._handle_batch(uow, group, state))
                 else:
-                    handled[id(item)] = await self._handle(uow, item, isolated=isolated, cache=cache,
-                                                           deferred=deferred)
+                    handled[id(item)] = await self._handle(uow, item, isolated=isolated, state=state)
             outcomes += [(item.record.topic, handled[id(item)]) for item in fresh]
-            if deferred:
-                await self._flush(conn, deferred)
         return outcomes
 
     def _batches(self, fresh: list[Decoded]) -> dict[str, list[Decoded]]:
@@ -151,14 +146,15 @@ class BatchProcessor:
                 batches.setdefault(item.record.topic, []).append(item)
         return batches
 
-    async def _handle_batch(self, uow: UnitOfWork, group: list[Decoded], cache: dict | None,
-                            deferred: DeferredInserts | None) -> None:
-        """A batch handler's call in the optimistic pass; any failure -> _Replay (each event alone)."""
+    async def _handle_batch(self, uow: UnitOfWork, group: list[Decoded], state: BatchState) -> dict[int, str]:
+        """A batch handler's call in the optimistic pass: the outcome of each of its events. The items it
+        rejected are dead-lettered; any failure -> _Replay (each event alone)."""
         subscription = self.service.subscription(group[0].record.topic)
-        ctx = self._context(uow.conn, group[0], cache, deferred)
+        ctx = self._context(uow.conn, group[0], state)
+        calls = [self._item(decoded) for decoded in group]
         try:
             with self._traced(group):
-                await subscription.handle_batch(ctx, [item.payload for item in group])
+                await subscription.handle_batch(ctx, calls)
         except Exception as exc:
             if is_transient(exc):
                 raise
@@ -166,9 +162,19 @@ class BatchProcessor:
                 "topic": group[0].record.topic, "events": len(group), "error_type": type(exc).__name__})
             raise _Replay() from None
         self._keep(uow, ctx)
+        outcomes: dict[int, str] = {}
+        for decoded, call in zip(group, calls):
+            if call.rejection is None:
+                uow.add(call.outgoing)
+                outcomes[id(decoded)] = "processed"
+            else:
+                with self._traced([decoded]):
+                    outcomes[id(decoded)] = await self._dead_letter(uow, decoded, call.rejection, isolated=False,
+                                                                    state=state)
+        return outcomes
 
-    async def _prefetch(self, conn: asyncpg.Connection, fresh: list[Decoded], cache: dict) -> None:
-        """Each subscription's set-based read for the batch (Subscription.prefetch), into the shared cache."""
+    async def _prefetch(self, conn: asyncpg.Connection, fresh: list[Decoded], state: BatchState) -> None:
+        """Each subscription's set-based read for the batch (Subscription.prefetch), into the batch's state."""
         by_topic: dict[str, list[Decoded]] = {}
         for item in fresh:
             if item.rejection is None:
@@ -178,7 +184,7 @@ class BatchProcessor:
             if prefetch is None:
                 continue
             try:
-                await prefetch(self._context(conn, items[0], cache), [i.payload for i in items])
+                await prefetch(self._context(conn, items[0], state), [i.payload for i in items])
             except Exception as exc:
                 if is_transient(exc):
                     raise
@@ -187,41 +193,29 @@ class BatchProcessor:
                     "topic": topic, "error_type": type(exc).__name__, "where": _where(exc)})
                 raise _Replay() from None
 
-    async def _flush(self, conn: asyncpg.Connection, deferred: DeferredInserts) -> None:
-        pending = len(deferred)
-        try:
-            await deferred.flush(conn)
-        except Exception as exc:
-            if is_transient(exc):
-                raise
-            # Correct either way (each insert runs at once in the replay), but slower: say so.
-            log.info("deferred inserts failed, batch replayed event by event",
-                     extra={"inserts": pending, "error_type": type(exc).__name__})
-            raise _Replay() from None
-
-    async def _handle(self, uow: UnitOfWork, item: Decoded, *, isolated: bool = True, cache: dict | None = None,
-                      deferred: DeferredInserts | None = None) -> str:
+    async def _handle(self, uow: UnitOfWork, item: Decoded, *, isolated: bool = True,
+                      state: BatchState | None = None) -> str:
         """Run one event's handler within its trace context; `isolated=False` (optimistic pass): no savepoint,
         any failure -> _Replay.
 
-        `cache`: the optimistic pass's Context.cache, shared by the batch; isolated (None), each handler
+        `state`: the optimistic pass's BatchState, shared by the batch; isolated (None), each handler
         and rejection hook call gets its own, so nothing learnt in a rolled-back savepoint is reused."""
         with self._traced([item]):
-            return await self._handle_traced(uow, item, isolated=isolated, cache=cache, deferred=deferred)
+            return await self._handle_traced(uow, item, isolated=isolated, state=state)
 
-    async def _handle_traced(self, uow: UnitOfWork, item: Decoded, *, isolated: bool, cache: dict | None,
-                             deferred: DeferredInserts | None) -> str:
+    async def _handle_traced(self, uow: UnitOfWork, item: Decoded, *, isolated: bool,
+                             state: BatchState | None) -> str:
         conn, record = uow.conn, item.record
         subscription = self.service.subscription(record.topic)
         rejection = item.rejection
         if rejection is None:
-            ctx = self._context(conn, item, cache, deferred)
+            ctx = self._context(conn, item, state)
             try:
                 if isolated:
                     async with conn.transaction():
-                        await self._call_handler(subscription, ctx, item.payload)
+                        await self._call_handler(subscription, ctx, item)
                 else:
-                    await self._call_handler(subscription, ctx, item.payload)
+                    await self._call_handler(subscription, ctx, item)
                 self._keep(uow, ctx)
                 return "processed"
             except EventRejected as exc:
@@ -238,12 +232,19 @@ class BatchProcessor:
                     "topic": record.topic, "partition": record.partition, "offset": record.offset,
                     "error_type": type(exc).__name__, "where": _where(exc)})
                 rejection = EventRejected("handler_error", f"{type(exc).__name__} in {_where(exc)}")
+        return await self._dead_letter(uow, item, rejection, isolated=isolated, state=state)
+
+    async def _dead_letter(self, uow: UnitOfWork, item: Decoded, rejection: EventRejected, *, isolated: bool,
+                           state: BatchState | None) -> str:
+        """The event to the DLQ with its reason, after the subscription's rejection hook."""
+        conn, record = uow.conn, item.record
+        subscription = self.service.subscription(record.topic)
         log.info("event dead-lettered", extra={
             "topic": record.topic, "partition": record.partition, "offset": record.offset,
             "reason": rejection.reason, "error": rejection.error})
         tracing.mark_dead_lettered(rejection.reason)
         if subscription.on_rejected is not None:
-            ctx = self._context(conn, item, cache, deferred)
+            ctx = self._context(conn, item, state)
             try:
                 if isolated:
                     async with conn.transaction():
@@ -299,19 +300,27 @@ class BatchProcessor:
         for key, build in ctx.at_commit.items():
             uow.emit_at_commit(key, build)
 
-    @staticmethod
-    async def _call_handler(subscription, ctx: Context, payload: object) -> None:
-        if subscription.handle_batch is not None:  # the replay: a batch handler, one event at a time
-            await subscription.handle_batch(ctx, [payload])
-        else:
-            await subscription.handle(ctx, payload)
+    async def _call_handler(self, subscription, ctx: Context, item: Decoded) -> None:
+        if subscription.handle_batch is None:
+            await subscription.handle(ctx, item.payload)
+            return
+        # The replay: a batch handler, one item at a time; what it emitted for the item joins the context's.
+        call = self._item(item)
+        await subscription.handle_batch(ctx, [call])
+        if call.rejection is not None:
+            raise call.rejection
+        ctx.outgoing.extend(call.outgoing)
 
-    def _context(self, conn: asyncpg.Connection, item: Decoded, cache: dict | None,
-                 deferred: DeferredInserts | None = None) -> Context:
+    def _item(self, decoded: Decoded) -> BatchItem:
+        assert decoded.envelope is not None
+        return BatchItem(decoded.payload, decoded.envelope, self.service.name)
+
+    def _context(self, conn: asyncpg.Connection, item: Decoded, state: BatchState | None) -> Context:
         r = item.record
         return Context(self.service.name, conn, item.envelope, r.topic, r.partition, r.offset, r.key, r.value,
-                       tuple(r.headers or ()), cache={} if cache is None else cache, deferred=deferred,
+                       tuple(r.headers or ()), state=self.service.batch_state() if state is None else state,
                        settings=self.settings)
+
 
 def _where(exc: BaseException) -> str:
     tb = exc.__traceback__

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import asyncpg
 from fastapi import FastAPI
@@ -16,15 +16,25 @@ from warden.contract.envelope import Envelope, EventRejected
 from warden.contract.events import EVENT_TYPES, Payload
 from warden.contract.topics import declaration_problems
 from warden.runtime.database import RUNTIME_MIGRATIONS, MigrationSet
-from warden.runtime.inserts import DeferredInserts, insert_now
+from warden.runtime import tracing
 from warden.runtime.outbox import OutboxRow, event_row
 from warden.runtime.settings import ConfigurationError, Settings, require_connections
 from warden.runtime.unit_of_work import UnitOfWork
 
 
 @dataclass
+class BatchState:
+    """What a service's handlers learn once and reuse within one transaction: an authority, a key, the
+    audit chain's tail. A service declares its own (a dataclass deriving from this one, `Service.batch_state`)
+    and the runtime makes a new one for every transaction or savepoint it runs handlers in: one for the
+    whole batch in the consumer's optimistic pass (one transaction, no savepoints), one per handler call
+    in the replay with a savepoint per event, so nothing learnt in a rolled-back savepoint is reused.
+    Hold only what stays true until then, and update what a handler's own writes change."""
+
+
+@dataclass
 class Context:
-    """What a handler gets besides its event: the open transaction and an `emit`."""
+    """What a handler gets besides its event: the open transaction, the batch's state and an `emit`."""
 
     service: str
     conn: asyncpg.Connection
@@ -36,13 +46,8 @@ class Context:
     raw_value: bytes | None
     headers: tuple[tuple[str, bytes], ...] = ()
     outgoing: list[OutboxRow] = field(default_factory=list)
-    # What handlers learnt and may reuse (an authority, a key, the audit chain's tail): shared by
-    # the whole batch in the consumer's optimistic pass (one transaction, no savepoints), one per
-    # handler call when replaying with a savepoint per event; discarded with what it was learnt in.
-    # Only cache what stays true until then, and drop an entry when a handler changes what it caches.
-    cache: dict[Any, Any] = field(default_factory=dict)
-    # The optimistic pass's deferred inserts, shared by the batch (insert_new); None: insert at once.
-    deferred: DeferredInserts | None = None
+    # The service's declared BatchState (Service.batch_state), for the life of this transaction or savepoint.
+    state: Any = field(default_factory=BatchState)
     # The running service's settings (warden/runtime/settings.py); None outside a runtime.
     settings: Any = None
     # What to run once this transaction has committed (on_commit); dropped with a rollback.
@@ -54,24 +59,6 @@ class Context:
     def binary_mode(self) -> bool:
         """The record carries its CloudEvent attributes in `ce_*` headers."""
         return any(name.lower().startswith("ce_") for name, _ in self.headers)
-
-    async def insert_new(self, statement: str, *args: Any) -> bool:
-        """Run an `INSERT … ON CONFLICT DO NOTHING RETURNING …` that writes one row or none: True if it wrote.
-
-        In the consumer's optimistic pass it is deferred to the end of the batch and True is
-        assumed (warden/runtime/inserts.py); if it then writes nothing, the batch is replayed
-        event by event and this call answers truly. Until then the row is not visible: a
-        handler that reads what earlier events of its batch inserted calls `flush_inserts` first.
-        """
-        if self.deferred is None:
-            return await insert_now(self.conn, statement, *args)
-        self.deferred.add(statement, args)
-        return True
-
-    async def flush_inserts(self) -> None:
-        """Send the batch's deferred inserts now, so that the next reads see them."""
-        if self.deferred is not None:
-            await self.deferred.flush(self.conn)
 
     def emit(self, event: Payload) -> None:
         """Queue an event of the contract (its model says its type and topic); it reaches the outbox in
@@ -89,8 +76,35 @@ class Context:
         self.at_commit[key] = build
 
 
+E = TypeVar("E")
+
+
+@dataclass(eq=False)
+class BatchItem(Generic[E]):
+    """One event of a batch handler's call: its payload (`event`), its envelope, and what it emits or why
+    it is refused. What an item emits carries its own trace and reaches the outbox only if it is not
+    rejected; a rejected item is dead-lettered with its reason and its batch-mates go on."""
+
+    event: E
+    envelope: Envelope
+    service: str
+    outgoing: list[OutboxRow] = field(default_factory=list)
+    rejection: EventRejected | None = None
+
+    def emit(self, event: Payload) -> None:
+        """Queue an event derived from this item (its model says its type and topic)."""
+        with tracing.within(self.envelope.trace, event_id=self.envelope.id):
+            self.outgoing.append(event_row(self.service, event))
+
+    def reject(self, reason: str, error: str) -> None:
+        """Refuse this item: dead-lettered with `reason`, whatever it emitted dropped. Only before anything
+        was written for it: the handler's statements must leave it out (its batch-mates' effects commit)."""
+        self.rejection = EventRejected(reason, error)
+        self.outgoing.clear()
+
+
 Handler = Callable[[Context, Any], Awaitable[None]]
-BatchHandler = Callable[[Context, list[Any]], Awaitable[None]]
+BatchHandler = Callable[[Context, list[BatchItem]], Awaitable[None]]
 RejectionHook = Callable[[Context, EventRejected], Awaitable[None]]
 Prefetch = Callable[[Context, list[Any]], Awaitable[None]]
 
@@ -99,15 +113,19 @@ Prefetch = Callable[[Context, list[Any]], Awaitable[None]]
 class Subscription:
     """One consumed topic and the handler for it: `handle` (one event) or `handle_batch` (set-based).
 
-    `handle_batch` is for work that is done set-based (one statement for many rows):
-    in the consumer's optimistic pass it is called once per polled batch with the
-    valid new events of this topic, in offset order, with the context of the first
-    of them (its `emit`, `on_commit`, `cache` and deferred inserts serve the whole
-    call). If it raises, the batch is replayed event by event, where it is called
-    with one event at a time, each in its own savepoint, so only the failing event
-    is dead-lettered (EventRejected: with its reason; anything else: handler_error).
-    A batch handler must therefore leave after one call with n events what n calls
-    with one event each leave; it may rely on the rows of earlier calls being
+    `handle(ctx, event)` sees plain calls that tell the truth: its statements run when it makes
+    them, on the batch's transaction, and see what earlier events of the batch wrote.
+
+    `handle_batch(ctx, items)` is declared by work that is done set-based (one statement for many
+    rows): in the consumer's optimistic pass it is called once per polled batch with the valid new
+    events of this topic, in offset order, each an `BatchItem` (payload, envelope, its own `emit` and
+    `reject`); `ctx` serves the whole call (its connection, state, `on_commit`, `emit_at_commit`).
+    An item it rejects (`item.reject`) is dead-lettered alone with its reason and its batch-mates'
+    effects commit; it must be rejected before anything is written for it. If the call raises
+    anything, the batch is replayed event by event, where it is called with one item at a time,
+    each in its own savepoint, so only the failing event is dead-lettered (EventRejected: with its
+    reason; anything else: handler_error). A batch handler must therefore leave after one call with
+    n items what n calls with one item each leave; it may rely on the rows of earlier calls being
     visible, and on nothing else carried between calls.
 
     `on_rejected` lets a service say something about an event bound for the DLQ
@@ -115,13 +133,13 @@ class Subscription:
     transaction as the DLQ write.
 
     `prefetch` reads, for a whole batch at once, what its handlers would each
-    read (one set-based query instead of one per event) into `Context.cache`.
-    It runs in the consumer's optimistic pass only, in the batch's transaction
-    before the handlers, with the valid new events of this topic in offset
-    order. Handlers must work without it (the per-event replay does not call
-    it), take an entry out of the cache when they use it, and drop entries that
-    their own writes make stale. Whatever it raises fails the batch as a
-    handler would: it is replayed event by event.
+    read (one set-based query instead of one per event) into the batch's state
+    (`Context.state`). It runs in the consumer's optimistic pass only, in the
+    batch's transaction before the handlers, with the valid new events of this
+    topic in offset order. Handlers must work without it (the per-event replay
+    does not call it), take an entry out of the state when they use it, and drop
+    entries that their own writes make stale. Whatever it raises fails the batch
+    as a handler would: it is replayed event by event.
     """
 
     topic: str
@@ -159,6 +177,9 @@ class Service:
     emits: tuple[type[Payload], ...] = ()
     # Run with the settings before anything starts; each raises ConfigurationError to refuse.
     startup_checks: list[Callable[[Any], None]] = field(default_factory=list)
+    # What its handlers learn once per transaction (a BatchState dataclass): made anew by the runtime for
+    # each batch and for each handler call of a replay.
+    batch_state: Callable[[], BatchState] = BatchState
     # The most records a consumer batch takes, when WARDEN_BATCH_MAX_RECORDS does not say (None: the
     # runtime's default). A batch never waits to fill: this only bounds what a backlog hands over at once.
     batch_max_records: int | None = None

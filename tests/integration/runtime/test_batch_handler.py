@@ -1,4 +1,5 @@
-"""Subscription.handle_batch: one call per batch with the topic's valid new events; replayed one event per call.
+"""Subscription.handle_batch: one call per batch with the topic's valid new events as BatchItems; an item it
+rejects is dead-lettered alone; anything it raises replays the batch one event per call.
 
 Also Context.on_commit: hooks run once the batch's transaction committed, never for a pass rolled back.
 """
@@ -12,7 +13,8 @@ from aiokafka.structs import ConsumerRecord
 from warden.contract.envelope import EventRejected, encode_structured, new_event
 from warden.runtime.consumer import ConsumerLoop
 from warden.runtime.database import RUNTIME_MIGRATIONS, create_pool, migrate
-from warden.runtime.service import Context, Service, Subscription
+from warden.contract.events import AppealSubmitted
+from warden.runtime.service import BatchItem, Context, Service, Subscription
 
 APPEALS, APPEAL = "moderation.appeals.submitted", "warden.moderation.appeal.submitted.v1"
 
@@ -28,16 +30,20 @@ def record(offset: int, appeal_id: str | None) -> ConsumerRecord:
 
 
 class Recorder:
-    """A batch handler that writes one row per event, set-based, and fails on the ids it is told to."""
+    """A batch handler that writes one row per event, set-based, and fails on the ids it is told to: `breaks`
+    raises a bug, `rejects` raises EventRejected, `refuses` rejects the item (BatchItem.reject) before writing."""
 
-    def __init__(self, *, breaks: str | None = None, rejects: str | None = None):
+    def __init__(self, *, breaks: str | None = None, rejects: str | None = None, refuses: str | None = None):
         self.calls: list[list[str]] = []
         self.committed: list[list[str]] = []
-        self.breaks, self.rejects = breaks, rejects
+        self.breaks, self.rejects, self.refuses = breaks, rejects, refuses
 
-    async def handle_batch(self, ctx: Context, appeals: list) -> None:
-        ids = [a.appeal_id for a in appeals]
-        self.calls.append(ids)
+    async def handle_batch(self, ctx: Context, items: list[BatchItem[AppealSubmitted]]) -> None:
+        self.calls.append([item.event.appeal_id for item in items])
+        for item in items:
+            if item.event.appeal_id == self.refuses:
+                item.reject("not_owner", "the appeal is not from the owner")
+        ids = [item.event.appeal_id for item in items if item.rejection is None]
         await ctx.conn.execute("INSERT INTO seen (id) SELECT unnest($1::text[])", ids)
         if self.rejects in ids:
             raise EventRejected("not_owner", "the appeal is not from the owner")
@@ -85,3 +91,19 @@ async def test_a_failing_event_replays_the_batch_one_event_per_call_and_only_it_
     assert app.calls == [["a", "b", "c"], ["a"], ["b"], ["c"]]
     assert app.committed == [["a"], ["c"]]  # nothing of the rolled-back pass, nothing of the failed event
     assert seen == ["a", "c"] and reasons == [reason]
+
+
+async def test_an_item_rejected_by_the_batch_handler_is_dead_lettered_alone_without_a_replay(database_url):
+    app = Recorder(refuses="b")
+    seen, reasons = await run(database_url, app, [record(0, "a"), record(1, "b"), record(2, "c")])
+    assert app.calls == [["a", "b", "c"]]  # one call: no replay for a rejected item
+    assert app.committed == [["a", "c"]]
+    assert seen == ["a", "c"] and reasons == [b"not_owner"]
+
+
+async def test_an_item_rejected_in_the_replay_is_rolled_back_and_dead_lettered(database_url):
+    app = Recorder(breaks="a", refuses="c")  # the bug forces the replay, where "c" is refused in its own call
+    seen, reasons = await run(database_url, app, [record(0, "a"), record(1, "b"), record(2, "c")])
+    assert app.calls == [["a", "b", "c"], ["a"], ["b"], ["c"]]
+    assert app.committed == [["b"]]
+    assert seen == ["b"] and reasons == [b"handler_error", b"not_owner"]
