@@ -151,26 +151,30 @@ class BatchProcessor:
         rejected are dead-lettered; any failure -> _Replay (each event alone)."""
         subscription = self.service.subscription(group[0].record.topic)
         ctx = self._context(uow.conn, group[0], state)
-        calls = [self._item(decoded) for decoded in group]
-        try:
-            with self._traced(group):
-                await subscription.handle_batch(ctx, calls)
-        except Exception as exc:
-            if is_transient(exc):
-                raise
-            log.info("batch handler failed, batch replayed event by event", extra={
-                "topic": group[0].record.topic, "events": len(group), "error_type": type(exc).__name__})
-            raise _Replay() from None
-        self._keep(uow, ctx)
+        own_traces = len({d.envelope.trace for d in group}) > 1
+        calls = [self._item(decoded, own_trace=own_traces) for decoded in group]
         outcomes: dict[int, str] = {}
-        for decoded, call in zip(group, calls):
-            if call.rejection is None:
-                uow.add(call.outgoing)
-                outcomes[id(decoded)] = "processed"
-            else:
-                with self._traced([decoded]):
+        with self._traced(group):
+            try:
+                await subscription.handle_batch(ctx, calls)
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                log.info("batch handler failed, batch replayed event by event", extra={
+                    "topic": group[0].record.topic, "events": len(group), "error_type": type(exc).__name__})
+                raise _Replay() from None
+            self._keep(uow, ctx)
+            for decoded, call in zip(group, calls):
+                if call.rejection is None:
+                    uow.add(call.outgoing)
+                    outcomes[id(decoded)] = "processed"
+                elif len(group) == 1:  # the call's span is the event's
                     outcomes[id(decoded)] = await self._dead_letter(uow, decoded, call.rejection, isolated=False,
                                                                     state=state)
+                else:
+                    with self._traced([decoded]):
+                        outcomes[id(decoded)] = await self._dead_letter(uow, decoded, call.rejection,
+                                                                        isolated=False, state=state)
         return outcomes
 
     async def _prefetch(self, conn: asyncpg.Connection, fresh: list[Decoded], state: BatchState) -> None:
@@ -311,9 +315,9 @@ class BatchProcessor:
             raise call.rejection
         ctx.outgoing.extend(call.outgoing)
 
-    def _item(self, decoded: Decoded) -> BatchItem:
+    def _item(self, decoded: Decoded, own_trace: bool = False) -> BatchItem:
         assert decoded.envelope is not None
-        return BatchItem(decoded.payload, decoded.envelope, self.service.name)
+        return BatchItem(decoded.payload, decoded.envelope, self.service.name, own_trace)
 
     def _context(self, conn: asyncpg.Connection, item: Decoded, state: BatchState | None) -> Context:
         r = item.record

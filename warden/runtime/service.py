@@ -88,11 +88,17 @@ class BatchItem(Generic[E]):
     event: E
     envelope: Envelope
     service: str
+    # Emit within this item's own trace: when the call's items come from several (otherwise what the
+    # call runs within, the item's trace or the consumer span made for it, is carried on).
+    own_trace: bool = False
     outgoing: list[OutboxRow] = field(default_factory=list)
     rejection: EventRejected | None = None
 
     def emit(self, event: Payload) -> None:
         """Queue an event derived from this item (its model says its type and topic)."""
+        if not self.own_trace:
+            self.outgoing.append(event_row(self.service, event))
+            return
         with tracing.within(self.envelope.trace, event_id=self.envelope.id):
             self.outgoing.append(event_row(self.service, event))
 

@@ -8,7 +8,7 @@ import asyncpg
 
 from warden.contract.events import RequestApproved, SubscriberAccountUpdated
 from warden.runtime.database import RUNTIME_MIGRATIONS, create_pool, migrate
-from warden.runtime.service import Context
+from warden.runtime.service import BatchItem, Context
 
 from disclosure import handlers, store
 from disclosure.package import Session
@@ -112,17 +112,19 @@ async def test_a_subscriber_event_later_in_the_batch_drops_the_prefetched_lookup
     decision = approval(number)
     try:
         async with pool.acquire() as conn, conn.transaction():
-            cache: dict = {}
-            batch = Context(SERVICE.name, conn, None, "legal.requests.decided", 0, 0, None, None, cache=cache)
+            state = handlers.DisclosureState()
+            batch = Context(SERVICE.name, conn, None, "legal.requests.decided", 0, 0, None, None, state=state)
             await handlers.look_up_suspects(batch, [decision])
-            prefetched = cache[("disclosure.lookup", decision.case_id)]
+            prefetched = state.lookups[decision.case_id]
             assert prefetched.candidates == {"phone_number": set()}  # nobody had the number yet
 
-            feed = Context(SERVICE.name, conn, None, "platform.subscribers", 0, 1, None, None, cache=cache)
-            await handlers.record_subscriber_events(feed, [account_update(newcomer, number, ago(40))])
+            feed = Context(SERVICE.name, conn, None, "platform.subscribers", 0, 1, None, None, state=state)
+            update = BatchItem(account_update(newcomer, number, ago(40)), None, SERVICE.name)
+            await handlers.record_subscriber_events(feed, [update])
             lookup = await handlers.lookup_suspect(batch, decision)
 
-            again = Context(SERVICE.name, conn, None, "legal.requests.decided", 0, 2, None, None, cache={})
+            again = Context(SERVICE.name, conn, None, "legal.requests.decided", 0, 2, None, None,
+                            state=handlers.DisclosureState())
             await handlers.look_up_suspects(again, [decision])
             first_use = await handlers.lookup_suspect(again, decision)
             second_use = await handlers.lookup_suspect(again, decision)

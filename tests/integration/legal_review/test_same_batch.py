@@ -1,4 +1,4 @@
-"""Cases are opened with the batch's deferred inserts (Context.insert_new); a request that extends a hold
+"""A request that extends a hold
 or confirms an emergency must still find its earlier case when both arrive in the same batch."""
 from __future__ import annotations
 
