@@ -8,8 +8,11 @@ head when its transaction decided a case (`Chain.checkpoint_at_commit`).
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
+from typing import Any
 
 import asyncpg
 
@@ -216,19 +219,58 @@ async def _opened_entry(conn: asyncpg.Connection, received: RequestReceived, ass
     })
 
 
+# (statement, *args) -> True if the statement wrote its row (returned one).
+SendStatement = Callable[..., Awaitable[bool]]
+
+
+async def _send_now(conn: asyncpg.Connection, statement: str, *args: Any) -> bool:
+    return await conn.fetchrow(statement, *args) is not None
+
+
+class CaseAlreadyKnown(Exception):
+    """A case statement sent with its batch found its case already there (a redelivered request)."""
+
+
+class CaseStatements:
+    """The case statements of a batch handler's call, sent together (one round trip per run of the same
+    statement, Connection.fetchmany) by `send_all`, which raises CaseAlreadyKnown if any wrote nothing:
+    the entries chained after it would then point at an entry never written, so the call must fail
+    (the runtime replays it one event per call, where each statement goes at once and a known case is
+    told). `send` takes a statement and answers True: use it only where that is checked this way."""
+
+    def __init__(self) -> None:
+        self._runs: list[tuple[str, list[tuple[Any, ...]]]] = []
+
+    async def send(self, statement: str, *args: Any) -> bool:
+        # Only neighbours are merged, so statements still go out in the order they were made.
+        if self._runs and self._runs[-1][0] == statement:
+            self._runs[-1][1].append(args)
+        else:
+            self._runs.append((statement, [args]))
+        return True
+
+    async def send_all(self, conn: asyncpg.Connection) -> None:
+        runs, self._runs = self._runs, []
+        for statement, arg_sets in runs:
+            written = await conn.fetchmany(statement, arg_sets)
+            if len(written) != len(arg_sets):
+                raise CaseAlreadyKnown(f"{len(arg_sets) - len(written)} of {len(arg_sets)} cases already known")
+
+
 async def open_case(conn: asyncpg.Connection, received: RequestReceived, assessment: Assessment,
                     authority: AuthorityRegistered | None, chain: audit.Chain | None = None,
-                    authority_key: str | None = None) -> Case | None:
+                    authority_key: str | None = None, send: SendStatement | None = None) -> Case | None:
     """Record the case as the machine assessed it, and its audit entry, in one statement; None when the
-    case is already known (then no entry either)."""
+    case is already known (then no entry either). `send`: how the statement goes out (CaseStatements:
+    with the batch's others); at once by default."""
     chain = chain or audit.Chain()
     entry = await _opened_entry(conn, received, assessment, chain)
-    if await conn.fetchrow(
+    if not await (send or partial(_send_now, conn))(
             f"""WITH opened AS ({_INSERT_CASE})
                INSERT INTO audit_log ({audit.COLUMNS})
                SELECT {audit.placeholders(27)} FROM opened RETURNING seq""",
             *_case_values(received, assessment, authority, authority_key, "pending_review", [], None),
-            *audit.entry_values(entry)) is None:
+            *audit.entry_values(entry)):
         return None
     chain.appended(entry)
     return new_case(received, assessment, authority, authority_key)
@@ -236,10 +278,11 @@ async def open_case(conn: asyncpg.Connection, received: RequestReceived, assessm
 
 async def open_decided(conn: asyncpg.Connection, received: RequestReceived, assessment: Assessment,
                        authority: AuthorityRegistered | None, chain: audit.Chain | None = None,
-                       authority_key: str | None = None) -> tuple[Case | None, list[OutboxRow]]:
+                       authority_key: str | None = None, send: SendStatement | None = None
+                       ) -> tuple[Case | None, list[OutboxRow]]:
     """A case the machine decides at once (approved or rejected): open_case then approve/reject, in one
     statement (the case, its opened entry, the decision, its decided entry). (None, []) when the case is
-    already known."""
+    already known. `send` as for open_case (never for an extension: it changes the earlier hold)."""
     assert assessment.outcome in ("approved", "rejected"), assessment.outcome
     chain = chain or audit.Chain()
     case = new_case(received, assessment, authority, authority_key)
@@ -251,7 +294,7 @@ async def open_decided(conn: asyncpg.Connection, received: RequestReceived, asse
                                         for r in assessment.failed], decided_by, at)
     opened = await _opened_entry(conn, received, assessment, chain)
     decided = await _decided_entry(conn, case, outcome, decided_by, at, chain, after=opened)
-    if await conn.fetchrow(
+    if not await (send or partial(_send_now, conn))(
             f"""WITH opened AS ({_INSERT_CASE}),
                opened_entry AS (
                  INSERT INTO audit_log ({audit.COLUMNS})
@@ -262,7 +305,7 @@ async def open_decided(conn: asyncpg.Connection, received: RequestReceived, asse
                INSERT INTO audit_log ({audit.COLUMNS})
                SELECT {audit.placeholders(38)} FROM opened RETURNING seq""",
             *_case_values(received, assessment, authority, authority_key, outcome, decided_by, at),
-            *audit.entry_values(opened), event.model_dump_json(), *audit.entry_values(decided)) is None:
+            *audit.entry_values(opened), event.model_dump_json(), *audit.entry_values(decided)):
         return None, []
     chain.appended(decided)
     case.status, case.decided_by, case.decided_at = outcome, decided_by, _utc(at)

@@ -56,9 +56,30 @@ async def verified_request(ctx: Context, received: RequestReceived) -> str:
     return key
 
 
-async def review_request(ctx: Context, received: RequestReceived) -> None:
-    """Run the policy over a received request: approve, reject, or queue it for humans."""
-    authority_key = await verified_request(ctx, received)
+async def review_requests(ctx: Context, items: list[BatchItem[RequestReceived]]) -> None:
+    """Batch handler: run the policy over each received request (approve, reject, or queue it for humans).
+
+    A request whose provenance fails is rejected alone. The batch's new cases, with their audit
+    entries, go out together at the end (CaseStatements); a request that extends a hold, confirms an
+    emergency or needs the holds on its suspect reads earlier cases, so what is pending goes out first
+    and its own case at once. A call with one request sends everything at once and is told whether
+    its case was new (the runtime's replay, one event per call, included)."""
+    statements = cases.CaseStatements() if len(items) > 1 else None
+    for item in items:
+        with item.traced():
+            try:
+                authority_key = await verified_request(ctx, item.event)
+            except EventRejected as rejected:
+                item.reject(rejected.reason, rejected.error)
+                continue
+            await review(ctx, item, authority_key, statements)
+    if statements is not None:
+        await statements.send_all(ctx.conn)
+
+
+async def review(ctx: Context, item: BatchItem[RequestReceived], authority_key: str,
+                 statements: cases.CaseStatements | None) -> None:
+    received = item.event
     state: ReviewState = ctx.state
     if state.policy is None:  # once per batch: a changed policy file applies from the next one
         state.policy = current_policy()
@@ -68,6 +89,12 @@ async def review_request(ctx: Context, received: RequestReceived) -> None:
     # Holds on the suspect bound a new hold and reach data past retention: read them when either matters.
     needs_holds = is_preservation(request) or request.period.start < retention_window(received.received_at,
                                                                                       policy)[0]
+    send = None
+    if request.extends_request_id or request.confirms_request_id or needs_holds:
+        if statements is not None:  # it reads earlier cases, maybe of this batch: those go out first
+            await statements.send_all(ctx.conn)
+    elif statements is not None:
+        send = statements.send
     earlier = None
     if request.extends_request_id:
         earlier = await cases.find_earlier_hold(ctx.conn, request.authority_id, request.extends_request_id)
@@ -75,16 +102,16 @@ async def review_request(ctx: Context, received: RequestReceived) -> None:
     assessment = assess(Facts(request, received.received_at, authority, earlier, holds), policy)
     at = received.received_at
     if assessment.outcome == "pending_review":
-        case = await cases.open_case(ctx.conn, received, assessment, authority, chain, authority_key)
+        case = await cases.open_case(ctx.conn, received, assessment, authority, chain, authority_key, send)
         reasons = [StatusReason(code=r.code, message=r.message) for r in assessment.flagged]
         rows = cases.status_rows(case, "pending_review", reasons, at) if case else []
     else:  # approved or rejected by the machine: opened and decided in one statement
         case, rows = await cases.open_decided(ctx.conn, received, assessment, authority, chain,
-                                              authority_key)
+                                              authority_key, send)
     if case is None:
         log.info("case already known, ignored", extra={"case_id": received.case_id})
         return
-    ctx.outgoing.extend(rows)
+    item.outgoing.extend(rows)
     if assessment.outcome != "pending_review":
         ctx.on_commit(lambda: metrics.decided(assessment.outcome, "policy",
                                               (now() - received.received_at).total_seconds()))

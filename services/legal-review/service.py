@@ -1,6 +1,6 @@
 """Legal review, as the runtime runs it: what it consumes, the handler for each, its API and jobs.
 
-Consumes  legal.requests.received  -> review_request   (emits legal.requests.decided, legal.requests.status
+Consumes  legal.requests.received  -> review_requests  (emits legal.requests.decided, legal.requests.status
                                                          and legal.requests.progress)
           legal.requests.amended   -> answer_clarification (the authority's signed answer, analysed anew)
           legal.requests.withdrawn -> withdraw_request  (the case closes as withdrawn)
@@ -28,7 +28,7 @@ from legal_review.api import require_review_tokens, review_routes
 from legal_review.audit import publish_checkpoints
 from legal_review.console.routes import console_routes
 from legal_review.handlers import (
-    ReviewState, answer_clarification, record_disclosures, record_fulfilment, record_violation, review_request,
+    ReviewState, answer_clarification, record_disclosures, record_fulfilment, record_violation, review_requests,
     withdraw_request,
 )
 from legal_review.jobs import watch_deadlines
@@ -47,7 +47,7 @@ SERVICE = Service(
     name="legal-review",
     schema="legal_review",
     subscriptions=[
-        Subscription("legal.requests.received", review_request),
+        Subscription("legal.requests.received", handle_batch=review_requests),
         Subscription("legal.requests.amended", answer_clarification),
         Subscription("legal.requests.withdrawn", withdraw_request),
         AUTHORITY_REGISTRY,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -101,6 +102,13 @@ class BatchItem(Generic[E]):
             return
         with tracing.within(self.envelope.trace, event_id=self.envelope.id):
             self.outgoing.append(event_row(self.service, event))
+
+    def traced(self) -> AbstractContextManager:
+        """`with item.traced():` what is built within carries this item's trace (when the call's items come
+        from several; otherwise the call's own, as `emit` does)."""
+        if not self.own_trace:
+            return nullcontext()
+        return tracing.within(self.envelope.trace, event_id=self.envelope.id)
 
     def reject(self, reason: str, error: str) -> None:
         """Refuse this item: dead-lettered with `reason`, whatever it emitted dropped. Only before anything
