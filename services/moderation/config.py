@@ -68,6 +68,11 @@ class ModerationConfig(BaseSettings):
     territorial_scope: list[str] = Field(default_factory=lambda: list(EEA))
     # A moderator who opens a queued item in the console holds it this long (others cannot decide it meanwhile).
     claim_minutes: float = 15.0
+    # How long an item may wait in the queue for a decision (the console shows time left and breaches):
+    # high severity (child abuse, terrorism, bank matches) within the hour, as removal orders must be met
+    # (Regulation (EU) 2021/784, Art. 3(3)); everything else within a day.
+    sla_hours_high: float = Field(default=1.0, gt=0)
+    sla_hours_normal: float = Field(default=24.0, gt=0)
     banks_file: Path = Path(__file__).parent / "banks.yaml"
     # The classifier (classifier/): its directory (classifier.skops and classifier.json; the package may be
     # read-only, so a newly trained model can live elsewhere), on or off, and the score from which content is

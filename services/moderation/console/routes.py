@@ -16,7 +16,7 @@ GET|POST /console/signin, POST /console/signout   (warden.console)
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -56,6 +56,7 @@ def add_console(app: FastAPI, transactions: Transactions, cfg: ModerationConfig)
         display=lambda m: f"{m.name} ({', '.join(m.roles) or 'no role'})")
     console.env.globals["content_url"] = content_url
     console.env.globals["waited"] = waited
+    console.env.globals["sla"] = lambda queued_at, urgent, at: sla(queued_at, urgent, at, cfg)
     router = console.router()
 
     def with_role(request: Request, role: str):
@@ -273,6 +274,15 @@ def waited(since: datetime, at: datetime) -> str:
     if minutes < 24 * 60:
         return f"{minutes // 60} h {minutes % 60:02d} min"
     return f"{minutes // 1440} d {minutes % 1440 // 60} h"
+
+
+def sla(queued_at: datetime, urgent: bool, at: datetime, cfg: ModerationConfig) -> tuple[str, bool]:
+    """What is left of the item's time to a decision ("due in 40 min"), or by how much it is past it
+    ("past SLA by 2 h 05 min", True): high severity within sla_hours_high, the rest within sla_hours_normal."""
+    due = queued_at + timedelta(hours=cfg.sla_hours_high if urgent else cfg.sla_hours_normal)
+    if at >= due:
+        return f"past SLA by {waited(due, at)}", True
+    return f"due in {waited(at, due)}", False
 
 
 def _by_reason(reports) -> list[dict]:
