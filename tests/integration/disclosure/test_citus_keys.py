@@ -7,28 +7,12 @@ here against the migrated schema, so a migration that breaks them fails before a
 """
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import asyncpg
 
 from warden.runtime.database import RUNTIME_MIGRATIONS, migrate
 
 from disclosure.service import SERVICE
-
-PLAN = Path(__file__).resolve().parents[3] / "deploy" / "citus" / "disclosure.sql"
-CALL = re.compile(r"SELECT (create_distributed_table|create_reference_table|citus_add_local_table_to_metadata)"
-                  r"\('disclosure\.(\w+)'(?:, '(\w+)')?(?:, colocate_with => '(?:disclosure\.)?(\w+)')?\);")
-
-
-def plan() -> dict[str, tuple[str, str | None, str | None]]:
-    """table -> (kind, distribution column, co-located with: a table or 'none'), as the deployment script says."""
-    out: dict[str, tuple[str, str | None, str | None]] = {}
-    for call, table, column, colocated in CALL.findall(PLAN.read_text()):
-        assert table not in out, f"{table} is named twice"
-        kind = {"create_distributed_table": "distributed", "create_reference_table": "reference"}.get(call, "local")
-        out[table] = (kind, column or None, colocated or None)
-    return out
+from tests.support.citus import plan
 
 
 async def test_every_table_is_placed_and_keyed_for_its_place(database_url):
