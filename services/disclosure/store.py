@@ -166,55 +166,59 @@ async def lookup_suspects(conn: asyncpg.Connection, suspects: list[Suspect]) -> 
     resolved one's are at hand. Three statements for the whole batch (see above)."""
     if not suspects:
         return []
-    lookups = [SuspectLookup(False, {kind: set() for kind in ("account_id", "phone_number", "username")
-                                     if getattr(s, kind) is not None or kind in s.unusable}, [], [])
-               for s in suspects]
+    # 1. By identifier: per (kind, value), the accounts with a change point to it, and when.
+    acted, withdrawn, holders = set(), set(), {}
+    for kind, value, account, at in await conn.fetch(
+            _BY_IDENTIFIER, sorted({s.case_id for s in suspects}),
+            sorted({v for s in suspects for v in s.identifiers().values()})):
+        if kind in ("acted", "withdrawn"):
+            (acted if kind == "acted" else withdrawn).add(value)
+        else:
+            holders.setdefault((kind, value), []).append((account, at))
+    # Per suspect, kind -> the accounts that took the value by the period's end.
+    found = [{kind: {a for a, at in holders.get((kind, value), []) if at <= s.end}
+              for kind, value in s.identifiers().items()} for s in suspects]
 
-    entries = await conn.fetch(_BY_IDENTIFIER, sorted({s.case_id for s in suspects}),
-                               sorted({v for s in suspects for v in s.identifiers().values()}))
-    acted = {r["value"] for r in entries if r["kind"] == "acted"}
-    withdrawn = {r["value"] for r in entries if r["kind"] == "withdrawn"}
-    # Per suspect, kind -> accounts with a change point to the value by the period's end.
-    found = [{kind: {r["account_id"] for r in entries if r["kind"] == kind and r["value"] == value
-                     and r["changed_at"] <= s.end} for kind, value in s.identifiers().items()} for s in suspects]
-
+    # 2. By account: the candidates and the named accounts, their rows and identifier histories.
     named = {s.account_id for s in suspects if s.account_id is not None}
-    accounts = named | {a for f in found for holders in f.values() for a in holders}
     listed: set[str] = set()
     histories: dict[str, dict[str, list[Change]]] = {"phone_number": {}, "username": {}}
-    if accounts:
+    if accounts := named.union(*(a for f in found for a in f.values())):
         for kind, account, at, value in await conn.fetch(_BY_ACCOUNT, sorted(accounts)):
             if kind == "account":
                 listed.add(account)
             else:
                 histories[kind].setdefault(account, []).append(Change(account, at, value))
-    for s, lookup, f in zip(suspects, lookups, found):
-        lookup.acted, lookup.withdrawn = s.case_id in acted, s.case_id in withdrawn
+    lookups = []
+    for s, f in zip(suspects, found):
+        candidates = {kind: set() for kind in ("account_id", "phone_number", "username")
+                      if getattr(s, kind) is not None or kind in s.unusable}
         for kind, value in s.identifiers().items():
-            lookup.candidates[kind] = holders_during(
-                (c for a in f[kind] for c in histories[kind].get(a, [])), value, s.start, s.end)
+            candidates[kind] = holders_during((c for a in f[kind] for c in histories[kind].get(a, [])),
+                                              value, s.start, s.end)
+        lookups.append(SuspectLookup(s.case_id in acted, candidates, [], [], s.case_id in withdrawn))
 
-    # An account id named without an account row is known if it has sessions: asked in statement 3.
-    unlisted = named - listed
-    reads = [(s, lookup.candidates.get("phone_number", set()) | lookup.candidates.get("username", set())
-              | ({s.account_id} if s.account_id is not None else set())) for s, lookup in zip(suspects, lookups)]
-    read = [r for r in reads if r[1]]
-    sessions: list[Session] = []
+    # 3. By account: the sessions of the accounts designated (or named: an account id without an
+    # account row is known by its sessions, asked here too) over the batch's periods, each
+    # suspect's kept to its own period below.
+    reading = [(s, read) for s, lookup in zip(suspects, lookups)
+               if (read := set().union(*lookup.candidates.values(), {s.account_id} - {None}))]
+    sessions: dict[str, list[Session]] = {}
     seen: set[str] = set()
-    if read:
-        rows = await conn.fetch(_SESSIONS, sorted(set().union(*(a for _, a in read))),
-                                min(s.start for s, _ in read), max(s.end for s, _ in read), sorted(unlisted))
-        for kind, account, at, ip in rows:
+    if reading:
+        for kind, account, at, ip in await conn.fetch(
+                _SESSIONS, sorted(set().union(*(a for _, a in reading))), min(s.start for s, _ in reading),
+                max(s.end for s, _ in reading), sorted(named - listed)):
             if kind == "seen":
                 seen.add(account)
             else:
-                sessions.append(Session(account, ip, at))
-    for (s, _), lookup in zip(reads, lookups):
+                sessions.setdefault(account, []).append(Session(account, ip, at))
+    for s, lookup in zip(suspects, lookups):
         if s.account_id is not None and (s.account_id in listed or s.account_id in seen):
             lookup.candidates["account_id"] = {s.account_id}
-        designated = set().union(*lookup.candidates.values())
-        lookup.phone_changes = [c for a in sorted(designated) for c in histories["phone_number"].get(a, [])]
-        lookup.sessions = [x for x in sessions if x.account_id in designated and s.start <= x.observed_at <= s.end]
+        designated = sorted(set().union(*lookup.candidates.values()))
+        lookup.phone_changes = [c for a in designated for c in histories["phone_number"].get(a, [])]
+        lookup.sessions = [x for a in designated for x in sessions.get(a, []) if s.start <= x.observed_at <= s.end]
     return lookups
 
 
