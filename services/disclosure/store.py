@@ -163,7 +163,7 @@ async def lookup_suspects(conn: asyncpg.Connection, suspects: list[Suspect]) -> 
     """What act_on_decision needs for each of `suspects` (same order): whether its case is acted on or
     withdrawn, the accounts its identifiers designate during its period (a null identifier designates
     nobody), and the phone history and sessions in the period of every designated account, so the
-    resolved one's are at hand. Three statements for the whole batch (see above)."""
+    resolved one's are at hand. At most three statements for the whole batch (see above)."""
     if not suspects:
         return []
     # 1. By identifier: per (kind, value), the accounts with a change point to it, and when.
