@@ -116,8 +116,9 @@ async def scanned(conn: asyncpg.Connection, tables: dict[str, str]) -> dict[str,
     return counts
 
 
-async def check_lookup(conn: asyncpg.Connection, lookup) -> tuple[object, set[str], list[str]]:
-    """Run `lookup(conn)` capturing its statements; (its result, the tables it read, what is not routed)."""
+async def check_lookup(conn: asyncpg.Connection, lookup) -> tuple[object, int, set[str], list[str]]:
+    """Run `lookup(conn)` capturing its statements; (its result, how many statements, the tables they read,
+    what in them is not routed)."""
     tables = await parents(conn)
     statements = []
     before = await scanned(conn, tables)
@@ -134,7 +135,7 @@ async def check_lookup(conn: asyncpg.Connection, lookup) -> tuple[object, set[st
         problems += found
     touched = {t for t, n in after.items() if n > before.get(t, 0)}
     assert statements and touched <= read, f"scanned by statements the check did not see: {touched - read}"
-    return result, read, problems
+    return result, len(statements), read, problems
 
 
 async def test_the_lookup_reads_each_table_by_its_distribution_column(database_url):
@@ -144,7 +145,7 @@ async def test_the_lookup_reads_each_table_by_its_distribution_column(database_u
     try:
         async with pool.acquire() as conn, conn.transaction():
             ids = await seed(conn, tag)
-            # An account known by its sessions only (no account row), and one held under a hold.
+            # An account known by its sessions only (no account row), and a session kept aside for a hold.
             await store.record_sessions(conn, [Session(f"quiet-{tag}", "192.0.2.1", ago(3))])
             await conn.execute("INSERT INTO held_sessions VALUES ($1, $2, '192.0.2.2')", ids["alice"], ago(4))
             suspects = [
@@ -154,12 +155,14 @@ async def test_the_lookup_reads_each_table_by_its_distribution_column(database_u
                 suspect(account_id=f"quiet-{tag}"),
                 suspect(account_id="nobody", username="nobody"),
             ]
-            batch, batch_read, batch_problems = await check_lookup(conn, lambda c: store.lookup_suspects(c, suspects))
-            one, one_read, one_problems = await check_lookup(conn, lambda c: store.lookup_suspect(c, suspects[0]))
+            batch, sent, batch_read, batch_problems = await check_lookup(
+                conn, lambda c: store.lookup_suspects(c, suspects))
+            one, _, one_read, one_problems = await check_lookup(conn, lambda c: store.lookup_suspect(c, suspects[0]))
     finally:
         await pool.close()
 
     assert batch_problems == [] and one_problems == []
+    assert sent == 3  # set-based: the same statements for a batch as for one suspect
     assert READ_BY_A_LOOKUP <= batch_read and READ_BY_A_LOOKUP <= one_read  # nothing left unchecked
     # ... and the lookups it checked found what they are for.
     assert batch[0].candidates == {"phone_number": {ids["alice"]}, "username": {ids["alice"]}}
