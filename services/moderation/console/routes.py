@@ -2,8 +2,10 @@
 
 GET  /console/                        the queue, severity first; filters in the query string, keyset pages
 POST /console/                        the same with the search (a content or account id: never in a URL)
-GET  /console/content/{content_id}    the evidence: what the platform says it is, reports grouped by reason with
-                                      each reporter's claim, reporter trust, bank matches, score history;
+GET  /console/content/{content_id}    the evidence: what the platform says it is and what the automated checks
+                                      find in it (classifier words, bank and media matches), reports grouped by
+                                      reason with each reporter's claim, reporter trust, score history, the
+                                      owner's other decisions;
                                       opening a queued item claims it (moderation.queues.claim)
 POST /console/content/{content_id}    delist / keep / restore (handlers.moderator_decision, refused while someone
                                       else holds the item), escalate, claim; then on to the next item
@@ -16,12 +18,14 @@ GET|POST /console/signin, POST /console/signout   (warden.console)
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
 from fastapi import FastAPI, Form, Request
 from fastapi.responses import Response
+from pydantic import ValidationError
 
 from warden.console import Console
 from warden.contract.envelope import now
@@ -29,6 +33,8 @@ from warden.contract.events import ReportReason
 
 from moderation import handlers, queues, scoring
 from moderation.config import ModerationConfig, Moderator
+from moderation.content import facts_of_row
+from moderation.detection import Check, Checks, MediaInBank
 from moderation.transactions import Transactions
 
 log = logging.getLogger(__name__)
@@ -48,8 +54,9 @@ def content_url(content_id: str) -> str:
     return f"/content/{quote(content_id, safe='')}"
 
 
-def add_console(app: FastAPI, transactions: Transactions, cfg: ModerationConfig) -> None:
-    """Mount the moderator console on the service's app, next to the API (add_routes)."""
+def add_console(app: FastAPI, transactions: Transactions, cfg: ModerationConfig, checks: Checks) -> None:
+    """Mount the moderator console on the service's app, next to the API (add_routes). `checks`: the service's
+    automated checks, run again on the platform's facts when an item is shown (what matched, and why)."""
     console: Console[Moderator] = Console(
         title="Moderation", prefix=PREFIX, cookie="warden_moderation_session",
         templates=Path(__file__).parent / "templates", tokens=cfg.tokens,
@@ -244,8 +251,15 @@ def add_console(app: FastAPI, transactions: Transactions, cfg: ModerationConfig)
                                          content_id)
             appeals = await conn.fetch("SELECT appeal_id, status, reason, submitted_at, decided_by, decided_at,"
                                        " statement FROM appeals WHERE content_id = $1 ORDER BY submitted_at", content_id)
+            owner = platform["owner_account_id"] if platform else None
+            owner_decisions = await conn.fetch(
+                """SELECT d.content_id, d.action, d.category, d.decided_by, d.decided_at, d.automated_decision
+                   FROM decisions d JOIN platform_content p USING (content_id)
+                   WHERE p.owner_account_id = $1 AND d.content_id <> $2
+                   ORDER BY d.decided_at DESC LIMIT 20""", owner, content_id) if owner else []
         return console.render(request, "content.html", session, status=status, item=item, queued=queued,
-                              platform=platform,
+                              platform=platform, checked=automated_evidence(checks, platform),
+                              owner_decisions=owner_decisions,
                               by_reason=_by_reason(reports), history=score_history(reports, item["cleared_at"], cfg),
                               decisions=decisions, appeals=appeals, reasons=[r.value for r in ReportReason],
                               cfg=cfg, at=at, held=held, me=who.name, around=around, **extra)
@@ -283,6 +297,26 @@ def sla(queued_at: datetime, urgent: bool, at: datetime, cfg: ModerationConfig) 
     if at >= due:
         return f"past SLA by {waited(due, at)}", True
     return f"due in {waited(at, due)}", False
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The automated checks run again on the platform's current facts, for the moderator to read."""
+    check: Check
+    media: list[MediaInBank]
+
+
+def automated_evidence(checks: Checks, platform) -> Evidence | None:
+    """What the text banks, the media banks and the classifier find in the platform's facts now (None: the
+    platform has not described the content). The classifier's strongest words are the phrases that drove
+    its score; the media matches name the bank and the distance, never show an image."""
+    if platform is None:
+        return None
+    try:
+        facts = facts_of_row(platform)
+    except ValidationError:  # projected from a valid event, so not expected: the page shows the rest
+        return None
+    return Evidence(checks.check(facts), checks.media.matches(facts) if facts.public_in_search else [])
 
 
 def _by_reason(reports) -> list[dict]:

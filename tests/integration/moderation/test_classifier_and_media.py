@@ -4,6 +4,7 @@ again when the banks or the model change."""
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import asyncpg
@@ -228,3 +229,45 @@ async def test_a_projected_row_that_no_longer_validates_does_not_stop_the_rechec
         await until(lambda: checked(database_url, ["aaa-odd", shop["id"]], fingerprint))
         assert (await api.get("/readyz")).status_code == 200
     assert sor["data"]["action"] == "delist"
+
+
+async def console_page(api: httpx.AsyncClient, content_id: str) -> str:
+    """The moderator console's page of an item, as maria sees it (signed in through the form)."""
+    form = (await api.get("/console/signin")).text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+    await api.post("/console/signin", data={"token": "mod-token", "csrf_token": csrf})
+    page = await api.get(f"/console/content/{content_id}")
+    assert page.status_code == 200
+    return page.text
+
+
+def section(page: str, element_id: str) -> str:
+    return page.split(f'id="{element_id}"', 1)[1].split("</dd>", 1)[0].split("</table>", 1)[0]
+
+
+async def test_the_console_shows_what_the_checks_found_and_the_owners_other_decisions(bootstrap, database_url):
+    """Issue 21, item 1: the classifier's score with the words that drove it, the bank and distance of a media
+    match (never the image), and the decisions on the owner's other content."""
+    owner = "acc-evidence-owner"
+    shop = content(owner_account_id=owner, **DRUG_SHOP)
+    hiking = content(owner_account_id=owner)
+    async with running_moderation(service_settings(bootstrap, database_url), checked_config()) as api:
+        await publish(bootstrap, shop, media=media(near_duplicate_hash()))
+        await wait_for_events(bootstrap, "search.delistings", about(shop["id"]))
+        await publish(bootstrap, hiking)
+        await report(bootstrap, hiking, "rep-evidence", reason="spam")
+        await until(lambda: fetch(database_url, "SELECT 1 FROM reports WHERE content_id = $1", hiking["id"]))
+        shop_page = await console_page(api, shop["id"])
+        hiking_page = await console_page(api, hiking["id"])
+
+    classifier = section(shop_page, "classifier")
+    assert "drugs" in classifier and "strongest words:" in classifier
+    assert any(word in classifier.lower() for word in ("закладки", "мефедрон", "гашиш", "шишки"))
+    banked = section(shop_page, "media")
+    distance = near_duplicate_hash().distance(KNOWN)
+    assert "avatar</span>: in" in banked and "known-abuse-test" in banked and f"distance {distance} of 256" in banked
+    assert "<img" not in shop_page
+    assert "pdq:known-abuse-test" in section(shop_page, "matches")
+    owner_history = section(hiking_page, "owner-decisions")
+    assert shop["id"] in owner_history and "delist" in owner_history
+    assert "no bank matches" in section(hiking_page, "matches")
