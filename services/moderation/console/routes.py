@@ -9,6 +9,7 @@ GET  /console/content/{content_id}    the evidence: what the platform says it is
                                       opening a queued item claims it (moderation.queues.claim)
 POST /console/content/{content_id}    delist / keep / restore (handlers.moderator_decision, refused while someone
                                       else holds the item), escalate, claim; then on to the next item
+POST /console/reveal                  show one of an item's images unblurred to this moderator (recorded)
 POST /console/bulk                    keep the selected items: confirm first, then one transaction each
 GET  /console/appeals                 open appeals first, then decided and refused ones
 POST /console/appeals/{appeal_id}     uphold / overturn                  (handlers.decide_appeal)
@@ -29,7 +30,7 @@ from pydantic import ValidationError
 
 from warden.console import Console
 from warden.contract.envelope import now
-from warden.contract.events import ReportReason
+from warden.contract.events import ContentMedia, ReportReason
 
 from moderation import handlers, queues, scoring
 from moderation.config import ModerationConfig, Moderator
@@ -63,6 +64,7 @@ def add_console(app: FastAPI, transactions: Transactions, cfg: ModerationConfig,
         display=lambda m: f"{m.name} ({', '.join(m.roles) or 'no role'})")
     console.env.globals["content_url"] = content_url
     console.env.globals["waited"] = waited
+    console.env.globals["media_link"] = cfg.media_link
     console.env.globals["sla"] = lambda queued_at, urgent, at: sla(queued_at, urgent, at, cfg)
     router = console.router()
 
@@ -187,6 +189,25 @@ def add_console(app: FastAPI, transactions: Transactions, cfg: ModerationConfig,
         return await _content_page(request, session, who, content_id,
                                    notice=f"{prev} · {notice}" if notice and prev else notice)
 
+    @router.post("/reveal")
+    async def reveal_media(request: Request, csrf_token: str = Form(""), content_id: str = Form(""),
+                           media_id: str = Form("")) -> Response:
+        """Show one of the item's images unblurred to this moderator for a while: explicit, and recorded."""
+        who, session, refused = with_role(request, "moderator")
+        console.check_csrf(session, csrf_token)
+        if refused:
+            return refused
+        async with transactions.pool.acquire() as conn:
+            platform = await conn.fetchrow("SELECT * FROM platform_content WHERE content_id = $1", content_id)
+            evidence = automated_evidence(checks, platform)
+            if not cfg.media_url or evidence is None or media_id not in {m.media_id for m in evidence.items}:
+                return console.refuse(request, 422, "Nothing to reveal",
+                                      "The platform lists no such image for this content.")
+            await conn.execute("INSERT INTO media_reveals (content_id, media_id, moderator, revealed_at)"
+                               " VALUES ($1, $2, $3, $4)", content_id, media_id, who.name, now())
+        log.info("media revealed", extra={"content_id": content_id, "media_id": media_id, "moderator": who.name})
+        return console.redirect(f"{content_url(content_id)}#media")
+
     @router.post("/content/{content_id:path}")
     async def decide_content(request: Request, content_id: str, csrf_token: str = Form(""), action: str = Form(""),
                              category: str = Form(""), note: str = Form("")) -> Response:
@@ -251,6 +272,9 @@ def add_console(app: FastAPI, transactions: Transactions, cfg: ModerationConfig,
                                          content_id)
             appeals = await conn.fetch("SELECT appeal_id, status, reason, submitted_at, decided_by, decided_at,"
                                        " statement FROM appeals WHERE content_id = $1 ORDER BY submitted_at", content_id)
+            revealed = {r["media_id"] for r in await conn.fetch(
+                "SELECT media_id FROM media_reveals WHERE content_id = $1 AND moderator = $2 AND revealed_at > $3",
+                content_id, who.name, at - timedelta(minutes=cfg.media_reveal_minutes))} if cfg.media_url else set()
             owner = platform["owner_account_id"] if platform else None
             owner_decisions = await conn.fetch(
                 """SELECT d.content_id, d.action, d.category, d.decided_by, d.decided_at, d.automated_decision
@@ -259,7 +283,7 @@ def add_console(app: FastAPI, transactions: Transactions, cfg: ModerationConfig,
                    ORDER BY d.decided_at DESC LIMIT 20""", owner, content_id) if owner else []
         return console.render(request, "content.html", session, status=status, item=item, queued=queued,
                               platform=platform, checked=automated_evidence(checks, platform),
-                              owner_decisions=owner_decisions,
+                              owner_decisions=owner_decisions, revealed=revealed, img_src=cfg.media_origin(),
                               by_reason=_by_reason(reports), history=score_history(reports, item["cleared_at"], cfg),
                               decisions=decisions, appeals=appeals, reasons=[r.value for r in ReportReason],
                               cfg=cfg, at=at, held=held, me=who.name, around=around, **extra)
@@ -304,6 +328,7 @@ class Evidence:
     """The automated checks run again on the platform's current facts, for the moderator to read."""
     check: Check
     media: list[MediaInBank]
+    items: list[ContentMedia]  # the content's media, as the platform lists them
 
 
 def automated_evidence(checks: Checks, platform) -> Evidence | None:
@@ -316,7 +341,7 @@ def automated_evidence(checks: Checks, platform) -> Evidence | None:
         facts = facts_of_row(platform)
     except ValidationError:  # projected from a valid event, so not expected: the page shows the rest
         return None
-    return Evidence(checks.check(facts), checks.media.matches(facts) if facts.public_in_search else [])
+    return Evidence(checks.check(facts), checks.media.matches(facts) if facts.public_in_search else [], facts.media)
 
 
 def _by_reason(reports) -> list[dict]:

@@ -271,3 +271,38 @@ async def test_the_console_shows_what_the_checks_found_and_the_owners_other_deci
     owner_history = section(hiking_page, "owner-decisions")
     assert shop["id"] in owner_history and "delist" in owner_history
     assert "no bank matches" in section(hiking_page, "matches")
+
+
+async def test_images_are_blurred_until_a_moderator_reveals_one_and_the_reveal_is_recorded(bootstrap, database_url):
+    """Issue 21, item 1: with the platform's media viewer configured, an item's images are shown blurred; a
+    reveal is an explicit, CSRF-checked POST, recorded with who and when, and unblurs for that moderator only."""
+    item = content(title="Family photos")
+    cfg = checked_config(media_url="https://media.example.test/{content_id}/{media_id}")
+    async with running_moderation(service_settings(bootstrap, database_url), cfg) as api:
+        await publish(bootstrap, item, media=media(near_duplicate_hash()))
+        await wait_for_events(bootstrap, "search.delistings", about(item["id"]))
+        page = await console_page(api, item["id"])
+        image = f'src="https://media.example.test/{item["id"]}/avatar"'
+        assert image in page and "filter: blur(24px)" in section(page, "media")
+        shown = await api.get(f"/console/content/{item['id']}")
+        assert "img-src https://media.example.test" in shown.headers["content-security-policy"]
+
+        forged = await api.post("/console/reveal", data={"content_id": item["id"], "media_id": "avatar"})
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        unknown = await api.post("/console/reveal",
+                                 data={"csrf_token": csrf, "content_id": item["id"], "media_id": "not-listed"})
+        assert (forged.status_code, unknown.status_code) == (403, 422)
+        assert await fetch(database_url, "SELECT 1 FROM media_reveals WHERE content_id = $1", item["id"]) == []
+
+        revealed = await api.post("/console/reveal", data={"csrf_token": csrf, "content_id": item["id"],
+                                                           "media_id": "avatar"}, follow_redirects=True)
+        assert "filter: blur" not in section(revealed.text, "media") and "revealed to you" in revealed.text
+        [row] = await fetch(database_url, "SELECT moderator, media_id FROM media_reveals WHERE content_id = $1",
+                            item["id"])
+        assert (row["moderator"], row["media_id"]) == ("maria", "avatar")
+
+        async with httpx.AsyncClient(base_url=str(api.base_url)) as other:  # alex has revealed nothing
+            form = (await other.get("/console/signin")).text
+            await other.post("/console/signin", data={
+                "token": "appeal-token", "csrf_token": re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)})
+            assert "filter: blur(24px)" in section((await other.get(f"/console/content/{item['id']}")).text, "media")
