@@ -66,7 +66,13 @@ async def load_accounts(conn: asyncpg.Connection, first: int, last: int) -> None
         "INSERT INTO username_changes (account_id, changed_at, username)"
         " SELECT 'acct-' || g, $3, 'user_' || g FROM generate_series($1::bigint, $2::bigint - 1) g",
         first, last, ts, timeout=3600)
-    await conn.execute("ANALYZE accounts; ANALYZE phone_changes; ANALYZE username_changes", timeout=3600)
+    await conn.execute(  # the identifiers' directory, as the feed writes it with the change points
+        "INSERT INTO identifier_holders (value, kind, account_id, changed_at)"
+        " SELECT v.value, v.kind, 'acct-' || g, $3 FROM generate_series($1::bigint, $2::bigint - 1) g,"
+        " LATERAL (VALUES ('+336' || lpad(g::text, 8, '0'), 'phone_number'), ('user_' || g, 'username')) v(value, kind)",
+        first, last, ts, timeout=3600)
+    await conn.execute("ANALYZE accounts; ANALYZE phone_changes; ANALYZE username_changes;"
+                       " ANALYZE identifier_holders", timeout=3600)
 
 
 def decision(authority: dict, account: int) -> Envelope:

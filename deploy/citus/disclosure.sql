@@ -24,6 +24,11 @@ SELECT create_distributed_table('disclosure.sessions', 'account_id', colocate_wi
 SELECT create_distributed_table('disclosure.held_sessions', 'account_id', colocate_with => 'disclosure.accounts');
 SELECT create_distributed_table('disclosure.holds', 'account_id', colocate_with => 'disclosure.accounts');
 
+-- The identifiers' directory, distributed by the identifier's value: a lookup by phone number or
+-- username reads the one shard holding the value for the accounts that held it, then reads each
+-- of those accounts on its own shard. Not co-located with accounts: it is never joined with them.
+SELECT create_distributed_table('disclosure.identifier_holders', 'value', colocate_with => 'none');
+
 -- On the coordinator only: the audit chain (appends are serialised by one advisory lock),
 -- the runtime's inbox, outbox and dead letters (written in the same transaction as the
 -- distributed rows; Citus commits both with two-phase commit), the migrations' record.

@@ -127,7 +127,7 @@ def suspect_of(decision: RequestApproved) -> store.Suspect:
 
 
 async def look_up_suspects(ctx: Context, decisions: list[RequestApproved | RequestRejected]) -> None:
-    """Subscription.prefetch: every approval's lookup of the batch in one statement."""
+    """Subscription.prefetch: every approval's lookup of the batch in at most three statements, whatever its size."""
     suspects = [suspect_of(d) for d in decisions if isinstance(d, RequestApproved)]
     if not suspects:
         return

@@ -2,9 +2,9 @@
 
 Writers take lists and send one statement per list (unnest): the subscriber feed's batch
 handler pays one round trip per kind of row for a whole batch.
-What a decision needs is read in one statement (`lookup_suspect`; `lookup_suspects` for a
-whole batch of decisions, the consumer's prefetch) and its effects written in one
-(`record_disclosure`, `record_hold`, `record_case`).
+What a decision needs is read in three statements keyed as the store distributes (`lookup_suspect`;
+`lookup_suspects` for a whole batch of decisions, the consumer's prefetch, in the same three) and
+its effects written in one (`record_disclosure`, `record_hold`, `record_case`).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import asyncpg
 from warden.contract.events import SubscriberAccountUpdated
 
 from disclosure.package import Session
-from disclosure.subscribers import Change, latest_per_account, thin_changes
+from disclosure.subscribers import Change, holders_during, latest_per_account, thin_changes
 
 WEEK = timedelta(days=7)  # the sessions' partitions (migration 004)
 
@@ -30,15 +30,24 @@ ON CONFLICT (account_id) DO UPDATE SET
   username = EXCLUDED.username, country = EXCLUDED.country, updated_at = EXCLUDED.updated_at
 WHERE accounts.updated_at <= EXCLUDED.updated_at"""
 
-# A change point is stored unless the one just before it already says the same.
+# A change point is stored unless the one just before it already says the same; one that gives
+# the account a value is written to the identifiers' directory too (migration 006), in the same
+# statement, so the directory holds exactly the stored points.
 _ADD_CHANGES = """
-INSERT INTO {table} (account_id, changed_at, {column})
-SELECT u.account_id, u.changed_at, u.value
-FROM unnest($1::text[], $2::timestamptz[], $3::text[]) AS u(account_id, changed_at, value)
-WHERE (SELECT p.{column} IS DISTINCT FROM u.value FROM {table} p
-       WHERE p.account_id = u.account_id AND p.changed_at <= u.changed_at
-       ORDER BY p.changed_at DESC LIMIT 1) IS NOT FALSE
-ON CONFLICT (account_id, changed_at) DO NOTHING"""
+WITH added AS (
+  INSERT INTO {table} (account_id, changed_at, {column})
+  SELECT u.account_id, u.changed_at, u.value
+  FROM unnest($1::text[], $2::timestamptz[], $3::text[]) AS u(account_id, changed_at, value)
+  WHERE (SELECT p.{column} IS DISTINCT FROM u.value FROM {table} p
+         WHERE p.account_id = u.account_id AND p.changed_at <= u.changed_at
+         ORDER BY p.changed_at DESC LIMIT 1) IS NOT FALSE
+  ON CONFLICT (account_id, changed_at) DO NOTHING
+  RETURNING account_id, changed_at, {column} AS value)
+INSERT INTO identifier_holders (value, kind, account_id, changed_at)
+SELECT value, '{column}', account_id, changed_at FROM added WHERE value IS NOT NULL
+ON CONFLICT DO NOTHING"""
+# kind (the suspect's identifier, and identifier_holders.kind) -> its history table
+HISTORIES = {"phone_number": "phone_changes", "username": "username_changes"}
 
 
 async def record_account_updates(conn: asyncpg.Connection, updates: list[tuple[SubscriberAccountUpdated,
@@ -52,9 +61,9 @@ async def record_account_updates(conn: asyncpg.Connection, updates: list[tuple[S
     latest = latest_per_account([(u.account_id, u.updated_at, (name, u.country)) for u, name, _ in updates])
     await conn.execute(_UPSERT_ACCOUNTS, [a for a, _, _ in latest], [v[0] for _, _, v in latest],
                        [v[1] for _, _, v in latest], [t for _, t, _ in latest])
-    for table, column, place in (("phone_changes", "phone_number", 2), ("username_changes", "username", 1)):
+    for column, place in (("phone_number", 2), ("username", 1)):
         changes = thin_changes([Change(u[0].account_id, u[0].updated_at, u[place]) for u in updates])
-        await conn.execute(_ADD_CHANGES.format(table=table, column=column), [c.account_id for c in changes],
+        await conn.execute(_ADD_CHANGES.format(table=HISTORIES[column], column=column), [c.account_id for c in changes],
                            [c.changed_at for c in changes], [c.value for c in changes])
 
 
@@ -68,33 +77,49 @@ async def record_sessions(conn: asyncpg.Connection, sessions: list[Session]) -> 
 
 
 # --- reading for a case -----------------------------------------------------------
+# A lookup reads the store in up to three statements, each keyed the way the store distributes
+# on Citus (docs/citus.md), so that each reaches only the shards of the keys it names:
+#   1. by identifier: the directory's entries for the suspects' phone numbers and usernames
+#      (identifier_holders, by value), with whether each case is already acted on or withdrawn
+#      (reference tables);
+#   2. by account: the accounts named or found in 1 and their identifier histories;
+#   3. by account: the sessions in the period of the accounts each suspect designates.
+# Which accounts an identifier designates during a period is decided in between, from the
+# candidates' whole histories, by the domain rule (subscribers.holders_during). No statement
+# reads one table with keys taken from another: every key is a parameter, known before it runs.
 
-# Accounts whose derived interval for `value` meets [start, end]; same rule as Held.overlaps.
-_HELD_DURING = """
-SELECT DISTINCT account_id FROM (
-  SELECT account_id, {column} AS value, changed_at,
-         lead(changed_at) OVER (PARTITION BY account_id ORDER BY changed_at) AS until
-  FROM {table}
-  WHERE account_id IN (SELECT account_id FROM {table} WHERE {column} = {value})
-) held
-WHERE value = {value} AND changed_at <= {end} AND (until IS NULL OR until > {start})"""
-_COLUMNS = {"phone_number": ("phone_changes", "phone_number"), "username": ("username_changes", "username")}
+_BY_IDENTIFIER = """
+SELECT 'acted' AS kind, case_id AS value, NULL::text AS account_id, NULL::timestamptz AS changed_at
+  FROM cases WHERE case_id = ANY($1::text[])
+UNION ALL SELECT 'withdrawn', case_id, NULL, NULL FROM withdrawals WHERE case_id = ANY($1::text[])
+UNION ALL SELECT kind, value, account_id, changed_at FROM identifier_holders WHERE value = ANY($2::text[])"""
 
+_BY_ACCOUNT = """
+SELECT 'account' AS kind, account_id, NULL::timestamptz AS changed_at, NULL::text AS value
+  FROM accounts WHERE account_id = ANY($1::text[])
+UNION ALL SELECT 'phone_number', account_id, changed_at, phone_number FROM phone_changes
+  WHERE account_id = ANY($1::text[])
+UNION ALL SELECT 'username', account_id, changed_at, username FROM username_changes
+  WHERE account_id = ANY($1::text[])"""
 
-async def accounts_known(conn: asyncpg.Connection, account_id: str) -> set[str]:
-    known = await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM accounts WHERE account_id = $1)"
-        " OR EXISTS (SELECT 1 FROM sessions WHERE account_id = $1)", account_id)
-    return {account_id} if known else set()
+# Accounts' sessions in [start, end]: the live ones (an index-only range scan of the primary key
+# in each weekly partition the period meets, the others pruned) and those kept aside under a hold.
+# UNION, not UNION ALL: a session re-sent after its week was dropped may be in both for a while.
+_SESSIONS_IN_PERIOD = """
+SELECT account_id, observed_at, ip FROM sessions
+ WHERE account_id = {accounts} AND observed_at >= {start} AND observed_at <= {end}
+UNION
+SELECT account_id, observed_at, ip FROM held_sessions
+ WHERE account_id = {accounts} AND observed_at >= {start} AND observed_at <= {end}"""
 
-
-async def accounts_holding(conn: asyncpg.Connection, kind: str, value: str, start: datetime, end: datetime
-                           ) -> set[str]:
-    """Accounts that held this phone number or username at some instant of [start, end]."""
-    table, column = _COLUMNS[kind]
-    rows = await conn.fetch(_HELD_DURING.format(table=table, column=column, value="$1", start="$2", end="$3"),
-                            value, start, end)
-    return {r["account_id"] for r in rows}
+# The sessions of accounts $1 in [$2, $3], and which of accounts $4 have any session at all
+# (an account id is known by its sessions as well as by its account row).
+_SESSIONS = """
+SELECT 'session' AS kind, account_id, observed_at, host(ip) AS ip FROM (""" + _SESSIONS_IN_PERIOD.format(
+    accounts="ANY($1::text[])", start="$2", end="$3") + """) s
+UNION ALL SELECT 'seen', account_id, NULL, NULL FROM (
+  SELECT account_id FROM sessions WHERE account_id = ANY($4::text[])
+  UNION SELECT account_id FROM held_sessions WHERE account_id = ANY($4::text[])) seen"""
 
 
 @dataclass
@@ -104,57 +129,6 @@ class SuspectLookup:
     phone_changes: list[Change]  # of every designated account (build_package keeps the resolved one's)
     sessions: list[Session]  # of every designated account, in the period
     withdrawn: bool = False  # the authority withdrew the request (legal.requests.withdrawn)
-
-
-# An account's sessions in [start, end]: the live ones (an index-only range scan of the primary key
-# in each weekly partition the period meets, the others pruned) and those kept aside under a hold.
-# UNION, not UNION ALL: a session re-sent after its week was dropped may be in both for a while.
-_SESSIONS_IN_PERIOD = """
-SELECT observed_at, ip FROM sessions
- WHERE account_id = {account_id} AND observed_at >= {start} AND observed_at <= {end}
-UNION
-SELECT observed_at, ip FROM held_sessions
- WHERE account_id = {account_id} AND observed_at >= {start} AND observed_at <= {end}"""
-
-
-# What act_on_decision needs, in one round trip: whether the case is already acted on or withdrawn, the
-# accounts the suspect's identifiers designate (the queries of accounts_known / accounts_holding;
-# a null identifier designates nobody), and the phone history and sessions in the period of each
-# designated account, so the resolved one's are at hand (phone_changes_of, sessions_of).
-def _lookup_sql(case_id: str, account_id: str, phone_number: str, username: str, start: str, end: str) -> str:
-    return """
-WITH by_phone AS (""" + _HELD_DURING.format(table="phone_changes", column="phone_number", value=phone_number,
-                                           start=start, end=end) + """),
-by_username AS (""" + _HELD_DURING.format(table="username_changes", column="username", value=username,
-                                          start=start, end=end) + f"""),
-known AS (
-  SELECT {account_id}::text AS account_id
-  WHERE EXISTS (SELECT 1 FROM accounts WHERE account_id = {account_id})
-     OR EXISTS (SELECT 1 FROM sessions WHERE account_id = {account_id})
-     OR EXISTS (SELECT 1 FROM held_sessions WHERE account_id = {account_id})),
-designated AS (
-  SELECT account_id FROM by_phone UNION SELECT account_id FROM by_username UNION SELECT account_id FROM known)
-SELECT 'acted' AS kind, case_id AS account_id, NULL::timestamptz AS at, NULL::text AS value
-  FROM cases WHERE case_id = {case_id}
-UNION ALL SELECT 'withdrawn', case_id, NULL, NULL FROM withdrawals WHERE case_id = {case_id}
-UNION ALL SELECT 'account_id', account_id, NULL, NULL FROM known
-UNION ALL SELECT 'phone_number', account_id, NULL, NULL FROM by_phone
-UNION ALL SELECT 'username', account_id, NULL, NULL FROM by_username
-UNION ALL SELECT 'phone_change', d.account_id, p.changed_at, p.phone_number
-  FROM designated d, LATERAL (SELECT changed_at, phone_number FROM phone_changes
-                              WHERE account_id = d.account_id) p
-UNION ALL SELECT 'session', d.account_id, s.observed_at, host(s.ip)
-  FROM designated d, LATERAL (""" + _SESSIONS_IN_PERIOD.format(account_id="d.account_id", start=start, end=end) + """) s"""
-
-
-_LOOKUP_SUSPECT = _lookup_sql("$1", "$2", "$3", "$4", "$5", "$6")
-# The same for a batch of suspects: each one's rows tagged with its place in the batch.
-_LOOKUP_SUSPECTS = (
-    "SELECT q.n, r.kind, r.account_id, r.at, r.value"
-    " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[])"
-    " WITH ORDINALITY AS q(case_id, account_id, phone_number, username, period_start, period_end, n),"
-    " LATERAL (" + _lookup_sql("q.case_id", "q.account_id", "q.phone_number", "q.username", "q.period_start",
-                               "q.period_end") + ") r")
 
 
 @dataclass(frozen=True)
@@ -171,46 +145,77 @@ class Suspect:
     end: datetime
     unusable: frozenset[str] = frozenset()
 
-
-def _fold(suspect: Suspect, rows) -> SuspectLookup:
-    given = {"account_id": suspect.account_id, "phone_number": suspect.phone_number, "username": suspect.username}
-    candidates = {kind: set() for kind, value in given.items() if value is not None or kind in suspect.unusable}
-    lookup = SuspectLookup(False, candidates, [], [])
-    for kind, account, at, value in rows:
-        if kind == "session":
-            lookup.sessions.append(Session(account, value, at))
-        elif kind == "phone_change":
-            lookup.phone_changes.append(Change(account, at, value))
-        elif kind == "acted":
-            lookup.acted = True
-        elif kind == "withdrawn":
-            lookup.withdrawn = True
-        else:
-            lookup.candidates[kind].add(account)
-    return lookup
+    def identifiers(self) -> dict[str, str]:
+        """kind -> value of the phone number and username given (identifier_holders.kind)."""
+        return {kind: value for kind, value in (("phone_number", self.phone_number), ("username", self.username))
+                if value is not None}
 
 
 async def lookup_suspect(conn: asyncpg.Connection, suspect: Suspect) -> SuspectLookup:
-    rows = await conn.fetch(_LOOKUP_SUSPECT, suspect.case_id, suspect.account_id, suspect.phone_number,
-                            suspect.username, suspect.start, suspect.end)
-    return _fold(suspect, [tuple(r) for r in rows])
+    return (await lookup_suspects(conn, [suspect]))[0]
 
 
 async def lookup_suspects(conn: asyncpg.Connection, suspects: list[Suspect]) -> list[SuspectLookup]:
-    """lookup_suspect for each of `suspects`, in one statement; same order."""
-    columns = list(zip(*((s.case_id, s.account_id, s.phone_number, s.username, s.start, s.end)
-                         for s in suspects))) or [[]] * 6
-    # Left to itself Postgres plans this statement anew for each batch (a custom plan per set of
-    # arrays: ~0.6 ms, more than running it, measured with pg_stat_statements); one generic plan
-    # serves every batch size. Only for this statement: the rest of the transaction plans as usual.
-    # (If the statement fails, the transaction is rolled back, and the setting with it.)
-    await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-    rows = await conn.fetch(_LOOKUP_SUSPECTS, *(list(c) for c in columns))
-    await conn.execute("SET LOCAL plan_cache_mode TO DEFAULT")  # the server's or role's own setting again
-    by_place: dict[int, list[tuple]] = {}
-    for n, *row in rows:
-        by_place.setdefault(n, []).append(tuple(row))
-    return [_fold(suspect, by_place.get(place, [])) for place, suspect in enumerate(suspects, start=1)]
+    """What act_on_decision needs for each of `suspects` (same order): whether its case is acted on or
+    withdrawn, the accounts its identifiers designate during its period (a null identifier designates
+    nobody), and the phone history and sessions in the period of every designated account, so the
+    resolved one's are at hand. At most three statements for the whole batch (see above)."""
+    if not suspects:
+        return []
+    # 1. By identifier: per (kind, value), the accounts with a change point to it, and when.
+    acted, withdrawn, holders = set(), set(), {}
+    for kind, value, account, at in await conn.fetch(
+            _BY_IDENTIFIER, sorted({s.case_id for s in suspects}),
+            sorted({v for s in suspects for v in s.identifiers().values()})):
+        if kind in ("acted", "withdrawn"):
+            (acted if kind == "acted" else withdrawn).add(value)
+        else:
+            holders.setdefault((kind, value), []).append((account, at))
+    # Per suspect, kind -> the accounts that took the value by the period's end.
+    found = [{kind: {a for a, at in holders.get((kind, value), []) if at <= s.end}
+              for kind, value in s.identifiers().items()} for s in suspects]
+
+    # 2. By account: the candidates and the named accounts, their rows and identifier histories.
+    named = {s.account_id for s in suspects if s.account_id is not None}
+    listed: set[str] = set()
+    histories: dict[str, dict[str, list[Change]]] = {"phone_number": {}, "username": {}}
+    if accounts := named.union(*(a for f in found for a in f.values())):
+        for kind, account, at, value in await conn.fetch(_BY_ACCOUNT, sorted(accounts)):
+            if kind == "account":
+                listed.add(account)
+            else:
+                histories[kind].setdefault(account, []).append(Change(account, at, value))
+    lookups = []
+    for s, f in zip(suspects, found):
+        candidates = {kind: set() for kind in ("account_id", "phone_number", "username")
+                      if getattr(s, kind) is not None or kind in s.unusable}
+        for kind, value in s.identifiers().items():
+            candidates[kind] = holders_during((c for a in f[kind] for c in histories[kind].get(a, [])),
+                                              value, s.start, s.end)
+        lookups.append(SuspectLookup(s.case_id in acted, candidates, [], [], s.case_id in withdrawn))
+
+    # 3. By account: the sessions of the accounts designated (or named: an account id without an
+    # account row is known by its sessions, asked here too) over the batch's periods, each
+    # suspect's kept to its own period below.
+    reading = [(s, read) for s, lookup in zip(suspects, lookups)
+               if (read := set().union(*lookup.candidates.values(), {s.account_id} - {None}))]
+    sessions: dict[str, list[Session]] = {}
+    seen: set[str] = set()
+    if reading:
+        for kind, account, at, ip in await conn.fetch(
+                _SESSIONS, sorted(set().union(*(a for _, a in reading))), min(s.start for s, _ in reading),
+                max(s.end for s, _ in reading), sorted(named - listed)):
+            if kind == "seen":
+                seen.add(account)
+            else:
+                sessions.setdefault(account, []).append(Session(account, ip, at))
+    for s, lookup in zip(suspects, lookups):
+        if s.account_id is not None and (s.account_id in listed or s.account_id in seen):
+            lookup.candidates["account_id"] = {s.account_id}
+        designated = sorted(set().union(*lookup.candidates.values()))
+        lookup.phone_changes = [c for a in designated for c in histories["phone_number"].get(a, [])]
+        lookup.sessions = [x for a in designated for x in sessions.get(a, []) if s.start <= x.observed_at <= s.end]
+    return lookups
 
 
 async def phone_changes_of(conn: asyncpg.Connection, account_id: str) -> list[Change]:
@@ -223,7 +228,7 @@ async def sessions_of(conn: asyncpg.Connection, account_id: str, start: datetime
     """Index-only range scans of the primary key (account_id, observed_at, ip), held sessions included."""
     rows = await conn.fetch(
         "SELECT observed_at, host(ip) AS ip FROM (" + _SESSIONS_IN_PERIOD.format(
-            account_id="$1", start="$2", end="$3") + ") s ORDER BY observed_at", account_id, start, end)
+            accounts="$1", start="$2", end="$3") + ") s ORDER BY observed_at", account_id, start, end)
     return [Session(account_id, r["ip"], r["observed_at"]) for r in rows]
 
 
@@ -327,15 +332,21 @@ async def purge_held_sessions(conn: asyncpg.Connection, cutoff: datetime, now: d
 
 
 async def purge_superseded_identifiers(conn: asyncpg.Connection, cutoff: datetime, now: datetime) -> int:
-    """Change points whose interval ended before `cutoff` (a later one is also older)."""
+    """Change points whose interval ended before `cutoff` (a later one is also older), with their
+    entries in the identifiers' directory, in the same statement."""
     purged = 0
-    for table in ("phone_changes", "username_changes"):
-        status = await conn.execute(
-            f"DELETE FROM {table} p WHERE p.changed_at < $1"
-            f" AND EXISTS (SELECT 1 FROM {table} q WHERE q.account_id = p.account_id"
-            "              AND q.changed_at > p.changed_at AND q.changed_at < $1)"
-            " AND NOT " + _HOLD_IN_FORCE.format(alias="p", now="$2"), cutoff, now)
-        purged += int(status.split()[-1])
+    for kind, table in HISTORIES.items():
+        count = await conn.fetchval(
+            f"WITH purged AS (DELETE FROM {table} p WHERE p.changed_at < $1"
+            f"  AND EXISTS (SELECT 1 FROM {table} q WHERE q.account_id = p.account_id"
+            "               AND q.changed_at > p.changed_at AND q.changed_at < $1)"
+            "  AND NOT " + _HOLD_IN_FORCE.format(alias="p", now="$2") +
+            f"  RETURNING p.account_id, p.changed_at, p.{kind} AS value),"
+            " unlisted AS (DELETE FROM identifier_holders h USING purged"
+            f"  WHERE h.value = purged.value AND h.kind = '{kind}' AND h.account_id = purged.account_id"
+            "   AND h.changed_at = purged.changed_at)"
+            " SELECT count(*) FROM purged", cutoff, now)
+        purged += count
     return purged
 
 

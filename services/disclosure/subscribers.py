@@ -57,6 +57,12 @@ def held_intervals(changes: Iterable[Change]) -> list[Held]:
     return intervals
 
 
+def holders_during(changes: Iterable[Change], value: str, start: datetime, end: datetime) -> set[str]:
+    """The accounts that held `value` at some instant of [start, end], from their change points
+    (whole histories: where an interval ends is the account's next change point, whatever its value)."""
+    return {h.account_id for h in held_intervals(changes) if h.value == value and h.overlaps(start, end)}
+
+
 def latest_per_account(updates: Iterable[tuple[str, datetime, object]]) -> list[tuple[str, datetime, object]]:
     """(account_id, updated_at, state) -> each account's latest; of equal times the later in the feed wins,
     as applying the updates one by one (the newer or equal replaces) would leave it."""

@@ -288,9 +288,9 @@ async def open_decided(conn: asyncpg.Connection, received: RequestReceived, asse
     case = new_case(received, assessment, authority, authority_key)
     at, outcome, decided_by = received.received_at, assessment.outcome, [machine_actor(case)]
     if outcome == "approved":
-        event, rows = _approval(case, decided_by, at)
+        decision, rows = _approval(case, decided_by, at)
     else:
-        event, rows = _rejection(case, [RejectionReason(code=r.code, rule=r.rule, message=r.message)
+        decision, rows = _rejection(case, [RejectionReason(code=r.code, rule=r.rule, message=r.message)
                                         for r in assessment.failed], decided_by, at)
     opened = await _opened_entry(conn, received, assessment, chain)
     decided = await _decided_entry(conn, case, outcome, decided_by, at, chain, after=opened)
@@ -305,7 +305,7 @@ async def open_decided(conn: asyncpg.Connection, received: RequestReceived, asse
                INSERT INTO audit_log ({audit.COLUMNS})
                SELECT {audit.placeholders(38)} FROM opened RETURNING seq""",
             *_case_values(received, assessment, authority, authority_key, outcome, decided_by, at),
-            *audit.entry_values(opened), event.model_dump_json(), *audit.entry_values(decided)):
+            *audit.entry_values(opened), decision.json(), *audit.entry_values(decided)):
         return None, []
     chain.appended(decided)
     case.status, case.decided_by, case.decided_at = outcome, decided_by, _utc(at)
@@ -319,7 +319,7 @@ def machine_actor(case: Case) -> str:
 
 
 def _approval(case: Case, decided_by: list[str], at: datetime, extra_rules: list[PolicyRuleResult] = ()
-              ) -> tuple[RequestApproved, list[OutboxRow]]:
+              ) -> tuple[keys.SignedDecision[RequestApproved], list[OutboxRow]]:
     """The approval of `case` as it stands, signed, and the rows to emit for it."""
     assert case.period is not None, "an approvable case has a granted period"
     rules = [PolicyRuleResult(rule=r.rule, outcome=r.outcome, message=r.message) for r in case.results]
@@ -331,30 +331,30 @@ def _approval(case: Case, decided_by: list[str], at: datetime, extra_rules: list
         authority_key=case.authority_key, decided_at=at,
         user_notice=user_notice(case.country, case.emergency, case.received_at, current_policy()),
         signed_amendments=case.amendments or None)
-    event = keys.signed(event)
+    signed = keys.signed(event)
     refused = [c for c in case.request.data_categories if c not in case.granted_categories]
     reasons = [StatusReason(code="category_refused", message=f"{c[:64]} is not granted") for c in refused]
     if case.request.period != case.period:
         reasons.append(StatusReason(code="period_narrowed", message=f"granted {case.period.start.isoformat()} .. "
                                                                      f"{case.period.end.isoformat()}"))
-    return event, [event_row(SERVICE, event), *status_rows(case, "approved", reasons, at)]
+    return signed, [signed.row(SERVICE), *status_rows(case, "approved", reasons, at)]
 
 
 def _rejection(case: Case, reasons: list[RejectionReason], decided_by: list[str], at: datetime
-               ) -> tuple[RequestRejected, list[OutboxRow]]:
-    event = keys.signed(RequestRejected(
+               ) -> tuple[keys.SignedDecision[RequestRejected], list[OutboxRow]]:
+    signed = keys.signed(RequestRejected(
         case_id=case.case_id, request_id=case.request_id, authority_id=case.authority_id, reasons=reasons,
         decided_by=decided_by, decided_at=at))
     status_reasons = [StatusReason(code=r.code, message=r.message) for r in reasons]
-    return event, [event_row(SERVICE, event), *status_rows(case, "rejected", status_reasons, at)]
+    return signed, [signed.row(SERVICE), *status_rows(case, "rejected", status_reasons, at)]
 
 
 async def approve(conn: asyncpg.Connection, case: Case, decided_by: list[str], at: datetime,
                   extra_rules: list[PolicyRuleResult] = (), chain: audit.Chain | None = None) -> list[OutboxRow]:
     """Close the case as approved with its current scope; emit the decision and the status."""
-    event, rows = _approval(case, decided_by, at, extra_rules)
+    decision, rows = _approval(case, decided_by, at, extra_rules)
     chain = chain or audit.Chain()
-    await _decide(conn, case, "approved", decided_by, event.model_dump_json(), at, chain)
+    await _decide(conn, case, "approved", decided_by, decision.json(), at, chain)
     if case.kind == "preservation" and case.request.extends_request_id:
         await _extend_earlier_hold(conn, case, at, chain)
     return rows
@@ -362,9 +362,9 @@ async def approve(conn: asyncpg.Connection, case: Case, decided_by: list[str], a
 
 async def reject(conn: asyncpg.Connection, case: Case, reasons: list[RejectionReason], decided_by: list[str],
                  at: datetime, chain: audit.Chain | None = None) -> list[OutboxRow]:
-    event, rows = _rejection(case, reasons, decided_by, at)
+    decision, rows = _rejection(case, reasons, decided_by, at)
     chain = chain or audit.Chain()
-    await _decide(conn, case, "rejected", decided_by, event.model_dump_json(), at, chain)
+    await _decide(conn, case, "rejected", decided_by, decision.json(), at, chain)
     return rows
 
 

@@ -6,10 +6,14 @@ from the database: whoever can write the database or Kafka cannot decide a case.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
-from typing import TypeVar
+from typing import Any, Generic, TypeVar
 
-from warden.contract.events import RequestApproved, RequestRejected
+import orjson
+
+from warden.contract.events import RequestApproved, RequestRejected, type_of
+from warden.runtime.outbox import OutboxRow, Verbatim, event_row
 from warden.provenance import sign_decision
 from warden.runtime.service import ConfigurationError
 from warden.signing import decode_key
@@ -38,9 +42,24 @@ def _private_key() -> str:
 Decision = TypeVar("Decision", RequestApproved, RequestRejected)
 
 
-def signed(decision: Decision) -> Decision:
+@dataclass(frozen=True)
+class SignedDecision(Generic[Decision]):
+    """A signed decision: the model, and its data exactly as signed, which is what its event carries and
+    what the decisions table keeps (no second serialisation of the model that could differ)."""
+
+    event: Decision
+    data: dict[str, Any]
+
+    def row(self, service: str) -> OutboxRow:
+        return event_row(service, Verbatim(type_of(self.event), self.data))
+
+    def json(self) -> str:
+        return orjson.dumps(self.data).decode()
+
+
+def signed(decision: Decision) -> SignedDecision[Decision]:
     """The decision with `decision_key_id` and `decision_signature` set: the signature covers exactly the
     data its event will carry (the model's JSON form without `decision_signature`)."""
     data = sign_decision(decision.model_dump(mode="json"), _private_key())
-    return decision.model_copy(update={"decision_key_id": data["decision_key_id"],
-                                       "decision_signature": data["decision_signature"]})
+    return SignedDecision(decision.model_copy(update={"decision_key_id": data["decision_key_id"],
+                                                      "decision_signature": data["decision_signature"]}), data)

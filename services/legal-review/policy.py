@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -178,14 +179,24 @@ def _load(path: Path, mtime: float) -> Policy:
 
 
 _last_good: dict[Path, Policy] = {}
+# How often the policy file's mtime is looked at: a changed file applies within this long. current_policy()
+# runs for every decision, and a stat per call was a measurable part of legal review's work per request.
+RECHECK_S = 1.0
+_checked: dict[str, tuple[float, Policy]] = {}  # the configured path -> when it was last looked at, its policy
 
 
 def current_policy() -> Policy:
-    """The policy in force: WARDEN_POLICY_FILE, else the shipped default (re-read when the file changes).
+    """The policy in force: WARDEN_POLICY_FILE, else the shipped default (re-read when the file changes,
+    looked at no more than every RECHECK_S).
 
     A file that stops parsing after the service started keeps the last good policy in force
     (and says so in the log) rather than dead-lettering every request; at startup it is fatal.
     """
+    configured = os.environ.get(POLICY_FILE_ENV) or ""
+    checked = _checked.get(configured)
+    moment = time.monotonic()
+    if checked is not None and moment - checked[0] < RECHECK_S:
+        return checked[1]
     path = policy_path()
     try:
         policy = _load(path, path.stat().st_mtime)
@@ -194,6 +205,8 @@ def current_policy() -> Policy:
             raise
         log.error("policy file invalid, keeping the last good policy",
                   extra={"version": _last_good[path].version, "error_type": type(exc).__name__})
-        return _last_good[path]
-    _last_good[path] = policy
+        policy = _last_good[path]
+    else:
+        _last_good[path] = policy
+    _checked[configured] = (moment, policy)
     return policy

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Literal
+from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -68,6 +69,17 @@ class ModerationConfig(BaseSettings):
     territorial_scope: list[str] = Field(default_factory=lambda: list(EEA))
     # A moderator who opens a queued item in the console holds it this long (others cannot decide it meanwhile).
     claim_minutes: float = 15.0
+    # The platform's media viewer, for the console: a URL template with {content_id} and {media_id} (e.g.
+    # https://media.platform.internal/{content_id}/{media_id}). Empty: Warden holds PDQ hashes only and the
+    # console shows none. Set: the item's images are shown blurred, and a moderator reveals one explicitly
+    # (recorded, for media_reveal_minutes).
+    media_url: str = ""
+    media_reveal_minutes: float = Field(default=10.0, gt=0)
+    # How long an item may wait in the queue for a decision (the console shows time left and breaches):
+    # high severity (child abuse, terrorism, bank matches) within the hour, as removal orders must be met
+    # (Regulation (EU) 2021/784, Art. 3(3)); everything else within a day.
+    sla_hours_high: float = Field(default=1.0, gt=0)
+    sla_hours_normal: float = Field(default=24.0, gt=0)
     banks_file: Path = Path(__file__).parent / "banks.yaml"
     # The classifier (classifier/): its directory (classifier.skops and classifier.json; the package may be
     # read-only, so a newly trained model can live elsewhere), on or off, and the score from which content is
@@ -86,6 +98,29 @@ class ModerationConfig(BaseSettings):
     recheck_idle_seconds: float = 60.0
     # {"<bearer token>": {"name": "alice", "roles": ["moderator", "appeals"]}}
     tokens: dict[str, Moderator] = {}
+
+    @field_validator("media_url")
+    @classmethod
+    def _media_viewer(cls, value: str) -> str:
+        if not value:
+            return value
+        try:
+            parts = urlsplit(value.format(content_id="c", media_id="m"))
+        except (KeyError, IndexError, ValueError):
+            parts = None
+        if parts is None or parts.scheme not in ("https", "http") or not parts.netloc or "{media_id}" not in value:
+            raise ValueError("media_url must be an http(s) URL template naming {media_id} (and maybe {content_id})")
+        return value
+
+    def media_origin(self) -> str | None:
+        """The origin the console's images come from (its CSP img-src), or None when no viewer is configured."""
+        if not self.media_url:
+            return None
+        parts = urlsplit(self.media_url.format(content_id="c", media_id="m"))
+        return f"{parts.scheme}://{parts.netloc}"
+
+    def media_link(self, content_id: str, media_id: str) -> str:
+        return self.media_url.format(content_id=quote(content_id, safe=""), media_id=quote(media_id, safe=""))
 
     @field_validator("tokens", mode="before")
     @classmethod

@@ -69,6 +69,16 @@ def model_facts(score: Score, threshold: float) -> str:
 
 
 @dataclass(frozen=True)
+class MediaInBank:
+    """One of the content's media within a bank's distance of a hash the bank holds: what a moderator sees."""
+    media_id: str
+    bank_id: str
+    category: str
+    high_severity: bool
+    distance: int  # bits of the 256 that differ from the bank's nearest hash
+
+
+@dataclass(frozen=True)
 class MediaBanks:
     """The configured PDQ banks, each with the category and severity a match in it carries."""
     banks: list[tuple[str, MediaBank, HashBank]] = field(default_factory=list)
@@ -77,19 +87,28 @@ class MediaBanks:
     def load(cls, settings: list[MediaBank], distance: int) -> "MediaBanks":
         return cls([(s.id or s.file.stem, s, load_bank(s.file, s.id or s.file.stem, distance)) for s in settings])
 
-    def detect(self, content: ContentUpdated) -> list[Detection]:
-        found: dict[str, Detection] = {}
+    def matches(self, content: ContentUpdated) -> list[MediaInBank]:
+        """Each media item's nearest hash in each bank that holds one within the distance, in media order."""
+        found = []
         for media in content.media:
             try:
                 probe = PdqHash.from_hex(media.pdq, media.quality)
             except MediaError:
                 continue  # the contract's pattern already refuses these; nothing to match
             for bank_id, setting, bank in self.banks:
-                matches = bank.match(probe)
-                if matches and f"{PDQ}{bank_id}" not in found:
-                    found[f"{PDQ}{bank_id}"] = Detection(f"{PDQ}{bank_id}", setting.category,
-                                                         setting.severity == "high", 1.0,
-                                                         f"pdq:{matches[0].distance}")
+                nearest = bank.match(probe)
+                if nearest:
+                    found.append(MediaInBank(media.media_id, bank_id, setting.category, setting.severity == "high",
+                                            nearest[0].distance))
+        return found
+
+    def detect(self, content: ContentUpdated) -> list[Detection]:
+        """A detection per bank that any of the content's media matches (its first match's distance)."""
+        found: dict[str, Detection] = {}
+        for match in self.matches(content):
+            if f"{PDQ}{match.bank_id}" not in found:
+                found[f"{PDQ}{match.bank_id}"] = Detection(f"{PDQ}{match.bank_id}", match.category, match.high_severity,
+                                                           1.0, f"pdq:{match.distance}")
         return list(found.values())
 
 

@@ -72,7 +72,7 @@ def build_service(cfg: ModerationConfig | None = None, checks: Checks | None = N
     def routes(app: FastAPI, runtime: ServiceContext) -> None:
         transactions = Transactions(runtime)
         add_routes(app, transactions, cfg)
-        add_console(app, transactions, cfg)
+        add_console(app, transactions, cfg, checks)
 
     return Service(
         name="moderation",

@@ -143,11 +143,14 @@ class Console(Generic[P]):
     # --- responses ---------------------------------------------------------------------
 
     def render(self, request: Request, template: str, session: Session[P], status: int = 200,
-               **context: Any) -> HTMLResponse:
+               img_src: str | None = None, **context: Any) -> HTMLResponse:
+        """The page; `img_src`: the one origin its images may come from (none by default)."""
         page = self.env.get_template(template).render(
             console=self, prefix=self.prefix, title=self.title, csrf_token=session.csrf,
             who=self.display(session.who) if session.who is not None else None, **context)
-        response = HTMLResponse(page, status_code=status, headers=PAGE_HEADERS)
+        headers = PAGE_HEADERS if img_src is None else {
+            **PAGE_HEADERS, "Content-Security-Policy": PAGE_HEADERS["Content-Security-Policy"] + f"; img-src {img_src}"}
+        response = HTMLResponse(page, status_code=status, headers=headers)
         self._set_cookie(response, request, session)  # keeps the CSRF token of an anonymous session stable
         return response
 

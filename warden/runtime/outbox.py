@@ -95,7 +95,7 @@ class OutboxRelay:
     """Publishes outbox rows; deletes them only after the broker acknowledged.
 
     Two ways in. A *scan* takes the oldest rows with `SELECT … FOR UPDATE SKIP LOCKED` in a
-    transaction that deletes them once sent: at start, every second, whenever `wakeup` is set
+    transaction that deletes them once sent: at start, every SCAN_EVERY_S, whenever `wakeup` is set
     (API requests, jobs, other engines), and after any failure until the table is drained. And
     the consumer loop *hands over* the rows each batch has just committed (`hand_over`): those
     are sent as they are and deleted in one autocommitted statement, with no scan (three round
@@ -108,8 +108,10 @@ class OutboxRelay:
 
     # Handed rows kept at most; past that they are forgotten and scans send them (the broker is slow).
     MAX_HANDED = 10_000
-    # A scan at least this often, however busy: rows a dead replica or a previous life left behind.
-    SCAN_EVERY_S = 1.0
+    # A scan at least this often, however busy: rows a dead replica or a previous life left behind. Not
+    # more often: while rows are handed over, a scan walks the index over every row deleted since the
+    # table's last vacuum, and finds little else.
+    SCAN_EVERY_S = 5.0
 
     def __init__(self, service: str, pool: asyncpg.Pool, producer: AIOKafkaProducer, *,
                  batch_size: int, retry_initial_s: float, retry_max_s: float):
@@ -127,7 +129,7 @@ class OutboxRelay:
         self._scanned: set[int] = set()  # what the last scan sent: a late hand-over of it is dropped
         self._scanning = True  # scans only, until one finds the table drained: at start, after a failure
         self._scan_epoch = 0  # bumped whenever scanning starts, so a scan begun before does not end it
-        self._scan_started_at = float("-inf")  # loop time; a second later the next pass is a scan again
+        self._scan_started_at = float("-inf")  # loop time; SCAN_EVERY_S later the next pass is a scan again
 
     def hand_over(self, ids: list[int], rows: list[OutboxRow]) -> None:
         """Rows the consumer loop has just committed, in commit order."""

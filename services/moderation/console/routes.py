@@ -2,11 +2,14 @@
 
 GET  /console/                        the queue, severity first; filters in the query string, keyset pages
 POST /console/                        the same with the search (a content or account id: never in a URL)
-GET  /console/content/{content_id}    the evidence: what the platform says it is, reports grouped by reason with
-                                      each reporter's claim, reporter trust, bank matches, score history;
+GET  /console/content/{content_id}    the evidence: what the platform says it is and what the automated checks
+                                      find in it (classifier words, bank and media matches), reports grouped by
+                                      reason with each reporter's claim, reporter trust, score history, the
+                                      owner's other decisions;
                                       opening a queued item claims it (moderation.queues.claim)
 POST /console/content/{content_id}    delist / keep / restore (handlers.moderator_decision, refused while someone
                                       else holds the item), escalate, claim; then on to the next item
+POST /console/reveal                  show one of an item's images unblurred to this moderator (recorded)
 POST /console/bulk                    keep the selected items: confirm first, then one transaction each
 GET  /console/appeals                 open appeals first, then decided and refused ones
 POST /console/appeals/{appeal_id}     uphold / overturn                  (handlers.decide_appeal)
@@ -16,19 +19,23 @@ GET|POST /console/signin, POST /console/signout   (warden.console)
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
 from fastapi import FastAPI, Form, Request
 from fastapi.responses import Response
+from pydantic import ValidationError
 
 from warden.console import Console
 from warden.contract.envelope import now
-from warden.contract.events import ReportReason
+from warden.contract.events import ContentMedia, ReportReason
 
 from moderation import handlers, queues, scoring
 from moderation.config import ModerationConfig, Moderator
+from moderation.content import facts_of_row
+from moderation.detection import Check, Checks, MediaInBank
 from moderation.transactions import Transactions
 
 log = logging.getLogger(__name__)
@@ -48,14 +55,17 @@ def content_url(content_id: str) -> str:
     return f"/content/{quote(content_id, safe='')}"
 
 
-def add_console(app: FastAPI, transactions: Transactions, cfg: ModerationConfig) -> None:
-    """Mount the moderator console on the service's app, next to the API (add_routes)."""
+def add_console(app: FastAPI, transactions: Transactions, cfg: ModerationConfig, checks: Checks) -> None:
+    """Mount the moderator console on the service's app, next to the API (add_routes). `checks`: the service's
+    automated checks, run again on the platform's facts when an item is shown (what matched, and why)."""
     console: Console[Moderator] = Console(
         title="Moderation", prefix=PREFIX, cookie="warden_moderation_session",
         templates=Path(__file__).parent / "templates", tokens=cfg.tokens,
         display=lambda m: f"{m.name} ({', '.join(m.roles) or 'no role'})")
     console.env.globals["content_url"] = content_url
     console.env.globals["waited"] = waited
+    console.env.globals["media_link"] = cfg.media_link
+    console.env.globals["sla"] = lambda queued_at, urgent, at: sla(queued_at, urgent, at, cfg)
     router = console.router()
 
     def with_role(request: Request, role: str):
@@ -179,6 +189,25 @@ def add_console(app: FastAPI, transactions: Transactions, cfg: ModerationConfig)
         return await _content_page(request, session, who, content_id,
                                    notice=f"{prev} · {notice}" if notice and prev else notice)
 
+    @router.post("/reveal")
+    async def reveal_media(request: Request, csrf_token: str = Form(""), content_id: str = Form(""),
+                           media_id: str = Form("")) -> Response:
+        """Show one of the item's images unblurred to this moderator for a while: explicit, and recorded."""
+        who, session, refused = with_role(request, "moderator")
+        console.check_csrf(session, csrf_token)
+        if refused:
+            return refused
+        async with transactions.pool.acquire() as conn:
+            platform = await conn.fetchrow("SELECT * FROM platform_content WHERE content_id = $1", content_id)
+            evidence = automated_evidence(checks, platform)
+            if not cfg.media_url or evidence is None or media_id not in {m.media_id for m in evidence.items}:
+                return console.refuse(request, 422, "Nothing to reveal",
+                                      "The platform lists no such image for this content.")
+            await conn.execute("INSERT INTO media_reveals (content_id, media_id, moderator, revealed_at)"
+                               " VALUES ($1, $2, $3, $4)", content_id, media_id, who.name, now())
+        log.info("media revealed", extra={"content_id": content_id, "media_id": media_id, "moderator": who.name})
+        return console.redirect(f"{content_url(content_id)}#media")
+
     @router.post("/content/{content_id:path}")
     async def decide_content(request: Request, content_id: str, csrf_token: str = Form(""), action: str = Form(""),
                              category: str = Form(""), note: str = Form("")) -> Response:
@@ -243,8 +272,18 @@ def add_console(app: FastAPI, transactions: Transactions, cfg: ModerationConfig)
                                          content_id)
             appeals = await conn.fetch("SELECT appeal_id, status, reason, submitted_at, decided_by, decided_at,"
                                        " statement FROM appeals WHERE content_id = $1 ORDER BY submitted_at", content_id)
+            revealed = {r["media_id"] for r in await conn.fetch(
+                "SELECT media_id FROM media_reveals WHERE content_id = $1 AND moderator = $2 AND revealed_at > $3",
+                content_id, who.name, at - timedelta(minutes=cfg.media_reveal_minutes))} if cfg.media_url else set()
+            owner = platform["owner_account_id"] if platform else None
+            owner_decisions = await conn.fetch(
+                """SELECT d.content_id, d.action, d.category, d.decided_by, d.decided_at, d.automated_decision
+                   FROM decisions d JOIN platform_content p USING (content_id)
+                   WHERE p.owner_account_id = $1 AND d.content_id <> $2
+                   ORDER BY d.decided_at DESC LIMIT 20""", owner, content_id) if owner else []
         return console.render(request, "content.html", session, status=status, item=item, queued=queued,
-                              platform=platform,
+                              platform=platform, checked=automated_evidence(checks, platform),
+                              owner_decisions=owner_decisions, revealed=revealed, img_src=cfg.media_origin(),
                               by_reason=_by_reason(reports), history=score_history(reports, item["cleared_at"], cfg),
                               decisions=decisions, appeals=appeals, reasons=[r.value for r in ReportReason],
                               cfg=cfg, at=at, held=held, me=who.name, around=around, **extra)
@@ -273,6 +312,36 @@ def waited(since: datetime, at: datetime) -> str:
     if minutes < 24 * 60:
         return f"{minutes // 60} h {minutes % 60:02d} min"
     return f"{minutes // 1440} d {minutes % 1440 // 60} h"
+
+
+def sla(queued_at: datetime, urgent: bool, at: datetime, cfg: ModerationConfig) -> tuple[str, bool]:
+    """What is left of the item's time to a decision ("due in 40 min"), or by how much it is past it
+    ("past SLA by 2 h 05 min", True): high severity within sla_hours_high, the rest within sla_hours_normal."""
+    due = queued_at + timedelta(hours=cfg.sla_hours_high if urgent else cfg.sla_hours_normal)
+    if at >= due:
+        return f"past SLA by {waited(due, at)}", True
+    return f"due in {waited(at, due)}", False
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The automated checks run again on the platform's current facts, for the moderator to read."""
+    check: Check
+    media: list[MediaInBank]
+    items: list[ContentMedia]  # the content's media, as the platform lists them
+
+
+def automated_evidence(checks: Checks, platform) -> Evidence | None:
+    """What the text banks, the media banks and the classifier find in the platform's facts now (None: the
+    platform has not described the content). The classifier's strongest words are the phrases that drove
+    its score; the media matches name the bank and the distance, never show an image."""
+    if platform is None:
+        return None
+    try:
+        facts = facts_of_row(platform)
+    except ValidationError:  # projected from a valid event, so not expected: the page shows the rest
+        return None
+    return Evidence(checks.check(facts), checks.media.matches(facts) if facts.public_in_search else [], facts.media)
 
 
 def _by_reason(reports) -> list[dict]:

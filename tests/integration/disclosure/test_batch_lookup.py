@@ -1,4 +1,4 @@
-"""Disclosure reads a batch's suspects in one statement: same answers as one lookup each, never stale."""
+"""Disclosure reads a batch's suspects in the same few statements as one: same answers as one lookup each, never stale."""
 from __future__ import annotations
 
 import uuid
@@ -67,7 +67,7 @@ async def seed(conn: asyncpg.Connection, tag: str) -> dict[str, str]:
     return ids
 
 
-async def test_one_statement_for_the_batch_answers_as_one_lookup_per_suspect(database_url):
+async def test_the_batch_lookup_answers_as_one_lookup_per_suspect(database_url):
     pool = await migrated_pool(database_url)
     try:
         async with pool.acquire() as conn, conn.transaction():

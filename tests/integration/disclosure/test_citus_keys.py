@@ -7,28 +7,12 @@ here against the migrated schema, so a migration that breaks them fails before a
 """
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import asyncpg
 
 from warden.runtime.database import RUNTIME_MIGRATIONS, migrate
 
 from disclosure.service import SERVICE
-
-PLAN = Path(__file__).resolve().parents[3] / "deploy" / "citus" / "disclosure.sql"
-CALL = re.compile(r"SELECT (create_distributed_table|create_reference_table|citus_add_local_table_to_metadata)"
-                  r"\('disclosure\.(\w+)'(?:, '(\w+)')?(?:, colocate_with => 'disclosure\.(\w+)')?\);")
-
-
-def plan() -> dict[str, tuple[str, str | None, str | None]]:
-    """table -> (kind, distribution column, co-located with), as the deployment script says."""
-    out: dict[str, tuple[str, str | None, str | None]] = {}
-    for call, table, column, colocated in CALL.findall(PLAN.read_text()):
-        assert table not in out, f"{table} is named twice"
-        kind = {"create_distributed_table": "distributed", "create_reference_table": "reference"}.get(call, "local")
-        out[table] = (kind, column or None, colocated or None)
-    return out
+from tests.support.citus import plan
 
 
 async def test_every_table_is_placed_and_keyed_for_its_place(database_url):
@@ -59,19 +43,26 @@ async def test_every_table_is_placed_and_keyed_for_its_place(database_url):
 
     assert set(placed) == tables, "every table of the schema is placed once by deploy/citus/disclosure.sql"
     distributed = {t for t, (kind, _, _) in placed.items() if kind == "distributed"}
-    assert {"accounts", "phone_changes", "username_changes", "sessions", "held_sessions", "holds"} <= distributed
+    by_account = {"accounts", "phone_changes", "username_changes", "sessions", "held_sessions", "holds"}
+    assert distributed == by_account | {"identifier_holders"}
     for table in distributed:
         _, column, colocated = placed[table]
-        assert column == "account_id" and (table, "account_id") in not_null, table
-        assert colocated == (None if table == "accounts" else "accounts"), f"{table} is co-located with accounts"
+        assert (table, column) in not_null, f"{table}.{column} is the distribution column: NOT NULL"
+        if table in by_account:
+            assert column == "account_id", table
+            assert colocated == (None if table == "accounts" else "accounts"), f"{table} is co-located with accounts"
+    # The directory is keyed by the identifier, so the lookup by value is routed; its own group.
+    assert placed["identifier_holders"] == ("distributed", "value", "none")
     for row in unique:
         if row["table"] in distributed:
-            assert "account_id" in row["columns"], f"{row['index']} lacks the distribution column"
+            column = placed[row["table"]][1]
+            assert column in row["columns"], f"{row['index']} lacks the distribution column {column}"
     for row in foreign:
         source = row["source"].split(".")[-1]
         target_kind = placed[row["target"]][0]
         if source in distributed:
-            assert target_kind == "reference" or (row["target"] in distributed and "account_id" in row["columns"]), \
-                f"{source} -> {row['target']}"
+            assert target_kind == "reference" or (
+                row["target"] in distributed and placed[row["target"]][1] == placed[source][1] == "account_id"
+                and "account_id" in row["columns"]), f"{source} -> {row['target']}"
         elif placed[source][0] == "reference":
             assert target_kind == "reference", f"{source} -> {row['target']}"

@@ -24,7 +24,7 @@ DECIDED = "legal.requests.decided"
 APPROVED = "warden.legal.request.approved.v1"
 SUBSCRIBERS = "platform.subscribers"
 NOW = datetime.now(timezone.utc)
-SUBSCRIBER_TABLES = {"accounts", "phone_changes", "username_changes", "sessions", "held_sessions"}
+SUBSCRIBER_TABLES = {"accounts", "phone_changes", "username_changes", "identifier_holders", "sessions", "held_sessions"}
 
 
 def ago(days: float) -> datetime:

@@ -4,6 +4,7 @@ again when the banks or the model change."""
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import asyncpg
@@ -228,3 +229,80 @@ async def test_a_projected_row_that_no_longer_validates_does_not_stop_the_rechec
         await until(lambda: checked(database_url, ["aaa-odd", shop["id"]], fingerprint))
         assert (await api.get("/readyz")).status_code == 200
     assert sor["data"]["action"] == "delist"
+
+
+async def console_page(api: httpx.AsyncClient, content_id: str) -> str:
+    """The moderator console's page of an item, as maria sees it (signed in through the form)."""
+    form = (await api.get("/console/signin")).text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+    await api.post("/console/signin", data={"token": "mod-token", "csrf_token": csrf})
+    page = await api.get(f"/console/content/{content_id}")
+    assert page.status_code == 200
+    return page.text
+
+
+def section(page: str, element_id: str) -> str:
+    return page.split(f'id="{element_id}"', 1)[1].split("</dd>", 1)[0].split("</table>", 1)[0]
+
+
+async def test_the_console_shows_what_the_checks_found_and_the_owners_other_decisions(bootstrap, database_url):
+    """Issue 21, item 1: the classifier's score with the words that drove it, the bank and distance of a media
+    match (never the image), and the decisions on the owner's other content."""
+    owner = "acc-evidence-owner"
+    shop = content(owner_account_id=owner, **DRUG_SHOP)
+    hiking = content(owner_account_id=owner)
+    async with running_moderation(service_settings(bootstrap, database_url), checked_config()) as api:
+        await publish(bootstrap, shop, media=media(near_duplicate_hash()))
+        await wait_for_events(bootstrap, "search.delistings", about(shop["id"]))
+        await publish(bootstrap, hiking)
+        await report(bootstrap, hiking, "rep-evidence", reason="spam")
+        await until(lambda: fetch(database_url, "SELECT 1 FROM reports WHERE content_id = $1", hiking["id"]))
+        shop_page = await console_page(api, shop["id"])
+        hiking_page = await console_page(api, hiking["id"])
+
+    classifier = section(shop_page, "classifier")
+    assert "drugs" in classifier and "strongest words:" in classifier
+    assert any(word in classifier.lower() for word in ("закладки", "мефедрон", "гашиш", "шишки"))
+    banked = section(shop_page, "media")
+    distance = near_duplicate_hash().distance(KNOWN)
+    assert "avatar</span>: in" in banked and "known-abuse-test" in banked and f"distance {distance} of 256" in banked
+    assert "<img" not in shop_page
+    assert "pdq:known-abuse-test" in section(shop_page, "matches")
+    owner_history = section(hiking_page, "owner-decisions")
+    assert shop["id"] in owner_history and "delist" in owner_history
+    assert "no bank matches" in section(hiking_page, "matches")
+
+
+async def test_images_are_blurred_until_a_moderator_reveals_one_and_the_reveal_is_recorded(bootstrap, database_url):
+    """Issue 21, item 1: with the platform's media viewer configured, an item's images are shown blurred; a
+    reveal is an explicit, CSRF-checked POST, recorded with who and when, and unblurs for that moderator only."""
+    item = content(title="Family photos")
+    cfg = checked_config(media_url="https://media.example.test/{content_id}/{media_id}")
+    async with running_moderation(service_settings(bootstrap, database_url), cfg) as api:
+        await publish(bootstrap, item, media=media(near_duplicate_hash()))
+        await wait_for_events(bootstrap, "search.delistings", about(item["id"]))
+        page = await console_page(api, item["id"])
+        image = f'src="https://media.example.test/{item["id"]}/avatar"'
+        assert image in page and "filter: blur(24px)" in section(page, "media")
+        shown = await api.get(f"/console/content/{item['id']}")
+        assert "img-src https://media.example.test" in shown.headers["content-security-policy"]
+
+        forged = await api.post("/console/reveal", data={"content_id": item["id"], "media_id": "avatar"})
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        unknown = await api.post("/console/reveal",
+                                 data={"csrf_token": csrf, "content_id": item["id"], "media_id": "not-listed"})
+        assert (forged.status_code, unknown.status_code) == (403, 422)
+        assert await fetch(database_url, "SELECT 1 FROM media_reveals WHERE content_id = $1", item["id"]) == []
+
+        revealed = await api.post("/console/reveal", data={"csrf_token": csrf, "content_id": item["id"],
+                                                           "media_id": "avatar"}, follow_redirects=True)
+        assert "filter: blur" not in section(revealed.text, "media") and "revealed to you" in revealed.text
+        [row] = await fetch(database_url, "SELECT moderator, media_id FROM media_reveals WHERE content_id = $1",
+                            item["id"])
+        assert (row["moderator"], row["media_id"]) == ("maria", "avatar")
+
+        async with httpx.AsyncClient(base_url=str(api.base_url)) as other:  # alex has revealed nothing
+            form = (await other.get("/console/signin")).text
+            await other.post("/console/signin", data={
+                "token": "appeal-token", "csrf_token": re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)})
+            assert "filter: blur(24px)" in section((await other.get(f"/console/content/{item['id']}")).text, "media")

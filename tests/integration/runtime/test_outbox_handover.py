@@ -136,7 +136,9 @@ async def test_a_busy_relay_still_scans_for_rows_nobody_handed_over(bootstrap, d
         s.relay.hand_over(*await s.commit(b"busy"))
         task = asyncio.create_task(s.relay.run(stopping))
         try:
-            for i in range(60):  # a hand-over every 50 ms: the relay never waits a whole second
+            # A hand-over every 50 ms: the relay never waits a whole second, so only the scan it makes
+            # every SCAN_EVERY_S however busy finds the row.
+            for i in range(int(2 * OutboxRelay.SCAN_EVERY_S / 0.05) + 40):
                 await asyncio.sleep(0.05)
                 s.relay.hand_over(*await s.commit(f"busy {i}".encode()))
                 if b"left by an earlier life" in await s.published():
@@ -147,4 +149,5 @@ async def test_a_busy_relay_still_scans_for_rows_nobody_handed_over(bootstrap, d
             await asyncio.wait_for(task, 10)
 
         assert b"left by an earlier life" in await s.published()
-        assert i < 50  # out within ~2.5 s, while hand-overs kept coming
+        # Out within SCAN_EVERY_S (and 2.5 s to spare), while hand-overs kept coming.
+        assert i < (OutboxRelay.SCAN_EVERY_S + 2.5) / 0.05

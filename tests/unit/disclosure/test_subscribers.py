@@ -7,7 +7,7 @@ import pytest
 
 from disclosure.package import mask_phone_number
 from disclosure.subscribers import (
-    Change, Held, held_intervals, latest_per_account, normalise_ip, notice_due_at, resolve_account, thin_changes,
+    Change, Held, held_intervals, holders_during, latest_per_account, normalise_ip, notice_due_at, resolve_account, thin_changes,
 )
 from warden.contract.envelope import EventRejected
 
@@ -23,6 +23,17 @@ def test_change_points_become_intervals_whatever_their_order():
                Change("a", at(20), None), Change("a", at(30), "+3")]
     assert held_intervals(changes) == [
         Held("a", "+1", at(0), at(10)), Held("a", "+2", at(10), at(20)), Held("a", "+3", at(30), None)]
+
+
+def test_an_identifier_designates_the_accounts_that_held_it_at_some_instant_of_the_period():
+    changes = [Change("a", at(0), "+1"), Change("a", at(10), "+2"),  # a: +1 over [0, 10)
+               Change("b", at(10), "+1"), Change("b", at(15), "+1"), Change("b", at(20), None),  # b: [10, 20)
+               Change("c", at(30), "+1")]  # c: from 30 on
+    assert holders_during(changes, "+1", at(5), at(12)) == {"a", "b"}
+    assert holders_during(changes, "+1", at(10), at(10)) == {"b"}  # a's interval ends as b's starts
+    assert holders_during(changes, "+1", at(20), at(29)) == set()
+    assert holders_during(changes, "+1", at(40), at(50)) == {"c"}
+    assert holders_during(changes, "+2", at(0), at(9)) == set() and holders_during(changes, "+2", at(9), at(10)) == {"a"}
 
 
 def test_resolution_needs_every_identifier_to_agree():

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from legal_review import policy as policy_module
 from legal_review.policy import DEFAULT_POLICY_FILE, current_policy, parse_policy
 from legal_review.rules import RULES, check_policy
 
@@ -41,7 +42,23 @@ def test_policy_file_is_configurable(tmp_path, monkeypatch):
     assert (policy.version, policy.period.max_months) == ("test-1", 6)
 
 
+def test_an_edited_policy_applies_once_the_file_is_looked_at_again(tmp_path, monkeypatch):
+    raw = yaml.safe_load(DEFAULT_POLICY_FILE.read_text())
+    monkeypatch.setattr(policy_module, "RECHECK_S", 3600.0)
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump({**raw, "version": "before"}))
+    monkeypatch.setenv("WARDEN_POLICY_FILE", str(path))
+    assert current_policy().version == "before"
+    path.write_text(yaml.safe_dump({**raw, "version": "after"}))
+    import os
+    os.utime(path, (2, 2))
+    assert current_policy().version == "before"  # not looked at again within RECHECK_S
+    monkeypatch.setattr(policy_module, "RECHECK_S", 0.0)
+    assert current_policy().version == "after"
+
+
 def test_a_broken_edit_keeps_the_last_good_policy(tmp_path, monkeypatch):
+    monkeypatch.setattr(policy_module, "RECHECK_S", 0.0)  # every call looks at the file
     path = tmp_path / "policy.yaml"
     path.write_text(DEFAULT_POLICY_FILE.read_text())
     monkeypatch.setenv("WARDEN_POLICY_FILE", str(path))

@@ -1,9 +1,12 @@
-"""The queue's filters as the console reads them from forms and links, and time in queue as shown."""
+"""The queue's filters as the console reads them from forms and links, and time in queue and SLA as shown."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from moderation.console.routes import waited
+import pytest
+
+from moderation.config import ModerationConfig
+from moderation.console.routes import sla, waited
 from moderation.queues import Filters, decode_cursor, where
 
 AT = datetime(2026, 1, 1, 12, tzinfo=timezone.utc)
@@ -30,3 +33,22 @@ def test_time_in_queue():
     assert waited(AT - timedelta(hours=3, minutes=5), AT) == "3 h 05 min"
     assert waited(AT - timedelta(days=2, hours=4), AT) == "2 d 4 h"
     assert waited(AT + timedelta(minutes=1), AT) == "0 min"
+
+
+def test_sla_left_and_breached_by_severity():
+    cfg = ModerationConfig(sla_hours_high=1, sla_hours_normal=24)
+    assert sla(AT - timedelta(minutes=20), True, AT, cfg) == ("due in 40 min", False)
+    assert sla(AT - timedelta(hours=3, minutes=5), True, AT, cfg) == ("past SLA by 2 h 05 min", True)
+    assert sla(AT - timedelta(hours=3, minutes=5), False, AT, cfg) == ("due in 20 h 55 min", False)
+    assert sla(AT - timedelta(hours=24), False, AT, cfg) == ("past SLA by 0 min", True)
+
+
+def test_a_media_viewer_is_an_http_url_template_naming_the_media():
+    cfg = ModerationConfig(media_url="https://media.example.test/{content_id}/{media_id}")
+    assert cfg.media_origin() == "https://media.example.test"
+    assert cfg.media_link("chan/1", "a b") == "https://media.example.test/chan%2F1/a%20b"
+    assert ModerationConfig().media_origin() is None
+    for bad in ("javascript:alert(1)/{media_id}", "https://media.example.test/{content_id}", "/{media_id}",
+                "https://media.example.test/{other}/{media_id}"):
+        with pytest.raises(ValueError):
+            ModerationConfig(media_url=bad)
