@@ -15,12 +15,17 @@ items' content rows first locks them until the transaction ends, so a worker
 scoring the same item from another partition waits, then reads a window that
 holds these reports. Correctness never depends on how reports are keyed.
 
-Statements per call, whatever its size: the content upsert, the reporter upsert,
+Statements per call, whatever its size: the content upsert, the read of the reporters,
 the read of the platform's facts and the windows, the report insert; then, only when
 some item calls for them, one per kind of write: delistings (content, decisions),
-the queue. In between, reports are folded in order, in memory, with the pure
-rules of scoring.py, so one call with n reports leaves what n calls with one
-report leave.
+the queue, and last the rows of reporters first seen. In between, reports are folded
+in order, in memory, with the pure rules of scoring.py, so one call with n reports
+leaves what n calls with one report leave.
+
+Reporters are read, not locked: two workers (or two lanes of one worker,
+`Service.partition_lanes`) scoring reports by the same people never wait for each
+other's commit, except on a reporter both see for the first time, and then only for
+the other's last statement and commit.
 """
 from __future__ import annotations
 
@@ -105,7 +110,7 @@ async def score_reports(ctx: Context, reports: list[ReportSubmitted], *, cfg: Mo
     at = current_time()
     conn = ctx.conn
     items = await lock_items(conn, reports, at)
-    reporters = await upsert_reporters(conn, reports, cfg)
+    reporters = await read_reporters(conn, reports, cfg)
     await read_windows(conn, items, at, cfg)
     recorded = [record_of(report, reporters[report.reporter_id], at, cfg) for report in reports]
     await insert_reports(conn, reports, recorded, items, at)
@@ -114,6 +119,7 @@ async def score_reports(ctx: Context, reports: list[ReportSubmitted], *, cfg: Mo
         fold_report(report, x, items[report.content.id], outcome, cfg=cfg, at=at)
     await delist_all(conn, outcome.delistings, human=None, now=at, cfg=cfg, effects=ctx)
     await enqueue_all(conn, outcome)
+    await insert_new_reporters(conn, reporters, cfg)
     counted = outcome.counted
 
     def count() -> None:
@@ -139,14 +145,34 @@ async def lock_items(conn: asyncpg.Connection, reports: list[ReportSubmitted], a
             for r in rows}
 
 
-async def upsert_reporters(conn: asyncpg.Connection, reports: list[ReportSubmitted],
-                           cfg: ModerationConfig) -> dict[str, asyncpg.Record]:
+@dataclass(frozen=True)
+class Reporter:
+    trust: float
+    suspended_until: datetime | None
+    new: bool  # no row yet: written by `insert_new_reporters` at the end of the call
+
+
+async def read_reporters(conn: asyncpg.Connection, reports: list[ReportSubmitted],
+                         cfg: ModerationConfig) -> dict[str, Reporter]:
+    """Each reporter's standing as committed, unlocked: a reporter's rows are changed only by human outcomes
+    and misuse steps, each of which locks the items it decides first. A reporter with no row starts at
+    `trust_new`, as its row will say."""
     reporter_ids = sorted({r.reporter_id for r in reports})
-    rows = await conn.fetch(
-        """INSERT INTO reporters (reporter_id, trust) SELECT unnest($1::text[]), $2
-           ON CONFLICT (reporter_id) DO UPDATE SET reporter_id = EXCLUDED.reporter_id
-           RETURNING reporter_id, trust, suspended_until""", reporter_ids, cfg.trust_new)
-    return {r["reporter_id"]: r for r in rows}
+    rows = await conn.fetch("SELECT reporter_id, trust, suspended_until FROM reporters"
+                            " WHERE reporter_id = ANY($1::text[])", reporter_ids)
+    known = {r["reporter_id"]: Reporter(r["trust"], r["suspended_until"], False) for r in rows}
+    return {reporter_id: known.get(reporter_id) or Reporter(cfg.trust_new, None, True)
+            for reporter_id in reporter_ids}
+
+
+async def insert_new_reporters(conn: asyncpg.Connection, reporters: dict[str, Reporter],
+                               cfg: ModerationConfig) -> None:
+    """The rows of reporters first seen in this call, in id order, last in the transaction: a worker inserting
+    the same new reporter on another partition waits for this transaction only as long as its commit takes."""
+    new = sorted(reporter_id for reporter_id, reporter in reporters.items() if reporter.new)
+    if new:
+        await conn.execute("INSERT INTO reporters (reporter_id, trust) SELECT unnest($1::text[]), $2"
+                           " ON CONFLICT (reporter_id) DO NOTHING", new, cfg.trust_new)
 
 
 async def read_windows(conn: asyncpg.Connection, items: dict[str, Item], at: datetime, cfg: ModerationConfig) -> None:
@@ -187,12 +213,12 @@ async def read_windows(conn: asyncpg.Connection, items: dict[str, Item], at: dat
             item.window[r["who"]] = [r["contribution"], r["at"].timestamp(), 1.0 if r["established"] else 0.0]
 
 
-def record_of(report: ReportSubmitted, reporter: asyncpg.Record, at: datetime, cfg: ModerationConfig) -> Recorded:
-    suspended = reporter["suspended_until"] is not None and reporter["suspended_until"] > at
+def record_of(report: ReportSubmitted, reporter: Reporter, at: datetime, cfg: ModerationConfig) -> Recorded:
+    suspended = reporter.suspended_until is not None and reporter.suspended_until > at
     trusted = report.reporter_id in cfg.trusted_flaggers
-    weight = scoring.reporter_weight(reporter["trust"], trusted, cfg)
+    weight = scoring.reporter_weight(reporter.trust, trusted, cfg)
     value = 0.0 if suspended else scoring.contribution(report.reason.value, weight, cfg)
-    established = scoring.is_established(reporter["trust"], trusted, cfg)
+    established = scoring.is_established(reporter.trust, trusted, cfg)
     return Recorded(False, suspended, trusted, established, value, min(report.reported_at, at))
 
 
