@@ -22,10 +22,9 @@ the queue, and last the rows of reporters first seen. In between, reports are fo
 in order, in memory, with the pure rules of scoring.py, so one call with n reports
 leaves what n calls with one report leave.
 
-Reporters are read, not locked: two workers (or two lanes of one worker,
-`Service.partition_lanes`) scoring reports by the same people never wait for each
-other's commit, except on a reporter both see for the first time, and then only for
-the other's last statement and commit.
+Reporters are read, not locked: two workers scoring reports by the same people never
+wait for each other's commit, except on a reporter both see for the first time, and
+then only for the other's last statement and commit.
 """
 from __future__ import annotations
 

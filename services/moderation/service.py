@@ -91,10 +91,6 @@ def build_service(cfg: ModerationConfig | None = None, checks: Checks | None = N
         # Reports are scored set-based: a backlog goes through in fewer, larger transactions (fewer commits
         # and round trips per report; docs/performance.md).
         batch_max_records=1000,
-        # Two transactions at once, each on its own partitions: the worker's Python for one while Postgres
-        # works on the other. Reports are scored correctly by concurrent workers on any partitions
-        # (reports.py: the items' rows are locked, windows read from Postgres).
-        partition_lanes=2,
     )
 
 
