@@ -13,7 +13,6 @@ once the transaction has committed.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -78,20 +77,6 @@ def decode_record(record: ConsumerRecord) -> Decoded:
     return decoded
 
 
-def partition_lanes(items: list[Decoded], lanes: int) -> list[list[Decoded]]:
-    """The items split into at most `lanes` lists, each partition's items in one list and in their order;
-    partitions go to the lane holding fewest items so far, largest first."""
-    by_partition: dict[tuple[str, int], list[Decoded]] = {}
-    for item in items:
-        by_partition.setdefault((item.record.topic, item.record.partition), []).append(item)
-    if lanes <= 1 or len(by_partition) <= 1:
-        return [items]
-    split: list[list[Decoded]] = [[] for _ in range(min(lanes, len(by_partition)))]
-    for group in sorted(by_partition.values(), key=len, reverse=True):
-        min(split, key=len).extend(group)
-    return split
-
-
 class _Replay(Exception):
     """A handler failed in the optimistic pass: roll the batch's transaction back and replay it event by event."""
 
@@ -118,31 +103,15 @@ class BatchProcessor:
 
     async def process(self, records: list[ConsumerRecord], *, decoded: list[Decoded] | None = None) -> None:
         """Handle the records in one committed transaction (two when the optimistic pass fails), or raise.
-        `decoded`: the records already decoded (`decode`), in the same order.
-
-        A service with `Service.partition_lanes` > 1 has its partitions' records handled in that many
-        transactions at once, each partition's records in one of them and in order: what two workers
-        consuming those partitions would do, with one's Python running while Postgres answers the other.
-        It returns once every lane has committed; if any failed, it raises (after all have finished), and
-        the batch retried as a whole finds the committed lanes' events in the inbox."""
-        items = decoded if decoded is not None else self.decode(records)
-        lanes = partition_lanes(items, self.service.partition_lanes)
-        if len(lanes) == 1:
-            await self._process_lane(lanes[0])
-            return
-        results = await asyncio.gather(*(self._process_lane(lane) for lane in lanes), return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
-
-    async def _process_lane(self, items: list[Decoded]) -> None:
+        `decoded`: the records already decoded (`decode`), in the same order."""
         started = time.perf_counter()
+        items = decoded if decoded is not None else self.decode(records)
         try:
             outcomes = await self._process(items, isolated=False)
         except _Replay:  # that transaction is rolled back: again, in a new one, a savepoint per event
             outcomes = await self._process(items, isolated=True)
         # Metrics only after commit: a rolled-back batch will be counted when it is retried.
-        metrics.count_consumed(outcomes, (time.perf_counter() - started) / max(len(items), 1))
+        metrics.count_consumed(outcomes, (time.perf_counter() - started) / max(len(records), 1))
 
     async def _process(self, items: list[Decoded], *, isolated: bool) -> list[tuple[str, str]]:
         """One unit of work: inbox claim, handlers, outbox rows, commit. The outcome of each event, by topic."""

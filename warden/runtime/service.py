@@ -162,9 +162,6 @@ class Service:
     # The most records a consumer batch takes, when WARDEN_BATCH_MAX_RECORDS does not say (None: the
     # runtime's default). A batch never waits to fill: this only bounds what a backlog hands over at once.
     batch_max_records: int | None = None
-    # How many transactions a consumer batch is handled in at once, its partitions shared among them (1: one).
-    # More than one only for handlers correct with concurrent workers on different partitions.
-    partition_lanes: int = 1
 
     def batch_size(self, settings: Settings) -> int:
         """The consumer's batch bound: WARDEN_BATCH_MAX_RECORDS if set, else this service's, else the default."""
