@@ -58,6 +58,14 @@ class Item:
     removed: bool = False  # platform.content removed it: its reports are kept, with nothing to wait for
     window: Reports = field(default_factory=dict)
     high_severity: list[str] = field(default_factory=list)  # categories of its high-severity bank matches
+    _start: tuple[datetime, datetime] | None = None  # (at, its window's start at that moment)
+
+    def window_start(self, at: datetime, cfg: ModerationConfig) -> datetime:
+        """scoring.window_start for this item at `at`, computed once per moment (a call folds many reports at
+        one `at`)."""
+        if self._start is None or self._start[0] != at:
+            self._start = (at, scoring.window_start(at, self.cleared_at, cfg))
+        return self._start[1]
 
 
 @dataclass
@@ -183,7 +191,7 @@ async def read_windows(conn: asyncpg.Connection, items: dict[str, Item], at: dat
     call waited for the lock is seen as described. Items created by this call have none of it (their rows did
     not exist, and the platform's handler creates them), items the platform has not described have no window
     (their reports wait). The others are read item by item through the (content_id, …) indexes."""
-    known = [(content_id, scoring.window_start(at, item.cleared_at, cfg))
+    known = [(content_id, item.window_start(at, cfg))
              for content_id, item in items.items() if not item.new]
     if not known:
         return
@@ -258,7 +266,7 @@ def fold_report(report: ReportSubmitted, x: Recorded, item: Item, outcome: Outco
     if not item.known:
         outcome.counted[reason, "removed_content" if item.removed else "pending"] += 1
         return
-    start = scoring.window_start(at, item.cleared_at, cfg)
+    start = item.window_start(at, cfg)
     before = item.window
     item.window = scoring.add_report(before, report.reporter_id, x.value, x.reported_at, start, x.established)
     outcome.counted[reason, "duplicate" if report.reporter_id in before else "counted"] += 1
@@ -272,7 +280,7 @@ def judge_item(content_id: str, item: Item, outcome: Outcome, *, cfg: Moderation
     (content.py, never per report): the item is delisted on that score if the window does not delist it."""
     if item.state == "delisted":
         return
-    start = scoring.window_start(at, item.cleared_at, cfg)
+    start = item.window_start(at, cfg)
     verdict = scoring.judge(item.window, start, bool(item.high_severity), cfg)
     banks = sorted(who[len(BANK):] for who in item.window if who.startswith(BANK))
     category = item.high_severity[0] if item.high_severity else reason
