@@ -10,12 +10,13 @@ scored when the content arrives (content.py) or handed to humans after
 `unknown_content_wait_hours` (`hand_over_unknown`).
 
 An item's window is what Postgres holds: its reports inside the window (per
-reporter, the first one recorded) and its current bank matches. Upserting the
-items' content rows first locks them until the transaction ends, so a worker
+reporter, the first one recorded) and its current bank matches. Locking the
+items' content rows first (creating the missing ones) holds them until the transaction ends, so a worker
 scoring the same item from another partition waits, then reads a window that
 holds these reports. Correctness never depends on how reports are keyed.
 
-Statements per call, whatever its size: the content upsert, the read of the reporters,
+Statements per call, whatever its size: the content lock (and insert of the items first
+reported), the read of the reporters,
 the read of the platform's facts and the windows, the report insert; then, only when
 some item calls for them, one per kind of write: delistings (content, decisions),
 the queue, and last the rows of reporters first seen. In between, reports are folded
@@ -136,18 +137,25 @@ async def score_reports(ctx: Context, reports: list[ReportSubmitted], *, cfg: Mo
 
 
 async def lock_items(conn: asyncpg.Connection, reports: list[ReportSubmitted], at: datetime) -> dict[str, Item]:
-    """Upsert the reports' content rows, in id order (locks in one order), and return them."""
+    """Lock the reports' content rows, creating the missing ones, in id order (locks in one order); return them."""
     kinds: dict[str, str] = {}
     for report in reports:  # kind of the first report (the platform's, once it describes the content)
         kinds.setdefault(report.content.id, report.content.kind)
     content_ids = sorted(kinds)
-    # xmax = 0 only on a row this statement inserted (an updated row carries the lock it took).
+    # The rows there are locked as they are (a row lock, no new row version), then the missing ones inserted;
+    # one another worker inserted in between is locked by the upsert. xmax = 0 only on a row it inserted.
     rows = await conn.fetch(
-        """INSERT INTO content (content_id, kind, first_reported_at)
-           SELECT u.content_id, u.kind, $3 FROM unnest($1::text[], $2::text[]) AS u(content_id, kind)
-           ON CONFLICT (content_id) DO UPDATE SET updated_at = now()
-           RETURNING content_id, state, cleared_at, first_reported_at, xmax = 0 AS new""",
-        content_ids, [kinds[c] for c in content_ids], at)
+        """SELECT content_id, state, cleared_at, first_reported_at, false AS new FROM content
+           WHERE content_id = ANY($1::text[]) ORDER BY content_id FOR UPDATE""", content_ids)
+    if len(rows) < len(content_ids):
+        there = {r["content_id"] for r in rows}
+        missing = [c for c in content_ids if c not in there]
+        rows += await conn.fetch(
+            """INSERT INTO content (content_id, kind, first_reported_at)
+               SELECT u.content_id, u.kind, $3 FROM unnest($1::text[], $2::text[]) AS u(content_id, kind)
+               ON CONFLICT (content_id) DO UPDATE SET updated_at = now()
+               RETURNING content_id, state, cleared_at, first_reported_at, xmax = 0 AS new""",
+            missing, [kinds[c] for c in missing], at)
     return {r["content_id"]: Item(r["state"], r["cleared_at"], r["first_reported_at"], r["new"], known=False)
             for r in rows}
 
