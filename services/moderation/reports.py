@@ -10,17 +10,22 @@ scored when the content arrives (content.py) or handed to humans after
 `unknown_content_wait_hours` (`hand_over_unknown`).
 
 An item's window is what Postgres holds: its reports inside the window (per
-reporter, the first one recorded) and its current bank matches. Upserting the
-items' content rows first locks them until the transaction ends, so a worker
+reporter, the first one recorded) and its current bank matches. Locking the
+items' content rows first (creating the missing ones) holds them until the transaction ends, so a worker
 scoring the same item from another partition waits, then reads a window that
 holds these reports. Correctness never depends on how reports are keyed.
 
-Statements per call, whatever its size: the content upsert, the reporter upsert,
+Statements per call, whatever its size: the content lock (and insert of the items first
+reported), the read of the reporters,
 the read of the platform's facts and the windows, the report insert; then, only when
 some item calls for them, one per kind of write: delistings (content, decisions),
-the queue. In between, reports are folded in order, in memory, with the pure
-rules of scoring.py, so one call with n reports leaves what n calls with one
-report leave.
+the queue, and last the rows of reporters first seen. In between, reports are folded
+in order, in memory, with the pure rules of scoring.py, so one call with n reports
+leaves what n calls with one report leave.
+
+Reporters are read, not locked: two workers scoring reports by the same people never
+wait for each other's commit, except on a reporter both see for the first time, and
+then only for the other's last statement and commit.
 """
 from __future__ import annotations
 
@@ -54,6 +59,14 @@ class Item:
     removed: bool = False  # platform.content removed it: its reports are kept, with nothing to wait for
     window: Reports = field(default_factory=dict)
     high_severity: list[str] = field(default_factory=list)  # categories of its high-severity bank matches
+    _start: tuple[datetime, datetime] | None = None  # (at, its window's start at that moment)
+
+    def window_start(self, at: datetime, cfg: ModerationConfig) -> datetime:
+        """scoring.window_start for this item at `at`, computed once per moment (a call folds many reports at
+        one `at`)."""
+        if self._start is None or self._start[0] != at:
+            self._start = (at, scoring.window_start(at, self.cleared_at, cfg))
+        return self._start[1]
 
 
 @dataclass
@@ -106,7 +119,7 @@ async def score_reports(ctx: Context, events: list[BatchItem[ReportSubmitted]], 
     at = current_time()
     conn = ctx.conn
     items = await lock_items(conn, reports, at)
-    reporters = await upsert_reporters(conn, reports, cfg)
+    reporters = await read_reporters(conn, reports, cfg)
     await read_windows(conn, items, at, cfg)
     recorded = [record_of(report, reporters[report.reporter_id], at, cfg) for report in reports]
     await insert_reports(conn, reports, recorded, items, at)
@@ -115,6 +128,7 @@ async def score_reports(ctx: Context, events: list[BatchItem[ReportSubmitted]], 
         fold_report(report, x, items[report.content.id], outcome, cfg=cfg, at=at)
     await delist_all(conn, outcome.delistings, human=None, now=at, cfg=cfg, effects=ctx)
     await enqueue_all(conn, outcome)
+    await insert_new_reporters(conn, reporters, cfg)
     counted = outcome.counted
 
     def count() -> None:
@@ -124,30 +138,57 @@ async def score_reports(ctx: Context, events: list[BatchItem[ReportSubmitted]], 
 
 
 async def lock_items(conn: asyncpg.Connection, reports: list[ReportSubmitted], at: datetime) -> dict[str, Item]:
-    """Upsert the reports' content rows, in id order (locks in one order), and return them."""
+    """Lock the reports' content rows, creating the missing ones, in id order (locks in one order); return them."""
     kinds: dict[str, str] = {}
     for report in reports:  # kind of the first report (the platform's, once it describes the content)
         kinds.setdefault(report.content.id, report.content.kind)
     content_ids = sorted(kinds)
-    # xmax = 0 only on a row this statement inserted (an updated row carries the lock it took).
+    # The rows there are locked as they are (a row lock, no new row version), then the missing ones inserted;
+    # one another worker inserted in between is locked by the upsert. xmax = 0 only on a row it inserted.
     rows = await conn.fetch(
-        """INSERT INTO content (content_id, kind, first_reported_at)
-           SELECT u.content_id, u.kind, $3 FROM unnest($1::text[], $2::text[]) AS u(content_id, kind)
-           ON CONFLICT (content_id) DO UPDATE SET updated_at = now()
-           RETURNING content_id, state, cleared_at, first_reported_at, xmax = 0 AS new""",
-        content_ids, [kinds[c] for c in content_ids], at)
+        """SELECT content_id, state, cleared_at, first_reported_at, false AS new FROM content
+           WHERE content_id = ANY($1::text[]) ORDER BY content_id FOR UPDATE""", content_ids)
+    if len(rows) < len(content_ids):
+        there = {r["content_id"] for r in rows}
+        missing = [c for c in content_ids if c not in there]
+        rows += await conn.fetch(
+            """INSERT INTO content (content_id, kind, first_reported_at)
+               SELECT u.content_id, u.kind, $3 FROM unnest($1::text[], $2::text[]) AS u(content_id, kind)
+               ON CONFLICT (content_id) DO UPDATE SET updated_at = now()
+               RETURNING content_id, state, cleared_at, first_reported_at, xmax = 0 AS new""",
+            missing, [kinds[c] for c in missing], at)
     return {r["content_id"]: Item(r["state"], r["cleared_at"], r["first_reported_at"], r["new"], known=False)
             for r in rows}
 
 
-async def upsert_reporters(conn: asyncpg.Connection, reports: list[ReportSubmitted],
-                           cfg: ModerationConfig) -> dict[str, asyncpg.Record]:
+@dataclass(frozen=True)
+class Reporter:
+    trust: float
+    suspended_until: datetime | None
+    new: bool  # no row yet: written by `insert_new_reporters` at the end of the call
+
+
+async def read_reporters(conn: asyncpg.Connection, reports: list[ReportSubmitted],
+                         cfg: ModerationConfig) -> dict[str, Reporter]:
+    """Each reporter's standing as committed, unlocked: a reporter's rows are changed only by human outcomes
+    and misuse steps, each of which locks the items it decides first. A reporter with no row starts at
+    `trust_new`, as its row will say."""
     reporter_ids = sorted({r.reporter_id for r in reports})
-    rows = await conn.fetch(
-        """INSERT INTO reporters (reporter_id, trust) SELECT unnest($1::text[]), $2
-           ON CONFLICT (reporter_id) DO UPDATE SET reporter_id = EXCLUDED.reporter_id
-           RETURNING reporter_id, trust, suspended_until""", reporter_ids, cfg.trust_new)
-    return {r["reporter_id"]: r for r in rows}
+    rows = await conn.fetch("SELECT reporter_id, trust, suspended_until FROM reporters"
+                            " WHERE reporter_id = ANY($1::text[])", reporter_ids)
+    known = {r["reporter_id"]: Reporter(r["trust"], r["suspended_until"], False) for r in rows}
+    return {reporter_id: known.get(reporter_id) or Reporter(cfg.trust_new, None, True)
+            for reporter_id in reporter_ids}
+
+
+async def insert_new_reporters(conn: asyncpg.Connection, reporters: dict[str, Reporter],
+                               cfg: ModerationConfig) -> None:
+    """The rows of reporters first seen in this call, in id order, last in the transaction: a worker inserting
+    the same new reporter on another partition waits for this transaction only as long as its commit takes."""
+    new = sorted(reporter_id for reporter_id, reporter in reporters.items() if reporter.new)
+    if new:
+        await conn.execute("INSERT INTO reporters (reporter_id, trust) SELECT unnest($1::text[]), $2"
+                           " ON CONFLICT (reporter_id) DO NOTHING", new, cfg.trust_new)
 
 
 async def read_windows(conn: asyncpg.Connection, items: dict[str, Item], at: datetime, cfg: ModerationConfig) -> None:
@@ -159,7 +200,7 @@ async def read_windows(conn: asyncpg.Connection, items: dict[str, Item], at: dat
     call waited for the lock is seen as described. Items created by this call have none of it (their rows did
     not exist, and the platform's handler creates them), items the platform has not described have no window
     (their reports wait). The others are read item by item through the (content_id, …) indexes."""
-    known = [(content_id, scoring.window_start(at, item.cleared_at, cfg))
+    known = [(content_id, item.window_start(at, cfg))
              for content_id, item in items.items() if not item.new]
     if not known:
         return
@@ -188,12 +229,12 @@ async def read_windows(conn: asyncpg.Connection, items: dict[str, Item], at: dat
             item.window[r["who"]] = [r["contribution"], r["at"].timestamp(), 1.0 if r["established"] else 0.0]
 
 
-def record_of(report: ReportSubmitted, reporter: asyncpg.Record, at: datetime, cfg: ModerationConfig) -> Recorded:
-    suspended = reporter["suspended_until"] is not None and reporter["suspended_until"] > at
+def record_of(report: ReportSubmitted, reporter: Reporter, at: datetime, cfg: ModerationConfig) -> Recorded:
+    suspended = reporter.suspended_until is not None and reporter.suspended_until > at
     trusted = report.reporter_id in cfg.trusted_flaggers
-    weight = scoring.reporter_weight(reporter["trust"], trusted, cfg)
+    weight = scoring.reporter_weight(reporter.trust, trusted, cfg)
     value = 0.0 if suspended else scoring.contribution(report.reason.value, weight, cfg)
-    established = scoring.is_established(reporter["trust"], trusted, cfg)
+    established = scoring.is_established(reporter.trust, trusted, cfg)
     return Recorded(False, suspended, trusted, established, value, min(report.reported_at, at))
 
 
@@ -234,7 +275,7 @@ def fold_report(report: ReportSubmitted, x: Recorded, item: Item, outcome: Outco
     if not item.known:
         outcome.counted[reason, "removed_content" if item.removed else "pending"] += 1
         return
-    start = scoring.window_start(at, item.cleared_at, cfg)
+    start = item.window_start(at, cfg)
     before = item.window
     item.window = scoring.add_report(before, report.reporter_id, x.value, x.reported_at, start, x.established)
     outcome.counted[reason, "duplicate" if report.reporter_id in before else "counted"] += 1
@@ -248,7 +289,7 @@ def judge_item(content_id: str, item: Item, outcome: Outcome, *, cfg: Moderation
     (content.py, never per report): the item is delisted on that score if the window does not delist it."""
     if item.state == "delisted":
         return
-    start = scoring.window_start(at, item.cleared_at, cfg)
+    start = item.window_start(at, cfg)
     verdict = scoring.judge(item.window, start, bool(item.high_severity), cfg)
     banks = sorted(who[len(BANK):] for who in item.window if who.startswith(BANK))
     category = item.high_severity[0] if item.high_severity else reason

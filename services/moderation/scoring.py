@@ -81,17 +81,25 @@ class Verdict:
 
 def coordinated(reports: Reports, cfg: ModerationConfig) -> bool:
     """At least `burst_min_reporters` unproven (new, or never upheld) reporters within `burst_minutes`."""
+    need = cfg.burst_min_reporters
+    if len(reports) < need:  # the common case, one or two reports: no burst, nothing to sort
+        return False
     times = sorted(v[1] for who, v in reports.items() if not who.startswith(BANK) and not v[2])
-    span, need = cfg.burst_minutes * 60, cfg.burst_min_reporters
+    span = cfg.burst_minutes * 60
     return any(times[i + need - 1] - times[i] <= span for i in range(len(times) - need + 1))
 
 
 def judge(reports: Reports, window_start: datetime, high_severity_match: bool, cfg: ModerationConfig) -> Verdict:
     """What an item's window calls for. A high-severity match on the content's facts delists whoever reported it;
     report volume delists only with enough established trust and no coordinated burst, otherwise it is queued."""
-    live = {who: v for who, v in reports.items() if v[1] >= window_start.timestamp()}
-    score = round(sum(v[0] for v in live.values()), 4)
-    established = round(sum(v[0] for v in live.values() if v[2]), 4)
+    start = window_start.timestamp()
+    live = {who: v for who, v in reports.items() if v[1] >= start}
+    total = from_established = 0.0
+    for value, _, established_reporter in live.values():
+        total += value
+        if established_reporter:
+            from_established += value
+    score, established = round(total, 4), round(from_established, 4)
     burst = coordinated(live, cfg)
     action = decide(score, high_severity_match, cfg)
     if action is Action.delist and not high_severity_match and (burst or established < cfg.min_established_score):

@@ -245,3 +245,24 @@ async def test_content_described_while_a_batch_waits_for_its_lock_is_scored_not_
                                           " AND pending_since IS NOT NULL", item)
             state = await conn.fetchval("SELECT state FROM content WHERE content_id = $1", item)
     assert pending == 0 and state == "delisted"  # three established reporters: 12
+
+
+async def test_reports_are_scored_while_a_decision_holds_their_reporter_and_new_reporters_get_rows(database_url):
+    """A moderator's decision in progress holds a reporter's row (settle_reports locks it to move the trust): a
+    batch with that reporter's new reports is scored meanwhile, not held until the decision commits; a reporter
+    first seen in the batch has a row at trust_new afterwards."""
+    run = uuid.uuid4().hex[:8]
+    item, known, first_seen = f"held-{run}", f"r-{run}-known", f"r-{run}-new"
+    async with consumer_loop(database_url, "moderation") as (loop, pool):
+        await loop.process([described(0, item)])
+        await loop.process([record(0, f"other-{run}", known)])  # the reporter's row exists
+        async with pool.acquire() as deciding:
+            async with deciding.transaction():
+                await deciding.execute("SELECT trust FROM reporters WHERE reporter_id = $1 FOR UPDATE", known)
+                await asyncio.wait_for(loop.process([record(1, item, known), record(2, item, first_seen)]),
+                                       timeout=20)
+        async with pool.acquire() as conn:
+            counted = await conn.fetchval("SELECT count(*) FROM reports WHERE content_id = $1", item)
+            trust = await conn.fetchval("SELECT trust FROM reporters WHERE reporter_id = $1", first_seen)
+    assert counted == 2
+    assert trust == 1.0  # trust_new of this service's configuration
