@@ -11,7 +11,6 @@ bench.moderation_cost` shows where the worker's part goes.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import tempfile
 import time

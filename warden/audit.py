@@ -297,7 +297,7 @@ class Chain:
     Subclasses name the chain (`service`, and `lock`, the advisory lock of its appends). The
     first `next_entry` takes the lock and reads the tail; while the lock is held nobody else
     appends, so later entries chain on without asking again. Keep one per transaction (or per
-    consumer savepoint: Context.cache) and never past a rollback of the savepoint it learnt the
+    consumer savepoint: Context.state) and never past a rollback of the savepoint it learnt the
     tail in; `appended` only after the entry's INSERT succeeded.
     """
 
