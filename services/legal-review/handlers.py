@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pydantic import ValidationError
 
 from warden.authorities import AuthorityState, authority_of, usable_keys
-from warden.contract.envelope import EventRejected, now
+from warden.contract.envelope import Envelope, EventRejected, now
 from warden.contract.events import (
     DisclosureIssued, LegalRequest, RejectionReason, RequestAmended, RequestReceived, RequestStatus, RequestWithdrawn,
     StatusReason, ViolationConfirmed, ViolationWithdrawn,
@@ -232,6 +232,12 @@ async def record_disclosures(ctx: Context, items: list[BatchItem[DisclosureIssue
         " ON CONFLICT (case_id) DO UPDATE SET outcome = 'disclosed', account_id = EXCLUDED.account_id,"
         " at = EXCLUDED.at",
         list(last), [i.account_id for i in last.values()], [i.generated_at for i in last.values()])
+
+
+def is_fulfilment(envelope: Envelope) -> bool:
+    """Subscription.wants of the status topic: of every stage's statuses, only disclosure's closing an approved
+    case without data matter here (three statuses of each request are not read any further)."""
+    return envelope.data.get("status") in FULFILMENT_STATUSES
 
 
 async def record_fulfilment(ctx: Context, status: RequestStatus) -> None:

@@ -28,7 +28,7 @@ from legal_review.api import require_review_tokens, review_routes
 from legal_review.audit import publish_checkpoints
 from legal_review.console.routes import console_routes
 from legal_review.handlers import (
-    ReviewState, answer_clarification, record_disclosures, record_fulfilment, record_violation, review_requests,
+    ReviewState, answer_clarification, is_fulfilment, record_disclosures, record_fulfilment, record_violation, review_requests,
     withdraw_request,
 )
 from legal_review.jobs import watch_deadlines
@@ -53,7 +53,7 @@ SERVICE = Service(
         AUTHORITY_REGISTRY,
         Subscription("moderation.violations", record_violation),
         Subscription("legal.disclosures.issued", handle_batch=record_disclosures),
-        Subscription("legal.requests.status", record_fulfilment),
+        Subscription("legal.requests.status", record_fulfilment, wants=is_fulfilment),
     ],
     migrations=[AUTHORITY_MIGRATIONS, MigrationSet("legal_review", Path(__file__).parent / "migrations")],
     emits=(RequestApproved, RequestRejected, RequestStatus, RequestProgress, AuditCheckpoint),

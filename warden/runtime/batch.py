@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import asyncpg
@@ -50,6 +51,7 @@ class Decoded:
     envelope: Envelope | None = None
     payload: object | None = None
     rejection: EventRejected | None = None
+    ignored: bool = False  # the subscription does not want it (Subscription.wants): nothing is done
 
     @property
     def inbox_key(self) -> tuple[str, str]:
@@ -59,7 +61,7 @@ class Decoded:
         return f"kafka:{r.topic}/{r.partition}", str(r.offset)
 
 
-def decode_record(record: ConsumerRecord) -> Decoded:
+def decode_record(record: ConsumerRecord, wants: Callable[[Envelope], bool] | None = None) -> Decoded:
     topic = TOPICS[record.topic]
     decoded = Decoded(record)
     try:
@@ -67,6 +69,9 @@ def decode_record(record: ConsumerRecord) -> Decoded:
         decoded.envelope = envelope
         if envelope.type not in topic.event_types:
             raise EventRejected("unknown_type", f"{record.topic} does not carry events of this type")
+        if wants is not None and not wants(envelope):
+            decoded.ignored = True
+            return decoded
         try:
             decoded.payload = model_for(envelope.type).model_validate(envelope.data)
         except ValidationError as exc:
@@ -95,10 +100,10 @@ class BatchProcessor:
         self.hand_over = hand_over
         self.settings = settings if settings is not None else Settings()
 
-    @staticmethod
-    def decode(records: list[ConsumerRecord]) -> list[Decoded]:
-        """Each record's envelope and payload, or why it will be dead-lettered (no I/O: done ahead of time)."""
-        return [decode_record(r) for r in records]
+    def decode(self, records: list[ConsumerRecord]) -> list[Decoded]:
+        """Each record's envelope and payload, or why it will be dead-lettered, or that its subscription does
+        not want it (no I/O: done ahead of time)."""
+        return [decode_record(r, self.service.subscription(r.topic).wants) for r in records]
 
     async def process(self, records: list[ConsumerRecord], *, decoded: list[Decoded] | None = None) -> None:
         """Handle the records in one committed transaction (two when the optimistic pass fails), or raise.
@@ -114,7 +119,10 @@ class BatchProcessor:
 
     async def _process(self, items: list[Decoded], *, isolated: bool) -> list[tuple[str, str]]:
         """One unit of work: inbox claim, handlers, outbox rows, commit. The outcome of each event, by topic."""
-        outcomes: list[tuple[str, str]] = []
+        outcomes: list[tuple[str, str]] = [(item.record.topic, "ignored") for item in items if item.ignored]
+        items = [item for item in items if not item.ignored]
+        if not items:
+            return outcomes
         async with UnitOfWork(self.service.name, self.pool, self.hand_over) as uow:
             conn = uow.conn
             fresh = await claim_fresh(conn, items)

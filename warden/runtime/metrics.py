@@ -15,7 +15,7 @@ from warden.provenance import PROVENANCE_REASONS
 
 EVENTS_CONSUMED = Counter(
     "warden_events_consumed_total", "Events consumed, by topic and outcome",
-    ["topic", "outcome"],  # outcome: processed | duplicate | dead_lettered
+    ["topic", "outcome"],  # outcome: processed | duplicate | dead_lettered | ignored (Subscription.wants)
 )
 PROCESSING_SECONDS = Histogram(
     "warden_event_processing_seconds", "Time to process one consumed batch, per event",

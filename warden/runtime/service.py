@@ -164,6 +164,11 @@ class Subscription:
     # Read this topic to its end at start, before the consumer group consumes anything (consumer.catch_up):
     # for what every other event is checked against, such as the authority registry.
     catch_up_first: bool = False
+    # Which of the topic's events the service acts on, for a topic it reads only a few kinds of event from:
+    # a test of the decoded envelope (its type, source or data), made before validation. An event it says
+    # no to is acknowledged with nothing done (no validation, no inbox row, no handler, no dead letter) and
+    # counted as `ignored`. Only for events the service would do nothing with, valid or not.
+    wants: Callable[[Envelope], bool] | None = None
 
 
 class ServiceContext(Protocol):
