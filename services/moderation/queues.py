@@ -47,7 +47,8 @@ class Filters:
     def parse(cls, values: dict[str, str]) -> Filters:
         """From form or query fields; anything unknown falls back to the default (never an error)."""
         def text(name: str, limit: int = 200) -> str:
-            return (values.get(name) or "").strip()[:limit]
+            value = (values.get(name) or "").strip()[:limit]
+            return "" if "\x00" in value else value  # no stored text holds a NUL (PostgreSQL refuses one)
         size = int(values["size"]) if str(values.get("size", "")).isdigit() else 50
         return cls(reason=text("reason", 40), severity=text("severity") if text("severity") in ("high", "normal") else "",
                    status=text("status") if text("status") in STATUSES else "",
@@ -112,9 +113,10 @@ def decode_cursor(cursor: str | None) -> tuple[float, datetime, str] | None:
         return None
     try:
         priority, queued_at, content_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return float(priority), datetime.fromisoformat(queued_at), str(content_id)
+        key = float(priority), datetime.fromisoformat(queued_at), str(content_id)
     except (ValueError, TypeError):
         return None
+    return None if "\x00" in key[2] else key
 
 
 async def page(conn: asyncpg.Connection, f: Filters, moderator: str, now: datetime, after: str | None = None):

@@ -1,6 +1,8 @@
 """The queue's filters as the console reads them from forms and links, and time in queue and SLA as shown."""
 from __future__ import annotations
 
+import base64
+import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -26,6 +28,14 @@ def test_values_are_parameters_never_sql():
 
 def test_a_damaged_cursor_is_the_first_page():
     assert decode_cursor("not base64 json") is None and decode_cursor(None) is None
+    with_nul = base64.urlsafe_b64encode(json.dumps([1, "2026-01-01T00:00:00+00:00", "a\x00b"]).encode()).decode()
+    assert decode_cursor(with_nul) is None
+
+
+def test_a_filter_holding_a_nul_is_no_filter():
+    """PostgreSQL text holds no NUL: such a value could match nothing, and sent as a parameter it is an error."""
+    f = Filters.parse({"reason": "spam\x00", "surface": "\x00", "language": "e\x00n", "search": "acc\x00"})
+    assert (f.reason, f.surface, f.language, f.search) == ("", "", "", "")
 
 
 def test_time_in_queue():
