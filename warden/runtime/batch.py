@@ -99,11 +99,15 @@ class BatchProcessor:
         self.pool = pool
         self.hand_over = hand_over
         self.settings = settings if settings is not None else Settings()
+        # Looked up per record: a dict, made once.
+        self._subscriptions = {s.topic: s for s in service.subscriptions}
+        self._wants = {s.topic: s.wants for s in service.subscriptions}
 
     def decode(self, records: list[ConsumerRecord]) -> list[Decoded]:
         """Each record's envelope and payload, or why it will be dead-lettered, or that its subscription does
         not want it (no I/O: done ahead of time)."""
-        return [decode_record(r, self.service.subscription(r.topic).wants) for r in records]
+        wants = self._wants
+        return [decode_record(r, wants[r.topic]) for r in records]
 
     async def process(self, records: list[ConsumerRecord], *, decoded: list[Decoded] | None = None) -> None:
         """Handle the records in one committed transaction (two when the optimistic pass fails), or raise.
@@ -150,14 +154,14 @@ class BatchProcessor:
         """The valid events of each topic whose subscription has a batch handler, in offset order."""
         batches: dict[str, list[Decoded]] = {}
         for item in fresh:
-            if item.rejection is None and self.service.subscription(item.record.topic).handle_batch is not None:
+            if item.rejection is None and self._subscriptions[item.record.topic].handle_batch is not None:
                 batches.setdefault(item.record.topic, []).append(item)
         return batches
 
     async def _handle_batch(self, uow: UnitOfWork, group: list[Decoded], state: BatchState) -> dict[int, str]:
         """A batch handler's call in the optimistic pass: the outcome of each of its events. The items it
         rejected are dead-lettered; any failure -> _Replay (each event alone)."""
-        subscription = self.service.subscription(group[0].record.topic)
+        subscription = self._subscriptions[group[0].record.topic]
         ctx = self._context(uow.conn, group[0], state)
         own_traces = len({d.envelope.trace for d in group}) > 1
         calls = [self._item(decoded, own_trace=own_traces) for decoded in group]
@@ -192,7 +196,7 @@ class BatchProcessor:
             if item.rejection is None:
                 by_topic.setdefault(item.record.topic, []).append(item)
         for topic, items in by_topic.items():
-            prefetch = self.service.subscription(topic).prefetch
+            prefetch = self._subscriptions[topic].prefetch
             if prefetch is None:
                 continue
             try:
@@ -218,7 +222,7 @@ class BatchProcessor:
     async def _handle_traced(self, uow: UnitOfWork, item: Decoded, *, isolated: bool,
                              state: BatchState | None) -> str:
         conn, record = uow.conn, item.record
-        subscription = self.service.subscription(record.topic)
+        subscription = self._subscriptions[record.topic]
         rejection = item.rejection
         if rejection is None:
             ctx = self._context(conn, item, state)
@@ -250,7 +254,7 @@ class BatchProcessor:
                            state: BatchState | None) -> str:
         """The event to the DLQ with its reason, after the subscription's rejection hook."""
         conn, record = uow.conn, item.record
-        subscription = self.service.subscription(record.topic)
+        subscription = self._subscriptions[record.topic]
         log.info("event dead-lettered", extra={
             "topic": record.topic, "partition": record.partition, "offset": record.offset,
             "reason": rejection.reason, "error": rejection.error})
