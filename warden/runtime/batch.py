@@ -163,8 +163,10 @@ class BatchProcessor:
         rejected are dead-lettered; any failure -> _Replay (each event alone)."""
         subscription = self._subscriptions[group[0].record.topic]
         ctx = self._context(uow.conn, group[0], state)
-        own_traces = len({d.envelope.trace for d in group}) > 1
-        calls = [self._item(decoded, own_trace=own_traces) for decoded in group]
+        first_trace = group[0].envelope.trace
+        own_traces = any(d.envelope.trace != first_trace for d in group)
+        name = self.service.name
+        calls = [BatchItem(decoded.payload, decoded.envelope, name, own_traces) for decoded in group]
         outcomes: dict[int, str] = {}
         with self._traced(group):
             try:
@@ -178,7 +180,8 @@ class BatchProcessor:
             self._keep(uow, ctx)
             for decoded, call in zip(group, calls):
                 if call.rejection is None:
-                    uow.add(call.outgoing)
+                    if call.outgoing:
+                        uow.add(call.outgoing)
                     outcomes[id(decoded)] = "processed"
                 elif len(group) == 1:  # the call's span is the event's
                     outcomes[id(decoded)] = await self._dead_letter(uow, decoded, call.rejection, isolated=False,

@@ -80,7 +80,7 @@ class Context:
 E = TypeVar("E")
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class BatchItem(Generic[E]):
     """One event of a batch handler's call: its payload (`event`), its envelope, and what it emits or why
     it is refused. What an item emits carries its own trace and reaches the outbox only if it is not
