@@ -99,15 +99,13 @@ class BatchProcessor:
         self.pool = pool
         self.hand_over = hand_over
         self.settings = settings if settings is not None else Settings()
-        # Looked up per record: a dict, made once.
-        self._subscriptions = {s.topic: s for s in service.subscriptions}
-        self._wants = {s.topic: s.wants for s in service.subscriptions}
+        self._subscriptions = {s.topic: s for s in service.subscriptions}  # looked up per record: a dict, once
 
     def decode(self, records: list[ConsumerRecord]) -> list[Decoded]:
         """Each record's envelope and payload, or why it will be dead-lettered, or that its subscription does
         not want it (no I/O: done ahead of time)."""
-        wants = self._wants
-        return [decode_record(r, wants[r.topic]) for r in records]
+        subscriptions = self._subscriptions
+        return [decode_record(r, subscriptions[r.topic].wants) for r in records]
 
     async def process(self, records: list[ConsumerRecord], *, decoded: list[Decoded] | None = None) -> None:
         """Handle the records in one committed transaction (two when the optimistic pass fails), or raise.

@@ -30,7 +30,7 @@ from pydantic import ValidationError
 
 from warden.console import Console
 from warden.contract.envelope import now
-from warden.contract.events import ContentMedia, ReportReason
+from warden.contract.events import ContentMedia, ContentUpdated, ReportReason
 
 from moderation import handlers, queues, scoring
 from moderation.config import ModerationConfig, Moderator
@@ -198,9 +198,9 @@ def add_console(app: FastAPI, transactions: Transactions, cfg: ModerationConfig,
         if refused:
             return refused
         async with transactions.pool.acquire() as conn:
-            platform = await conn.fetchrow("SELECT * FROM platform_content WHERE content_id = $1", content_id)
-            evidence = automated_evidence(checks, platform)
-            if not cfg.media_url or evidence is None or media_id not in {m.media_id for m in evidence.items}:
+            facts = platform_facts(await conn.fetchrow("SELECT * FROM platform_content WHERE content_id = $1",
+                                                       content_id))
+            if not cfg.media_url or facts is None or media_id not in {m.media_id for m in facts.media}:
                 return console.refuse(request, 422, "Nothing to reveal",
                                       "The platform lists no such image for this content.")
             await conn.execute("INSERT INTO media_reveals (content_id, media_id, moderator, revealed_at)"
@@ -282,7 +282,7 @@ def add_console(app: FastAPI, transactions: Transactions, cfg: ModerationConfig,
                    WHERE p.owner_account_id = $1 AND d.content_id <> $2
                    ORDER BY d.decided_at DESC LIMIT 20""", owner, content_id) if owner else []
         return console.render(request, "content.html", session, status=status, item=item, queued=queued,
-                              platform=platform, checked=automated_evidence(checks, platform),
+                              platform=platform, checked=automated_evidence(checks, platform_facts(platform)),
                               owner_decisions=owner_decisions, revealed=revealed, img_src=cfg.media_origin(),
                               by_reason=_by_reason(reports), history=score_history(reports, item["cleared_at"], cfg),
                               decisions=decisions, appeals=appeals, reasons=[r.value for r in ReportReason],
@@ -331,15 +331,21 @@ class Evidence:
     items: list[ContentMedia]  # the content's media, as the platform lists them
 
 
-def automated_evidence(checks: Checks, platform) -> Evidence | None:
-    """What the text banks, the media banks and the classifier find in the platform's facts now (None: the
-    platform has not described the content). The classifier's strongest words are the phrases that drove
-    its score; the media matches name the bank and the distance, never show an image."""
+def platform_facts(platform) -> ContentUpdated | None:
+    """The platform's facts from their projected row, in the event's shape (None: no row)."""
     if platform is None:
         return None
     try:
-        facts = facts_of_row(platform)
+        return facts_of_row(platform)
     except ValidationError:  # projected from a valid event, so not expected: the page shows the rest
+        return None
+
+
+def automated_evidence(checks: Checks, facts: ContentUpdated | None) -> Evidence | None:
+    """What the text banks, the media banks and the classifier find in the platform's facts now (None: the
+    platform has not described the content). The classifier's strongest words are the phrases that drove
+    its score; the media matches name the bank and the distance, never show an image."""
+    if facts is None:
         return None
     return Evidence(checks.check(facts), checks.media.matches(facts) if facts.public_in_search else [], facts.media)
 
