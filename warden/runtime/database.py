@@ -28,6 +28,9 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.InsufficientResourcesError,
     asyncpg.SerializationError,
     asyncpg.DeadlockDetectedError,
+    # The server closed a pooled connection (shutdown, restart) and the connection was handed out between the
+    # server's farewell and the socket's end: its protocol is mid-error, so the next query fails this way.
+    asyncpg.InternalClientError,
 )
 
 

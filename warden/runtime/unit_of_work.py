@@ -66,6 +66,7 @@ class UnitOfWork:
             self._transaction = self.conn.transaction()
             await self._transaction.start()
         except BaseException:
+            self.conn.terminate()  # BEGIN failed: the connection is broken, and the pool opens a new one
             await self.pool.release(self.conn)
             raise
         return self
@@ -87,8 +88,8 @@ class UnitOfWork:
             else:
                 try:
                     await self._transaction.rollback()
-                except Exception:  # a broken connection: the exception in flight says more, and the pool cleans up
-                    pass
+                except Exception:  # a broken connection: the exception in flight says more
+                    self.conn.terminate()
         finally:
             await self.pool.release(self.conn)
         if committed:

@@ -149,6 +149,36 @@ async def test_postgres_outage_is_retried_not_dead_lettered(bootstrap, own_postg
     assert await count_events(bootstrap, "legal.requests.received", data["request_id"]) == 1
 
 
+async def test_a_connection_the_server_dropped_mid_error_is_retried_on_a_new_one(bootstrap, database_url,
+                                                                                 monkeypatch):
+    """A pooled connection handed out between the server's farewell (shutdown, restart) and the socket's end
+    fails its next query with asyncpg's InternalClientError: the batch is retried on a fresh connection,
+    the service stays up and nothing is dead-lettered."""
+    from asyncpg.transaction import Transaction
+
+    authority = new_authority()
+    await register_authority(bootstrap, authority)
+    data = signed(request_data(authority), authority["private_key"])
+    start = Transaction.start
+    broken: list = []
+
+    async def start_on_a_dropped_connection(self):
+        if len(broken) < 2:
+            broken.append(self._connection)
+            raise asyncpg.InternalClientError("cannot switch to state 15; another operation (2) is in progress")
+        return await start(self)
+
+    async with running("intake", service_settings(bootstrap, database_url)) as runtime:
+        await wait_for_authority(database_url, "intake", authority["authority_id"])
+        monkeypatch.setattr(Transaction, "start", start_on_a_dropped_connection)
+        await produce_event(bootstrap, TOPIC, SUBMITTED, data)
+        await wait_for_events(bootstrap, "legal.requests.received", about(data["request_id"]), timeout=30)
+        assert len(broken) == 2 and all(conn.is_closed() for conn in broken)  # never handed out again
+        assert runtime.readiness()["database"]
+    dead = [r for r in await read_topic(bootstrap, f"{TOPIC}.dlq") if data["request_id"].encode() in (r.value or b"")]
+    assert dead == []
+
+
 async def test_sigterm_finishes_and_exits_cleanly(bootstrap, database_url):
     authority = new_authority()
     await register_authority(bootstrap, authority)
