@@ -4,7 +4,7 @@ The store is bulk-loaded straight into the disclosure schema (set-based INSERT
 ... SELECT generate_series, the server-side equivalent of COPY; the feed itself is
 the ingest section's), into the weekly partitions the retention job would have
 created for the year, then vacuumed and analysed as autovacuum would. Each
-sample runs the service's real path, `disclosure.handlers.act_on_decision`, for
+sample runs the service's real path, `disclosure.handlers.act_on_decisions`, for
 an approval naming a random loaded account by username and phone number: resolve
 the suspect, read its phone history and its sessions in the period, build, hash,
 sign and seal the package, write the case, package and notice rows. The
@@ -103,7 +103,8 @@ def decision(authority: dict, account: int) -> Envelope:
 
 async def measure(pool: asyncpg.Pool, authority: dict, accounts: int, samples: int) -> dict:
     from disclosure import store
-    from disclosure.handlers import DisclosureState, act_on_decision
+    from disclosure.handlers import DisclosureState, act_on_decisions
+    from warden.runtime.service import BatchItem
 
     rng = random.Random(11)
     builds, queries, ips = [], [], 0
@@ -118,8 +119,9 @@ async def measure(pool: asyncpg.Pool, authority: dict, accounts: int, samples: i
             try:
                 ctx = Context("disclosure", conn, envelope, "legal.requests.decided", 0, 0, None, None,
                               state=DisclosureState())
+                item = BatchItem(d, envelope, "disclosure")
                 started = time.perf_counter()
-                await act_on_decision(ctx, d)
+                await act_on_decisions(ctx, [item])
                 built = time.perf_counter() - started
                 started = time.perf_counter()
                 await store.phone_changes_of(conn, account_id)
@@ -127,7 +129,7 @@ async def measure(pool: asyncpg.Pool, authority: dict, accounts: int, samples: i
                 queried = time.perf_counter() - started
             finally:
                 await tx.rollback()
-            if not any(r.topic == "legal.disclosures.issued" for r in ctx.outgoing):
+            if not any(r.topic == "legal.disclosures.issued" for r in item.outgoing):
                 raise RuntimeError("the sample did not issue a package: the load is not what the bench expects")
             if i >= 10:  # the first ten warm the caches and prepared statements
                 builds.append(built)

@@ -10,7 +10,7 @@ WARDEN_AUDIT_CHECKPOINT_INTERVAL_S when the head moved (publish_checkpoints).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
@@ -18,10 +18,12 @@ from warden import audit
 from warden.contract.events import RequestApproved
 from warden.runtime.service import Context
 
+if TYPE_CHECKING:
+    from disclosure.handlers import Effect
+
 SERVICE = "disclosure"
 SCHEMA = "disclosure"
 ACTOR = "disclosure"
-_INSERT_NEW = f"{audit.INSERT} ON CONFLICT DO NOTHING RETURNING seq"
 
 
 class Chain(audit.Chain):
@@ -32,42 +34,42 @@ class Chain(audit.Chain):
 publish_checkpoints = audit.checkpoint_publisher(Chain)
 
 
-async def record(ctx: Context, case_id: str | None, action: str, at: datetime, detail: dict[str, Any]) -> Chain:
-    """Append an entry in the handler's transaction, on the chain its batch state holds."""
-    chain: Chain = ctx.state.chain
-    entry = await chain.next_entry(ctx.conn, case_id, action, ACTOR, at, detail)
-    if await ctx.conn.fetchrow(_INSERT_NEW, *audit.entry_values(entry)) is None:
-        raise RuntimeError(f"audit entry {entry.seq} already taken: the chain's tail moved under its lock")
-    chain.appended(entry)
-    return chain
-
-
 def _decision(decision: RequestApproved) -> dict[str, Any]:
     return {"request_id": decision.request_id, "authority_id": decision.authority_id,
             "kind": decision.kind, "decided_by": decision.decided_by}
 
 
-async def package_issued(ctx: Context, decision: RequestApproved, at: datetime, sha256: str,
-                         notice_due_at: datetime | None, notice_emitted: bool) -> None:
-    """Audit the package and publish the chain's head with it (same transaction, via the outbox)."""
-    chain = await record(ctx, decision.case_id, "package.issued", at, {
-        **_decision(decision), "data_categories": decision.data_categories,
-        "period": decision.period.model_dump(mode="json"), "sha256": sha256,
-        # None: the platform gives no notice (the issuing authority informs the person, notice.jurisdiction).
-        "notice_due_at": notice_due_at.isoformat() if notice_due_at else None, "notice_emitted": notice_emitted})
-    chain.checkpoint_at_commit(ctx)
+def entry_of(effect: Effect) -> tuple[str, dict[str, Any]]:
+    """The action and detail of a decision's effect."""
+    decision = effect.decision
+    if effect.outcome == "disclosed":
+        return "package.issued", {
+            **_decision(decision), "data_categories": decision.data_categories,
+            "period": decision.period.model_dump(mode="json"), "sha256": effect.sealed.sha256,
+            # None: the platform gives no notice (the issuing authority informs the person, notice.jurisdiction).
+            "notice_due_at": effect.due_at.isoformat() if effect.due_at else None,
+            "notice_emitted": effect.emitted_at is not None}
+    if effect.outcome == "preserved":
+        return "hold.placed", {**_decision(decision), "hold_until": effect.hold_until.isoformat()}
+    if effect.outcome == "no_data":
+        return "case.closed_without_data", {**_decision(decision), "reason": effect.reason}
+    return "case.cancelled", {**_decision(decision), "reason": effect.reason}
 
 
-async def hold_placed(ctx: Context, decision: RequestApproved, at: datetime, hold_until: datetime) -> None:
-    await record(ctx, decision.case_id, "hold.placed", at, {**_decision(decision), "hold_until": hold_until.isoformat()})
-
-
-async def closed_without_data(ctx: Context, decision: RequestApproved, at: datetime, reason: str) -> None:
-    await record(ctx, decision.case_id, "case.closed_without_data", at, {**_decision(decision), "reason": reason})
-
-
-async def case_cancelled(ctx: Context, decision: RequestApproved, at: datetime, reason: str) -> None:
-    await record(ctx, decision.case_id, "case.cancelled", at, {**_decision(decision), "reason": reason})
+async def record_effects(ctx: Context, effects: list[Effect]) -> None:
+    """One entry per effect, in order, on the chain the batch state holds, in one statement of the handler's
+    transaction; the chain's head goes out with it when a package was issued."""
+    chain: Chain = ctx.state.chain
+    entries = []
+    for effect in effects:
+        action, detail = entry_of(effect)
+        entry = await chain.next_entry(ctx.conn, effect.decision.case_id, action, ACTOR, effect.at, detail,
+                                       after=entries[-1] if entries else None)
+        entries.append(entry)
+    await ctx.conn.executemany(audit.INSERT, [audit.entry_values(e) for e in entries])
+    chain.appended(entries[-1])
+    if any(effect.outcome == "disclosed" for effect in effects):
+        chain.checkpoint_at_commit(ctx)
 
 
 async def notices_emitted(conn: asyncpg.Connection, notices: list[asyncpg.Record], at: datetime) -> None:

@@ -19,7 +19,7 @@ from warden.runtime.service import BatchItem, Context
 from disclosure import audit, metrics, store
 from disclosure.keys import platform_private_key
 from disclosure.package import (
-    Session, build_package, certify, is_empty, new_nonce, redact, seal_for_authority,
+    SealedPackage, Session, build_package, certify, is_empty, new_nonce, redact, seal_for_authority,
 )
 from disclosure.provenance import verify_approval, verify_signed_decision
 from disclosure.settings import DisclosureSettings
@@ -83,28 +83,83 @@ async def platform_key(ctx: Context) -> str:
     return state.platform_key
 
 
-async def act_on_decision(ctx: Context, decision: RequestApproved | RequestRejected) -> None:
-    """Approvals traced to signed origins act, once per case; rejections were already told to the authority."""
-    verify_signed_decision(ctx, settings(ctx))
-    if not isinstance(decision, RequestApproved):
+@dataclass
+class Effect:
+    """What one approval does, decided before anything is written: the call writes its effects set-based."""
+    item: BatchItem[RequestApproved]
+    outcome: str  # cancelled | no_data | preserved | disclosed
+    at: datetime
+    reason: str | None = None  # cancelled, no_data
+    message: str | None = None
+    account_id: str | None = None  # preserved, disclosed
+    hold_until: datetime | None = None  # preserved
+    sealed: SealedPackage | None = None  # disclosed
+    redacted: dict | None = None
+    due_at: datetime | None = None  # disclosed: the user notice's due date (None: the authority informs)
+    emitted_at: datetime | None = None  # the notice goes with the package
+
+    @property
+    def decision(self) -> RequestApproved:
+        return self.item.event
+
+
+async def act_on_decisions(ctx: Context, items: list[BatchItem[RequestApproved | RequestRejected]]) -> None:
+    """Batch handler: approvals traced to signed origins act, once per case; rejections were already told to
+    the authority. Each approval's effect is decided in turn (its provenance, its lookup, its package built and
+    sealed); then the call's cases, packages, holds and notices are written in one statement and its audit
+    entries in one more. An approval that fails a check is refused alone, its batch-mates go on."""
+    effects: list[Effect] = []
+    acting: set[str] = set()
+    for item in items:
+        try:
+            effect = await decide(ctx, item)
+        except EventRejected as exc:
+            item.reject(exc.reason, exc.error)
+            continue
+        if effect is None:
+            continue
+        if effect.decision.case_id in acting:
+            item.reject("replayed_decision", "the case was already acted on: a decision acts once")
+            continue
+        acting.add(effect.decision.case_id)
+        effects.append(effect)
+    if not effects:
         return
+    if len(await store.record_effects(ctx.conn, [written(e) for e in effects])) < len(effects):
+        raise already_recorded()
+    await audit.record_effects(ctx, effects)
+    for effect in effects:
+        announce(ctx, effect)
+
+
+async def decide(ctx: Context, item: BatchItem[RequestApproved | RequestRejected]) -> Effect | None:
+    """The approval's effect (None for a rejection), or EventRejected when it cannot be traced to its signed
+    origins or was acted on already."""
+    verify_signed_decision(item.envelope, settings(ctx))
+    decision = item.event
+    if not isinstance(decision, RequestApproved):
+        return None
     key_in_force = await verify_approval(ctx, decision)
     lookup = await lookup_suspect(ctx, decision)
     if lookup.acted:
         raise EventRejected("replayed_decision", "the case was already acted on: a decision acts once")
+    at = now()
     if lookup.withdrawn:
-        await cancel(ctx, decision, "withdrawn", "the authority withdrew the request before its package was built")
-        return
+        return cancelled(item, at, "withdrawn", "the authority withdrew the request before its package was built")
     if not key_in_force:
-        await cancel(ctx, decision, "authority_revoked", "the authority's key was revoked before disclosure")
-        return
+        return cancelled(item, at, "authority_revoked", "the authority's key was revoked before disclosure")
     account_id, reason = resolve_account(lookup.candidates)
     if account_id is None:
-        await close_without_data(ctx, decision, reason)
-    elif decision.kind == "preservation":
-        await place_hold(ctx, decision, account_id)
-    else:
-        await disclose(ctx, decision, account_id, lookup)
+        return Effect(item, "no_data", at, reason, NOT_FOUND[reason])
+    if decision.kind == "preservation":
+        hold_until = decision.hold_until or at + timedelta(days=settings(ctx).default_hold_days)
+        return Effect(item, "preserved", at, account_id=account_id, hold_until=hold_until)
+    return await disclosure_of(ctx, item, account_id, lookup, at)
+
+
+def cancelled(item: BatchItem[RequestApproved], at: datetime, reason: str, message: str) -> Effect:
+    """Closed without effect: no package, no hold, no notice."""
+    return Effect(item, "cancelled", at, reason, message)
 
 
 def suspect_of(decision: RequestApproved) -> store.Suspect:
@@ -147,8 +202,13 @@ async def lookup_suspect(ctx: Context, decision: RequestApproved) -> store.Suspe
     return lookup if lookup is not None else await store.lookup_suspect(ctx.conn, suspect_of(decision))
 
 
-def case_row(decision: RequestApproved, outcome: str, at: datetime, reason: str | None = None) -> tuple:
-    return (decision.case_id, decision.request_id, decision.authority_id, decision.kind, outcome, reason, at)
+def written(effect: Effect) -> store.CaseEffect:
+    decision = effect.decision
+    sealed = effect.sealed
+    return store.CaseEffect(
+        decision.case_id, decision.request_id, decision.authority_id, decision.kind, effect.outcome, effect.reason,
+        effect.at, effect.account_id, effect.hold_until, sealed.sealed if sealed else None,
+        sealed.sha256 if sealed else None, sealed.signature if sealed else None, effect.due_at, effect.emitted_at)
 
 
 def already_recorded() -> RuntimeError:
@@ -156,42 +216,39 @@ def already_recorded() -> RuntimeError:
     return RuntimeError("case already recorded")
 
 
-def tell(ctx: Context, decision: RequestApproved, value: str, at: datetime, reasons: list[StatusReason] = ()
-         ) -> None:
+def tell(item: BatchItem[RequestApproved], value: str, at: datetime, reasons: list[StatusReason] = ()) -> None:
     """The case's status for its authority: in full on legal.requests.progress, shared on legal.requests.status."""
+    decision = item.event
     for event in status_events(request_id=decision.request_id, authority_id=decision.authority_id,
                                case_id=decision.case_id, status=value, reasons=list(reasons), at=at):
-        ctx.emit(event)
+        item.emit(event)
 
 
-async def cancel(ctx: Context, decision: RequestApproved, reason: str, message: str) -> None:
-    """Close the case without effect: no package, no hold, no notice."""
-    at = now()
-    if not await store.record_case(ctx.conn, case_row(decision, "cancelled", at, reason)):
-        raise already_recorded()
-    await audit.case_cancelled(ctx, decision, at, reason)
-    tell(ctx, decision, "cancelled", at, [StatusReason(code=reason, message=message)])
-    log.info("case cancelled", extra={"case_id": decision.case_id, "reason": reason})
-
-
-async def close_without_data(ctx: Context, decision: RequestApproved, reason: str) -> None:
-    at = now()
-    if not await store.record_case(ctx.conn, case_row(decision, "no_data", at, reason)):
-        raise already_recorded()
-    await audit.closed_without_data(ctx, decision, at, reason)
-    tell(ctx, decision, "no_data", at, [StatusReason(code=reason, message=NOT_FOUND[reason])])
-    log.info("case closed without data", extra={"case_id": decision.case_id, "reason": reason})
-
-
-async def place_hold(ctx: Context, decision: RequestApproved, account_id: str) -> None:
-    at = now()
-    hold_until = decision.hold_until or at + timedelta(days=settings(ctx).default_hold_days)
-    if not await store.record_hold(ctx.conn, case_row(decision, "preserved", at), account_id, hold_until):
-        raise already_recorded()
-    await audit.hold_placed(ctx, decision, at, hold_until)
-    tell(ctx, decision, "preserved", at, [StatusReason(code="hold_placed",
-                                                       message=f"held until {hold_until.isoformat()}")])
-    log.info("preservation hold placed", extra={"case_id": decision.case_id, "hold_until": hold_until.isoformat()})
+def announce(ctx: Context, effect: Effect) -> None:
+    """What the recorded effect tells: the package and the user notice, and the case's status."""
+    item, decision, at = effect.item, effect.decision, effect.at
+    case_id = decision.case_id
+    if effect.outcome in ("cancelled", "no_data"):
+        tell(item, effect.outcome, at, [StatusReason(code=effect.reason, message=effect.message)])
+        log.info("case cancelled" if effect.outcome == "cancelled" else "case closed without data",
+                 extra={"case_id": case_id, "reason": effect.reason})
+    elif effect.outcome == "preserved":
+        tell(item, "preserved", at, [StatusReason(code="hold_placed",
+                                                   message=f"held until {effect.hold_until.isoformat()}")])
+        log.info("preservation hold placed", extra={"case_id": case_id, "hold_until": effect.hold_until.isoformat()})
+    else:
+        sealed = effect.sealed
+        item.emit(DisclosureIssued(
+            case_id=case_id, request_id=decision.request_id, authority_id=decision.authority_id,
+            account_id=effect.account_id, period=decision.period, generated_at=at, redacted=effect.redacted,
+            sealed=sealed.sealed, sha256=sealed.sha256, signature=sealed.signature))
+        tell(item, "disclosed", at)
+        if effect.emitted_at is not None:
+            item.emit(NoticeDue(case_id=case_id, account_id=effect.account_id, due_at=effect.due_at))
+        if decision.decided_at is not None:
+            waited = (at - decision.decided_at).total_seconds()
+            ctx.on_commit(lambda: metrics.APPROVED_TO_DISCLOSED.observe(max(waited, 0.0)))
+        log.info("disclosure package issued", extra={"case_id": case_id, "sha256": sealed.sha256})
 
 
 def instrument_of(decision: RequestApproved) -> Instrument:
@@ -205,16 +262,16 @@ def instrument_expires_at(decision: RequestApproved) -> datetime | None:
     return Instrument.model_validate(instrument).expires_at if instrument else None
 
 
-async def disclose(ctx: Context, decision: RequestApproved, account_id: str, lookup: store.SuspectLookup) -> None:
-    at = now()
+async def disclosure_of(ctx: Context, item: BatchItem[RequestApproved], account_id: str,
+                        lookup: store.SuspectLookup, at: datetime) -> Effect:
+    """The package, built, certified and sealed; or why the case closes without one."""
+    decision = item.event
     expires_at = instrument_expires_at(decision)
     if expires_at is not None and expires_at <= at:  # the order must be in force when the data leaves
-        await cancel(ctx, decision, "instrument_expired", "the instrument expired before the package was built")
-        return
+        return cancelled(item, at, "instrument_expired", "the instrument expired before the package was built")
     package = build_package(decision, account_id, lookup.phone_changes, lookup.sessions, at, new_nonce())
     if is_empty(package):
-        await close_without_data(ctx, decision, "no_data_in_period")
-        return
+        return Effect(item, "no_data", at, "no_data_in_period", NOT_FOUND["no_data_in_period"])
     package = certify(package, instrument_of(decision), await platform_key(ctx))
     # Sealed to the key that verified the request (pinned to the case), whatever the registry says now.
     sealed = seal_for_authority(package, decision.authority_key, await platform_key(ctx))
@@ -224,22 +281,8 @@ async def disclose(ctx: Context, decision: RequestApproved, account_id: str, loo
     due_at = None if notice is not None and notice.by == "authority" else notice_due_at(
         at, decision.nondisclosure_until, notice.not_before if notice else None)
     emitted_at = at if due_at is not None and due_at <= at else None
-    if not await store.record_disclosure(ctx.conn, case_row(decision, "disclosed", at), account_id, sealed.sealed,
-                                         sealed.sha256, sealed.signature, due_at, emitted_at):
-        raise already_recorded()
-    await audit.package_issued(ctx, decision, at, sealed.sha256, due_at, emitted_at is not None)
-    ctx.emit(DisclosureIssued(
-        case_id=decision.case_id, request_id=decision.request_id, authority_id=decision.authority_id,
-        account_id=account_id, period=decision.period, generated_at=at, redacted=redact(package),
-        sealed=sealed.sealed, sha256=sealed.sha256, signature=sealed.signature))
-    tell(ctx, decision, "disclosed", at)
-    if emitted_at is not None:
-        ctx.emit(NoticeDue(case_id=decision.case_id, account_id=account_id,
-                                                         due_at=due_at))
-    if decision.decided_at is not None:
-        waited = (at - decision.decided_at).total_seconds()
-        ctx.on_commit(lambda: metrics.APPROVED_TO_DISCLOSED.observe(max(waited, 0.0)))
-    log.info("disclosure package issued", extra={"case_id": decision.case_id, "sha256": sealed.sha256})
+    return Effect(item, "disclosed", at, account_id=account_id, sealed=sealed, redacted=redact(package),
+                  due_at=due_at, emitted_at=emitted_at)
 
 
 # --- withdrawals ---------------------------------------------------------------------

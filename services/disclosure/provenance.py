@@ -13,7 +13,7 @@ from functools import lru_cache
 from pydantic import ValidationError
 
 from warden.authorities import key_standing
-from warden.contract.envelope import EventRejected
+from warden.contract.envelope import Envelope, EventRejected
 from warden.contract.events import LegalRequest, RequestApproved
 from warden.keys import public_keys
 from warden.provenance import amended_request, request_key, verify_decision
@@ -40,9 +40,8 @@ def require_decision_keys(_runtime_settings=None) -> None:
                                  "a development key")
 
 
-def verify_signed_decision(ctx: Context, settings: DisclosureSettings) -> None:
-    assert ctx.envelope is not None
-    verify_decision(ctx.envelope.data, _decision_keys(settings.decision_public_keys))
+def verify_signed_decision(envelope: Envelope, settings: DisclosureSettings) -> None:
+    verify_decision(envelope.data, _decision_keys(settings.decision_public_keys))
 
 
 async def verify_approval(ctx: Context, approval: RequestApproved) -> bool:

@@ -20,7 +20,7 @@ from warden.runtime.service import Service, ServiceContext, Subscription
 
 from disclosure.audit import publish_checkpoints
 from disclosure.handlers import (
-    DisclosureState, act_on_decision, look_up_suspects, record_subscriber_events, record_withdrawal,
+    DisclosureState, act_on_decisions, look_up_suspects, record_subscriber_events, record_withdrawal,
 )
 from disclosure.jobs import emit_due_notices, purge_expired_data, refresh_metrics
 from disclosure.keys import platform_private_key, require_platform_key
@@ -41,7 +41,7 @@ SERVICE = Service(
     schema="disclosure",
     subscriptions=[
         Subscription("platform.subscribers", handle_batch=record_subscriber_events),
-        Subscription("legal.requests.decided", act_on_decision, prefetch=look_up_suspects),
+        Subscription("legal.requests.decided", handle_batch=act_on_decisions, prefetch=look_up_suspects),
         Subscription("legal.requests.withdrawn", record_withdrawal),
         AUTHORITY_REGISTRY,
     ],

@@ -4,12 +4,13 @@ Writers take lists and send one statement per list (unnest): the subscriber feed
 handler pays one round trip per kind of row for a whole batch.
 What a decision needs is read in three statements keyed as the store distributes (`lookup_suspect`;
 `lookup_suspects` for a whole batch of decisions, the consumer's prefetch, in the same three) and
-its effects written in one (`record_disclosure`, `record_hold`, `record_case`).
+a whole call's effects written in one (`record_effects`).
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 from datetime import datetime, timedelta, timezone
 
 import asyncpg
@@ -156,7 +157,7 @@ async def lookup_suspect(conn: asyncpg.Connection, suspect: Suspect) -> SuspectL
 
 
 async def lookup_suspects(conn: asyncpg.Connection, suspects: list[Suspect]) -> list[SuspectLookup]:
-    """What act_on_decision needs for each of `suspects` (same order): whether its case is acted on or
+    """What act_on_decisions needs for each of `suspects` (same order): whether its case is acted on or
     withdrawn, the accounts its identifiers designate during its period (a null identifier designates
     nobody), and the phone history and sessions in the period of every designated account, so the
     resolved one's are at hand. At most three statements for the whole batch (see above)."""
@@ -234,36 +235,52 @@ async def sessions_of(conn: asyncpg.Connection, account_id: str, start: datetime
 
 # --- writing a decision's effects -----------------------------------------------------
 
-_CASE = ("INSERT INTO cases (case_id, request_id, authority_id, kind, outcome, reason, decided_at)"
-         " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (case_id) DO NOTHING RETURNING case_id")
+class CaseEffect(NamedTuple):
+    """A decision's effect as written: its case, and its hold (preserved) or its package and notice
+    (disclosed; no notice when `due_at` is None: the authority informs the person). generated_at = decided_at."""
+    case_id: str
+    request_id: str
+    authority_id: str
+    kind: str
+    outcome: str
+    reason: str | None
+    decided_at: datetime
+    account_id: str | None = None
+    hold_until: datetime | None = None
+    sealed: str | None = None
+    sha256: str | None = None
+    signature: str | None = None
+    due_at: datetime | None = None
+    emitted_at: datetime | None = None
 
 
-# Each writer below: False (and nothing written) if the case is already there.
+_RECORD_EFFECTS = """
+WITH e AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                                $7::timestamptz[], $8::text[], $9::timestamptz[], $10::text[], $11::text[], $12::text[],
+                                $13::timestamptz[], $14::timestamptz[])
+           AS u(case_id, request_id, authority_id, kind, outcome, reason, decided_at, account_id, hold_until,
+                sealed, sha256, signature, due_at, emitted_at)),
+c AS (INSERT INTO cases (case_id, request_id, authority_id, kind, outcome, reason, decided_at)
+      SELECT case_id, request_id, authority_id, kind, outcome, reason, decided_at FROM e
+      ON CONFLICT (case_id) DO NOTHING RETURNING case_id),
+h AS (INSERT INTO holds (case_id, account_id, hold_until, placed_at)
+      SELECT e.case_id, e.account_id, e.hold_until, e.decided_at FROM e JOIN c USING (case_id)
+      WHERE e.outcome = 'preserved'),
+p AS (INSERT INTO packages (case_id, authority_id, account_id, generated_at, sealed, sha256, signature)
+      SELECT e.case_id, e.authority_id, e.account_id, e.decided_at, e.sealed, e.sha256, e.signature
+      FROM e JOIN c USING (case_id) WHERE e.outcome = 'disclosed'),
+n AS (INSERT INTO notices (case_id, account_id, due_at, emitted_at)
+      SELECT e.case_id, e.account_id, e.due_at, e.emitted_at FROM e JOIN c USING (case_id)
+      WHERE e.outcome = 'disclosed' AND e.due_at IS NOT NULL)
+SELECT case_id FROM c
+"""
 
-async def record_case(conn: asyncpg.Connection, case: tuple) -> bool:
-    """`case`: (case_id, request_id, authority_id, kind, outcome, reason, decided_at)."""
-    return await conn.fetchrow(_CASE, *case) is not None
 
-
-async def record_hold(conn: asyncpg.Connection, case: tuple, account_id: str, hold_until: datetime) -> bool:
-    """The case and its hold, in one statement."""
-    return await conn.fetchrow(
-        f"WITH c AS ({_CASE}) INSERT INTO holds (case_id, account_id, hold_until, placed_at)"
-        " SELECT case_id, $8, $9, $7 FROM c RETURNING true", *case, account_id, hold_until) is not None
-
-
-async def record_disclosure(conn: asyncpg.Connection, case: tuple, account_id: str, sealed: str, sha256: str,
-                            signature: str, due_at: datetime | None, emitted_at: datetime | None) -> bool:
-    """The case, its package and its notice (none when `due_at` is None: the authority informs the person),
-    in one statement. generated_at = decided_at."""
-    return await conn.fetchrow(
-        f"WITH c AS ({_CASE}),"
-        " p AS (INSERT INTO packages (case_id, authority_id, account_id, generated_at, sealed, sha256, signature)"
-        "       SELECT case_id, $3, $8, $7, $9, $10, $11 FROM c),"
-        " n AS (INSERT INTO notices (case_id, account_id, due_at, emitted_at)"
-        "       SELECT case_id, $8, $12::timestamptz, $13::timestamptz FROM c WHERE $12::timestamptz IS NOT NULL)"
-        " SELECT true FROM c",
-        *case, account_id, sealed, sha256, signature, due_at, emitted_at) is not None
+async def record_effects(conn: asyncpg.Connection, effects: list[CaseEffect]) -> set[str]:
+    """The effects' cases with their holds, packages and notices, in one statement; the ids of the cases
+    written (a case already there is not, and nothing of its effect is)."""
+    columns = list(zip(*effects))
+    return {r["case_id"] for r in await conn.fetch(_RECORD_EFFECTS, *columns)}
 
 
 # --- retention ----------------------------------------------------------------------

@@ -73,8 +73,8 @@ async def test_the_batch_lookup_answers_as_one_lookup_per_suspect(database_url):
         async with pool.acquire() as conn, conn.transaction():
             ids = await seed(conn, uuid.uuid4().hex[:6])
             acted_case = str(uuid.uuid4())
-            await store.record_case(conn, (acted_case, "REQ-0", "court-1", "disclosure", "no_data",
-                                           "suspect_not_found", NOW))
+            await store.record_effects(conn, [store.CaseEffect(acted_case, "REQ-0", "court-1", "disclosure",
+                                                               "no_data", "suspect_not_found", NOW)])
             suspects = [
                 suspect(phone="+33611000001"),  # alice by phone
                 suspect(username=f"alice{ids['alice'].split('-')[1]}"),  # alice by username

@@ -25,8 +25,9 @@ async def migrated_pool(database_url: str) -> asyncpg.Pool:
 
 
 async def place_hold(conn: asyncpg.Connection, account_id: str, until: datetime) -> None:
-    case = (str(uuid.uuid4()), "REQ-1", "court-1", "preservation", "preserved", None, NOW)
-    assert await store.record_hold(conn, case, account_id, until)
+    case_id = str(uuid.uuid4())
+    assert await store.record_effects(conn, [store.CaseEffect(case_id, "REQ-1", "court-1", "preservation", "preserved",
+                                                              None, NOW, account_id, until)]) == {case_id}
 
 
 async def ips_of(conn: asyncpg.Connection, account_id: str, start: datetime, end: datetime) -> set[str]:
