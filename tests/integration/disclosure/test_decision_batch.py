@@ -17,7 +17,7 @@ from tests.integration.disclosure.test_disclosure_pipeline import (
     APPROVED, DECIDED, account, ago, new_ip, new_phone, of_case, session, stored,
 )
 from tests.support.audit import entries, verify
-from tests.support.kafka import read_topic, wait_for_events, wait_for_records
+from tests.support.kafka import wait_for_events, wait_for_records
 from tests.support.requests import new_authority, register_authority, signed_approval
 from tests.support.stack import running, service_settings
 
