@@ -112,7 +112,8 @@ async def act_on_decisions(ctx: Context, items: list[BatchItem[RequestApproved |
     acting: set[str] = set()
     for item in items:
         try:
-            effect = await decide(ctx, item)
+            with item.traced():
+                effect = await decide(ctx, item)
         except EventRejected as exc:
             item.reject(exc.reason, exc.error)
             continue
@@ -129,7 +130,8 @@ async def act_on_decisions(ctx: Context, items: list[BatchItem[RequestApproved |
         raise already_recorded()
     await audit.record_effects(ctx, effects)
     for effect in effects:
-        announce(ctx, effect)
+        with effect.item.traced():
+            announce(ctx, effect)
 
 
 async def decide(ctx: Context, item: BatchItem[RequestApproved | RequestRejected]) -> Effect | None:
