@@ -24,7 +24,12 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
-    asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, crash shutdown
+    asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, crash shutdown, query cancelled
+    # A failover: the server this pool reached is a standby now (or still), and refuses writes until the pool's
+    # connections reach the new primary.
+    asyncpg.exceptions.ReadOnlySQLTransactionError,
+    asyncpg.exceptions.LockNotAvailableError,  # lock_timeout, where an operator sets one
+    asyncpg.exceptions.IdleInTransactionSessionTimeoutError,  # the server closed a session it found idle
     asyncpg.exceptions.InsufficientResourcesError,
     asyncpg.SerializationError,
     asyncpg.DeadlockDetectedError,
@@ -36,6 +41,14 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 
 def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, TRANSIENT_ERRORS)
+
+
+async def after_transient(pool: asyncpg.Pool | None, exc: BaseException) -> None:
+    """What a transient failure asks of the pool before the retry. After a failover the pool's connections
+    may still reach the demoted server, which refuses every write for as long as they last: all of them are
+    replaced (the next acquire opens new ones, which reach the new primary; those in use close on release)."""
+    if pool is not None and isinstance(exc, asyncpg.exceptions.ReadOnlySQLTransactionError):
+        await pool.expire_connections()
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 
 from warden.runtime import metrics
-from warden.runtime.database import is_transient
+from warden.runtime.database import after_transient, is_transient
 from warden.runtime.dead_letters import is_replay
 
 if TYPE_CHECKING:
@@ -92,6 +92,7 @@ async def prune_inbox(service: str, pool: asyncpg.Pool, stopping: asyncio.Event,
         except Exception as exc:
             if not is_transient(exc):
                 log.exception("inbox pruning failed", extra={"error_type": type(exc).__name__})
+            await after_transient(pool, exc)
             metrics.TRANSIENT_ERRORS.labels("database").inc()
         try:
             await asyncio.wait_for(stopping.wait(), timeout=interval_s)

@@ -16,7 +16,7 @@ from warden.contract.topics import topic_of
 from warden.contract.trace_context import TraceContext
 from warden.runtime import metrics, tracing
 from warden.runtime.backoff import Backoff
-from warden.runtime.database import is_transient
+from warden.runtime.database import after_transient, is_transient
 
 log = logging.getLogger(__name__)
 
@@ -148,10 +148,9 @@ class OutboxRelay:
     async def run(self, stopping: asyncio.Event) -> None:
         backoff = Backoff(self.retry_initial_s, self.retry_max_s)
         while True:
-            # Cleared BEFORE the pass, not after: a commit that signals while this pass runs (its
-            # rows maybe not yet visible to our SELECT) must make the next wait return at once.
-            # Clearing after the pass lost that signal, and the rows waited for the next commit
-            # or the 1 s timeout (the last requests of every bench run took ~1.1 s).
+            # Cleared before the pass, not after: a commit that signals while this pass runs (its
+            # rows maybe not yet visible to our SELECT) must make the next wait return at once,
+            # not leave its rows waiting for the next commit or the 1 s timeout.
             scan = (self._scanning or self.wakeup.is_set() or not self.handed
                     or asyncio.get_running_loop().time() - self._scan_started_at >= self.SCAN_EVERY_S)
             self.wakeup.clear()
@@ -164,6 +163,7 @@ class OutboxRelay:
             except Exception as exc:
                 if not (is_transient(exc) or isinstance(exc, KafkaError)):
                     log.exception("outbox relay failed", extra={"error_type": type(exc).__name__})
+                await after_transient(self.pool, exc)
                 metrics.TRANSIENT_ERRORS.labels("outbox").inc()
                 self.healthy = False
                 self._start_scanning()  # what the pass took is still in the table: send it again, in order
@@ -195,7 +195,7 @@ class OutboxRelay:
         epoch = self._scan_epoch
         self._scan_started_at = asyncio.get_running_loop().time()
         # Two statements, not one `DELETE ... WHERE id IN (SELECT ... SKIP LOCKED) RETURNING`: that
-        # one slowed down with every dead row the outbox held (docs/performance.md, fourth session).
+        # one slows down with every dead row the outbox holds.
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
                 "SELECT id, topic, key, value, header_names, header_values, traceparent, tracestate FROM outbox"

@@ -21,6 +21,7 @@ from typing import Any
 import asyncpg
 
 from warden.runtime import metrics
+from warden.runtime.database import after_transient
 from warden.contract.events import Payload
 from warden.runtime.outbox import OutboxRow, Verbatim, event_row, write_rows
 
@@ -92,6 +93,8 @@ class UnitOfWork:
                     self.conn.terminate()
         finally:
             await self.pool.release(self.conn)
+        if exc is not None:
+            await after_transient(self.pool, exc)
         if committed:
             self._after_commit(ids)
 

@@ -149,6 +149,32 @@ async def test_postgres_outage_is_retried_not_dead_lettered(bootstrap, own_postg
     assert await count_events(bootstrap, "legal.requests.received", data["request_id"]) == 1
 
 
+async def test_after_a_failover_the_batch_is_retried_and_the_pool_reaches_the_new_primary(bootstrap, own_postgres):
+    """After a failover the pool's connections may still reach the demoted server, which refuses every write
+    while they last: the batch is retried, not dead-lettered, and the pool's connections are replaced, so the
+    request goes through on the new primary."""
+    authority = new_authority()
+    await register_authority(bootstrap, authority)
+    data = signed(request_data(authority), authority["private_key"])
+    admin = await asyncpg.connect(own_postgres.url)
+    try:
+        async with running("intake", service_settings(bootstrap, own_postgres.url)):
+            await wait_for_authority(own_postgres.url, "intake", authority["authority_id"])
+            # The sessions open now play the demoted server: read-only from the reloaded configuration.
+            # Sessions opened from now on play the new primary: the database's own setting outranks the file's.
+            database = await admin.fetchval("SELECT current_database()")
+            await admin.execute(f'ALTER DATABASE "{database}" SET default_transaction_read_only = off')
+            await admin.execute("ALTER SYSTEM SET default_transaction_read_only = on")
+            await admin.execute("SELECT pg_reload_conf()")
+            await produce_event(bootstrap, TOPIC, SUBMITTED, data)
+            await wait_for_events(bootstrap, "legal.requests.received", about(data["request_id"]), timeout=30)
+    finally:
+        await admin.close()
+    dead = [r for r in await read_topic(bootstrap, f"{TOPIC}.dlq") if data["request_id"].encode() in (r.value or b"")]
+    assert dead == []
+    assert await count_events(bootstrap, "legal.requests.received", data["request_id"]) == 1
+
+
 async def test_a_connection_the_server_dropped_mid_error_is_retried_on_a_new_one(bootstrap, database_url,
                                                                                  monkeypatch):
     """A pooled connection handed out between the server's farewell (shutdown, restart) and the socket's end
