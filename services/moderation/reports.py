@@ -57,7 +57,7 @@ class Item:
     new: bool  # its row was created by this call: nothing refers to it yet
     known: bool  # platform.content describes it (and has not removed it): its reports are scored
     removed: bool = False  # platform.content removed it: its reports are kept, with nothing to wait for
-    window: Reports = field(default_factory=dict)
+    window: scoring.Window | None = None  # read_windows: for items the platform describes
     high_severity: list[str] = field(default_factory=list)  # categories of its high-severity bank matches
     _start: tuple[datetime, datetime] | None = None  # (at, its window's start at that moment)
 
@@ -222,11 +222,16 @@ async def read_windows(conn: asyncpg.Connection, items: dict[str, Item], at: dat
                SELECT $3 || b.bank_id, b.contribution, greatest(b.matched_at, i.start), true FROM bank_matches b
                WHERE b.content_id = i.content_id) AS w ON p.content_id IS NOT NULL AND p.removed_at IS NULL""",
         [c for c, _ in known], [start for _, start in known], BANK)
+    windows: dict[str, Reports] = {}
     for r in rows:
         item = items[r["content_id"]]
         item.known, item.removed, item.high_severity = r["known"], r["removed"], list(r["high_severity"] or [])
+        window = windows.setdefault(r["content_id"], {})
         if r["who"] is not None:
-            item.window[r["who"]] = [r["contribution"], r["at"].timestamp(), 1.0 if r["established"] else 0.0]
+            window[r["who"]] = [r["contribution"], r["at"].timestamp(), 1.0 if r["established"] else 0.0]
+    for content_id, window in windows.items():
+        item = items[content_id]
+        item.window = scoring.Window(window, item.window_start(at, cfg), cfg)
 
 
 def record_of(report: ReportSubmitted, reporter: Reporter, at: datetime, cfg: ModerationConfig) -> Recorded:
@@ -275,10 +280,8 @@ def fold_report(report: ReportSubmitted, x: Recorded, item: Item, outcome: Outco
     if not item.known:
         outcome.counted[reason, "removed_content" if item.removed else "pending"] += 1
         return
-    start = item.window_start(at, cfg)
-    before = item.window
-    item.window = scoring.add_report(before, report.reporter_id, x.value, x.reported_at, start, x.established)
-    outcome.counted[reason, "duplicate" if report.reporter_id in before else "counted"] += 1
+    there = item.window.add(report.reporter_id, x.value, x.reported_at, x.established)
+    outcome.counted[reason, "duplicate" if there else "counted"] += 1
     judge_item(report.content.id, item, outcome, cfg=cfg, at=at, trusted=x.trusted, reason=reason)
 
 
@@ -289,14 +292,14 @@ def judge_item(content_id: str, item: Item, outcome: Outcome, *, cfg: Moderation
     (content.py, never per report): the item is delisted on that score if the window does not delist it."""
     if item.state == "delisted":
         return
-    start = item.window_start(at, cfg)
-    verdict = scoring.judge(item.window, start, bool(item.high_severity), cfg)
-    banks = sorted(who[len(BANK):] for who in item.window if who.startswith(BANK))
+    window = item.window
+    verdict = window.verdict(bool(item.high_severity), cfg)
+    banks = window.banks
     category = item.high_severity[0] if item.high_severity else reason
     automated = ", ".join(banks) or None
     source = "trusted_flagger" if trusted else source
     if verdict.action is Action.delist or model is not None:
-        reporters = tuple(sorted(who for who in item.window if not who.startswith(BANK)))
+        reporters = tuple(sorted(who for who in window.entries if not who.startswith(BANK)))
         if item.high_severity:
             facts = (f"The content, as the platform describes it, matched the bank of known "
                      f"{category.replace('_', ' ')} material ({automated}).")

@@ -12,6 +12,7 @@ unproven reporters (coordinated): those items go to humans instead.
 """
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
@@ -81,32 +82,92 @@ class Verdict:
 
 def coordinated(reports: Reports, cfg: ModerationConfig) -> bool:
     """At least `burst_min_reporters` unproven (new, or never upheld) reporters within `burst_minutes`."""
-    need = cfg.burst_min_reporters
-    if len(reports) < need:  # the common case, one or two reports: no burst, nothing to sort
-        return False
-    times = sorted(v[1] for who, v in reports.items() if not who.startswith(BANK) and not v[2])
-    span = cfg.burst_minutes * 60
-    return any(times[i + need - 1] - times[i] <= span for i in range(len(times) - need + 1))
+    return _burst(sorted(v[1] for who, v in reports.items() if not who.startswith(BANK) and not v[2]), cfg)
+
+
+def _burst(times: list[float], cfg: ModerationConfig, around: int | None = None) -> bool:
+    """Whether `need` of the sorted `times` fall within the burst span; only the runs holding index `around`
+    when given (the one time just added)."""
+    need, span = cfg.burst_min_reporters, cfg.burst_minutes * 60
+    first, last = 0, len(times) - need
+    if around is not None:
+        first, last = max(first, around - need + 1), min(last, around)
+    return any(times[i + need - 1] - times[i] <= span for i in range(first, last + 1))
 
 
 def judge(reports: Reports, window_start: datetime, high_severity_match: bool, cfg: ModerationConfig) -> Verdict:
     """What an item's window calls for. A high-severity match on the content's facts delists whoever reported it;
     report volume delists only with enough established trust and no coordinated burst, otherwise it is queued."""
-    start = window_start.timestamp()
-    live = {who: v for who, v in reports.items() if v[1] >= start}
-    total = from_established = 0.0
-    for value, _, established_reporter in live.values():
-        total += value
-        if established_reporter:
-            from_established += value
-    score, established = round(total, 4), round(from_established, 4)
-    burst = coordinated(live, cfg)
-    action = decide(score, high_severity_match, cfg)
-    if action is Action.delist and not high_severity_match and (burst or established < cfg.min_established_score):
-        action = Action.review
-    if action is Action.record and burst:
-        action = Action.review
-    return Verdict(action, score, established, burst)
+    return Window(reports, window_start, cfg).verdict(high_severity_match, cfg)
+
+
+class Window:
+    """An item's window while one call folds reports into it: the entries inside it, and what `judge` needs
+    (the sums, the unproven reporters' times in order, whether they burst) kept up to date report by report.
+
+    Folding n reports into a window of w entries costs O(n log w), not O(n·w log w) as judging the whole
+    window after each report would: a brigade of fresh accounts on one item, queued and never delisted by
+    volume, must not slow moderation down for everyone. `add` leaves what `add_report` leaves, and the
+    verdict is the one `judge` gives on that (a Hypothesis test holds them to it).
+    """
+
+    __slots__ = ("start", "entries", "total", "established", "unproven", "burst", "stale", "banks", "_cfg")
+
+    def __init__(self, entries: Reports, window_start: datetime, cfg: ModerationConfig):
+        self.start = window_start.timestamp()
+        self._cfg = cfg
+        self.stale: str | None = None  # the last reporter added with a report older than the window
+        self.total = self.established = 0.0
+        self.burst = False
+        if not entries:  # most items of a call: nothing reported inside the window yet
+            self.entries, self.unproven, self.banks = {}, [], []
+            return
+        self.entries = {who: v for who, v in entries.items() if v[1] >= self.start}
+        for value, _, established_reporter in self.entries.values():  # in order: the sums of `judge`, bit for bit
+            self.total += value
+            if established_reporter:
+                self.established += value
+        self.unproven = sorted(v[1] for who, v in self.entries.items() if not who.startswith(BANK) and not v[2])
+        self.banks = sorted(who[len(BANK):] for who in self.entries if who.startswith(BANK))  # their ids
+        self.burst = len(self.unproven) >= cfg.burst_min_reporters and _burst(self.unproven, cfg)
+
+    def __contains__(self, who: str) -> bool:
+        return who in self.entries
+
+    def add(self, reporter_id: str, value: float, at: datetime, established: bool) -> bool:
+        """Count this report unless its reporter is already counted (as `add_report`); whether the reporter
+        was there before it (counted, or the last one added out of the window)."""
+        there = reporter_id in self.entries or reporter_id == self.stale
+        self.stale = None
+        if reporter_id in self.entries:
+            return there
+        moment = at.timestamp()
+        if moment < self.start:
+            self.stale = reporter_id
+            return there
+        self.entries[reporter_id] = [value, moment, 1.0 if established else 0.0]
+        self.total += value
+        if reporter_id.startswith(BANK):
+            bisect.insort(self.banks, reporter_id[len(BANK):])
+        if established:
+            self.established += value
+        elif not reporter_id.startswith(BANK):
+            index = bisect.bisect_right(self.unproven, moment)
+            self.unproven.insert(index, moment)
+            # Another time only brings times closer together: a burst found stays one.
+            self.burst = self.burst or (len(self.unproven) >= self._cfg.burst_min_reporters
+                                        and _burst(self.unproven, self._cfg, around=index))
+        return there
+
+    def verdict(self, high_severity_match: bool, cfg: ModerationConfig) -> Verdict:
+        score, established = round(self.total, 4), round(self.established, 4)
+        action = decide(score, high_severity_match, cfg)
+        if action is Action.delist and not high_severity_match and (self.burst or
+                                                                     established < cfg.min_established_score):
+            action = Action.review
+        if action is Action.record and self.burst:
+            action = Action.review
+        return Verdict(action, score, established, self.burst)
 
 
 def adjust_trust(trust: float, upheld: bool, cfg: ModerationConfig) -> float:
