@@ -293,7 +293,7 @@ def judge_item(content_id: str, item: Item, outcome: Outcome, *, cfg: Moderation
     if item.state == "delisted":
         return
     window = item.window
-    verdict = window.verdict(bool(item.high_severity), cfg)
+    verdict = window.verdict(bool(item.high_severity))
     banks = window.banks
     category = item.high_severity[0] if item.high_severity else reason
     automated = ", ".join(banks) or None

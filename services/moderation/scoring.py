@@ -82,7 +82,12 @@ class Verdict:
 
 def coordinated(reports: Reports, cfg: ModerationConfig) -> bool:
     """At least `burst_min_reporters` unproven (new, or never upheld) reporters within `burst_minutes`."""
-    return _burst(sorted(v[1] for who, v in reports.items() if not who.startswith(BANK) and not v[2]), cfg)
+    return _burst(_unproven_times(reports), cfg)
+
+
+def _unproven_times(reports: Reports) -> list[float]:
+    """The report times of the unproven reporters (bank matches are none), in order."""
+    return sorted(v[1] for who, v in reports.items() if not who.startswith(BANK) and not v[2])
 
 
 def _burst(times: list[float], cfg: ModerationConfig, around: int | None = None) -> bool:
@@ -98,7 +103,7 @@ def _burst(times: list[float], cfg: ModerationConfig, around: int | None = None)
 def judge(reports: Reports, window_start: datetime, high_severity_match: bool, cfg: ModerationConfig) -> Verdict:
     """What an item's window calls for. A high-severity match on the content's facts delists whoever reported it;
     report volume delists only with enough established trust and no coordinated burst, otherwise it is queued."""
-    return Window(reports, window_start, cfg).verdict(high_severity_match, cfg)
+    return Window(reports, window_start, cfg).verdict(high_severity_match)
 
 
 class Window:
@@ -127,12 +132,9 @@ class Window:
             self.total += value
             if established_reporter:
                 self.established += value
-        self.unproven = sorted(v[1] for who, v in self.entries.items() if not who.startswith(BANK) and not v[2])
+        self.unproven = _unproven_times(self.entries)
         self.banks = sorted(who[len(BANK):] for who in self.entries if who.startswith(BANK))  # their ids
         self.burst = len(self.unproven) >= cfg.burst_min_reporters and _burst(self.unproven, cfg)
-
-    def __contains__(self, who: str) -> bool:
-        return who in self.entries
 
     def add(self, reporter_id: str, value: float, at: datetime, established: bool) -> bool:
         """Count this report unless its reporter is already counted (as `add_report`); whether the reporter
@@ -159,7 +161,8 @@ class Window:
                                         and _burst(self.unproven, self._cfg, around=index))
         return there
 
-    def verdict(self, high_severity_match: bool, cfg: ModerationConfig) -> Verdict:
+    def verdict(self, high_severity_match: bool) -> Verdict:
+        cfg = self._cfg
         score, established = round(self.total, 4), round(self.established, 4)
         action = decide(score, high_severity_match, cfg)
         if action is Action.delist and not high_severity_match and (self.burst or

@@ -29,7 +29,7 @@ def test_folding_report_by_report_gives_what_judging_the_whole_window_gives(init
     for reporter, v, at, established in reports:
         assert window.add(reporter, v, at, established) == (reporter in reference)
         reference = scoring.add_report(reference, reporter, v, at, START, established)
-        assert window.verdict(high, CFG) == scoring.judge(reference, START, high, CFG)
+        assert window.verdict(high) == scoring.judge(reference, START, high, CFG)
         assert window.entries == {w: e for w, e in reference.items() if e[1] >= start}
         assert window.banks == sorted(w[len(scoring.BANK):] for w, e in reference.items()
                                       if w.startswith(scoring.BANK) and e[1] >= start)
@@ -50,5 +50,5 @@ def test_folding_a_brigade_into_one_item_never_walks_its_window():
     window.entries = NoWalks(window.entries)
     for n in range(1000):
         window.add(f"new{n}", 0.5, NOW, False)
-        verdict = window.verdict(False, CFG)
+        verdict = window.verdict(False)
     assert verdict.coordinated and verdict.score == round(0.5 * 6000, 4) and len(window.entries) == 6000
