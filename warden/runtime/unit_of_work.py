@@ -81,20 +81,20 @@ class UnitOfWork:
                         if (event := build()) is not None:
                             self.emit(event)
                     ids = await write_rows(self.conn, self.outgoing)
-                except BaseException:
+                except BaseException as failed:
+                    await after_transient(self.pool, failed)
                     await self._transaction.rollback()
                     raise
                 await self._transaction.commit()
                 committed = True
             else:
+                await after_transient(self.pool, exc)
                 try:
                     await self._transaction.rollback()
                 except Exception:  # a broken connection: the exception in flight says more
                     self.conn.terminate()
         finally:
             await self.pool.release(self.conn)
-        if exc is not None:
-            await after_transient(self.pool, exc)
         if committed:
             self._after_commit(ids)
 
