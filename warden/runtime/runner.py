@@ -205,16 +205,29 @@ def run_service(name: str, settings: Settings | None = None) -> None:
         raise SystemExit(1) from None
 
 
+# Allocations of container objects between two young-generation collections (CPython's default: 700).
+YOUNG_GENERATION_OBJECTS = 50_000
+
+
 def settle_heap() -> None:
     """Keep what the imports built (some 10^5 objects: FastAPI, pydantic's schemas, the service) out of
-    every later garbage collection.
+    every later garbage collection, and collect the young generation less often.
 
     A full collection walks every tracked object, and under load one ran every second or two, each
     taking 120-210 ms of a busy worker (measured on moderation in the bench); frozen, those objects
     are no longer walked (5-8 ms). They are still freed when their last reference goes; only a
-    reference cycle among them would stay, and the collection first clears what is already garbage."""
+    reference cycle among them would stay, and the collection first clears what is already garbage.
+
+    A batch of a thousand events builds some 10^5 short-lived containers (envelopes, payloads, rows)
+    that are alive until the batch commits: at CPython's default threshold each young collection
+    walks the batch's live objects again and again, a fifth of a busy worker's CPU (moderation,
+    `python -m bench.moderation_cost`). Collected every YOUNG_GENERATION_OBJECTS allocations
+    instead, cyclic garbage waits a little longer (a few MB at most) to be freed; reference counting
+    frees everything else at once, as before."""
     gc.collect()
     gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(YOUNG_GENERATION_OBJECTS, middle, old)
 
 
 def _loop_factory(settings: Settings):
