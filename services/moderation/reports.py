@@ -43,7 +43,7 @@ from warden.runtime.service import BatchItem, Context
 from moderation import metrics, scoring
 from moderation.config import ModerationConfig
 from moderation.handlers import Delisting, delist_all
-from moderation.scoring import BANK, Action, QueueRank, Reports
+from moderation.scoring import Action, QueueRank, Reports, bank, is_bank
 
 log = logging.getLogger(__name__)
 
@@ -207,28 +207,29 @@ async def read_windows(conn: asyncpg.Connection, items: dict[str, Item], at: dat
     rows = await conn.fetch(
         """SELECT i.content_id, p.content_id IS NOT NULL AND p.removed_at IS NULL AS known,
                   p.removed_at IS NOT NULL AS removed, hs.categories AS high_severity,
-                  w.who, w.contribution, w.at, w.established
+                  w.who, w.bank_id, w.contribution, w.at, w.established
            FROM unnest($1::text[], $2::timestamptz[]) AS i(content_id, start)
            LEFT JOIN platform_content p ON p.content_id = i.content_id
            LEFT JOIN LATERAL (SELECT array_agg(b.category ORDER BY b.bank_id) AS categories FROM bank_matches b
                               WHERE b.content_id = i.content_id AND b.high_severity) AS hs ON true
            LEFT JOIN LATERAL (
-               SELECT * FROM (SELECT DISTINCT ON (r.reporter_id) r.reporter_id AS who, r.contribution,
-                                     r.reported_at AS at, r.established
+               SELECT * FROM (SELECT DISTINCT ON (r.reporter_id) r.reporter_id AS who, NULL AS bank_id,
+                                     r.contribution, r.reported_at AS at, r.established
                               FROM reports r
                               WHERE r.content_id = i.content_id AND r.reported_at >= i.start AND NOT r.suspended
                               ORDER BY r.reporter_id, r.seq) AS firsts
                UNION ALL
-               SELECT $3 || b.bank_id, b.contribution, greatest(b.matched_at, i.start), true FROM bank_matches b
+               SELECT NULL, b.bank_id, b.contribution, greatest(b.matched_at, i.start), true FROM bank_matches b
                WHERE b.content_id = i.content_id) AS w ON p.content_id IS NOT NULL AND p.removed_at IS NULL""",
-        [c for c, _ in known], [start for _, start in known], BANK)
+        [c for c, _ in known], [start for _, start in known])
     windows: dict[str, Reports] = {}
     for r in rows:
         item = items[r["content_id"]]
         item.known, item.removed, item.high_severity = r["known"], r["removed"], list(r["high_severity"] or [])
         window = windows.setdefault(r["content_id"], {})
-        if r["who"] is not None:
-            window[r["who"]] = [r["contribution"], r["at"].timestamp(), 1.0 if r["established"] else 0.0]
+        who = r["who"] if r["bank_id"] is None else bank(r["bank_id"])
+        if who is not None:
+            window[who] = [r["contribution"], r["at"].timestamp(), 1.0 if r["established"] else 0.0]
     for content_id, window in windows.items():
         item = items[content_id]
         item.window = scoring.Window(window, item.window_start(at, cfg), cfg)
@@ -299,7 +300,7 @@ def judge_item(content_id: str, item: Item, outcome: Outcome, *, cfg: Moderation
     automated = ", ".join(banks) or None
     source = "trusted_flagger" if trusted else source
     if verdict.action is Action.delist or model is not None:
-        reporters = tuple(sorted(who for who in window.entries if not who.startswith(BANK)))
+        reporters = tuple(sorted(who for who in window.entries if not is_bank(who)))
         if item.high_severity:
             facts = (f"The content, as the platform describes it, matched the bank of known "
                      f"{category.replace('_', ' ')} material ({automated}).")

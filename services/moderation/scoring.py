@@ -3,8 +3,9 @@
 A content item's score is the sum, over distinct reporters inside the sliding
 window, of the reporter's weight times the reason's severity, plus what the
 content's own bank matches add. The per-item state (`Reports`) maps reporter id
-(or `bank:<id>`) -> [contribution, reported_at epoch, established]: adding a
+(or `bank(<id>)`) -> [contribution, reported_at epoch, established]: adding a
 reporter who is already there changes nothing, so replaying a report is harmless.
+A bank match's key is a tuple, so no reporter id, whatever it spells, passes for one.
 
 Report volume alone delists only with enough established trust behind it
 (reporters who earned it from outcomes, trusted flaggers) and never in a burst of
@@ -19,8 +20,18 @@ from enum import Enum
 
 from moderation.config import ModerationConfig
 
-Reports = dict[str, list[float]]  # reporter_id -> [contribution, reported_at (epoch s), established (1 or 0)]
-BANK = "bank:"  # a bank match on the content's facts sits in the window like one more reporter, under this prefix
+BankKey = tuple[str, str]
+# reporter_id, or a bank match's key -> [contribution, reported_at (epoch s), established (1 or 0)]
+Reports = dict[str | BankKey, list[float]]
+
+
+def bank(bank_id: str) -> BankKey:
+    """A bank match on the content's facts sits in the window like one more reporter, under this key."""
+    return ("bank", bank_id)
+
+
+def is_bank(who: str | BankKey) -> bool:
+    return type(who) is tuple
 
 
 class Action(str, Enum):
@@ -43,7 +54,7 @@ def is_established(trust: float, trusted_flagger: bool, cfg: ModerationConfig) -
     return trusted_flagger or trust >= cfg.established_trust
 
 
-def add_report(reports: Reports, reporter_id: str, value: float, at: datetime,
+def add_report(reports: Reports, reporter_id: str | BankKey, value: float, at: datetime,
                window_start: datetime, established: bool = True) -> Reports:
     """The item's reports with this one added; a reporter already counted inside the window adds nothing."""
     start = window_start.timestamp()
@@ -87,7 +98,7 @@ def coordinated(reports: Reports, cfg: ModerationConfig) -> bool:
 
 def _unproven_times(reports: Reports) -> list[float]:
     """The report times of the unproven reporters (bank matches are none), in order."""
-    return sorted(v[1] for who, v in reports.items() if not who.startswith(BANK) and not v[2])
+    return sorted(v[1] for who, v in reports.items() if not is_bank(who) and not v[2])
 
 
 def _burst(times: list[float], cfg: ModerationConfig, around: int | None = None) -> bool:
@@ -133,10 +144,10 @@ class Window:
             if established_reporter:
                 self.established += value
         self.unproven = _unproven_times(self.entries)
-        self.banks = sorted(who[len(BANK):] for who in self.entries if who.startswith(BANK))  # their ids
+        self.banks = sorted(who[1] for who in self.entries if is_bank(who))  # their ids
         self.burst = len(self.unproven) >= cfg.burst_min_reporters and _burst(self.unproven, cfg)
 
-    def add(self, reporter_id: str, value: float, at: datetime, established: bool) -> bool:
+    def add(self, reporter_id: str | BankKey, value: float, at: datetime, established: bool) -> bool:
         """Count this report unless its reporter is already counted (as `add_report`); whether the reporter
         was there before it (counted, or the last one added out of the window)."""
         there = reporter_id in self.entries or reporter_id == self.stale
@@ -149,11 +160,11 @@ class Window:
             return there
         self.entries[reporter_id] = [value, moment, 1.0 if established else 0.0]
         self.total += value
-        if reporter_id.startswith(BANK):
-            bisect.insort(self.banks, reporter_id[len(BANK):])
+        if is_bank(reporter_id):
+            bisect.insort(self.banks, reporter_id[1])
         if established:
             self.established += value
-        elif not reporter_id.startswith(BANK):
+        elif not is_bank(reporter_id):
             index = bisect.bisect_right(self.unproven, moment)
             self.unproven.insert(index, moment)
             # Another time only brings times closer together: a burst found stays one.

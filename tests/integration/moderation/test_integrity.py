@@ -61,6 +61,22 @@ async def test_fresh_account_mobs_do_not_delist_they_are_queued_as_coordinated(b
     assert other["coordinated"] and other["state"] == "listed"
 
 
+async def test_reporters_named_like_bank_matches_are_a_mob_of_fresh_accounts_not_automated_detection(
+        bootstrap, database_url):
+    item = content(title="Cycling club Nantes")
+    async with running_moderation(service_settings(bootstrap, database_url), config()) as api:
+        await publish(bootstrap, item)
+        for n in range(5):
+            await report(bootstrap, item, f"bank:known-abuse-{n}", "child_abuse")
+
+        async def scored():
+            entry = await queued(api, item["id"])
+            return entry if entry and entry["score"] >= 12.5 else None
+        mobbed = await until(scored)
+        assert not await wait_for_events(bootstrap, "search.delistings", about(item["id"]), count=0, settle=2)
+    assert mobbed["coordinated"] and mobbed["automated"] is None and mobbed["state"] == "listed"
+
+
 async def test_reporter_typed_bank_text_does_not_delist_and_is_shown_as_a_claim(bootstrap, database_url):
     item = content(title="Photography tips")
     claim = dict(item, title="KNOWN-ABUSE-SAMPLE-0001", text="known abuse sample 0002",

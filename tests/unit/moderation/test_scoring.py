@@ -99,7 +99,7 @@ def window(*reporters):
     # a small burst, below the review threshold, is still flagged and queued
     (window(("x", 1, 10, False), ("y", 1, 5, False), ("z", 1, 1, False)), False, Action.review, True),
     # a high-severity match on the content's facts delists whoever reported it
-    (window(("bank:known", 10, 0, True)), True, Action.delist, False),
+    (window((scoring.bank("known"), 10, 0, True)), True, Action.delist, False),
     (window(("x", 1, 10, False)), False, Action.record, False),
 ])
 def test_judge_delists_on_volume_only_with_established_trust_and_no_burst(reports, high, action, coordinated):
@@ -108,5 +108,12 @@ def test_judge_delists_on_volume_only_with_established_trust_and_no_burst(report
 
 
 def test_bank_matches_never_count_as_a_burst():
-    assert not scoring.coordinated(window(("bank:a", 4, 1, False), ("bank:b", 4, 1, False), ("x", 1, 1, False)),
-                                   LOOSE)
+    assert not scoring.coordinated(window((scoring.bank("a"), 4, 1, False), (scoring.bank("b"), 4, 1, False),
+                                          ("x", 1, 1, False)), LOOSE)
+
+
+def test_reporters_whose_ids_spell_a_bank_are_reporters_in_a_burst_and_name_no_bank():
+    spelled = window(("bank:a", 4, 1, False), ("bank:b", 4, 1, False), ("x", 1, 1, False))
+    assert scoring.coordinated(spelled, LOOSE)
+    held = scoring.Window(spelled, START, LOOSE)
+    assert held.banks == [] and held.verdict(False).coordinated

@@ -13,7 +13,8 @@ START = NOW - timedelta(hours=24)
 CFG = ModerationConfig(review_threshold=5, delist_threshold=12, burst_min_reporters=3, burst_minutes=10,
                        min_established_score=6)
 
-who = st.sampled_from(["a", "b", "c", "d", "e", "f", "bank:x", "bank:y"])
+# "bank:x" is a reporter's id like any other: only scoring.bank keys are bank matches
+who = st.sampled_from(["a", "b", "c", "d", "e", "bank:x", scoring.bank("x"), scoring.bank("y")])
 moment = st.one_of(st.integers(-30 * 3600, 0).map(lambda s: NOW + timedelta(seconds=s)),  # some before START
                    st.integers(-600, 0).map(lambda s: NOW + timedelta(seconds=s)))         # close together: bursts
 value = st.sampled_from([0.0, 0.5, 1.0, 2.5, 4.0, 0.1, 0.7])
@@ -31,8 +32,7 @@ def test_folding_report_by_report_gives_what_judging_the_whole_window_gives(init
         reference = scoring.add_report(reference, reporter, v, at, START, established)
         assert window.verdict(high) == scoring.judge(reference, START, high, CFG)
         assert window.entries == {w: e for w, e in reference.items() if e[1] >= start}
-        assert window.banks == sorted(w[len(scoring.BANK):] for w, e in reference.items()
-                                      if w.startswith(scoring.BANK) and e[1] >= start)
+        assert window.banks == sorted(w[1] for w, e in reference.items() if type(w) is tuple and e[1] >= start)
 
 
 class NoWalks(dict):
