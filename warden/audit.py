@@ -19,7 +19,6 @@ each chain with `verify_chain`.
 """
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
@@ -40,7 +39,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from warden.contract.envelope import now
 from warden.contract.events import AuditCheckpoint
 from warden.keys import key_id, public_keys
-from warden.runtime import metrics
+from warden.runtime.jobs import every
 from warden.runtime.settings import ConfigurationError
 from warden.signing import b64, canonical, decode_key, verify
 
@@ -435,20 +434,16 @@ def checkpoint_publisher(chain_type: type[Chain]):
     async def publish_checkpoints(runtime) -> None:
         interval = AuditSettings().audit_checkpoint_interval_s
         published: tuple[str, int] | None = None
-        while not runtime.stopping.is_set():
-            try:
-                async with runtime.unit_of_work() as uow:
-                    chain_id, seq, head = await read_head(uow.conn)
-                    if seq and (chain_id, seq) != published:
-                        uow.emit(sign_checkpoint(current_signer(), chain_type.service, chain_id, seq, head, now()))
-                published = (chain_id, seq)
-                HEAD_CHECKPOINTED.set_to_current_time()
-            except Exception as exc:  # retried next round; it must not stop the service
-                metrics.TRANSIENT_ERRORS.labels("audit_checkpoint").inc()
-                log.warning("audit checkpoint failed", extra={"error_type": type(exc).__name__})
-            try:
-                await asyncio.wait_for(runtime.stopping.wait(), timeout=interval)
-            except asyncio.TimeoutError:
-                pass
+
+        async def step() -> None:
+            nonlocal published
+            async with runtime.unit_of_work() as uow:
+                chain_id, seq, head = await read_head(uow.conn)
+                if seq and (chain_id, seq) != published:
+                    uow.emit(sign_checkpoint(current_signer(), chain_type.service, chain_id, seq, head, now()))
+            published = (chain_id, seq)
+            HEAD_CHECKPOINTED.set_to_current_time()
+
+        await every(runtime.stopping, interval, step, "audit_checkpoint")
 
     return publish_checkpoints

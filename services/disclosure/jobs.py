@@ -1,17 +1,14 @@
-"""Background jobs: retention, due user notices, metrics. Each survives restarts:
-its whole state is in the database, and each step is one short transaction."""
+"""Background jobs: retention, due user notices, metrics, in rounds (warden.runtime.jobs). Each survives
+restarts: its whole state is in the database, and each step is one short transaction."""
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from warden.contract.envelope import now
 from warden.contract.events import NoticeDue
-from warden.runtime import metrics as runtime_metrics
-from warden.runtime.database import is_transient
 from warden.keys import public_key_of
+from warden.runtime.jobs import every
 from warden.runtime.service import ServiceContext
 
 from disclosure import audit, metrics, store
@@ -20,22 +17,6 @@ from disclosure.settings import DisclosureSettings
 from disclosure.subscribers import retention_cutoff
 
 log = logging.getLogger(__name__)
-
-
-async def every(runtime: ServiceContext, interval_s: float, step: Callable[[], Awaitable[None]], name: str) -> None:
-    """Run `step` now and then every `interval_s` until the service stops; retry transient failures."""
-    while not runtime.stopping.is_set():
-        try:
-            await step()
-        except Exception as exc:
-            if not is_transient(exc):
-                raise
-            runtime_metrics.TRANSIENT_ERRORS.labels(name).inc()
-            log.warning("job step failed, retrying", extra={"job": name, "error_type": type(exc).__name__})
-        try:
-            await asyncio.wait_for(runtime.stopping.wait(), timeout=interval_s)
-        except asyncio.TimeoutError:
-            pass
 
 
 async def purge_expired_data(runtime: ServiceContext) -> None:
@@ -74,7 +55,7 @@ async def purge_expired_data(runtime: ServiceContext) -> None:
             log.info("retention purge", extra={"sessions": sessions, "kept_for_holds": kept,
                                                "identifier_changes": identifiers, "cutoff": cutoff.isoformat()})
 
-    await every(runtime, settings.retention_interval_s, step, "retention")
+    await every(runtime.stopping, settings.retention_interval_s, step, "retention")
 
 
 async def emit_due_notices(runtime: ServiceContext) -> None:
@@ -98,7 +79,7 @@ async def emit_due_notices(runtime: ServiceContext) -> None:
         if due:
             log.info("user notices due", extra={"notices": len(due)})
 
-    await every(runtime, settings.notice_interval_s, step, "notices")
+    await every(runtime.stopping, settings.notice_interval_s, step, "notices")
 
 
 async def refresh_metrics(runtime: ServiceContext) -> None:
@@ -112,4 +93,4 @@ async def refresh_metrics(runtime: ServiceContext) -> None:
         metrics.HOLDS_ACTIVE.set(row["holds_active"])
         metrics.NOTICES_PENDING.set(row["notices_pending"])
 
-    await every(runtime, settings.metrics_interval_s, step, "metrics")
+    await every(runtime.stopping, settings.metrics_interval_s, step, "metrics")

@@ -7,7 +7,6 @@ accepted once, kept for the freshness window, then pruned).
 """
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 from datetime import datetime, timezone
@@ -25,6 +24,7 @@ from warden.http_signatures import (
     read_signature_input,
     verify_signature,
 )
+from warden.runtime.jobs import every
 
 log = logging.getLogger(__name__)
 REFUSED = Counter("warden_authority_api_refused_total", "Authority API calls refused as unauthenticated",
@@ -85,16 +85,8 @@ def signature_fingerprint(signature_header: str) -> str:
 
 async def prune_signatures(runtime) -> None:
     """Background job: forget signatures older than the window; they are refused as stale anyway."""
-    while not runtime.stopping.is_set():
-        try:
-            await asyncio.wait_for(runtime.stopping.wait(), timeout=PRUNE_EVERY_S)
-            return
-        except asyncio.TimeoutError:
-            pass
-        if runtime.pool is None:
-            continue
-        try:
-            async with runtime.pool.acquire() as conn:
-                await conn.execute("DELETE FROM api_signatures WHERE created < now() - $1::interval", WINDOW)
-        except (asyncpg.PostgresError, OSError) as exc:
-            log.warning("replay cache not pruned; next pass retries", extra={"error": type(exc).__name__})
+    async def step() -> None:
+        async with runtime.pool.acquire() as conn:
+            await conn.execute("DELETE FROM api_signatures WHERE created < now() - $1::interval", WINDOW)
+
+    await every(runtime.stopping, PRUNE_EVERY_S, step, "signature_pruning", wait_first=True)

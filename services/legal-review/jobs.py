@@ -1,7 +1,6 @@
 """Background work: overdue-case metrics and unconfirmed emergencies (Art. 4(5), 48 h)."""
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from dataclasses import dataclass
@@ -10,6 +9,7 @@ from datetime import datetime
 import asyncpg
 from warden.contract.envelope import now
 from warden.contract.events import RequestProgress, StatusReason
+from warden.runtime.jobs import every
 from warden.runtime.service import ServiceContext
 
 from legal_review import audit
@@ -77,25 +77,21 @@ async def sweep(conn: asyncpg.Connection, at: datetime, policy: Policy | None = 
 async def watch_deadlines(runtime: ServiceContext) -> None:
     """Every WARDEN_LEGAL_SWEEP_INTERVAL_S seconds (default 30): sweep and publish the gauges."""
     interval = float(os.environ.get(SWEEP_INTERVAL_ENV, "30"))
-    while not runtime.stopping.is_set():
-        try:
-            async with runtime.unit_of_work() as uow:  # the authority is told on commit, not at the next scan
-                result = await sweep(uow.conn, now())
-                for status in result.told:
-                    uow.emit(status)
-                    uow.emit(status.shared())
-            for priority, count in result.overdue.items():
-                CASES_OVERDUE.labels(priority).set(count)
-            for priority, count in result.pending.items():
-                CASES_PENDING.labels(priority).set(count)
-            for priority, age in result.oldest_pending_s.items():
-                OLDEST_PENDING_AGE.labels(priority).set(age)
-            EMERGENCIES_UNCONFIRMED.set(result.unconfirmed)
-            for case_id in result.newly_flagged:
-                log.warning("emergency case lacks a confirming order", extra={"case_id": case_id})
-        except Exception as exc:  # a failed sweep is retried next round; it must not stop the service
-            log.warning("deadline sweep failed", extra={"error_type": type(exc).__name__})
-        try:
-            await asyncio.wait_for(runtime.stopping.wait(), timeout=interval)
-        except asyncio.TimeoutError:
-            pass
+
+    async def step() -> None:
+        async with runtime.unit_of_work() as uow:  # the authority is told on commit, not at the next scan
+            result = await sweep(uow.conn, now())
+            for status in result.told:
+                uow.emit(status)
+                uow.emit(status.shared())
+        for priority, count in result.overdue.items():
+            CASES_OVERDUE.labels(priority).set(count)
+        for priority, count in result.pending.items():
+            CASES_PENDING.labels(priority).set(count)
+        for priority, age in result.oldest_pending_s.items():
+            OLDEST_PENDING_AGE.labels(priority).set(age)
+        EMERGENCIES_UNCONFIRMED.set(result.unconfirmed)
+        for case_id in result.newly_flagged:
+            log.warning("emergency case lacks a confirming order", extra={"case_id": case_id})
+
+    await every(runtime.stopping, interval, step, "deadline_sweep")

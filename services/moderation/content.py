@@ -18,7 +18,6 @@ throttled batches, on public content checked with other banks or another model.
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from datetime import timedelta
@@ -28,7 +27,7 @@ from pydantic import ValidationError
 
 from warden.contract.envelope import now as current_time
 from warden.contract.events import ContentMedia, ContentRemoved, ContentUpdated
-from warden.runtime.database import is_transient
+from warden.runtime.jobs import every
 from warden.runtime.service import Context, ServiceContext
 
 from moderation import metrics, scoring
@@ -144,18 +143,11 @@ async def remove_content(conn: asyncpg.Connection, event: ContentRemoved) -> Non
 async def hand_over_unknown(runtime: ServiceContext, cfg: ModerationConfig) -> None:
     """Every `unknown_content_sweep_seconds`: reports still waiting for the platform's facts after
     `unknown_content_wait_hours` go to the queue, for a human to judge on what the reporters claim."""
-    while not runtime.stopping.is_set():
-        if runtime.pool is not None:
-            try:
-                async with runtime.unit_of_work() as uow:
-                    await queue_unknown(uow.conn, current_time() - timedelta(hours=cfg.unknown_content_wait_hours))
-            except Exception as exc:
-                if not is_transient(exc):
-                    raise
-        try:
-            await asyncio.wait_for(runtime.stopping.wait(), timeout=cfg.unknown_content_sweep_seconds)
-        except asyncio.TimeoutError:
-            pass
+    async def step() -> None:
+        async with runtime.unit_of_work() as uow:
+            await queue_unknown(uow.conn, current_time() - timedelta(hours=cfg.unknown_content_wait_hours))
+
+    await every(runtime.stopping, cfg.unknown_content_sweep_seconds, step, "unknown_content")
 
 
 async def queue_unknown(conn: asyncpg.Connection, before) -> None:
@@ -177,25 +169,17 @@ async def recheck_public_content(runtime: ServiceContext, checks: Checks, cfg: M
     a new bank or model never floods the database; `warden_moderation_recheck_pending` shows what is left. Each
     batch takes its rows with SKIP LOCKED: replicas share the work, and content being updated is left to its
     update (which checks it with the current checks anyway)."""
-    while not runtime.stopping.is_set():
-        done = 0
-        if runtime.pool is not None:
-            try:
-                async with runtime.unit_of_work() as uow:
-                    done = await recheck_batch(uow.conn, checks, cfg, uow)
-                    uow.on_commit(lambda n=done: metrics.RECHECKED.inc(n))
-                async with runtime.pool.acquire(timeout=5) as conn:
-                    metrics.RECHECK_PENDING.set(await conn.fetchval(
-                        """SELECT count(*) FROM platform_content WHERE removed_at IS NULL AND public_in_search
-                               AND checked_with IS DISTINCT FROM $1""", checks.fingerprint, timeout=5))
-            except Exception as exc:
-                if not is_transient(exc):
-                    raise
-        pause = cfg.recheck_pause_seconds if done else cfg.recheck_idle_seconds
-        try:
-            await asyncio.wait_for(runtime.stopping.wait(), timeout=pause)
-        except asyncio.TimeoutError:
-            pass
+    async def step() -> float | None:
+        async with runtime.unit_of_work() as uow:
+            done = await recheck_batch(uow.conn, checks, cfg, uow)
+            uow.on_commit(lambda n=done: metrics.RECHECKED.inc(n))
+        async with runtime.pool.acquire(timeout=5) as conn:
+            metrics.RECHECK_PENDING.set(await conn.fetchval(
+                """SELECT count(*) FROM platform_content WHERE removed_at IS NULL AND public_in_search
+                       AND checked_with IS DISTINCT FROM $1""", checks.fingerprint, timeout=5))
+        return cfg.recheck_pause_seconds if done else None
+
+    await every(runtime.stopping, cfg.recheck_idle_seconds, step, "recheck")
 
 
 async def recheck_batch(conn: asyncpg.Connection, checks: Checks, cfg: ModerationConfig, effects: Emitter) -> int:

@@ -14,7 +14,6 @@ Jobs      watch_queue                   -> the queue-depth and suspended-reporte
 """
 from __future__ import annotations
 
-import asyncio
 from functools import partial
 from pathlib import Path
 
@@ -23,7 +22,8 @@ from fastapi import FastAPI
 from warden.console import require_console_secret
 from warden.contract.events import (ContentDelisted, ContentRelisted, ModerationDecision, ModerationNotice,
                                     ViolationConfirmed, ViolationWithdrawn)
-from warden.runtime.database import MigrationSet, is_transient
+from warden.runtime.database import MigrationSet
+from warden.runtime.jobs import every
 from warden.runtime.service import Service, ServiceContext, Subscription
 
 from moderation import metrics
@@ -42,19 +42,13 @@ MIGRATIONS = [MigrationSet("moderation", Path(__file__).parent / "migrations")]
 
 async def watch_queue(runtime: ServiceContext) -> None:
     """The queue-depth and suspended-reporter gauges, every two seconds."""
-    while not runtime.stopping.is_set():
-        try:
-            async with runtime.pool.acquire(timeout=2) as conn:
-                metrics.QUEUE_DEPTH.set(await conn.fetchval("SELECT count(*) FROM queue", timeout=2))
-                metrics.SUSPENDED_REPORTERS.set(await conn.fetchval(
-                    "SELECT count(*) FROM reporters WHERE suspended_until > now()", timeout=2))
-        except Exception as exc:
-            if not is_transient(exc):
-                raise
-        try:
-            await asyncio.wait_for(runtime.stopping.wait(), timeout=2)
-        except asyncio.TimeoutError:
-            pass
+    async def step() -> None:
+        async with runtime.pool.acquire(timeout=2) as conn:
+            metrics.QUEUE_DEPTH.set(await conn.fetchval("SELECT count(*) FROM queue", timeout=2))
+            metrics.SUSPENDED_REPORTERS.set(await conn.fetchval(
+                "SELECT count(*) FROM reporters WHERE suspended_until > now()", timeout=2))
+
+    await every(runtime.stopping, 2, step, "queue_gauges")
 
 
 def build_service(cfg: ModerationConfig | None = None, checks: Checks | None = None) -> Service:

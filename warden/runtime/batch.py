@@ -29,6 +29,7 @@ from warden.runtime import metrics, tracing
 from warden.runtime.database import is_transient
 from warden.runtime.dead_letters import dlq_row, keep_dead_letter, mark_dead_lettered, oversized_parts
 from warden.runtime.inbox import claim_fresh
+from warden.runtime.logs import raised_at
 from warden.runtime.service import BatchState, Context, BatchItem, Service
 from warden.runtime.settings import Settings
 from warden.runtime.unit_of_work import HandOver, UnitOfWork
@@ -207,7 +208,7 @@ class BatchProcessor:
                     raise
                 # Correct either way (handlers read for themselves in the replay), but slower: say so.
                 log.warning("prefetch failed, batch replayed event by event", extra={
-                    "topic": topic, "error_type": type(exc).__name__, "where": _where(exc)})
+                    "topic": topic, "error_type": type(exc).__name__, "where": raised_at(exc)})
                 raise _Replay() from None
 
     async def _handle(self, uow: UnitOfWork, item: Decoded, *, isolated: bool = True,
@@ -247,8 +248,8 @@ class BatchProcessor:
                 # A handler bug must not block the partition: park the event, keep the evidence.
                 log.error("handler failed", extra={
                     "topic": record.topic, "partition": record.partition, "offset": record.offset,
-                    "error_type": type(exc).__name__, "where": _where(exc)})
-                rejection = EventRejected("handler_error", f"{type(exc).__name__} in {_where(exc)}")
+                    "error_type": type(exc).__name__, "where": raised_at(exc)})
+                rejection = EventRejected("handler_error", f"{type(exc).__name__} in {raised_at(exc)}")
         return await self._dead_letter(uow, item, rejection, isolated=isolated, state=state)
 
     async def _dead_letter(self, uow: UnitOfWork, item: Decoded, rejection: EventRejected, *, isolated: bool,
@@ -274,7 +275,7 @@ class BatchProcessor:
                     raise
                 if not isolated:
                     raise _Replay() from None
-                log.error("rejection hook failed", extra={"error_type": type(exc).__name__, "where": _where(exc)})
+                log.error("rejection hook failed", extra={"error_type": type(exc).__name__, "where": raised_at(exc)})
         uow.add([dlq_row(self.service.name, record, rejection)])
         await mark_dead_lettered(conn, item.inbox_key)
         if oversized_parts(record):
@@ -338,12 +339,3 @@ class BatchProcessor:
                        tuple(r.headers or ()), state=self.service.batch_state() if state is None else state,
                        settings=self.settings)
 
-
-def _where(exc: BaseException) -> str:
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    if tb is None:
-        return "unknown"
-    code = tb.tb_frame.f_code
-    return f"{code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno} ({code.co_name})"

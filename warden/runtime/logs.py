@@ -78,3 +78,15 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root.setLevel(level.upper())
     for name in CLIENT_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def raised_at(exc: BaseException) -> str:
+    """Where an exception was raised, "file.py:line (function)": enough to find the bug, and never the
+    exception's message, which may quote the data it failed on."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return "unknown"
+    code = tb.tb_frame.f_code
+    return f"{code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno} ({code.co_name})"

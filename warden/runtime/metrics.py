@@ -62,6 +62,10 @@ TRANSIENT_ERRORS = Counter(
 # The runtime's components exist from the start at 0, so a rate over them is 0 rather than nothing.
 for _component in ("database", "kafka", "outbox"):
     TRANSIENT_ERRORS.labels(_component)
+JOB_FAILURES = Counter(
+    "warden_job_failures_total", "Background job rounds failed on a non-transient error (tried again next round)",
+    ["background_job"],  # not `job`: the scrape sets that label
+)
 READY = Gauge("warden_ready", "1 when the service is ready (group joined, database reachable)")
 
 
