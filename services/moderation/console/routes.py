@@ -19,6 +19,7 @@ GET|POST /console/signin, POST /console/signout   (warden.console)
 from __future__ import annotations
 
 import logging
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -284,7 +285,8 @@ def add_console(app: FastAPI, transactions: Transactions, cfg: ModerationConfig,
         return console.render(request, "content.html", session, status=status, item=item, queued=queued,
                               platform=platform, checked=automated_evidence(checks, platform_facts(platform)),
                               owner_decisions=owner_decisions, revealed=revealed, img_src=cfg.media_origin(),
-                              by_reason=_by_reason(reports), history=score_history(reports, item["cleared_at"], cfg),
+                              by_reason=_by_reason(reports), history=score_history(reports, item["cleared_at"], cfg)[-HISTORY_SHOWN:],
+                              reports_total=len(reports),
                               decisions=decisions, appeals=appeals, reasons=[r.value for r in ReportReason],
                               cfg=cfg, at=at, held=held, me=who.name, around=around, **extra)
 
@@ -350,27 +352,50 @@ def automated_evidence(checks: Checks, facts: ContentUpdated | None) -> Evidence
     return Evidence(checks.check(facts), checks.media.matches(facts) if facts.public_in_search else [], facts.media)
 
 
+# An item a brigade reported tens of thousands of times is shown, not all of it rendered: the counts and
+# weights cover every report, the tables the latest of each reason and of the score's history.
+REPORTS_SHOWN_PER_REASON = 100
+HISTORY_SHOWN = 200
+
+
 def _by_reason(reports) -> list[dict]:
     groups: dict[str, dict] = {}
     for r in reports:
-        group = groups.setdefault(r["reason"], {"reason": r["reason"], "reports": [], "contribution": 0.0})
+        group = groups.setdefault(r["reason"], {"reason": r["reason"], "reports": [], "count": 0, "contribution": 0.0})
         group["reports"].append(r)
+        group["count"] += 1
         group["contribution"] += r["contribution"]
+    for group in groups.values():
+        group["reports"] = group["reports"][-REPORTS_SHOWN_PER_REASON:]
     return sorted(groups.values(), key=lambda g: (-g["contribution"], g["reason"]))
 
 
 def score_history(reports, cleared_at: datetime | None, cfg: ModerationConfig) -> list[dict]:
-    """The item's window score after each report, replayed with the scoring rules the service applies.
+    """The item's window score after each report (in time order), replayed with the scoring rules the service
+    applies: a reporter counts once inside the window, a suspended reporter's report not at all.
 
-    Bank matches are not stored per report: they add to the live score the queue shows.
+    In one pass: the window's start only moves forward with the reports' times, so the reports that leave it
+    leave from the front of a queue, and the score is kept in 1/10,000ths (contributions are rounded to four
+    places), exact whatever the order of additions and removals. Bank matches are not stored per report: they
+    add to the live score the queue shows.
     """
-    window: scoring.Reports = {}
+    inside: deque[tuple[float, str, int]] = deque()  # (time, reporter, contribution in 1/10,000ths), in time order
+    counted: set[str] = set()
+    units = 0
     points = []
-    for r in reports:
+    for r in sorted(reports, key=lambda r: r["reported_at"]):
         at = r["reported_at"]
-        start = scoring.window_start(at, cleared_at if cleared_at and cleared_at <= at else None, cfg)
-        counted = r["reporter_id"] not in {k for k, v in window.items() if v[1] >= start.timestamp()}
-        window = scoring.add_report(window, r["reporter_id"], r["contribution"], at, start)
-        points.append({"at": at, "reason": r["reason"], "contribution": r["contribution"] if counted else 0.0,
-                       "score": scoring.window_score(window, start), "suspended": r["suspended"]})
+        start = scoring.window_start(at, cleared_at if cleared_at and cleared_at <= at else None, cfg).timestamp()
+        while inside and inside[0][0] < start:
+            _, reporter, part = inside.popleft()
+            counted.discard(reporter)
+            units -= part
+        counts = not r["suspended"] and r["reporter_id"] not in counted
+        if counts:
+            part = round(r["contribution"] * 10_000)
+            inside.append((at.timestamp(), r["reporter_id"], part))
+            counted.add(r["reporter_id"])
+            units += part
+        points.append({"at": at, "reason": r["reason"], "contribution": r["contribution"] if counts else 0.0,
+                       "score": units / 10_000, "suspended": r["suspended"]})
     return points

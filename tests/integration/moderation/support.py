@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import time
 import uuid
 from datetime import datetime, timezone
@@ -106,6 +107,16 @@ async def until(probe, timeout: float = 20.0):
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.2)
+
+
+async def console_page(api: httpx.AsyncClient, content_id: str) -> str:
+    """The moderator console's page of an item, as maria sees it (signed in through the form)."""
+    form = (await api.get("/console/signin")).text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+    await api.post("/console/signin", data={"token": "mod-token", "csrf_token": csrf})
+    page = await api.get(f"/console/content/{content_id}")
+    assert page.status_code == 200
+    return page.text
 
 
 def dumps(value) -> str:

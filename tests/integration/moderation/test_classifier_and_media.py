@@ -16,7 +16,8 @@ from moderation.classifier import Classifier
 from moderation.config import MediaBank
 from moderation.detection import Checks
 from moderation.media import PdqHash, pdq_hash
-from tests.integration.moderation.support import about, auth, config, content, publish, report, running_moderation, until
+from tests.integration.moderation.support import (about, auth, config, console_page, content, publish, report,
+                                                  running_moderation, until)
 from tests.support.kafka import wait_for_events
 from tests.support.stack import service_settings
 
@@ -229,16 +230,6 @@ async def test_a_projected_row_that_no_longer_validates_does_not_stop_the_rechec
         await until(lambda: checked(database_url, ["aaa-odd", shop["id"]], fingerprint))
         assert (await api.get("/readyz")).status_code == 200
     assert sor["data"]["action"] == "delist"
-
-
-async def console_page(api: httpx.AsyncClient, content_id: str) -> str:
-    """The moderator console's page of an item, as maria sees it (signed in through the form)."""
-    form = (await api.get("/console/signin")).text
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
-    await api.post("/console/signin", data={"token": "mod-token", "csrf_token": csrf})
-    page = await api.get(f"/console/content/{content_id}")
-    assert page.status_code == 200
-    return page.text
 
 
 def section(page: str, element_id: str) -> str:

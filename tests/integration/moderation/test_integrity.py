@@ -13,8 +13,8 @@ import asyncpg
 import httpx
 
 from tests.integration.legal_review.support import publish_received, received, registered
-from tests.integration.moderation.support import (REMOVED, TOKENS, about, appeal, auth, config, content, publish,
-                                                  report, running_moderation, until)
+from tests.integration.moderation.support import (REMOVED, TOKENS, about, appeal, auth, config, console_page, content,
+                                                  publish, report, running_moderation, until)
 from tests.support.kafka import produce_event, wait_for_events, wait_for_records
 from tests.support.requests import new_authority
 from tests.support.stack import running, service_settings
@@ -375,3 +375,29 @@ async def test_changed_content_is_checked_again_on_arrival(bootstrap, database_u
                       created_at=created.isoformat(), updated_at=changed.isoformat())
         entry = await until(lambda: queued(api, item["id"]))
     assert entry["source"] == "proactive" and entry["reason"] == "drugs"
+
+
+async def test_a_brigaded_items_console_page_shows_the_latest_reports_and_weighs_them_all(bootstrap, database_url):
+    item = content(title="Chess club Lille")
+    async with running_moderation(service_settings(bootstrap, database_url), config()) as api:
+        await publish(bootstrap, item)
+        await report(bootstrap, item, f"first-{item['id']}", "spam")
+        await until(lambda: fetch(database_url, "SELECT 1 FROM reports WHERE content_id = $1", item["id"]))
+        brigade = 5000  # recorded as the service records them; the page must not render each one
+        conn = await asyncpg.connect(database_url, server_settings={"search_path": "moderation"})
+        try:
+            await conn.execute("INSERT INTO reporters (reporter_id, trust) SELECT 'mob-' || n, 0.5"
+                               " FROM generate_series(1, $1::int) n", brigade)
+            await conn.execute(
+                """INSERT INTO reports (report_id, reporter_id, content_id, reason, surface, reported_at, contribution)
+                   SELECT 'r-' || n, 'mob-' || n, $2, 'drugs', 'search', now() - interval '1 hour' + n * interval '1 ms',
+                          0.5
+                   FROM generate_series(1, $1::int) n""", brigade, item["id"])
+        finally:
+            await conn.close()
+        page = await console_page(api, item["id"])
+    assert f"{brigade} report(s)" in page and "weighs 2500.0" in page
+    assert f"The latest 100 are shown; the {brigade - 100} earlier ones count in the weight above." in page
+    assert page.count("mob-") == 100 and "mob-5000<" in page and "mob-4900<" not in page
+    history = page.split('id="history"', 1)[1].split("</table>", 1)[0]
+    assert history.count("<tr>") == 1 + 200 and f"the latest 200 of {brigade + 1}" in page
