@@ -132,14 +132,14 @@ async def _prepare(stack: Stack, database_url: str, run_id: str) -> dict:
     return auth
 
 
-async def start_at_the_end(bootstrap: str, group_prefix: str) -> None:
+async def start_at_the_end(bootstrap: str, group_prefix: str, services: tuple[str, ...] = SERVICES) -> None:
     """Commit the step's new consumer groups at the end of their topics.
 
     On a shared broker the topics hold earlier steps' and other runs' events, which a new group
     would otherwise read from the start (Warden's groups begin at the earliest offset). Everything
     a step needs (its authority, its suspects, its requests) is published after this.
     """
-    for service in SERVICES:
+    for service in services:
         topics = [t.name for t in TOPICS.values() if service in t.consumers]
         consumer = kafka.consumer(bootstrap, f"{group_prefix}-{service}")
         await consumer.start()

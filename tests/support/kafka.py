@@ -35,8 +35,9 @@ async def produce_event(bootstrap: str, topic: str, event_type: str, data: dict[
     return event
 
 
-async def read_topic(bootstrap: str, topic: str) -> list[ConsumerRecord]:
-    """Every record on the topic now, from the beginning (no consumer group)."""
+async def read_topic(bootstrap: str, topic: str, since: dict[int, int] | None = None) -> list[ConsumerRecord]:
+    """Every record on the topic now, from the beginning or from the offsets `since` (partition -> offset, as
+    `topic_ends` gave them before the test acted: a topic the whole session shares grows long) (no consumer group)."""
     consumer = kafka.consumer(bootstrap, None, auto_offset_reset="latest", fetch_max_wait_ms=500)
     await consumer.start()
     try:
@@ -46,6 +47,9 @@ async def read_topic(bootstrap: str, topic: str) -> list[ConsumerRecord]:
             partitions = [TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or [])]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
+        for tp in partitions:
+            if since and since.get(tp.partition):
+                consumer.seek(tp, since[tp.partition])
         ends = await consumer.end_offsets(partitions)
         records: list[ConsumerRecord] = []
         while True:
@@ -71,16 +75,29 @@ def event_of(record: ConsumerRecord) -> dict[str, Any] | None:
     return event if isinstance(event, dict) else None
 
 
+async def topic_ends(bootstrap: str, topic: str) -> dict[int, int]:
+    """Each partition's end offset now: `since` for the reads of what a test is about to cause."""
+    consumer = kafka.consumer(bootstrap, None)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or [])]
+        return {tp.partition: offset for tp, offset in (await consumer.end_offsets(partitions)).items()}
+    finally:
+        await consumer.stop()
+
+
 async def wait_for_records(bootstrap: str, topic: str, match: Callable[[ConsumerRecord], bool], *,
-                           count: int = 1, timeout: float = 20.0, settle: float = 0.0) -> list[ConsumerRecord]:
-    """Poll the topic until `count` matching records exist; after `settle` s, return all matches."""
+                           count: int = 1, timeout: float = 20.0, settle: float = 0.0,
+                           since: dict[int, int] | None = None) -> list[ConsumerRecord]:
+    """Poll the topic (from `since`, see read_topic) until `count` matching records exist; after `settle` s,
+    return all matches."""
     deadline = time.monotonic() + timeout
     while True:
-        found = [r for r in await read_topic(bootstrap, topic) if match(r)]
+        found = [r for r in await read_topic(bootstrap, topic, since) if match(r)]
         if len(found) >= count:
             if settle:
                 await asyncio.sleep(settle)
-                found = [r for r in await read_topic(bootstrap, topic) if match(r)]
+                found = [r for r in await read_topic(bootstrap, topic, since) if match(r)]
             return found
         if time.monotonic() > deadline:
             raise AssertionError(f"{len(found)} of {count} expected records on {topic} after {timeout}s")

@@ -3,13 +3,13 @@ the case; a withdrawal takes back only the confirmation it followed (a later re-
 from __future__ import annotations
 
 import json
-import re
 from datetime import datetime, timedelta, timezone
 
 import httpx
 
 from tests.integration.legal_review.support import publish_received, received, registered, status_of
 from tests.integration.legal_review.test_review_api import TOKENS, as_, until
+from tests.support.console import sign_in
 from tests.support.kafka import produce_event
 from tests.support.requests import new_authority
 from tests.support.stack import running, service_settings
@@ -62,10 +62,7 @@ async def test_overturned_violations_leave_the_case_and_only_those(bootstrap, da
 
 
 async def _console_page(http: httpx.AsyncClient, case_id: str) -> str:
-
-    form = (await http.get("/console/signin")).text
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
-    await http.post("/console/signin", data={"token": "tok-alice", "csrf_token": csrf})
+    await sign_in(http, "tok-alice")
     answer = await http.get(f"/console/cases/{case_id}")
     assert answer.status_code == 200
     section = answer.text.split('id="h-violations"', 1)[1].split('id="h-four-eyes"', 1)[0]

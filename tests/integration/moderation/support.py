@@ -4,7 +4,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
 import time
 import uuid
 from datetime import datetime, timezone
@@ -13,6 +12,7 @@ import httpx
 
 from moderation.config import ModerationConfig
 from moderation.service import build_service
+from tests.support.console import sign_in
 from tests.support.kafka import produce_event
 from warden.runtime.runner import Runtime
 
@@ -111,9 +111,7 @@ async def until(probe, timeout: float = 20.0):
 
 async def console_page(api: httpx.AsyncClient, content_id: str) -> str:
     """The moderator console's page of an item, as maria sees it (signed in through the form)."""
-    form = (await api.get("/console/signin")).text
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
-    await api.post("/console/signin", data={"token": "mod-token", "csrf_token": csrf})
+    await sign_in(api, "mod-token")
     page = await api.get(f"/console/content/{content_id}")
     assert page.status_code == 200
     return page.text

@@ -4,7 +4,6 @@ again when the banks or the model change."""
 from __future__ import annotations
 
 import io
-import re
 from pathlib import Path
 
 import asyncpg
@@ -18,6 +17,7 @@ from moderation.detection import Checks
 from moderation.media import PdqHash, pdq_hash
 from tests.integration.moderation.support import (about, auth, config, console_page, content, publish, report,
                                                   running_moderation, until)
+from tests.support.console import csrf_token
 from tests.support.kafka import wait_for_events
 from tests.support.stack import service_settings
 
@@ -279,7 +279,7 @@ async def test_images_are_blurred_until_a_moderator_reveals_one_and_the_reveal_i
         assert "img-src https://media.example.test" in shown.headers["content-security-policy"]
 
         forged = await api.post("/console/reveal", data={"content_id": item["id"], "media_id": "avatar"})
-        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        csrf = csrf_token(page)
         unknown = await api.post("/console/reveal",
                                  data={"csrf_token": csrf, "content_id": item["id"], "media_id": "not-listed"})
         assert (forged.status_code, unknown.status_code) == (403, 422)
@@ -295,5 +295,5 @@ async def test_images_are_blurred_until_a_moderator_reveals_one_and_the_reveal_i
         async with httpx.AsyncClient(base_url=str(api.base_url)) as other:  # alex has revealed nothing
             form = (await other.get("/console/signin")).text
             await other.post("/console/signin", data={
-                "token": "appeal-token", "csrf_token": re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)})
+                "token": "appeal-token", "csrf_token": csrf_token(form)})
             assert "filter: blur(24px)" in section((await other.get(f"/console/content/{item['id']}")).text, "media")
