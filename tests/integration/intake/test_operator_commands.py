@@ -167,9 +167,12 @@ async def test_tail_follows_new_events_until_interrupted(bootstrap):
     import subprocess
     import sys
 
+    # Ctrl-C as at a terminal: a suite started in the background (`make test &`) ignores SIGINT, and so would
+    # the command, which inherits it.
     tail = subprocess.Popen([sys.executable, "-m", "warden.cli.main", "events", "tail", "legal.requests.status",
                              "-n", "0", "-f", "--json", "--bootstrap", bootstrap],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         first = asyncio.create_task(asyncio.to_thread(tail.stdout.readline))
         status = {"request_id": "REQ-tail", "authority_id": "auth-tail", "status": "received",
