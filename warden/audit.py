@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, replace
@@ -47,7 +46,6 @@ if TYPE_CHECKING:
     from warden.runtime.service import Context
     from warden.runtime.unit_of_work import UnitOfWork
 
-log = logging.getLogger(__name__)
 HEAD_CHECKPOINTED = Gauge(
     "warden_audit_head_checkpointed_timestamp_seconds",
     "When the periodic job last saw the audit chain's head checkpointed (one written to the outbox, or none "
