@@ -11,7 +11,6 @@ exceed that retention; past it a row protects nothing and only grows the table.
 from __future__ import annotations
 
 import asyncio
-import logging
 from datetime import datetime, timedelta, timezone
 
 from typing import TYPE_CHECKING
@@ -19,13 +18,12 @@ from typing import TYPE_CHECKING
 import asyncpg
 
 from warden.runtime import metrics
-from warden.runtime.database import after_transient, is_transient
+from warden.runtime.database import after_transient
 from warden.runtime.dead_letters import is_replay
+from warden.runtime.jobs import every
 
 if TYPE_CHECKING:
     from warden.runtime.batch import Decoded
-
-log = logging.getLogger(__name__)
 
 
 async def claim_in_inbox(conn: asyncpg.Connection, items: list[Decoded]) -> set[tuple[str, str]]:
@@ -77,9 +75,10 @@ async def prune_inbox_once(conn: asyncpg.Connection, cutoff: datetime, batch_siz
 
 async def prune_inbox(service: str, pool: asyncpg.Pool, stopping: asyncio.Event, *, retention_days: float,
                       interval_s: float, batch_size: int, pause_s: float = 0.05) -> None:
-    """Every `interval_s`: delete what is past the window in batches of `batch_size`, pausing between
-    batches so that the consumer's transactions never wait long behind a delete."""
-    while not stopping.is_set():
+    """Every `interval_s` (a background job, warden.runtime.jobs): delete what is past the window in batches
+    of `batch_size`, pausing between batches so that the consumer's transactions never wait long behind a
+    delete."""
+    async def step() -> None:
         cutoff = datetime.now(timezone.utc) - timedelta(days=retention_days)
         try:
             while not stopping.is_set():
@@ -87,14 +86,10 @@ async def prune_inbox(service: str, pool: asyncpg.Pool, stopping: asyncio.Event,
                     deleted = await prune_inbox_once(conn, cutoff, batch_size)
                 metrics.INBOX_PRUNED.inc(deleted)
                 if deleted < batch_size:
-                    break
+                    return
                 await asyncio.sleep(pause_s)
         except Exception as exc:
-            if not is_transient(exc):
-                log.exception("inbox pruning failed", extra={"error_type": type(exc).__name__})
             await after_transient(pool, exc)
-            metrics.TRANSIENT_ERRORS.labels("database").inc()
-        try:
-            await asyncio.wait_for(stopping.wait(), timeout=interval_s)
-        except asyncio.TimeoutError:
-            pass
+            raise
+
+    await every(stopping, interval_s, step, "inbox_pruning")
