@@ -21,14 +21,17 @@ from intake.authority_api import authority_routes
 from intake.authority_view import record_disclosures, record_statuses
 from intake.handlers import receive_requests, report_invalid_request
 
+VIEW_READ_EVERY_S = 0.25
+
 SERVICE = Service(
     name="intake",
     schema="intake",
     subscriptions=[
         Subscription("legal.requests.submitted", handle_batch=receive_requests, on_rejected=report_invalid_request),
         AUTHORITY_REGISTRY,
-        Subscription("legal.requests.progress", handle_batch=record_statuses),
-        Subscription("legal.disclosures.issued", handle_batch=record_disclosures),
+        # What each authority may read: a few batches a second (Subscription.read_every_s), while requests flow.
+        Subscription("legal.requests.progress", handle_batch=record_statuses, read_every_s=VIEW_READ_EVERY_S),
+        Subscription("legal.disclosures.issued", handle_batch=record_disclosures, read_every_s=VIEW_READ_EVERY_S),
     ],
     migrations=[AUTHORITY_MIGRATIONS, MigrationSet("intake", Path(__file__).parent / "migrations")],
     # LegalRequest, RequestAmended, RequestWithdrawn: as the authority signed them over the authority API.

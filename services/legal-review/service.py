@@ -43,6 +43,8 @@ def routes(app: FastAPI, runtime: ServiceContext) -> None:
     console_routes(app, runtime)
 
 
+OUTCOMES_READ_EVERY_S = 0.25
+
 SERVICE = Service(
     name="legal-review",
     schema="legal_review",
@@ -52,8 +54,10 @@ SERVICE = Service(
         Subscription("legal.requests.withdrawn", withdraw_request),
         AUTHORITY_REGISTRY,
         Subscription("moderation.violations", record_violation),
-        Subscription("legal.disclosures.issued", handle_batch=record_disclosures),
-        Subscription("legal.requests.status", record_fulfilment, wants=is_fulfilment),
+        # Disclosure's outcomes, for the case view: read in a few batches a second (Subscription.read_every_s).
+        Subscription("legal.disclosures.issued", handle_batch=record_disclosures, read_every_s=OUTCOMES_READ_EVERY_S),
+        Subscription("legal.requests.status", record_fulfilment, wants=is_fulfilment,
+                     read_every_s=OUTCOMES_READ_EVERY_S),
     ],
     migrations=[AUTHORITY_MIGRATIONS, MigrationSet("legal_review", Path(__file__).parent / "migrations")],
     emits=(RequestApproved, RequestRejected, RequestStatus, RequestProgress, AuditCheckpoint),

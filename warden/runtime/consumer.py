@@ -43,9 +43,45 @@ class _GroupMembership(ConsumerRebalanceListener):
     async def on_partitions_revoked(self, revoked):  # noqa: D401 - aiokafka callback
         # What we handled is committed before another member takes the partitions over.
         await self.loop.commit_handled()
+        self.loop.spacing.forget(revoked)
 
     async def on_partitions_assigned(self, assigned):
         self.joined = True
+
+
+class Spacing:
+    """Partitions of the subscriptions that read at most every so often (Subscription.read_every_s): each
+    paused once a poll has brought its records, and resumed when its interval has passed.
+
+    Pausing drops records the consumer fetched past the batch for that partition; they are fetched
+    again after the pause (its position is where the batch ended)."""
+
+    def __init__(self, consumer: AIOKafkaConsumer, intervals: dict[str, float]):
+        self.consumer = consumer
+        self.intervals = intervals  # topic -> seconds, only the spaced ones
+        self.paused: dict[TopicPartition, asyncio.TimerHandle] = {}
+
+    def after_poll(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        if not self.intervals:
+            return
+        assigned = self.consumer.assignment()
+        for tp in batch:
+            interval = self.intervals.get(tp.topic)
+            if interval and tp not in self.paused and tp in assigned:
+                self.consumer.pause(tp)
+                self.paused[tp] = asyncio.get_running_loop().call_later(interval, self._resume, tp)
+
+    def _resume(self, tp: TopicPartition) -> None:
+        del self.paused[tp]
+        if tp in self.consumer.assignment():
+            self.consumer.resume(tp)
+
+    def forget(self, partitions) -> None:
+        """Partitions revoked, or the loop ending: their timers go (a partition assigned again starts unpaused)."""
+        for tp in list(partitions):
+            timer = self.paused.pop(tp, None)
+            if timer is not None:
+                timer.cancel()
 
 
 @dataclass
@@ -80,6 +116,7 @@ class ConsumerLoop:
         self._handled: dict[TopicPartition, int] = {}  # the next offset of each partition, not yet committed
         self._commit_started_at = float("-inf")
         self._commit_in_flight: asyncio.Task | None = None
+        self.spacing = Spacing(consumer, {s.topic: s.read_every_s for s in service.subscriptions if s.read_every_s})
 
     def subscribe(self) -> None:
         self.consumer.subscribe([s.topic for s in self.service.subscriptions], listener=self.membership)
@@ -104,6 +141,7 @@ class ConsumerLoop:
                         await self.commit_behind()  # a quiet spell: what was handled before it
                         continue
                     decoded = None
+                    self.spacing.after_poll(batch)
                 handling = asyncio.create_task(self._handle(batch, decoded, stopping), name="batch")
                 ahead = await self.read_ahead(handling)
                 if not await handling:
@@ -112,6 +150,7 @@ class ConsumerLoop:
         finally:
             if handling is not None and not handling.done():  # the loop itself was cancelled
                 handling.cancel()
+            self.spacing.forget(self.spacing.paused)
             await self.commit_handled()
 
     async def _handle(self, batch: dict[TopicPartition, list[ConsumerRecord]], decoded: list[Decoded] | None,
@@ -133,6 +172,7 @@ class ConsumerLoop:
             return None  # the next poll meets the error and retries
         if not batch:
             return None
+        self.spacing.after_poll(batch)
         records = [r for partition_records in batch.values() for r in partition_records]
         decoded: list[Decoded] = []
         for start in range(0, len(records), self.DECODE_SLICE):

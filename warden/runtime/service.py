@@ -169,6 +169,11 @@ class Subscription:
     # no to is acknowledged with nothing done (no validation, no inbox row, no handler, no dead letter) and
     # counted as `ignored`. Only for events the service would do nothing with, valid or not.
     wants: Callable[[Envelope], bool] | None = None
+    # For a view of another service's progress that may lag behind it by this many seconds (what an
+    # authority is shown of its requests): once a poll brings this topic's records, its partitions are
+    # not fetched again until the interval has passed, so each fetch, batch and transaction carries more
+    # of its events and the topics that gate an effect are fetched on their own in between. 0: at once.
+    read_every_s: float = 0.0
 
 
 class ServiceContext(Protocol):
