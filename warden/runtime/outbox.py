@@ -112,6 +112,14 @@ class OutboxRelay:
     # more often: while rows are handed over, a scan walks the index over every row deleted since the
     # table's last vacuum, and finds little else.
     SCAN_EVERY_S = 5.0
+    # The backlog is counted at most this often: count(*) reads every row version the table holds, the
+    # deleted ones too until a vacuum, and the alerts on it wait minutes.
+    BACKLOG_EVERY_S = 10.0
+    # Rows live for milliseconds, so the table is mostly deleted rows until a vacuum, which autovacuum
+    # starts a minute apart by default; every insert, scan and count walks them. The relay vacuums the
+    # table itself once it has deleted this many rows, at most every VACUUM_EVERY_S.
+    VACUUM_AFTER_DELETED = 2_000
+    VACUUM_EVERY_S = 2.0
 
     def __init__(self, service: str, pool: asyncpg.Pool, producer: AIOKafkaProducer, *,
                  batch_size: int, retry_initial_s: float, retry_max_s: float):
@@ -123,7 +131,9 @@ class OutboxRelay:
         self.retry_max_s = retry_max_s
         self.wakeup = asyncio.Event()  # set: scan the table now
         self.healthy = True
-        self._backlog_counted_at = 0.0
+        self._backlog_counted_at = float("-inf")
+        self._deleted = 0  # rows deleted since the last vacuum
+        self._vacuumed_at = float("-inf")
         self.handed: dict[int, OutboxRow] = {}  # committed by this process's consumer, not yet sent; in order
         self._handed_event = asyncio.Event()
         self._scanned: set[int] = set()  # what the last scan sent: a late hand-over of it is dropped
@@ -158,6 +168,7 @@ class OutboxRelay:
             try:
                 await self.gauge_backlog()
                 sent = await (self.publish_batch() if scan else self.publish_handed())
+                await self.vacuum_when_due()
                 self.healthy = True
                 backoff.reset()
             except Exception as exc:
@@ -207,6 +218,7 @@ class OutboxRelay:
                 await set_aside(conn, refused)
                 ids = [r["id"] for r in rows]
                 await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", ids)
+                self._deleted += len(ids)
                 for row_id in ids:
                     self.handed.pop(row_id, None)
                 self._scanned = set(ids)
@@ -228,6 +240,7 @@ class OutboxRelay:
                     await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", ids)
             else:
                 await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", ids)
+        self._deleted += len(ids)
         return len(batch)
 
     async def _send(self, rows: list[tuple[int, OutboxRow]]) -> list[tuple[int, str]]:
@@ -270,7 +283,7 @@ class OutboxRelay:
     async def gauge_backlog(self) -> None:
         """Every row waiting in the outbox, whatever holds it there, and every row set aside."""
         now = asyncio.get_running_loop().time()
-        if now - self._backlog_counted_at < 1.0:
+        if now - self._backlog_counted_at < self.BACKLOG_EVERY_S:
             return
         self._backlog_counted_at = now
         async with self.pool.acquire() as conn:
@@ -278,6 +291,17 @@ class OutboxRelay:
                 "SELECT (SELECT count(*) FROM outbox), (SELECT count(*) FROM outbox_refused)")
         metrics.OUTBOX_BACKLOG.set(waiting)
         metrics.OUTBOX_SET_ASIDE.set(aside)
+
+
+    async def vacuum_when_due(self) -> None:
+        """VACUUM the outbox once enough rows were deleted (SKIP_LOCKED: another replica's vacuum or an
+        autovacuum already at it is enough). Outside any transaction, as VACUUM must be."""
+        now = asyncio.get_running_loop().time()
+        if self._deleted < self.VACUUM_AFTER_DELETED or now - self._vacuumed_at < self.VACUUM_EVERY_S:
+            return
+        self._deleted, self._vacuumed_at = 0, now
+        async with self.pool.acquire() as conn:
+            await conn.execute("VACUUM (SKIP_LOCKED) outbox")
 
 
 def refused_for_good(exc: BaseException) -> bool:

@@ -151,3 +151,27 @@ async def test_a_busy_relay_still_scans_for_rows_nobody_handed_over(bootstrap, d
         assert b"left by an earlier life" in await s.published()
         # Out within SCAN_EVERY_S (and 2.5 s to spare), while hand-overs kept coming.
         assert i < (OutboxRelay.SCAN_EVERY_S + 2.5) / 0.05
+
+
+async def test_the_relay_vacuums_the_outbox_once_it_has_deleted_enough_rows(bootstrap, database_url):
+    async with Setup(database_url, bootstrap) as s:
+        s.relay.VACUUM_AFTER_DELETED, s.relay.VACUUM_EVERY_S = 5, 3600
+        await s.relay.publish_batch()  # the start's scan
+
+        s.relay.hand_over(*await s.commit(b"1", b"2", b"3"))
+        await s.relay.publish_handed()
+        await s.relay.vacuum_when_due()
+        assert not any(q.startswith("VACUUM") for q in s.statements)  # 3 deleted: not yet
+
+        for values in ([b"4", b"5"], [b"6", b"7"]):
+            s.relay.hand_over(*await s.commit(*values))
+            await s.relay.publish_handed()
+            await s.relay.vacuum_when_due()
+        assert sum(q.startswith("VACUUM") for q in s.statements) == 1  # past 5, then not again within the interval
+
+        async with s.pool.acquire() as conn:  # the connection that vacuumed: its statistics, flushed now
+            await conn.execute("SELECT pg_stat_force_next_flush()")
+            vacuumed = await conn.fetchval(
+                "SELECT vacuum_count FROM pg_stat_user_tables WHERE relid = 'outbox'::regclass")
+        assert vacuumed == 1  # Postgres did it: the service's role may vacuum its outbox
+        assert await s.published() == [str(n).encode() for n in range(1, 8)]
