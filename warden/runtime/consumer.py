@@ -51,7 +51,9 @@ class _GroupMembership(ConsumerRebalanceListener):
 
 class Spacing:
     """Partitions of the subscriptions that read at most every so often (Subscription.read_every_s): each
-    paused once a poll has brought its records, and resumed when its interval has passed.
+    paused once a poll has brought its records up to the partition's end, and resumed when its interval
+    has passed. A partition behind its end is not paused: a view catching up (after a restart, an outage,
+    a burst) reads at full speed, and only a view that is current waits between reads.
 
     Pausing drops records the consumer fetched past the batch for that partition; they are fetched
     again after the pause (its position is where the batch ended)."""
@@ -65,9 +67,12 @@ class Spacing:
         if not self.intervals:
             return
         assigned = self.consumer.assignment()
-        for tp in batch:
+        for tp, records in batch.items():
             interval = self.intervals.get(tp.topic)
-            if interval and tp not in self.paused and tp in assigned:
+            if not interval or tp in self.paused or tp not in assigned:
+                continue
+            end = self.consumer.highwater(tp)  # as of the last fetch; None before any
+            if end is not None and records and records[-1].offset + 1 >= end:
                 self.consumer.pause(tp)
                 self.paused[tp] = asyncio.get_running_loop().call_later(interval, self._resume, tp)
 

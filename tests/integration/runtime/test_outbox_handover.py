@@ -175,3 +175,21 @@ async def test_the_relay_vacuums_the_outbox_once_it_has_deleted_enough_rows(boot
                 "SELECT vacuum_count FROM pg_stat_user_tables WHERE relid = 'outbox'::regclass")
         assert vacuumed == 1  # Postgres did it: the service's role may vacuum its outbox
         assert await s.published() == [str(n).encode() for n in range(1, 8)]
+
+
+async def test_the_relay_does_not_vacuum_while_it_drains_a_backlog(bootstrap, database_url):
+    async with Setup(database_url, bootstrap) as s:
+        await s.commit(*[str(n).encode() for n in range(5)])  # a backlog: three scans of two rows each
+        s.relay.batch_size, s.relay.VACUUM_AFTER_DELETED, s.relay.VACUUM_EVERY_S = 2, 1, 0
+        stopping = asyncio.Event()
+        task = asyncio.create_task(s.relay.run(stopping))
+        while await s.waiting():
+            await asyncio.sleep(0.05)
+        stopping.set()
+        s.relay.wakeup.set()
+        await asyncio.wait_for(task, 10)
+
+        passes = [q for q in s.statements if "FOR UPDATE SKIP LOCKED" in q or q.startswith("VACUUM")]
+        first_vacuum = next(i for i, q in enumerate(passes) if q.startswith("VACUUM"))
+        assert first_vacuum == 3  # after the third scan, the first that took less than a full batch
+        assert await s.published() == [str(n).encode() for n in range(5)]

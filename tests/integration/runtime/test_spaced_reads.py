@@ -1,6 +1,6 @@
-"""Subscription.read_every_s, on a real broker: once a poll has brought a spaced topic's records, its
-partition is not fetched again until the interval has passed, while the other subscriptions' events flow
-on; what arrived meanwhile comes in the next poll, each event handled once.
+"""Subscription.read_every_s, on a real broker: a view behind its partition's end reads at full speed; once
+current, its partition is not fetched again until the interval has passed, while the other subscriptions'
+events flow on; what arrived meanwhile comes in the next poll, each event handled once.
 
 Its own broker, so that the session's other tests' events are not in these topics."""
 from __future__ import annotations
@@ -63,6 +63,18 @@ async def send(producer, request_id: str) -> None:
         await producer.send_and_wait(row.topic, row.value, key=row.key, headers=row.headers)
 
 
+async def send_backlog(producer, count: int) -> list[str]:
+    """`count` requests' progress, as a view finds them waiting after a restart."""
+    ids = [f"b-{n}" for n in range(count)]
+    for request_id in ids:
+        progress, _ = status_events(request_id=request_id, authority_id="court-1", case_id=str(uuid.uuid4()),
+                                    status="received", at=datetime.now(timezone.utc))
+        row = event_row("intake", progress)
+        await producer.send(row.topic, row.value, key=row.key, headers=row.headers)
+    await producer.flush()
+    return ids
+
+
 async def test_a_spaced_topic_is_fetched_again_only_after_its_interval_and_the_others_flow_meanwhile(
         broker, database_url):
     await kafka.create_topics(broker)
@@ -80,9 +92,18 @@ async def test_a_spaced_topic_is_fetched_again_only_after_its_interval_and_the_o
     loop = ConsumerLoop(service, pool, consumer, batch_max_records=100, poll_timeout_ms=50,
                         retry_initial_s=0.1, retry_max_s=0.1)
     loop.subscribe()
+    backlog = await send_backlog(producer, 250)  # three polls' worth
     stopping = asyncio.Event()
     running = asyncio.create_task(loop.run(stopping))
     try:
+        # Behind the partition's end, the view reads at full speed: not one poll per interval.
+        await handled.wait_for(PROGRESS, backlog[-1])
+        assert handled.ids(PROGRESS) == backlog and len(handled.of(PROGRESS)) >= 3  # batches of 100
+        calls = handled.of(PROGRESS)
+        assert calls[-1][1] - calls[0][1] < INTERVAL_S  # (each paused poll would have waited the interval)
+        handled.calls.clear()
+        await asyncio.sleep(INTERVAL_S)  # the pause that followed the catch-up, over
+
         await send(producer, "r-1")
         await handled.wait_for(STATUS, "r-1")
         await handled.wait_for(PROGRESS, "r-1")
