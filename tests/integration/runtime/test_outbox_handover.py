@@ -62,6 +62,16 @@ class Setup:
     async def published(self) -> list[bytes]:
         return [r.value for r in await read_topic(self.bootstrap, TOPIC) if r.key == self.key]
 
+    async def run_until_empty(self) -> None:
+        """The relay's own loop, stopped once the outbox is empty."""
+        stopping = asyncio.Event()
+        task = asyncio.create_task(self.relay.run(stopping))
+        while await self.waiting():
+            await asyncio.sleep(0.05)
+        stopping.set()
+        self.relay.wakeup.set()
+        await asyncio.wait_for(task, 10)
+
     def scans(self) -> int:
         return sum("FOR UPDATE SKIP LOCKED" in q for q in self.statements)
 
@@ -95,17 +105,11 @@ async def test_a_row_a_scan_sent_is_not_sent_again_when_handed_over(bootstrap, d
 async def test_rows_the_relay_could_not_keep_go_out_before_later_ones(bootstrap, database_url):
     async with Setup(database_url, bootstrap) as s:
         s.relay.MAX_HANDED = 2
-        stopping = asyncio.Event()
         await s.relay.publish_batch()  # the start's scan: nothing left from before
         s.relay.hand_over(*await s.commit(b"row 1", b"row 2", b"row 3"))  # too many to keep: forgotten, left to scans
         s.relay.hand_over(*await s.commit(b"row 4"))
 
-        task = asyncio.create_task(s.relay.run(stopping))
-        while await s.waiting():
-            await asyncio.sleep(0.05)
-        stopping.set()
-        s.relay.wakeup.set()
-        await asyncio.wait_for(task, 10)
+        await s.run_until_empty()
 
         assert await s.published() == [b"row 1", b"row 2", b"row 3", b"row 4"]
 
@@ -181,13 +185,7 @@ async def test_the_relay_does_not_vacuum_while_it_drains_a_backlog(bootstrap, da
     async with Setup(database_url, bootstrap) as s:
         await s.commit(*[str(n).encode() for n in range(5)])  # a backlog: three scans of two rows each
         s.relay.batch_size, s.relay.VACUUM_AFTER_DELETED, s.relay.VACUUM_EVERY_S = 2, 1, 0
-        stopping = asyncio.Event()
-        task = asyncio.create_task(s.relay.run(stopping))
-        while await s.waiting():
-            await asyncio.sleep(0.05)
-        stopping.set()
-        s.relay.wakeup.set()
-        await asyncio.wait_for(task, 10)
+        await s.run_until_empty()
 
         passes = [q for q in s.statements if "FOR UPDATE SKIP LOCKED" in q or q.startswith("VACUUM")]
         first_vacuum = next(i for i, q in enumerate(passes) if q.startswith("VACUUM"))
