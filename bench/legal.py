@@ -152,10 +152,16 @@ async def start_at_the_end(bootstrap: str, group_prefix: str, services: tuple[st
 
 
 class IssuedWatcher:
-    """Reads legal.disclosures.issued from its end; notes when each request's package arrives."""
+    """Reads legal.disclosures.issued from its end; notes when each request's package arrives.
+
+    Its fetch wait is part of every latency it reports (Tansu answers a fetch when the wait ends), so it
+    is fixed here, the same in every tree compared, whatever the services' consumers use."""
+
+    FETCH_MAX_WAIT_MS = 50
 
     def __init__(self, bootstrap: str):
-        self.consumer = kafka.consumer(bootstrap, None, auto_offset_reset="latest")
+        self.consumer = kafka.consumer(bootstrap, None, auto_offset_reset="latest",
+                                       fetch_max_wait_ms=self.FETCH_MAX_WAIT_MS)
         self.arrived: dict[str, float] = {}
         self.task: asyncio.Task | None = None
 

@@ -17,7 +17,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 from aiokafka.helpers import create_ssl_context
 
 from warden.contract.topics import DLQ_PARTITIONS, DLQ_RETENTION_MS, TOPICS, all_topic_names
-from warden.runtime.settings import ConfigurationError, KafkaSecurity, read_kafka_security
+from warden.runtime.settings import FETCH_MAX_WAIT_MS, ConfigurationError, KafkaSecurity, read_kafka_security
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +67,8 @@ def producer(bootstrap: str, security: KafkaSecurity | None = None, **overrides)
 
 def consumer(bootstrap: str, group_id: str | None, security: KafkaSecurity | None = None,
              **overrides) -> AIOKafkaConsumer:
-    # fetch_max_wait_ms 50 (aiokafka's default is 500): Tansu answers a fetch only when that wait
-    # ends, not when data arrives, which cost ~200 ms per hop (docs/performance.md). Against
-    # Apache Kafka it only bounds how long an idle fetch is parked.
     options = dict(group_id=group_id, enable_auto_commit=False, auto_offset_reset="earliest",
-                   max_partition_fetch_bytes=4 * 1024 * 1024, fetch_max_wait_ms=50)
+                   max_partition_fetch_bytes=4 * 1024 * 1024, fetch_max_wait_ms=FETCH_MAX_WAIT_MS)
     options.update(overrides)
     return AIOKafkaConsumer(**connection(bootstrap, security), **options)
 
