@@ -60,7 +60,7 @@ def producer(bootstrap: str, security: KafkaSecurity | None = None, **overrides)
     # made the rest wait for it, so one pass of disclosure packages (a few KiB each, all to
     # the authority's partition) took ~5 produce requests instead of one (docs/performance.md).
     # linger_ms 0: the relay hands the producer a whole pass before it yields to the event loop, so
-    # a pass leaves as one produce request anyway; lingering only held every hop back by 5 ms.
+    # a pass leaves as one produce request anyway; lingering would only hold every hop back.
     options = dict(acks="all", enable_idempotence=False, linger_ms=0, max_batch_size=1024 * 1024,
                    max_request_size=2 * 1024 * 1024)
     options.update(overrides)

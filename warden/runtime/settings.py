@@ -20,8 +20,8 @@ SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 # a fetch that finds nothing new is parked. The embedded broker (Tansu) answers a fetch only when the
 # wait ends, so it paces every consumer: each answer is one batch, and each batch costs a transaction,
 # an outbox pass and a produce request, and the broker a listing of the partition's record batches.
-# 75 ms gave the legal pipeline its lowest p99 at 200 req/s, with 14 % less CPU per request than 50
-# (60, 85 and 100 were slower; docs/performance.md).
+# A longer wait means fewer, larger batches and a longer wait in each hop; the legal pipeline's
+# measurements behind 75 ms, and its price at low rates, are in docs/performance.md.
 FETCH_MAX_WAIT_MS = 75
 
 
@@ -129,7 +129,7 @@ class Settings(BaseSettings):
     # Kafka consumer tuning
     batch_max_records: int = 500
     poll_timeout_ms: int = 200
-    # How long the broker may hold a fetch that finds nothing new (see warden/runtime/kafka.py).
+    # How long the broker may hold a fetch that finds nothing new (FETCH_MAX_WAIT_MS above).
     fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS
     # Offsets are committed at most this often (and on stop and rebalance): they only decide what a
     # restart redelivers, which the inbox drops. 0: after every batch.
