@@ -23,7 +23,7 @@ import hashlib
 import json
 import os
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -74,14 +74,19 @@ class AuditEntry:
 
 
 def entry_hash(entry: AuditEntry) -> str:
+    return _hash(entry.seq, entry.case_id, entry.action, entry.actor, entry.at, entry.detail, entry.prev_hash)
+
+
+def _hash(seq: int, case_id: str | None, action: str, actor: str, at: datetime, detail: dict[str, Any],
+          prev_hash: str) -> str:
     document = {
-        "seq": entry.seq,
-        "case_id": entry.case_id,
-        "action": entry.action,
-        "actor": entry.actor,
-        "at": entry.at.astimezone(timezone.utc).isoformat(),
-        "detail": entry.detail,
-        "prev_hash": entry.prev_hash,
+        "seq": seq,
+        "case_id": case_id,
+        "action": action,
+        "actor": actor,
+        "at": at.astimezone(timezone.utc).isoformat(),
+        "detail": detail,
+        "prev_hash": prev_hash,
     }
     return hashlib.sha256(canonical(document)).hexdigest()
 
@@ -322,12 +327,11 @@ class Chain:
         signer = self.signer = self.signer or current_signer()
         # Round-trip through JSON so the hash is over exactly what jsonb will give back.
         detail = orjson.loads(orjson.dumps(detail, default=str, option=orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS))
-        seq, prev_hash = (after.seq, after.hash) if after is not None else (self.seq, self.hash)
-        entry = AuditEntry(seq=seq + 1, case_id=case_id, action=action, actor=actor,
-                           at=at, detail=detail, prev_hash=prev_hash)
-        entry = replace(entry, hash=entry_hash(entry), key_id=signer.key_id)
-        return replace(entry, signature=signer.sign(
-            signed_entry_bytes(self.service, self.chain_id, entry.seq, entry.hash)))
+        seq, prev_hash = (after.seq + 1, after.hash) if after is not None else (self.seq + 1, self.hash)
+        hash_ = _hash(seq, case_id, action, actor, at, detail, prev_hash)
+        return AuditEntry(seq=seq, case_id=case_id, action=action, actor=actor, at=at, detail=detail,
+                          prev_hash=prev_hash, hash=hash_, key_id=signer.key_id,
+                          signature=signer.sign(signed_entry_bytes(self.service, self.chain_id, seq, hash_)))
 
     def appended(self, entry: AuditEntry) -> None:
         self.seq, self.hash = entry.seq, entry.hash

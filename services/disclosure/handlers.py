@@ -15,6 +15,7 @@ from warden.identifiers import case_id_for
 from warden.provenance import request_key
 from warden.identifiers import normalise_phone_number, normalise_username
 from warden.runtime.service import BatchItem, Context
+from warden.runtime.settings import from_environment
 
 from disclosure import audit, metrics, store
 from disclosure.keys import platform_private_key
@@ -68,10 +69,10 @@ class DisclosureState(AuthorityState):
 
 
 def settings(ctx: Context) -> DisclosureSettings:
-    """Read from the environment once per batch (pydantic-settings is not free)."""
+    """Read from the environment once per batch, parsed once per distinct environment."""
     state: DisclosureState = ctx.state
     if state.settings is None:
-        state.settings = DisclosureSettings()
+        state.settings = from_environment(DisclosureSettings)
     return state.settings
 
 

@@ -7,8 +7,10 @@ security settings also accept the conventional `KAFKA_BOOTSTRAP_SERVERS`,
 from __future__ import annotations
 
 import ipaddress
+import os
+from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,6 +25,22 @@ SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 # A longer wait means fewer, larger batches and a longer wait in each hop; the legal pipeline's
 # measurements behind 75 ms, and its price at low rates, are in docs/performance.md.
 FETCH_MAX_WAIT_MS = 75
+
+
+AnySettings = TypeVar("AnySettings", bound=BaseSettings)
+
+
+def from_environment(cls: type[AnySettings]) -> AnySettings:
+    """`cls()`, parsed once for each distinct set of `WARDEN_*` variables: a parse takes ~0.5 ms and a
+    hot path may ask once per batch. Only for classes that read nothing but `WARDEN_*` variables; the
+    instance is shared, so callers never change it."""
+    environment = tuple(sorted((k, v) for k, v in os.environ.items() if k.upper().startswith("WARDEN_")))
+    return _parsed(cls, environment)
+
+
+@lru_cache(maxsize=32)
+def _parsed(cls: type[AnySettings], environment: tuple[tuple[str, str], ...]) -> AnySettings:
+    return cls()
 
 
 class ConfigurationError(Exception):
