@@ -1,0 +1,140 @@
+"""The legal pipeline of two checkouts, side by side: `python -m bench.sidebyside BEFORE AFTER`.
+
+Each checkout is a directory with its own `.venv` (`make` made it) and its own bench. Runs alternate
+in pairs, the order swapped every pair (before-after, after-before, ...), so that a machine slowing
+down or speeding up through the session weighs on both alike. Every run is that checkout's own
+`python -m bench --only legal --rates RATE --duration S` on its own embedded broker and database.
+
+On a shared machine one run's p99 moves by tens of per cent with what else runs, so one pair says
+little: it prints each pair's p99 and CPU per request with their ratios (after / before), then the
+ratio of the means and the median of the pairs' ratios. Results: OUT/runs/*/latest.json, and
+OUT/sidebyside.json and .md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Run:
+    side: str  # before | after
+    pair: int
+    started_at: str
+    p50_ms: float
+    p99_ms: float
+    cpu_ms_per_request: float  # every process of the run: services, Postgres, broker, load generator
+    held_per_s: float
+
+
+def order(pairs: int) -> list[tuple[int, str]]:
+    """(pair, side) in the order to run them: before first in even pairs, after first in odd ones."""
+    runs = []
+    for pair in range(pairs):
+        sides = ("before", "after") if pair % 2 == 0 else ("after", "before")
+        runs.extend((pair, side) for side in sides)
+    return runs
+
+
+def run_of(result: dict, side: str, pair: int) -> Run:
+    """The figures of one `python -m bench --only legal` result (its latest.json) at its one rate."""
+    steps = result["legal"]["steps"]
+    if len(steps) != 1:
+        raise ValueError(f"a side-by-side run has one rate, this result has {len(steps)}")
+    step = steps[0]
+    return Run(side=side, pair=pair, started_at=result["started_at"], p50_ms=step["p50_ms"],
+               p99_ms=step["p99_ms"], cpu_ms_per_request=round(sum(step["cpu_ms_per_request"].values()), 3),
+               held_per_s=step["held_per_s"])
+
+
+def compare(runs: list[Run]) -> dict:
+    """Per pair, and over all pairs: after / before of p99 and of CPU per request."""
+    sides = {(r.pair, r.side): r for r in runs}
+    pairs = sorted({r.pair for r in runs if (r.pair, "before") in sides and (r.pair, "after") in sides})
+    if not pairs:
+        raise ValueError("no complete pair")
+    rows = []
+    for pair in pairs:
+        before, after = sides[(pair, "before")], sides[(pair, "after")]
+        rows.append({"pair": pair, "p99_before": before.p99_ms, "p99_after": after.p99_ms,
+                     "p99_ratio": round(after.p99_ms / before.p99_ms, 3),
+                     "cpu_before": before.cpu_ms_per_request, "cpu_after": after.cpu_ms_per_request,
+                     "cpu_ratio": round(after.cpu_ms_per_request / before.cpu_ms_per_request, 3)})
+
+    def mean(key: str) -> float:
+        return round(statistics.fmean(row[key] for row in rows), 3)
+
+    return {"pairs": rows,
+            "p99_mean_before": mean("p99_before"), "p99_mean_after": mean("p99_after"),
+            "p99_ratio_of_means": round(mean("p99_after") / mean("p99_before"), 3),
+            "p99_median_ratio": round(statistics.median(row["p99_ratio"] for row in rows), 3),
+            "cpu_ratio_of_means": round(mean("cpu_after") / mean("cpu_before"), 3),
+            "cpu_median_ratio": round(statistics.median(row["cpu_ratio"] for row in rows), 3)}
+
+
+def markdown(summary: dict, before: str, after: str, rate: float, duration: float) -> str:
+    lines = [f"# Legal pipeline side by side: {rate:g} req/s for {duration:g} s", "",
+             f"before: `{before}`  ", f"after: `{after}`", "",
+             "| pair | p99 before, ms | p99 after, ms | p99 after / before | CPU ms/request before | after | "
+             "CPU after / before |", "|---|---|---|---|---|---|---|"]
+    for row in summary["pairs"]:
+        lines.append(f"| {row['pair'] + 1} | {row['p99_before']} | {row['p99_after']} | {row['p99_ratio']} | "
+                     f"{row['cpu_before']} | {row['cpu_after']} | {row['cpu_ratio']} |")
+    lines += ["", f"p99 means: {summary['p99_mean_before']} before, {summary['p99_mean_after']} after: "
+                  f"**{summary['p99_ratio_of_means']}**; median of the pairs' ratios {summary['p99_median_ratio']}",
+              f"CPU per request: ratio of the means {summary['cpu_ratio_of_means']}, median of the pairs' ratios "
+              f"{summary['cpu_median_ratio']}", ""]
+    return "\n".join(lines)
+
+
+def bench_once(checkout: Path, out: Path, rate: float, duration: float) -> dict:
+    python = checkout / ".venv" / "bin" / "python"
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "log", "w") as log:
+        subprocess.run([str(python), "-m", "bench", "--only", "legal", "--rates", f"{rate:g}",
+                        "--duration", f"{duration:g}", "--out", str(out)],
+                       cwd=checkout, stdout=log, stderr=subprocess.STDOUT, check=True)
+    return json.loads((out / "latest.json").read_text())
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("before", type=Path, help="checkout measured as 'before' (with its own .venv)")
+    p.add_argument("after", type=Path, help="checkout measured as 'after' (with its own .venv)")
+    p.add_argument("--pairs", type=int, default=6)
+    p.add_argument("--rate", type=float, default=200)
+    p.add_argument("--duration", type=float, default=60)
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "sidebyside")
+    args = p.parse_args(argv)
+    checkouts = {"before": args.before.resolve(), "after": args.after.resolve()}
+    for side, checkout in checkouts.items():
+        if not (checkout / ".venv" / "bin" / "python").exists():
+            sys.exit(f"{side}: {checkout} has no .venv (`make .venv/.installed` there makes it)")
+    runs = []
+    for pair, side in order(args.pairs):
+        stamp = datetime.now(timezone.utc).strftime("%H%M%S")
+        result = bench_once(checkouts[side], args.out / "runs" / f"{pair + 1}-{side}-{stamp}", args.rate,
+                            args.duration)
+        run = run_of(result, side, pair)
+        runs.append(run)
+        print(f"pair {pair + 1} {side:6}  p50 {run.p50_ms:7.1f}  p99 {run.p99_ms:7.1f}  "
+              f"CPU {run.cpu_ms_per_request:5.2f} ms/request  held {run.held_per_s}/s", flush=True)
+    summary = compare(runs)
+    (args.out / "sidebyside.json").write_text(json.dumps(
+        {"before": str(checkouts["before"]), "after": str(checkouts["after"]), "rate": args.rate,
+         "duration": args.duration, "runs": [asdict(r) for r in runs], **summary}, indent=2) + "\n")
+    report = markdown(summary, str(checkouts["before"]), str(checkouts["after"]), args.rate, args.duration)
+    (args.out / "sidebyside.md").write_text(report)
+    print(report)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""The side-by-side comparison of two checkouts' legal pipeline: run order and the ratios it reports."""
+import pytest
+
+from bench.sidebyside import Run, compare, markdown, order, run_of
+
+
+def result(p99: float, cpu: dict[str, float], steps: int = 1) -> dict:
+    step = {"p50_ms": p99 / 2, "p99_ms": p99, "cpu_ms_per_request": cpu, "held_per_s": 199.5}
+    return {"started_at": "2026-12-03T08:00:00+00:00", "legal": {"steps": [step] * steps}}
+
+
+def test_pairs_alternate_which_side_runs_first():
+    assert order(3) == [(0, "before"), (0, "after"), (1, "after"), (1, "before"), (2, "before"), (2, "after")]
+
+
+def test_a_run_is_read_from_the_bench_result_with_every_process_cpu_summed():
+    run = run_of(result(250.0, {"broker": 1.5, "postgres": 1.25, "intake": 1.0}), "after", 2)
+    assert (run.side, run.pair, run.p99_ms, run.cpu_ms_per_request) == ("after", 2, 250.0, 3.75)
+    with pytest.raises(ValueError):
+        run_of(result(250.0, {"broker": 1.0}, steps=2), "after", 0)  # two rates: not one figure
+
+
+def run(side: str, pair: int, p99: float, cpu: float) -> Run:
+    return Run(side=side, pair=pair, started_at="", p50_ms=0, p99_ms=p99, cpu_ms_per_request=cpu, held_per_s=200)
+
+
+def test_ratios_are_after_over_before_per_pair_and_over_the_means():
+    summary = compare([run("before", 0, 200, 7.0), run("after", 0, 220, 7.7),
+                       run("after", 1, 330, 8.0), run("before", 1, 300, 8.0),
+                       run("before", 2, 250, 7.5)])  # pair 2 never finished: left out
+    assert [row["p99_ratio"] for row in summary["pairs"]] == [1.1, 1.1]
+    assert summary["p99_mean_before"] == 250 and summary["p99_mean_after"] == 275
+    assert summary["p99_ratio_of_means"] == 1.1
+    assert summary["cpu_ratio_of_means"] == round(7.85 / 7.5, 3)
+    assert summary["cpu_median_ratio"] == round((1.1 + 1.0) / 2, 3)
+    assert "**1.1**" in markdown(summary, "/a", "/b", 200, 60)
+
+
+def test_no_complete_pair_is_an_error_not_a_ratio():
+    with pytest.raises(ValueError):
+        compare([run("before", 0, 200, 7.0)])
