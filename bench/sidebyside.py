@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from bench.stats import ratio
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -65,18 +67,18 @@ def compare(runs: list[Run]) -> dict:
     for pair in pairs:
         before, after = sides[(pair, "before")], sides[(pair, "after")]
         rows.append({"pair": pair, "p99_before": before.p99_ms, "p99_after": after.p99_ms,
-                     "p99_ratio": round(after.p99_ms / before.p99_ms, 3),
+                     "p99_ratio": ratio(after.p99_ms, before.p99_ms),
                      "cpu_before": before.cpu_ms_per_request, "cpu_after": after.cpu_ms_per_request,
-                     "cpu_ratio": round(after.cpu_ms_per_request / before.cpu_ms_per_request, 3)})
+                     "cpu_ratio": ratio(after.cpu_ms_per_request, before.cpu_ms_per_request)})
 
     def mean(key: str) -> float:
         return round(statistics.fmean(row[key] for row in rows), 3)
 
     return {"pairs": rows,
             "p99_mean_before": mean("p99_before"), "p99_mean_after": mean("p99_after"),
-            "p99_ratio_of_means": round(mean("p99_after") / mean("p99_before"), 3),
+            "p99_ratio_of_means": ratio(mean("p99_after"), mean("p99_before")),
             "p99_median_ratio": round(statistics.median(row["p99_ratio"] for row in rows), 3),
-            "cpu_ratio_of_means": round(mean("cpu_after") / mean("cpu_before"), 3),
+            "cpu_ratio_of_means": ratio(mean("cpu_after"), mean("cpu_before")),
             "cpu_median_ratio": round(statistics.median(row["cpu_ratio"] for row in rows), 3)}
 
 
