@@ -6,7 +6,11 @@ with one row `audit_chain` naming it (a random `chain_id`, created with the sche
   actor, at, detail, prev_hash): changing, removing or reordering an entry breaks the links;
 - an entry's **signature** is Ed25519, by the audit key (`WARDEN_AUDIT_PRIVATE_KEY`), over
   {service, chain_id, seq, hash}; `key_id` names the key. The key is not in the database, so
-  whoever can write the tables can recompute hashes but cannot sign what they rewrote;
+  whoever can write the tables can recompute hashes but cannot sign what they rewrote. The last
+  entry of each statement that appends is signed; an entry written before it in the same statement
+  names the key and leaves its signature to that last one, whose hash chains back through it
+  (`key_id` set, `signature` NULL: *covered*). A covered entry with no signed entry or checkpoint
+  after it is a break: the entry that closed it was removed;
 - a **checkpoint** {service, chain_id, seq, head, at, key_id, signature}, signed by the same key,
   is published on `legal.audit.checkpoints`: legal review with each transaction that decides a case,
   disclosure with each transaction that issues a package (one per consumer batch, at the head the
@@ -166,13 +170,21 @@ class Break:
     problem: str
 
 
+def covered(entry: AuditEntry) -> bool:
+    """Written with the audit key but left to the signature of a later entry of its statement."""
+    return bool(entry.key_id) and not entry.signature
+
+
 def signature_problem(entry: AuditEntry, service: str, chain_id: str, keys: dict[str, str]) -> str | None:
-    if not entry.signature or not entry.key_id:
+    """What is wrong with the entry's signature, or with the key a covered entry names; None if nothing."""
+    if not entry.key_id:
         return "entry is not signed (written without the audit key)"
     key = keys.get(entry.key_id)
     if key is None:
         return (f"signed by key {entry.key_id}, which is not a configured audit key "
                 f"({PUBLIC_KEYS_ENV}): entry forged")
+    if covered(entry):
+        return None
     if not verify(signed_entry_bytes(service, chain_id, entry.seq, entry.hash), entry.signature, key):
         return "signature does not match the entry (entry rewritten and its hashes recomputed)"
     return None
@@ -202,29 +214,49 @@ class ChainWalk:
                  checkpoint: AuditCheckpoint | None = None) -> None:
         self.expected_prev, self.expected_seq, self.checked = GENESIS, 1, 0
         self.service, self.chain_id, self.keys, self.checkpoint = service, chain_id, keys, checkpoint
+        self.open_from: AuditEntry | None = None  # the first covered entry no signature has closed yet
 
     def step(self, entry: AuditEntry) -> Break | None:
         self.checked += 1
         broken = check_entry(entry, self.expected_seq, self.expected_prev)
         if broken is None and self.keys is not None:
-            if problem := signature_problem(entry, self.service, self.chain_id, self.keys):
-                broken = Break(entry.seq, entry.case_id, problem)
+            broken = self._signature(entry)
         cp = self.checkpoint
-        if broken is None and cp is not None and entry.seq == cp.seq and entry.hash != cp.head:
-            broken = Break(entry.seq, entry.case_id,
-                           f"hash differs from the head the checkpoint of {_when(cp)} published for this "
-                           "entry (chain rewritten)")
+        if broken is None and cp is not None and entry.seq == cp.seq:
+            if entry.hash != cp.head:
+                broken = Break(entry.seq, entry.case_id,
+                               f"hash differs from the head the checkpoint of {_when(cp)} published for this "
+                               "entry (chain rewritten)")
+            else:
+                self.open_from = None  # the checkpoint's signature closes what was covered up to it
         if broken is None:
             self.expected_prev, self.expected_seq = entry.hash, entry.seq + 1
         return broken
 
+    def _signature(self, entry: AuditEntry) -> Break | None:
+        """A signed entry closes the covered entries before it: a signature that does not match may
+        be of any of them."""
+        opened = self.open_from
+        if problem := signature_problem(entry, self.service, self.chain_id, self.keys):
+            if opened is not None and entry.key_id in self.keys and not covered(entry):
+                return Break(opened.seq, opened.case_id,
+                             f"the signature of entry {entry.seq}, which covers entries {opened.seq}.."
+                             f"{entry.seq}, does not match them (one of them rewritten and the hashes recomputed)")
+            return Break(entry.seq, entry.case_id, problem)
+        self.open_from = (opened or entry) if covered(entry) else None
+        return None
+
     def finish(self) -> Break | None:
-        """After the last entry: the chain must reach the checkpoint."""
+        """After the last entry: the chain must reach the checkpoint, and every covered entry be closed."""
         cp, last = self.checkpoint, self.expected_seq - 1
         if cp is not None and last < cp.seq:
             return Break(last + 1, None,
                          f"chain truncated: it ends at entry {last}, the checkpoint of {_when(cp)} reaches "
                          f"entry {cp.seq} (entries {last + 1}..{cp.seq} removed)")
+        if self.open_from is not None:
+            return Break(self.open_from.seq, self.open_from.case_id,
+                         f"entries {self.open_from.seq}..{last} wait for a signature that no entry after them "
+                         "carries (the signed entry of their statement removed)")
         return None
 
 
@@ -317,10 +349,12 @@ class Chain:
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", self.lock)
 
     async def next_entry(self, conn: asyncpg.Connection, case_id: str | None, action: str, actor: str,
-                         at: datetime, detail: dict[str, Any], after: AuditEntry | None = None) -> AuditEntry:
+                         at: datetime, detail: dict[str, Any], after: AuditEntry | None = None,
+                         signed: bool = True) -> AuditEntry:
         """The entry that would come next (after `after`, itself not yet appended, when given), signed;
         the caller inserts it (COLUMNS, entry_values) in the same statement as `after`, then calls
-        `appended`."""
+        `appended`. `signed=False` leaves it covered: only for an entry that the same statement follows
+        with a signed one."""
         if self.seq is None:
             await self.lock_chain(conn)
             self.chain_id, self.seq, self.hash = await read_head(conn)
@@ -329,9 +363,9 @@ class Chain:
         detail = orjson.loads(orjson.dumps(detail, default=str, option=orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS))
         seq, prev_hash = (after.seq + 1, after.hash) if after is not None else (self.seq + 1, self.hash)
         hash_ = _hash(seq, case_id, action, actor, at, detail, prev_hash)
+        signature = signer.sign(signed_entry_bytes(self.service, self.chain_id, seq, hash_)) if signed else None
         return AuditEntry(seq=seq, case_id=case_id, action=action, actor=actor, at=at, detail=detail,
-                          prev_hash=prev_hash, hash=hash_, key_id=signer.key_id,
-                          signature=signer.sign(signed_entry_bytes(self.service, self.chain_id, seq, hash_)))
+                          prev_hash=prev_hash, hash=hash_, key_id=signer.key_id, signature=signature)
 
     def appended(self, entry: AuditEntry) -> None:
         self.seq, self.hash = entry.seq, entry.hash

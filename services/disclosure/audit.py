@@ -58,13 +58,14 @@ def entry_of(effect: Effect) -> tuple[str, dict[str, Any]]:
 
 async def record_effects(ctx: Context, effects: list[Effect]) -> None:
     """One entry per effect, in order, on the chain the batch state holds, in one statement of the handler's
-    transaction; the chain's head goes out with it when a package was issued."""
+    transaction, the last one signed for them all; the chain's head goes out with it when a package was
+    issued."""
     chain: Chain = ctx.state.chain
     entries = []
-    for effect in effects:
+    for n, effect in enumerate(effects, 1):
         action, detail = entry_of(effect)
         entry = await chain.next_entry(ctx.conn, effect.decision.case_id, action, ACTOR, effect.at, detail,
-                                       after=entries[-1] if entries else None)
+                                       after=entries[-1] if entries else None, signed=n == len(effects))
         entries.append(entry)
     await ctx.conn.executemany(audit.INSERT, [audit.entry_values(e) for e in entries])
     chain.appended(entries[-1])
@@ -73,11 +74,12 @@ async def record_effects(ctx: Context, effects: list[Effect]) -> None:
 
 
 async def notices_emitted(conn: asyncpg.Connection, notices: list[asyncpg.Record], at: datetime) -> None:
-    """One entry per notice, in the job's transaction (which took lock_chain before the notices)."""
+    """One entry per notice, in the job's transaction (which took lock_chain before the notices), in one
+    statement, the last one signed for them all."""
     chain, values = Chain(), []
-    for notice in notices:
+    for n, notice in enumerate(notices, 1):
         entry = await chain.next_entry(conn, notice["case_id"], "notice.emitted", ACTOR, at,
-                                       {"due_at": notice["due_at"].isoformat()})
+                                       {"due_at": notice["due_at"].isoformat()}, signed=n == len(notices))
         chain.appended(entry)
         values.append(audit.entry_values(entry))
     if values:

@@ -210,13 +210,13 @@ def _case_values(received: RequestReceived, assessment: Assessment, authority: A
 
 
 async def _opened_entry(conn: asyncpg.Connection, received: RequestReceived, assessment: Assessment,
-                        chain: audit.Chain) -> audit.AuditEntry:
+                        chain: audit.Chain, signed: bool = True) -> audit.AuditEntry:
     request = received.request
     return await chain.next_entry(conn, received.case_id, "case.opened", MACHINE, received.received_at, {
         "request_id": request.request_id, "authority_id": request.authority_id,
         "policy_version": assessment.policy_version, "assessment": assessment.outcome, "flags": assessment.flags,
         "rules": {r.rule: f"{r.outcome}:{r.code}" for r in assessment.results},
-    })
+    }, signed=signed)
 
 
 # (statement, *args) -> True if the statement wrote its row (returned one).
@@ -292,7 +292,7 @@ async def open_decided(conn: asyncpg.Connection, received: RequestReceived, asse
     else:
         decision, rows = _rejection(case, [RejectionReason(code=r.code, rule=r.rule, message=r.message)
                                         for r in assessment.failed], decided_by, at)
-    opened = await _opened_entry(conn, received, assessment, chain)
+    opened = await _opened_entry(conn, received, assessment, chain, signed=False)  # the decided entry signs both
     decided = await _decided_entry(conn, case, outcome, decided_by, at, chain, after=opened)
     if not await (send or partial(_send_now, conn))(
             f"""WITH opened AS ({_INSERT_CASE}),

@@ -12,6 +12,7 @@ from warden.contract.events import AuditCheckpoint
 from warden.keys import key_id
 from warden.runtime.service import ConfigurationError
 
+from tests.support import audit as dba
 from tests.support.keys import AUDIT, pair
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
@@ -22,14 +23,17 @@ KEYS = {SIGNER.key_id: SIGNER.public_key}
 SERVICE, CHAIN_ID = "legal-review", "3f1d6f0e-6c53-4a51-9a8e-2f7e0c1b5a10"
 
 
-def chain(n: int, signer: audit.AuditSigner = SIGNER, variant: int = 0) -> list[audit.AuditEntry]:
+def chain(n: int, signer: audit.AuditSigner = SIGNER, variant: int = 0, covered: set[int] = frozenset()
+          ) -> list[audit.AuditEntry]:
+    """Entries 1..n, each signed but those in `covered` (left to a later entry's signature)."""
     entries, prev = [], audit.GENESIS
     for seq in range(1, n + 1):
         entry = audit.AuditEntry(seq, f"case-{seq}", "case.opened", "policy", NOW + timedelta(seconds=seq),
                                  {"n": seq, "variant": variant}, prev)
         entry = dataclasses.replace(entry, hash=audit.entry_hash(entry), key_id=signer.key_id)
-        entry = dataclasses.replace(entry, signature=signer.sign(
-            audit.signed_entry_bytes(SERVICE, CHAIN_ID, seq, entry.hash)))
+        if seq not in covered:
+            entry = dataclasses.replace(entry, signature=signer.sign(
+                audit.signed_entry_bytes(SERVICE, CHAIN_ID, seq, entry.hash)))
         entries.append(entry)
         prev = entry.hash
     return entries
@@ -68,10 +72,40 @@ def test_a_head_other_than_the_checkpoints_is_named():
 def test_signatures_are_checked_against_configured_keys_only():
     entries = chain(3)
     assert "not a configured audit key" in audit.first_break(entries, walk(keys={}))[1].problem
-    unsigned = [dataclasses.replace(e, signature=None) for e in entries]
-    assert "not signed" in audit.first_break(unsigned, walk())[1].problem
+    unsigned = [dataclasses.replace(e, signature=None, key_id=None) for e in entries]
+    assert "not signed (written without the audit key)" in audit.first_break(unsigned, walk())[1].problem
     # Without keys (the link check alone) the chain still verifies.
     assert audit.first_break(unsigned) == (3, None)
+
+
+def test_covered_entries_verify_through_the_signature_after_them():
+    """A statement's entries before its last leave their signature to it: its hash chains back
+    through theirs."""
+    entries = chain(6, covered={1, 3, 4})
+    assert audit.first_break(entries, walk()) == (6, None)
+    assert audit.first_break(entries, walk(checkpoint(entries, 6))) == (6, None)
+    # A covered entry names a key all the same: one not configured is a forgery.
+    assert "not a configured audit key" in audit.first_break(chain(2, FORGER, covered={1}), walk())[1].problem
+
+
+def test_a_rewritten_covered_entry_is_caught_by_the_signature_that_covers_it():
+    entries = dba.rehashed(chain(6, covered={3, 4}), 4, {"actor": "mallory"})
+    assert audit.first_break(entries)[1] is None  # the links alone: consistent
+    count, broken = audit.first_break(entries, walk())
+    assert count == 5 and broken.seq == 3
+    assert "the signature of entry 5, which covers entries 3..5, does not match them" in broken.problem
+
+
+def test_covered_entries_whose_signed_entry_was_removed_are_named():
+    entries = chain(5, covered={3, 4})
+    count, broken = audit.first_break(entries[:4], walk())
+    assert count == 4 and broken.seq == 3
+    assert "entries 3..4 wait for a signature that no entry after them carries" in broken.problem
+    # A checkpoint of the covered head signs it as well as the entry removed would have.
+    assert audit.first_break(entries[:4], walk(checkpoint(entries, 4))) == (4, None)
+    # A signature stripped from the last entry leaves it covered by nothing.
+    stripped = [*entries[:4], dataclasses.replace(entries[4], signature=None)]
+    assert "entries 3..5 wait for a signature" in audit.first_break(stripped, walk())[1].problem
 
 
 def test_a_signature_binds_the_entry_to_its_service_and_chain():

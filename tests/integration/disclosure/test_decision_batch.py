@@ -1,6 +1,6 @@
 """Approvals arriving together are acted on together (one batch handler call), each on its own merits:
 a forged or replayed approval among them is refused alone, the others act once, and the audit chain
-holds one entry per effect, in order."""
+holds one entry per effect, in order, the last of them signed for all."""
 from __future__ import annotations
 
 import asyncio
@@ -96,5 +96,7 @@ async def test_approvals_of_one_batch_act_each_once_and_a_forged_or_replayed_one
     ours = {disclosure["case_id"]: "package.issued", preservation["case_id"]: "hold.placed",
             unknown["case_id"]: "case.closed_without_data"}
     assert {e.case_id: e.action for e in new_entries if e.case_id in ours} == ours
+    # One statement for the batch's entries: its last is signed, and covers the ones before it.
+    assert [e.signature is not None for e in new_entries if e.case_id in ours] == [False, False, True]
     result = await asyncio.to_thread(verify, bootstrap, database_url, "disclosure")
     assert result.exit_code == 0, result.output

@@ -82,18 +82,39 @@ def test_deleting_an_entry_in_the_middle_is_named(bootstrap, database_url, chain
             "(entries removed)") in result.output
 
 
-def test_a_rewritten_entry_with_hashes_recomputed_fails_its_signature(bootstrap, database_url, chain):
+def rewrite_entry(database_url: str, pick) -> audit.AuditEntry:
+    """The entry `pick` chooses rewritten with the outcome "approved", every later hash recomputed."""
     async def rewrite(conn):
         entries = await dba.entries(conn, SCHEMA)
-        rejected = next(e for e in entries if e.action == "case.decided" and e.detail["outcome"] == "rejected")
-        forged = dba.rehashed(entries, rejected.seq, {"detail": {**rejected.detail, "outcome": "approved"}})
+        target = next(e for e in entries if pick(e))
+        forged = dba.rehashed(entries, target.seq, {"detail": {**target.detail, "outcome": "approved"}})
         await dba.store(conn, SCHEMA, forged)
-        return rejected
-    rejected = as_dba(database_url, rewrite)
+        return target
+    return as_dba(database_url, rewrite)
+
+
+def test_a_rewritten_entry_with_hashes_recomputed_fails_its_signature(bootstrap, database_url, chain):
+    rejected = rewrite_entry(database_url, lambda e: e.action == "case.decided" and e.detail["outcome"] == "rejected")
     result = dba.verify(bootstrap, database_url, SERVICE)
     assert result.exit_code == 1
-    assert (f"audit chain BROKEN at entry {rejected.seq} (case {rejected.case_id}): signature does not match "
-            "the entry (entry rewritten and its hashes recomputed)") in result.output
+    # The case was opened and decided in one statement: the decided entry's signature covers both.
+    assert (f"audit chain BROKEN at entry {rejected.seq - 1} (case {rejected.case_id}): the signature of entry "
+            f"{rejected.seq}, which covers entries {rejected.seq - 1}..{rejected.seq}, does not match them (one of "
+            "them rewritten and the hashes recomputed)") in result.output
+
+
+def test_a_rewritten_entry_that_a_later_signature_covers_is_caught_by_it(bootstrap, database_url, chain):
+    """A machine's case is opened and decided in one statement: the opened entry carries the key's id
+    and no signature of its own; the decided entry's covers it."""
+    entries = [e for e in as_dba(database_url, lambda c: dba.entries(c, SCHEMA)) if e.seq > chain - 8]
+    opened = [e for e in entries if e.action == "case.opened"]  # the fixture's four cases
+    assert len(opened) == 4 and all(e.key_id == key_id(AUDIT["public_key"]) and e.signature is None for e in opened)
+    assert all(e.signature for e in entries if e.action == "case.decided")
+    first = rewrite_entry(database_url, lambda e: e.seq > chain - 8 and e.action == "case.opened")
+    result = dba.verify(bootstrap, database_url, SERVICE)
+    assert result.exit_code == 1
+    assert (f"audit chain BROKEN at entry {first.seq} (case {first.case_id}): the signature of entry "
+            f"{first.seq + 1}, which covers entries {first.seq}..{first.seq + 1}, does not match them") in result.output
 
 
 def test_a_chain_rewritten_and_signed_with_a_forgers_key_is_named(bootstrap, database_url, chain):
@@ -148,9 +169,16 @@ def test_entries_signed_later_than_the_checkpoint_need_only_verify(bootstrap, da
     result = dba.verify(bootstrap, database_url, SERVICE)
     assert result.exit_code == 0, result.output
     assert f"intact: {chain + 1} entries verified, up to the checkpoint of entry {chain}" in result.output
-    # Unsigned, it is not.
+    # Its signature removed, nothing after it signs it.
     as_dba(database_url, lambda c: c.execute(
         "UPDATE legal_review.audit_log SET signature = NULL WHERE seq = $1", chain + 1))
+    result = dba.verify(bootstrap, database_url, SERVICE)
+    assert result.exit_code == 1
+    assert (f"BROKEN at entry {chain + 1}: entries {chain + 1}..{chain + 1} wait for a signature that no entry "
+            "after them carries") in result.output
+    # Written without the audit key, it is unsigned.
+    as_dba(database_url, lambda c: c.execute(
+        "UPDATE legal_review.audit_log SET key_id = NULL WHERE seq = $1", chain + 1))
     result = dba.verify(bootstrap, database_url, SERVICE)
     assert result.exit_code == 1
     assert f"BROKEN at entry {chain + 1}: entry is not signed" in result.output
