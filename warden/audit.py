@@ -256,7 +256,7 @@ class ChainWalk:
         if self.open_from is not None:
             return Break(self.open_from.seq, self.open_from.case_id,
                          f"entries {self.open_from.seq}..{last} wait for a signature that no entry after them "
-                         "carries (the signed entry of their statement removed)")
+                         "carries (the signed entry of their statement removed, or its signature)")
         return None
 
 
