@@ -38,6 +38,7 @@ import asyncpg
 
 from warden.contract.envelope import now as current_time
 from warden.contract.events import ReportSubmitted
+from warden.runtime.database import rows_param
 from warden.runtime.service import BatchItem, Context
 
 from moderation import metrics, scoring
@@ -208,7 +209,8 @@ async def read_windows(conn: asyncpg.Connection, items: dict[str, Item], at: dat
         """SELECT i.content_id, p.content_id IS NOT NULL AND p.removed_at IS NULL AS known,
                   p.removed_at IS NOT NULL AS removed, hs.categories AS high_severity,
                   w.who, w.bank_id, w.contribution, w.at, w.established
-           FROM unnest($1::text[], $2::timestamptz[]) AS i(content_id, start)
+           FROM (SELECT r->>0 AS content_id, (r->>1)::timestamptz AS start
+                 FROM jsonb_array_elements($1::jsonb) AS r) AS i
            LEFT JOIN platform_content p ON p.content_id = i.content_id
            LEFT JOIN LATERAL (SELECT array_agg(b.category ORDER BY b.bank_id) AS categories FROM bank_matches b
                               WHERE b.content_id = i.content_id AND b.high_severity) AS hs ON true
@@ -221,7 +223,7 @@ async def read_windows(conn: asyncpg.Connection, items: dict[str, Item], at: dat
                UNION ALL
                SELECT NULL, b.bank_id, b.contribution, greatest(b.matched_at, i.start), true FROM bank_matches b
                WHERE b.content_id = i.content_id) AS w ON p.content_id IS NOT NULL AND p.removed_at IS NULL""",
-        [c for c, _ in known], [start for _, start in known])
+        rows_param(known))
     windows: dict[str, Reports] = {}
     for r in rows:
         item = items[r["content_id"]]
@@ -248,23 +250,19 @@ async def insert_reports(conn: asyncpg.Connection, reports: list[ReportSubmitted
                          items: dict[str, Item], at: datetime) -> None:
     """Insert the reports in order, the reporter's claim beside them; reports of content the platform has not
     described (and has not removed) are pending. Marks which were new (a report already there, or twice here, is not)."""
-    claims = [r.content for r in reports]
+    rows = [(r.report_id, r.reporter_id, r.content.id, r.reason.value, r.surface, x.reported_at, x.value, x.trusted,
+             x.suspended, x.established,
+             None if items[r.content.id].known or items[r.content.id].removed or x.suspended else at,
+             r.content.kind, r.content.title, r.content.text, r.content.owner_account_id, r.comment)
+            for r, x in zip(reports, recorded)]
     new = {(r["reporter_id"], r["report_id"]) for r in await conn.fetch(
         """INSERT INTO reports (report_id, reporter_id, content_id, reason, surface, reported_at, contribution,
                                 trusted, suspended, established, pending_since, claimed_kind, claimed_title,
                                 claimed_text, claimed_owner, comment)
-           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
-                                $7::float8[], $8::bool[], $9::bool[], $10::bool[], $11::timestamptz[], $12::text[],
-                                $13::text[], $14::text[], $15::text[], $16::text[])
-           ON CONFLICT DO NOTHING RETURNING reporter_id, report_id""",
-        [r.report_id for r in reports], [r.reporter_id for r in reports], [r.content.id for r in reports],
-        [r.reason.value for r in reports], [r.surface for r in reports], [x.reported_at for x in recorded],
-        [x.value for x in recorded], [x.trusted for x in recorded], [x.suspended for x in recorded],
-        [x.established for x in recorded],
-        [None if items[r.content.id].known or items[r.content.id].removed or x.suspended else at
-         for r, x in zip(reports, recorded)],
-        [c.kind for c in claims], [c.title for c in claims], [c.text for c in claims],
-        [c.owner_account_id for c in claims], [r.comment for r in reports])}
+           SELECT r->>0, r->>1, r->>2, r->>3, r->>4, (r->>5)::timestamptz, (r->>6)::float8, (r->>7)::bool,
+                  (r->>8)::bool, (r->>9)::bool, (r->>10)::timestamptz, r->>11, r->>12, r->>13, r->>14, r->>15
+           FROM jsonb_array_elements($1::jsonb) AS r
+           ON CONFLICT DO NOTHING RETURNING reporter_id, report_id""", rows_param(rows))}
     for report, x in zip(reports, recorded):
         key = (report.reporter_id, report.report_id)
         x.inserted = key in new

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 
 from warden.runtime import metrics
-from warden.runtime.database import after_transient
+from warden.runtime.database import after_transient, rows_param
 from warden.runtime.dead_letters import is_replay
 from warden.runtime.jobs import every
 
@@ -37,9 +37,10 @@ async def claim_in_inbox(conn: asyncpg.Connection, items: list[Decoded]) -> set[
     (the update takes the row's lock: two replays at once, one claims).
     """
     rows = await conn.fetch(
-        "INSERT INTO inbox (source, event_id, topic) SELECT * FROM unnest($1::text[], $2::text[], $3::text[])"
+        "INSERT INTO inbox (source, event_id, topic)"
+        " SELECT r->>0, r->>1, r->>2 FROM jsonb_array_elements($1::jsonb) AS r"
         " ON CONFLICT DO NOTHING RETURNING source, event_id",
-        [i.inbox_key[0] for i in items], [i.inbox_key[1] for i in items], [i.record.topic for i in items])
+        rows_param([(*i.inbox_key, i.record.topic) for i in items]))
     claimed = {(r["source"], r["event_id"]) for r in rows}
     replays = [i.inbox_key for i in items if i.inbox_key not in claimed and is_replay(i.record.headers)]
     if replays:
