@@ -59,9 +59,9 @@ def rows_param(rows: list[tuple]) -> str:
     For wide set-based writes on the hot path: asyncpg encodes an array parameter element by element
     and checks each element against `collections.abc` in Python, ~0.6 µs an element; one JSON document
     costs the worker a tenth of that and Postgres about what the arrays cost it. Values are str, bool,
-    int, float (finite), timezone-aware datetime or None. A string Postgres cannot store (a NUL) fails
-    the statement, as it would as an array element."""
-    return orjson.dumps(rows).decode()
+    int, float (finite), datetime (a naive one is UTC, as asyncpg reads it) or None. A string Postgres
+    cannot store (a NUL) fails the statement, as it would as an array element."""
+    return orjson.dumps(rows, option=orjson.OPT_NAIVE_UTC).decode()
 
 
 @dataclass(frozen=True)
