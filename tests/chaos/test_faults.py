@@ -54,7 +54,7 @@ async def run_scenario(stack, name: str, ledger: Ledger, load: Load, fault) -> d
     finally:
         reviewers_stop.set()
         await reviewing
-    figures["review_api_errors"] = dict(reviewers.failures)
+    figures["review_api_errors"] = {str(k): n for k, n in reviewers.failures.items()}  # statuses and error names
     backlog = await outbox_backlog(stack.database_url, list(stack.services))
     result = dict(ledger.merge_counts(), **figures, seconds=round(time.monotonic() - started, 1),
                   lost=len(problems["lost"]), duplicated=len(problems["duplicated"]),
