@@ -85,6 +85,10 @@ def build_service(cfg: ModerationConfig | None = None, checks: Checks | None = N
         # Reports are scored set-based: a backlog goes through in fewer, larger transactions (fewer commits
         # and round trips per report; docs/performance.md).
         batch_max_records=1000,
+        # While one batch waits for Postgres the next ones' Python runs. Any commit order of two batches is
+        # right: reports are scored under their items' locks (as with workers on other partitions), and the
+        # platform's facts replace what is held only when newer.
+        batches_in_flight=3,
     )
 
 

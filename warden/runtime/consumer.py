@@ -8,15 +8,22 @@ inbox turns redelivery into a no-op.
 While a batch's transaction waits for the database, the loop reads ahead: it takes the
 next batch if the consumer already holds one (never waiting for the broker) and decodes
 it, a slice at a time, so that decoding overlaps the database's work instead of following
-it. The next batch is still handled only after this one has committed, in its own
-transaction: what reading ahead changes is when records are decoded, never in what order
-their effects commit.
+it.
+
+A service may declare more than one batch in flight (`Service.batches_in_flight`): the next
+batch's transaction then starts while the previous ones still wait for the database, each on
+its own connection, so that the worker's Python and Postgres's work overlap. Their effects
+may then commit in another order than their offsets; whatever must happen in order has to be
+ordered by the handlers' own locks (moderation locks the items it scores). Offsets are still
+noted in the batches' order: a batch's offsets become committable only once every batch
+before it has committed too.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass
 
 import asyncpg
@@ -104,6 +111,7 @@ class ConsumerLoop:
     def __init__(self, service: Service, pool: asyncpg.Pool, consumer: AIOKafkaConsumer, *,
                  batch_max_records: int, poll_timeout_ms: int, retry_initial_s: float, retry_max_s: float,
                  commit_interval_s: float = 0.0,
+                 batches_in_flight: int = 1,
                  on_committed: HandOver | None = None,
                  settings: Settings | None = None):
         self.service = service
@@ -115,6 +123,7 @@ class ConsumerLoop:
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
         self.commit_interval_s = commit_interval_s
+        self.batches_in_flight = max(batches_in_flight, 1)
         self.on_committed = on_committed
         self.membership = _GroupMembership(self)
         self.database_ok = True
@@ -128,7 +137,7 @@ class ConsumerLoop:
 
     async def run(self, stopping: asyncio.Event) -> None:
         ahead: _Ahead | None = None
-        handling: asyncio.Task | None = None
+        in_flight: deque[asyncio.Task] = deque()  # the batches being handled, oldest first
         try:
             while not stopping.is_set():
                 if ahead is not None:
@@ -142,28 +151,48 @@ class ConsumerLoop:
                         log.warning("poll failed, retrying", extra={"error_type": type(exc).__name__})
                         await asyncio.sleep(self.retry_initial_s)
                         continue
+                    if not await self._settle(in_flight, wait=False):
+                        return
                     if not batch:
                         await self.commit_behind()  # a quiet spell: what was handled before it
                         continue
                     decoded = None
                     self.spacing.after_poll(batch)
-                handling = asyncio.create_task(self._handle(batch, decoded, stopping), name="batch")
-                ahead = await self.read_ahead(handling)
-                if not await handling:
+                after = in_flight[-1] if in_flight else None
+                in_flight.append(asyncio.create_task(self._handle(batch, decoded, stopping, after), name="batch"))
+                if len(in_flight) < self.batches_in_flight:
+                    continue
+                ahead = await self.read_ahead(in_flight[0])
+                if not await self._settle(in_flight, wait=True):
                     return  # stopping while the database is down: uncommitted, redelivered later
                 await self.commit_behind()
+            await self._settle(in_flight, wait=True, every=True)
         finally:
-            if handling is not None and not handling.done():  # the loop itself was cancelled
-                handling.cancel()
+            for handling in in_flight:  # the loop itself was cancelled, or a batch failed
+                if not handling.done():
+                    handling.cancel()
             self.spacing.forget(self.spacing.paused)
             await self.commit_handled()
 
+    @staticmethod
+    async def _settle(in_flight: deque[asyncio.Task], *, wait: bool, every: bool = False) -> bool:
+        """Take the finished batches off the front of `in_flight`: the oldest one, waited for when `wait`
+        (all of them when `every`), and any finished behind it. False if one stopped unfinished."""
+        while in_flight and (wait or in_flight[0].done()):
+            if not await in_flight.popleft():
+                return False
+            wait = every
+        return True
+
     async def _handle(self, batch: dict[TopicPartition, list[ConsumerRecord]], decoded: list[Decoded] | None,
-                      stopping: asyncio.Event) -> bool:
-        """Process the batch; once its transaction has committed, its offsets may be committed (even while
-        reading ahead waits for a rebalance to finish: the revoked partitions' commit must include them)."""
+                      stopping: asyncio.Event, after: asyncio.Task | None = None) -> bool:
+        """Process the batch; once its transaction has committed, and the batch before it (`after`) is
+        through, its offsets may be committed (even while reading ahead waits for a rebalance to finish:
+        the revoked partitions' commit must include them)."""
         records = [r for partition_records in batch.values() for r in partition_records]
         if not await self.process_until_done(records, stopping, decoded=decoded):
+            return False
+        if after is not None and not await after:
             return False
         self.note_handled(batch)
         return True

@@ -97,7 +97,7 @@ class Runtime:
     async def connect_database(self) -> None:
         s = self.settings
         self.pool = await open_database(s.database_url, self.service.schema, self.service.migration_sets,
-                                        s.db_pool_size, Backoff(s.retry_initial_s, s.retry_max_s), self.stopping,
+                                        s.db_pool_size + self.service.in_flight(s) - 1, Backoff(s.retry_initial_s, s.retry_max_s), self.stopping,
                                         migrate_first=s.migrate_on_start)
         self.database_ok = True
 
@@ -118,6 +118,7 @@ class Runtime:
                                  batch_max_records=self.service.batch_size(s),
                                  poll_timeout_ms=s.poll_timeout_ms, retry_initial_s=s.retry_initial_s,
                                  retry_max_s=s.retry_max_s, commit_interval_s=s.commit_interval_ms / 1000,
+                                 batches_in_flight=self.service.in_flight(s),
                                  on_committed=self.relay.hand_over if s.outbox_relay else None,
                                  settings=s)
         await self.catch_up()

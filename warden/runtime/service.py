@@ -207,12 +207,23 @@ class Service:
     # The most records a consumer batch takes, when WARDEN_BATCH_MAX_RECORDS does not say (None: the
     # runtime's default). A batch never waits to fill: this only bounds what a backlog hands over at once.
     batch_max_records: int | None = None
+    # How many consumer batches may be in flight at once, each in its own transaction on its own connection
+    # (consumer.py), when WARDEN_BATCHES_IN_FLIGHT does not say (None: the runtime's default, one). More than
+    # one only where the handlers' effects are right in any commit order of different batches: what must
+    # happen in order is then ordered by their own locks.
+    batches_in_flight: int | None = None
 
     def batch_size(self, settings: Settings) -> int:
         """The consumer's batch bound: WARDEN_BATCH_MAX_RECORDS if set, else this service's, else the default."""
-        if "batch_max_records" in settings.model_fields_set or self.batch_max_records is None:
-            return settings.batch_max_records
-        return self.batch_max_records
+        return self._tuned(settings, "batch_max_records")
+
+    def in_flight(self, settings: Settings) -> int:
+        """The consumer's batches in flight: WARDEN_BATCHES_IN_FLIGHT if set, else this service's, else one."""
+        return self._tuned(settings, "batches_in_flight")
+
+    def _tuned(self, settings: Settings, name: str) -> int:
+        own = getattr(self, name)
+        return getattr(settings, name) if name in settings.model_fields_set or own is None else own
 
     @property
     def migration_sets(self) -> list[MigrationSet]:

@@ -146,6 +146,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     # Kafka consumer tuning
     batch_max_records: int = 500
+    # Consumer batches in flight at once (Service.batches_in_flight); each takes a connection beyond db_pool_size.
+    batches_in_flight: int = Field(default=1, ge=1, le=8)
     poll_timeout_ms: int = 200
     # How long the broker may hold a fetch that finds nothing new (FETCH_MAX_WAIT_MS above).
     fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS
