@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from contextlib import asynccontextmanager
 
 from aiokafka import TopicPartition
 
@@ -60,7 +61,9 @@ async def until(condition, timeout: float = 10.0) -> None:
     await asyncio.wait_for(poll(), timeout)
 
 
-async def started(database_url: str, batches_in_flight: int):
+@asynccontextmanager
+async def running_loop(database_url: str, batches_in_flight: int):
+    """A loop over two batches, the first one slow; on the way out: stopped, and the slow one released."""
     schema = f"rt_in_flight_{uuid.uuid4().hex[:6]}"
     await migrate(database_url, schema, [RUNTIME_MIGRATIONS])
     pool = await create_pool(database_url, schema, batches_in_flight + 1)
@@ -70,54 +73,44 @@ async def started(database_url: str, batches_in_flight: int):
     loop = ConsumerLoop(app.service(schema), pool, consumer, batch_max_records=100, poll_timeout_ms=20,
                         retry_initial_s=0.1, retry_max_s=0.1, batches_in_flight=batches_in_flight)
     stopping = asyncio.Event()
-    return app, consumer, pool, stopping, asyncio.create_task(loop.run(stopping)), (slow, fast)
+    running = asyncio.create_task(loop.run(stopping))
+    try:
+        yield app, consumer, stopping, running, (slow, fast)
+    finally:
+        stopping.set()
+        app.release.set()
+        await asyncio.wait_for(running, 10)
+        await pool.close()
 
 
 async def test_a_later_batch_commits_while_an_earlier_one_waits_but_its_offsets_wait_for_it(database_url):
-    app, consumer, pool, stopping, running, (slow, fast) = await started(database_url, 2)
-    try:
+    async with running_loop(database_url, 2) as (app, consumer, _, _, (slow, fast)):
         await until(lambda: fast in app.committed)  # the second batch did not wait for the first
         assert app.committed == [fast]
         await asyncio.sleep(0.3)  # quiet polls, each a chance to commit what is handled
         assert consumer.commits == []  # offset 1 is handled, offset 0 is not: nothing may be committed
         app.release.set()
         await until(lambda: consumer.commits and consumer.commits[-1][0] == 2)
-    finally:
-        stopping.set()
-        app.release.set()
-        await asyncio.wait_for(running, 10)
-        await pool.close()
     assert app.committed == [fast, slow]
     assert all(slow in done and fast in done for _, done in consumer.commits)  # offset 2 only after both
 
 
 async def test_one_batch_in_flight_handles_them_in_order(database_url):
-    app, consumer, pool, stopping, running, (slow, fast) = await started(database_url, 1)
-    try:
+    async with running_loop(database_url, 1) as (app, consumer, _, _, (slow, fast)):
         await asyncio.sleep(0.5)
         assert app.committed == []  # the second batch waits for the first
         app.release.set()
         await until(lambda: consumer.commits and consumer.commits[-1][0] == 2)
-    finally:
-        stopping.set()
-        app.release.set()
-        await asyncio.wait_for(running, 10)
-        await pool.close()
     assert app.committed == [slow, fast]
 
 
 async def test_stopping_lets_the_batches_in_flight_commit_and_commits_their_offsets(database_url):
-    app, consumer, pool, stopping, running, (slow, fast) = await started(database_url, 2)
-    try:
+    async with running_loop(database_url, 2) as (app, consumer, stopping, running, (slow, fast)):
         await until(lambda: fast in app.committed)
         stopping.set()
         await asyncio.sleep(0.2)
         assert not running.done()  # the slow batch is still in its transaction
         app.release.set()
         await asyncio.wait_for(running, 10)
-    finally:
-        app.release.set()
-        stopping.set()
-        await pool.close()
     assert app.committed == [fast, slow]
     assert consumer.commits[-1][0] == 2
