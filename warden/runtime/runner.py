@@ -96,8 +96,9 @@ class Runtime:
 
     async def connect_database(self) -> None:
         s = self.settings
+        pool_size = s.db_pool_size + self.service.in_flight(s) - 1  # a connection per batch in flight beyond one
         self.pool = await open_database(s.database_url, self.service.schema, self.service.migration_sets,
-                                        s.db_pool_size + self.service.in_flight(s) - 1, Backoff(s.retry_initial_s, s.retry_max_s), self.stopping,
+                                        pool_size, Backoff(s.retry_initial_s, s.retry_max_s), self.stopping,
                                         migrate_first=s.migrate_on_start)
         self.database_ok = True
 
