@@ -28,7 +28,7 @@ from warden.contract.topics import TOPICS
 from warden.runtime import metrics, tracing
 from warden.runtime.database import is_transient
 from warden.runtime.dead_letters import dlq_row, keep_dead_letter, mark_dead_lettered, oversized_parts
-from warden.runtime.inbox import claim_fresh
+from warden.runtime.inbox import claim_fresh, claim_in_inbox
 from warden.runtime.logs import raised_at
 from warden.runtime.service import BatchState, Context, BatchItem, Service
 from warden.runtime.settings import Settings
@@ -128,7 +128,7 @@ class BatchProcessor:
             return outcomes
         async with UnitOfWork(self.service.name, self.pool, self.hand_over) as uow:
             conn = uow.conn
-            fresh = await claim_fresh(conn, items)
+            fresh = await claim_fresh(conn, items, self._deduplicated)
             claimed = {id(item) for item in fresh}
             outcomes += [(item.record.topic, "duplicate") for item in items if id(item) not in claimed]
             # The optimistic pass's state lives as long as its transaction; the replay makes one per call.
@@ -148,6 +148,10 @@ class BatchProcessor:
                     handled[id(item)] = await self._handle(uow, item, isolated=isolated, state=state)
             outcomes += [(item.record.topic, handled[id(item)]) for item in fresh]
         return outcomes
+
+    def _deduplicated(self, item: Decoded) -> bool:
+        """A valid event whose handler drops redeliveries itself (Subscription.deduplicates): no inbox claim."""
+        return item.rejection is None and self._subscriptions[item.record.topic].deduplicates
 
     def _batches(self, fresh: list[Decoded]) -> dict[str, list[Decoded]]:
         """The valid events of each topic whose subscription has a batch handler, in offset order."""
@@ -254,8 +258,12 @@ class BatchProcessor:
 
     async def _dead_letter(self, uow: UnitOfWork, item: Decoded, rejection: EventRejected, *, isolated: bool,
                            state: BatchState | None) -> str:
-        """The event to the DLQ with its reason, after the subscription's rejection hook."""
+        """The event to the DLQ with its reason, after the subscription's rejection hook. An event that took no
+        inbox claim (Subscription.deduplicates) claims its row now: if it cannot, a copy of it was dead-lettered
+        before (this is a redelivery), and one letter is enough."""
         conn, record = uow.conn, item.record
+        if self._deduplicated(item) and item.inbox_key not in await claim_in_inbox(conn, [item]):
+            return "duplicate"
         subscription = self._subscriptions[record.topic]
         log.info("event dead-lettered", extra={
             "topic": record.topic, "partition": record.partition, "offset": record.offset,

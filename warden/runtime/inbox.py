@@ -11,6 +11,7 @@ exceed that retention; past it a row protects nothing and only grows the table.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 from typing import TYPE_CHECKING
@@ -54,13 +55,19 @@ async def claim_in_inbox(conn: asyncpg.Connection, items: list[Decoded]) -> set[
     return claimed
 
 
-async def claim_fresh(conn: asyncpg.Connection, items: list[Decoded]) -> list[Decoded]:
+async def claim_fresh(conn: asyncpg.Connection, items: list[Decoded],
+                      deduplicated: Callable[[Decoded], bool] | None = None) -> list[Decoded]:
     """The batch's items this transaction claimed (claim_in_inbox), in order; of an event
-    repeated inside the batch, the first copy only. The others are duplicates."""
-    claimed = await claim_in_inbox(conn, items)
+    repeated inside the batch, the first copy only. The others are duplicates. Items
+    `deduplicated` picks (their handler drops redeliveries itself) are fresh without a claim."""
+    unclaimed = {id(item) for item in items if deduplicated(item)} if deduplicated is not None else set()
+    claiming = [item for item in items if id(item) not in unclaimed] if unclaimed else items
+    claimed = await claim_in_inbox(conn, claiming) if claiming else set()
     fresh = []
     for item in items:
-        if item.inbox_key in claimed:
+        if id(item) in unclaimed:
+            fresh.append(item)
+        elif item.inbox_key in claimed:
             claimed.discard(item.inbox_key)
             fresh.append(item)
     return fresh
