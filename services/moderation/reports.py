@@ -249,7 +249,9 @@ def record_of(report: ReportSubmitted, reporter: Reporter, at: datetime, cfg: Mo
 async def insert_reports(conn: asyncpg.Connection, reports: list[ReportSubmitted], recorded: list[Recorded],
                          items: dict[str, Item], at: datetime) -> None:
     """Insert the reports in order, the reporter's claim beside them; reports of content the platform has not
-    described (and has not removed) are pending. Marks which were new (a report already there, or twice here, is not)."""
+    described (and has not removed) are pending. Marks which were new (a report already there, or twice here, is not).
+    Their content rows are `items`, locked or created by this transaction (lock_items): no foreign key checks it
+    again (migration 010)."""
     rows = [(r.report_id, r.reporter_id, r.content.id, r.reason.value, r.surface, x.reported_at, x.value, x.trusted,
              x.suspended, x.established,
              None if items[r.content.id].known or items[r.content.id].removed or x.suspended else at,
@@ -324,17 +326,16 @@ async def enqueue_all(conn: asyncpg.Connection, outcome: Outcome) -> None:
     """Queue or re-rank the items (one statement): priority only rises, urgency and trust stick."""
     if not outcome.queue:
         return
-    ids = sorted(outcome.queue)
-    entries = [outcome.queue[c] for c in ids]
+    rows = [(c, outcome.priority[c], e.rank.urgent, e.rank.trusted, e.rank.score, e.reason, e.automated,
+             e.coordinated, e.source) for c, e in sorted(outcome.queue.items())]
     await conn.execute(
         """INSERT INTO queue (content_id, priority, urgent, trusted, score, reason, automated, coordinated, source)
-           SELECT * FROM unnest($1::text[], $2::float8[], $3::bool[], $4::bool[], $5::float8[], $6::text[],
-                                $7::text[], $8::bool[], $9::text[])
+           SELECT r->>0, (r->>1)::float8, (r->>2)::bool, (r->>3)::bool, (r->>4)::float8, r->>5, r->>6,
+                  (r->>7)::bool, r->>8
+           FROM jsonb_array_elements($1::jsonb) AS r
            ON CONFLICT (content_id) DO UPDATE SET priority = greatest(queue.priority, EXCLUDED.priority),
                urgent = queue.urgent OR EXCLUDED.urgent, trusted = queue.trusted OR EXCLUDED.trusted,
                score = EXCLUDED.score, automated = coalesce(EXCLUDED.automated, queue.automated),
                coordinated = queue.coordinated OR EXCLUDED.coordinated,
                source = CASE WHEN EXCLUDED.trusted THEN EXCLUDED.source ELSE queue.source END""",
-        ids, [outcome.priority[c] for c in ids], [e.rank.urgent for e in entries], [e.rank.trusted for e in entries],
-        [e.rank.score for e in entries], [e.reason for e in entries], [e.automated for e in entries],
-        [e.coordinated for e in entries], [e.source for e in entries])
+        rows_param(rows))

@@ -132,6 +132,7 @@ async def test_a_batch_leaves_what_the_same_reports_one_by_one_leave(database_ur
                                                  f"sold-{run}": 6.0, f"rep-{run}": 4.0, f"two-{run}": 4.0}
     assert sorted(b[1] for b in a["banks"]) == ["drugs-for-sale", "known-abuse-material"]
     assert len(a["reports"]) == 16  # the event sent twice counts once, by its report's key
+    assert {r[0] for r in a["reports"]} <= {c[0] for c in a["content"]}  # every report's content has its row
     assert a["inbox"] == 1 + 7  # the garbage and the platform's descriptions: valid reports take no inbox row
 
 
