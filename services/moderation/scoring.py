@@ -83,7 +83,7 @@ def decide(score: float, high_severity_match: bool, cfg: ModerationConfig) -> Ac
     return Action.record
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # a value, never changed; built per report, so not frozen (slower to build)
 class Verdict:
     action: Action
     score: float
@@ -202,7 +202,7 @@ def misuse_step(unfounded: int, total: int, warned: bool, cfg: ModerationConfig)
     return MisuseStep.suspend if warned else MisuseStep.warn
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # a value, never changed; built per report, so not frozen (slower to build)
 class QueueRank:
     urgent: bool      # a high-severity match (child abuse, terrorism), delisted or not
     trusted: bool     # a trusted flagger reported it (DSA Art. 22 priority)
