@@ -148,16 +148,17 @@ async def lock_items(conn: asyncpg.Connection, reports: list[ReportSubmitted], a
     # one another worker inserted in between is locked by the upsert. xmax = 0 only on a row it inserted.
     rows = await conn.fetch(
         """SELECT content_id, state, cleared_at, first_reported_at, false AS new FROM content
-           WHERE content_id = ANY($1::text[]) ORDER BY content_id FOR UPDATE""", content_ids)
+           WHERE content_id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)))
+           ORDER BY content_id FOR UPDATE""", rows_param(content_ids))
     if len(rows) < len(content_ids):
         there = {r["content_id"] for r in rows}
         missing = [c for c in content_ids if c not in there]
         rows += await conn.fetch(
             """INSERT INTO content (content_id, kind, first_reported_at)
-               SELECT u.content_id, u.kind, $3 FROM unnest($1::text[], $2::text[]) AS u(content_id, kind)
+               SELECT r->>0, r->>1, $2 FROM jsonb_array_elements($1::jsonb) AS r
                ON CONFLICT (content_id) DO UPDATE SET updated_at = now()
                RETURNING content_id, state, cleared_at, first_reported_at, xmax = 0 AS new""",
-            missing, [kinds[c] for c in missing], at)
+            rows_param([(c, kinds[c]) for c in missing]), at)
     return {r["content_id"]: Item(r["state"], r["cleared_at"], r["first_reported_at"], r["new"], known=False)
             for r in rows}
 
@@ -176,7 +177,8 @@ async def read_reporters(conn: asyncpg.Connection, reports: list[ReportSubmitted
     `trust_new`, as its row will say."""
     reporter_ids = sorted({r.reporter_id for r in reports})
     rows = await conn.fetch("SELECT reporter_id, trust, suspended_until FROM reporters"
-                            " WHERE reporter_id = ANY($1::text[])", reporter_ids)
+                            " WHERE reporter_id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)))",
+                            rows_param(reporter_ids))
     known = {r["reporter_id"]: Reporter(r["trust"], r["suspended_until"], False) for r in rows}
     return {reporter_id: known.get(reporter_id) or Reporter(cfg.trust_new, None, True)
             for reporter_id in reporter_ids}
@@ -188,8 +190,8 @@ async def insert_new_reporters(conn: asyncpg.Connection, reporters: dict[str, Re
     the same new reporter on another partition waits for this transaction only as long as its commit takes."""
     new = sorted(reporter_id for reporter_id, reporter in reporters.items() if reporter.new)
     if new:
-        await conn.execute("INSERT INTO reporters (reporter_id, trust) SELECT unnest($1::text[]), $2"
-                           " ON CONFLICT (reporter_id) DO NOTHING", new, cfg.trust_new)
+        await conn.execute("INSERT INTO reporters (reporter_id, trust) SELECT jsonb_array_elements_text($1::jsonb), $2"
+                           " ON CONFLICT (reporter_id) DO NOTHING", rows_param(new), cfg.trust_new)
 
 
 async def read_windows(conn: asyncpg.Connection, items: dict[str, Item], at: datetime, cfg: ModerationConfig) -> None:
