@@ -7,7 +7,6 @@ so a decision and its events commit together. Reports are scored in reports.py.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -15,7 +14,7 @@ from typing import Protocol
 
 import asyncpg
 
-from warden.contract.envelope import now as current_time
+from warden.contract.envelope import now as current_time, random_id
 from warden.contract.events import (AppealSubmitted, ContentDelisted, ContentRelisted, ModerationDecision,
                                     ModerationNotice, Payload, ViolationConfirmed, ViolationWithdrawn)
 from warden.runtime.outbox import OutboxRow, event_row
@@ -75,7 +74,7 @@ class Delisting:
 
 def notice(account_id: str, kind: str, text: str, now: datetime, *, content_id: str | None = None,
            decision_id: str | None = None) -> ModerationNotice:
-    return ModerationNotice(notice_id=str(uuid.uuid4()), account_id=account_id, kind=kind, text=text, at=now,
+    return ModerationNotice(notice_id=random_id(), account_id=account_id, kind=kind, text=text, at=now,
                             content_id=content_id, decision_id=decision_id)
 
 

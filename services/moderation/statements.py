@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import calendar
-import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from warden.contract.envelope import random_id
 from warden.contract.events import ModerationDecision
 
 from moderation.config import ModerationConfig
@@ -77,7 +77,7 @@ def statement(*, content_id: str, action: str, reason: str, facts: str, automate
               content: Facts = Facts()) -> ModerationDecision:
     """A statement of reasons with every Transparency Database field; puid is the decision's own id."""
     ground, category = GROUNDS.get(reason, GROUNDS["other"])
-    decision_id = str(uuid.uuid4())
+    decision_id = random_id()
     return ModerationDecision(
         decision_id=decision_id, content_id=content_id, action=action, ground=ground, category=category,
         automated_detection=automated_detection, automated_decision=automation(automated_detection, human),

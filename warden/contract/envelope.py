@@ -24,8 +24,8 @@ is not JSON, so it always goes the SDK path, which takes the frame off.
 from __future__ import annotations
 
 import json
+import os
 import re
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -78,12 +78,22 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def random_id() -> str:
+    """A random (version 4) UUID in its text form, what str(uuid.uuid4()) gives, at a third of the cost:
+    every emitted event takes one, and uuid.UUID builds and formats an object to get there."""
+    b = bytearray(os.urandom(16))
+    b[6] = b[6] & 0x0F | 0x40  # version 4
+    b[8] = b[8] & 0x3F | 0x80  # the RFC 9562 variant
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def new_event(event_type: str, source: str, data: dict[str, Any], *, event_id: str | None = None,
               time: datetime | None = None, trace: TraceContext | None = None) -> dict[str, Any]:
     """A structured-mode CloudEvent as a JSON-ready dict; `trace`: its distributed-tracing extension."""
     event = {
         "specversion": "1.0",
-        "id": event_id or str(uuid.uuid4()),
+        "id": event_id or random_id(),
         "source": source,
         "type": event_type,
         "time": (time or now()).isoformat(),

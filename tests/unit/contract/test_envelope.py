@@ -1,9 +1,10 @@
 """Decoding CloudEvents from Kafka records, and the reason codes of what cannot be decoded."""
 import json
+import uuid
 
 import pytest
 
-from warden.contract.envelope import MAX_EVENT_BYTES, EventRejected, decode, encode_structured, new_event
+from warden.contract.envelope import MAX_EVENT_BYTES, EventRejected, decode, encode_structured, new_event, random_id
 
 
 def structured(**overrides) -> bytes:
@@ -89,3 +90,17 @@ def test_a_broken_confluent_frame_is_undecodable(value):
     with pytest.raises(EventRejected) as rejected:
         decode(value, [], allow_binary=False)
     assert rejected.value.reason == "undecodable"
+
+
+def test_event_ids_are_random_version_4_uuids_in_their_canonical_text():
+    ids = [random_id() for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, text)
+    # every one of the 122 random bits varies (a fixed or lost bit would show as a constant column)
+    bits = [uuid.UUID(text).int for text in ids]
+    fixed = (0xF << 76) | (0x3 << 62)
+    assert all(any(b >> i & 1 for b in bits) and not all(b >> i & 1 for b in bits)
+               for i in range(128) if not fixed >> i & 1)
+    assert new_event("t.v1", "/tests", {})["id"] != new_event("t.v1", "/tests", {})["id"]
