@@ -25,6 +25,7 @@ from tests.support.stack import service_settings
 from warden.contract.envelope import encode_structured, new_event
 from warden.runtime import kafka
 from warden.runtime.consumer import ConsumerLoop
+from warden.runtime.dead_letters import REPLAY_OFFSET
 from warden.runtime.database import RUNTIME_MIGRATIONS, create_pool, migrate
 
 REPORTS, REPORT = "moderation.reports.submitted", "warden.moderation.report.submitted.v1"
@@ -46,14 +47,14 @@ def content_of(run: str) -> list[ConsumerRecord]:
 
 
 def record(offset: int, content_id: str, reporter: str, reason: str = "drugs", *, report_id: str | None = None,
-           event_id: str | None = None, title: str = "Weekend hiking group", partition: int = 0,
+           title: str = "Weekend hiking group", partition: int = 0,
            age: timedelta = timedelta(minutes=5)) -> ConsumerRecord:
     data = {"report_id": report_id or uuid.uuid4().hex, "reporter_id": reporter,
             "reported_at": (datetime.now(timezone.utc) - age).isoformat(), "surface": "search",
             "content": {"kind": "channel", "id": content_id, "owner_account_id": f"acc-{content_id}",
                         "title": title, "text": None},
             "reason": reason, "comment": None}
-    value, headers = encode_structured(new_event(REPORT, "/tests", data, event_id=event_id))
+    value, headers = encode_structured(new_event(REPORT, "/tests", data))
     return ConsumerRecord(REPORTS, partition, offset, 0, 0, content_id.encode(), value, None, 0, 0, tuple(headers))
 
 
@@ -147,10 +148,16 @@ async def test_a_failing_report_replays_the_batch_and_dead_letters_only_that_rep
         found = await state(pool)
         await loop.process(records)  # redelivered: nothing is recorded or dead-lettered twice
         again = await state(pool)
+        letters = """SELECT header_names, header_values FROM outbox WHERE topic LIKE '%.dlq' ORDER BY id"""
         async with pool.acquire() as conn:
-            reasons = [dict(zip(r["header_names"], r["header_values"]))["dlq.reason"] for r in await conn.fetch(
-                "SELECT header_names, header_values FROM outbox WHERE topic LIKE '%.dlq' ORDER BY id")]
+            reasons = [dict(zip(r["header_names"], r["header_values"]))["dlq.reason"] for r in await conn.fetch(letters)]
+            # `warden dlq replay` of the first letter: handled again, and dead-lettered again as it still fails
+            replayed = dataclasses.replace(records[5], offset=99, headers=(*records[5].headers, (REPLAY_OFFSET, b"0")))
+            await loop.process([replayed])
+            replayed_reasons = [dict(zip(r["header_names"], r["header_values"]))["dlq.reason"]
+                                for r in await conn.fetch(letters)]
     assert reasons == [b"handler_error", b"handler_error", b"undecodable"]  # both reports of the broken item
+    assert replayed_reasons == reasons + [b"handler_error"]
     assert not [r for r in found["reports"] if r[0] == broken]  # their savepoints were rolled back
     assert found["outbox"].count("search.delistings") == 2  # the rest of the batch went through
     assert found["inbox"] == 1 + 7 + 2  # each report dead-lettered claimed its row then
