@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import socket
 import subprocess
 import time
@@ -29,16 +30,39 @@ def _embedded_module(name: str, what: str, instead: str):
 
 
 def free_port(preferred: int | None = None) -> int:
-    if preferred is not None:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", preferred))
-                return preferred
-            except OSError:
-                pass
-    with socket.socket() as s:
+    """A TCP port nothing is bound to, for a server this process or a child binds a moment later.
+
+    Chosen below the kernel's ephemeral range: the port the kernel hands out for port 0 comes from
+    that range, where every outgoing connection also takes its local port, so one opened in the
+    meantime (to the broker, to Postgres) could take it before the server binds it."""
+    if preferred is not None and _bindable(preferred):
+        return preferred
+    below = min(_ephemeral_low(), 65536)
+    lowest = max(1024, below - 12_000)
+    for _ in range(200 if lowest < below else 0):
+        port = random.randrange(lowest, below)
+        if _bindable(port):
+            return port
+    with socket.socket() as s:  # everything tried was taken: the kernel's choice, as a last resort
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def _ephemeral_low() -> int:
+    """The lowest local port the kernel gives outgoing connections (Linux; 32768, its default, elsewhere)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def wait_for_port(host: str, port: int, timeout: float) -> None:
