@@ -76,9 +76,22 @@ def count_consumed(outcomes: list[tuple[str, str]], seconds_per_event: float) ->
     for (topic, outcome), n in Tally(outcomes).items():
         EVENTS_CONSUMED.labels(topic, outcome).inc(n)
     for topic, n in Tally(topic for topic, _ in outcomes).items():
-        observed = PROCESSING_SECONDS.labels(topic)
-        for _ in range(n):
-            observed.observe(seconds_per_event)
+        observe_many(PROCESSING_SECONDS.labels(topic), seconds_per_event, n)
+
+
+def observe_many(histogram: Histogram, amount: float, times: int) -> None:
+    """What `times` calls of `histogram.observe(amount)` leave (a labelled child, no exemplar), in two
+    increments: a batch's events share one duration, and a thousand observe calls were 2 % of a worker's
+    time. It reaches into prometheus_client's Histogram (pinned; tests/unit/runtime/test_metrics_counting.py
+    holds it equal to the calls)."""
+    if times <= 0:
+        return
+    histogram._raise_if_not_observable()
+    histogram._sum.inc(amount * times)
+    for i, bound in enumerate(histogram._upper_bounds):
+        if amount <= bound:
+            histogram._buckets[i].inc(times)
+            break
 
 
 def count_outgoing(rows) -> None:

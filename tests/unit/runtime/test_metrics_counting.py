@@ -41,3 +41,22 @@ def test_emitted_events_and_dead_letters_are_counted_per_row():
     assert sample("warden_events_emitted_total", topic="search.delistings", type=event_type) == 2
     assert sample("warden_dlq_events_total", topic=source, reason="invalid_data") == invalid + 2
     assert sample("warden_dlq_events_total", topic=source, reason="undecodable") == undecodable + 1
+
+
+def test_observing_many_at_once_leaves_what_observing_each_leaves():
+    from prometheus_client import CollectorRegistry, Histogram
+    registry = CollectorRegistry()
+    buckets = (0.001, 0.01, 0.1, 1)
+    one_by_one = Histogram("one_by_one_seconds", "x", ["topic"], buckets=buckets, registry=registry)
+    at_once = Histogram("at_once_seconds", "x", ["topic"], buckets=buckets, registry=registry)
+    for amount, times in ((0.0004, 3), (0.01, 5), (0.5, 1), (7.0, 2), (0.05, 0)):
+        for _ in range(times):
+            one_by_one.labels("t").observe(amount)
+        metrics.observe_many(at_once.labels("t"), amount, times)
+
+    def samples(name):
+        return {(s.name.removeprefix(name), tuple(sorted(s.labels.items()))): round(s.value, 9)
+                for family in registry.collect() if family.name == name for s in family.samples
+                if not s.name.endswith("_created")}
+    assert samples("one_by_one_seconds") == samples("at_once_seconds")
+    assert samples("at_once_seconds")[("_count", (("topic", "t"),))] == 11
