@@ -59,7 +59,7 @@ async def check_content(conn: asyncpg.Connection, event: ContentUpdated, checks:
     row = await conn.fetchrow(
         """INSERT INTO content (content_id, kind, first_reported_at) VALUES ($1, $2, $3)
            ON CONFLICT (content_id) DO UPDATE SET kind = EXCLUDED.kind, updated_at = now()
-           RETURNING state, cleared_at, first_reported_at""", event.content_id, event.kind, at)
+           RETURNING state, cleared_at""", event.content_id, event.kind, at)
     check = checks.check(event)
     detections, score = check.detections, check.score
     await conn.execute(
@@ -72,7 +72,7 @@ async def check_content(conn: asyncpg.Connection, event: ContentUpdated, checks:
                              RETURNING 1) SELECT count(*) FROM released""", event.content_id)
     if not detections and not released:
         return  # nothing matched and no report waited: the window, judged when its reports came, is unchanged
-    item = Item(row["state"], row["cleared_at"], row["first_reported_at"], new=False, known=True,
+    item = Item(row["state"], row["cleared_at"], new=False, known=True,
                 high_severity=[d.category for d in detections if d.high_severity])
     await read_windows(conn, {event.content_id: item}, at, cfg)
     reported = await conn.fetchrow(

@@ -67,7 +67,6 @@ class Delisting:
     reason: str
     facts: str
     automated_detection: bool
-    first_reported_at: datetime
     source: str = "notice"  # notice | trusted_flagger | proactive | unknown_content
     reporters: tuple[str, ...] = ()  # whose notices counted towards an automated delisting: each is told
 
@@ -96,8 +95,8 @@ async def delist_all(conn: asyncpg.Connection, delistings: list[Delisting], *, h
            FROM unnest($1::text[], $2::text[]) AS u(content_id, category)
                LEFT JOIN platform_content p ON p.content_id = u.content_id
            WHERE content.content_id = ANY($1::text[]) AND content.content_id = u.content_id
-           RETURNING content.content_id, p.created_at, jsonb_array_length(p.media) > 0 AS has_media,
-               p.content_id IS NOT NULL AS described""",
+           RETURNING content.content_id, content.first_reported_at, p.created_at,
+               jsonb_array_length(p.media) > 0 AS has_media, p.content_id IS NOT NULL AS described""",
         [d.content_id for d in delistings], [d.reason for d in delistings])
     facts = {r["content_id"]: Facts(r["created_at"], bool(r["has_media"]), r["described"]) for r in rows}
     sors = [statement(content_id=d.content_id, action="delist", reason=d.reason, facts=d.facts,
@@ -113,7 +112,9 @@ async def delist_all(conn: asyncpg.Connection, delistings: list[Delisting], *, h
             effects.emit(notice(reporter_id, "notice_outcome", (
                 "Your notice about this content led to its removal from public search, decided automatically; a "
                 "moderator will review the decision."), now, content_id=d.content_id, decision_id=sor.decision_id))
-    waited = [max((now - d.first_reported_at).total_seconds(), 0.0) for d in delistings]
+    first_reported = {r["content_id"]: r["first_reported_at"] for r in rows}
+    waited = [max((now - first_reported[d.content_id]).total_seconds(), 0.0) if d.content_id in first_reported
+              else 0.0 for d in delistings]
 
     def count() -> None:
         for sor, seconds in zip(sors, waited):
@@ -124,10 +125,10 @@ async def delist_all(conn: asyncpg.Connection, delistings: list[Delisting], *, h
 
 
 async def delist(conn: asyncpg.Connection, content_id: str, reason: str, *, facts: str, automated_detection: bool,
-                 human: str | None, first_reported_at: datetime, now: datetime, cfg: ModerationConfig,
-                 effects: Emitter, source: str = "notice") -> ModerationDecision:
-    [sor] = await delist_all(conn, [Delisting(content_id, reason, facts, automated_detection, first_reported_at,
-                                              source)], human=human, now=now, cfg=cfg, effects=effects)
+                 human: str | None, now: datetime, cfg: ModerationConfig, effects: Emitter,
+                 source: str = "notice") -> ModerationDecision:
+    [sor] = await delist_all(conn, [Delisting(content_id, reason, facts, automated_detection, source)],
+                             human=human, now=now, cfg=cfg, effects=effects)
     return sor
 
 
@@ -276,8 +277,7 @@ async def moderator_decision(conn: asyncpg.Connection, content_id: str, action: 
             effects.emit(sor)
         else:
             sor = await delist(conn, content_id, reason, facts=facts, automated_detection=automated, human=moderator,
-                               first_reported_at=item["first_reported_at"], now=now, cfg=cfg, effects=effects,
-                               source=source)
+                               now=now, cfg=cfg, effects=effects, source=source)
         await _confirm_violation(conn, content_id, reason, sor.decision_id, now, effects)
         await settle_reports(conn, content_id, upheld=True, now=now, cfg=cfg, effects=effects,
                              decision_id=sor.decision_id)
