@@ -59,14 +59,6 @@ class Item:
     removed: bool = False  # platform.content removed it: its reports are kept, with nothing to wait for
     window: scoring.Window | None = None  # read_windows: for items the platform describes
     high_severity: list[str] = field(default_factory=list)  # categories of its high-severity bank matches
-    _start: tuple[datetime, datetime] | None = None  # (at, its window's start at that moment)
-
-    def window_start(self, at: datetime, cfg: ModerationConfig) -> datetime:
-        """scoring.window_start for this item at `at`, computed once per moment (a call folds many reports at
-        one `at`)."""
-        if self._start is None or self._start[0] != at:
-            self._start = (at, scoring.window_start(at, self.cleared_at, cfg))
-        return self._start[1]
 
 
 @dataclass(slots=True)
@@ -203,9 +195,10 @@ async def read_windows(conn: asyncpg.Connection, items: dict[str, Item], at: dat
     not exist, and the platform's handler creates them), items the platform has not described have no window
     (their reports wait). The others are read item by item through the (content_id, …) indexes. Moments come as
     epoch seconds, as the window keeps them: asyncpg builds a timestamptz's datetime at ~1.2 µs a value."""
-    known = [(content_id, item.window_start(at, cfg))
-             for content_id, item in items.items() if not item.new]
-    if not known:
+    earliest = scoring.window_start(at, None, cfg)  # most items were never cleared: their start, computed once
+    starts = {content_id: scoring.window_start(at, item.cleared_at, cfg) if item.cleared_at else earliest
+              for content_id, item in items.items() if not item.new}
+    if not starts:
         return
     rows = await conn.fetch(
         """SELECT i.content_id, p.content_id IS NOT NULL AND p.removed_at IS NULL AS known,
@@ -226,7 +219,7 @@ async def read_windows(conn: asyncpg.Connection, items: dict[str, Item], at: dat
                SELECT NULL, b.bank_id, b.contribution, extract(epoch FROM greatest(b.matched_at, i.start))::float8, true
                FROM bank_matches b
                WHERE b.content_id = i.content_id) AS w ON p.content_id IS NOT NULL AND p.removed_at IS NULL""",
-        rows_param(known))
+        rows_param(list(starts.items())))
     windows: dict[str, Reports] = {}
     for r in rows:
         item = items[r["content_id"]]
@@ -237,7 +230,7 @@ async def read_windows(conn: asyncpg.Connection, items: dict[str, Item], at: dat
             window[who] = [r["contribution"], r["at"], 1.0 if r["established"] else 0.0]
     for content_id, window in windows.items():
         item = items[content_id]
-        item.window = scoring.Window(window, item.window_start(at, cfg), cfg)
+        item.window = scoring.Window(window, starts[content_id], cfg)
 
 
 def record_of(report: ReportSubmitted, reporter: Reporter, at: datetime, cfg: ModerationConfig) -> Recorded:

@@ -7,6 +7,7 @@ also accept CloudEvents in Kafka binary mode.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 DLQ_SUFFIX = ".dlq"
@@ -32,10 +33,10 @@ class Topic:
     # authorities submit over its HTTP API, as a gateway would).
     relayed_by: tuple[str, ...] = field(default=())
 
-    @property
+    @cached_property
     def writers(self) -> tuple[str, ...]:
         """Who may write the topic: one service, or for the status topic each stage that reports (and a
-        service relaying an inbound topic)."""
+        service relaying an inbound topic). Read for every event emitted: worked out once."""
         return (*(name.strip() for name in self.producer.split(",")), *self.relayed_by)
 
     @property
