@@ -88,6 +88,14 @@ def random_id() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+def rfc3339(moment: datetime) -> str:
+    """`moment.isoformat()`: for a datetime in UTC, at a third of its cost (orjson writes the same text;
+    tests/unit/contract/test_envelope.py holds them equal)."""
+    if moment.tzinfo is timezone.utc:
+        return orjson.dumps(moment)[1:-1].decode()
+    return moment.isoformat()
+
+
 def new_event(event_type: str, source: str, data: dict[str, Any], *, event_id: str | None = None,
               time: datetime | None = None, trace: TraceContext | None = None) -> dict[str, Any]:
     """A structured-mode CloudEvent as a JSON-ready dict; `trace`: its distributed-tracing extension."""
@@ -96,7 +104,7 @@ def new_event(event_type: str, source: str, data: dict[str, Any], *, event_id: s
         "id": event_id or random_id(),
         "source": source,
         "type": event_type,
-        "time": (time or now()).isoformat(),
+        "time": rfc3339(time or now()),
         "datacontenttype": DATA_CONTENT_TYPE,
     }
     if trace is not None:

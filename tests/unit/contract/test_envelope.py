@@ -1,10 +1,14 @@
 """Decoding CloudEvents from Kafka records, and the reason codes of what cannot be decoded."""
 import json
 import uuid
+from datetime import timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from warden.contract.envelope import MAX_EVENT_BYTES, EventRejected, decode, encode_structured, new_event, random_id
+from warden.contract.envelope import (MAX_EVENT_BYTES, EventRejected, decode, encode_structured, new_event, random_id,
+                                      rfc3339)
 
 
 def structured(**overrides) -> bytes:
@@ -104,3 +108,9 @@ def test_event_ids_are_random_version_4_uuids_in_their_canonical_text():
     assert all(any(b >> i & 1 for b in bits) and not all(b >> i & 1 for b in bits)
                for i in range(128) if not fixed >> i & 1)
     assert new_event("t.v1", "/tests", {})["id"] != new_event("t.v1", "/tests", {})["id"]
+
+
+@given(st.datetimes(timezones=st.just(timezone.utc)) | st.datetimes(timezones=st.timezones())
+       | st.datetimes(timezones=st.none()))
+def test_an_event_time_is_written_as_isoformat_writes_it(moment):
+    assert rfc3339(moment) == moment.isoformat()
