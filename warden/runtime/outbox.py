@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter as Tally
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -269,13 +270,16 @@ class OutboxRelay:
         outcomes = await asyncio.gather(*(future for _, _, future in pending), return_exceptions=True)
         for (row_id, _, _), outcome in zip(pending, outcomes):
             tracing.end_span(spans.pop(row_id, None), outcome if isinstance(outcome, BaseException) else None)
+        published = Tally()
         for (row_id, r, _), outcome in zip(pending, outcomes):
             if isinstance(outcome, BaseException):
                 if not refused_for_good(outcome):
                     raise outcome
                 refused.append((row_id, r, outcome))
             else:
-                metrics.OUTBOX_PUBLISHED.labels(r.topic).inc()
+                published[r.topic] += 1
+        for topic, n in published.items():  # labels() once per topic: it costs a microsecond
+            metrics.OUTBOX_PUBLISHED.labels(topic).inc(n)
         for _, r, exc in refused:
             metrics.OUTBOX_REFUSED.labels(r.topic).inc()
             log.error("outbox row refused by the broker for good, set aside", extra={

@@ -5,6 +5,7 @@ import uuid
 
 import pytest
 from aiokafka.errors import KafkaTimeoutError
+from prometheus_client import REGISTRY
 
 from tests.support.kafka import read_topic
 from warden.runtime.database import RUNTIME_MIGRATIONS, create_pool, migrate
@@ -29,14 +30,20 @@ async def waiting(pool) -> list[bytes]:
         return [r["value"] for r in await conn.fetch("SELECT value FROM outbox ORDER BY id")]
 
 
+def published_count(topic: str) -> float:
+    return REGISTRY.get_sample_value("warden_outbox_published_total", {"topic": topic}) or 0.0
+
+
 async def test_rows_go_out_in_id_order_and_leave_the_outbox(bootstrap, database_url):
     key = uuid.uuid4().hex.encode()
     values = [f"event {i}".encode() for i in range(5)]
     pool, producer, relay = await relay_over(database_url, "rt_relay", bootstrap,
                                              [OutboxRow(TOPIC, key, v, [("n", bytes([i]))]) for i, v in enumerate(values)])
+    counted = published_count(TOPIC)
     try:
         assert await relay.publish_batch() == 5
         assert await waiting(pool) == []
+        assert published_count(TOPIC) == counted + 5  # each row counted once the broker has it
         published = [r for r in await read_topic(bootstrap, TOPIC) if r.key == key]
         assert [r.value for r in published] == values
         assert [list(r.headers) for r in published] == [[("n", bytes([i]))] for i in range(5)]
