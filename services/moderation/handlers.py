@@ -113,8 +113,7 @@ async def delist_all(conn: asyncpg.Connection, delistings: list[Delisting], *, h
                 "Your notice about this content led to its removal from public search, decided automatically; a "
                 "moderator will review the decision."), now, content_id=d.content_id, decision_id=sor.decision_id))
     first_reported = {r["content_id"]: r["first_reported_at"] for r in rows}
-    waited = [max((now - first_reported[d.content_id]).total_seconds(), 0.0) if d.content_id in first_reported
-              else 0.0 for d in delistings]
+    waited = [max((now - first_reported.get(d.content_id, now)).total_seconds(), 0.0) for d in delistings]
 
     def count() -> None:
         for sor, seconds in zip(sors, waited):
