@@ -38,6 +38,7 @@ import asyncpg
 
 from warden.contract.envelope import now as current_time
 from warden.contract.events import ReportSubmitted
+from warden.contract.structs import struct_of
 from warden.runtime.database import rows_param
 from warden.runtime.service import BatchItem, Context
 
@@ -47,6 +48,8 @@ from moderation.handlers import Delisting, delist_all
 from moderation.scoring import Action, QueueRank, Reports, bank, is_bank
 
 log = logging.getLogger(__name__)
+# A report as the subscription hands it over (Subscription.structs): ReportSubmitted's fields, as a msgspec struct.
+Report = struct_of(ReportSubmitted)
 
 
 @dataclass(slots=True)
@@ -105,7 +108,7 @@ class Outcome:
             self.queue[content_id] = entry
 
 
-async def score_reports(ctx: Context, events: list[BatchItem[ReportSubmitted]], *, cfg: ModerationConfig) -> None:
+async def score_reports(ctx: Context, events: list[BatchItem[Report]], *, cfg: ModerationConfig) -> None:
     """Record the reports, fold each into its item's window in order, and delist or queue what the scores call for."""
     reports = [report.event for report in events]
     at = current_time()
@@ -129,7 +132,7 @@ async def score_reports(ctx: Context, events: list[BatchItem[ReportSubmitted]], 
     ctx.on_commit(count)
 
 
-async def lock_items(conn: asyncpg.Connection, reports: list[ReportSubmitted], at: datetime) -> dict[str, Item]:
+async def lock_items(conn: asyncpg.Connection, reports: list[Report], at: datetime) -> dict[str, Item]:
     """Lock the reports' content rows, creating the missing ones, in id order (locks in one order); return them."""
     kinds: dict[str, str] = {}
     for report in reports:  # kind of the first report (the platform's, once it describes the content)
@@ -161,7 +164,7 @@ class Reporter:
     new: bool  # no row yet: written by `insert_new_reporters` at the end of the call
 
 
-async def read_reporters(conn: asyncpg.Connection, reports: list[ReportSubmitted],
+async def read_reporters(conn: asyncpg.Connection, reports: list[Report],
                          cfg: ModerationConfig) -> dict[str, Reporter]:
     """Each reporter's standing as committed, unlocked: a reporter's rows are changed only by human outcomes
     and misuse steps, each of which locks the items it decides first. A reporter with no row starts at
@@ -233,18 +236,19 @@ async def read_windows(conn: asyncpg.Connection, items: dict[str, Item], at: dat
         item.window = scoring.Window(window, starts[content_id], cfg)
 
 
-def record_of(report: ReportSubmitted, reporter: Reporter, at: datetime, cfg: ModerationConfig) -> Recorded:
+def record_of(report: Report, reporter: Reporter, at: datetime, cfg: ModerationConfig) -> Recorded:
     suspended = reporter.suspended_until is not None and reporter.suspended_until > at
     trusted = report.reporter_id in cfg.trusted_flaggers
     weight = scoring.reporter_weight(reporter.trust, trusted, cfg)
     value = 0.0 if suspended else scoring.contribution(report.reason.value, weight, cfg)
     established = scoring.is_established(reporter.trust, trusted, cfg)
-    # In UTC's own tzinfo: comparing or taking the timestamp of a datetime with pydantic's costs four times as much.
+    # In UTC's own tzinfo (a report may come in any offset, or in pydantic's TzInfo when the contract's model read
+    # it): comparing or taking the timestamp of a datetime with pydantic's costs four times as much.
     reported_at = report.reported_at.astimezone(timezone.utc)
     return Recorded(False, suspended, trusted, established, value, min(reported_at, at))
 
 
-async def insert_reports(conn: asyncpg.Connection, reports: list[ReportSubmitted], recorded: list[Recorded],
+async def insert_reports(conn: asyncpg.Connection, reports: list[Report], recorded: list[Recorded],
                          items: dict[str, Item], at: datetime) -> None:
     """Insert the reports in order, the reporter's claim beside them; reports of content the platform has not
     described (and has not removed) are pending. Marks which were new (a report already there, or twice here, is not).
@@ -269,7 +273,7 @@ async def insert_reports(conn: asyncpg.Connection, reports: list[ReportSubmitted
         new.discard(key)
 
 
-def fold_report(report: ReportSubmitted, x: Recorded, item: Item, outcome: Outcome, *, cfg: ModerationConfig,
+def fold_report(report: Report, x: Recorded, item: Item, outcome: Outcome, *, cfg: ModerationConfig,
                 at: datetime) -> None:
     """Fold one recorded report into its item's window and note what the window calls for."""
     reason = report.reason.value

@@ -73,7 +73,7 @@ def build_service(cfg: ModerationConfig | None = None, checks: Checks | None = N
         schema="moderation",
         subscriptions=[
             Subscription(CONTENT, partial(record_content, checks=checks, cfg=cfg)),
-            Subscription(REPORTS, handle_batch=partial(score_reports, cfg=cfg), deduplicates=True),
+            Subscription(REPORTS, handle_batch=partial(score_reports, cfg=cfg), deduplicates=True, structs=True),
             Subscription(APPEALS, receive_appeal),
         ],
         migrations=MIGRATIONS,

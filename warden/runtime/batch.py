@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from warden.contract.envelope import Envelope, EventRejected, decode
 from warden.contract.events import model_for
+from warden.contract.structs import payload_struct
 from warden.contract.topics import TOPICS
 from warden.runtime import metrics, tracing
 from warden.runtime.database import is_transient
@@ -62,7 +63,9 @@ class Decoded:
         return f"kafka:{r.topic}/{r.partition}", str(r.offset)
 
 
-def decode_record(record: ConsumerRecord, wants: Callable[[Envelope], bool] | None = None) -> Decoded:
+def decode_record(record: ConsumerRecord, wants: Callable[[Envelope], bool] | None = None, *,
+                  structs: bool = False) -> Decoded:
+    """`structs`: the payload as its model's msgspec struct (Subscription.structs), else as the model."""
     topic = TOPICS[record.topic]
     decoded = Decoded(record)
     try:
@@ -74,7 +77,8 @@ def decode_record(record: ConsumerRecord, wants: Callable[[Envelope], bool] | No
             decoded.ignored = True
             return decoded
         try:
-            decoded.payload = model_for(envelope.type).model_validate(envelope.data)
+            decoded.payload = (payload_struct(envelope.type, envelope.data) if structs
+                               else model_for(envelope.type).model_validate(envelope.data))
         except ValidationError as exc:
             raise EventRejected("invalid_data", describe_validation_error(exc)) from None
     except EventRejected as rejection:
@@ -106,7 +110,7 @@ class BatchProcessor:
         """Each record's envelope and payload, or why it will be dead-lettered, or that its subscription does
         not want it (no I/O: done ahead of time)."""
         subscriptions = self._subscriptions
-        return [decode_record(r, subscriptions[r.topic].wants) for r in records]
+        return [decode_record(r, subscriptions[r.topic].wants, structs=subscriptions[r.topic].structs) for r in records]
 
     async def process(self, records: list[ConsumerRecord], *, decoded: list[Decoded] | None = None) -> None:
         """Handle the records in one committed transaction (two when the optimistic pass fails), or raise.

@@ -192,3 +192,7 @@ def test_warden_events_take_the_fast_path():
     envelope = _decode_common_structured(value)
     assert envelope is not None and envelope.data == {"report_id": "r-1"}
     assert _decode_common_structured(json.dumps({**json.loads(value), "time": "2026-01-01"}).encode()) is None
+    traced = {**json.loads(value), "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+    envelope = _decode_common_structured(json.dumps(traced).encode())
+    assert envelope is not None and envelope.trace is not None
+    assert _decode_common_structured(json.dumps({**traced, "partitionkey": "k"}).encode()) is None  # to the SDK

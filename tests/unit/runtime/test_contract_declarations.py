@@ -40,3 +40,13 @@ def test_emission_follows_the_model_and_the_single_writer_map():
     assert event_row("intake", status).topic == "legal.requests.status"  # one writer per stage
     with pytest.raises(ValueError, match="moderation may not write legal.requests.status"):
         event_row("moderation", status)
+
+
+def test_a_topic_read_as_structs_whose_model_does_not_translate_does_not_start():
+    legal_review = load_service("legal-review")
+    rogue = dataclasses.replace(legal_review, subscriptions=[
+        dataclasses.replace(s, structs=True) if s.topic == "legal.requests.received" else s
+        for s in legal_review.subscriptions])
+    with pytest.raises(ConfigurationError, match="legal.requests.received is read as structs, but Suspect has "
+                                                 "validators"):
+        rogue.check_contract()
