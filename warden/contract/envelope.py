@@ -124,12 +124,19 @@ def encode_structured(event: dict[str, Any]) -> tuple[bytes, list[tuple[str, byt
 
 def decode(value: bytes | None, headers: list[tuple[str, bytes]] | tuple, *, allow_binary: bool) -> Envelope:
     """Decode a Kafka record into an Envelope or raise EventRejected with a reason code."""
-    if (value is not None and len(value) <= MAX_EVENT_BYTES
-            and not any(isinstance(name, str) and name[:3].lower() == "ce_" for name, _ in headers or ())):
+    if value is not None and len(value) <= MAX_EVENT_BYTES and not _binary_mode(headers):
         fast = _decode_common_structured(value)
         if fast is not None:
             return fast
     return decode_with_sdk(value, headers, allow_binary=allow_binary)
+
+
+def _binary_mode(headers: list[tuple[str, bytes]] | tuple) -> bool:
+    """Whether a record has CloudEvents attribute headers (a loop: a generator costs more for a header or two)."""
+    for name, _ in headers or ():
+        if isinstance(name, str) and name[:3].lower() == "ce_":
+            return True
+    return False
 
 
 def decode_with_sdk(value: bytes | None, headers: list[tuple[str, bytes]] | tuple, *,

@@ -29,6 +29,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 import msgspec
 from annotated_types import MaxLen, MinLen
 from pydantic import AwareDatetime
+from msgspec.structs import force_setattr
 from pydantic_core import PydanticUndefined
 
 from warden.contract.events import Payload, model_for
@@ -37,6 +38,9 @@ from warden.contract.events import Payload, model_for
 # What both datetime.fromisoformat and pydantic read as the same moment, with the same offset.
 _RFC3339 = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})$"
 _TIME = msgspec.Meta(pattern=_RFC3339)
+
+
+fromisoformat = datetime.fromisoformat
 
 
 class Untranslatable(TypeError):
@@ -108,12 +112,22 @@ def _is_time(annotation: Any) -> bool:
 
 def _times_read(names: list[str]) -> Any:
     """A struct's __post_init__ that reads its time fields' text (msgspec turns a ValueError into its
-    ValidationError: a day or an offset out of range goes to the model)."""
+    ValidationError: a day or an offset out of range goes to the model). A struct built from a validated
+    model has its datetimes already."""
+    if len(names) == 1:  # the common case, without a loop or a lookup by name
+        [name] = names
+
+        def __post_init__(self: msgspec.Struct) -> None:
+            text = getattr(self, name)
+            if type(text) is str:
+                force_setattr(self, name, fromisoformat(text))
+        return __post_init__
+
     def __post_init__(self: msgspec.Struct) -> None:
         for name in names:
             text = getattr(self, name)
-            if type(text) is str:  # (a struct built from a validated model has its datetime already)
-                msgspec.structs.force_setattr(self, name, datetime.fromisoformat(text))
+            if type(text) is str:
+                force_setattr(self, name, fromisoformat(text))
     return __post_init__
 
 
