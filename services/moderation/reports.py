@@ -196,7 +196,9 @@ async def read_windows(conn: asyncpg.Connection, items: dict[str, Item], at: dat
     Read after the items' rows are locked, in a statement of its own: content the platform described while this
     call waited for the lock is seen as described. Items created by this call have none of it (their rows did
     not exist, and the platform's handler creates them), items the platform has not described have no window
-    (their reports wait). The others are read item by item through the (content_id, …) indexes. Moments come as
+    (their reports wait), and no bank matches either (banks match the platform's facts), so the high-severity
+    matches come with the window's bank rows. The others are read item by item through the (content_id, …)
+    indexes. Moments come as
     epoch seconds, as the window keeps them: asyncpg builds a timestamptz's datetime at ~1.2 µs a value."""
     earliest = scoring.window_start(at, None, cfg)  # most items were never cleared: their start, computed once
     starts = {content_id: scoring.window_start(at, item.cleared_at, cfg) if item.cleared_at else earliest
@@ -205,32 +207,40 @@ async def read_windows(conn: asyncpg.Connection, items: dict[str, Item], at: dat
         return
     rows = await conn.fetch(
         """SELECT i.content_id, p.content_id IS NOT NULL AND p.removed_at IS NULL AS known,
-                  p.removed_at IS NOT NULL AS removed, hs.categories AS high_severity,
-                  w.who, w.bank_id, w.contribution, w.at, w.established
+                  p.removed_at IS NOT NULL AS removed, w.who, w.bank_id, w.contribution, w.at, w.established,
+                  w.high_severity_category
            FROM (SELECT r->>0 AS content_id, (r->>1)::timestamptz AS start
                  FROM jsonb_array_elements($1::jsonb) AS r) AS i
            LEFT JOIN platform_content p ON p.content_id = i.content_id
-           LEFT JOIN LATERAL (SELECT array_agg(b.category ORDER BY b.bank_id) AS categories FROM bank_matches b
-                              WHERE b.content_id = i.content_id AND b.high_severity) AS hs ON true
            LEFT JOIN LATERAL (
                SELECT * FROM (SELECT DISTINCT ON (r.reporter_id) r.reporter_id AS who, NULL AS bank_id,
-                                     r.contribution, extract(epoch FROM r.reported_at)::float8 AS at, r.established
+                                     r.contribution, extract(epoch FROM r.reported_at)::float8 AS at, r.established,
+                                     NULL AS high_severity_category
                               FROM reports r
                               WHERE r.content_id = i.content_id AND r.reported_at >= i.start AND NOT r.suspended
                               ORDER BY r.reporter_id, r.seq) AS firsts
                UNION ALL
-               SELECT NULL, b.bank_id, b.contribution, extract(epoch FROM greatest(b.matched_at, i.start))::float8, true
+               SELECT NULL, b.bank_id, b.contribution, extract(epoch FROM greatest(b.matched_at, i.start))::float8, true,
+                      CASE WHEN b.high_severity THEN b.category END
                FROM bank_matches b
                WHERE b.content_id = i.content_id) AS w ON p.content_id IS NOT NULL AND p.removed_at IS NULL""",
         rows_param(list(starts.items())))
     windows: dict[str, Reports] = {}
+    high_severity: dict[str, list[tuple[str, str]]] = {}  # content id -> (bank id, category) of high-severity matches
     for r in rows:
-        item = items[r["content_id"]]
-        item.known, item.removed, item.high_severity = r["known"], r["removed"], list(r["high_severity"] or [])
-        window = windows.setdefault(r["content_id"], {})
-        who = r["who"] if r["bank_id"] is None else bank(r["bank_id"])
-        if who is not None:
-            window[who] = [r["contribution"], r["at"], 1.0 if r["established"] else 0.0]
+        content_id = r["content_id"]
+        item = items[content_id]
+        item.known, item.removed = r["known"], r["removed"]
+        window = windows.setdefault(content_id, {})
+        bank_id = r["bank_id"]
+        if bank_id is not None:
+            window[bank(bank_id)] = [r["contribution"], r["at"], 1.0]
+            if r["high_severity_category"] is not None:
+                high_severity.setdefault(content_id, []).append((bank_id, r["high_severity_category"]))
+        elif r["who"] is not None:
+            window[r["who"]] = [r["contribution"], r["at"], 1.0 if r["established"] else 0.0]
+    for content_id, matches in high_severity.items():  # in bank id order
+        items[content_id].high_severity = [category for _, category in sorted(matches)]
     for content_id, window in windows.items():
         item = items[content_id]
         item.window = scoring.Window(window, starts[content_id], cfg)
