@@ -67,6 +67,7 @@ class Item:
 @dataclass(slots=True)
 class Recorded:
     """How one report was written: new or not, and what it weighs."""
+    reason: str  # the report's reason's value (an enum's `.value` is a property: read once)
     inserted: bool
     suspended: bool
     trusted: bool
@@ -250,12 +251,13 @@ def record_of(report: Report, reporter: Reporter, at: datetime, cfg: ModerationC
     suspended = reporter.suspended_until is not None and reporter.suspended_until > at
     trusted = report.reporter_id in cfg.trusted_flaggers
     weight = scoring.reporter_weight(reporter.trust, trusted, cfg)
-    value = 0.0 if suspended else scoring.contribution(report.reason.value, weight, cfg)
+    reason = report.reason.value
+    value = 0.0 if suspended else scoring.contribution(reason, weight, cfg)
     established = scoring.is_established(reporter.trust, trusted, cfg)
     # In UTC's own tzinfo (a report may come in any offset, or in pydantic's TzInfo when the contract's model read
     # it): comparing or taking the timestamp of a datetime with pydantic's costs four times as much.
     reported_at = report.reported_at.astimezone(timezone.utc)
-    return Recorded(False, suspended, trusted, established, value, min(reported_at, at))
+    return Recorded(reason, False, suspended, trusted, established, value, min(reported_at, at))
 
 
 _INSERT_REPORTS = """
@@ -272,7 +274,7 @@ async def insert_reports(conn: asyncpg.Connection, reports: list[Report], record
     described (and has not removed) are pending. Marks which were new (a report already there, or twice here, is not).
     Their content rows are `items`, locked or created by this transaction (lock_items): no foreign key checks it
     again (migration 010)."""
-    rows = [(r.report_id, r.reporter_id, r.content.id, r.reason.value, r.surface, x.reported_at, x.value, x.trusted,
+    rows = [(r.report_id, r.reporter_id, r.content.id, x.reason, r.surface, x.reported_at, x.value, x.trusted,
              x.suspended, x.established,
              None if items[r.content.id].known or items[r.content.id].removed or x.suspended else at,
              r.content.kind, r.content.title, r.content.text, r.content.owner_account_id, r.comment)
@@ -297,7 +299,7 @@ async def insert_reports(conn: asyncpg.Connection, reports: list[Report], record
 def fold_report(report: Report, x: Recorded, item: Item, outcome: Outcome, *, cfg: ModerationConfig,
                 at: datetime) -> None:
     """Fold one recorded report into its item's window and note what the window calls for."""
-    reason = report.reason.value
+    reason = x.reason
     if not x.inserted or x.suspended:
         outcome.counted[reason, "suspended_reporter" if x.suspended else "duplicate"] += 1
         return
