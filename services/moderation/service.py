@@ -88,7 +88,7 @@ def build_service(cfg: ModerationConfig | None = None, checks: Checks | None = N
         # While one batch waits for Postgres the next ones' Python runs. Any commit order of two batches is
         # right: reports are scored under their items' locks (as with workers on other partitions), and the
         # platform's facts replace what is held only when newer.
-        batches_in_flight=3,
+        batches_in_flight=5,
     )
 
 
