@@ -30,7 +30,7 @@ def test_batches_in_flight_are_one_unless_the_service_or_the_operator_says(monke
     from moderation.service import SERVICE
     monkeypatch.delenv("WARDEN_BATCHES_IN_FLIGHT", raising=False)
     assert Service("svc", "svc", [], []).in_flight(Settings()) == 1
-    assert SERVICE.in_flight(Settings()) == 3
+    assert SERVICE.in_flight(Settings()) == 5
     monkeypatch.setenv("WARDEN_BATCHES_IN_FLIGHT", "1")
     assert SERVICE.in_flight(Settings()) == 1
     monkeypatch.setenv("WARDEN_BATCHES_IN_FLIGHT", "0")
