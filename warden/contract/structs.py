@@ -28,8 +28,8 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import msgspec
 from annotated_types import MaxLen, MinLen
-from pydantic import AwareDatetime
 from msgspec.structs import force_setattr
+from pydantic import AwareDatetime
 from pydantic_core import PydanticUndefined
 
 from warden.contract.events import Payload, model_for
@@ -38,9 +38,9 @@ from warden.contract.events import Payload, model_for
 # What both datetime.fromisoformat and pydantic read as the same moment, with the same offset.
 _RFC3339 = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})$"
 _TIME = msgspec.Meta(pattern=_RFC3339)
-
-
-fromisoformat = datetime.fromisoformat
+_fromisoformat = datetime.fromisoformat
+# Model settings a struct reproduces; any other (strict mode, string stripping, ...) changes what pydantic accepts.
+_SETTINGS = {"extra", "frozen"}
 
 
 class Untranslatable(TypeError):
@@ -54,6 +54,8 @@ def struct_of(model: type[Payload]) -> type[msgspec.Struct]:
     if (decorators.validators or decorators.field_validators or decorators.root_validators
             or decorators.model_validators):
         raise Untranslatable(f"{model.__name__} has validators")
+    if set(model.model_config) - _SETTINGS:
+        raise Untranslatable(f"{model.__name__} has settings {sorted(set(model.model_config) - _SETTINGS)}")
     fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
     times: list[str] = []  # fields read as RFC 3339 text, turned into datetimes once the struct is built
     for name, info in model.model_fields.items():
@@ -120,14 +122,14 @@ def _times_read(names: list[str]) -> Any:
         def __post_init__(self: msgspec.Struct) -> None:
             text = getattr(self, name)
             if type(text) is str:
-                force_setattr(self, name, fromisoformat(text))
+                force_setattr(self, name, _fromisoformat(text))
         return __post_init__
 
     def __post_init__(self: msgspec.Struct) -> None:
         for name in names:
             text = getattr(self, name)
             if type(text) is str:
-                force_setattr(self, name, fromisoformat(text))
+                force_setattr(self, name, _fromisoformat(text))
     return __post_init__
 
 

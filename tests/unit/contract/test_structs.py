@@ -124,6 +124,16 @@ def outcome_of_model(event_type, data):
         return None
 
 
+def assert_ends_as_the_model(event_type, value, model):
+    """payload_struct ends where model_validate ended (`model`: its result, None if it refused)."""
+    try:
+        struct = payload_struct(event_type, value)
+    except ValidationError:
+        assert model is None
+    else:
+        assert model is not None and same_values(struct, model)
+
+
 @pytest.mark.parametrize("event_type", TRANSLATABLE)
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
@@ -136,12 +146,7 @@ def test_a_struct_accepts_what_the_model_accepts_with_the_same_values(event_type
         direct = None
     if direct is not None:  # what msgspec accepts on its own, the model accepts alike
         assert model is not None and same_values(direct, model)
-    try:
-        struct = payload_struct(event_type, value)
-    except ValidationError:
-        assert model is None
-    else:
-        assert model is not None and same_values(struct, model)
+    assert_ends_as_the_model(event_type, value, model)
 
 
 REPORT = "warden.moderation.report.submitted.v1"
@@ -155,13 +160,7 @@ A_REPORT = {"report_id": "r-1", "reporter_id": "a-1", "reported_at": "2026-12-03
 @given(reported_at=times())
 def test_times_msgspec_refuses_are_judged_by_the_model(reported_at):
     value = {**A_REPORT, "reported_at": reported_at}
-    model = outcome_of_model(REPORT, value)
-    try:
-        struct = payload_struct(REPORT, value)
-    except ValidationError:
-        assert model is None
-    else:
-        assert model is not None and same_values(struct, model)
+    assert_ends_as_the_model(REPORT, value, outcome_of_model(REPORT, value))
 
 
 def test_a_report_becomes_its_struct_with_the_contract_types():
@@ -182,3 +181,12 @@ def test_a_model_with_a_validator_or_a_pattern_is_not_translated():
     with pytest.raises(Untranslatable, match="pattern"):
         struct_of(model_for("warden.legal.authority.registered.v1"))
     assert REPORT in TRANSLATABLE
+
+
+def test_a_model_whose_settings_change_what_it_accepts_is_not_translated():
+    class Stripped(Payload):
+        model_config = {**Payload.model_config, "str_strip_whitespace": True}
+        name: str
+
+    with pytest.raises(Untranslatable, match="str_strip_whitespace"):
+        struct_of(Stripped)
