@@ -221,8 +221,8 @@ async def read_windows(conn: asyncpg.Connection, items: dict[str, Item], at: dat
                               WHERE r.content_id = i.content_id AND r.reported_at >= i.start AND NOT r.suspended
                               ORDER BY r.reporter_id, r.seq) AS firsts
                UNION ALL
-               SELECT NULL, b.bank_id, b.contribution, extract(epoch FROM greatest(b.matched_at, i.start))::float8, true,
-                      CASE WHEN b.high_severity THEN b.category END
+               SELECT NULL, b.bank_id, b.contribution, extract(epoch FROM greatest(b.matched_at, i.start))::float8,
+                      true, CASE WHEN b.high_severity THEN b.category END
                FROM bank_matches b
                WHERE b.content_id = i.content_id) AS w ON p.content_id IS NOT NULL AND p.removed_at IS NULL""",
         rows_param(list(starts.items())))

@@ -15,10 +15,10 @@ A structured event of the common shape (RFC 3339 `time`, `data` a JSON object,
 the standard attributes and the tracing extension) is read by a fast path instead:
 one msgspec pass that parses the JSON and checks the attributes' types in C, where
 the SDK path parses the JSON twice in Python and `time` with dateutil (a report:
-~4 µs instead of 35). The fast path only ever accepts what the SDK
-path accepts, with the same result; anything else (invalid events and events with
-other extension attributes included) goes the SDK path, which decides and names the reason. A property test holds the two
-paths equal (tests/unit/contract/test_envelope_fast_path.py). A Confluent-framed value
+~4 µs instead of 35). The fast path only ever accepts what the SDK path accepts,
+with the same result; anything else (invalid events and events with other extension
+attributes included) goes the SDK path, which decides and names the reason. A
+property test holds the two paths equal (tests/unit/contract/test_envelope_fast_path.py). A Confluent-framed value
 is not JSON, so it always goes the SDK path, which takes the frame off.
 """
 from __future__ import annotations
@@ -200,7 +200,8 @@ def unframe(value: bytes) -> tuple[bytes, int | None]:
     return value[CONFLUENT_HEADER_BYTES:], int.from_bytes(value[1:CONFLUENT_HEADER_BYTES], "big")
 
 # RFC 3339 as Warden and most producers write it; other ISO 8601 forms dateutil reads go the SDK path.
-_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})", re.ASCII)
+# datetime.fromisoformat and pydantic read it as the same moment with the same offset (contract/structs.py).
+RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})", re.ASCII)
 _NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
 
 
@@ -230,7 +231,7 @@ def _decode_common_structured(value: bytes) -> Envelope | None:
         event = _COMMON_EVENT.decode(value)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # a ValidationError is a DecodeError
         return None
-    if _RFC3339.fullmatch(event.time) is None:
+    if RFC3339.fullmatch(event.time) is None:
         return None
     try:
         event_time = datetime.fromisoformat(event.time)

@@ -32,12 +32,12 @@ from msgspec.structs import force_setattr
 from pydantic import AwareDatetime
 from pydantic_core import PydanticUndefined
 
+from warden.contract.envelope import RFC3339
 from warden.contract.events import Payload, model_for
 
 
-# What both datetime.fromisoformat and pydantic read as the same moment, with the same offset.
-_RFC3339 = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})$"
-_TIME = msgspec.Meta(pattern=_RFC3339)
+# msgspec searches a pattern: anchored here, with the envelope's flags (ASCII digits only).
+_TIME = msgspec.Meta(pattern=rf"(?a)\A(?:{RFC3339.pattern})\Z")
 _fromisoformat = datetime.fromisoformat
 # Model settings a struct reproduces; any other (strict mode, string stripping, ...) changes what pydantic accepts.
 _SETTINGS = {"extra", "frozen"}
@@ -116,15 +116,6 @@ def _times_read(names: list[str]) -> Any:
     """A struct's __post_init__ that reads its time fields' text (msgspec turns a ValueError into its
     ValidationError: a day or an offset out of range goes to the model). A struct built from a validated
     model has its datetimes already."""
-    if len(names) == 1:  # the common case, without a loop or a lookup by name
-        [name] = names
-
-        def __post_init__(self: msgspec.Struct) -> None:
-            text = getattr(self, name)
-            if type(text) is str:
-                force_setattr(self, name, _fromisoformat(text))
-        return __post_init__
-
     def __post_init__(self: msgspec.Struct) -> None:
         for name in names:
             text = getattr(self, name)

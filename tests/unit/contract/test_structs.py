@@ -157,6 +157,7 @@ A_REPORT = {"report_id": "r-1", "reporter_id": "a-1", "reported_at": "2026-12-03
 @example(reported_at=1764756000)  # a Unix time: pydantic reads it as UTC, msgspec refuses it
 @example(reported_at="2026-12-03 10:00:00Z")  # a space for the T
 @example(reported_at="2026-12-03T10:00:00.1234567+00:00")  # more than microseconds
+@example(reported_at="٢٠٢٦-12-03T10:00:00Z")  # digits that are not ASCII
 @given(reported_at=times())
 def test_times_msgspec_refuses_are_judged_by_the_model(reported_at):
     value = {**A_REPORT, "reported_at": reported_at}
