@@ -26,8 +26,8 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
 from datetime import datetime, timezone
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -58,20 +58,46 @@ class EventRejected(Exception):
         self.error = error
 
 
-@dataclass(slots=True)
 class Envelope:
-    """A decoded CloudEvent, never changed once decoded. Not a frozen dataclass: every event builds one, and a
-    frozen dataclass's __init__ costs three times a plain one's (object.__setattr__ per field)."""
-    id: str
-    source: str
-    type: str
-    time: datetime
-    data: dict[str, Any]
-    binary_mode: bool = False
-    # The CloudEvents distributed-tracing extension, if present and well-formed.
-    trace: TraceContext | None = None
-    # The schema-registry id of a Confluent-framed value; None for plain JSON.
-    schema_id: int | None = None
+    """A decoded CloudEvent, never changed once decoded. A class with slots, not a dataclass: every event builds
+    one (a frozen dataclass's __init__ costs three times a plain one's), and its `data` may come as the record's
+    JSON (`raw_data`, from `decode_with_payload`), decoded into a dict only when first read: a consumer that
+    decodes the payload straight from that JSON never builds the dict."""
+
+    __slots__ = ("id", "source", "type", "time", "_data", "raw_data", "binary_mode", "trace", "schema_id")
+
+    def __init__(self, id: str, source: str, type: str, time: datetime, data: dict[str, Any] | None = None,
+                 binary_mode: bool = False, trace: TraceContext | None = None, schema_id: int | None = None,
+                 raw_data: msgspec.Raw | None = None):
+        self.id = id
+        self.source = source
+        self.type = type
+        self.time = time
+        self._data = data
+        self.raw_data = raw_data  # the data's JSON object as the record holds it (decode_with_payload)
+        self.binary_mode = binary_mode
+        # The CloudEvents distributed-tracing extension, if present and well-formed.
+        self.trace = trace
+        # The schema-registry id of a Confluent-framed value; None for plain JSON.
+        self.schema_id = schema_id
+
+    @property
+    def data(self) -> dict[str, Any]:
+        if self._data is None:
+            self._data = _DATA.decode(self.raw_data)
+        return self._data
+
+    def _values(self) -> tuple:
+        return self.id, self.source, self.type, self.time, self.data, self.binary_mode, self.trace, self.schema_id
+
+    def __eq__(self, other: object) -> bool:
+        return self._values() == other._values() if isinstance(other, Envelope) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # equal by value, and its data is a dict
+
+    def __repr__(self) -> str:
+        return (f"Envelope(id={self.id!r}, source={self.source!r}, type={self.type!r}, time={self.time!r}, "
+                f"binary_mode={self.binary_mode!r}, trace={self.trace!r}, schema_id={self.schema_id!r})")
 
 
 def now() -> datetime:
@@ -201,7 +227,8 @@ def unframe(value: bytes) -> tuple[bytes, int | None]:
 
 # RFC 3339 as Warden and most producers write it; other ISO 8601 forms dateutil reads go the SDK path.
 # datetime.fromisoformat and pydantic read it as the same moment with the same offset (contract/structs.py).
-RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})", re.ASCII)
+# An offset's minutes stop at 59: fromisoformat takes "+05:99" as 6 h 39 min, dateutil and pydantic refuse it.
+RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:[0-5]\d)", re.ASCII)
 _NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
 
 
@@ -221,7 +248,14 @@ class _CommonEvent(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     tracestate: Any = None
 
 
+class _DeferredEvent(_CommonEvent, forbid_unknown_fields=True, gc=False):
+    """The common shape with its data left as JSON: msgspec checks its syntax, does not build it."""
+    data: msgspec.Raw
+
+
 _COMMON_EVENT = msgspec.json.Decoder(_CommonEvent)
+_DEFERRED_EVENT = msgspec.json.Decoder(_DeferredEvent)
+_DATA = msgspec.json.Decoder(dict[str, Any])
 
 
 def _decode_common_structured(value: bytes) -> Envelope | None:
@@ -231,6 +265,32 @@ def _decode_common_structured(value: bytes) -> Envelope | None:
         event = _COMMON_EVENT.decode(value)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # a ValidationError is a DecodeError
         return None
+    return _envelope_of(event, event.data, None)
+
+
+def decode_with_payload(value: bytes | None, headers: list[tuple[str, bytes]] | tuple,
+                        read_payload: Callable[[str, msgspec.Raw], Any]) -> tuple[Envelope, Any] | None:
+    """`decode` and the payload in one pass, for a structured event of the common shape: the envelope `decode`
+    returns, and `read_payload(type, data's JSON)`, which decodes the data straight from the record (None if it
+    cannot). The envelope's `data` is built from that JSON only when read. `read_payload` must check every byte
+    of it, as decoding it into a dict does (no member skipped unread): then this accepts only what `decode`
+    accepts, with the same result. None for anything else: `decode` then decides, and says why it refuses one."""
+    if value is None or len(value) > MAX_EVENT_BYTES or _binary_mode(headers):
+        return None
+    try:
+        event = _DEFERRED_EVENT.decode(value)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return None
+    if memoryview(event.data)[0] != 0x7B:  # "{": a JSON object
+        return None
+    envelope = _envelope_of(event, None, event.data)
+    if envelope is None:
+        return None
+    payload = read_payload(envelope.type, event.data)
+    return None if payload is None else (envelope, payload)
+
+
+def _envelope_of(event: _CommonEvent, data: dict[str, Any] | None, raw_data: msgspec.Raw | None) -> Envelope | None:
     if RFC3339.fullmatch(event.time) is None:
         return None
     try:
@@ -238,7 +298,7 @@ def _decode_common_structured(value: bytes) -> Envelope | None:
     except ValueError:  # a date or time out of range: the SDK path says so
         return None
     trace = None if event.traceparent is msgspec.UNSET else TraceContext.parse(event.traceparent, event.tracestate)
-    return Envelope(id=event.id, source=event.source, type=event.type, time=event_time, data=event.data, trace=trace)
+    return Envelope(event.id, event.source, event.type, event_time, data, False, trace, None, raw_data)
 
 
 def _require_json_object(value: bytes) -> dict[str, Any]:

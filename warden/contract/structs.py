@@ -33,7 +33,7 @@ from pydantic import AwareDatetime
 from pydantic_core import PydanticUndefined
 
 from warden.contract.envelope import RFC3339
-from warden.contract.events import Payload, model_for
+from warden.contract.events import EVENT_MODELS, Payload, model_for
 
 
 # msgspec searches a pattern: anchored here, with the envelope's flags (ASCII digits only).
@@ -48,8 +48,10 @@ class Untranslatable(TypeError):
 
 
 @cache
-def struct_of(model: type[Payload]) -> type[msgspec.Struct]:
-    """The msgspec struct of a contract model (cached: one class per model)."""
+def struct_of(model: type[Payload], closed: bool = False) -> type[msgspec.Struct]:
+    """The msgspec struct of a contract model (cached: one class per model). `closed`: it also refuses members the
+    model does not know, and its nested structs do, so that decoding it from JSON checks every byte of the data
+    (msgspec skips an unknown member without reading its strings or numbers)."""
     decorators = model.__pydantic_decorators__
     if (decorators.validators or decorators.field_validators or decorators.root_validators
             or decorators.model_validators):
@@ -61,7 +63,7 @@ def struct_of(model: type[Payload]) -> type[msgspec.Struct]:
     for name, info in model.model_fields.items():
         if info.alias not in (None, name) or info.validation_alias not in (None, name):
             raise Untranslatable(f"{model.__name__}.{name} has an alias")
-        annotation = _translate(info.annotation, info.metadata, f"{model.__name__}.{name}")
+        annotation = _translate(info.annotation, info.metadata, f"{model.__name__}.{name}", closed)
         if _is_time(annotation):
             times.append(name)
         if info.is_required():
@@ -75,18 +77,18 @@ def struct_of(model: type[Payload]) -> type[msgspec.Struct]:
     return msgspec.defstruct(
         model.__name__, fields, module=__name__, namespace={"__post_init__": _times_read(times)} if times else None,
         frozen=bool(model.model_config.get("frozen")),
-        forbid_unknown_fields=model.model_config.get("extra") == "forbid",
+        forbid_unknown_fields=closed or model.model_config.get("extra") == "forbid",
         gc=False)  # built from JSON values: never part of a reference cycle, so never tracked by the collector
 
 
-def _translate(annotation: Any, metadata: list[Any], where: str) -> Any:
+def _translate(annotation: Any, metadata: list[Any], where: str, closed: bool) -> Any:
     origin = get_origin(annotation)
     if origin in (Union, types.UnionType):
         members = get_args(annotation)
         if len(members) != 2 or type(None) not in members:
             raise Untranslatable(f"{where}: only X | None translates")
         [inner] = [m for m in members if m is not type(None)]
-        return _translate(inner, metadata, where) | None
+        return _translate(inner, metadata, where, closed) | None
     if origin is Literal:
         if not all(type(v) is str for v in get_args(annotation)) or metadata:
             raise Untranslatable(f"{where}: only literals of strings translate")
@@ -102,7 +104,7 @@ def _translate(annotation: Any, metadata: list[Any], where: str) -> Any:
     if isinstance(annotation, type) and issubclass(annotation, Enum) and issubclass(annotation, str):
         return annotation
     if isinstance(annotation, type) and issubclass(annotation, Payload):
-        return struct_of(annotation)
+        return struct_of(annotation, closed)
     raise Untranslatable(f"{where}: {annotation!r} does not translate")
 
 
@@ -143,6 +145,22 @@ def payload_struct(event_type: str, data: dict[str, Any]) -> msgspec.Struct:
         return msgspec.convert(data, struct_of(model))
     except msgspec.ValidationError:  # the model judges what msgspec's stricter rules refuse
         return _struct_from(model.model_validate(data))
+
+
+def payload_from_json(event_type: str, data: msgspec.Raw | bytes) -> msgspec.Struct | None:
+    """An event's data decoded straight from its JSON object into its model's closed struct, every byte of it
+    checked; None where msgspec refuses it, a member the model does not know included (`payload_struct` then
+    decides, from the decoded data)."""
+    model = EVENT_MODELS.get(event_type)
+    try:
+        return None if model is None else _json_decoder(model).decode(data)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError, Untranslatable):  # ValidationError: a DecodeError
+        return None
+
+
+@cache
+def _json_decoder(model: type[Payload]) -> msgspec.json.Decoder:
+    return msgspec.json.Decoder(struct_of(model, closed=True))
 
 
 def _struct_from(payload: Payload) -> msgspec.Struct:

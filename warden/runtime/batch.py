@@ -22,9 +22,9 @@ import asyncpg
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
-from warden.contract.envelope import Envelope, EventRejected, decode
+from warden.contract.envelope import Envelope, EventRejected, decode, decode_with_payload
 from warden.contract.events import model_for
-from warden.contract.structs import payload_struct
+from warden.contract.structs import payload_from_json, payload_struct
 from warden.contract.topics import TOPICS
 from warden.runtime import metrics, tracing
 from warden.runtime.database import is_transient
@@ -65,10 +65,16 @@ class Decoded:
 
 def decode_record(record: ConsumerRecord, wants: Callable[[Envelope], bool] | None = None, *,
                   structs: bool = False) -> Decoded:
-    """`structs`: the payload as its model's msgspec struct (Subscription.structs), else as the model."""
+    """`structs`: the payload as its model's msgspec struct (Subscription.structs), else as the model. A struct
+    is decoded straight from the record's JSON where it can be (its envelope's data built only if read); any
+    other record, or one the subscription does not want, is decoded again step by step, which decides."""
     topic = TOPICS[record.topic]
     decoded = Decoded(record)
     try:
+        both = decode_with_payload(record.value, record.headers, payload_from_json) if structs else None
+        if both is not None and both[0].type in topic.event_types and (wants is None or wants(both[0])):
+            decoded.envelope, decoded.payload = both
+            return decoded
         envelope = decode(record.value, record.headers, allow_binary=topic.inbound)
         decoded.envelope = envelope
         if envelope.type not in topic.event_types:

@@ -6,13 +6,15 @@ with the same reason and message.
 """
 import json
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from warden.contract.envelope import (EventRejected, _decode_common_structured, decode, decode_with_sdk,
-                                      encode_structured, new_event)
+from warden.contract.envelope import (EventRejected, _decode_common_structured, decode, decode_with_payload,
+                                      decode_with_sdk, encode_structured, new_event)
 
 MISSING = object()
 
@@ -120,12 +122,31 @@ def outcome(decoder, value, headers):
         envelope = decoder(value, headers, allow_binary=True)
     except EventRejected as rejected:
         return ("rejected", rejected.reason, rejected.error)
+    return described(envelope)
+
+
+def described(envelope):
     return ("decoded", envelope.id, envelope.source, envelope.type, envelope.time, envelope.time.utcoffset(),
             repr(envelope.data), envelope.binary_mode, envelope.trace)
 
 
+def read_every_byte(event_type, data):
+    """A payload reader as decode_with_payload needs one: it checks every byte of the data (here into a dict)."""
+    try:
+        return msgspec.json.decode(data, type=dict[str, Any])
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return None
+
+
 def assert_same(value: bytes, headers=(("content-type", b"application/cloudevents+json"),)) -> None:
-    assert outcome(decode, value, list(headers)) == outcome(decode_with_sdk, value, list(headers))
+    """The fast path ends where the SDK path ends, and so does decode_with_payload when it accepts an event (its
+    envelope's data built from the record's JSON when read)."""
+    expected = outcome(decode_with_sdk, value, list(headers))
+    assert outcome(decode, value, list(headers)) == expected
+    both = decode_with_payload(value, list(headers), read_every_byte)
+    if both is not None:
+        envelope, payload = both
+        assert envelope.raw_data is not None and described(envelope) == expected and payload == envelope.data
 
 
 @settings(max_examples=700, suppress_health_check=[HealthCheck.too_slow])
@@ -164,6 +185,8 @@ def test_arbitrary_bytes_decode_as_the_sdk_decodes_them(value):
     json.dumps({**new_event("t.v1", "/s", {"a": 1}), "time": "2026-02-30T00:00:00Z"}).encode(),
     json.dumps({**new_event("t.v1", "/s", {"a": 1}), "time": "20260101T000000Z"}).encode(),
     json.dumps({**new_event("t.v1", "/s", {"a": 1}), "time": "2026-01-01T00:00:00.1234567Z"}).encode(),
+    json.dumps({**new_event("t.v1", "/s", {"a": 1}), "time": "2026-01-01T00:00:00-12:60"}).encode(),
+    json.dumps({**new_event("t.v1", "/s", {"a": 1}), "time": "2026-01-01T00:00:00+05:99"}).encode(),
     json.dumps({**new_event("t.v1", "/s", {"a": 1}), "time": "٢٠٢٦-01-01T00:00:00Z"}).encode(),
     json.dumps({**new_event("t.v1", "/s", {"a": 1}), "abc\n": 1}).encode(),
     json.dumps({**new_event("t.v1", "/s", {"a": 1}), "data_base64": "eyJhIjogMX0="}).encode(),
@@ -196,3 +219,9 @@ def test_warden_events_take_the_fast_path():
     envelope = _decode_common_structured(json.dumps(traced).encode())
     assert envelope is not None and envelope.trace is not None
     assert _decode_common_structured(json.dumps({**traced, "partitionkey": "k"}).encode()) is None  # to the SDK
+    envelope, payload = decode_with_payload(value, [], read_every_byte)
+    assert bytes(envelope.raw_data) == b'{"report_id":"r-1"}' and payload == {"report_id": "r-1"}
+    assert envelope == decode(value, [], allow_binary=False)
+    not_an_object = json.dumps({**json.loads(value), "data": ["r-1"]}).encode()
+    assert decode_with_payload(not_an_object, [], read_every_byte) is None  # decode says why it refuses it
+    assert decode_with_payload(value, [], lambda event_type, data: None) is None  # the reader refused the data

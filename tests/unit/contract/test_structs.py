@@ -5,6 +5,7 @@ data, valid or not, it must end where `model.model_validate` ends: the same reje
 the same field values. msgspec's own verdict is checked on its own too: whatever it
 accepts, the model accepts with the same values (else the model would never be asked).
 """
+import json
 import types
 from datetime import datetime, timedelta, timezone
 from enum import Enum
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 from pydantic import AwareDatetime, ValidationError
 
 from warden.contract.events import EVENT_MODELS, Payload, ReportReason, ReportSubmitted, model_for
-from warden.contract.structs import Untranslatable, payload_struct, struct_of
+from warden.contract.structs import Untranslatable, payload_from_json, payload_struct, struct_of
 
 TRANSLATABLE = []
 for _event_type, _model in EVENT_MODELS.items():
@@ -146,6 +147,9 @@ def test_a_struct_accepts_what_the_model_accepts_with_the_same_values(event_type
         direct = None
     if direct is not None:  # what msgspec accepts on its own, the model accepts alike
         assert model is not None and same_values(direct, model)
+    from_json = payload_from_json(event_type, json.dumps(value).encode())
+    if from_json is not None:  # and what it accepts from the JSON
+        assert model is not None and same_values(from_json, model)
     assert_ends_as_the_model(event_type, value, model)
 
 
@@ -158,6 +162,7 @@ A_REPORT = {"report_id": "r-1", "reporter_id": "a-1", "reported_at": "2026-12-03
 @example(reported_at="2026-12-03 10:00:00Z")  # a space for the T
 @example(reported_at="2026-12-03T10:00:00.1234567+00:00")  # more than microseconds
 @example(reported_at="٢٠٢٦-12-03T10:00:00Z")  # digits that are not ASCII
+@example(reported_at="2026-12-03T10:00:00+05:99")  # an offset's minutes past 59
 @given(reported_at=times())
 def test_times_msgspec_refuses_are_judged_by_the_model(reported_at):
     value = {**A_REPORT, "reported_at": reported_at}
@@ -191,3 +196,12 @@ def test_a_model_whose_settings_change_what_it_accepts_is_not_translated():
 
     with pytest.raises(Untranslatable, match="str_strip_whitespace"):
         struct_of(Stripped)
+
+
+def test_a_payload_from_json_is_read_to_the_last_byte_or_left_to_the_model():
+    value = json.dumps(A_REPORT).encode()
+    assert same_values(payload_from_json(REPORT, value), ReportSubmitted.model_validate(A_REPORT))
+    assert payload_from_json(REPORT, value[:-1] + b', "extra": "\xff"}') is None  # a member the model does not know
+    assert payload_from_json(REPORT, value[:-1] + b', "content": {"kind": "bot", "id": "c", "x": 1}}') is None
+    assert payload_from_json(REPORT, value.replace(b'"r-1"', b'"r-\xff"')) is None  # not UTF-8
+    assert payload_from_json("warden.no.such.event.v1", value) is None
