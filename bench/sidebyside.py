@@ -33,7 +33,8 @@ class Run:
     started_at: str
     p50_ms: float
     p99_ms: float
-    cpu_ms_per_request: float  # every process of the run: services, Postgres, broker, load generator
+    cpu_ms_per_request: float | None  # every process of the run: services, Postgres, broker, load generator;
+    # None from a checkout whose bench does not measure it (before v1.1's)
     held_per_s: float
 
 
@@ -52,8 +53,9 @@ def run_of(result: dict, side: str, pair: int) -> Run:
     if len(steps) != 1:
         raise ValueError(f"a side-by-side run has one rate, this result has {len(steps)}")
     step = steps[0]
+    cpu = step.get("cpu_ms_per_request")
     return Run(side=side, pair=pair, started_at=result["started_at"], p50_ms=step["p50_ms"],
-               p99_ms=step["p99_ms"], cpu_ms_per_request=round(sum(step["cpu_ms_per_request"].values()), 3),
+               p99_ms=step["p99_ms"], cpu_ms_per_request=round(sum(cpu.values()), 3) if cpu else None,
                held_per_s=step["held_per_s"])
 
 
@@ -69,17 +71,21 @@ def compare(runs: list[Run]) -> dict:
         rows.append({"pair": pair, "p99_before": before.p99_ms, "p99_after": after.p99_ms,
                      "p99_ratio": ratio(after.p99_ms, before.p99_ms),
                      "cpu_before": before.cpu_ms_per_request, "cpu_after": after.cpu_ms_per_request,
-                     "cpu_ratio": ratio(after.cpu_ms_per_request, before.cpu_ms_per_request)})
+                     "cpu_ratio": (ratio(after.cpu_ms_per_request, before.cpu_ms_per_request)
+                                   if before.cpu_ms_per_request and after.cpu_ms_per_request else None)})
 
     def mean(key: str) -> float:
         return round(statistics.fmean(row[key] for row in rows), 3)
 
-    return {"pairs": rows,
-            "p99_mean_before": mean("p99_before"), "p99_mean_after": mean("p99_after"),
-            "p99_ratio_of_means": ratio(mean("p99_after"), mean("p99_before")),
-            "p99_median_ratio": round(statistics.median(row["p99_ratio"] for row in rows), 3),
-            "cpu_ratio_of_means": ratio(mean("cpu_after"), mean("cpu_before")),
-            "cpu_median_ratio": round(statistics.median(row["cpu_ratio"] for row in rows), 3)}
+    summary = {"pairs": rows,
+               "p99_mean_before": mean("p99_before"), "p99_mean_after": mean("p99_after"),
+               "p99_ratio_of_means": ratio(mean("p99_after"), mean("p99_before")),
+               "p99_median_ratio": round(statistics.median(row["p99_ratio"] for row in rows), 3),
+               "cpu_ratio_of_means": None, "cpu_median_ratio": None}
+    if all(row["cpu_ratio"] is not None for row in rows):  # CPU only where both sides measured it in every pair
+        summary["cpu_ratio_of_means"] = ratio(mean("cpu_after"), mean("cpu_before"))
+        summary["cpu_median_ratio"] = round(statistics.median(row["cpu_ratio"] for row in rows), 3)
+    return summary
 
 
 def markdown(summary: dict, before: str, after: str, rate: float, duration: float) -> str:
@@ -127,8 +133,9 @@ def main(argv: list[str] | None = None) -> None:
                             args.duration)
         run = run_of(result, side, pair)
         runs.append(run)
+        cpu = "n/a" if run.cpu_ms_per_request is None else f"{run.cpu_ms_per_request:5.2f}"
         print(f"pair {pair + 1} {side:6}  p50 {run.p50_ms:7.1f}  p99 {run.p99_ms:7.1f}  "
-              f"CPU {run.cpu_ms_per_request:5.2f} ms/request  held {run.held_per_s}/s", flush=True)
+              f"CPU {cpu} ms/request  held {run.held_per_s}/s", flush=True)
     summary = compare(runs)
     (args.out / "sidebyside.json").write_text(json.dumps(
         {"before": str(checkouts["before"]), "after": str(checkouts["after"]), "rate": args.rate,

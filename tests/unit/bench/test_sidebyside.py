@@ -39,3 +39,14 @@ def test_ratios_are_after_over_before_per_pair_and_over_the_means():
 def test_no_complete_pair_is_an_error_not_a_ratio():
     with pytest.raises(ValueError):
         compare([run("before", 0, 200, 7.0)])
+
+
+def test_a_before_side_without_the_cpu_figure_compares_on_p99_alone():
+    """A checkout from before the bench measured CPU per request (v1's) still gives its p99 ratios."""
+    before = run_of({"started_at": "", "legal": {"steps": [{"p50_ms": 90, "p99_ms": 200, "held_per_s": 199.6}]}},
+                    "before", 0)
+    assert before.cpu_ms_per_request is None
+    summary = compare([before, run("after", 0, 210, 7.0)])
+    assert summary["p99_ratio_of_means"] == 1.05 and summary["pairs"][0]["cpu_ratio"] is None
+    assert summary["cpu_ratio_of_means"] is None and summary["cpu_median_ratio"] is None
+    assert "**1.05**" in markdown(summary, "/v1", "/b", 200, 60)
