@@ -319,6 +319,8 @@ def judge_item(content_id: str, item: Item, outcome: Outcome, *, cfg: Moderation
     if item.state == "delisted":
         return
     window = item.window
+    if model is None and not trusted and not item.high_severity and window.quiet():
+        return  # below the review threshold, no match, no burst, no trusted flagger: the report is recorded
     verdict = window.verdict(bool(item.high_severity))
     banks = window.banks
     category = item.high_severity[0] if item.high_severity else reason

@@ -172,6 +172,13 @@ class Window:
                                         and _burst(self.unproven, self._cfg, around=index))
         return there
 
+    def quiet(self) -> bool:
+        """Whether the window, with no high-severity match, calls for nothing at all: `verdict(False)` would
+        record, and no bank matched (most items reported once). Cheaper than building the verdict."""
+        cfg = self._cfg
+        score = round(self.total, 4)
+        return not self.burst and not self.banks and score < cfg.review_threshold and score < cfg.delist_threshold
+
     def verdict(self, high_severity_match: bool) -> Verdict:
         cfg = self._cfg
         score, established = round(self.total, 4), round(self.established, 4)

@@ -31,6 +31,7 @@ def test_folding_report_by_report_gives_what_judging_the_whole_window_gives(init
         assert window.add(reporter, v, at, established) == (reporter in reference)
         reference = scoring.add_report(reference, reporter, v, at, START, established)
         assert window.verdict(high) == scoring.judge(reference, START, high, CFG)
+        assert window.quiet() == (window.verdict(False).action is scoring.Action.record and not window.banks)
         assert window.entries == {w: e for w, e in reference.items() if e[1] >= start}
         assert window.banks == sorted(w[1] for w, e in reference.items() if type(w) is tuple and e[1] >= start)
 
