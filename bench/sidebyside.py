@@ -94,12 +94,14 @@ def markdown(summary: dict, before: str, after: str, rate: float, duration: floa
              "| pair | p99 before, ms | p99 after, ms | p99 after / before | CPU ms/request before | after | "
              "CPU after / before |", "|---|---|---|---|---|---|---|"]
     for row in summary["pairs"]:
+        cpu = [row[key] if row[key] is not None else "n/a" for key in ("cpu_before", "cpu_after", "cpu_ratio")]
         lines.append(f"| {row['pair'] + 1} | {row['p99_before']} | {row['p99_after']} | {row['p99_ratio']} | "
-                     f"{row['cpu_before']} | {row['cpu_after']} | {row['cpu_ratio']} |")
+                     f"{cpu[0]} | {cpu[1]} | {cpu[2]} |")
     lines += ["", f"p99 means: {summary['p99_mean_before']} before, {summary['p99_mean_after']} after: "
                   f"**{summary['p99_ratio_of_means']}**; median of the pairs' ratios {summary['p99_median_ratio']}",
-              f"CPU per request: ratio of the means {summary['cpu_ratio_of_means']}, median of the pairs' ratios "
-              f"{summary['cpu_median_ratio']}", ""]
+              (f"CPU per request: ratio of the means {summary['cpu_ratio_of_means']}, median of the pairs' ratios "
+               f"{summary['cpu_median_ratio']}" if summary["cpu_ratio_of_means"] is not None
+               else "CPU per request: not measured on both sides"), ""]
     return "\n".join(lines)
 
 

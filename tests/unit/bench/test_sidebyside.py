@@ -49,4 +49,5 @@ def test_a_before_side_without_the_cpu_figure_compares_on_p99_alone():
     summary = compare([before, run("after", 0, 210, 7.0)])
     assert summary["p99_ratio_of_means"] == 1.05 and summary["pairs"][0]["cpu_ratio"] is None
     assert summary["cpu_ratio_of_means"] is None and summary["cpu_median_ratio"] is None
-    assert "**1.05**" in markdown(summary, "/v1", "/b", 200, 60)
+    report = markdown(summary, "/v1", "/b", 200, 60)
+    assert "**1.05**" in report and "| n/a | 7.0 | n/a |" in report and "not measured on both sides" in report
