@@ -184,9 +184,17 @@ async def insert_new_reporters(conn: asyncpg.Connection, reporters: dict[str, Re
     """The rows of reporters first seen in this call, in id order, last in the transaction: a worker inserting
     the same new reporter on another partition waits for this transaction only as long as its commit takes."""
     new = sorted(reporter_id for reporter_id, reporter in reporters.items() if reporter.new)
-    if new:
-        await conn.execute("INSERT INTO reporters (reporter_id, trust) SELECT jsonb_array_elements_text($1::jsonb), $2"
-                           " ON CONFLICT (reporter_id) DO NOTHING", rows_param(new), cfg.trust_new)
+    if not new:
+        return
+    param = rows_param(new)
+    try:  # in a savepoint: a plain insert costs Postgres less than ON CONFLICT, and fails only on a row
+        async with conn.transaction():  # another worker inserted since read_reporters
+            await conn.execute(_INSERT_REPORTERS, param, cfg.trust_new)
+    except asyncpg.UniqueViolationError:
+        await conn.execute(_INSERT_REPORTERS + " ON CONFLICT (reporter_id) DO NOTHING", param, cfg.trust_new)
+
+
+_INSERT_REPORTERS = "INSERT INTO reporters (reporter_id, trust) SELECT jsonb_array_elements_text($1::jsonb), $2"
 
 
 async def read_windows(conn: asyncpg.Connection, items: dict[str, Item], at: datetime, cfg: ModerationConfig) -> None:

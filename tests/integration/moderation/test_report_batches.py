@@ -19,6 +19,7 @@ from datetime import datetime, timedelta, timezone
 
 from aiokafka.structs import ConsumerRecord
 
+from moderation.reports import Reporter, insert_new_reporters
 from moderation.service import MIGRATIONS, build_service
 from tests.integration.moderation.support import UPDATED, config, facts, running_moderation, until
 from tests.support.stack import service_settings
@@ -279,3 +280,21 @@ async def test_reports_are_scored_while_a_decision_holds_their_reporter_and_new_
             trust = await conn.fetchval("SELECT trust FROM reporters WHERE reporter_id = $1", first_seen)
     assert counted == 2
     assert trust == 1.0  # trust_new of this service's configuration
+
+
+async def test_a_reporter_another_worker_inserted_meanwhile_keeps_its_row_and_the_others_get_theirs(database_url):
+    """Reporters first seen in a call are inserted plainly; one whose row another worker inserted after this call
+    read the reporters (its plain insert fails) keeps that row, and the call's other new reporters still get rows,
+    in the same transaction as its reports."""
+    run = uuid.uuid4().hex[:8]
+    raced, fresh = f"r-{run}-raced", f"r-{run}-fresh"
+    first_seen = Reporter(1.0, None, True)
+    async with consumer_loop(database_url, "moderation") as (_, pool):
+        async with pool.acquire() as conn:
+            await conn.execute("INSERT INTO reporters (reporter_id, trust) VALUES ($1, 0.7)", raced)
+            async with conn.transaction():
+                await conn.execute("INSERT INTO reporters (reporter_id, trust) VALUES ($1, 0.2)", f"r-{run}-before")
+                await insert_new_reporters(conn, {raced: first_seen, fresh: first_seen}, config(trust_new=1.0))
+            rows = dict(await conn.fetch("SELECT reporter_id, trust FROM reporters WHERE reporter_id LIKE $1",
+                                         f"r-{run}-%"))
+    assert rows == {raced: 0.7, fresh: 1.0, f"r-{run}-before": 0.2}
