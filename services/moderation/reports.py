@@ -187,14 +187,24 @@ async def insert_new_reporters(conn: asyncpg.Connection, reporters: dict[str, Re
     if not new:
         return
     param = rows_param(new)
-    try:  # in a savepoint: a plain insert costs Postgres less than ON CONFLICT, and fails only on a row
-        async with conn.transaction():  # another worker inserted since read_reporters
-            await conn.execute(_INSERT_REPORTERS, param, cfg.trust_new)
-    except asyncpg.UniqueViolationError:
+    if not await inserted_plainly(conn, _INSERT_REPORTERS, param, cfg.trust_new):  # another worker inserted one
         await conn.execute(_INSERT_REPORTERS + " ON CONFLICT (reporter_id) DO NOTHING", param, cfg.trust_new)
 
 
 _INSERT_REPORTERS = "INSERT INTO reporters (reporter_id, trust) SELECT jsonb_array_elements_text($1::jsonb), $2"
+
+
+async def inserted_plainly(conn: asyncpg.Connection, insert: str, *args) -> bool:
+    """Run `insert` in a savepoint: whether it went in; if a row was there already, nothing did (rolled back).
+
+    A plain insert costs Postgres less than one with ON CONFLICT; the caller inserts again with ON CONFLICT only
+    when this says a row was there (rare: a redelivery, or another worker's insert since this call read)."""
+    try:
+        async with conn.transaction():
+            await conn.execute(insert, *args)
+    except asyncpg.UniqueViolationError:
+        return False
+    return True
 
 
 async def read_windows(conn: asyncpg.Connection, items: dict[str, Item], at: datetime, cfg: ModerationConfig) -> None:
@@ -288,16 +298,12 @@ async def insert_reports(conn: asyncpg.Connection, reports: list[Report], record
              r.content.kind, r.content.title, r.content.text, r.content.owner_account_id, r.comment)
             for r, x in zip(reports, recorded)]
     param = rows_param(rows)
-    try:  # in a savepoint: a plain insert costs Postgres less than ON CONFLICT, and fails only on a report
-        async with conn.transaction():  # recorded before (redelivered, or twice in this call)
-            await conn.execute(_INSERT_REPORTS, param)
-    except asyncpg.UniqueViolationError:
-        new = {(r["reporter_id"], r["report_id"]) for r in await conn.fetch(
-            _INSERT_REPORTS + " ON CONFLICT DO NOTHING RETURNING reporter_id, report_id", param)}
-    else:  # every one of them was new
+    if await inserted_plainly(conn, _INSERT_REPORTS, param):  # none recorded before (redelivered, or twice here)
         for x in recorded:
             x.inserted = True
         return
+    new = {(r["reporter_id"], r["report_id"]) for r in await conn.fetch(
+        _INSERT_REPORTS + " ON CONFLICT DO NOTHING RETURNING reporter_id, report_id", param)}
     for report, x in zip(reports, recorded):
         key = (report.reporter_id, report.report_id)
         x.inserted = key in new
