@@ -29,12 +29,14 @@ async def record_statuses(ctx: Context, items: list[BatchItem[RequestProgress]])
     """Batch handler: append each status to its request's history; a request's newest status is its status.
 
     Two statements for the whole batch; the requests' rows are folded here first (one row per request:
-    an upsert may touch a row once per statement)."""
+    an upsert may touch a row once per statement). A status already in the history (the same status of the
+    request at the same instant: a redelivery) is not added again, and the newest status stays the newest,
+    so the subscription takes no inbox claim (Subscription.deduplicates)."""
     statuses = [item.event for item in items]
     await ctx.conn.execute(
         "INSERT INTO request_statuses (authority_id, request_id, case_id, status, reasons, at, deadline, clarification)"
         " SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::jsonb[], $6::timestamptz[],"
-        " $7::timestamptz[], $8::jsonb[])",
+        " $7::timestamptz[], $8::jsonb[]) ON CONFLICT DO NOTHING",
         [s.authority_id for s in statuses], [s.request_id for s in statuses], [s.case_id for s in statuses],
         [s.status.value for s in statuses],
         [json.dumps([r.model_dump(mode="json") for r in s.reasons]) for s in statuses],
@@ -63,7 +65,8 @@ async def record_statuses(ctx: Context, items: list[BatchItem[RequestProgress]])
 
 
 async def record_disclosures(ctx: Context, items: list[BatchItem[DisclosureIssued]]) -> None:
-    """Batch handler: the sealed packages, one statement for the batch."""
+    """Batch handler: the sealed packages, one statement for the batch; a package already kept (its case and
+    hash: a redelivery) is not kept again."""
     issued = [item.event for item in items]
     await ctx.conn.execute(
         """INSERT INTO authority_disclosures (case_id, request_id, authority_id, generated_at, period_start,
@@ -112,7 +115,8 @@ async def record_sent(conn: asyncpg.Connection, authority_id: str, request_id: s
         " ON CONFLICT DO NOTHING RETURNING true", authority_id, request_id, action, reference, at)
     if sent:
         await conn.execute(
-            "INSERT INTO request_statuses (authority_id, request_id, status, reasons, at) VALUES ($1, $2, $3, '[]', $4)",
+            "INSERT INTO request_statuses (authority_id, request_id, status, reasons, at) VALUES ($1, $2, $3, '[]', $4)"
+            " ON CONFLICT DO NOTHING",
             authority_id, request_id, SENT[action], at)
     return bool(sent)
 

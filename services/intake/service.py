@@ -29,9 +29,12 @@ SERVICE = Service(
     subscriptions=[
         Subscription("legal.requests.submitted", handle_batch=receive_requests, on_rejected=report_invalid_request),
         AUTHORITY_REGISTRY,
-        # What each authority may read: a few batches a second (Subscription.read_every_s), while requests flow.
-        Subscription("legal.requests.progress", handle_batch=record_statuses, read_every_s=VIEW_READ_EVERY_S),
-        Subscription("legal.disclosures.issued", handle_batch=record_disclosures, read_every_s=VIEW_READ_EVERY_S),
+        # What each authority may read: a few batches a second (Subscription.read_every_s), while requests flow;
+        # its handlers keep each status and package once by their own keys, so these take no inbox claim.
+        Subscription("legal.requests.progress", handle_batch=record_statuses, read_every_s=VIEW_READ_EVERY_S,
+                     deduplicates=True),
+        Subscription("legal.disclosures.issued", handle_batch=record_disclosures, read_every_s=VIEW_READ_EVERY_S,
+                     deduplicates=True),
     ],
     migrations=[AUTHORITY_MIGRATIONS, MigrationSet("intake", Path(__file__).parent / "migrations")],
     # LegalRequest, RequestAmended, RequestWithdrawn: as the authority signed them over the authority API.

@@ -219,7 +219,7 @@ def _case_uuid(case_id: str | None) -> uuid.UUID | None:
 
 async def record_disclosures(ctx: Context, items: list[BatchItem[DisclosureIssued]]) -> None:
     """Batch handler: packages were issued, so those cases produced data, of these accounts (one statement;
-    a case named twice in the batch keeps its last package)."""
+    a case named twice in the batch keeps its last package, and a package delivered again changes nothing)."""
     issued = [item.event for item in items]
     last = {i.case_id: i for i in issued if _case_uuid(i.case_id) is not None}
     if not last:
@@ -241,7 +241,8 @@ def is_fulfilment(envelope: Envelope) -> bool:
 
 
 async def record_fulfilment(ctx: Context, status: RequestStatus) -> None:
-    """An approved disclosure closed without data (no_data, cancelled); every other status is not ours to keep."""
+    """An approved disclosure closed without data (no_data, cancelled), kept once per case; every other status
+    is not ours to keep."""
     if status.status.value not in FULFILMENT_STATUSES or _case_uuid(status.case_id) is None:
         return
     await ctx.conn.execute(

@@ -54,10 +54,12 @@ SERVICE = Service(
         Subscription("legal.requests.withdrawn", withdraw_request),
         AUTHORITY_REGISTRY,
         Subscription("moderation.violations", record_violation),
-        # Disclosure's outcomes, for the case view: read in a few batches a second (Subscription.read_every_s).
-        Subscription("legal.disclosures.issued", handle_batch=record_disclosures, read_every_s=OUTCOMES_READ_EVERY_S),
+        # Disclosure's outcomes, for the case view: read in a few batches a second (Subscription.read_every_s);
+        # each case's outcome is kept once by its own key, so these take no inbox claim.
+        Subscription("legal.disclosures.issued", handle_batch=record_disclosures, read_every_s=OUTCOMES_READ_EVERY_S,
+                     deduplicates=True),
         Subscription("legal.requests.status", record_fulfilment, wants=is_fulfilment,
-                     read_every_s=OUTCOMES_READ_EVERY_S),
+                     read_every_s=OUTCOMES_READ_EVERY_S, deduplicates=True),
     ],
     migrations=[AUTHORITY_MIGRATIONS, MigrationSet("legal_review", Path(__file__).parent / "migrations")],
     emits=(RequestApproved, RequestRejected, RequestStatus, RequestProgress, AuditCheckpoint),

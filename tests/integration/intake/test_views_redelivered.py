@@ -1,0 +1,72 @@
+"""What each authority may read (intake's views of legal.requests.progress and legal.disclosures.issued) makes a
+redelivered event a no-op by the view's own keys, so the views' events take no inbox row
+(Subscription.deduplicates): a status delivered twice is one history entry, a package delivered twice
+one package, and the newest status stays the request's status whatever comes again."""
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from aiokafka.structs import ConsumerRecord
+
+from warden.contract.envelope import encode_structured, new_event
+from warden.contract.events import status_events
+from warden.contract.examples import EXAMPLES
+from warden.runtime.consumer import ConsumerLoop
+from warden.runtime.database import RUNTIME_MIGRATIONS, create_pool, migrate
+
+from intake.authority_view import disclosures_of, request_of
+from intake.service import SERVICE
+
+PROGRESS, ISSUED = "legal.requests.progress", "legal.disclosures.issued"
+ISSUED_TYPE = "warden.legal.disclosure.issued.v1"
+
+
+def record(topic: str, event_type: str, data: dict, offset: int) -> ConsumerRecord:
+    value, headers = encode_structured(new_event(event_type, "/tests", data))
+    return ConsumerRecord(topic, 0, offset, 0, 0, b"k", value, None, 1, len(value), tuple(headers))
+
+
+CASE_ID = str(uuid.uuid4())
+
+
+def progress(request_id: str, status: str, at: datetime, offset: int) -> ConsumerRecord:
+    event, _ = status_events(request_id=request_id, authority_id="court-1", case_id=CASE_ID,
+                             status=status, at=at)
+    return record(PROGRESS, "warden.legal.request.progress.v1", event.model_dump(mode="json"), offset)
+
+
+@pytest.fixture
+async def intake(database_url):
+    service = dataclasses.replace(SERVICE, schema=f"in_views_{uuid.uuid4().hex[:6]}")
+    await migrate(database_url, service.schema, [RUNTIME_MIGRATIONS, *service.migrations])
+    pool = await create_pool(database_url, service.schema, 2)
+    loop = ConsumerLoop(service, pool, consumer=None, batch_max_records=100, poll_timeout_ms=100,
+                        retry_initial_s=0.1, retry_max_s=0.1)
+    yield loop, pool
+    await pool.close()
+
+
+async def test_a_redelivered_status_or_package_is_kept_once(intake):
+    loop, pool = intake
+    at = datetime(2026, 11, 20, 10, tzinfo=timezone.utc)
+    received = progress("REQ-1", "received", at, 0)
+    review = progress("REQ-1", "pending_review", at + timedelta(seconds=1), 1)
+    package = dict(EXAMPLES[ISSUED_TYPE], authority_id="court-1", request_id="REQ-1", case_id=CASE_ID)
+    issued = record(ISSUED, ISSUED_TYPE, package, 0)
+
+    await loop.process([received, review, issued])
+    await loop.process([received, review, issued])  # a restart redelivers the whole batch
+    await loop.process([review])
+    await loop.process([received])  # and an older status again, alone
+
+    async with pool.acquire() as conn:
+        seen = await request_of(conn, "court-1", "REQ-1")
+        packages = await disclosures_of(conn, "court-1", "REQ-1")
+        claims = await conn.fetchval("SELECT count(*) FROM inbox")
+    assert [entry["status"] for entry in seen["history"]] == ["received", "pending_review"]
+    assert seen["status"] == "pending_review"
+    assert [p["sha256"] for p in packages] == [package["sha256"]]
+    assert claims == 0
