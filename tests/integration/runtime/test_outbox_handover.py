@@ -191,3 +191,31 @@ async def test_the_relay_does_not_vacuum_while_it_drains_a_backlog(bootstrap, da
         first_vacuum = next(i for i, q in enumerate(passes) if q.startswith("VACUUM"))
         assert first_vacuum == 3  # after the third scan, the first that took less than a full batch
         assert await s.published() == [str(n).encode() for n in range(5)]
+
+
+async def test_the_relay_deletes_what_it_sent_without_waiting_for_the_disk_and_a_batch_commits_durably(
+        bootstrap, database_url):
+    """A sent row's delete commits asynchronously (lost in a crash, the row is sent again, as after any failure
+    between send and delete); the rows a batch commits wait for the disk, as everything else does."""
+    async with Setup(database_url, bootstrap) as s:
+        async with s.pool.acquire() as conn:
+            await conn.execute("""
+                CREATE TABLE commit_modes (statement text, mode text);
+                CREATE FUNCTION note_commit_mode() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                  INSERT INTO commit_modes VALUES (TG_OP, current_setting('synchronous_commit'));
+                  RETURN NULL;
+                END $$;
+                CREATE TRIGGER outbox_commit_mode AFTER INSERT OR DELETE ON outbox
+                  FOR EACH STATEMENT EXECUTE FUNCTION note_commit_mode();""")
+        await s.commit(b"left by an earlier life")
+        await s.relay.publish_batch()  # a scan
+        s.relay.hand_over(*await s.commit(b"handed"))
+        await s.relay.publish_handed()
+        async with s.pool.acquire() as conn:
+            modes = [tuple(r) for r in await conn.fetch("SELECT statement, mode FROM commit_modes")]
+            default = await conn.fetchval("SELECT current_setting('synchronous_commit')")
+
+        assert default == "on"
+        assert modes == [("INSERT", "on"), ("DELETE", "off"), ("INSERT", "on"), ("DELETE", "off")]
+        assert await s.published() == [b"left by an earlier life", b"handed"]
