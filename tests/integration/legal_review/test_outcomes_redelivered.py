@@ -3,18 +3,10 @@ of legal.requests.status) keeps each case's outcome once by the case, so those e
 (Subscription.deduplicates): a package or a status delivered again changes nothing."""
 from __future__ import annotations
 
-import dataclasses
-import uuid
 from datetime import datetime, timezone
-
-import pytest
 
 from warden.contract.events import status_events
 from warden.contract.examples import EXAMPLES
-from warden.runtime.consumer import ConsumerLoop
-from warden.runtime.database import RUNTIME_MIGRATIONS, create_pool, migrate
-
-from legal_review.service import SERVICE
 
 from tests.support.requests import new_authority
 from tests.integration.legal_review.support import received
@@ -23,18 +15,8 @@ from tests.integration.legal_review.test_batched_review import authority_record,
 ISSUED_TYPE = "warden.legal.disclosure.issued.v1"
 
 
-@pytest.fixture
-async def legal_review(database_url):
-    service = dataclasses.replace(SERVICE, schema=f"lr_outcomes_{uuid.uuid4().hex[:6]}")
-    await migrate(database_url, service.schema, [RUNTIME_MIGRATIONS, *service.migrations])
-    pool = await create_pool(database_url, service.schema, 2)
-    yield ConsumerLoop(service, pool, consumer=None, batch_max_records=100, poll_timeout_ms=100,
-                       retry_initial_s=0.1, retry_max_s=0.1), pool
-    await pool.close()
-
-
-async def test_a_redelivered_outcome_is_kept_once(legal_review):
-    loop, pool = legal_review
+async def test_a_redelivered_outcome_is_kept_once(review_loop):
+    loop, pool = review_loop
     court = new_authority()
     with_data, without = received(court), received(court)
     await loop.process([authority_record(court, 0)])

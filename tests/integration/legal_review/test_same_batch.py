@@ -2,18 +2,11 @@
 or confirms an emergency must still find its earlier case when both arrive in the same batch."""
 from __future__ import annotations
 
-import dataclasses
-import uuid
-
-import pytest
 from aiokafka.structs import ConsumerRecord
 
 from warden.contract.envelope import encode_structured, new_event
-from warden.runtime.consumer import ConsumerLoop
-from warden.runtime.database import RUNTIME_MIGRATIONS, create_pool, migrate
 
 from legal_review.audit import verify_chain
-from legal_review.service import SERVICE
 
 from tests.support.requests import new_authority, registry_record
 from tests.integration.legal_review.support import received
@@ -36,19 +29,8 @@ def received_record(data: dict, offset: int) -> ConsumerRecord:
     return record("legal.requests.received", "warden.legal.request.received.v1", data, offset)
 
 
-@pytest.fixture
-async def legal_review(database_url):
-    """(loop, pool) of legal review on a schema of its own."""
-    service = dataclasses.replace(SERVICE, schema=f"lr_batch_{uuid.uuid4().hex[:6]}")
-    await migrate(database_url, service.schema, [RUNTIME_MIGRATIONS, *service.migrations])
-    pool = await create_pool(database_url, service.schema, 2)
-    yield ConsumerLoop(service, pool, consumer=None, batch_max_records=100, poll_timeout_ms=100,
-                       retry_initial_s=0.1, retry_max_s=0.1), pool
-    await pool.close()
-
-
-async def test_an_extension_and_a_confirmation_find_cases_opened_earlier_in_their_batch(legal_review):
-    loop, pool = legal_review
+async def test_an_extension_and_a_confirmation_find_cases_opened_earlier_in_their_batch(review_loop):
+    loop, pool = review_loop
     police, court = new_authority("police", "FR"), new_authority("court", "FR")
     hold = received(court, **PRESERVATION)
     extension = received(court, **PRESERVATION, extends_request_id=hold["request"]["request_id"],
