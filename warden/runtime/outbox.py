@@ -109,9 +109,9 @@ class OutboxRelay:
     transaction that deletes them once sent: at start, every SCAN_EVERY_S, whenever `wakeup` is set
     (API requests, jobs, other engines), and after any failure until the table is drained. And
     the consumer loop *hands over* the rows each batch has just committed (`hand_over`): those
-    are sent as they are and deleted, with no scan. Per key, events still go out in the order they were committed:
-    handed rows are sent in hand-over order, and after a failure nothing handed is sent until
-    scans have sent, in id order, everything committed before. A handed row that a scan took is
+    are sent as they are and deleted, with no scan. Per key, events still go out in the order
+    they were committed: handed rows are sent in hand-over order, and after a failure nothing
+    handed is sent until scans have sent, in id order, everything committed before. A handed row that a scan took is
     forgotten, so one process sends each row once; another replica's scan may send a row this
     one was handed (at least once, as ever: consumers drop the duplicate in their inbox).
 

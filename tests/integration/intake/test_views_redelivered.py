@@ -11,7 +11,6 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from aiokafka.structs import ConsumerRecord
 
-from warden.contract.envelope import encode_structured, new_event
 from warden.contract.events import status_events
 from warden.contract.examples import EXAMPLES
 from warden.runtime.consumer import ConsumerLoop
@@ -20,13 +19,10 @@ from warden.runtime.database import RUNTIME_MIGRATIONS, create_pool, migrate
 from intake.authority_view import disclosures_of, request_of
 from intake.service import SERVICE
 
+from tests.integration.intake.test_batched_submissions import record
+
 PROGRESS, ISSUED = "legal.requests.progress", "legal.disclosures.issued"
 ISSUED_TYPE = "warden.legal.disclosure.issued.v1"
-
-
-def record(topic: str, event_type: str, data: dict, offset: int) -> ConsumerRecord:
-    value, headers = encode_structured(new_event(event_type, "/tests", data))
-    return ConsumerRecord(topic, 0, offset, 0, 0, b"k", value, None, 1, len(value), tuple(headers))
 
 
 CASE_ID = str(uuid.uuid4())
