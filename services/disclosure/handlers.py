@@ -210,7 +210,7 @@ def written(effect: Effect) -> store.CaseEffect:
     sealed = effect.sealed
     return store.CaseEffect(
         decision.case_id, decision.request_id, decision.authority_id, decision.kind, effect.outcome, effect.reason,
-        effect.at, effect.account_id, effect.hold_until, sealed.sealed if sealed else None,
+        effect.at, effect.account_id, effect.hold_until, sealed.box if sealed else None,
         sealed.sha256 if sealed else None, sealed.signature if sealed else None, effect.due_at, effect.emitted_at)
 
 

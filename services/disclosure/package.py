@@ -69,7 +69,8 @@ class Session:
 
 @dataclass(frozen=True)
 class SealedPackage:
-    sealed: str  # base64 sealed box of sealed_bytes(package)
+    box: bytes  # the sealed box of sealed_bytes(package), to the authority's key
+    sealed: str  # the box in base64, as events carry it
     sha256: str  # lowercase hex SHA-256 of those bytes
     signature: str  # base64 Ed25519 signature of those bytes by the platform key
 
@@ -197,8 +198,9 @@ def seal_for_authority(package: dict[str, Any], authority_public_key: str, platf
     if not has_nonce:
         raise ValueError("a package is sealed only with its nonce: the clear hash would confirm guesses")
     body = sealed_bytes(package)
+    box = bytes(SealedBox(_sealing_key(authority_public_key)).encrypt(body))
     return SealedPackage(
-        sealed=base64.b64encode(SealedBox(_sealing_key(authority_public_key)).encrypt(body)).decode(),
+        box=box, sealed=base64.b64encode(box).decode(),
         sha256=hashlib.sha256(body).hexdigest(),
         signature=b64(_signing_key(platform_private_key).sign(body).signature))
 

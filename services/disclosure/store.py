@@ -247,7 +247,7 @@ class CaseEffect(NamedTuple):
     decided_at: datetime
     account_id: str | None = None
     hold_until: datetime | None = None
-    sealed: str | None = None
+    sealed: bytes | None = None  # the sealed box
     sha256: str | None = None
     signature: str | None = None
     due_at: datetime | None = None
@@ -256,7 +256,7 @@ class CaseEffect(NamedTuple):
 
 _RECORD_EFFECTS = """
 WITH e AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                                $7::timestamptz[], $8::text[], $9::timestamptz[], $10::text[], $11::text[], $12::text[],
+                                $7::timestamptz[], $8::text[], $9::timestamptz[], $10::bytea[], $11::text[], $12::text[],
                                 $13::timestamptz[], $14::timestamptz[])
            AS u(case_id, request_id, authority_id, kind, outcome, reason, decided_at, account_id, hold_until,
                 sealed, sha256, signature, due_at, emitted_at)),

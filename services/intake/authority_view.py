@@ -8,6 +8,7 @@ for one authority, so that an authority never sees another's request.
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 from datetime import datetime
 
@@ -65,18 +66,25 @@ async def record_statuses(ctx: Context, items: list[BatchItem[RequestProgress]])
 
 
 async def record_disclosures(ctx: Context, items: list[BatchItem[DisclosureIssued]]) -> None:
-    """Batch handler: the sealed packages, one statement for the batch; a package already kept (its case and
-    hash: a redelivery) is not kept again."""
-    issued = [item.event for item in items]
+    """Batch handler: the sealed packages, kept as bytes, one statement for the batch; a package already kept
+    (its case and hash: a redelivery) is not kept again, one whose `sealed` is not base64 is refused."""
+    issued, boxes = [], []
+    for item in items:
+        try:
+            boxes.append(base64.b64decode(item.event.sealed, validate=True))
+        except binascii.Error:
+            item.reject("invalid_data", "sealed is not base64")
+            continue
+        issued.append(item.event)
     await ctx.conn.execute(
         """INSERT INTO authority_disclosures (case_id, request_id, authority_id, generated_at, period_start,
                                               period_end, sealed, sha256, signature)
            SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[],
-                                $6::timestamptz[], $7::text[], $8::text[], $9::text[])
+                                $6::timestamptz[], $7::bytea[], $8::text[], $9::text[])
            ON CONFLICT DO NOTHING""",
         [i.case_id for i in issued], [i.request_id for i in issued], [i.authority_id for i in issued],
         [i.generated_at for i in issued], [i.period.start for i in issued], [i.period.end for i in issued],
-        [i.sealed for i in issued], [i.sha256 for i in issued], [i.signature for i in issued])
+        boxes, [i.sha256 for i in issued], [i.signature for i in issued])
 
 
 async def record_submission(conn: asyncpg.Connection, authority_id: str, request_id: str, at: datetime) -> None:
@@ -144,7 +152,8 @@ async def disclosures_of(conn: asyncpg.Connection, authority_id: str, request_id
         authority_id, request_id)
     return [{"case_id": str(r["case_id"]), "request_id": r["request_id"], "authority_id": r["authority_id"],
              "generated_at": r["generated_at"], "period": {"start": r["period_start"], "end": r["period_end"]},
-             "sealed": r["sealed"], "sha256": r["sha256"], "signature": r["signature"]} for r in rows]
+             "sealed": base64.b64encode(r["sealed"]).decode(), "sha256": r["sha256"], "signature": r["signature"]}
+            for r in rows]
 
 
 def encode_cursor(submitted_at: datetime, request_id: str) -> str:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import random
@@ -116,12 +117,14 @@ async def test_approval_gives_one_sealed_package_only_the_authority_opens(
         conn = await asyncpg.connect(database_url)
         try:
             packages = await conn.fetchval("SELECT count(*) FROM disclosure.packages WHERE case_id = $1", case_id)
+            kept = await conn.fetchval("SELECT sealed FROM disclosure.packages WHERE case_id = $1", case_id)
             issued_here = await conn.fetchval("SELECT count(*) FROM disclosure.packages")  # earlier tests' too
             outside_store = await dump_outside_subscriber_store(conn)
         finally:
             await conn.close()
 
     assert len(issued_all) == 1 and packages == 1
+    assert kept == base64.b64decode(issued["data"]["sealed"])  # the sealed box itself, as bytes
     # one approved-to-disclosed latency per package issued (the redelivery adds none; this fresh consumer
     # group also acts on the approvals earlier tests left on the topic, each a package of its own)
     observed = REGISTRY.get_sample_value("warden_disclosure_approved_to_disclosed_seconds_count") - latencies
