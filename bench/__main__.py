@@ -50,6 +50,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
                    help="store sizes in millions of sessions, times --sessions-scale; each ratio is to the first")
     p.add_argument("--samples", type=int, default=200, help="package builds measured per store size")
     p.add_argument("--profile", action="store_true", help="py-spy flame graphs of the services into the results dir")
+    p.add_argument("--wal", action="store_true",
+                   help="the legal steps' WAL per request, table by table (needs a superuser: bench/wal.py)")
     p.add_argument("--baseline", type=Path, help="an earlier latest.json to show side by side (before/after)")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     p.add_argument("--label", default="", help="a name for this run in the report")
@@ -105,7 +107,7 @@ async def main(args: argparse.Namespace) -> dict:
             print("legal pipeline latency...", flush=True)
             rates = [float(r) for r in args.rates.split(",") if r.strip()]
             results["legal"] = await legal.run(stack, rates, args.duration, logs, profile_dir,
-                                               send_tick_s=args.send_tick_ms / 1000)
+                                               send_tick_s=args.send_tick_ms / 1000, wal=args.wal)
         if "store" in only:
             print("subscriber-store scaling...", flush=True)
             sizes = [int(float(m) * 1_000_000 * args.sessions_scale) for m in args.store_sizes.split(",") if m.strip()]

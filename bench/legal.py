@@ -21,6 +21,7 @@ reasons that are not Warden's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -41,6 +42,7 @@ from bench.cpu import this_process
 from bench.loads import produce_all
 from bench.stack import ServiceProcess, Stack
 from bench.stats import p99_by_window, rate, summary_ms
+from bench.wal import WalWindow
 
 SERVICES = ("intake", "legal-review", "disclosure")
 SCHEMAS = ("intake", "legal_review", "disclosure")
@@ -287,19 +289,20 @@ async def offer(bootstrap: str, events: list[tuple[str, bytes, bytes, list]], pe
 
 
 async def run(stack: Stack, rates: list[float], duration: float, logs: Path, profile: Path | None = None,
-              label: str = "legal", send_tick_s: float = SEND_TICK_S) -> dict:
+              label: str = "legal", send_tick_s: float = SEND_TICK_S, wal: bool = False) -> dict:
     """Each rate on its own services and database, and on its own broker when it is the embedded one.
 
     The embedded broker's fetch cost grows with every batch it holds (section `broker`), so on a
     shared one a step would pay for the steps before it; a real Kafka does not. On an external
-    stack the steps share the broker and get a fresh database each.
+    stack the steps share the broker and get a fresh database each. `wal`: each step's WAL per request,
+    by table (bench/wal.py), read once its figures are taken.
     """
     results: dict = {"steps": [], "peak_rss_mb": {}, "fresh_broker_per_step": stack.embedded}
     for i, per_s in enumerate(rates):
         if stack.embedded:
             await asyncio.to_thread(stack.fresh_broker)
         step = await _one_step(stack, per_s, duration, logs, profile, f"{label}{i}", f"{stack.run_id}s{i}",
-                               send_tick_s)
+                               send_tick_s, wal)
         results["steps"].append(step)
         for name, mb in step["peak_rss_mb"].items():
             results["peak_rss_mb"][name] = max(results["peak_rss_mb"].get(name, 0), mb)
@@ -308,8 +311,9 @@ async def run(stack: Stack, rates: list[float], duration: float, logs: Path, pro
 
 
 async def _one_step(stack: Stack, per_s: float, duration: float, logs: Path, profile: Path | None, label: str,
-                    run_id: str, send_tick_s: float) -> dict:
+                    run_id: str, send_tick_s: float, wal: bool = False) -> dict:
     database_url = await stack.new_database(label)
+    scopes = contextlib.AsyncExitStack()
     if not stack.embedded:
         await start_at_the_end(stack.bootstrap, f"bench-{run_id}")
     procs = [ServiceProcess(name, stack.bootstrap, database_url, f"bench-{run_id}", logs) for name in SERVICES]
@@ -335,6 +339,7 @@ async def _one_step(stack: Stack, per_s: float, duration: float, logs: Path, pro
         window = min(CPU_WINDOW_S, duration / 2)
         first = asyncio.create_task(cpu.measure(groups, window))
         last = asyncio.create_task(cpu.measure(groups, window, delay=duration - window))
+        window = await scopes.enter_async_context(WalWindow(database_url)) if wal else None
         spent_before = cpu.cpu_seconds(groups())
         step, scheduled_at = await offer(stack.bootstrap, events, per_s, watcher, drain_s=max(30.0, duration),
                                          send_tick_s=send_tick_s)
@@ -343,7 +348,10 @@ async def _one_step(stack: Stack, per_s: float, duration: float, logs: Path, pro
         step["cpu_window_s"] = window
         step.update(await stamped_figures(stack.bootstrap, scheduled_at))
         step["peak_rss_mb"] = {p.name: round(p.peak_rss / 2**20, 1) for p in procs}
+        if window is not None:
+            step["wal"] = await window.written(step["issued"])
     finally:
+        await scopes.aclose()
         await watcher.stop()
         for p in procs:
             p.stop()

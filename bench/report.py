@@ -62,6 +62,9 @@ def rows(results: dict) -> list[tuple[str, tuple, str, Any]]:
         for service in step.get("hops") or {}:
             out += [(f"legal @ {r:g}/s: {service} hop p50 / p99 ms", ("legal", "steps", i, "hops", service,
                                                                        "p50_p99"), "", None)]
+        if step.get("wal"):
+            out += [(f"legal @ {r:g}/s: WAL KB per request, the tables that wrote most",
+                     ("legal", "steps", i, "wal_tables"), "", None)]
     for i, size in enumerate(_get(results, "store", "sizes") or []):
         name = f"{size['sessions'] / 1e6:g} M sessions"
         out += [
@@ -96,6 +99,13 @@ def cpu_drift(first: dict[str, float], last: dict[str, float]) -> str:
     return " · ".join(f"{n} {_fmt(first.get(n))} → {_fmt(last.get(n))}" for n in names)
 
 
+def wal_tables(wal: dict) -> str:
+    if "unavailable" in wal:
+        return wal["unavailable"]
+    tables = " · ".join(f"{name} {kb:.1f}" for name, kb in wal["by_table_kb_per_item"].items())
+    return f"{wal['kb_per_item']:.1f}: {tables} · other {wal['other_kb_per_item']:.1f}"
+
+
 def _annotate(results: dict) -> dict:
     for shape in (_get(results, "broker") or {}).values():
         if isinstance(shape, dict):
@@ -114,6 +124,8 @@ def _annotate(results: dict) -> dict:
                 f"{name} {costs[name]:.2f}" for name in sorted(costs, key=costs.get, reverse=True)))
         if step.get("cpu_first_s"):
             step.setdefault("cpu_drift", cpu_drift(step["cpu_first_s"], step["cpu_last_s"]))
+        if step.get("wal"):
+            step.setdefault("wal_tables", wal_tables(step["wal"]))
         for span in [*(step.get("hops") or {}).values(), step.get("to_issued_record")]:
             if span:
                 span.setdefault("p50_p99", f"{_fmt(span['p50_ms'])} / {_fmt(span['p99_ms'])}")

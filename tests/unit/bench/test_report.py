@@ -19,3 +19,20 @@ def test_the_table_judges_ingest_against_echo_and_each_store_size_against_the_fi
     assert "| package build ratio 100 M sessions / first, p50 | < 2 | 2.5 ✗ |" in table
     assert "| package build, 100 M sessions: p50 / p99 ms |  | 25 / 30 |" in table
     assert "ratio 1 M sessions" not in table  # the first size is the reference, not compared with itself
+
+
+def legal_step(**extra) -> dict:
+    return {"target_per_s": 200.0, "held_per_s": 199.5, "sent": 100, "issued": 100, "p50_ms": 150.0,
+            "p95_ms": 200.0, "p99_ms": 240.0, **extra}
+
+
+def test_a_legal_step_shows_its_wal_per_request_by_table_or_why_it_has_none():
+    wal = {"kb_per_item": 52.04, "items": 100, "by_table_kb_per_item": {"disclosure.outbox": 11.6, "intake.outbox": 4.2},
+           "other_kb_per_item": 36.24}
+    results = {"machine": {}, "options": {}, "legal": {"steps": [
+        legal_step(wal=wal), legal_step(wal={"unavailable": "no WAL figures: permission denied"})]}}
+    table = markdown(results)
+    assert ("| legal @ 200/s: WAL KB per request, the tables that wrote most |  | "
+            "52.0: disclosure.outbox 11.6 · intake.outbox 4.2 · other 36.2 |") in table
+    assert "| no WAL figures: permission denied |" in table
+    assert "WAL" not in markdown({"machine": {}, "options": {}, "legal": {"steps": [legal_step()]}})
