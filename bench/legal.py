@@ -339,7 +339,7 @@ async def _one_step(stack: Stack, per_s: float, duration: float, logs: Path, pro
         window = min(CPU_WINDOW_S, duration / 2)
         first = asyncio.create_task(cpu.measure(groups, window))
         last = asyncio.create_task(cpu.measure(groups, window, delay=duration - window))
-        window = await scopes.enter_async_context(WalWindow(database_url)) if wal else None
+        wal_window = await scopes.enter_async_context(WalWindow(database_url)) if wal else None
         spent_before = cpu.cpu_seconds(groups())
         step, scheduled_at = await offer(stack.bootstrap, events, per_s, watcher, drain_s=max(30.0, duration),
                                          send_tick_s=send_tick_s)
@@ -348,8 +348,8 @@ async def _one_step(stack: Stack, per_s: float, duration: float, logs: Path, pro
         step["cpu_window_s"] = window
         step.update(await stamped_figures(stack.bootstrap, scheduled_at))
         step["peak_rss_mb"] = {p.name: round(p.peak_rss / 2**20, 1) for p in procs}
-        if window is not None:
-            step["wal"] = await window.written(step["issued"])
+        if wal_window is not None:
+            step["wal"] = await wal_window.written(step["issued"])
     finally:
         await scopes.aclose()
         await watcher.stop()
