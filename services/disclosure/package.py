@@ -71,8 +71,8 @@ class Session:
 class SealedPackage:
     box: bytes  # the sealed box of sealed_bytes(package), to the authority's key
     sealed: str  # the box in base64, as events carry it
-    sha256: str  # lowercase hex SHA-256 of those bytes
-    signature: str  # base64 Ed25519 signature of those bytes by the platform key
+    sha256: str  # lowercase hex SHA-256 of sealed_bytes(package)
+    signature: str  # base64 Ed25519 signature of sealed_bytes(package) by the platform key
 
 
 def timestamp(moment: datetime) -> str:
