@@ -70,9 +70,13 @@ class Session:
 @dataclass(frozen=True)
 class SealedPackage:
     box: bytes  # the sealed box of sealed_bytes(package), to the authority's key
-    sealed: str  # the box in base64, as events carry it
     sha256: str  # lowercase hex SHA-256 of sealed_bytes(package)
     signature: str  # base64 Ed25519 signature of sealed_bytes(package) by the platform key
+
+    @property
+    def sealed(self) -> str:
+        """The box in base64, as events carry it."""
+        return base64.b64encode(self.box).decode()
 
 
 def timestamp(moment: datetime) -> str:
@@ -198,9 +202,8 @@ def seal_for_authority(package: dict[str, Any], authority_public_key: str, platf
     if not has_nonce:
         raise ValueError("a package is sealed only with its nonce: the clear hash would confirm guesses")
     body = sealed_bytes(package)
-    box = bytes(SealedBox(_sealing_key(authority_public_key)).encrypt(body))
     return SealedPackage(
-        box=box, sealed=base64.b64encode(box).decode(),
+        box=bytes(SealedBox(_sealing_key(authority_public_key)).encrypt(body)),
         sha256=hashlib.sha256(body).hexdigest(),
         signature=b64(_signing_key(platform_private_key).sign(body).signature))
 

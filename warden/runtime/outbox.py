@@ -111,9 +111,10 @@ class OutboxRelay:
     the consumer loop *hands over* the rows each batch has just committed (`hand_over`): those
     are sent as they are and deleted, with no scan. Per key, events still go out in the order
     they were committed: handed rows are sent in hand-over order, and after a failure nothing
-    handed is sent until scans have sent, in id order, everything committed before. A handed row that a scan took is
-    forgotten, so one process sends each row once; another replica's scan may send a row this
-    one was handed (at least once, as ever: consumers drop the duplicate in their inbox).
+    handed is sent until scans have sent, in id order, everything committed before. A handed
+    row that a scan took is forgotten, so one process sends each row once; another replica's
+    scan may send a row this one was handed (at least once, as ever: consumers drop the
+    duplicate in their inbox).
 
     The relay's transactions only delete (or set aside) rows the broker has acknowledged, so they
     commit without waiting for the disk (`commit_without_waiting_for_disk`).
