@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
+import threading
+import time
 from collections.abc import Callable, Iterable
 
 import psutil
@@ -77,3 +80,83 @@ def with_children(pid: int | None) -> list[int]:
 
 def this_process() -> list[int]:
     return [os.getpid()]
+
+
+SERVICE_IN_CMDLINE = re.compile(r"\bservice ([a-z][a-z-]*)")
+
+
+def roles_of_run(root: int, server_dir: str) -> dict[str, list[int]]:
+    """The processes of one bench run, by role: each `warden service NAME` under its name, the broker, the
+    PostgreSQL server whose data directory lies under `server_dir` with its backends (the postmaster
+    detaches: it is no descendant of the run), and the run's own process (the load generator) as `bench`.
+    Any other descendant is left out."""
+    roles: dict[str, list[int]] = {"bench": [root]}
+    try:
+        descendants = psutil.Process(root).children(recursive=True)
+    except psutil.Error:
+        return {}
+    for process in descendants:
+        try:
+            cmdline = " ".join(process.cmdline())
+        except psutil.Error:
+            continue
+        service = SERVICE_IN_CMDLINE.search(cmdline)
+        if service:
+            roles.setdefault(service.group(1), []).append(process.pid)
+        elif "tansu" in cmdline:
+            roles.setdefault("broker", []).append(process.pid)
+    for process in psutil.process_iter(["name", "cmdline"]):
+        if serves_from(process.info["name"] or "", " ".join(process.info["cmdline"] or ()), server_dir):
+            roles["postgres"] = with_children(process.pid)
+    return roles
+
+
+def serves_from(name: str, cmdline: str, directory: str) -> bool:
+    """A PostgreSQL postmaster whose data directory (`-D`) lies under `directory`."""
+    return name.startswith("postgres") and f" -D {directory.rstrip('/')}/" in f" {cmdline}"
+
+
+class RunSampler:
+    """CPU seconds of a bench run's processes by role (`roles_of_run`), sampled every `every_s` seconds in
+    a thread while the run goes on: what a checkout's run spends, measured from outside and the same way
+    whatever that checkout's own bench measures."""
+
+    def __init__(self, root: int, server_dir: str, every_s: float = 1.0):
+        self.root, self.server_dir, self.every_s = root, server_dir, every_s
+        self.samples: list[tuple[float, dict[str, dict[int, float]]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> RunSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.monotonic(), cpu_seconds(roles_of_run(self.root, self.server_dir))))
+            self._stop.wait(self.every_s)
+
+
+def busiest_window(samples: list[tuple[float, dict[str, dict[int, float]]]], seconds: float,
+                   busy: Iterable[str]) -> dict[str, float] | None:
+    """Cores each role used over the stretch of at least `seconds` in which the `busy` roles (the services:
+    busy only while requests are offered) used the most CPU; None when the samples span less."""
+    busy = set(busy)
+    best: tuple[float, dict[str, float]] | None = None
+    end = 0
+    for start, (t0, first) in enumerate(samples):
+        end = max(end, start)
+        while end < len(samples) and samples[end][0] - t0 < seconds:
+            end += 1
+        if end == len(samples):
+            break
+        t1, last = samples[end]
+        cores = {role: share / 100 for role, share in share_of_core(first, last, t1 - t0).items()}
+        load = sum(share for role, share in cores.items() if role in busy)
+        if best is None or load > best[0]:
+            best = (load, cores)
+    return best[1] if best else None

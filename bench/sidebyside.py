@@ -9,6 +9,13 @@ On a shared machine one run's p99 moves by tens of per cent with what else runs,
 little: it prints each pair's p99 and CPU per request with their ratios (after / before), then the
 ratio of the means and the median of the pairs' ratios. Results: OUT/runs/*/latest.json, and
 OUT/sidebyside.json and .md.
+
+CPU per request is measured here, from outside, the same way for both checkouts whatever their own
+bench measures (v1's measures none): every second, the CPU seconds of the run's processes by role
+(each service, the broker, the run's PostgreSQL server with its backends, the bench process that
+offers the load; bench.cpu.RunSampler); over the stretch of the offer in which the services were
+busiest (its length the duration less 20 s, leaving out the ramp and the drain), each role's cores
+divided by the requests held per second.
 """
 from __future__ import annotations
 
@@ -21,6 +28,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from bench.cpu import RunSampler, busiest_window
 from bench.stats import ratio
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,9 +41,9 @@ class Run:
     started_at: str
     p50_ms: float
     p99_ms: float
-    cpu_ms_per_request: float | None  # every process of the run: services, Postgres, broker, load generator;
-    # None from a checkout whose bench does not measure it (before v1.1's)
+    cpu_ms_per_request: float | None  # every process of the run: services, Postgres, broker, load generator
     held_per_s: float
+    cpu_by_role: dict[str, float] | None = None  # the same, per role (services by name, broker, postgres, bench)
 
 
 def order(pairs: int) -> list[tuple[int, str]]:
@@ -47,16 +55,18 @@ def order(pairs: int) -> list[tuple[int, str]]:
     return runs
 
 
-def run_of(result: dict, side: str, pair: int) -> Run:
-    """The figures of one `python -m bench --only legal` result (its latest.json) at its one rate."""
+def run_of(result: dict, side: str, pair: int, cores: dict[str, float] | None) -> Run:
+    """The figures of one `python -m bench --only legal` result (its latest.json) at its one rate, with the
+    cores each role of the run used while it was busiest (None: not measured)."""
     steps = result["legal"]["steps"]
     if len(steps) != 1:
         raise ValueError(f"a side-by-side run has one rate, this result has {len(steps)}")
     step = steps[0]
-    cpu = step.get("cpu_ms_per_request")
+    by_role = ({role: round(1000 * used / step["held_per_s"], 3) for role, used in sorted(cores.items())}
+               if cores and step["held_per_s"] else None)
     return Run(side=side, pair=pair, started_at=result["started_at"], p50_ms=step["p50_ms"],
-               p99_ms=step["p99_ms"], cpu_ms_per_request=round(sum(cpu.values()), 3) if cpu else None,
-               held_per_s=step["held_per_s"])
+               p99_ms=step["p99_ms"], cpu_ms_per_request=round(sum(by_role.values()), 3) if by_role else None,
+               held_per_s=step["held_per_s"], cpu_by_role=by_role)
 
 
 def compare(runs: list[Run]) -> dict:
@@ -85,7 +95,19 @@ def compare(runs: list[Run]) -> dict:
     if all(row["cpu_ratio"] is not None for row in rows):  # CPU only where both sides measured it in every pair
         summary["cpu_ratio_of_means"] = ratio(mean("cpu_after"), mean("cpu_before"))
         summary["cpu_median_ratio"] = round(statistics.median(row["cpu_ratio"] for row in rows), 3)
+    summary["cpu_by_role"] = by_role([sides[(pair, side)] for pair in pairs for side in ("before", "after")])
     return summary
+
+
+def by_role(runs: list[Run]) -> dict[str, dict[str, float]]:
+    """Per role, the mean CPU ms per request of each side over the runs that measured it; a role missing from
+    some of a side's runs counts as 0 in those, a role a side never had is left out of that side."""
+    out: dict[str, dict[str, float]] = {}
+    for side in ("before", "after"):
+        measured = [r.cpu_by_role for r in runs if r.side == side and r.cpu_by_role]
+        for role in sorted({role for roles in measured for role in roles}):
+            out.setdefault(role, {})[side] = round(statistics.fmean(roles.get(role, 0.0) for roles in measured), 3)
+    return out
 
 
 def markdown(summary: dict, before: str, after: str, rate: float, duration: float) -> str:
@@ -102,17 +124,33 @@ def markdown(summary: dict, before: str, after: str, rate: float, duration: floa
               (f"CPU per request: ratio of the means {summary['cpu_ratio_of_means']}, median of the pairs' ratios "
                f"{summary['cpu_median_ratio']}" if summary["cpu_ratio_of_means"] is not None
                else "CPU per request: not measured on both sides"), ""]
+    if summary.get("cpu_by_role"):
+        lines += ["| CPU ms per request, mean of the runs | before | after | after − before |", "|---|---|---|---|"]
+        for role, sides in summary["cpu_by_role"].items():
+            before_ms, after_ms = sides.get("before"), sides.get("after")
+            change = round(after_ms - before_ms, 3) if before_ms is not None and after_ms is not None else "n/a"
+            lines.append(f"| {role} | {before_ms if before_ms is not None else 'n/a'} | "
+                         f"{after_ms if after_ms is not None else 'n/a'} | {change} |")
+        lines.append("")
     return "\n".join(lines)
 
 
-def bench_once(checkout: Path, out: Path, rate: float, duration: float) -> dict:
+SERVICES = ("intake", "legal-review", "disclosure")
+
+
+def bench_once(checkout: Path, out: Path, rate: float, duration: float) -> tuple[dict, dict[str, float] | None]:
+    """The run's latest.json, and the cores each role used over the busiest `duration - 20` s."""
     python = checkout / ".venv" / "bin" / "python"
     out.mkdir(parents=True, exist_ok=True)
+    command = [str(python), "-m", "bench", "--only", "legal", "--rates", f"{rate:g}", "--duration", f"{duration:g}",
+               "--out", str(out)]
     with open(out / "log", "w") as log:
-        subprocess.run([str(python), "-m", "bench", "--only", "legal", "--rates", f"{rate:g}",
-                        "--duration", f"{duration:g}", "--out", str(out)],
-                       cwd=checkout, stdout=log, stderr=subprocess.STDOUT, check=True)
-    return json.loads((out / "latest.json").read_text())
+        run = subprocess.Popen(command, cwd=checkout, stdout=log, stderr=subprocess.STDOUT)
+        with RunSampler(run.pid, str(out)) as sampler:
+            if run.wait():
+                raise subprocess.CalledProcessError(run.returncode, command)
+    return (json.loads((out / "latest.json").read_text()),
+            busiest_window(sampler.samples, max(10.0, duration - 20), SERVICES))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -131,9 +169,9 @@ def main(argv: list[str] | None = None) -> None:
     runs = []
     for pair, side in order(args.pairs):
         stamp = datetime.now(timezone.utc).strftime("%H%M%S")
-        result = bench_once(checkouts[side], args.out / "runs" / f"{pair + 1}-{side}-{stamp}", args.rate,
-                            args.duration)
-        run = run_of(result, side, pair)
+        result, cores = bench_once(checkouts[side], args.out / "runs" / f"{pair + 1}-{side}-{stamp}", args.rate,
+                                   args.duration)
+        run = run_of(result, side, pair, cores)
         runs.append(run)
         cpu = "n/a" if run.cpu_ms_per_request is None else f"{run.cpu_ms_per_request:5.2f}"
         print(f"pair {pair + 1} {side:6}  p50 {run.p50_ms:7.1f}  p99 {run.p99_ms:7.1f}  "

@@ -1,7 +1,9 @@
 """CPU shares per process group: only what ran inside the window counts."""
 import os
+import subprocess
+import sys
 
-from bench.cpu import cpu_seconds, share_of_core
+from bench.cpu import RunSampler, busiest_window, cpu_seconds, serves_from, share_of_core
 from bench.report import cpu_drift
 
 
@@ -25,3 +27,36 @@ def test_gone_pids_are_skipped_when_sampling():
 def test_drift_lists_the_busiest_at_the_end_first():
     line = cpu_drift({"broker": 30.2, "intake": 25.0}, {"broker": 52.7, "intake": 21.9})
     assert line == "broker 30 → 53 · intake 25 → 22"
+
+
+def samples_of(*points):
+    """(time, {role: {pid: CPU seconds so far}}) from (time, {role: seconds}) with one pid per role."""
+    return [(t, {role: {hash(role) % 1000: used} for role, used in roles.items()}) for t, roles in points]
+
+
+def test_the_busiest_window_is_where_the_services_worked_not_where_the_bench_did():
+    samples = samples_of((0, {"intake": 0, "bench": 0}), (10, {"intake": 1, "bench": 1}),
+                         (20, {"intake": 9, "bench": 2}), (30, {"intake": 17, "bench": 3}),
+                         (40, {"intake": 18, "bench": 19}))  # the drain: the bench reads every topic back
+    cores = busiest_window(samples, 20, ["intake"])
+    assert cores == {"intake": 0.8, "bench": 0.1}
+    assert busiest_window(samples, 50, ["intake"]) is None  # the samples span 40 s
+
+
+def test_a_postmaster_is_told_by_its_data_directory():
+    line = "/x/bin/postgres -D /runs/1-after/work/postgres -h  -k /runs/1-after/work/postgres"
+    assert serves_from("postgres", line, "/runs/1-after")
+    assert not serves_from("postgres", line, "/runs/1-aft")  # another run's directory that shares a prefix
+    assert not serves_from("postgres", line, "/runs/2-after")
+    assert not serves_from("python", line, "/runs/1-after")
+
+
+def test_a_run_is_sampled_by_role_from_outside():
+    """A child that names itself a service is counted under that name, the run's own process as `bench`."""
+    burn = "import time\nend = time.process_time() + 1.2\nwhile time.process_time() < end: pass"
+    with subprocess.Popen([sys.executable, "-c", burn, "service", "burner"]) as child:
+        with RunSampler(os.getpid(), "/nowhere", every_s=0.1) as sampler:
+            child.wait()
+    cores = busiest_window(sampler.samples, 0.6, ["burner"])
+    assert cores is not None and cores["burner"] >= 0.5 and "postgres" not in cores
+    assert set(cores) == {"burner", "bench"}
