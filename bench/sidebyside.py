@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bench.cpu import RunSampler, busiest_window
-from bench.stats import ratio
+from bench.stats import ratio, ratio_interval
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -91,10 +91,12 @@ def compare(runs: list[Run]) -> dict:
                "p99_mean_before": mean("p99_before"), "p99_mean_after": mean("p99_after"),
                "p99_ratio_of_means": ratio(mean("p99_after"), mean("p99_before")),
                "p99_median_ratio": round(statistics.median(row["p99_ratio"] for row in rows), 3),
-               "cpu_ratio_of_means": None, "cpu_median_ratio": None}
+               "p99_ratio_interval": ratio_interval([(row["p99_before"], row["p99_after"]) for row in rows]),
+               "cpu_ratio_of_means": None, "cpu_median_ratio": None, "cpu_ratio_interval": None}
     if all(row["cpu_ratio"] is not None for row in rows):  # CPU only where both sides measured it in every pair
         summary["cpu_ratio_of_means"] = ratio(mean("cpu_after"), mean("cpu_before"))
         summary["cpu_median_ratio"] = round(statistics.median(row["cpu_ratio"] for row in rows), 3)
+        summary["cpu_ratio_interval"] = ratio_interval([(row["cpu_before"], row["cpu_after"]) for row in rows])
     summary["cpu_by_role"] = by_role([sides[(pair, side)] for pair in pairs for side in ("before", "after")])
     return summary
 
@@ -110,6 +112,10 @@ def by_role(runs: list[Run]) -> dict[str, dict[str, float]]:
     return out
 
 
+def _interval(bounds: list[float] | tuple[float, float] | None) -> str:
+    return f" (90 % bootstrap interval over the pairs {bounds[0]}–{bounds[1]})" if bounds else ""
+
+
 def markdown(summary: dict, before: str, after: str, rate: float, duration: float) -> str:
     lines = [f"# Legal pipeline side by side: {rate:g} req/s for {duration:g} s", "",
              f"before: `{before}`  ", f"after: `{after}`", "",
@@ -120,8 +126,10 @@ def markdown(summary: dict, before: str, after: str, rate: float, duration: floa
         lines.append(f"| {row['pair'] + 1} | {row['p99_before']} | {row['p99_after']} | {row['p99_ratio']} | "
                      f"{cpu[0]} | {cpu[1]} | {cpu[2]} |")
     lines += ["", f"p99 means: {summary['p99_mean_before']} before, {summary['p99_mean_after']} after: "
-                  f"**{summary['p99_ratio_of_means']}**; median of the pairs' ratios {summary['p99_median_ratio']}",
-              (f"CPU per request: ratio of the means {summary['cpu_ratio_of_means']}, median of the pairs' ratios "
+                  f"**{summary['p99_ratio_of_means']}**{_interval(summary.get('p99_ratio_interval'))}; "
+                  f"median of the pairs' ratios {summary['p99_median_ratio']}",
+              (f"CPU per request: ratio of the means {summary['cpu_ratio_of_means']}"
+               f"{_interval(summary.get('cpu_ratio_interval'))}, median of the pairs' ratios "
                f"{summary['cpu_median_ratio']}" if summary["cpu_ratio_of_means"] is not None
                else "CPU per request: not measured on both sides"), ""]
     if summary.get("cpu_by_role"):

@@ -35,7 +35,8 @@ def test_ratios_are_after_over_before_per_pair_and_over_the_means():
     assert summary["p99_ratio_of_means"] == 1.1
     assert summary["cpu_ratio_of_means"] == round(7.85 / 7.5, 3)
     assert summary["cpu_median_ratio"] == round((1.1 + 1.0) / 2, 3)
-    assert "**1.1**" in markdown(summary, "/a", "/b", 200, 60)
+    assert summary["p99_ratio_interval"] == (1.1, 1.1)  # both pairs read 1.1: every draw does too
+    assert "**1.1** (90 % bootstrap interval over the pairs 1.1–1.1)" in markdown(summary, "/a", "/b", 200, 60)
 
 
 def test_no_complete_pair_is_an_error_not_a_ratio():

@@ -2,7 +2,7 @@
 import pytest
 
 from bench.report import markdown
-from bench.stats import p99_by_window, percentile, ratio, summary_ms
+from bench.stats import p99_by_window, percentile, ratio, ratio_interval, summary_ms
 
 
 def test_nearest_rank_percentiles():
@@ -46,3 +46,15 @@ def test_the_report_shows_a_legal_step_window_by_window_and_without_the_reader()
     assert "| legal @ 200/s: p99 ms of each 10 s, by schedule |  | 120 · 180 · – · 310 |" in table
     assert "| legal @ 200/s: p99 ms | < 250 | 260 ✗ |" in table
     assert "| legal @ 200/s: to the package's record, no reader's wait: p50 / p99 ms |  | 120 / 230 |" in table
+
+
+def test_the_ratio_interval_holds_the_ratio_of_means_and_narrows_with_steady_pairs():
+    noisy = [(300, 450), (250, 260), (400, 360), (280, 420)]
+    low, high = ratio_interval(noisy)
+    assert low < (450 + 260 + 360 + 420) / (300 + 250 + 400 + 280) < high
+    assert low < 1.1 < high  # four noisy pairs cannot tell 10 % apart
+    steady = [(300, 330), (310, 341), (290, 319), (305, 335.5)] * 3
+    s_low, s_high = ratio_interval(steady)
+    assert 1.09 <= s_low <= 1.1 <= s_high <= 1.11
+    assert ratio_interval(noisy) == (low, high)  # seeded: the same pairs, the same interval
+    assert ratio_interval([(300, 330)]) is None
