@@ -1,0 +1,143 @@
+"""What a legal request costs each service, without a broker: `python -m bench.legal_cost [--requests N]`.
+
+The legal bench's signed court orders (bench/legal.py) go straight to intake's `BatchProcessor`, in
+batches of `--batch` (what a consumer batch holds at 200 req/s); what intake's transactions put in its
+outbox for legal review goes to legal review's processor the same way, and what legal review's put
+there for disclosure goes to disclosure's. Each service has its schema in one database of an embedded
+PostgreSQL of its own, the court registered and the bench's suspects and sessions fed through each
+service's own subscriptions first. It prints, per request and per service, the worker's CPU and
+Postgres's CPU (the server and its backends) over that service's batches only. Where `make bench`
+says how long a request takes on a shared machine, this says whose work it is, with no broker, no
+other process and no wait in it. Like the services, it freezes the startup heap and runs on uvloop;
+`py-spy record -- python -m bench.legal_cost` shows where each service's part goes.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import asyncpg
+import uvloop
+from aiokafka.structs import ConsumerRecord
+
+from bench.legal import SESSIONS_PER_SUSPECT, SUSPECTS, authority, request_event, suspect
+from bench.moderation_cost import cpu_seconds, records
+from bench.stack import with_database
+from warden.authorities import sign_record
+from warden.contract.envelope import encode_structured, new_event
+from warden.embedded import EmbeddedPostgres
+from warden.keys import development_environment, development_keys
+from warden.runtime.batch import BatchProcessor
+from warden.runtime.database import create_pool, migrate
+from warden.runtime.runner import load_service, settle_heap
+
+PIPELINE = (("intake", "legal.requests.received"), ("legal-review", "legal.requests.decided"),
+            ("disclosure", "legal.disclosures.issued"))
+
+
+def setup_records(auth: dict, registry_key: str, run_id: str) -> dict[str, list[ConsumerRecord]]:
+    """The court's signed registry record, and the bench's suspects with their sessions."""
+    now = datetime.now(timezone.utc)
+    registered = sign_record({k: v for k, v in auth.items() if k != "private_key"} | {"updated_at": now.isoformat()},
+                             registry_key)
+    feed = []
+    for n in range(SUSPECTS):
+        who = suspect(run_id, n)
+        feed.append(("warden.subscriber.account.updated.v1", who["account_id"], {
+            "account_id": who["account_id"], "username": who["username"], "phone_number": who["phone_number"],
+            "country": "FR", "updated_at": (now - timedelta(days=200)).isoformat()}))
+        feed += [("warden.subscriber.session.observed.v1", who["account_id"], {
+            "account_id": who["account_id"], "ip": f"203.0.{n}.{s + 1}",
+            "observed_at": (now - timedelta(days=2 + s * 2, minutes=n)).isoformat()})
+            for s in range(SESSIONS_PER_SUSPECT)]
+    return {"legal.authorities": records("legal.authorities", [(auth["authority_id"].encode(), *encode_structured(
+                new_event("warden.legal.authority.registered.v1", "/warden/cli", registered)))]),
+            "platform.subscribers": records("platform.subscribers", [
+                (key.encode(), *encode_structured(new_event(t, "/bench/platform", data))) for t, key, data in feed])}
+
+
+async def emitted(pool: asyncpg.Pool, topic: str) -> list[ConsumerRecord]:
+    """The rows the service's transactions left in its outbox for `topic`, as the next service receives
+    them; the outbox is emptied, as the relay would."""
+    async with pool.acquire() as conn, conn.transaction():
+        rows = await conn.fetch("DELETE FROM outbox RETURNING id, topic, key, value, header_names, header_values")
+    return records(topic, [(r["key"], r["value"], list(zip(r["header_names"], r["header_values"])))
+                           for r in sorted(rows, key=lambda r: r["id"]) if r["topic"] == topic])
+
+
+async def measure(server_url: str, server_pid: int, count: int, batch: int, registry_key: str) -> dict:
+    """Each service's CPU per request over its batches; `registry_key`: the operator key that signs the court's
+    registry record (one the services' WARDEN_REGISTRY_PUBLIC_KEYS trust)."""
+    run_id = uuid.uuid4().hex[:8]
+    name = f"legal_cost_{run_id}"
+    conn = await asyncpg.connect(server_url)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    url = with_database(server_url, name)
+    auth = authority(run_id)
+    setup = setup_records(auth, registry_key, run_id)
+    processors, pools = {}, []
+    try:
+        for service_name, _ in PIPELINE:
+            service = load_service(service_name)
+            await migrate(url, service.schema, service.migration_sets)
+            pool = await create_pool(url, service.schema, 4)
+            pools.append(pool)
+            processors[service_name] = (BatchProcessor(service, pool), pool)
+            topics = {s.topic for s in service.subscriptions}
+            for topic, consumed in setup.items():
+                if topic in topics:
+                    for start in range(0, len(consumed), 500):
+                        await processors[service_name][0].process(consumed[start:start + 500])
+            await emitted(pool, "")  # what the setup emitted is not the requests' cost
+        incoming = records("legal.requests.submitted", [
+            (key, value, headers) for _, key, value, headers in
+            (request_event(auth, suspect(run_id, n % SUSPECTS), n, run_id) for n in range(count))])
+        figures = {}
+        for service_name, produces in PIPELINE:
+            processor, pool = processors[service_name]
+            await pool.execute("CHECKPOINT")
+            worker, server = time.process_time(), cpu_seconds(server_pid)
+            for start in range(0, len(incoming), batch):
+                await processor.process(incoming[start:start + batch])
+            worker, server = time.process_time() - worker, cpu_seconds(server_pid) - server
+            figures[service_name] = {"worker_cpu_us": round(worker * 1e6 / count, 1),
+                                     "postgres_cpu_us": round(server * 1e6 / count, 1)}
+            incoming = await emitted(pool, produces)
+            figures[service_name]["emitted"] = len(incoming)
+    finally:
+        for pool in pools:
+            await pool.close()
+    return {"requests": count, "batch": batch, **figures,
+            "total_us": round(sum(f["worker_cpu_us"] + f["postgres_cpu_us"] for f in figures.values()), 1)}
+
+
+def cli() -> None:
+    p = argparse.ArgumentParser(prog="python -m bench.legal_cost", description=__doc__.splitlines()[0])
+    p.add_argument("--requests", type=int, default=3000)
+    p.add_argument("--batch", type=int, default=15, help="requests per consumer batch (about 200 req/s's)")
+    args = p.parse_args()
+    for name, _ in PIPELINE:
+        load_service(name)  # imported before the heap is frozen, as run_service does
+    with tempfile.TemporaryDirectory(prefix="legal-cost-") as work:
+        keys = development_keys(Path(work) / "keys")
+        os.environ.update(development_environment(keys, os.environ))
+        os.environ.setdefault("WARDEN_EMBEDDED_DEFAULTS", "true")  # a throwaway database: disclosure keeps its key there
+        settle_heap()
+        postgres = EmbeddedPostgres(Path(work) / "postgres").start()
+        try:
+            print(uvloop.run(measure(postgres.url, postgres.server.get_pid(), args.requests, args.batch,
+                                     keys["registry"]["private_key"])))
+        finally:
+            postgres.stop()
+
+
+if __name__ == "__main__":
+    cli()
