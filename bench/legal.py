@@ -71,6 +71,21 @@ def suspect(run_id: str, n: int) -> dict:
             "phone_number": f"+3361{n:07d}"}
 
 
+def subscriber_feed(run_id: str, now: datetime) -> list[tuple[str, str, dict]]:
+    """(event type, account id, data) of the suspects' accounts and their sessions, as the platform feeds them."""
+    feed = []
+    for n in range(SUSPECTS):
+        who = suspect(run_id, n)
+        feed.append(("warden.subscriber.account.updated.v1", who["account_id"], {
+            "account_id": who["account_id"], "username": who["username"], "phone_number": who["phone_number"],
+            "country": "FR", "updated_at": (now - timedelta(days=200)).isoformat()}))
+        feed += [("warden.subscriber.session.observed.v1", who["account_id"], {
+            "account_id": who["account_id"], "ip": f"203.0.{n}.{s + 1}",
+            "observed_at": (now - timedelta(days=2 + s * 2, minutes=n)).isoformat()})
+            for s in range(SESSIONS_PER_SUSPECT)]
+    return feed
+
+
 def request_event(auth: dict, who: dict, n: int, run_id: str) -> tuple[str, bytes, bytes, list]:
     now = datetime.now(timezone.utc)
     data = {
@@ -106,18 +121,9 @@ async def _prepare(stack: Stack, database_url: str, run_id: str) -> dict:
     records = [(auth["authority_id"].encode(), *encode_structured(new_event(
         "warden.legal.authority.registered.v1", "/warden/cli", registered)))]
     await produce_all(stack.bootstrap, "legal.authorities", records)
-    feed = []
-    for n in range(SUSPECTS):
-        who = suspect(run_id, n)
-        feed.append(("warden.subscriber.account.updated.v1", who["account_id"], {
-            "account_id": who["account_id"], "username": who["username"], "phone_number": who["phone_number"],
-            "country": "FR", "updated_at": (now - timedelta(days=200)).isoformat()}))
-        for s in range(SESSIONS_PER_SUSPECT):
-            feed.append(("warden.subscriber.session.observed.v1", who["account_id"], {
-                "account_id": who["account_id"], "ip": f"203.0.{n}.{s + 1}",
-                "observed_at": (now - timedelta(days=2 + s * 2, minutes=n)).isoformat()}))
     await produce_all(stack.bootstrap, "platform.subscribers", [
-        (key.encode(), *encode_structured(new_event(t, "/bench/platform", data))) for t, key, data in feed])
+        (key.encode(), *encode_structured(new_event(t, "/bench/platform", data)))
+        for t, key, data in subscriber_feed(run_id, now)])
     conn = await asyncpg.connect(database_url)
     try:
         async def known() -> bool:

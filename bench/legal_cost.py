@@ -18,16 +18,16 @@ import os
 import tempfile
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import asyncpg
 import uvloop
 from aiokafka.structs import ConsumerRecord
 
-from bench.legal import SESSIONS_PER_SUSPECT, SUSPECTS, authority, request_event, suspect
+from bench.legal import SUSPECTS, authority, request_event, subscriber_feed, suspect
 from bench.moderation_cost import cpu_seconds, records
-from bench.stack import with_database
+from bench.stack import created_database
 from warden.authorities import sign_record
 from warden.contract.envelope import encode_structured, new_event
 from warden.embedded import EmbeddedPostgres
@@ -45,16 +45,7 @@ def setup_records(auth: dict, registry_key: str, run_id: str) -> dict[str, list[
     now = datetime.now(timezone.utc)
     registered = sign_record({k: v for k, v in auth.items() if k != "private_key"} | {"updated_at": now.isoformat()},
                              registry_key)
-    feed = []
-    for n in range(SUSPECTS):
-        who = suspect(run_id, n)
-        feed.append(("warden.subscriber.account.updated.v1", who["account_id"], {
-            "account_id": who["account_id"], "username": who["username"], "phone_number": who["phone_number"],
-            "country": "FR", "updated_at": (now - timedelta(days=200)).isoformat()}))
-        feed += [("warden.subscriber.session.observed.v1", who["account_id"], {
-            "account_id": who["account_id"], "ip": f"203.0.{n}.{s + 1}",
-            "observed_at": (now - timedelta(days=2 + s * 2, minutes=n)).isoformat()})
-            for s in range(SESSIONS_PER_SUSPECT)]
+    feed = subscriber_feed(run_id, now)
     return {"legal.authorities": records("legal.authorities", [(auth["authority_id"].encode(), *encode_structured(
                 new_event("warden.legal.authority.registered.v1", "/warden/cli", registered)))]),
             "platform.subscribers": records("platform.subscribers", [
@@ -74,13 +65,7 @@ async def measure(server_url: str, server_pid: int, count: int, batch: int, regi
     """Each service's CPU per request over its batches; `registry_key`: the operator key that signs the court's
     registry record (one the services' WARDEN_REGISTRY_PUBLIC_KEYS trust)."""
     run_id = uuid.uuid4().hex[:8]
-    name = f"legal_cost_{run_id}"
-    conn = await asyncpg.connect(server_url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    url = with_database(server_url, name)
+    url = await created_database(server_url, f"legal_cost_{run_id}")
     auth = authority(run_id)
     setup = setup_records(auth, registry_key, run_id)
     processors, pools = {}, []

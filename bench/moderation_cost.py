@@ -17,14 +17,13 @@ import time
 import zlib
 from pathlib import Path
 
-import asyncpg
 import psutil
 import uvloop
 from aiokafka.structs import ConsumerRecord
 
 from bench.cpu import with_children
 from bench.loads import content_ids, contents, reports
-from bench.stack import with_database
+from bench.stack import created_database
 from warden.embedded import EmbeddedPostgres
 from warden.runtime.batch import BatchProcessor
 from warden.runtime.database import create_pool, migrate
@@ -51,13 +50,7 @@ async def measure(server_url: str, server_pid: int, count: int) -> dict:
     from moderation.service import build_service
 
     service = build_service()
-    name = f"cost_{int(time.time())}"
-    conn = await asyncpg.connect(server_url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    url = with_database(server_url, name)
+    url = await created_database(server_url, f"cost_{int(time.time())}")
     await migrate(url, service.schema, service.migration_sets)
     pool = await create_pool(url, service.schema, 4)
     try:

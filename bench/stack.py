@@ -37,6 +37,16 @@ def with_database(url: str, name: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
 
 
+async def created_database(server_url: str, name: str) -> str:
+    """The URL of a new database `name` on the server of `server_url` (the cost tools' own server)."""
+    conn = await asyncpg.connect(server_url)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return with_database(server_url, name)
+
+
 class Stack:
     def __init__(self, workdir: Path):
         self.workdir = workdir
