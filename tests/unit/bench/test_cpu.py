@@ -52,11 +52,12 @@ def test_a_postmaster_is_told_by_its_data_directory():
 
 
 def test_a_run_is_sampled_by_role_from_outside():
-    """A child that names itself a service is counted under that name, the run's own process as `bench`."""
+    """A child that names itself a service is counted under that name, the run's own process as `bench` (the
+    test session's other children, such as its broker, may be there too)."""
     burn = "import time\nend = time.process_time() + 1.2\nwhile time.process_time() < end: pass"
     with subprocess.Popen([sys.executable, "-c", burn, "service", "burner"]) as child:
         with RunSampler(os.getpid(), "/nowhere", every_s=0.1) as sampler:
             child.wait()
     cores = busiest_window(sampler.samples, 0.6, ["burner"])
-    assert cores is not None and cores["burner"] >= 0.5 and "postgres" not in cores
-    assert set(cores) == {"burner", "bench"}
+    assert cores is not None and cores["burner"] >= 0.5 and "bench" in cores
+    assert "postgres" not in cores  # no server's data directory lies under /nowhere
