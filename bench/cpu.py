@@ -144,18 +144,29 @@ class RunSampler:
 def busiest_window(samples: list[tuple[float, dict[str, dict[int, float]]]], seconds: float,
                    busy: Iterable[str]) -> dict[str, float] | None:
     """Cores each role used over the stretch of at least `seconds` in which the `busy` roles (the services:
-    busy only while requests are offered) used the most CPU; None when the samples span less."""
+    busy only while requests are offered) used the most CPU; None when the samples span less.
+
+    A role's CPU is summed from one sample to the next over the processes seen in both: a process that
+    started inside the stretch counts from its first sample, and one missing from a single sample (a
+    backend that came and went, a read that failed) loses that second, not the whole stretch."""
     busy = set(busy)
+    steps = [{role: sum(now[pid] - before.get(role, {})[pid] for pid in now if pid in before.get(role, {}))
+              for role, now in after.items()}
+             for (_, before), (_, after) in zip(samples, samples[1:])]
     best: tuple[float, dict[str, float]] | None = None
     end = 0
-    for start, (t0, first) in enumerate(samples):
+    for start, (t0, _) in enumerate(samples):
         end = max(end, start)
         while end < len(samples) and samples[end][0] - t0 < seconds:
             end += 1
         if end == len(samples):
             break
-        t1, last = samples[end]
-        cores = {role: share / 100 for role, share in share_of_core(first, last, t1 - t0).items()}
+        elapsed = samples[end][0] - t0
+        used: dict[str, float] = {}
+        for step in steps[start:end]:
+            for role, cpu in step.items():
+                used[role] = used.get(role, 0.0) + cpu
+        cores = {role: round(cpu / elapsed, 3) for role, cpu in used.items()}
         load = sum(share for role, share in cores.items() if role in busy)
         if best is None or load > best[0]:
             best = (load, cores)

@@ -43,6 +43,16 @@ def test_the_busiest_window_is_where_the_services_worked_not_where_the_bench_did
     assert busiest_window(samples, 50, ["intake"]) is None  # the samples span 40 s
 
 
+def test_a_process_missing_from_one_sample_loses_that_second_and_a_new_one_counts_from_its_first():
+    samples = [(0, {"postgres": {1: 0.0}, "intake": {5: 0}}),
+               (1, {"postgres": {1: 0.5, 2: 0.0}, "intake": {5: 1}}),  # backend 2 connects
+               (2, {"postgres": {2: 0.5}, "intake": {5: 2}}),  # backend 1 not read this time
+               (3, {"postgres": {1: 1.5, 2: 1.0}, "intake": {5: 3}}),
+               (4, {"postgres": {1: 2.0, 2: 1.5}, "intake": {5: 4}})]
+    cores = busiest_window(samples, 4, ["intake"])
+    assert cores == {"postgres": round((0.5 + 0.5 + 0.5 + 1.0) / 4, 3), "intake": 1.0}
+
+
 def test_a_postmaster_is_told_by_its_data_directory():
     line = "/x/bin/postgres -D /runs/1-after/work/postgres -h  -k /runs/1-after/work/postgres"
     assert serves_from("postgres", line, "/runs/1-after")
