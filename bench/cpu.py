@@ -32,31 +32,30 @@ def cpu_seconds(groups: dict[str, Iterable[int]]) -> dict[str, dict[int, float]]
     return out
 
 
-def share_of_core(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]],
-                  seconds: float) -> dict[str, float]:
-    """% of one core each group used between two samples.
+def cpu_used(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]) -> dict[str, float]:
+    """CPU seconds each group spent between two samples.
 
     Only pids seen in both samples count: a process that started or ended inside
     the window would otherwise be counted with its whole life or not at all.
     """
-    shares = {}
+    used = {}
     for name, now in after.items():
         then = before.get(name, {})
-        used = sum(now[pid] - then[pid] for pid in now if pid in then)
-        shares[name] = round(100 * used / seconds, 1)
-    return shares
+        used[name] = sum(now[pid] - then[pid] for pid in now if pid in then)
+    return used
+
+
+def share_of_core(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]],
+                  seconds: float) -> dict[str, float]:
+    """% of one core each group used between two samples (`cpu_used`)."""
+    return {name: round(100 * used / seconds, 1) for name, used in cpu_used(before, after).items()}
 
 
 def ms_per_item(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]],
                 items: int) -> dict[str, float]:
-    """CPU milliseconds each group spent per item between two samples: what an item costs, whatever
-    else the machine ran meanwhile (shares of a core depend on that; this hardly does)."""
-    costs = {}
-    for name, now in after.items():
-        then = before.get(name, {})
-        used = sum(now[pid] - then[pid] for pid in now if pid in then)
-        costs[name] = round(1000 * used / max(items, 1), 3)
-    return costs
+    """CPU milliseconds each group spent per item between two samples (`cpu_used`): what an item costs,
+    whatever else the machine ran meanwhile (shares of a core depend on that; this hardly does)."""
+    return {name: round(1000 * used / max(items, 1), 3) for name, used in cpu_used(before, after).items()}
 
 
 async def measure(groups: Groups, seconds: float, delay: float = 0.0) -> dict[str, float]:
@@ -146,13 +145,11 @@ def busiest_window(samples: list[tuple[float, dict[str, dict[int, float]]]], sec
     """Cores each role used over the stretch of at least `seconds` in which the `busy` roles (the services:
     busy only while requests are offered) used the most CPU; None when the samples span less.
 
-    A role's CPU is summed from one sample to the next over the processes seen in both: a process that
+    A role's CPU is summed from one sample to the next (`cpu_used`): a process that
     started inside the stretch counts from its first sample, and one missing from a single sample (a
     backend that came and went, a read that failed) loses that second, not the whole stretch."""
     busy = set(busy)
-    steps = [{role: sum(now[pid] - before.get(role, {})[pid] for pid in now if pid in before.get(role, {}))
-              for role, now in after.items()}
-             for (_, before), (_, after) in zip(samples, samples[1:])]
+    steps = [cpu_used(before, after) for (_, before), (_, after) in zip(samples, samples[1:])]
     best: tuple[float, dict[str, float]] | None = None
     end = 0
     for start, (t0, _) in enumerate(samples):

@@ -71,8 +71,16 @@ def suspect(run_id: str, n: int) -> dict:
             "phone_number": f"+3361{n:07d}"}
 
 
-def subscriber_feed(run_id: str, now: datetime) -> list[tuple[str, str, dict]]:
-    """(event type, account id, data) of the suspects' accounts and their sessions, as the platform feeds them."""
+def registry_record(auth: dict, registry_key: str, now: datetime) -> tuple[bytes, bytes, list]:
+    """The court's registry record signed with the operator's `registry_key`: (key, value, headers)."""
+    registered = sign_record({k: v for k, v in auth.items() if k != "private_key"} | {"updated_at": now.isoformat()},
+                             registry_key)
+    return (auth["authority_id"].encode(), *encode_structured(new_event(
+        "warden.legal.authority.registered.v1", "/warden/cli", registered)))
+
+
+def subscriber_records(run_id: str, now: datetime) -> list[tuple[bytes, bytes, list]]:
+    """The suspects' accounts and their sessions as the platform feeds them: (key, value, headers)."""
     feed = []
     for n in range(SUSPECTS):
         who = suspect(run_id, n)
@@ -83,7 +91,7 @@ def subscriber_feed(run_id: str, now: datetime) -> list[tuple[str, str, dict]]:
             "account_id": who["account_id"], "ip": f"203.0.{n}.{s + 1}",
             "observed_at": (now - timedelta(days=2 + s * 2, minutes=n)).isoformat()})
             for s in range(SESSIONS_PER_SUSPECT)]
-    return feed
+    return [(key.encode(), *encode_structured(new_event(t, "/bench/platform", data))) for t, key, data in feed]
 
 
 def request_event(auth: dict, who: dict, n: int, run_id: str) -> tuple[str, bytes, bytes, list]:
@@ -116,14 +124,9 @@ async def _until(probe, timeout: float, what: str) -> None:
 async def _prepare(stack: Stack, database_url: str, run_id: str) -> dict:
     auth = authority(run_id)
     now = datetime.now(timezone.utc)
-    registered = sign_record({k: v for k, v in auth.items() if k != "private_key"} | {"updated_at": now.isoformat()},
-                             stack.keys["registry"]["private_key"])
-    records = [(auth["authority_id"].encode(), *encode_structured(new_event(
-        "warden.legal.authority.registered.v1", "/warden/cli", registered)))]
-    await produce_all(stack.bootstrap, "legal.authorities", records)
-    await produce_all(stack.bootstrap, "platform.subscribers", [
-        (key.encode(), *encode_structured(new_event(t, "/bench/platform", data)))
-        for t, key, data in subscriber_feed(run_id, now)])
+    await produce_all(stack.bootstrap, "legal.authorities",
+                      [registry_record(auth, stack.keys["registry"]["private_key"], now)])
+    await produce_all(stack.bootstrap, "platform.subscribers", subscriber_records(run_id, now))
     conn = await asyncpg.connect(database_url)
     try:
         async def known() -> bool:

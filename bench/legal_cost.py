@@ -25,11 +25,9 @@ import asyncpg
 import uvloop
 from aiokafka.structs import ConsumerRecord
 
-from bench.legal import SUSPECTS, authority, request_event, subscriber_feed, suspect
+from bench.legal import SUSPECTS, authority, registry_record, request_event, subscriber_records, suspect
 from bench.moderation_cost import cpu_seconds, records
 from bench.stack import created_database
-from warden.authorities import sign_record
-from warden.contract.envelope import encode_structured, new_event
 from warden.embedded import EmbeddedPostgres
 from warden.keys import development_environment, development_keys
 from warden.runtime.batch import BatchProcessor
@@ -43,13 +41,8 @@ PIPELINE = (("intake", "legal.requests.received"), ("legal-review", "legal.reque
 def setup_records(auth: dict, registry_key: str, run_id: str) -> dict[str, list[ConsumerRecord]]:
     """The court's signed registry record, and the bench's suspects with their sessions."""
     now = datetime.now(timezone.utc)
-    registered = sign_record({k: v for k, v in auth.items() if k != "private_key"} | {"updated_at": now.isoformat()},
-                             registry_key)
-    feed = subscriber_feed(run_id, now)
-    return {"legal.authorities": records("legal.authorities", [(auth["authority_id"].encode(), *encode_structured(
-                new_event("warden.legal.authority.registered.v1", "/warden/cli", registered)))]),
-            "platform.subscribers": records("platform.subscribers", [
-                (key.encode(), *encode_structured(new_event(t, "/bench/platform", data))) for t, key, data in feed])}
+    return {"legal.authorities": records("legal.authorities", [registry_record(auth, registry_key, now)]),
+            "platform.subscribers": records("platform.subscribers", subscriber_records(run_id, now))}
 
 
 async def emitted(pool: asyncpg.Pool, topic: str) -> list[ConsumerRecord]:
