@@ -18,7 +18,7 @@ from urllib.parse import quote, urlencode
 import click
 import httpx
 
-from warden.cli.common import read_stack
+from warden.cli.common import read_stack, write_private
 from warden.cli.disclosure import PackageRefused, _key_argument, describe_certificate, open_package
 from warden.cli.requests import read_private_key, sign_request
 from warden.http_signatures import sign_request as sign_call
@@ -276,8 +276,7 @@ def fetch(obj: dict, request_id: str, platform_key: str | None, out: Path | None
         out.mkdir(parents=True, exist_ok=True)
         for n, package in enumerate(opened):
             path = out / f"{package['case_id']}-{n}.json"
-            path.write_text(json.dumps(package, indent=2))
-            path.chmod(0o600)
+            write_private(path, json.dumps(package, indent=2))  # subscriber data: the owner's alone
             click.echo(f"wrote {path}")
             if not obj["json"]:
                 click.echo(describe_certificate(package))

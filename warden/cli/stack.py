@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from warden.cli.common import KEYS_DIR, STACK_DIR, STACK_FILE
+from warden.cli.common import KEYS_DIR, STACK_DIR, STACK_FILE, write_private
 from warden.keys import development_environment, development_keys
 from warden.embedded import EmbeddedKafka, EmbeddedPostgres, NotInstalled, free_port
 from warden.processes import stop_process
@@ -173,9 +173,7 @@ def _development_tokens(env: dict[str, str]) -> dict[str, dict]:
 
 def _write_stack(bootstrap: str, database_url: str, services: list[ServiceProcess],
                  tokens: dict[str, dict]) -> None:
-    STACK_FILE.touch(mode=0o600)
-    STACK_FILE.chmod(0o600)  # it may hold development tokens
-    STACK_FILE.write_text(json.dumps({
+    write_private(STACK_FILE, json.dumps({  # it may hold development tokens
         "kafka_bootstrap_servers": bootstrap,
         "database_url": database_url,
         "services": {s.name: {"pid": s.process.pid, "url": s.url} for s in services},
