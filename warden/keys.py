@@ -17,11 +17,12 @@ operator configures them, and a service missing one refuses to start, saying whi
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-import os
 from pathlib import Path
 
+from warden.files import write_private
 from warden.signing import b64, decode_key, generate_keypair, signing_key
 
 KEY_FILES = ("registry", "decision", "audit")
@@ -68,9 +69,8 @@ def development_keys(directory: Path) -> dict[str, dict[str, str]]:
     for name in KEY_FILES:
         path = directory / f"{name}.json"
         if not path.exists():
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as out:
-                json.dump(generate_keypair(), out)
+            with contextlib.suppress(FileExistsError):  # another `warden up` created it first: that one is the key
+                write_private(path, json.dumps(generate_keypair()), replace=False)
         keys[name] = read_key_file(path)
     return keys
 

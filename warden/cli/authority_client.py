@@ -18,9 +18,10 @@ from urllib.parse import quote, urlencode
 import click
 import httpx
 
-from warden.cli.common import read_stack, write_private
+from warden.cli.common import read_stack
 from warden.cli.disclosure import PackageRefused, _key_argument, describe_certificate, open_package
 from warden.cli.requests import read_private_key, sign_request
+from warden.files import write_private
 from warden.http_signatures import sign_request as sign_call
 from warden.signing import decode_key
 

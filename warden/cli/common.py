@@ -24,27 +24,6 @@ STACK_FILE = STACK_DIR / "stack.json"
 KEYS_DIR = STACK_DIR / "keys"
 
 
-def write_private(path: Path, text: str) -> None:
-    """Write `text` to `path` readable by its owner only, and whole or not at all.
-
-    The content goes to a new file created with mode 0600 beside `path`, which then
-    replaces `path` in one rename: a reader (another `warden` command, a script
-    polling for stack.json) sees the old file or the new one, never a truncated one,
-    and the content is never readable by others, whatever the umask.
-    """
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-
-
 def read_stack() -> dict[str, Any] | None:
     try:
         return json.loads(STACK_FILE.read_text())

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import click
 
-from warden.cli.common import KEYS_DIR, STACK_DIR, STACK_FILE, write_private
-from warden.keys import development_environment, development_keys
+from warden.cli.common import KEYS_DIR, STACK_DIR, STACK_FILE
 from warden.embedded import EmbeddedKafka, EmbeddedPostgres, NotInstalled, free_port
+from warden.files import write_private
+from warden.keys import development_environment, development_keys
 from warden.processes import stop_process
 from warden.runtime import kafka
 from warden.runtime.backoff import Backoff

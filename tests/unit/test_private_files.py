@@ -1,4 +1,4 @@
-"""stack.json and opened packages are written whole or not at all, and readable by their owner only."""
+"""stack.json, opened packages and development keys are written whole or not at all, readable by their owner only."""
 from __future__ import annotations
 
 import json
@@ -8,8 +8,9 @@ import threading
 
 import pytest
 
-from warden.cli import common
-from warden.cli.common import write_private
+from warden import files
+from warden.files import write_private
+from warden.keys import development_keys
 
 
 def test_the_file_is_the_owners_alone_whatever_the_umask(tmp_path):
@@ -30,7 +31,7 @@ def test_a_failed_write_leaves_the_previous_file_whole_and_no_partial_file(tmp_p
     def disk_full(*args):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(common.os, "fsync", disk_full)
+    monkeypatch.setattr(files.os, "fsync", disk_full)
     with pytest.raises(OSError):
         write_private(path, json.dumps({"services": {}}))
     assert json.loads(path.read_text()) == {"services": {"intake": {"url": "http://127.0.0.1:1"}}}
@@ -58,3 +59,21 @@ def test_a_reader_polling_while_the_file_is_rewritten_always_reads_a_whole_docum
         done.set()
         reader.join()
     assert torn == []
+
+
+def test_created_only_if_absent_keeps_the_first_file(tmp_path):
+    path = tmp_path / "registry.json"
+    write_private(path, "first", replace=False)
+    with pytest.raises(FileExistsError):
+        write_private(path, "second", replace=False)
+    assert path.read_text() == "first"
+    assert [p.name for p in tmp_path.iterdir()] == ["registry.json"]
+
+
+def test_development_keys_are_created_once_private_and_whole(tmp_path):
+    first = development_keys(tmp_path / "keys")
+    assert development_keys(tmp_path / "keys") == first
+    for name in first:
+        path = tmp_path / "keys" / f"{name}.json"
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert json.loads(path.read_text())["public_key"] == first[name]["public_key"]
