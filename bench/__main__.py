@@ -113,7 +113,7 @@ async def main(args: argparse.Namespace) -> dict:
             sizes = [int(float(m) * 1_000_000 * args.sessions_scale) for m in args.store_sizes.split(",") if m.strip()]
             results["store"] = await store.run(stack, sizes, args.samples)
         if "broker" in only:
-            print("broker cost against stored batches...", flush=True)
+            print("broker: one hop at each fetch wait, and its cost against stored batches...", flush=True)
             results["broker"] = await broker.run(stack)
             print(f"  {results['broker']}", flush=True)
         memory = {}

@@ -52,7 +52,7 @@ SEND_TICK_S = 0.020
 CPU_WINDOW_S = 10.0
 LATENCY_WINDOW_S = 10.0  # p99 per slice of the schedule: does latency grow as a step goes on?
 # The load generator's producer and the reader of the packages are the instrument: the reader's fetch
-# wait is in every latency reported (Tansu answers a fetch when its wait ends), and the producer's
+# wait is in every latency reported (Tansu answers up to half a wait after a record arrives), and the producer's
 # linger shapes what the services receive. Both are fixed here, at the values v1's bench used, so the
 # side-by-side runs against v1 measure every tree alike, whatever the services' own Kafka settings.
 READER_FETCH_MAX_WAIT_MS = 50
@@ -248,8 +248,8 @@ async def stamped_figures(bootstrap: str, scheduled_at: dict[str, float]) -> dic
     incl. the broker's fetch wait, + transaction + outbox relay). `to_issued_record`: from
     each request's scheduled moment (`scheduled_at`, wall-clock seconds) to its package's
     record, i.e. when disclosure's relay produced it. The headline figures are when a
-    reader saw it: that adds one fetch wait, up to 50 ms on Tansu, which parks a fetch
-    for its whole wait even when data arrives (docs/performance.md)."""
+    reader saw it: that adds the reader's hop, up to half its 50 ms fetch wait on Tansu, which
+    looks for new records half a wait into a parked fetch (docs/performance.md)."""
     topics = {t for _, src, dst in HOPS for t in (src, dst)}
     stamps = {t: await _timestamps(bootstrap, t, set(scheduled_at)) for t in topics}
     hops = {}

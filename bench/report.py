@@ -77,6 +77,10 @@ def rows(results: dict) -> list[tuple[str, tuple, str, Any]]:
                      lambda v: v < 2),
                     (f"package build ratio {name} / first, p99", ("store", "sizes", i, "build_p99_ratio"), "< 2",
                      lambda v: v < 2)]
+    for name, hop in (_get(results, "broker") or {}).items():
+        if name.startswith("hop_"):
+            out.append((f"one hop, 200 records/s, fetch wait {hop['fetch_wait_ms']} ms: p50 / p99 / max ms; broker "
+                        f"CPU % of one core", ("broker", name, "latency_and_cpu"), "", None))
     for per_batch in (1, 10):
         shape = f"records_per_batch_{per_batch}"
         out.append((f"broker CPU % of one core, first → last 10th, 200 records/s, {per_batch} per batch",
@@ -107,8 +111,11 @@ def wal_tables(wal: dict) -> str:
 
 
 def _annotate(results: dict) -> dict:
-    for shape in (_get(results, "broker") or {}).values():
-        if isinstance(shape, dict):
+    for name, shape in (_get(results, "broker") or {}).items():
+        if name.startswith("hop_"):
+            shape.setdefault("latency_and_cpu", f"{_fmt(shape['p50_ms'])} / {_fmt(shape['p99_ms'])} / "
+                                                f"{_fmt(shape['max_ms'])}; {_fmt(shape['broker_cpu_pct'])}")
+        elif name.startswith("records_per_batch_"):
             shape.setdefault("cpu_drift", f"{_fmt(shape['broker_cpu_first_pct'])} → "
                                           f"{_fmt(shape['broker_cpu_last_pct'])} ({shape['batches']:,} batches)")
     for size in _get(results, "store", "sizes") or []:

@@ -19,10 +19,12 @@ SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 # The consumers' fetch wait (aiokafka's default is 500 ms). Against Apache Kafka it only bounds how long
-# a fetch that finds nothing new is parked. The embedded broker (Tansu) answers a fetch only when the
-# wait ends, so it paces every consumer: each answer is one batch, and each batch costs a transaction,
-# an outbox pass and a produce request, and the broker a listing of the partition's record batches.
-# A longer wait means fewer, larger batches and a longer wait in each hop; the legal pipeline's
+# a fetch that finds nothing new is parked. The embedded broker (Tansu 0.6.0) answers a fetch at once
+# when it finds records; finding none, it sleeps half of what is left of the wait and looks again. A
+# consumer fetches again while it handles a batch, finds nothing new, and is answered half a wait later:
+# half the wait paces every consumer. Each answer is one batch, and each batch costs a transaction, an
+# outbox pass and a produce request, and the broker a listing of the partition's record batches. A
+# longer wait means fewer, larger batches and a longer wait in each hop; the legal pipeline's
 # measurements behind 75 ms, and its price at low rates, are in docs/performance.md.
 FETCH_MAX_WAIT_MS = 75
 

@@ -36,3 +36,15 @@ def test_a_legal_step_shows_its_wal_per_request_by_table_or_why_it_has_none():
             "52.0: disclosure.outbox 11.6 · intake.outbox 4.2 · other 36.2 |") in table
     assert "| no WAL figures: permission denied |" in table
     assert "WAL" not in markdown({"machine": {}, "options": {}, "legal": {"steps": [legal_step()]}})
+
+
+def test_each_fetch_wait_shows_a_hops_latency_and_the_brokers_cpu():
+    hop = {"fetch_wait_ms": 75, "sent": 4000, "received": 4000, "p50_ms": 21.04, "p95_ms": 38.0, "p99_ms": 42.1,
+           "max_ms": 43.3, "samples": 4000, "broker_cpu_pct": 6.7}
+    external = {**hop, "fetch_wait_ms": 25, "broker_cpu_pct": None}
+    table = markdown({"machine": {}, "options": {}, "broker": {"hop_fetch_wait_75": hop,
+                                                                "hop_fetch_wait_25": external,
+                                                                "growth_skipped": "the broker is external"}})
+    assert ("| one hop, 200 records/s, fetch wait 75 ms: p50 / p99 / max ms; broker CPU % of one core |  | "
+            "21 / 42 / 43; 6.7 |") in table
+    assert "fetch wait 25 ms: p50 / p99 / max ms; broker CPU % of one core |  | 21 / 42 / 43; – |" in table
