@@ -5,6 +5,11 @@ and headers) to another topic, wait for the acks, commit the offsets. Same
 broker, same partition count and the same event bytes as the moderation section,
 with Warden's producer and consumer settings. This is the practical limit of a
 Python Kafka service on this machine.
+
+A run takes two seconds or so, and the same machine's echo moves by a third from
+one such run to the next. `python -m bench` therefore runs it before and again
+after the sections it is compared with (ingest, moderation), and compares them
+with the mean of the two (`bracketing`).
 """
 from __future__ import annotations
 
@@ -48,3 +53,10 @@ async def run(bootstrap: str, run_id: str, events: int, batch: int = 500) -> dic
         await producer.stop()
     return {"events": seen, "seconds": round(elapsed, 3), "events_per_s": rate(seen, elapsed),
             "partitions": partitions, "preload_events_per_s": rate(events, produce_s), "topic": source}
+
+
+def bracketing(runs: list[dict]) -> dict:
+    """The echo runs around the sections compared with it: the mean of their rates is the baseline,
+    each run kept beside it."""
+    mean = sum(r["events_per_s"] for r in runs) / len(runs)
+    return {"events_per_s": round(mean, 1), "runs_events_per_s": [r["events_per_s"] for r in runs], "runs": runs}

@@ -30,6 +30,7 @@ def rows(results: dict) -> list[tuple[str, tuple, str, Any]]:
     """(metric, path into the results, target, check) for every figure of the table."""
     out: list[tuple[str, tuple, str, Any]] = [
         ("echo baseline, events/s", ("echo", "events_per_s"), "", None),
+        ("echo runs, events/s (before · after the sections compared with it)", ("echo", "runs_line"), "", None),
         ("subscriber feed ingest, events/s (1 disclosure worker)", ("ingest", "events_per_s"), "", None),
         ("ingest / echo", ("ingest", "ratio_to_echo"), ">= 0.5", lambda v: v >= 0.5),
         ("moderation, reports/s (1 worker)", ("moderation", "reports_per_s"), "", None),
@@ -111,6 +112,8 @@ def wal_tables(wal: dict) -> str:
 
 
 def _annotate(results: dict) -> dict:
+    if _get(results, "echo", "runs_events_per_s"):
+        results["echo"].setdefault("runs_line", " · ".join(_fmt(v) for v in results["echo"]["runs_events_per_s"]))
     for name, shape in (_get(results, "broker") or {}).items():
         if name.startswith("hop_"):
             shape.setdefault("latency_and_cpu", f"{_fmt(shape['p50_ms'])} / {_fmt(shape['p99_ms'])} / "
