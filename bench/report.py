@@ -112,8 +112,8 @@ def wal_tables(wal: dict) -> str:
 
 
 def _annotate(results: dict) -> dict:
-    if _get(results, "echo", "runs_events_per_s"):
-        results["echo"].setdefault("runs_line", " · ".join(_fmt(v) for v in results["echo"]["runs_events_per_s"]))
+    if _get(results, "echo", "runs"):
+        results["echo"].setdefault("runs_line", " · ".join(_fmt(r["events_per_s"]) for r in results["echo"]["runs"]))
     for name, shape in (_get(results, "broker") or {}).items():
         if name.startswith("hop_"):
             shape.setdefault("latency_and_cpu", f"{_fmt(shape['p50_ms'])} / {_fmt(shape['p99_ms'])} / "

@@ -10,8 +10,7 @@ def run(events_per_s: float) -> dict:
 def test_the_baseline_is_the_mean_of_the_runs_and_each_run_is_kept():
     echo = bracketing([run(40_000.0), run(60_000.0)])
     assert echo["events_per_s"] == 50_000.0
-    assert echo["runs_events_per_s"] == [40_000.0, 60_000.0]
-    assert len(echo["runs"]) == 2
+    assert [r["events_per_s"] for r in echo["runs"]] == [40_000.0, 60_000.0]
 
 
 def test_the_table_shows_the_baseline_and_each_run():
