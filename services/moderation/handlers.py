@@ -198,17 +198,27 @@ async def settle_reports(conn: asyncpg.Connection, content_id: str, *, upheld: b
     trusted = {r["reporter_id"] for r in reporters if r["trusted"]} | set(cfg.trusted_flaggers)
     for reporter_id in sorted({r["reporter_id"] for r in reporters}):
         effects.emit(notice(reporter_id, "notice_outcome", told, now, content_id=content_id, decision_id=decision_id))
-        trust = await conn.fetchval("SELECT trust FROM reporters WHERE reporter_id = $1 FOR UPDATE", reporter_id)
+        trust = await reporter_row(conn, reporter_id, cfg)
         await conn.execute("UPDATE reporters SET trust = $2, updated_at = now() WHERE reporter_id = $1",
                            reporter_id, scoring.adjust_trust(trust, upheld, cfg))
         if not upheld and reporter_id not in trusted:
             await check_misuse(conn, reporter_id, now=now, cfg=cfg, effects=effects)
 
 
+async def reporter_row(conn: asyncpg.Connection, reporter_id: str, cfg: ModerationConfig) -> float:
+    """Lock the reporter's row, creating it at `trust_new` if they have none yet; their trust.
+
+    A reporter gets a row once something about them is decided: until then their standing is `trust_new`, which is
+    what the row would say, so scoring reports writes none (moderation.reports)."""
+    await conn.execute("INSERT INTO reporters (reporter_id, trust) VALUES ($1, $2) ON CONFLICT (reporter_id) DO NOTHING",
+                       reporter_id, cfg.trust_new)
+    return await conn.fetchval("SELECT trust FROM reporters WHERE reporter_id = $1 FOR UPDATE", reporter_id)
+
+
 async def check_misuse(conn: asyncpg.Connection, reporter_id: str, *, now: datetime, cfg: ModerationConfig,
                        effects: Emitter) -> MisuseStep:
     """DSA Art. 23: warn (the warning delivered on moderation.notices) first; suspend only on manifestly unfounded
-    reports filed after the warning."""
+    reports filed after the warning. The reporter's row is locked (reporter_row)."""
     since = now - timedelta(days=cfg.misuse_window_days)
     reporter = await conn.fetchrow("SELECT warned_at, suspended_until FROM reporters WHERE reporter_id = $1",
                                    reporter_id)

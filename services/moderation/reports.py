@@ -18,14 +18,15 @@ holds these reports. Correctness never depends on how reports are keyed.
 Statements per call, whatever its size: the content lock (and insert of the items first
 reported), the read of the reporters,
 the read of the platform's facts and the windows, the report insert; then, only when
-some item calls for them, one per kind of write: delistings (content, decisions),
-the queue, and last the rows of reporters first seen. In between, reports are folded
+some item calls for them, one per kind of write: delistings (content, decisions) and
+the queue. In between, reports are folded
 in order, in memory, with the pure rules of scoring.py, so one call with n reports
 leaves what n calls with one report leave.
 
-Reporters are read, not locked: two workers scoring reports by the same people never
-wait for each other's commit, except on a reporter both see for the first time, and
-then only for the other's last statement and commit.
+Reporters are read, not locked or written: a reporter first seen has no row and stands
+at `trust_new`, which is what a row would say until something about them is decided
+(handlers.reporter_row). Two workers scoring reports by the same people, new ones
+included, never wait for each other.
 """
 from __future__ import annotations
 
@@ -124,7 +125,6 @@ async def score_reports(ctx: Context, events: list[BatchItem[Report]], *, cfg: M
         fold_report(report, x, items[report.content.id], outcome, cfg=cfg, at=at)
     await delist_all(conn, outcome.delistings, human=None, now=at, cfg=cfg, effects=ctx)
     await enqueue_all(conn, outcome)
-    await insert_new_reporters(conn, reporters, cfg)
     counted = outcome.counted
 
     def count() -> None:
@@ -162,36 +162,19 @@ async def lock_items(conn: asyncpg.Connection, reports: list[Report], at: dateti
 class Reporter:
     trust: float
     suspended_until: datetime | None
-    new: bool  # no row yet: written by `insert_new_reporters` at the end of the call
 
 
 async def read_reporters(conn: asyncpg.Connection, reports: list[Report],
                          cfg: ModerationConfig) -> dict[str, Reporter]:
-    """Each reporter's standing as committed, unlocked: a reporter's rows are changed only by human outcomes
-    and misuse steps, each of which locks the items it decides first. A reporter with no row starts at
-    `trust_new`, as its row will say."""
+    """Each reporter's standing as committed, unlocked: a reporter's row is changed only by human outcomes and
+    misuse steps, each of which locks the items it decides first. A reporter with no row stands at `trust_new`."""
     reporter_ids = sorted({r.reporter_id for r in reports})
     rows = await conn.fetch("SELECT reporter_id, trust, suspended_until FROM reporters"
                             " WHERE reporter_id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)))",
                             rows_param(reporter_ids))
-    known = {r["reporter_id"]: Reporter(r["trust"], r["suspended_until"], False) for r in rows}
-    first_seen = Reporter(cfg.trust_new, None, True)  # the same standing for each of them
+    known = {r["reporter_id"]: Reporter(r["trust"], r["suspended_until"]) for r in rows}
+    first_seen = Reporter(cfg.trust_new, None)  # the same standing for each of them
     return {reporter_id: known.get(reporter_id) or first_seen for reporter_id in reporter_ids}
-
-
-async def insert_new_reporters(conn: asyncpg.Connection, reporters: dict[str, Reporter],
-                               cfg: ModerationConfig) -> None:
-    """The rows of reporters first seen in this call, in id order, last in the transaction: a worker inserting
-    the same new reporter on another partition waits for this transaction only as long as its commit takes."""
-    new = sorted(reporter_id for reporter_id, reporter in reporters.items() if reporter.new)
-    if not new:
-        return
-    param = rows_param(new)
-    if not await inserted_plainly(conn, _INSERT_REPORTERS, param, cfg.trust_new):  # another worker inserted one
-        await conn.execute(_INSERT_REPORTERS + " ON CONFLICT (reporter_id) DO NOTHING", param, cfg.trust_new)
-
-
-_INSERT_REPORTERS = "INSERT INTO reporters (reporter_id, trust) SELECT jsonb_array_elements_text($1::jsonb), $2"
 
 
 async def inserted_plainly(conn: asyncpg.Connection, insert: str, *args) -> bool:

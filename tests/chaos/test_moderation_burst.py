@@ -110,10 +110,13 @@ async def test_kill_minus_nine_mid_burst_counts_every_report_once_and_emits_ever
         run = uuid.uuid4().hex[:8]
         records, hot, cold, keys = burst(run)
         await produce(broker.bootstrap, "platform.content", descriptions(hot | cold))
-        # Reporters start established, so that five reports delist by volume (as in the bench).
+        # Reporters start established, so that five reports delist by volume (as in the bench). Batches of 200
+        # records, not the service's 1,000: the burst is then recorded in steps small enough for each kill to land
+        # inside it.
         service = ServiceProcess("moderation", bootstrap=broker.bootstrap, database_url=postgres.url,
                                  group_prefix=f"chaos-{run}", log_dir=tmp_path,
-                                 extra_env={"WARDEN_MODERATION_TRUST_NEW": "1.0"}).start()
+                                 extra_env={"WARDEN_MODERATION_TRUST_NEW": "1.0",
+                                            "WARDEN_BATCH_MAX_RECORDS": "200"}).start()
         described = "SELECT count(*) FROM moderation.platform_content WHERE content_id LIKE $1"
 
         async def all_described() -> bool:

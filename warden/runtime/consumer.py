@@ -16,7 +16,9 @@ its own connection, so that the worker's Python and Postgres's work overlap. The
 may then commit in another order than their offsets; whatever must happen in order has to be
 ordered by the handlers' own locks (moderation locks the items it scores). Offsets are still
 noted in the batches' order: a batch's offsets become committable only once every batch
-before it has committed too.
+before it has committed too. Such a service's batches are each one partition's records, the
+partitions taken in turn (`ConsumerLoop.poll`), so that batches in flight seldom hold the same
+key and seldom wait for each other's locks.
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ from dataclasses import dataclass
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import IllegalStateError, KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from warden.runtime import metrics
@@ -131,6 +133,7 @@ class ConsumerLoop:
         self._commit_started_at = float("-inf")
         self._commit_in_flight: asyncio.Task | None = None
         self.spacing = Spacing(consumer, {s.topic: s.read_every_s for s in service.subscriptions if s.read_every_s})
+        self.turns: deque[TopicPartition] = deque()  # poll(): the assigned partitions, next one first
 
     def subscribe(self) -> None:
         self.consumer.subscribe([s.topic for s in self.service.subscriptions], listener=self.membership)
@@ -144,8 +147,7 @@ class ConsumerLoop:
                     batch, decoded, ahead = ahead.batch, ahead.decoded, None
                 else:
                     try:
-                        batch = await self.consumer.getmany(timeout_ms=self.poll_timeout_ms,
-                                                            max_records=self.batch_max_records)
+                        batch = await self.poll(self.poll_timeout_ms)
                     except KafkaError as exc:
                         metrics.TRANSIENT_ERRORS.labels("kafka").inc()
                         log.warning("poll failed, retrying", extra={"error_type": type(exc).__name__})
@@ -157,7 +159,6 @@ class ConsumerLoop:
                         await self.commit_behind()  # a quiet spell: what was handled before it
                         continue
                     decoded = None
-                    self.spacing.after_poll(batch)
                 after = in_flight[-1] if in_flight else None
                 in_flight.append(asyncio.create_task(self._handle(batch, decoded, stopping, after), name="batch"))
                 if len(in_flight) < self.batches_in_flight:
@@ -197,16 +198,39 @@ class ConsumerLoop:
         self.note_handled(batch)
         return True
 
+    async def poll(self, timeout_ms: int) -> dict[TopicPartition, list[ConsumerRecord]]:
+        """The next batch. With more than one batch in flight, one partition's records the consumer already
+        holds, the partitions taken in turn: batches in flight then come from different partitions, and a key
+        the producer's partitioner placed is in one partition, so two batches in flight rarely hold the same
+        key or wait for each other's locks. Otherwise (or when it holds nothing) a poll of every partition."""
+        if self.batches_in_flight > 1:
+            assigned = self.consumer.assignment()
+            if set(self.turns) != assigned:
+                self.turns = deque(sorted(assigned))
+            for _ in range(len(self.turns)):
+                tp = self.turns[0]
+                self.turns.rotate(-1)
+                try:
+                    batch = await self.consumer.getmany(tp, timeout_ms=0, max_records=self.batch_max_records)
+                except IllegalStateError:  # revoked since the turns were drawn up: drawn up again next time
+                    self.turns.clear()
+                    break
+                if batch:
+                    self.spacing.after_poll(batch)
+                    return batch
+        batch = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=self.batch_max_records)
+        self.spacing.after_poll(batch)
+        return batch
+
     async def read_ahead(self, handling: asyncio.Task) -> _Ahead | None:
         """While `handling` waits for the database: the next batch, if the consumer holds one already,
         decoded a slice at a time (between slices the batch in flight goes on as soon as it can)."""
         try:
-            batch = await self.consumer.getmany(timeout_ms=0, max_records=self.batch_max_records)
+            batch = await self.poll(0)
         except KafkaError:
             return None  # the next poll meets the error and retries
         if not batch:
             return None
-        self.spacing.after_poll(batch)
         records = [r for partition_records in batch.values() for r in partition_records]
         decoded: list[Decoded] = []
         for start in range(0, len(records), self.DECODE_SLICE):

@@ -266,9 +266,10 @@ def add_console(app: FastAPI, transactions: Transactions, cfg: ModerationConfig,
                 return console.refuse(request, 404, "No such content", "Moderation has no reports about this content.")
             platform = await conn.fetchrow("SELECT * FROM platform_content WHERE content_id = $1", content_id)
             queued = await conn.fetchrow("SELECT * FROM queue WHERE content_id = $1", content_id)
-            reports = await conn.fetch(
-                """SELECT r.*, p.trust, p.suspended_until, p.warned_at FROM reports r
-                   JOIN reporters p USING (reporter_id) WHERE r.content_id = $1 ORDER BY r.reported_at""", content_id)
+            reports = await conn.fetch(  # a reporter with no row stands at trust_new (moderation.reports)
+                """SELECT r.*, coalesce(p.trust, $2) AS trust, p.suspended_until, p.warned_at FROM reports r
+                   LEFT JOIN reporters p USING (reporter_id) WHERE r.content_id = $1 ORDER BY r.reported_at""",
+                content_id, cfg.trust_new)
             decisions = await conn.fetch("SELECT * FROM decisions WHERE content_id = $1 ORDER BY decided_at",
                                          content_id)
             appeals = await conn.fetch("SELECT appeal_id, status, reason, submitted_at, decided_by, decided_at,"

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, timezone
 
 from aiokafka.structs import ConsumerRecord
 
-from moderation.reports import Reporter, insert_new_reporters
+from moderation.handlers import Effects, settle_reports
 from moderation.service import MIGRATIONS, build_service
 from tests.integration.moderation.support import UPDATED, config, facts, running_moderation, until
 from tests.support.stack import service_settings
@@ -261,40 +261,54 @@ async def test_content_described_while_a_batch_waits_for_its_lock_is_scored_not_
     assert pending == 0 and state == "delisted"  # three established reporters: 12
 
 
-async def test_reports_are_scored_while_a_decision_holds_their_reporter_and_new_reporters_get_rows(database_url):
+async def test_reports_are_scored_while_a_decision_holds_their_reporter_and_new_reporters_get_no_row(database_url):
     """A moderator's decision in progress holds a reporter's row (settle_reports locks it to move the trust): a
     batch with that reporter's new reports is scored meanwhile, not held until the decision commits; a reporter
-    first seen in the batch has a row at trust_new afterwards."""
+    first seen in the batch gets no row (it stands at trust_new until something about it is decided)."""
     run = uuid.uuid4().hex[:8]
     item, known, first_seen = f"held-{run}", f"r-{run}-known", f"r-{run}-new"
     async with consumer_loop(database_url, "moderation") as (loop, pool):
         await loop.process([described(0, item)])
-        await loop.process([record(0, f"other-{run}", known)])  # the reporter's row exists
         async with pool.acquire() as deciding:
+            await deciding.execute("INSERT INTO reporters (reporter_id, trust) VALUES ($1, 1.0)", known)
             async with deciding.transaction():
                 await deciding.execute("SELECT trust FROM reporters WHERE reporter_id = $1 FOR UPDATE", known)
                 await asyncio.wait_for(loop.process([record(1, item, known), record(2, item, first_seen)]),
                                        timeout=20)
         async with pool.acquire() as conn:
             counted = await conn.fetchval("SELECT count(*) FROM reports WHERE content_id = $1", item)
-            trust = await conn.fetchval("SELECT trust FROM reporters WHERE reporter_id = $1", first_seen)
+            rows = await conn.fetchval("SELECT count(*) FROM reporters WHERE reporter_id = $1", first_seen)
     assert counted == 2
-    assert trust == 1.0  # trust_new of this service's configuration
+    assert rows == 0
 
 
-async def test_a_reporter_another_worker_inserted_meanwhile_keeps_its_row_and_the_others_get_theirs(database_url):
-    """Reporters first seen in a call are inserted plainly; one whose row another worker inserted after this call
-    read the reporters (its plain insert fails) keeps that row, and the call's other new reporters still get rows,
-    in the same transaction as its reports."""
+async def test_a_batch_does_not_wait_for_another_transaction_that_saw_the_same_new_reporter(database_url):
+    """Two workers (or two batches in flight) scoring reports by the same reporter seen for the first time never
+    wait for each other: scoring writes no reporter row, so an uncommitted one elsewhere holds nothing up."""
     run = uuid.uuid4().hex[:8]
-    raced, fresh = f"r-{run}-raced", f"r-{run}-fresh"
-    first_seen = Reporter(1.0, None, True)
-    async with consumer_loop(database_url, "moderation") as (_, pool):
+    item, reporter = f"new-{run}", f"r-{run}-new"
+    async with consumer_loop(database_url, "moderation") as (loop, pool):
+        await loop.process([described(0, item)])
+        async with pool.acquire() as other:
+            async with other.transaction():  # another transaction holds the reporter's unique key, uncommitted
+                await other.execute("INSERT INTO reporters (reporter_id, trust) VALUES ($1, 1.0)", reporter)
+                await asyncio.wait_for(loop.process([record(1, item, reporter)]), timeout=10)
+                scored = await other.fetchval("SELECT count(*) FROM reports WHERE content_id = $1", item)
+    assert scored == 1  # committed while the other transaction was still open
+
+
+async def test_a_human_outcome_gives_a_reporter_without_a_row_one_with_its_trust_moved(database_url):
+    """Reporters first seen have no row; a moderator's outcome on their report creates it at trust_new and moves
+    the trust from there (handlers.reporter_row)."""
+    run = uuid.uuid4().hex[:8]
+    item, reporter = f"settled-{run}", f"r-{run}-new"
+    cfg = config(trust_new=0.5)
+    async with consumer_loop(database_url, "moderation") as (loop, pool):
+        await loop.process([described(0, item), record(1, item, reporter)])
         async with pool.acquire() as conn:
-            await conn.execute("INSERT INTO reporters (reporter_id, trust) VALUES ($1, 0.7)", raced)
+            assert await conn.fetchval("SELECT count(*) FROM reporters WHERE reporter_id = $1", reporter) == 0
             async with conn.transaction():
-                await conn.execute("INSERT INTO reporters (reporter_id, trust) VALUES ($1, 0.2)", f"r-{run}-before")
-                await insert_new_reporters(conn, {raced: first_seen, fresh: first_seen}, config(trust_new=1.0))
-            rows = dict(await conn.fetch("SELECT reporter_id, trust FROM reporters WHERE reporter_id LIKE $1",
-                                         f"r-{run}-%"))
-    assert rows == {raced: 0.7, fresh: 1.0, f"r-{run}-before": 0.2}
+                await settle_reports(conn, item, upheld=True, now=datetime.now(timezone.utc), cfg=cfg,
+                                     effects=Effects(), decision_id=None)
+            trust = await conn.fetchval("SELECT trust FROM reporters WHERE reporter_id = $1", reporter)
+    assert trust is not None and trust > 0.5

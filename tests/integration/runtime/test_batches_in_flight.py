@@ -26,7 +26,10 @@ class Consumer:
         self.committed = committed
         self.commits: list[tuple[int, list[str]]] = []
 
-    async def getmany(self, timeout_ms: int, max_records: int) -> dict:
+    def assignment(self) -> set[TopicPartition]:
+        return {TP}
+
+    async def getmany(self, *partitions: TopicPartition, timeout_ms: int, max_records: int) -> dict:
         if self.batches:
             return self.batches.pop(0)
         await asyncio.sleep(timeout_ms / 1000)
