@@ -5,7 +5,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from warden.contract.envelope import EventRejected, now
+from warden.contract.envelope import EventRejected, UnknownYet, now
 from warden.authorities import AuthorityState, usable_keys
 from warden.contract.events import (
     DisclosureIssued, Instrument, NoticeDue, RequestApproved, RequestRejected, RequestWithdrawn,
@@ -116,7 +116,7 @@ async def act_on_decisions(ctx: Context, items: list[BatchItem[RequestApproved |
             with item.traced():
                 effect = await decide(ctx, item)
         except EventRejected as exc:
-            item.reject(exc.reason, exc.error)
+            item.reject(exc)
             continue
         if effect is None:
             continue
@@ -295,7 +295,7 @@ async def record_withdrawal(ctx: Context, withdrawn: RequestWithdrawn) -> None:
     built for the case (an approval that comes later cancels it). Too late once the case was acted on."""
     assert ctx.envelope is not None
     if request_key(ctx.envelope.data, await usable_keys(ctx, withdrawn.authority_id)) is None:
-        raise EventRejected("bad_signature", f"the withdrawal does not verify with a registered key of "
+        raise UnknownYet("bad_signature", f"the withdrawal does not verify with a registered key of "
                                              f"{withdrawn.authority_id!r}")
     case_id = case_id_for(withdrawn.authority_id, withdrawn.request_id)
     forget_lookups(ctx)

@@ -13,7 +13,7 @@ from functools import lru_cache
 from pydantic import ValidationError
 
 from warden.authorities import key_standing
-from warden.contract.envelope import Envelope, EventRejected
+from warden.contract.envelope import Envelope, EventRejected, UnknownYet
 from warden.contract.events import LegalRequest, RequestApproved
 from warden.keys import public_keys
 from warden.provenance import amended_request, request_key, verify_decision
@@ -67,6 +67,6 @@ async def verify_approval(ctx: Context, approval: RequestApproved) -> bool:
         raise EventRejected("decision_out_of_scope", problem)
     standing = await key_standing(ctx, approval.authority_id, approval.authority_key)
     if standing is None:
-        raise EventRejected("unregistered_authority_key",
+        raise UnknownYet("unregistered_authority_key",
                             f"the pinned key is not registered for {approval.authority_id!r}")
     return standing == "active"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from warden.authorities import authority_of
-from warden.contract.envelope import EventRejected, now, unframe
+from warden.contract.envelope import EventRejected, UnknownYet, now, unframe
 from warden.contract.events import LegalRequest, RequestReceived, StatusReason, status_events
 from warden.identifiers import case_id_for, normalise_suspect
 from warden.runtime.service import BatchItem, Context
@@ -29,11 +29,11 @@ async def verify_request(ctx: Context, item: BatchItem[LegalRequest]) -> None:
     request = item.event
     authority = await authority_of(ctx, request.authority_id)
     if authority is None:
-        raise EventRejected("unknown_authority", f"authority {request.authority_id!r} is not registered")
+        raise UnknownYet("unknown_authority", f"authority {request.authority_id!r} is not registered")
     if authority.status != "active":
         raise EventRejected("revoked_authority", f"authority {request.authority_id!r} is revoked")
     if not verify(signed_bytes(item.envelope.data), request.signature, authority.public_key):
-        raise EventRejected("bad_signature",
+        raise UnknownYet("bad_signature",
                             f"signature does not verify with the registered key of {request.authority_id!r}")
 
 
@@ -59,7 +59,7 @@ async def receive_requests(ctx: Context, items: list[BatchItem[LegalRequest]]) -
         try:
             await verify_request(ctx, item)
         except EventRejected as rejected:
-            item.reject(rejected.reason, rejected.error)
+            item.reject(rejected)
             continue
         request = item.event
         submissions.append(Submission(item, case_id_for(request.authority_id, request.request_id),

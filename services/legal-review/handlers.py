@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pydantic import ValidationError
 
 from warden.authorities import AuthorityState, authority_of, usable_keys
-from warden.contract.envelope import Envelope, EventRejected, now
+from warden.contract.envelope import Envelope, EventRejected, UnknownYet, now
 from warden.contract.events import (
     DisclosureIssued, LegalRequest, RejectionReason, RequestAmended, RequestReceived, RequestStatus, RequestWithdrawn,
     StatusReason, ViolationConfirmed, ViolationWithdrawn,
@@ -51,7 +51,7 @@ async def verified_request(ctx: Context, received: RequestReceived) -> str:
         raise EventRejected("request_mismatch", problem)
     key = request_key(received.submitted, await usable_keys(ctx, submitted.authority_id))
     if key is None:
-        raise EventRejected("bad_signature", f"the request's signature does not verify with a registered key of "
+        raise UnknownYet("bad_signature", f"the request's signature does not verify with a registered key of "
                                              f"{submitted.authority_id!r}")
     return key
 
@@ -70,7 +70,7 @@ async def review_requests(ctx: Context, items: list[BatchItem[RequestReceived]])
             try:
                 authority_key = await verified_request(ctx, item.event)
             except EventRejected as rejected:
-                item.reject(rejected.reason, rejected.error)
+                item.reject(rejected)
                 continue
             await review(ctx, item, authority_key, statements)
     if statements is not None:

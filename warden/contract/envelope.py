@@ -58,6 +58,12 @@ class EventRejected(Exception):
         self.error = error
 
 
+class UnknownYet(EventRejected):
+    """Rejected for want of something a `catch_up_first` subscription brings (an authority or its key): the
+    runtime reads those topics to their current end and handles the event again before it dead-letters it.
+    What was registered before the event was written is then known, whatever order the partitions came in."""
+
+
 class Envelope:
     """A decoded CloudEvent, never changed once decoded. A class with slots, not a dataclass: every event builds
     one (a frozen dataclass's __init__ costs three times a plain one's), and its `data` may come as the record's

@@ -8,21 +8,23 @@ savepoint and a new BatchState per event, so only the failing event is dead-lett
 (dead_letters.py). A subscription with a batch handler (`Subscription.handle_batch`) gets its
 topic's valid new events of the batch as Items in one call in the optimistic pass (an item it
 rejects is dead-lettered there, its batch-mates go on), and one call per event in the replay.
-Events already in the inbox (inbox.py) are dropped. Metrics are counted and the outbox rows
-handed to the relay only once the transaction has committed.
+Events already in the inbox (inbox.py) are dropped. An event about to be dead-lettered as
+UnknownYet (what the registry may not have brought yet) rolls the batch back instead: the
+catch-up topics are read to their end (`catch_up`) and the batch handled again, once. Metrics
+are counted and the outbox rows handed to the relay only once the transaction has committed.
 """
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import asyncpg
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
-from warden.contract.envelope import Envelope, EventRejected, decode, decode_with_payload
+from warden.contract.envelope import Envelope, EventRejected, UnknownYet, decode, decode_with_payload
 from warden.contract.events import model_for
 from warden.contract.structs import payload_from_json, payload_struct
 from warden.contract.topics import TOPICS
@@ -54,6 +56,7 @@ class Decoded:
     payload: object | None = None
     rejection: EventRejected | None = None
     ignored: bool = False  # the subscription does not want it (Subscription.wants): nothing is done
+    caught_up: bool = False  # the catch-up topics were read to their end since it was read: UnknownYet is final
 
     @property
     def inbox_key(self) -> tuple[str, str]:
@@ -96,6 +99,11 @@ class _Replay(Exception):
     """A handler failed in the optimistic pass: roll the batch's transaction back and replay it event by event."""
 
 
+class _CatchUp(Exception):
+    """An event was rejected as UnknownYet before the catch-up topics were read to their end since it was read:
+    roll the batch's transaction back, read them, and handle the batch again."""
+
+
 class BatchProcessor:
     """Handles batches of records for one service: decode, inbox, handlers, dead letters, outbox, metrics.
 
@@ -105,10 +113,12 @@ class BatchProcessor:
     """
 
     def __init__(self, service: Service, pool: asyncpg.Pool, *, hand_over: HandOver | None = None,
-                 settings: Settings | None = None):
+                 settings: Settings | None = None, catch_up: Callable[[], Awaitable[object]] | None = None):
         self.service = service
         self.pool = pool
         self.hand_over = hand_over
+        # Reads the `catch_up_first` topics to their end (consumer.CatchUp); None: UnknownYet dead-letters at once.
+        self.catch_up = catch_up
         self.settings = settings if settings is not None else Settings()
         self._subscriptions = {s.topic: s for s in service.subscriptions}  # looked up per record: a dict, once
 
@@ -124,11 +134,22 @@ class BatchProcessor:
         started = time.perf_counter()
         items = decoded if decoded is not None else self.decode(records)
         try:
-            outcomes = await self._process(items, isolated=False)
-        except _Replay:  # that transaction is rolled back: again, in a new one, a savepoint per event
-            outcomes = await self._process(items, isolated=True)
+            outcomes = await self._attempt(items)
+        except _CatchUp:  # rolled back: once the registry is read to its end, the rejection is final
+            log.info("event unknown yet: catch-up topics read before the batch is handled again",
+                     extra={"events": len(items)})
+            await self.catch_up()
+            for item in items:
+                item.caught_up = True
+            outcomes = await self._attempt(items)
         # Metrics only after commit: a rolled-back batch will be counted when it is retried.
         metrics.count_consumed(outcomes, (time.perf_counter() - started) / max(len(records), 1))
+
+    async def _attempt(self, items: list[Decoded]) -> list[tuple[str, str]]:
+        try:
+            return await self._process(items, isolated=False)
+        except _Replay:  # that transaction is rolled back: again, in a new one, a savepoint per event
+            return await self._process(items, isolated=True)
 
     async def _process(self, items: list[Decoded], *, isolated: bool) -> list[tuple[str, str]]:
         """One unit of work: inbox claim, handlers, outbox rows, commit. The outcome of each event, by topic."""
@@ -272,6 +293,8 @@ class BatchProcessor:
         inbox claim (Subscription.deduplicates) claims its row now: if it cannot, a copy of it was dead-lettered
         before (this is a redelivery), and one letter is enough."""
         conn, record = uow.conn, item.record
+        if isinstance(rejection, UnknownYet) and not item.caught_up and self.catch_up is not None:
+            raise _CatchUp()
         if self._deduplicated(item) and item.inbox_key not in await claim_in_inbox(conn, [item]):
             return "duplicate"
         subscription = self._subscriptions[record.topic]
@@ -325,7 +348,7 @@ class BatchProcessor:
                                    "cloudevents.event_type": items[0].envelope.type,
                                    "cloudevents.event_source": items[0].envelope.source})
         return tracing.within(single, event_id=event_id, span=f"process {topic}", kind="CONSUMER",
-                              attributes=attributes, links=() if single else traces, retried=(_Replay,))
+                              attributes=attributes, links=() if single else traces, retried=(_Replay, _CatchUp))
 
     @staticmethod
     def _keep(uow: UnitOfWork, ctx: Context) -> None:

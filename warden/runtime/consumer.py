@@ -307,26 +307,72 @@ class ConsumerLoop:
             log.warning("offset commit failed", extra={"error_type": type(exc).__name__})
 
 
-async def catch_up(loop: ConsumerLoop, reader: AIOKafkaConsumer, topics: list[str], stopping: asyncio.Event) -> int:
-    """Read `topics` from their beginning to their current end with `reader` (no consumer group) and have
-    every batch processed, before the consumer loop starts: what the other topics' events are checked
-    against (the authority registry) is then known, even to a new consumer group. The inbox drops these
-    events when the group reads them again. How many records were read."""
-    await reader.topics()  # metadata, so that partitions are known
-    partitions = [TopicPartition(t, p) for t in topics for p in sorted(reader.partitions_for_topic(t) or ())]
-    if not partitions:
-        return 0
-    reader.assign(partitions)
-    await reader.seek_to_beginning(*partitions)
-    ends = await reader.end_offsets(partitions)
-    read = 0
-    while not stopping.is_set():
-        behind = [tp for tp in partitions if await reader.position(tp) < ends[tp]]
-        if not behind:
-            break
-        batch = await reader.getmany(*behind, timeout_ms=loop.poll_timeout_ms, max_records=loop.batch_max_records)
-        records = [r for tp in behind for r in batch.get(tp, ()) if r.offset < ends[tp]]
-        if records and not await loop.process_until_done(records, stopping):
-            break
-        read += len(records)
-    return read
+class CatchUpIncomplete(ConnectionError):
+    """The catch-up topics could not be read to their end (stopping, or the broker failing): transient, so the
+    batch that asked for it is retried, never dead-lettered on a registry half read."""
+
+
+class CatchUp:
+    """Reads the `catch_up_first` topics (the authority registry) to their current end with a reader of its own
+    (no consumer group), every batch processed. First at start, from the beginning, before the consumer group
+    consumes anything: what the other topics' events are checked against is known, even to a new group. Then
+    whenever a batch meets an event rejected as UnknownYet (batch.py), from where the reader left off: a
+    registry record written before the event is known, even when the group's partitions brought the event
+    first. The inbox drops these records when the group reads them again."""
+
+    def __init__(self, loop: ConsumerLoop, reader: AIOKafkaConsumer, topics: list[str], stopping: asyncio.Event):
+        self.loop = loop
+        self.reader = reader
+        self.topics = topics
+        self.stopping = stopping
+        self.partitions: set[TopicPartition] = set()
+        self._lock = asyncio.Lock()  # one reader: one pass at a time
+
+    async def __call__(self) -> int:
+        """How many records were read; CatchUpIncomplete when stopping or the broker cut the pass short."""
+        async with self._lock:
+            try:
+                return await self._read_to_the_end()
+            except KafkaError as exc:
+                raise CatchUpIncomplete(f"catch-up read failed: {type(exc).__name__}") from None
+
+    async def _read_to_the_end(self) -> int:
+        partitions = await self._assign()
+        if not partitions:
+            return 0
+        ends = await self.reader.end_offsets(partitions)
+        read = 0
+        while True:
+            behind = [tp for tp in partitions if await self.reader.position(tp) < ends[tp]]
+            if not behind:
+                return read
+            if self.stopping.is_set():
+                raise CatchUpIncomplete("stopping")
+            batch = await self.reader.getmany(*behind, timeout_ms=self.loop.poll_timeout_ms,
+                                              max_records=self.loop.batch_max_records)
+            records = [r for tp in behind for r in batch.get(tp, ()) if r.offset < ends[tp]]
+            if records:
+                decoded = self.loop.processor.decode(records)
+                for item in decoded:
+                    item.caught_up = True  # a record of these topics never waits for them
+                if not await self.loop.process_until_done(records, self.stopping, decoded=decoded):
+                    raise CatchUpIncomplete("stopping")
+            read += len(records)
+
+    async def _assign(self) -> list[TopicPartition]:
+        """The topics' partitions, as the reader's metadata knows them; one new since the last pass (or at the
+        first) is read from its beginning, the others from where the reader left off."""
+        if not self.partitions:
+            await self.reader.topics()  # metadata, so that partitions are known
+        partitions = {TopicPartition(t, p) for t in self.topics for p in self.reader.partitions_for_topic(t) or ()}
+        if partitions != self.partitions:
+            positions = {tp: await self.reader.position(tp) for tp in self.partitions}
+            self.reader.assign(list(partitions))
+            for tp in partitions:
+                if tp in positions:
+                    self.reader.seek(tp, positions[tp])
+            new = partitions - self.partitions
+            if new:
+                await self.reader.seek_to_beginning(*new)
+            self.partitions = partitions
+        return sorted(partitions)

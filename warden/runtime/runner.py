@@ -9,9 +9,10 @@ import signal
 from collections.abc import Awaitable, Callable
 
 import asyncpg
+from aiokafka import AIOKafkaConsumer
 
 from warden.runtime import kafka, metrics, tracing
-from warden.runtime.consumer import ConsumerLoop, catch_up
+from warden.runtime.consumer import CatchUp, CatchUpIncomplete, ConsumerLoop
 from warden.runtime.backoff import Backoff
 from warden.runtime.database import is_transient, open_database
 from warden.runtime.http import build_app, build_server
@@ -63,6 +64,7 @@ class Runtime:
                                        settings.kafka_security, fetch_max_wait_ms=settings.fetch_max_wait_ms)
         self.relay: OutboxRelay | None = None
         self.loop: ConsumerLoop | None = None
+        self.catch_up_reader: AIOKafkaConsumer | None = None
         self.database_ok = False
         self.http_port: int | None = None
 
@@ -73,18 +75,22 @@ class Runtime:
         return UnitOfWork(self.service.name, self.pool, hand_over)
 
     async def catch_up(self) -> None:
-        """The subscriptions marked `catch_up_first` read to their end before the consumer group starts."""
+        """The `catch_up_first` subscriptions read to their end before the consumer group starts, and again for
+        a batch that meets an event rejected as UnknownYet (consumer.CatchUp): its reader stays open."""
         topics = [sub.topic for sub in self.service.subscriptions if sub.catch_up_first]
         if not topics:
             return
         s = self.settings
-        reader = kafka.consumer(s.kafka_bootstrap_servers, None, s.kafka_security,
-                                fetch_max_wait_ms=s.fetch_max_wait_ms)
-        await kafka.start_with_retry(reader, "catch-up reader")
+        self.catch_up_reader = kafka.consumer(s.kafka_bootstrap_servers, None, s.kafka_security,
+                                              fetch_max_wait_ms=s.fetch_max_wait_ms)
+        await kafka.start_with_retry(self.catch_up_reader, "catch-up reader")
+        self.loop.processor.catch_up = CatchUp(self.loop, self.catch_up_reader, topics, self.stopping)
         try:
-            read = await catch_up(self.loop, reader, topics, self.stopping)
-        finally:
-            await close_within("catch-up reader", reader.stop())
+            read = await self.loop.processor.catch_up()
+        except CatchUpIncomplete:
+            if not self.stopping.is_set():
+                raise
+            return
         log.info("caught up before consuming", extra={"topics": topics, "records": read})
 
     def readiness(self) -> dict[str, bool]:
@@ -122,9 +128,13 @@ class Runtime:
                                  batches_in_flight=self.service.in_flight(s),
                                  on_committed=self.relay.hand_over if s.outbox_relay else None,
                                  settings=s)
-        await self.catch_up()
-        self.loop.subscribe()
-        await kafka.start_with_retry(self.consumer, "consumer")
+        try:
+            await self.catch_up()
+            self.loop.subscribe()
+            await kafka.start_with_retry(self.consumer, "consumer")
+        except BaseException:
+            await self._close_catch_up_reader()
+            raise
         log.info("service started", extra={"group_id": s.group_id(self.service.name)})
         tasks = [asyncio.create_task(self.loop.run(self.stopping), name="consumer"),
                  asyncio.create_task(self._watch_database(), name="db-health")]
@@ -143,11 +153,17 @@ class Runtime:
             for task in tasks:
                 task.cancel()
             await close_within("consumer", self.consumer.stop())  # leaves the group: partitions move on at once
+            await self._close_catch_up_reader()
             await close_within("producer", self.producer.stop())
             await close_within("database pool", self.pool.close(), if_not_closed=self.pool.terminate)
             server.should_exit = True
             await asyncio.wait([http_task], timeout=5)
             log.info("service stopped")
+
+    async def _close_catch_up_reader(self) -> None:
+        if self.catch_up_reader is not None:
+            await close_within("catch-up reader", self.catch_up_reader.stop())
+            self.catch_up_reader = None
 
     async def _until_stopped_or_failed(self, tasks: list[asyncio.Task]) -> None:
         stop_waiter = asyncio.create_task(self.stopping.wait())

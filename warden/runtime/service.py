@@ -111,10 +111,11 @@ class BatchItem(Generic[E]):
             return nullcontext()
         return tracing.within(self.envelope.trace, event_id=self.envelope.id)
 
-    def reject(self, reason: str, error: str) -> None:
-        """Refuse this item: dead-lettered with `reason`, whatever it emitted dropped. Only before anything
-        was written for it: the handler's statements must leave it out (its batch-mates' effects commit)."""
-        self.rejection = EventRejected(reason, error)
+    def reject(self, reason: str | EventRejected, error: str = "") -> None:
+        """Refuse this item: dead-lettered with `reason` (or as the EventRejected given), whatever it emitted
+        dropped. Only before anything was written for it: the handler's statements must leave it out (its
+        batch-mates' effects commit)."""
+        self.rejection = reason if isinstance(reason, EventRejected) else EventRejected(reason, error)
         self.outgoing.clear()
 
 
@@ -162,8 +163,9 @@ class Subscription:
     on_rejected: RejectionHook | None = None
     prefetch: Prefetch | None = None
     handle_batch: BatchHandler | None = None
-    # Read this topic to its end at start, before the consumer group consumes anything (consumer.catch_up):
-    # for what every other event is checked against, such as the authority registry.
+    # Read this topic to its end at start, before the consumer group consumes anything, and again before an
+    # event rejected as UnknownYet is dead-lettered (consumer.CatchUp): for what every other event is checked
+    # against, such as the authority registry.
     catch_up_first: bool = False
     # Which of the topic's events the service acts on, for a topic it reads only a few kinds of event from:
     # a test of the decoded envelope (its type, source or data), made before validation. An event it says

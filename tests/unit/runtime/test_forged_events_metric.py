@@ -36,6 +36,6 @@ def test_a_forgery_counts_as_a_dead_letter_and_as_forged_an_invalid_event_only_a
 def test_every_provenance_reason_is_one_the_code_gives():
     given = set()
     for path in [*(ROOT / "warden").rglob("*.py"), *(ROOT / "services").rglob("*.py")]:
-        given |= set(re.findall(r'EventRejected\(\s*"([a-z_]+)"', path.read_text()))
+        given |= set(re.findall(r'(?:EventRejected|UnknownYet)\(\s*"([a-z_]+)"', path.read_text()))
     assert PROVENANCE_REASONS <= given, f"reasons no code gives: {sorted(PROVENANCE_REASONS - given)}"
     assert {"invalid_data", "undecodable", "handler_error", "unknown_authority"}.isdisjoint(PROVENANCE_REASONS)
