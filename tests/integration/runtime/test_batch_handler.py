@@ -6,6 +6,7 @@ Also Context.on_commit: hooks run once the batch's transaction committed, never 
 from __future__ import annotations
 
 import uuid
+from contextlib import asynccontextmanager
 
 import pytest
 from aiokafka.structs import ConsumerRecord
@@ -56,23 +57,38 @@ class Recorder:
                        [RUNTIME_MIGRATIONS])
 
 
-async def run(database_url: str, app: Recorder, records: list[ConsumerRecord]) -> tuple[list[str], list[bytes]]:
+@asynccontextmanager
+async def seen_table(database_url: str):
+    """A runtime schema with a table `seen` for the handlers' writes: its name and pool."""
     schema = f"rt_batch_{uuid.uuid4().hex[:6]}"
     await migrate(database_url, schema, [RUNTIME_MIGRATIONS])
     pool = await create_pool(database_url, schema, 2)
     try:
         async with pool.acquire() as conn:
             await conn.execute("CREATE TABLE seen (id text PRIMARY KEY)")
-        loop = ConsumerLoop(app.service(schema), pool, consumer=None, batch_max_records=100, poll_timeout_ms=100,
-                            retry_initial_s=0.1, retry_max_s=0.1)
-        await loop.process(records)
-        async with pool.acquire() as conn:
-            seen = [r["id"] for r in await conn.fetch("SELECT id FROM seen ORDER BY id")]
-            reasons = [dict(zip(r["header_names"], r["header_values"]))["dlq.reason"] for r in await conn.fetch(
-                "SELECT header_names, header_values FROM outbox WHERE topic = $1 ORDER BY id", APPEALS + ".dlq")]
+        yield schema, pool
     finally:
         await pool.close()
+
+
+async def seen_and_dead_letters(pool) -> tuple[list[str], list[bytes]]:
+    """The ids the handlers wrote, and the reasons of the dead letters, in order."""
+    async with pool.acquire() as conn:
+        seen = [r["id"] for r in await conn.fetch("SELECT id FROM seen ORDER BY id")]
+        reasons = [dict(zip(r["header_names"], r["header_values"]))["dlq.reason"] for r in await conn.fetch(
+            "SELECT header_names, header_values FROM outbox WHERE topic = $1 ORDER BY id", APPEALS + ".dlq")]
     return seen, reasons
+
+
+def loop_of(service: Service, pool) -> ConsumerLoop:
+    return ConsumerLoop(service, pool, consumer=None, batch_max_records=100, poll_timeout_ms=100,
+                        retry_initial_s=0.1, retry_max_s=0.1)
+
+
+async def run(database_url: str, app: Recorder, records: list[ConsumerRecord]) -> tuple[list[str], list[bytes]]:
+    async with seen_table(database_url) as (schema, pool):
+        await loop_of(app.service(schema), pool).process(records)
+        return await seen_and_dead_letters(pool)
 
 
 async def test_one_call_per_batch_with_the_valid_events_in_offset_order(database_url):

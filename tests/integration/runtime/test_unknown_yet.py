@@ -3,14 +3,12 @@ to their end (BatchProcessor.catch_up), in a batch of its own transaction; rejec
 a catch-up cut short is a transient failure, never a dead letter."""
 from __future__ import annotations
 
-import uuid
-
 from warden.contract.envelope import UnknownYet
-from warden.runtime.consumer import CatchUpIncomplete, ConsumerLoop
-from warden.runtime.database import RUNTIME_MIGRATIONS, create_pool, is_transient, migrate
+from warden.runtime.consumer import CatchUpIncomplete
+from warden.runtime.database import RUNTIME_MIGRATIONS, is_transient
 from warden.runtime.service import Context, Service, Subscription
 
-from tests.integration.runtime.test_batch_handler import APPEALS, record
+from tests.integration.runtime.test_batch_handler import APPEALS, loop_of, record, seen_and_dead_letters, seen_table
 
 
 class Registry:
@@ -36,28 +34,16 @@ class Registry:
 
 async def run(database_url: str, registry: Registry, ids: list[str]) -> tuple[list[str], list[bytes], Exception | None]:
     """What the batch of `ids` left: the appeals handled, the dead letters' reasons, and what it raised."""
-    schema = f"rt_unknown_{uuid.uuid4().hex[:6]}"
-    await migrate(database_url, schema, [RUNTIME_MIGRATIONS])
-    pool = await create_pool(database_url, schema, 2)
-    try:
-        async with pool.acquire() as conn:
-            await conn.execute("CREATE TABLE seen (id text PRIMARY KEY)")
-        service = Service("unknown-test", schema, [Subscription(APPEALS, registry.handle)], [RUNTIME_MIGRATIONS])
-        loop = ConsumerLoop(service, pool, consumer=None, batch_max_records=100, poll_timeout_ms=100,
-                            retry_initial_s=0.1, retry_max_s=0.1)
+    async with seen_table(database_url) as (schema, pool):
+        loop = loop_of(Service("unknown-test", schema, [Subscription(APPEALS, registry.handle)], [RUNTIME_MIGRATIONS]),
+                       pool)
         loop.processor.catch_up = registry.catch_up
         raised = None
         try:
             await loop.process([record(offset, appeal_id) for offset, appeal_id in enumerate(ids)])
         except Exception as exc:
             raised = exc
-        async with pool.acquire() as conn:
-            seen = [r["id"] for r in await conn.fetch("SELECT id FROM seen ORDER BY id")]
-            reasons = [dict(zip(r["header_names"], r["header_values"]))["dlq.reason"] for r in await conn.fetch(
-                "SELECT header_names, header_values FROM outbox WHERE topic = $1 ORDER BY id", APPEALS + ".dlq")]
-    finally:
-        await pool.close()
-    return seen, reasons, raised
+        return (*await seen_and_dead_letters(pool), raised)
 
 
 async def test_an_event_known_once_the_registry_is_read_to_its_end_is_handled(database_url):
