@@ -340,6 +340,13 @@ class CatchUp:
         partitions = await self._assign()
         if not partitions:
             return 0
+        self.reader.resume(*partitions)
+        try:
+            return await self._read(partitions)
+        finally:
+            self.reader.pause(*partitions)  # between passes the reader fetches nothing: no load on the broker
+
+    async def _read(self, partitions: list[TopicPartition]) -> int:
         ends = await self.reader.end_offsets(partitions)
         read = 0
         while True:
@@ -350,7 +357,7 @@ class CatchUp:
                 raise CatchUpIncomplete("stopping")
             batch = await self.reader.getmany(*behind, timeout_ms=self.loop.poll_timeout_ms,
                                               max_records=self.loop.batch_max_records)
-            records = [r for tp in behind for r in batch.get(tp, ()) if r.offset < ends[tp]]
+            records = [r for tp in behind for r in batch.get(tp, ())]  # those past the end too: the reader is past them
             if records:
                 decoded = self.loop.processor.decode(records)
                 for item in decoded:

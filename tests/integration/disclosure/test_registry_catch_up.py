@@ -81,7 +81,10 @@ async def test_an_approval_read_before_its_authority_s_registry_record_acts_and_
         await loop.process(await records_naming(bootstrap, SUBSCRIBERS, suspect))
         await loop.process(await records_naming(bootstrap, DECIDED, approved["case_id"], forged["case_id"]))
         acted, refused = await outcomes(pool, approved["case_id"]), await outcomes(pool, forged["case_id"])
+        reader = catch_up.catch_up.reader
+        idle = reader.paused() == reader.assignment() != set()  # between passes it fetches nothing
 
     assert "legal.disclosures.issued" in acted and DECIDED + ".dlq" not in acted
     assert refused == {DECIDED + ".dlq": ["unregistered_authority_key"]}
     assert catch_up.passes[1:] == [1]  # one pass for the batch, from where the last one ended: the court's record
+    assert idle
