@@ -296,7 +296,7 @@ async def record_withdrawal(ctx: Context, withdrawn: RequestWithdrawn) -> None:
     assert ctx.envelope is not None
     if request_key(ctx.envelope.data, await usable_keys(ctx, withdrawn.authority_id)) is None:
         raise UnknownYet("bad_signature", f"the withdrawal does not verify with a registered key of "
-                                             f"{withdrawn.authority_id!r}")
+                                          f"{withdrawn.authority_id!r}")
     case_id = case_id_for(withdrawn.authority_id, withdrawn.request_id)
     forget_lookups(ctx)
     recorded, acted = await store.record_withdrawal(ctx.conn, case_id, withdrawn.request_id, withdrawn.authority_id,

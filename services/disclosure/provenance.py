@@ -68,5 +68,5 @@ async def verify_approval(ctx: Context, approval: RequestApproved) -> bool:
     standing = await key_standing(ctx, approval.authority_id, approval.authority_key)
     if standing is None:
         raise UnknownYet("unregistered_authority_key",
-                            f"the pinned key is not registered for {approval.authority_id!r}")
+                         f"the pinned key is not registered for {approval.authority_id!r}")
     return standing == "active"

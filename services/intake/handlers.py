@@ -34,7 +34,7 @@ async def verify_request(ctx: Context, item: BatchItem[LegalRequest]) -> None:
         raise EventRejected("revoked_authority", f"authority {request.authority_id!r} is revoked")
     if not verify(signed_bytes(item.envelope.data), request.signature, authority.public_key):
         raise UnknownYet("bad_signature",
-                            f"signature does not verify with the registered key of {request.authority_id!r}")
+                         f"signature does not verify with the registered key of {request.authority_id!r}")
 
 
 @dataclass

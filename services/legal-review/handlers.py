@@ -52,7 +52,7 @@ async def verified_request(ctx: Context, received: RequestReceived) -> str:
     key = request_key(received.submitted, await usable_keys(ctx, submitted.authority_id))
     if key is None:
         raise UnknownYet("bad_signature", f"the request's signature does not verify with a registered key of "
-                                             f"{submitted.authority_id!r}")
+                                          f"{submitted.authority_id!r}")
     return key
 
 

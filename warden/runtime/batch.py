@@ -113,12 +113,13 @@ class BatchProcessor:
     """
 
     def __init__(self, service: Service, pool: asyncpg.Pool, *, hand_over: HandOver | None = None,
-                 settings: Settings | None = None, catch_up: Callable[[], Awaitable[object]] | None = None):
+                 settings: Settings | None = None):
         self.service = service
         self.pool = pool
         self.hand_over = hand_over
-        # Reads the `catch_up_first` topics to their end (consumer.CatchUp); None: UnknownYet dead-letters at once.
-        self.catch_up = catch_up
+        # Reads the `catch_up_first` topics to their end (consumer.CatchUp, set by the runtime that owns its
+        # reader); None: UnknownYet dead-letters at once.
+        self.catch_up: Callable[[], Awaitable[object]] | None = None
         self.settings = settings if settings is not None else Settings()
         self._subscriptions = {s.topic: s for s in service.subscriptions}  # looked up per record: a dict, once
 
