@@ -44,6 +44,7 @@ allow intake --topic legal.authorities.dlq Write Describe
 allow intake --topic legal.disclosures.issued.dlq Write Describe
 allow intake --topic legal.requests.progress.dlq Write Describe
 allow intake --group warden-intake Read
+allow intake --group warden-intake-views Read
 
 user legal-review "$KAFKA_PASSWORD_LEGAL_REVIEW"
 allow legal-review --topic legal.authorities Read Describe
@@ -64,6 +65,7 @@ allow legal-review --topic legal.requests.amended.dlq Write Describe
 allow legal-review --topic legal.requests.withdrawn.dlq Write Describe
 allow legal-review --topic moderation.violations.dlq Write Describe
 allow legal-review --group warden-legal-review Read
+allow legal-review --group warden-legal-review-views Read
 
 user disclosure "$KAFKA_PASSWORD_DISCLOSURE"
 allow disclosure --topic legal.authorities Read Describe
@@ -80,6 +82,7 @@ allow disclosure --topic platform.subscribers.dlq Write Describe
 allow disclosure --topic legal.requests.decided.dlq Write Describe
 allow disclosure --topic legal.requests.withdrawn.dlq Write Describe
 allow disclosure --group warden-disclosure Read
+allow disclosure --group warden-disclosure-views Read
 
 user moderation "$KAFKA_PASSWORD_MODERATION"
 allow moderation --topic platform.content Read Describe
@@ -93,6 +96,7 @@ allow moderation --topic platform.content.dlq Write Describe
 allow moderation --topic moderation.reports.submitted.dlq Write Describe
 allow moderation --topic moderation.appeals.submitted.dlq Write Describe
 allow moderation --group warden-moderation Read
+allow moderation --group warden-moderation-views Read
 
 user authority-gateway "$KAFKA_PASSWORD_AUTHORITY_GATEWAY"
 allow authority-gateway --topic legal.requests.submitted Write Describe

@@ -52,7 +52,7 @@ def principals() -> tuple[str, ...]:
 
 
 def grants(group_prefix: str = "warden") -> dict[str, list[Grant]]:
-    """Each principal's grants, topics in registry order then DLQs, then its consumer group."""
+    """Each principal's grants, topics in registry order then DLQs, then its consumer groups."""
     operations: dict[str, dict[str, set[str]]] = defaultdict(dict)
 
     def allow(principal: str, topic: str, *ops: str) -> None:
@@ -75,5 +75,7 @@ def grants(group_prefix: str = "warden") -> dict[str, list[Grant]]:
         result[principal] = [Grant("topic", name, tuple(op for op in _OPERATION_ORDER if op in ops))
                              for name, ops in operations[principal].items()]
         if any(principal in t.consumers for t in TOPICS.values()):
-            result[principal].append(Grant("group", f"{group_prefix}-{principal}", ("Read",)))
+            # Its consumer groups: its effects' and its views' (warden/runtime/service.py, Service.consumers).
+            result[principal] += [Grant("group", f"{group_prefix}-{principal}", ("Read",)),
+                                  Grant("group", f"{group_prefix}-{principal}-views", ("Read",))]
     return result

@@ -52,7 +52,8 @@ def available_services() -> list[str]:
 
 
 class Runtime:
-    """A running service: its pool, Kafka clients, consumer loop, outbox relay and HTTP server."""
+    """A running service: its pool, Kafka clients, consumer loops (its effects' and, if it has views, its
+    views': Service.consumers), outbox relay and HTTP server."""
 
     def __init__(self, service: Service, settings: Settings):
         self.service = service
@@ -60,10 +61,15 @@ class Runtime:
         self.stopping = asyncio.Event()
         self.pool: asyncpg.Pool | None = None
         self.producer = kafka.producer(settings.kafka_bootstrap_servers, settings.kafka_security)
+        self.effects, self.views = service.consumers()
         self.consumer = kafka.consumer(settings.kafka_bootstrap_servers, settings.group_id(service.name),
                                        settings.kafka_security, fetch_max_wait_ms=settings.fetch_max_wait_ms)
+        self.views_consumer = None if self.views is None else kafka.consumer(
+            settings.kafka_bootstrap_servers, settings.views_group_id(service.name), settings.kafka_security,
+            fetch_max_wait_ms=settings.fetch_max_wait_ms)
         self.relay: OutboxRelay | None = None
         self.loop: ConsumerLoop | None = None
+        self.views_loop: ConsumerLoop | None = None
         self.catch_up_reader: AIOKafkaConsumer | None = None
         self.database_ok = False
         self.http_port: int | None = None
@@ -94,15 +100,17 @@ class Runtime:
         log.info("caught up before consuming", extra={"topics": topics, "records": read})
 
     def readiness(self) -> dict[str, bool]:
+        loops = [self.loop] if self.views is None else [self.loop, self.views_loop]
         return {
-            "consumer_group_joined": bool(self.loop and self.loop.membership.joined),
-            "database": self.database_ok and bool(self.loop and self.loop.database_ok),
+            "consumer_group_joined": all(loop is not None and loop.membership.joined for loop in loops),
+            "database": self.database_ok and all(loop is not None and loop.database_ok for loop in loops),
             "kafka_producer": bool(self.relay and self.relay.healthy),
         }
 
     async def connect_database(self) -> None:
         s = self.settings
-        pool_size = s.db_pool_size + self.service.in_flight(s) - 1  # a connection per batch in flight beyond one
+        # A connection per batch in flight beyond one, and one for the views' batches.
+        pool_size = s.db_pool_size + self.service.in_flight(s) - 1 + (self.views is not None)
         self.pool = await open_database(s.database_url, self.service.schema, self.service.migration_sets,
                                         pool_size, Backoff(s.retry_initial_s, s.retry_max_s), self.stopping,
                                         migrate_first=s.migrate_on_start)
@@ -121,23 +129,25 @@ class Runtime:
         await kafka.start_with_retry(self.producer, "producer")
         self.relay = OutboxRelay(self.service.name, self.pool, self.producer, batch_size=s.outbox_batch_size,
                                  retry_initial_s=s.retry_initial_s, retry_max_s=s.retry_max_s)
-        self.loop = ConsumerLoop(self.service, self.pool, self.consumer,
-                                 batch_max_records=self.service.batch_size(s),
-                                 poll_timeout_ms=s.poll_timeout_ms, retry_initial_s=s.retry_initial_s,
-                                 retry_max_s=s.retry_max_s, commit_interval_s=s.commit_interval_ms / 1000,
-                                 batches_in_flight=self.service.in_flight(s),
-                                 on_committed=self.relay.hand_over if s.outbox_relay else None,
-                                 settings=s)
+        self.loop = self._consumer_loop(self.effects, self.consumer, self.service.in_flight(s))
+        if self.views is not None:
+            self.views_loop = self._consumer_loop(self.views, self.views_consumer, 1)
         try:
             await self.catch_up()
             self.loop.subscribe()
             await kafka.start_with_retry(self.consumer, "consumer")
+            if self.views_loop is not None:
+                self.views_loop.subscribe()
+                await kafka.start_with_retry(self.views_consumer, "views consumer")
         except BaseException:
             await self._close_catch_up_reader()
             raise
-        log.info("service started", extra={"group_id": s.group_id(self.service.name)})
+        groups = [s.group_id(self.service.name)] + ([s.views_group_id(self.service.name)] if self.views else [])
+        log.info("service started", extra={"group_ids": groups})
         tasks = [asyncio.create_task(self.loop.run(self.stopping), name="consumer"),
                  asyncio.create_task(self._watch_database(), name="db-health")]
+        if self.views_loop is not None:
+            tasks.append(asyncio.create_task(self.views_loop.run(self.stopping), name="views-consumer"))
         if s.outbox_relay:
             tasks.append(asyncio.create_task(self.relay.run(self.stopping), name="outbox"))
         tasks.append(asyncio.create_task(prune_inbox(
@@ -153,12 +163,22 @@ class Runtime:
             for task in tasks:
                 task.cancel()
             await close_within("consumer", self.consumer.stop())  # leaves the group: partitions move on at once
+            if self.views_consumer is not None:
+                await close_within("views consumer", self.views_consumer.stop())
             await self._close_catch_up_reader()
             await close_within("producer", self.producer.stop())
             await close_within("database pool", self.pool.close(), if_not_closed=self.pool.terminate)
             server.should_exit = True
             await asyncio.wait([http_task], timeout=5)
             log.info("service stopped")
+
+    def _consumer_loop(self, reads: Service, consumer: AIOKafkaConsumer, batches_in_flight: int) -> ConsumerLoop:
+        s = self.settings
+        return ConsumerLoop(reads, self.pool, consumer, batch_max_records=self.service.batch_size(s),
+                            poll_timeout_ms=s.poll_timeout_ms, retry_initial_s=s.retry_initial_s,
+                            retry_max_s=s.retry_max_s, commit_interval_s=s.commit_interval_ms / 1000,
+                            batches_in_flight=batches_in_flight,
+                            on_committed=self.relay.hand_over if s.outbox_relay else None, settings=s)
 
     async def _close_catch_up_reader(self) -> None:
         if self.catch_up_reader is not None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Generic, Protocol, TypeVar
 
 import asyncpg
@@ -175,7 +175,8 @@ class Subscription:
     # For a view of another service's progress that may lag behind it by this many seconds (what an
     # authority is shown of its requests): once a poll brings this topic's records, its partitions are
     # not fetched again until the interval has passed, so each fetch, batch and transaction carries more
-    # of its events and the topics that gate an effect are fetched on their own in between. 0: at once.
+    # of its events. 0: at once. Such a subscription is read by the service's views consumer
+    # (Service.consumers), apart from the topics that gate an effect.
     read_every_s: float = 0.0
     # The handler itself makes a redelivered event a no-op, by a key of the event's own (moderation's reports:
     # reporter and report id, its table's primary key), so the topic's valid events take no inbox row: one
@@ -269,6 +270,18 @@ class Service:
                     problems.append(f"{subscription.topic} is read as structs, but {exc}")
         if problems:
             raise ConfigurationError(f"{self.name} does not match the topic registry: " + "; ".join(problems))
+
+    def consumers(self) -> tuple[Service, Service | None]:
+        """What each of the service's consumer loops reads: the subscriptions that gate its effects, and
+        its views (those with `read_every_s`), or None for a service without views or with nothing else.
+        The views have a consumer, a consumer group (Settings.views_group_id) and transactions of their
+        own: a view's batch carries a quarter of a second of another service's events (statuses, sealed
+        packages), and no event that gates an effect waits in that transaction, or behind it."""
+        views = [s for s in self.subscriptions if s.read_every_s]
+        effects = [s for s in self.subscriptions if not s.read_every_s]
+        if not views or not effects:
+            return self, None
+        return replace(self, subscriptions=effects), replace(self, subscriptions=views)
 
     def subscription(self, topic: str) -> Subscription:
         for sub in self.subscriptions:

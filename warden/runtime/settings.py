@@ -204,6 +204,10 @@ class Settings(BaseSettings):
     def group_id(self, service: str) -> str:
         return f"{self.group_prefix}-{service}"
 
+    def views_group_id(self, service: str) -> str:
+        """The consumer group of the service's views (Service.consumers)."""
+        return f"{self.group_prefix}-{service}-views"
+
 
 def trusted_proxy_list(value: str) -> list[str]:
     return [entry.strip() for entry in value.split(",") if entry.strip()]

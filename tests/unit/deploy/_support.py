@@ -105,7 +105,7 @@ def kustomize(overlay: str) -> list[dict]:
 
 def expected_acls() -> dict[str, dict[tuple[str, str], set[str]]]:
     """Straight from the registry: a topic's producer(s) write it, its consumers read it and write
-    its DLQ, each consuming service reads its group; external feeds belong to the platform except
+    its DLQ, each consuming service reads its two groups (its effects' and its views'); external feeds belong to the platform except
     the authorities' requests (the gateway, and intake for its HTTP API), the authority registry to the
     operators; a topic's readers (operators, for the audit checkpoints and the status topic) read it, and
     operators read every DLQ."""
@@ -127,6 +127,7 @@ def expected_acls() -> dict[str, dict[tuple[str, str], set[str]]]:
             allow(consumer, "topic", topic.name, "Read", "Describe")
             allow(consumer, "topic", f"{topic.name}.dlq", "Write", "Describe")
             allow(consumer, "group", f"warden-{consumer}", "Read")
+            allow(consumer, "group", f"warden-{consumer}-views", "Read")
             allow("operators", "topic", f"{topic.name}.dlq", "Read", "Describe")
         for reader in topic.readers:
             allow(reader, "topic", topic.name, "Read", "Describe")

@@ -73,12 +73,17 @@ async def test_every_client_carries_the_sasl_settings(monkeypatch, prefix):
 
 async def test_the_service_runtime_builds_its_clients_from_its_settings(monkeypatch):
     from warden.runtime.runner import Runtime
-    from warden.runtime.service import Service
+    from warden.runtime.service import Service, Subscription
+
+    async def handler(ctx, items) -> None:
+        pass
 
     set_env(monkeypatch, security_protocol="SASL_PLAINTEXT", sasl_mechanism="PLAIN",
             sasl_username="disclosure", sasl_password=SECRET)
-    runtime = Runtime(Service("disclosure", "disclosure", [], []), Settings())
-    for client in (runtime.producer.client, runtime.consumer._client):
+    with_a_view = [Subscription("legal.requests.decided", handle_batch=handler),
+                   Subscription("legal.requests.progress", handle_batch=handler, read_every_s=0.25)]
+    runtime = Runtime(Service("disclosure", "disclosure", with_a_view, []), Settings())
+    for client in (runtime.producer.client, runtime.consumer._client, runtime.views_consumer._client):
         assert (client._security_protocol, client._sasl_mechanism, client._sasl_plain_username) == \
             ("SASL_PLAINTEXT", "PLAIN", "disclosure")
 
