@@ -25,8 +25,8 @@ SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 # half the wait paces every consumer. Each answer is one batch, and each batch costs a transaction, an
 # outbox pass and a produce request, and the broker a listing of the partition's record batches. A
 # longer wait means fewer, larger batches and a longer wait in each hop; the legal pipeline's
-# measurements behind 75 ms, and its price at low rates, are in docs/performance.md.
-FETCH_MAX_WAIT_MS = 75
+# measurements behind 50 ms, and its price in CPU, are in docs/performance.md.
+FETCH_MAX_WAIT_MS = 50
 
 
 AnySettings = TypeVar("AnySettings", bound=BaseSettings)
