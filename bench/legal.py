@@ -150,15 +150,17 @@ async def _prepare(stack: Stack, database_url: str, run_id: str) -> dict:
 
 
 async def start_at_the_end(bootstrap: str, group_prefix: str, services: tuple[str, ...] = SERVICES) -> None:
-    """Commit the step's new consumer groups at the end of their topics.
+    """Commit the step's new consumer groups (each service's, and its views') at the end of their topics.
 
     On a shared broker the topics hold earlier steps' and other runs' events, which a new group
     would otherwise read from the start (Warden's groups begin at the earliest offset). Everything
-    a step needs (its authority, its suspects, its requests) is published after this.
+    a step needs (its authority, its suspects, its requests) is published after this. Each group
+    is committed at the end of every topic its service consumes: a group's offsets for a topic it
+    does not read are never looked at.
     """
-    for service in services:
+    for service, group in ((s, g) for s in services for g in (f"{group_prefix}-{s}", f"{group_prefix}-{s}-views")):
         topics = [t.name for t in TOPICS.values() if service in t.consumers]
-        consumer = kafka.consumer(bootstrap, f"{group_prefix}-{service}")
+        consumer = kafka.consumer(bootstrap, group)
         await consumer.start()
         try:
             partitions = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()]

@@ -1,24 +1,27 @@
-"""On a shared broker, a bench step's new consumer groups skip what earlier steps and runs left."""
+"""On a shared broker, a bench step's new consumer groups (each service's, and its views') skip what earlier
+steps and runs left."""
 from __future__ import annotations
 
 import uuid
+
+import pytest
 
 from warden.runtime import kafka
 
 from bench.legal import start_at_the_end
 from tests.support.kafka import produce_raw
 
-SUBMITTED = "legal.requests.submitted"
 
-
-async def test_a_steps_groups_start_after_what_the_topics_already_hold(bootstrap):
-    await produce_raw(bootstrap, SUBMITTED, b"left by an earlier step", key=b"court-1")
+@pytest.mark.parametrize("group, topic", [("intake", "legal.requests.submitted"),
+                                          ("intake-views", "legal.requests.progress")])
+async def test_a_steps_groups_start_after_what_the_topics_already_hold(bootstrap, group, topic):
+    await produce_raw(bootstrap, topic, b"left by an earlier step", key=b"court-1")
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
     await start_at_the_end(bootstrap, prefix)
-    await produce_raw(bootstrap, SUBMITTED, b"this step's", key=b"court-1")
+    await produce_raw(bootstrap, topic, b"this step's", key=b"court-1")
 
-    consumer = kafka.consumer(bootstrap, f"{prefix}-intake")
-    consumer.subscribe([SUBMITTED])
+    consumer = kafka.consumer(bootstrap, f"{prefix}-{group}")
+    consumer.subscribe([topic])
     await consumer.start()
     try:
         seen: list[bytes] = []
