@@ -21,6 +21,7 @@ from warden.runtime.outbox import event_row
 from warden.runtime.runner import Runtime
 from warden.runtime.service import BatchItem, Context, Service, Subscription
 
+from tests.support.kafka import topic_ends
 from tests.support.stack import service_settings
 
 PROGRESS, STATUS = "legal.requests.progress", "legal.requests.status"
@@ -86,16 +87,6 @@ async def committed(bootstrap: str, group: str, topic: str) -> dict[int, int | N
         await reader.stop()
 
 
-async def ends(bootstrap: str, topic: str) -> dict[int, int]:
-    reader = kafka.consumer(bootstrap, None)
-    await reader.start()
-    try:
-        partitions = [TopicPartition(topic, p) for p in reader.partitions_for_topic(topic)]
-        return {tp.partition: offset for tp, offset in (await reader.end_offsets(partitions)).items()}
-    finally:
-        await reader.stop()
-
-
 async def test_a_held_up_view_holds_back_no_effect_and_each_group_commits_its_own(broker, database_url):
     await kafka.create_topics(broker)
     handlers = Handlers()
@@ -141,11 +132,10 @@ async def test_a_held_up_view_holds_back_no_effect_and_each_group_commits_its_ow
         await producer.stop()
 
     # Each loop committed its own topic's offsets in its own group, and nothing of the other's.
-    written = {topic: {p: end for p, end in (await ends(broker, topic)).items() if end}
+    written = {topic: {p: end for p, end in (await topic_ends(broker, topic)).items() if end}
                for topic in (STATUS, PROGRESS)}
     effects, views = settings.group_id("views-test"), settings.views_group_id("views-test")
     assert {p: o for p, o in (await committed(broker, effects, STATUS)).items() if o} == written[STATUS]
     assert {p: o for p, o in (await committed(broker, views, PROGRESS)).items() if o} == written[PROGRESS]
     assert not any((await committed(broker, effects, PROGRESS)).values())
     assert not any((await committed(broker, views, STATUS)).values())
-
