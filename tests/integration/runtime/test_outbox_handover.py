@@ -88,6 +88,13 @@ async def test_handed_rows_go_out_without_a_scan_and_leave_the_outbox(bootstrap,
         assert await s.waiting() == 0
         assert await s.published() == [b"row 1", b"row 2", b"row 3"]
 
+        s.relay.hand_over(*await s.commit(b"row 4"))
+        statements_before = len(s.statements)  # after the connection's first use of each statement and its types
+        assert await s.relay.publish_handed() == 1
+        # The delete is the pass's one round trip: no BEGIN, SET LOCAL or COMMIT around it.
+        assert [q.split()[0] for q in s.statements[statements_before:]] == ["DELETE"]
+        assert await s.waiting() == 0
+
 
 async def test_a_row_a_scan_sent_is_not_sent_again_when_handed_over(bootstrap, database_url):
     async with Setup(database_url, bootstrap) as s:
