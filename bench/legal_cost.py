@@ -6,7 +6,10 @@ outbox for legal review goes to legal review's processor the same way, and what 
 there for disclosure goes to disclosure's. Each service has its schema in one database of an embedded
 PostgreSQL of its own, the court registered and the bench's suspects and sessions fed through each
 service's own subscriptions first. It prints, per request and per service, the worker's CPU and
-Postgres's CPU (the server and its backends) over that service's batches only. Where `make bench`
+Postgres's CPU (the server and its backends) over that service's batches only; then, as "<service>
+views", the same for the events of its views (Subscription.read_every_s: the statuses, progress and
+packages the three services emitted), in the batches a quarter of a second at 200 req/s holds (50
+requests' events). Where `make bench`
 says how long a request takes on a shared machine, this says whose work it is, with no broker, no
 other process and no wait in it. Like the services, it freezes the startup heap and runs on uvloop;
 `py-spy record -- python -m bench.legal_cost` shows where each service's part goes.
@@ -45,13 +48,40 @@ def setup_records(auth: dict, registry_key: str, run_id: str) -> dict[str, list[
             "platform.subscribers": records("platform.subscribers", subscriber_records(run_id, now))}
 
 
-async def emitted(pool: asyncpg.Pool, topic: str) -> list[ConsumerRecord]:
-    """The rows the service's transactions left in its outbox for `topic`, as the next service receives
-    them; the outbox is emptied, as the relay would."""
+async def emitted(pool: asyncpg.Pool) -> dict[str, list[tuple[bytes, bytes, list]]]:
+    """The rows the service's transactions left in its outbox, by topic, as (key, value, headers) in the
+    order the relay sends them; the outbox is emptied, as the relay would."""
     async with pool.acquire() as conn, conn.transaction():
         rows = await conn.fetch("DELETE FROM outbox RETURNING id, topic, key, value, header_names, header_values")
-    return records(topic, [(r["key"], r["value"], list(zip(r["header_names"], r["header_values"])))
-                           for r in sorted(rows, key=lambda r: r["id"]) if r["topic"] == topic])
+    by_topic: dict[str, list[tuple[bytes, bytes, list]]] = {}
+    for r in sorted(rows, key=lambda r: r["id"]):
+        by_topic.setdefault(r["topic"], []).append((r["key"], r["value"], list(zip(r["header_names"],
+                                                                                   r["header_values"]))))
+    return by_topic
+
+
+def view_batches(published: dict[str, list[tuple[bytes, bytes, list]]], topics: set[str], count: int,
+                 requests_per_batch: int = 50) -> list[list[ConsumerRecord]]:
+    """The views' topics' records in batches of `requests_per_batch` requests' worth, each topic's share in
+    order (what a views consumer reading every 0.25 s takes at 200 req/s)."""
+    parts = max(1, count // requests_per_batch)
+    batches: list[list[ConsumerRecord]] = [[] for _ in range(parts)]
+    for topic in sorted(topics & published.keys()):
+        consumed = records(topic, published[topic])
+        for i in range(parts):
+            batches[i] += consumed[i * len(consumed) // parts:(i + 1) * len(consumed) // parts]
+    return batches
+
+
+async def timed(processor: BatchProcessor, pool: asyncpg.Pool, server_pid: int, batches: list[list[ConsumerRecord]],
+                count: int) -> dict:
+    """The worker's and Postgres's CPU per request over `batches`."""
+    await pool.execute("CHECKPOINT")
+    worker, server = time.process_time(), cpu_seconds(server_pid)
+    for consumed in batches:
+        await processor.process(consumed)
+    worker, server = time.process_time() - worker, cpu_seconds(server_pid) - server
+    return {"worker_cpu_us": round(worker * 1e6 / count, 1), "postgres_cpu_us": round(server * 1e6 / count, 1)}
 
 
 async def measure(server_url: str, server_pid: int, count: int, batch: int, registry_key: str) -> dict:
@@ -74,22 +104,29 @@ async def measure(server_url: str, server_pid: int, count: int, batch: int, regi
                 if topic in topics:
                     for start in range(0, len(consumed), 500):
                         await processors[service_name][0].process(consumed[start:start + 500])
-            await emitted(pool, "")  # what the setup emitted is not the requests' cost
+            await emitted(pool)  # what the setup emitted is not the requests' cost
         incoming = records("legal.requests.submitted", [
             (key, value, headers) for _, key, value, headers in
             (request_event(auth, suspect(run_id, n % SUSPECTS), n, run_id) for n in range(count))])
         figures = {}
+        published: dict[str, list[tuple[bytes, bytes, list]]] = {}
         for service_name, produces in PIPELINE:
             processor, pool = processors[service_name]
-            await pool.execute("CHECKPOINT")
-            worker, server = time.process_time(), cpu_seconds(server_pid)
-            for start in range(0, len(incoming), batch):
-                await processor.process(incoming[start:start + batch])
-            worker, server = time.process_time() - worker, cpu_seconds(server_pid) - server
-            figures[service_name] = {"worker_cpu_us": round(worker * 1e6 / count, 1),
-                                     "postgres_cpu_us": round(server * 1e6 / count, 1)}
-            incoming = await emitted(pool, produces)
+            figures[service_name] = await timed(
+                processor, pool, server_pid, [incoming[start:start + batch] for start in range(0, len(incoming), batch)],
+                count)
+            for topic, rows in (await emitted(pool)).items():
+                published.setdefault(topic, []).extend(rows)
+            incoming = records(produces, published.get(produces, []))
             figures[service_name]["emitted"] = len(incoming)
+        for service_name, _ in PIPELINE:
+            processor, pool = processors[service_name]
+            views = {s.topic for s in processor.service.subscriptions if s.read_every_s}
+            if views:
+                batches = view_batches(published, views, count)
+                figures[f"{service_name} views"] = {**await timed(processor, pool, server_pid, batches, count),
+                                                    "events": sum(map(len, batches))}
+                await emitted(pool)
     finally:
         for pool in pools:
             await pool.close()
