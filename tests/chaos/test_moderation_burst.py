@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import time
 import uuid
 from collections import defaultdict
 from datetime import datetime, timezone
@@ -29,6 +28,7 @@ from warden.runtime import kafka
 from warden.runtime.kafka import create_topics
 from tests.support.kafka import read_topic
 from tests.support.processes import ServiceProcess, moderation_available
+from tests.support.waiting import until
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not moderation_available(), reason="moderation is not in this tree")]
@@ -90,17 +90,6 @@ async def fetchval(database_url: str, query: str, *args):
         await conn.close()
 
 
-async def wait_until(condition, timeout: float, what: str, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached in {timeout:.0f} s")
-        await asyncio.sleep(interval)
-
-
 async def test_kill_minus_nine_mid_burst_counts_every_report_once_and_emits_every_decision_once(tmp_path):
     broker = EmbeddedKafka(log_file=tmp_path / "tansu.log").start()
     postgres = EmbeddedPostgres(tmp_path / "pg").start()
@@ -121,7 +110,7 @@ async def test_kill_minus_nine_mid_burst_counts_every_report_once_and_emits_ever
 
         async def all_described() -> bool:
             return await fetchval(postgres.url, described, f"chaos-{run}-%") == len(hot | cold)
-        await wait_until(all_described, 300, "every item described", interval=0.5)
+        await until(all_described, 300, "every item described", interval=0.5)
         await produce(broker.bootstrap, "moderation.reports.submitted", records)
         stored = "SELECT count(*) FROM moderation.reports WHERE report_id LIKE $1"
         killed_at = []
@@ -129,7 +118,7 @@ async def test_kill_minus_nine_mid_burst_counts_every_report_once_and_emits_ever
             async def reached() -> int | None:
                 n = await fetchval(postgres.url, stored, f"{run}-%")
                 return n if n is not None and n >= share * len(keys) else None
-            killed_at.append(await wait_until(reached, 300, f"{share:.0%} of the burst recorded"))
+            killed_at.append(await until(reached, 300, f"{share:.0%} of the burst recorded", interval=0.05))
             service.kill9()
             service.start()
         assert all(n < len(keys) for n in killed_at), f"a kill came after the burst: {killed_at}"
@@ -137,7 +126,7 @@ async def test_kill_minus_nine_mid_burst_counts_every_report_once_and_emits_ever
         async def drained() -> bool:
             n = await fetchval(postgres.url, stored, f"{run}-%")
             return n == len(keys) and await fetchval(postgres.url, "SELECT count(*) FROM moderation.outbox") == 0
-        await wait_until(drained, 300, "every report recorded and the outbox drained", interval=0.5)
+        await until(drained, 300, "every report recorded and the outbox drained", interval=0.5)
 
         conn = await asyncpg.connect(postgres.url)
         try:

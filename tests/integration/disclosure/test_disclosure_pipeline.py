@@ -6,7 +6,6 @@ import base64
 import json
 import logging
 import random
-import time
 import uuid
 from datetime import date, datetime, timedelta, timezone
 
@@ -20,6 +19,7 @@ from warden.signing import generate_keypair
 from tests.support.kafka import produce_event, read_topic, wait_for_events
 from tests.support.requests import new_authority, register_authority, signed_approval
 from tests.support.stack import running, service_settings
+from tests.support.waiting import until
 
 DECIDED = "legal.requests.decided"
 APPROVED = "warden.legal.request.approved.v1"
@@ -67,21 +67,13 @@ async def stored(database_url: str, account_id: str, sessions: int = 0) -> None:
             return await conn.fetchval(
                 "SELECT EXISTS (SELECT 1 FROM disclosure.accounts WHERE account_id = $1)"
                 " AND (SELECT count(*) FROM disclosure.sessions WHERE account_id = $1) >= $2", account_id, sessions)
-        await wait_until(probe)
+        await until(probe)
     finally:
         await conn.close()
 
 
 def of_case(case_id: str):
     return lambda e: e["data"].get("case_id") == case_id
-
-
-async def wait_until(probe, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while not (result := await probe()):
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.2)
-    return result
 
 
 async def test_approval_gives_one_sealed_package_only_the_authority_opens(
@@ -231,7 +223,7 @@ async def test_preservation_hold_keeps_old_sessions_from_retention(bootstrap, da
                 # Wait until the recent sessions are in and the free account's old one is gone.
                 return kept if {(held, "192.0.2.2"), (free, "192.0.2.2")} <= kept \
                     and (free, "192.0.2.1") not in kept else None
-            kept = await wait_until(purged_and_stored)
+            kept = await until(purged_and_stored)
             await asyncio.sleep(1.5)  # a few more retention runs
             kept = {(r["account_id"], r["ip"]) for r in await conn.fetch(STORED_SESSIONS, [held, free])}
             holds = await conn.fetchval("SELECT count(*) FROM disclosure.holds WHERE account_id = $1", held)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -27,6 +26,7 @@ from warden.signing import generate_keypair
 from tests.support.kafka import produce_event
 from tests.support.requests import new_authority, register_authority, request_data, signed
 from tests.support.stack import running, service_settings, wait_for_authority
+from tests.support.waiting import until
 
 API = "/authority/v1"
 NOW = datetime.now(timezone.utc)
@@ -35,14 +35,6 @@ NOW = datetime.now(timezone.utc)
 def client_of(runtime, authority: dict, private_key: str | None = None) -> AuthorityClient:
     return AuthorityClient(f"http://127.0.0.1:{runtime.settings.http_port}", authority["authority_id"],
                            private_key or authority["private_key"])
-
-
-async def until(probe, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while not (result := await probe()):
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.3)
-    return result
 
 
 async def key_revoked(database_url: str, authority_id: str) -> bool:
@@ -91,14 +83,14 @@ async def test_a_request_lives_its_whole_life_over_the_authority_api(bootstrap, 
             running("disclosure", service_settings(bootstrap, database_url)) as disclosure:
         for schema in ("intake", "legal_review", "disclosure"):
             await wait_for_authority(database_url, schema, court["authority_id"])
-        await until(lambda: subscriber_stored(database_url, account_id))
+        await until(lambda: subscriber_stored(database_url, account_id), 60)
         client = client_of(intake, court)
         accepted = await client.submit(data)
 
         async def disclosed():
             answer = (await client.status(data["request_id"])).json()
             return answer if answer["status"] == "disclosed" else None
-        history = await until(disclosed)
+        history = await until(disclosed, 60)
         sealed = (await client.disclosures(data["request_id"])).json()
         listed = (await client.list()).json()
 
@@ -217,7 +209,7 @@ async def test_a_request_waiting_for_reviewers_shows_its_review_deadline(bootstr
         async def pending():
             answer = (await client.status(data["request_id"])).json()
             return answer if answer["status"] == "pending_review" else None
-        history = (await until(pending))["history"]
+        history = (await until(pending, 60))["history"]
     [waiting] = [h for h in history if h["status"] == "pending_review"]
     assert datetime.fromisoformat(waiting["deadline"]) > datetime.fromisoformat(waiting["at"])
     assert all(h["deadline"] is None for h in history if h["status"] != "pending_review")

@@ -1,9 +1,7 @@
 """Humans decide what the machine must not: the review API from token to decision event."""
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from datetime import datetime, timezone
 
 import httpx
@@ -14,6 +12,7 @@ from tests.support.stack import running, service_settings
 from tests.integration.legal_review.support import (
     decision_of, publish_received, received, registered, status_of,
 )
+from tests.support.waiting import until
 
 TOKENS = {"tok-alice": {"reviewer": "alice", "role": "reviewer"},
           "tok-bob": {"reviewer": "bob", "role": "reviewer"},
@@ -22,14 +21,6 @@ TOKENS = {"tok-alice": {"reviewer": "alice", "role": "reviewer"},
 
 def as_(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-
-
-async def until(predicate, timeout: float = 20):
-    deadline = time.monotonic() + timeout
-    while not (result := await predicate()):
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.2)
-    return result
 
 
 async def test_two_reviewers_a_supervisor_and_the_refusals(bootstrap, database_url, monkeypatch):

@@ -98,17 +98,6 @@ def auth(token: str) -> dict:
     return {"Authorization": f"Bearer {token}"}
 
 
-async def until(probe, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.2)
-
-
 async def console_page(api: httpx.AsyncClient, content_id: str) -> str:
     """The moderator console's page of an item, as maria sees it (signed in through the form)."""
     await sign_in(api, "mod-token")

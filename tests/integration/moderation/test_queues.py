@@ -10,7 +10,8 @@ import pytest
 
 from moderation import queues
 from moderation.queues import Filters
-from tests.integration.moderation.support import auth, config, content, publish, report, running_moderation, until
+from tests.integration.moderation.support import auth, config, content, publish, report, running_moderation
+from tests.support.waiting import until
 from tests.support.stack import service_settings
 
 N = 130

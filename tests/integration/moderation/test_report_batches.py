@@ -21,7 +21,8 @@ from aiokafka.structs import ConsumerRecord
 
 from moderation.handlers import Effects, settle_reports
 from moderation.service import MIGRATIONS, build_service
-from tests.integration.moderation.support import UPDATED, config, facts, running_moderation, until
+from tests.integration.moderation.support import UPDATED, config, facts, running_moderation
+from tests.support.waiting import until
 from tests.support.stack import service_settings
 from warden.contract.envelope import encode_structured, new_event
 from warden.runtime import kafka

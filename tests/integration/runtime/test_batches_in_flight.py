@@ -13,6 +13,7 @@ from warden.runtime.database import RUNTIME_MIGRATIONS, create_pool, migrate
 from warden.runtime.service import Context, Service, Subscription
 
 from tests.integration.runtime.test_prefetch import DECIDED, approved, record
+from tests.support.waiting import until
 
 TP = TopicPartition(DECIDED, 0)
 
@@ -57,13 +58,6 @@ class Slow:
         return Service("in-flight-test", schema, [Subscription(DECIDED, self.handle)], [RUNTIME_MIGRATIONS])
 
 
-async def until(condition, timeout: float = 10.0) -> None:
-    async def poll():
-        while not condition():
-            await asyncio.sleep(0.02)
-    await asyncio.wait_for(poll(), timeout)
-
-
 @asynccontextmanager
 async def running_loop(database_url: str, batches_in_flight: int):
     """A loop over two batches, the first one slow; on the way out: stopped, and the slow one released."""
@@ -88,12 +82,12 @@ async def running_loop(database_url: str, batches_in_flight: int):
 
 async def test_a_later_batch_commits_while_an_earlier_one_waits_but_its_offsets_wait_for_it(database_url):
     async with running_loop(database_url, 2) as (app, consumer, _, _, (slow, fast)):
-        await until(lambda: fast in app.committed)  # the second batch did not wait for the first
+        await until(lambda: fast in app.committed, 10, interval=0.02)  # the second batch did not wait for the first
         assert app.committed == [fast]
         await asyncio.sleep(0.3)  # quiet polls, each a chance to commit what is handled
         assert consumer.commits == []  # offset 1 is handled, offset 0 is not: nothing may be committed
         app.release.set()
-        await until(lambda: consumer.commits and consumer.commits[-1][0] == 2)
+        await until(lambda: consumer.commits and consumer.commits[-1][0] == 2, 10, interval=0.02)
     assert app.committed == [fast, slow]
     assert all(slow in done and fast in done for _, done in consumer.commits)  # offset 2 only after both
 
@@ -103,13 +97,13 @@ async def test_one_batch_in_flight_handles_them_in_order(database_url):
         await asyncio.sleep(0.5)
         assert app.committed == []  # the second batch waits for the first
         app.release.set()
-        await until(lambda: consumer.commits and consumer.commits[-1][0] == 2)
+        await until(lambda: consumer.commits and consumer.commits[-1][0] == 2, 10, interval=0.02)
     assert app.committed == [slow, fast]
 
 
 async def test_stopping_lets_the_batches_in_flight_commit_and_commits_their_offsets(database_url):
     async with running_loop(database_url, 2) as (app, consumer, stopping, running, (slow, fast)):
-        await until(lambda: fast in app.committed)
+        await until(lambda: fast in app.committed, 10, interval=0.02)
         stopping.set()
         await asyncio.sleep(0.2)
         assert not running.done()  # the slow batch is still in its transaction

@@ -6,8 +6,6 @@ Its own broker, so that the session's other tests' events are not in these topic
 from __future__ import annotations
 
 import asyncio
-import inspect
-import time
 import uuid
 from datetime import datetime, timezone
 
@@ -23,6 +21,7 @@ from warden.runtime.service import BatchItem, Context, Service, Subscription
 
 from tests.support.kafka import topic_ends
 from tests.support.stack import service_settings
+from tests.support.waiting import until
 
 PROGRESS, STATUS = "legal.requests.progress", "legal.requests.status"
 
@@ -66,18 +65,6 @@ async def send(producer, request_id: str) -> None:
         await producer.send_and_wait(row.topic, row.value, key=row.key, headers=row.headers)
 
 
-async def eventually(check, timeout_s: float = 20) -> None:
-    """Wait until `check()` (a bool, or an awaitable of one) holds."""
-    deadline = time.monotonic() + timeout_s
-    while not await _value(check()):
-        assert time.monotonic() < deadline, "not within the time allowed"
-        await asyncio.sleep(0.05)
-
-
-async def _value(answer):
-    return await answer if inspect.isawaitable(answer) else answer
-
-
 async def committed(bootstrap: str, group: str, topic: str) -> dict[int, int | None]:
     reader = kafka.consumer(bootstrap, group)
     await reader.start()
@@ -103,7 +90,7 @@ async def test_a_held_up_view_holds_back_no_effect_and_each_group_commits_its_ow
     producer = kafka.producer(broker, linger_ms=0)
     await producer.start()
     try:
-        await eventually(lambda: all(runtime.readiness().values()))
+        await until(lambda: all(runtime.readiness().values()), interval=0.05)
         async with runtime.pool.acquire() as conn:
             await conn.execute("CREATE TABLE statuses (request_id text PRIMARY KEY)")
 
@@ -115,15 +102,15 @@ async def test_a_held_up_view_holds_back_no_effect_and_each_group_commits_its_ow
             return await statuses() == {"r-1", "r-2", "r-3"}
 
         await send(producer, "r-1")
-        await eventually(lambda: "r-1" in handlers.viewed)  # the view's batch, held up
+        await until(lambda: "r-1" in handlers.viewed, interval=0.05)  # the view's batch, held up
         for request_id in ("r-2", "r-3"):
             await send(producer, request_id)
-        await eventually(all_committed)
+        await until(all_committed, interval=0.05)
         assert handlers.viewed == ["r-1"]  # still holding its transaction
         assert all(runtime.readiness().values())
 
         handlers.release.set()
-        await eventually(lambda: handlers.viewed[-1:] == ["r-3"])
+        await until(lambda: handlers.viewed[-1:] == ["r-3"], interval=0.05)
         assert sorted(handlers.viewed) == ["r-1", "r-2", "r-3"]
     finally:
         handlers.release.set()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -29,6 +28,7 @@ from tests.support.requests import (
 )
 from tests.support.stack import running, service_settings
 from tests.integration.legal_review.support import publish_received, received_for
+from tests.support.waiting import until
 
 DECIDED, APPROVED = "legal.requests.decided", "warden.legal.request.approved.v1"
 REGISTRY, REGISTERED = "legal.authorities", "warden.legal.authority.registered.v1"
@@ -61,14 +61,6 @@ async def fetch(database_url: str, query: str, *args):
         await conn.close()
 
 
-async def wait_until(probe, timeout: float = 30):
-    deadline = time.monotonic() + timeout
-    while not (result := await probe()):
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.2)
-    return result
-
-
 async def effects(database_url: str, *, case_id: str | None = None, account_id: str | None = None) -> dict:
     """What disclosure did for a case or to an account: cases, packages, holds, notices."""
     column, value = ("case_id", case_id) if case_id else ("account_id", account_id)
@@ -92,7 +84,7 @@ async def known_accounts(database_url: str, *account_ids: str) -> None:
         rows = await fetch(database_url, "SELECT count(*) AS n FROM disclosure.sessions WHERE account_id = ANY($1)",
                            list(account_ids))
         return rows[0]["n"] >= len(account_ids)
-    await wait_until(probe)
+    await until(probe, 30)
 
 
 async def key_known(database_url: str, schema: str, authority_id: str, public_key: str, *, revoked: bool = False):
@@ -103,7 +95,7 @@ async def key_known(database_url: str, schema: str, authority_id: str, public_ke
         except asyncpg.UndefinedTableError:
             return False
         return bool(rows) and (rows[0]["revoked_at"] is not None) == revoked
-    await wait_until(probe)
+    await until(probe, 30)
 
 
 def resigned(approval: dict, private_key: str, **changes) -> dict:

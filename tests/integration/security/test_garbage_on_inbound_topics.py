@@ -20,6 +20,7 @@ from tests.support.kafka import produce_event, wait_for_records
 from tests.support.processes import moderation_available
 from tests.support.requests import new_authority, register_authority, registry_record, request_data, signed
 from tests.support.stack import running, service_settings, wait_for_authority
+from tests.support.waiting import until
 from warden.runtime import kafka
 
 PER_KIND = 3
@@ -63,13 +64,6 @@ async def dead_letters(bootstrap: str, topic: str, batch: list[Garbage], tag: st
         if reason not in bad.reasons or not by_seq[seq][0]["dlq.error"]:
             wrong.append((bad.kind, reason, by_seq[seq][0]["dlq.error"][:200]))
     assert wrong == [], wrong
-
-
-async def until(probe, timeout: float = 30):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await probe():
-        assert asyncio.get_running_loop().time() < deadline, "good events were not processed"
-        await asyncio.sleep(0.2)
 
 
 async def db_count(database_url: str, query: str, *args) -> int:
