@@ -32,6 +32,7 @@ import asyncpg
 from aiokafka import TopicPartition
 
 from warden.authorities import sign_record
+from warden.contract.access import consumer_groups
 from warden.contract.envelope import encode_structured, new_event
 from warden.contract.topics import TOPICS
 from warden.runtime import kafka
@@ -158,7 +159,7 @@ async def start_at_the_end(bootstrap: str, group_prefix: str, services: tuple[st
     is committed at the end of every topic its service consumes: a group's offsets for a topic it
     does not read are never looked at.
     """
-    for service, group in ((s, g) for s in services for g in (f"{group_prefix}-{s}", f"{group_prefix}-{s}-views")):
+    for service, group in ((s, g) for s in services for g in consumer_groups(group_prefix, s)):
         topics = [t.name for t in TOPICS.values() if service in t.consumers]
         consumer = kafka.consumer(bootstrap, group)
         await consumer.start()

@@ -5,7 +5,7 @@ its inbound topics: `authority-gateway` (the authorities' requests), `platform` 
 other external feed: subscribers, content, reports, appeals) and `operators` (the
 authority registry, signed by `warden authority`). Each principal may:
 - Write and Describe the topics it produces, and the DLQs of the topics it consumes;
-- Read and Describe the topics it consumes, and Read its consumer group `<prefix>-<service>`;
+- Read and Describe the topics it consumes, and Read its consumer groups (`consumer_groups`);
 - Read and Describe the topics it is a `reader` of (operators: `warden audit verify` reads
   legal.audit.checkpoints and `warden request status` legal.requests.status by assignment, with no group);
 - operators also Read and Describe every DLQ (`warden dlq list|show|replay`). A replay writes the
@@ -51,6 +51,12 @@ def principals() -> tuple[str, ...]:
     return (*[s for s in SERVICES if s in named], *others)
 
 
+def consumer_groups(group_prefix: str, service: str) -> tuple[str, str]:
+    """The service's consumer groups: its effects' `<prefix>-<service>` and its views'
+    `<prefix>-<service>-views` (warden/runtime/service.py, Service.consumers)."""
+    return f"{group_prefix}-{service}", f"{group_prefix}-{service}-views"
+
+
 def grants(group_prefix: str = "warden") -> dict[str, list[Grant]]:
     """Each principal's grants, topics in registry order then DLQs, then its consumer groups."""
     operations: dict[str, dict[str, set[str]]] = defaultdict(dict)
@@ -75,7 +81,6 @@ def grants(group_prefix: str = "warden") -> dict[str, list[Grant]]:
         result[principal] = [Grant("topic", name, tuple(op for op in _OPERATION_ORDER if op in ops))
                              for name, ops in operations[principal].items()]
         if any(principal in t.consumers for t in TOPICS.values()):
-            # Its consumer groups: its effects' and its views' (warden/runtime/service.py, Service.consumers).
-            result[principal] += [Grant("group", f"{group_prefix}-{principal}", ("Read",)),
-                                  Grant("group", f"{group_prefix}-{principal}-views", ("Read",))]
+            result[principal] += [Grant("group", group, ("Read",))
+                                  for group in consumer_groups(group_prefix, principal)]
     return result

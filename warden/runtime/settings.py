@@ -15,6 +15,8 @@ from typing import Literal, TypeVar
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from warden.contract.access import consumer_groups
+
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
@@ -202,11 +204,11 @@ class Settings(BaseSettings):
         return value
 
     def group_id(self, service: str) -> str:
-        return f"{self.group_prefix}-{service}"
+        return consumer_groups(self.group_prefix, service)[0]
 
     def views_group_id(self, service: str) -> str:
         """The consumer group of the service's views (Service.consumers)."""
-        return f"{self.group_prefix}-{service}-views"
+        return consumer_groups(self.group_prefix, service)[1]
 
 
 def trusted_proxy_list(value: str) -> list[str]:
