@@ -10,10 +10,12 @@ import asyncpg
 import httpx
 
 from bench.legal import start_at_the_end
-from tests.integration.moderation.support import (about, appeal, auth, config, content, publish, report,
-                                                  running_moderation, until)
+from tests.integration.moderation.support import (
+    about, appeal, auth, config, content, publish, report, running_moderation,
+)
 from tests.support.kafka import wait_for_events
 from tests.support.stack import service_settings
+from tests.support.waiting import until
 
 DELISTED, RELISTED = "warden.search.content.delisted.v1", "warden.search.content.relisted.v1"
 MODERATOR = "mod-token"  # tests/integration/moderation/support.py: maria, role moderator

@@ -11,12 +11,13 @@ from datetime import datetime, timedelta, timezone
 
 from warden.provenance import sign_decision
 
-from tests.integration.intake.test_authority_api import subscriber_stored, until
+from tests.integration.intake.test_authority_api import subscriber_stored
 from tests.integration.security.test_forgeries import FORGER, dead_letter_reasons
 from tests.support import keys
 from tests.support.kafka import produce_event, wait_for_events
 from tests.support.requests import new_authority, register_authority, signed, signed_approval
 from tests.support.stack import running, service_settings, wait_for_authority
+from tests.support.waiting import until
 
 NOW = datetime.now(timezone.utc)
 APPROVED = "warden.legal.request.approved.v1"
@@ -46,7 +47,7 @@ async def test_an_approval_within_the_amended_request_acts_and_a_forged_amendmen
     forged = amended_approval(court, account_id, FORGER["private_key"])
     async with running("disclosure", service_settings(bootstrap, database_url)):
         await wait_for_authority(database_url, "disclosure", court["authority_id"])
-        await until(lambda: subscriber_stored(database_url, account_id))
+        await until(lambda: subscriber_stored(database_url, account_id), 60)
         await produce_event(bootstrap, "legal.requests.decided", APPROVED, genuine, source="/warden/legal-review")
         forged_id = (await produce_event(bootstrap, "legal.requests.decided", APPROVED, forged,
                                          source="/warden/legal-review"))["id"]

@@ -11,12 +11,13 @@ import asyncpg
 from warden import audit
 
 from tests.integration.disclosure.test_disclosure_pipeline import (
-    NOW, account, ago, approve, new_phone, of_case, session, stored, wait_until,
+    NOW, account, ago, approve, new_phone, of_case, session, stored,
 )
 from tests.support import audit as dba
 from tests.support.kafka import wait_for_events
 from tests.support.requests import new_authority, register_authority
 from tests.support.stack import running, service_settings
+from tests.support.waiting import until
 
 ACTIONS = {"package.issued", "hold.placed", "case.closed_without_data", "notice.emitted", "retention.purged"}
 
@@ -54,7 +55,7 @@ async def test_disclosure_audits_what_it_does_and_a_truncation_is_named(bootstra
             async def all_recorded():
                 actions = {r["action"] for r in await conn.fetch("SELECT action FROM disclosure.audit_log")}
                 return actions >= ACTIONS
-            await wait_until(all_recorded)
+            await until(all_recorded)
             entries = await dba.entries(conn, "disclosure")
             chain_id = await audit.chain_id_of(conn, "disclosure")
         finally:

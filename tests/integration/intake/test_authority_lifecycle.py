@@ -22,12 +22,13 @@ from warden.identifiers import case_id_for, normalise_suspect
 from warden.provenance import sign_decision
 from warden.signing import generate_keypair
 
-from tests.integration.intake.test_authority_api import client_of, subscriber_stored, until
+from tests.integration.intake.test_authority_api import client_of, subscriber_stored
 from tests.integration.legal_review.test_review_api import TOKENS, as_
 from tests.support import keys
 from tests.support.kafka import event_of, produce_event, wait_for_events, wait_for_records
 from tests.support.requests import new_authority, register_authority, request_data, signed
 from tests.support.stack import running, service_settings, wait_for_authority
+from tests.support.waiting import until
 
 NOW = datetime.now(timezone.utc)
 SPEECH = {"category": "extremism_speech", "statute": "Art. 421-2-5", "description": "Channel posts"}
@@ -87,17 +88,17 @@ async def test_a_question_an_amendment_then_approval_disclosure_and_the_certifie
             httpx.AsyncClient(base_url=f"http://127.0.0.1:{review.http_port}", timeout=10) as reviewers:
         for schema in ("intake", "legal_review", "disclosure"):
             await wait_for_authority(database_url, schema, court["authority_id"])
-        await until(lambda: subscriber_stored(database_url, account_id))
+        await until(lambda: subscriber_stored(database_url, account_id), 60)
         client, runner = client_of(intake, court), CliRunner()
         base = cli_base(client, court, tmp_path / "court.json")
         assert (await client.submit(data)).status_code == 202
-        pending = await until(status_is(client, request_id, "pending_review"))
+        pending = await until(status_is(client, request_id, "pending_review"), 60)
         case_id = pending["case_id"]
 
         question = "Is this channel the suspect's own? The phone number seems beyond what the offense needs."
         asked = await reviewers.post(f"/review/cases/{case_id}/clarifications", json={"question": question},
                                      headers=as_("tok-alice"))
-        waiting = await until(status_is(client, request_id, "needs_clarification"))
+        waiting = await until(status_is(client, request_id, "needs_clarification"), 60)
         status_cli = await asyncio.to_thread(runner.invoke, cli, [*base, "status", request_id])
         shared = await wait_for_events(bootstrap, "legal.requests.status", lambda e: e["data"].get("case_id") == case_id
                                        and e["data"]["status"] == "needs_clarification")
@@ -105,7 +106,7 @@ async def test_a_question_an_amendment_then_approval_disclosure_and_the_certifie
             *base, "answer", request_id, "Yes, it is his own channel; IP addresses suffice.",
             "--categories", "ip_addresses"])
         again = await asyncio.to_thread(runner.invoke, cli, [*base, "answer", request_id, "Once more"])
-        await until(status_is(client, request_id, "pending_review"))
+        await until(status_is(client, request_id, "pending_review"), 60)
         case = (await reviewers.get(f"/review/cases/{case_id}", headers=as_("tok-alice"))).json()
         for token in ("tok-alice", "tok-carol"):
             voted = await reviewers.post(f"/review/cases/{case_id}/decisions", headers=as_(token),
@@ -159,11 +160,11 @@ async def test_a_withdrawn_request_gets_no_package_even_if_an_approval_comes_lat
         for schema in ("intake", "legal_review", "disclosure"):
             for authority in (court, other):
                 await wait_for_authority(database_url, schema, authority["authority_id"])
-        await until(lambda: subscriber_stored(database_url, account_id))
+        await until(lambda: subscriber_stored(database_url, account_id), 60)
         client, runner = client_of(intake, court), CliRunner()
         base = cli_base(client, court, tmp_path / "court.json")
         assert (await client.submit(data)).status_code == 202
-        await until(status_is(client, request_id, "pending_review"))
+        await until(status_is(client, request_id, "pending_review"), 60)
 
         # Straight onto Kafka, signed with another authority's key: both services dead-letter it.
         forged = await produce_event(bootstrap, "legal.requests.withdrawn", "warden.legal.request.withdrawn.v1",
@@ -176,7 +177,7 @@ async def test_a_withdrawn_request_gets_no_package_even_if_an_approval_comes_lat
                                                lambda r: (event_of(r) or {}).get("id") == unsigned["id"], count=2)
         withdraw_cli = await asyncio.to_thread(runner.invoke, cli, [
             base[0], "--json", *base[1:], "withdraw", request_id, "--reason", "investigation closed"])
-        withdrawn = await until(status_is(client, request_id, "withdrawn"))
+        withdrawn = await until(status_is(client, request_id, "withdrawn"), 60)
         twice = await client.withdraw(request_id, client.withdrawal(request_id))
         # The authority's own withdrawal, copied back onto Kafka: each service refuses it the second time.
         [sent] = await wait_for_events(bootstrap, "legal.requests.withdrawn",
@@ -222,7 +223,7 @@ async def test_answers_and_withdrawals_the_api_refuses(bootstrap, database_url):
             await wait_for_authority(database_url, "intake", authority["authority_id"])
         client, stranger = client_of(intake, court), client_of(intake, other)
         assert (await client.submit(data)).status_code == 202
-        await until(status_is(client, request_id, "received"))
+        await until(status_is(client, request_id, "received"), 60)
         withdrawal = client.withdrawal(request_id)
         answers = {
             "withdraw in transit": await client.withdraw(request_id, withdrawal),

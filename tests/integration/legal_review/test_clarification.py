@@ -19,7 +19,8 @@ from tests.support.kafka import produce_event, wait_for_events, wait_for_records
 from tests.support.requests import new_authority, signed
 from tests.support.stack import running, service_settings
 from tests.integration.legal_review.support import decision_of, publish_received, received, registered, status_of
-from tests.integration.legal_review.test_review_api import TOKENS, as_, until
+from tests.integration.legal_review.test_review_api import TOKENS, as_
+from tests.support.waiting import until
 
 AMENDED, WITHDRAWN = "warden.legal.request.amended.v1", "warden.legal.request.withdrawn.v1"
 

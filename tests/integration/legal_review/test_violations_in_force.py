@@ -8,11 +8,12 @@ from datetime import datetime, timedelta, timezone
 import httpx
 
 from tests.integration.legal_review.support import publish_received, received, registered, status_of
-from tests.integration.legal_review.test_review_api import TOKENS, as_, until
+from tests.integration.legal_review.test_review_api import TOKENS, as_
 from tests.support.console import sign_in
 from tests.support.kafka import produce_event
 from tests.support.requests import new_authority
 from tests.support.stack import running, service_settings
+from tests.support.waiting import until
 
 VIOLATIONS = "moderation.violations"
 CONFIRMED, WITHDRAWN = "warden.moderation.violation.confirmed.v1", "warden.moderation.violation.withdrawn.v1"

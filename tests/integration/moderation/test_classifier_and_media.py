@@ -15,11 +15,13 @@ from moderation.classifier import Classifier
 from moderation.config import MediaBank
 from moderation.detection import Checks
 from moderation.media import PdqHash, pdq_hash
-from tests.integration.moderation.support import (about, auth, config, console_page, content, publish, report,
-                                                  running_moderation, until)
+from tests.integration.moderation.support import (
+    about, auth, config, console_page, content, publish, report, running_moderation,
+)
 from tests.support.console import csrf_token
 from tests.support.kafka import wait_for_events
 from tests.support.stack import service_settings
+from tests.support.waiting import until
 
 BANK = Path(__file__).parent / "data" / "known-bad-test.csv"
 KNOWN = PdqHash.from_hex("22cd334d3ed62ebdd902072f9fb7dedf399b033c0717001fcf560ad00c25f414")

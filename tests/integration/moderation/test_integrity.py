@@ -13,11 +13,13 @@ import asyncpg
 import httpx
 
 from tests.integration.legal_review.support import publish_received, received, registered
-from tests.integration.moderation.support import (REMOVED, TOKENS, about, appeal, auth, config, console_page, content,
-                                                  publish, report, running_moderation, until)
+from tests.integration.moderation.support import (
+    REMOVED, TOKENS, about, appeal, auth, config, console_page, content, publish, report, running_moderation,
+)
 from tests.support.kafka import produce_event, wait_for_events, wait_for_records
 from tests.support.requests import new_authority
 from tests.support.stack import running, service_settings
+from tests.support.waiting import until
 
 DELISTED, WITHDRAWN = "warden.search.content.delisted.v1", "warden.moderation.violation.withdrawn.v1"
 

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import asyncpg
 
-from tests.integration.moderation.support import (about, appeal, auth, config, content, publish, report,
-                                                  running_moderation, until)
+from tests.integration.moderation.support import (
+    about, appeal, auth, config, content, publish, report, running_moderation,
+)
 from tests.support.kafka import produce_raw, wait_for_events, wait_for_records
 from tests.support.stack import service_settings
+from tests.support.waiting import until
 
 DELISTED, RELISTED = "warden.search.content.delisted.v1", "warden.search.content.relisted.v1"
 
