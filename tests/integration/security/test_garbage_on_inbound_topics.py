@@ -122,10 +122,12 @@ def test_garbage_on_intake_topics_is_dead_lettered_and_good_requests_flow(bootst
             await dead_letters(bootstrap, "legal.authorities", authorities, tag)
             ids = [g["request_id"] for g in goods]
             await until(lambda: db_count(database_url, "SELECT count(*) = $2 FROM intake.submissions"
-                                         " WHERE request_id = ANY($1)", ids, len(ids)))
+                                         " WHERE request_id = ANY($1)", ids, len(ids)),
+                        30, "the good events processed")
             known = [a["authority_id"] for a in good_authorities]
             await until(lambda: db_count(database_url, "SELECT count(*) = $2 FROM intake.authorities"
-                                         " WHERE authority_id = ANY($1)", known, len(known)))
+                                         " WHERE authority_id = ANY($1)", known, len(known)),
+                        30, "the good events processed")
             assert all(runtime.readiness().values()), runtime.readiness()
     asyncio.run(scenario())
 
@@ -156,7 +158,8 @@ def test_garbage_on_the_subscriber_feed_is_dead_lettered_and_good_events_are_sto
             await dead_letters(bootstrap, "platform.subscribers", batch, tag)
             ids = [g["account_id"] for g in goods]
             await until(lambda: db_count(database_url, "SELECT count(DISTINCT account_id) = $2 FROM"
-                                         " disclosure.sessions WHERE account_id = ANY($1)", ids, len(ids)))
+                                         " disclosure.sessions WHERE account_id = ANY($1)", ids, len(ids)),
+                        30, "the good events processed")
             assert all(runtime.readiness().values()), runtime.readiness()
     asyncio.run(scenario())
 
@@ -219,13 +222,16 @@ def test_garbage_on_moderation_topics_is_dead_lettered_and_good_events_count(boo
             await dead_letters(bootstrap, "platform.content", contents, tag)
             content_ids = [c["content_id"] for c in good_contents]
             await until(lambda: db_count(database_url, "SELECT count(*) = $2 FROM moderation.platform_content"
-                                         " WHERE content_id = ANY($1)", content_ids, len(content_ids)))
+                                         " WHERE content_id = ANY($1)", content_ids, len(content_ids)),
+                        30, "the good events processed")
             ids = [r["report_id"] for r in good_reports]
             await until(lambda: db_count(database_url, "SELECT count(*) = $2 FROM moderation.reports"
-                                         " WHERE report_id = ANY($1)", ids, len(ids)))
+                                         " WHERE report_id = ANY($1)", ids, len(ids)),
+                        30, "the good events processed")
             appeal_ids = [a["appeal_id"] for a in good_appeals]
             await until(lambda: db_count(database_url, "SELECT count(*) = $2 FROM moderation.appeals"
-                                         " WHERE appeal_id = ANY($1)", appeal_ids, len(appeal_ids)))
+                                         " WHERE appeal_id = ANY($1)", appeal_ids, len(appeal_ids)),
+                        30, "the good events processed")
             assert (await http.get("/readyz")).status_code == 200
     asyncio.run(scenario())
 
