@@ -82,7 +82,6 @@ allow disclosure --topic platform.subscribers.dlq Write Describe
 allow disclosure --topic legal.requests.decided.dlq Write Describe
 allow disclosure --topic legal.requests.withdrawn.dlq Write Describe
 allow disclosure --group warden-disclosure Read
-allow disclosure --group warden-disclosure-views Read
 
 user moderation "$KAFKA_PASSWORD_MODERATION"
 allow moderation --topic platform.content Read Describe
@@ -96,7 +95,6 @@ allow moderation --topic platform.content.dlq Write Describe
 allow moderation --topic moderation.reports.submitted.dlq Write Describe
 allow moderation --topic moderation.appeals.submitted.dlq Write Describe
 allow moderation --group warden-moderation Read
-allow moderation --group warden-moderation-views Read
 
 user authority-gateway "$KAFKA_PASSWORD_AUTHORITY_GATEWAY"
 allow authority-gateway --topic legal.requests.submitted Write Describe

@@ -5,7 +5,7 @@ its inbound topics: `authority-gateway` (the authorities' requests), `platform` 
 other external feed: subscribers, content, reports, appeals) and `operators` (the
 authority registry, signed by `warden authority`). Each principal may:
 - Write and Describe the topics it produces, and the DLQs of the topics it consumes;
-- Read and Describe the topics it consumes, and Read its consumer groups (`consumer_groups`);
+- Read and Describe the topics it consumes, and Read the consumer groups it joins (`groups_of`);
 - Read and Describe the topics it is a `reader` of (operators: `warden audit verify` reads
   legal.audit.checkpoints and `warden request status` legal.requests.status by assignment, with no group);
 - operators also Read and Describe every DLQ (`warden dlq list|show|replay`). A replay writes the
@@ -80,7 +80,17 @@ def grants(group_prefix: str = "warden") -> dict[str, list[Grant]]:
     for principal in principals():
         result[principal] = [Grant("topic", name, tuple(op for op in _OPERATION_ORDER if op in ops))
                              for name, ops in operations[principal].items()]
-        if any(principal in t.consumers for t in TOPICS.values()):
-            result[principal] += [Grant("group", group, ("Read",))
-                                  for group in consumer_groups(group_prefix, principal)]
+        result[principal] += [Grant("group", group, ("Read",)) for group in groups_of(group_prefix, principal)]
     return result
+
+
+def groups_of(group_prefix: str, service: str) -> tuple[str, ...]:
+    """The consumer groups the service joins (Service.consumers): its effects' group, and its views' group
+    when it reads some topics as views and others not (a service reading only views, or none, has one
+    consumer, in the effects' group); nothing for a service that consumes nothing."""
+    consumed = [t for t in TOPICS.values() if service in t.consumers]
+    if not consumed:
+        return ()
+    viewed = [t for t in consumed if service in t.viewers]
+    effects, views = consumer_groups(group_prefix, service)
+    return (effects, views) if 0 < len(viewed) < len(consumed) else (effects,)

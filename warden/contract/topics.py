@@ -6,6 +6,7 @@ also accept CloudEvents in Kafka binary mode.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -29,6 +30,9 @@ class Topic:
     consumers: tuple[str, ...] = field(default=())
     # Principals that read the topic by assignment, with no consumer group and no DLQ (a command).
     readers: tuple[str, ...] = field(default=())
+    # Consumers that read the topic as a view (Subscription.read_every_s): a few batches a second, in
+    # their views' consumer group, never gating an effect.
+    viewers: tuple[str, ...] = field(default=())
     # Services that also write an inbound topic beside its external writers (intake relays what
     # authorities submit over its HTTP API, as a gateway would).
     relayed_by: tuple[str, ...] = field(default=())
@@ -91,7 +95,7 @@ TOPICS: dict[str, Topic] = {
               consumers=("disclosure",)),
         Topic("legal.disclosures.issued", "authority_id", ("warden.legal.disclosure.issued.v1",),
               "disclosure", "Sealed, signed, hashed disclosure packages (redacted view in clear).",
-              consumers=("intake", "legal-review")),
+              consumers=("intake", "legal-review"), viewers=("intake", "legal-review")),
         Topic("legal.requests.status", "authority_id", ("warden.legal.request.status.v1",),
               "intake, legal-review, disclosure",
               "Status of each request, shared by every authority: ids, status, time and reason codes only "
@@ -99,13 +103,13 @@ TOPICS: dict[str, Topic] = {
               "authority API). Several writers by design: each stage reports its own step (received/invalid, "
               "pending_review/needs_clarification/approved/rejected/withdrawn, disclosed/no_data/preserved/"
               "cancelled), keyed by authority; a reader orders one request's statuses by `at`.",
-              consumers=("legal-review",)),
+              consumers=("legal-review",), viewers=("legal-review",)),
         Topic("legal.requests.progress", "authority_id", ("warden.legal.request.progress.v1",),
               "intake, legal-review, disclosure",
               "Each status of legal.requests.status in full (reason messages, review deadline, a reviewer's "
               "question): internal, read by intake, which serves each authority its own over HTTP, and by "
               "operators (`warden request status`).",
-              consumers=("intake",), readers=("operators",)),
+              consumers=("intake",), readers=("operators",), viewers=("intake",)),
         Topic("legal.requests.amended", "authority_id", ("warden.legal.request.amended.v1",),
               "intake", "Authorities' signed answers to reviewers' questions (amendments of a request), "
               "received over the authority API and verified by intake; verified again by legal review.",
@@ -145,11 +149,14 @@ def topic_of(event_type: str) -> Topic:
     return TOPIC_OF_TYPE[event_type]
 
 
-def declaration_problems(service: str, consumes: list[str], emits: list[str]) -> list[str]:
+def declaration_problems(service: str, consumes: Sequence[str], emits: Sequence[str], views: Sequence[str] = ()
+                         ) -> list[str]:
     """How a service's declared topics and emitted event types depart from the registry (empty: none).
 
-    A service consumes only topics that list it as a consumer, and emits only event types
-    of topics it may write (the single-writer map; `legal.requests.status` has a writer per stage).
+    A service consumes only topics that list it as a consumer, reads as views (`views`, a part of
+    `consumes`) exactly the topics that list it as a viewer (its consumer groups and their grants follow
+    from that: warden/contract/access.py), and emits only event types of topics it may write (the
+    single-writer map; `legal.requests.status` has a writer per stage).
     """
     problems = []
     for name in consumes:
@@ -157,6 +164,9 @@ def declaration_problems(service: str, consumes: list[str], emits: list[str]) ->
             problems.append(f"consumes {name}, which is not in the topic registry")
         elif service not in TOPICS[name].consumers:
             problems.append(f"consumes {name}, whose consumers are {', '.join(TOPICS[name].consumers) or 'none'}")
+        elif (name in views) != (service in TOPICS[name].viewers):
+            problems.append(f"reads {name} as {'a view' if name in views else 'an effect'}, where the registry "
+                            f"has {service} read it as {'an effect' if name in views else 'a view'}")
     for event_type in emits:
         if event_type not in TOPIC_OF_TYPE:
             problems.append(f"emits {event_type}, which no topic carries")

@@ -257,11 +257,13 @@ class Service:
 
     def check_contract(self, _settings: Any = None) -> None:
         """The service's subscriptions and emitted events against the topic registry (startup check):
-        it consumes only what lists it as a consumer and emits only on topics it may write."""
+        it consumes only what lists it as a consumer, reads as views what lists it as a viewer, and
+        emits only on topics it may write."""
         unknown = [model.__name__ for model in self.emits if model not in EVENT_TYPES]
         problems = [f"emits {name}, which is not an event of the contract" for name in unknown]
         problems += declaration_problems(self.name, [s.topic for s in self.subscriptions],
-                                         [EVENT_TYPES[m] for m in self.emits if m in EVENT_TYPES])
+                                         [EVENT_TYPES[m] for m in self.emits if m in EVENT_TYPES],
+                                         [s.topic for s in self.subscriptions if s.read_every_s])
         for subscription in (s for s in self.subscriptions if s.structs and s.topic in TOPICS):
             for event_type in sorted(TOPICS[subscription.topic].event_types):
                 try:

@@ -105,7 +105,8 @@ def kustomize(overlay: str) -> list[dict]:
 
 def expected_acls() -> dict[str, dict[tuple[str, str], set[str]]]:
     """Straight from the registry: a topic's producer(s) write it, its consumers read it and write
-    its DLQ, each consuming service reads its two groups (its effects' and its views'); external feeds belong to the platform except
+    its DLQ, each consuming service reads its effects' group, and its views' group when it reads some topics as
+    views (the topic's viewers) beside others; external feeds belong to the platform except
     the authorities' requests (the gateway, and intake for its HTTP API), the authority registry to the
     operators; a topic's readers (operators, for the audit checkpoints and the status topic) read it, and
     operators read every DLQ."""
@@ -127,7 +128,9 @@ def expected_acls() -> dict[str, dict[tuple[str, str], set[str]]]:
             allow(consumer, "topic", topic.name, "Read", "Describe")
             allow(consumer, "topic", f"{topic.name}.dlq", "Write", "Describe")
             allow(consumer, "group", f"warden-{consumer}", "Read")
-            allow(consumer, "group", f"warden-{consumer}-views", "Read")
+            if consumer in topic.viewers and any(consumer in t.consumers and consumer not in t.viewers
+                                                 for t in TOPICS.values()):
+                allow(consumer, "group", f"warden-{consumer}-views", "Read")
             allow("operators", "topic", f"{topic.name}.dlq", "Read", "Describe")
         for reader in topic.readers:
             allow(reader, "topic", topic.name, "Read", "Describe")

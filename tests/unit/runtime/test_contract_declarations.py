@@ -5,10 +5,12 @@ import dataclasses
 
 import pytest
 
+from warden.contract.access import grants
 from warden.contract.events import ContentDelisted, RequestApproved, RequestStatus
 from warden.runtime.outbox import event_row
 from warden.runtime.runner import SERVICE_MODULES, load_service
 from warden.runtime.service import ConfigurationError, Subscription
+from warden.runtime.settings import Settings
 
 
 @pytest.mark.parametrize("name", list(SERVICE_MODULES))
@@ -50,3 +52,34 @@ def test_a_topic_read_as_structs_whose_model_does_not_translate_does_not_start()
     with pytest.raises(ConfigurationError, match="legal.requests.received is read as structs, but Suspect has "
                                                  "validators"):
         rogue.check_contract()
+
+
+def test_a_service_reading_as_a_view_what_the_registry_says_it_reads_as_an_effect_does_not_start():
+    # A view's group is granted only to the registry's viewers: the service would join a group it may not read.
+    disclosure = load_service("disclosure")
+    rogue = dataclasses.replace(disclosure, subscriptions=[
+        dataclasses.replace(s, read_every_s=0.25) if s.topic == "legal.requests.withdrawn" else s
+        for s in disclosure.subscriptions])
+    with pytest.raises(ConfigurationError, match="reads legal.requests.withdrawn as a view, where the registry has "
+                                                 "disclosure read it as an effect"):
+        rogue.check_contract()
+
+
+def test_a_service_reading_as_an_effect_what_the_registry_says_it_views_does_not_start():
+    intake = load_service("intake")
+    rogue = dataclasses.replace(intake, subscriptions=[
+        dataclasses.replace(s, read_every_s=0.0) if s.topic == "legal.requests.progress" else s
+        for s in intake.subscriptions])
+    with pytest.raises(ConfigurationError, match="reads legal.requests.progress as an effect, where the registry has "
+                                                 "intake read it as a view"):
+        rogue.check_contract()
+
+
+@pytest.mark.parametrize("name", list(SERVICE_MODULES))
+def test_each_service_is_granted_exactly_the_consumer_groups_it_joins(name):
+    service = load_service(name)
+    effects, views = service.consumers()
+    settings = Settings(group_prefix="acme")
+    joined = {settings.group_id(name)} | ({settings.views_group_id(name)} if views is not None else set())
+    granted = {g.name for g in grants("acme")[name] if g.resource_type == "group"}
+    assert granted == joined
