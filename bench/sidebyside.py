@@ -16,6 +16,9 @@ bench measures (v1's measures none): every second, the CPU seconds of the run's 
 offers the load; bench.cpu.RunSampler); over the stretch of the offer in which the services were
 busiest (its length the duration less 20 s, leaving out the ramp and the drain), each role's cores
 divided by the requests held per second.
+
+`--busy CORES` runs both checkouts with that much of the machine's CPU taken by busy loops
+(bench.busy) for the length of each run: how each holds up on a machine shared with other work.
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from bench.busy import Busy
 from bench.cpu import RunSampler, busiest_window
 from bench.stats import ratio, ratio_interval
 
@@ -116,9 +120,10 @@ def _interval(bounds: list[float] | tuple[float, float] | None) -> str:
     return f" (90 % bootstrap interval over the pairs {bounds[0]}–{bounds[1]})" if bounds else ""
 
 
-def markdown(summary: dict, before: str, after: str, rate: float, duration: float) -> str:
+def markdown(summary: dict, before: str, after: str, rate: float, duration: float, busy: float = 0) -> str:
+    load = [f"other load: busy loops taking {busy:g} of the machine's cores through every run"] if busy else []
     lines = [f"# Legal pipeline side by side: {rate:g} req/s for {duration:g} s", "",
-             f"before: `{before}`  ", f"after: `{after}`", "",
+             f"before: `{before}`  ", f"after: `{after}`" + ("  " if load else ""), *load, "",
              "| pair | p99 before, ms | p99 after, ms | p99 after / before | CPU ms/request before | after | "
              "CPU after / before |", "|---|---|---|---|---|---|---|"]
     for row in summary["pairs"]:
@@ -146,13 +151,15 @@ def markdown(summary: dict, before: str, after: str, rate: float, duration: floa
 SERVICES = ("intake", "legal-review", "disclosure")
 
 
-def bench_once(checkout: Path, out: Path, rate: float, duration: float) -> tuple[dict, dict[str, float] | None]:
-    """The run's latest.json, and the cores each role used over the busiest `duration - 20` s."""
+def bench_once(checkout: Path, out: Path, rate: float, duration: float, busy: float = 0
+               ) -> tuple[dict, dict[str, float] | None]:
+    """The run's latest.json, and the cores each role used over the busiest `duration - 20` s; `busy`:
+    the cores other work takes meanwhile (bench.busy)."""
     python = checkout / ".venv" / "bin" / "python"
     out.mkdir(parents=True, exist_ok=True)
     command = [str(python), "-m", "bench", "--only", "legal", "--rates", f"{rate:g}", "--duration", f"{duration:g}",
                "--out", str(out)]
-    with open(out / "log", "w") as log:
+    with open(out / "log", "w") as log, Busy(busy):
         run = subprocess.Popen(command, cwd=checkout, stdout=log, stderr=subprocess.STDOUT)
         with RunSampler(run.pid, str(out)) as sampler:
             if run.wait():
@@ -169,6 +176,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rate", type=float, default=200)
     p.add_argument("--duration", type=float, default=60)
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "sidebyside")
+    p.add_argument("--busy", type=float, default=0, metavar="CORES",
+                   help="cores taken by busy loops through every run (bench.busy), for both checkouts alike")
     args = p.parse_args(argv)
     checkouts = {"before": args.before.resolve(), "after": args.after.resolve()}
     for side, checkout in checkouts.items():
@@ -178,7 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     for pair, side in order(args.pairs):
         stamp = datetime.now(timezone.utc).strftime("%H%M%S")
         result, cores = bench_once(checkouts[side], args.out / "runs" / f"{pair + 1}-{side}-{stamp}", args.rate,
-                                   args.duration)
+                                   args.duration, args.busy)
         run = run_of(result, side, pair, cores)
         runs.append(run)
         cpu = "n/a" if run.cpu_ms_per_request is None else f"{run.cpu_ms_per_request:5.2f}"
@@ -187,8 +196,10 @@ def main(argv: list[str] | None = None) -> None:
     summary = compare(runs)
     (args.out / "sidebyside.json").write_text(json.dumps(
         {"before": str(checkouts["before"]), "after": str(checkouts["after"]), "rate": args.rate,
-         "duration": args.duration, "runs": [asdict(r) for r in runs], **summary}, indent=2) + "\n")
-    report = markdown(summary, str(checkouts["before"]), str(checkouts["after"]), args.rate, args.duration)
+         "duration": args.duration, "busy_cores": args.busy, "runs": [asdict(r) for r in runs], **summary},
+        indent=2) + "\n")
+    report = markdown(summary, str(checkouts["before"]), str(checkouts["after"]), args.rate, args.duration,
+                      args.busy)
     (args.out / "sidebyside.md").write_text(report)
     print(report)
 

@@ -64,3 +64,9 @@ def test_cpu_by_role_is_each_side_s_mean_and_a_role_one_side_lacks_costs_it_noth
                              "views": {"after": 1.0}}
     report = markdown(compare(runs), "/a", "/b", 200, 60)
     assert "| intake | 1.0 | 2.0 | 1.0 |" in report and "| views | n/a | 1.0 | n/a |" in report
+
+
+def test_the_report_says_what_other_load_the_runs_shared_the_machine_with():
+    summary = compare([run("before", 0, 200, 7.0), run("after", 0, 220, 7.7)])
+    assert "busy loops taking 1.2 of the machine's cores" in markdown(summary, "/a", "/b", 200, 60, busy=1.2)
+    assert "other load" not in markdown(summary, "/a", "/b", 200, 60)
