@@ -54,24 +54,18 @@ def test_a_topic_read_as_structs_whose_model_does_not_translate_does_not_start()
         rogue.check_contract()
 
 
-def test_a_service_reading_as_a_view_what_the_registry_says_it_reads_as_an_effect_does_not_start():
+@pytest.mark.parametrize("name, topic, read_every_s, message", [
     # A view's group is granted only to the registry's viewers: the service would join a group it may not read.
-    disclosure = load_service("disclosure")
-    rogue = dataclasses.replace(disclosure, subscriptions=[
-        dataclasses.replace(s, read_every_s=0.25) if s.topic == "legal.requests.withdrawn" else s
-        for s in disclosure.subscriptions])
-    with pytest.raises(ConfigurationError, match="reads legal.requests.withdrawn as a view, where the registry has "
-                                                 "disclosure read it as an effect"):
-        rogue.check_contract()
-
-
-def test_a_service_reading_as_an_effect_what_the_registry_says_it_views_does_not_start():
-    intake = load_service("intake")
-    rogue = dataclasses.replace(intake, subscriptions=[
-        dataclasses.replace(s, read_every_s=0.0) if s.topic == "legal.requests.progress" else s
-        for s in intake.subscriptions])
-    with pytest.raises(ConfigurationError, match="reads legal.requests.progress as an effect, where the registry has "
-                                                 "intake read it as a view"):
+    ("disclosure", "legal.requests.withdrawn", 0.25,
+     "reads legal.requests.withdrawn as a view, where the registry has disclosure read it as an effect"),
+    ("intake", "legal.requests.progress", 0.0,
+     "reads legal.requests.progress as an effect, where the registry has intake read it as a view"),
+])
+def test_a_service_reading_a_topic_otherwise_than_the_registry_says_does_not_start(name, topic, read_every_s, message):
+    service = load_service(name)
+    rogue = dataclasses.replace(service, subscriptions=[
+        dataclasses.replace(s, read_every_s=read_every_s) if s.topic == topic else s for s in service.subscriptions])
+    with pytest.raises(ConfigurationError, match=message):
         rogue.check_contract()
 
 
