@@ -86,8 +86,8 @@ def grants(group_prefix: str = "warden") -> dict[str, list[Grant]]:
 
 def groups_of(group_prefix: str, service: str) -> tuple[str, ...]:
     """The consumer groups the service joins (Service.consumers): its effects' group, and its views' group
-    when it reads some topics as views and others not (a service reading only views, or none, has one
-    consumer, in the effects' group); nothing for a service that consumes nothing."""
+    when it reads some topics as views and others not (a service reading only views has one consumer,
+    in the effects' group); nothing for a service that consumes nothing."""
     consumed = [t for t in TOPICS.values() if service in t.consumers]
     if not consumed:
         return ()
