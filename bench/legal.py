@@ -32,7 +32,7 @@ import asyncpg
 from aiokafka import TopicPartition
 
 from warden.authorities import sign_record
-from warden.contract.access import consumer_groups
+from warden.contract.access import groups_of
 from warden.contract.envelope import encode_structured, new_event
 from warden.contract.topics import TOPICS
 from warden.runtime import kafka
@@ -151,7 +151,8 @@ async def _prepare(stack: Stack, database_url: str, run_id: str) -> dict:
 
 
 async def start_at_the_end(bootstrap: str, group_prefix: str, services: tuple[str, ...] = SERVICES) -> None:
-    """Commit the step's new consumer groups (each service's, and its views') at the end of their topics.
+    """Commit the step's new consumer groups (each service's, and its views' where it has views:
+    access.groups_of, the groups it is granted and joins) at the end of their topics.
 
     On a shared broker the topics hold earlier steps' and other runs' events, which a new group
     would otherwise read from the start (Warden's groups begin at the earliest offset). Everything
@@ -159,7 +160,7 @@ async def start_at_the_end(bootstrap: str, group_prefix: str, services: tuple[st
     is committed at the end of every topic its service consumes: a group's offsets for a topic it
     does not read are never looked at.
     """
-    for service, group in ((s, g) for s in services for g in consumer_groups(group_prefix, s)):
+    for service, group in ((s, g) for s in services for g in groups_of(group_prefix, s)):
         topics = [t.name for t in TOPICS.values() if service in t.consumers]
         consumer = kafka.consumer(bootstrap, group)
         await consumer.start()
